@@ -1,0 +1,16 @@
+/* log.h - one line per event on stderr: "2026-11-26T22:23:58.123Z airlockd[pid] LEVEL message".
+ * The daemon logs at the boundary where an error is decided, once, with context. */
+#ifndef AIRLOCK_LOG_H
+#define AIRLOCK_LOG_H
+
+enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
+
+void log_init(const char *progname, enum log_level min);
+void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,95 @@
+/* proto.h - the framed protocol between airlockd and airlock-agent.
+ *
+ * One byte stream (a socketpair for the jail backend, a virtio serial port
+ * for the vm backend) carries frames in both directions. Every frame is a
+ * 16-byte little-endian header followed by `len` payload bytes:
+ *
+ *   0      4        5      6        8          12         16
+ *   +------+--------+------+--------+----------+----------+------------+
+ *   | magic| version| type | flags  |  req_id  |   len    | payload... |
+ *   | ALK1 |   1    |  u8  |  u16   |   u32    |   u32    | len bytes  |
+ *   +------+--------+------+--------+----------+----------+------------+
+ *
+ * Control payloads are UTF-8 JSON objects; STDOUT/STDERR/FILE_DATA payloads
+ * are raw bytes. len is bounded by PROTO_MAX_PAYLOAD on both sides: a peer
+ * that sends more is broken or hostile and the connection is dropped.
+ *
+ * req_id is chosen by the daemon (non-zero, unique among in-flight requests)
+ * and echoed on every frame the agent sends for that request; several
+ * requests may be in flight at once. The frame that completes a request
+ * carries PROTO_F_END. See docs/protocol.md for each message.
+ */
+#ifndef AIRLOCK_PROTO_H
+#define AIRLOCK_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_MAGIC 0x314B4C41u /* "ALK1" little-endian */
+#define PROTO_VERSION 1
+#define PROTO_HDR_LEN 16
+#define PROTO_MAX_PAYLOAD (1u << 20) /* 1 MiB */
+#define PROTO_DATA_CHUNK (256u * 1024u) /* preferred size of data frames */
+
+#define PROTO_F_END 0x0001 /* last frame of this request */
+
+enum proto_type {
+    /* daemon -> agent */
+    PROTO_HELLO = 0x01,       /* {"version":1} -> OK {"version","agent","pid"} */
+    PROTO_SHUTDOWN = 0x02,    /* {} -> OK, then the agent exits */
+    PROTO_RUN_CODE = 0x10,    /* {"code","language","timeout_ms","env","max_output"} */
+    PROTO_EXEC = 0x11,        /* {"argv":[..]|"shell":"..","env","cwd","stdin","timeout_ms","max_output"} */
+    PROTO_SIGNAL = 0x12,      /* {"target":req_id,"signal":n} -> OK */
+    PROTO_FILE_PUT = 0x20,    /* {"path","mode"} then FILE_DATA frames, last with END -> OK {"path","size"} */
+    PROTO_FILE_GET = 0x21,    /* {"path"} -> OK {"size","mode"} (no END), FILE_DATA..., last with END */
+    PROTO_FILE_LIST = 0x22,   /* {"path"} -> OK {"path","entries":[{"name","type","size","mode","mtime"}]} */
+    PROTO_FILE_DELETE = 0x23, /* {"path","recursive"} -> OK */
+    PROTO_FILE_MKDIR = 0x24,  /* {"path"} -> OK */
+    PROTO_FILE_DATA = 0x25,   /* raw bytes, both directions */
+
+    /* agent -> daemon */
+    PROTO_STDOUT = 0x40, /* raw bytes of the request's stdout */
+    PROTO_STDERR = 0x41, /* raw bytes of the request's stderr */
+    PROTO_RESULT = 0x42, /* END. {"exit_code","error","results","duration_ms",
+                          *       "stdout_truncated","stderr_truncated","timed_out","killed_signal"} */
+    PROTO_OK = 0x43,     /* JSON reply to a control request */
+    PROTO_ERROR = 0x44,  /* END. {"code","message"}: the request failed */
+};
+
+struct proto_hdr {
+    uint8_t version;
+    uint8_t type;
+    uint16_t flags;
+    uint32_t req_id;
+    uint32_t len;
+};
+
+/* Encode a header into 16 bytes. */
+void proto_hdr_encode(const struct proto_hdr *h, uint8_t out[PROTO_HDR_LEN]);
+/* Decode and validate (magic, version, len <= PROTO_MAX_PAYLOAD).
+ * 0, or -EPROTO / -EMSGSIZE. */
+int proto_hdr_decode(const uint8_t in[PROTO_HDR_LEN], struct proto_hdr *h);
+
+/* Blocking helpers for a stream fd. proto_send writes header+payload with
+ * one writev (callers serialize writers). proto_recv reads one frame; the
+ * payload is malloc'd (NUL-terminated for convenience, len excludes it) and
+ * returned in *payload. 0, -EPIPE on clean EOF, or -errno/-EPROTO. */
+int proto_send(int fd, uint8_t type, uint16_t flags, uint32_t req_id, const void *payload, size_t len);
+int proto_recv(int fd, struct proto_hdr *h, uint8_t **payload);
+
+const char *proto_type_name(uint8_t type);
+
+/* Agent error codes carried in PROTO_ERROR {"code": ...}; the daemon maps
+ * them onto HTTP status codes (see docs/protocol.md). */
+#define PROTO_ERR_NOT_FOUND "not_found"         /* 404 */
+#define PROTO_ERR_INVALID "invalid_request"     /* 400 */
+#define PROTO_ERR_PATH_ESCAPE "path_escape"     /* 400 */
+#define PROTO_ERR_TOO_LARGE "payload_too_large" /* 413 */
+#define PROTO_ERR_NO_SPACE "no_space"           /* 507 */
+#define PROTO_ERR_IS_DIR "is_directory"         /* 409 */
+#define PROTO_ERR_NOT_DIR "not_directory"       /* 409 */
+#define PROTO_ERR_EXISTS "exists"               /* 409 */
+#define PROTO_ERR_BUSY "busy"                   /* 409 */
+#define PROTO_ERR_INTERNAL "internal"           /* 500 */
+
+#endif

@@ -1,0 +1,105 @@
+#include "util.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int read_exact(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = read(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -EPIPE;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int write_file(const char *path, const char *data)
+{
+    cleanup_fd int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    return write_all(fd, data, strlen(data));
+}
+
+int read_file_small(const char *path, char *buf, size_t cap)
+{
+    if (cap == 0)
+        return -EINVAL;
+    cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    size_t off = 0;
+    while (off < cap - 1) {
+        ssize_t n = read(fd, buf + off, cap - 1 - off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            break;
+        off += (size_t)n;
+    }
+    buf[off] = '\0';
+    return (int)off;
+}
+
+int random_hex(char *buf, size_t nbytes)
+{
+    unsigned char raw[64];
+    if (nbytes > sizeof(raw))
+        return -EINVAL;
+    size_t got = 0;
+    while (got < nbytes) {
+        ssize_t n = getrandom(raw + got, nbytes - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        got += (size_t)n;
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < nbytes; i++) {
+        buf[2 * i] = hex[raw[i] >> 4];
+        buf[2 * i + 1] = hex[raw[i] & 15];
+    }
+    buf[2 * nbytes] = '\0';
+    return 0;
+}
+
+static uint64_t clock_ms(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t now_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+uint64_t now_wall_ms(void) { return clock_ms(CLOCK_REALTIME); }

@@ -1,0 +1,64 @@
+/* util.h - small helpers shared by every Airlock binary.
+ *
+ * Ownership is made visible at the declaration with GCC cleanup attributes
+ * (the bubblewrap/systemd idiom): a `cleanup_free char *p` is freed when it
+ * leaves scope, and `steal_ptr(&p)` hands it to the caller instead.
+ * Functions inside Airlock return 0 (or a count) on success and -errno on
+ * failure; the layer that decides what to do logs once, with context.
+ */
+#ifndef AIRLOCK_UTIL_H
+#define AIRLOCK_UTIL_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static inline void util_freep(void *p) { free(*(void **)p); }
+static inline void util_closep(int *fd)
+{
+    if (*fd >= 0) {
+        int saved = errno;
+        close(*fd);
+        errno = saved;
+    }
+}
+
+#define cleanup_free __attribute__((cleanup(util_freep)))
+#define cleanup_fd __attribute__((cleanup(util_closep)))
+
+static inline void *util_steal_ptr(void *pp)
+{
+    void **p = pp;
+    void *v = *p;
+    *p = NULL;
+    return v;
+}
+#define steal_ptr(pp) util_steal_ptr(pp)
+
+static inline int steal_fd(int *fd)
+{
+    int v = *fd;
+    *fd = -1;
+    return v;
+}
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define UNUSED __attribute__((unused))
+
+/* Write all of buf, retrying on EINTR and short writes. 0 or -errno. */
+int write_all(int fd, const void *buf, size_t len);
+/* Read exactly len bytes. 0, -errno, or -EPIPE on EOF before len. */
+int read_exact(int fd, void *buf, size_t len);
+/* Write a small string to a file (cgroup knobs, uid_map...). 0 or -errno. */
+int write_file(const char *path, const char *data);
+/* Read at most cap-1 bytes of a small file into buf, NUL-terminated. */
+int read_file_small(const char *path, char *buf, size_t cap);
+/* Fill buf with hex of n random bytes (getrandom). buf must hold 2n+1. */
+int random_hex(char *buf, size_t nbytes);
+/* Monotonic and wall clocks in milliseconds. */
+uint64_t now_mono_ms(void);
+uint64_t now_wall_ms(void);
+
+#endif

@@ -1,0 +1,65 @@
+/* backend.h - the isolation backend interface.
+ *
+ * A backend turns a sandbox_spec into a running airlock-agent (PID 1 of the
+ * sandbox) and hands the daemon one connected stream fd that speaks the
+ * protocol of src/common/proto.h. Everything the daemon does inside a
+ * sandbox goes over that fd, whatever the backend: `jail` (Linux
+ * namespaces, src/jail/) today, `vm` (QEMU microvm) later.
+ *
+ * Functions return 0 or -errno; on failure they write a human-readable
+ * message naming the failed operation ("mount /proc: Permission denied")
+ * into err (errlen bytes), which the daemon passes on to the API client.
+ */
+#ifndef AIRLOCK_BACKEND_H
+#define AIRLOCK_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SANDBOX_ID_LEN 35 /* "sb_" + 32 hex chars (128 random bits) */
+
+/* What the host gives a template to build a root from. */
+struct template_info {
+    const char *name;     /* "host" */
+    const char *rootfs;   /* directory holding a root filesystem, or NULL for
+                             the synthetic `host` template (host /usr + generated /etc) */
+};
+
+struct sandbox_spec {
+    char id[SANDBOX_ID_LEN + 1];
+    const struct template_info *tmpl;
+    uint64_t memory_bytes;   /* cgroup memory limit, no swap */
+    uint32_t cpu_millis;     /* 1000 = one CPU */
+    uint32_t pids_max;       /* processes+threads */
+    uint64_t tmpfs_bytes;    /* size cap for each of /tmp, /data, /home/user */
+    const char *agent_path;  /* unused by jail (it execs the daemon's sealed memfd) */
+    const char *runner_path; /* host path of airlock_runner.py, bound read-only at /opt/airlock */
+    const char *hostname;    /* "sandbox" */
+};
+
+struct backend_instance; /* backend-private */
+
+struct backend_ops {
+    const char *name;
+    /* Once at daemon start: detect cgroup v1/v2, create the parent cgroups,
+     * seal the agent binary, and destroy whatever a dead daemon left behind. */
+    int (*init)(void **state, const char *agent_path, char *err, size_t errlen);
+    /* Start a sandbox. On success *inst is set and *agent_fd is the daemon's
+     * end of the protocol stream (CLOEXEC, blocking). The agent has not yet
+     * been sent HELLO. */
+    int (*create)(void *state, const struct sandbox_spec *spec, struct backend_instance **inst, int *agent_fd,
+                  char *err, size_t errlen);
+    /* Kill everything in the sandbox, wait for it, release cgroups and
+     * memory. Idempotent; frees inst. */
+    int (*destroy)(void *state, struct backend_instance *inst);
+    /* Number of OOM kills inside this sandbox so far (cgroup counter). */
+    int (*oom_kills)(struct backend_instance *inst, uint64_t *count);
+    /* Host pid of the agent, for logs and records. */
+    pid_t (*agent_pid)(struct backend_instance *inst);
+    void (*fini)(void *state);
+};
+
+extern const struct backend_ops jail_backend_ops;
+
+#endif
