@@ -1,0 +1,93 @@
+# Airlock: `make run` (install deps, build, start airlockd, run the brief's example)
+#          `make test` (build everything, run every test, ASan/UBSan included)
+# meson + ninja do the building; this file installs what they need and wires
+# the steps together. Everything runs as root (namespaces, cgroups).
+
+PY      := /usr/bin/python3
+BUILD   := build
+ASAN    := build-asan
+RUNDIR  := $(CURDIR)/.run
+PORT    ?= 7070
+REGION  ?= eu
+
+APT_PKGS := meson ninja-build pkg-config gcc libc6-dev \
+	libmicrohttpd-dev libjansson-dev libseccomp-dev libcap-dev libsqlite3-dev \
+	libssl-dev libcurl4-openssl-dev \
+	python3 python3-pytest python3-pandas python3-numpy python3-matplotlib python3-setuptools \
+	iproute2 curl procps
+
+.PHONY: all deps build build-asan run stop test test-unit test-jail test-agent test-e2e bench clean
+
+all: build
+
+# Install only what is missing, but always refresh the package lists first
+# when something is (a fresh machine has stale or empty lists).
+deps:
+	@missing=""; for p in $(APT_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+$(ASAN)/build.ninja:
+	meson setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false -Dbuild_agent=false
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+build-asan: deps $(ASAN)/build.ninja
+	ninja -C $(ASAN)
+
+# Start a daemon (replacing one this target started before), then run the
+# brief's example against it. The daemon keeps running: `make stop` ends it.
+run: build stop
+	@mkdir -p $(RUNDIR) && chmod 700 $(RUNDIR)
+	@[ -s $(RUNDIR)/api.key ] || (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' | sed 's/^/ak_/' > $(RUNDIR)/api.key)
+	@AIRLOCK_API_KEY=$$(cat $(RUNDIR)/api.key) setsid $(BUILD)/airlockd --listen 127.0.0.1:$(PORT) \
+	  --state-dir $(RUNDIR)/state --region $(REGION) > $(RUNDIR)/airlockd.log 2>&1 < /dev/null & echo $$! > $(RUNDIR)/airlockd.pid
+	@for i in $$(seq 1 100); do curl -sf http://127.0.0.1:$(PORT)/v1/healthz >/dev/null && break; sleep 0.1; done; \
+	  curl -sf http://127.0.0.1:$(PORT)/v1/healthz >/dev/null || { echo "airlockd did not start:"; cat $(RUNDIR)/airlockd.log; exit 1; }
+	@echo "airlockd running on http://127.0.0.1:$(PORT) (pid $$(cat $(RUNDIR)/airlockd.pid), log $(RUNDIR)/airlockd.log)"
+	@echo "--- examples/seed_example.py ---"
+	@AIRLOCK_URL=http://127.0.0.1:$(PORT) AIRLOCK_API_KEY=$$(cat $(RUNDIR)/api.key) PYTHONPATH=$(CURDIR)/sdk/python $(PY) examples/seed_example.py
+	@echo "---"
+	@echo "Try it:  export AIRLOCK_URL=http://127.0.0.1:$(PORT) AIRLOCK_API_KEY=\$$(cat $(RUNDIR)/api.key)"
+	@echo "         $(BUILD)/airlock run examples/hello.py      (stop the daemon with: make stop)"
+
+stop:
+	@if [ -s $(RUNDIR)/airlockd.pid ] && kill -0 $$(cat $(RUNDIR)/airlockd.pid) 2>/dev/null; then \
+	  kill -TERM $$(cat $(RUNDIR)/airlockd.pid); \
+	  for i in $$(seq 1 100); do kill -0 $$(cat $(RUNDIR)/airlockd.pid) 2>/dev/null || break; sleep 0.1; done; \
+	  echo "stopped airlockd"; fi; rm -f $(RUNDIR)/airlockd.pid
+
+# Unit tests run under ASan/UBSan; the jail and agent suites create real
+# namespaces, cgroups and seccomp filters; e2e runs the ASan daemon.
+test: build build-asan
+	$(MAKE) --no-print-directory test-unit test-jail test-agent test-e2e
+
+test-unit:
+	meson test -C $(ASAN) --print-errorlogs
+
+test-jail:
+	$(ASAN)/tests/jail/test_jail $(CURDIR)/$(BUILD)/tests/jail/jail_probe
+
+test-agent:
+	AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/agent
+
+test-e2e:
+	AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \
+	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(BUILD)/airlock \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/e2e
+
+bench: build
+	$(PY) bench/bench.py --daemon $(BUILD)/airlockd
+
+clean:
+	rm -rf $(BUILD) $(ASAN)
