@@ -1,0 +1,175 @@
+/* jail.h - internals of the jail backend (Linux namespaces + cgroups).
+ *
+ * One file per kernel concern, nsjail style; jail.c holds the sequence:
+ *
+ *   jail.c    create/destroy/recovery: clone, sync pipes, release, exec agent
+ *   userns.c  host uid range slots, uid_map/gid_map, becoming root inside
+ *   cgroup.c  v1/v2 detection, per-sandbox limits, kill, oom counter
+ *   mnt.c     detached read-only trees, the new root, /dev, /proc, pivot_root
+ *   net.c     loopback up in the empty network namespace
+ *   rootfs.c  what the root of a template holds: /usr and a synthetic /etc
+ *
+ * Two kinds of code live here and must not be mixed up:
+ *  - parent code (daemon threads): may allocate, log, take locks;
+ *  - child code (between clone and execveat, marked "child:"): runs in a
+ *    fork of a multi-threaded process, so it may only make raw syscalls and
+ *    read memory prepared before the clone (struct jail_plan). No malloc,
+ *    no stdio, no glibc set*id wrappers (their cross-thread broadcast would
+ *    wait forever for threads that do not exist in the child).
+ */
+#ifndef AIRLOCK_JAIL_H
+#define AIRLOCK_JAIL_H
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "backend.h"
+
+/* Each sandbox owns 65536 host ids: sandbox id n -> JAIL_UID_BASE + slot*65536 + n. */
+#define JAIL_UID_BASE 200000u
+#define JAIL_UID_COUNT 65536u
+#define JAIL_SLOTS 1024
+#define JAIL_USER_UID 1000 /* "user" inside the sandbox: owns /data and /home/user */
+
+#define CGROUP_ROOT "/sys/fs/cgroup"
+#define CGROUP_PARENT "airlock" /* default; env AIRLOCK_JAIL_CGROUP overrides */
+
+enum cgroup_mode { CGROUP_V1 = 1, CGROUP_V2 = 2 };
+
+/* Which cgroup tree this daemon owns: v1/v2, and the parent directory's name
+ * under each hierarchy root. */
+struct cgroup_ctx {
+    enum cgroup_mode mode;
+    char parent[32];
+};
+
+struct jail_state {
+    struct cgroup_ctx cg;
+    int agent_memfd; /* sealed copy of airlock-agent, fexecve'd by every sandbox */
+    bool protect_agent; /* CAP_SYS_RESOURCE: may set the agent's oom_score_adj to -1000 */
+    /* create/destroy run on the daemon's HTTP threads concurrently. */
+    pthread_mutex_t slot_lock;
+    unsigned next_slot; /* next-fit, so a freed range is not reused at once */
+    bool slot_used[JAIL_SLOTS];
+};
+
+struct backend_instance {
+    char id[SANDBOX_ID_LEN + 1];
+    struct cgroup_ctx cg; /* copy: oom_kills gets no state pointer */
+    pid_t pid;  /* host pid of the agent (PID 1 of the sandbox) */
+    int pidfd;  /* signals go through the pidfd: never a recycled pid */
+    int slot;   /* uid range slot, -1 once released */
+    uid_t host_base;
+    bool reaped;
+};
+
+/* ---- the plan: everything the child needs, built by the parent ------------ */
+
+#define JAIL_MAX_ETC_FILES 8
+#define JAIL_MAX_ETC_BINDS 16
+
+struct jail_etc_file {
+    char name[32];    /* relative to /etc */
+    const char *data; /* owned by the plan (static or heap, read-only in the child) */
+    size_t len;
+};
+
+/* A detached mount tree (open_tree(OPEN_TREE_CLONE), already read-only) that
+ * the child attaches with move_mount. Opened by the parent as host root, so
+ * the child, an unprivileged host uid, never has to walk host paths. A bind
+ * through "/proc/self/fd/N" would not work: the fd's mount belongs to the
+ * daemon's mount namespace and the kernel refuses binds across namespaces. */
+struct jail_tree {
+    char target[64]; /* relative to the new root: "usr", "etc/ld.so.cache" */
+    int fd;
+    bool is_dir;
+};
+
+struct jail_plan {
+    /* child's ends */
+    int control_fd; /* becomes fd 3 of the agent */
+    int release_fd; /* read end: one byte = go, EOF = the daemon gave up */
+    int error_fd;   /* write end, CLOEXEC: EOF after execveat = success */
+    int agent_fd;   /* the sealed memfd */
+
+    char hostname[65];
+    char root_opts[64];  /* the new root tmpfs: only mount points and symlinks */
+    char etc_opts[64];
+    char tmp_opts[96];   /* /tmp: 1777 */
+    char user_opts[96];  /* /data, /home/user: 0755, owned by JAIL_USER_UID */
+    char dev_opts[64];
+    char shm_opts[96];
+
+    struct jail_tree usr;
+    struct jail_tree runner;
+    struct jail_tree etc_binds[JAIL_MAX_ETC_BINDS];
+    size_t n_etc_binds;
+    struct jail_etc_file etc_files[JAIL_MAX_ETC_FILES];
+    size_t n_etc_files;
+    char localtime_link[256]; /* target of /etc/localtime, "" if none */
+    char *etc_heap[JAIL_MAX_ETC_FILES]; /* parent frees these */
+};
+
+/* What the child reports through error_fd before _exit(127). Smaller than
+ * PIPE_BUF, so the one write is atomic. */
+struct jail_child_error {
+    int err; /* positive errno */
+    char op[32];
+    char path[220];
+};
+
+/* child: record a failure; returns -err so callers can `return child_fail(...)`. */
+int child_fail(struct jail_child_error *e, const char *op, const char *path, int err);
+
+/* parent: format "op path: strerror" into err; returns r (negative errno). */
+int jail_err(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* ---- userns.c ---- */
+int userns_slot_alloc(struct jail_state *st);
+void userns_slot_free(struct jail_state *st, int slot);
+uid_t userns_host_base(int slot);
+int userns_write_maps(pid_t pid, uid_t host_base, char *err, size_t errlen);
+int userns_child_become_root(struct jail_child_error *e); /* child */
+
+/* ---- cgroup.c ---- */
+struct cgroup_limits {
+    uint64_t memory_bytes; /* 0 = unlimited */
+    uint32_t cpu_millis;   /* 0 = unlimited */
+    uint32_t pids_max;     /* 0 = unlimited */
+};
+int cgroup_detect(enum cgroup_mode *mode, char *err, size_t errlen);
+int cgroup_init_parents(const struct cgroup_ctx *cg, char *err, size_t errlen);
+/* Kill and remove every <parent>/<id> cgroup. Returns how many, or -errno. */
+int cgroup_recover(const struct cgroup_ctx *cg);
+int cgroup_create(const struct cgroup_ctx *cg, const char *id, const struct cgroup_limits *lim, char *err, size_t errlen);
+int cgroup_add_pid(const struct cgroup_ctx *cg, const char *id, pid_t pid, char *err, size_t errlen);
+/* Kill every process, wait until empty, rmdir. Safe on a missing cgroup. */
+int cgroup_destroy(const struct cgroup_ctx *cg, const char *id);
+int cgroup_oom_kills(const struct cgroup_ctx *cg, const char *id, uint64_t *count);
+/* Directory of the sandbox cgroup in hierarchy i (v1: 0 memory, 1 pids, 2 cpu;
+ * v2: only 0). Returns the number of hierarchies, or -errno. */
+int cgroup_dir(const struct cgroup_ctx *cg, int i, const char *id, char *buf, size_t len);
+int cgroup_count(enum cgroup_mode mode);
+
+/* ---- mnt.c ---- */
+/* parent: a detached, read-only (nosuid, nodev) copy of the tree at path. */
+int mnt_clone_tree_ro(const char *path, struct jail_tree *t, const char *target, char *err, size_t errlen);
+int mnt_build_root(const struct jail_plan *p, struct jail_child_error *e); /* child */
+int mnt_pivot_root(struct jail_child_error *e);                          /* child */
+
+/* ---- net.c ---- */
+int net_loopback_up(struct jail_child_error *e); /* child */
+
+/* ---- rootfs.c ---- */
+/* Fill the plan's /usr tree, /etc contents and /etc binds for spec's template. */
+int rootfs_prepare(struct jail_plan *p, const struct sandbox_spec *spec, char *err, size_t errlen);
+void rootfs_release(struct jail_plan *p);
+/* child: write the generated /etc files into dir "etc" of the new root. */
+int rootfs_write_etc(const struct jail_plan *p, struct jail_child_error *e);
+
+#endif

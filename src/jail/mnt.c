@@ -1,0 +1,286 @@
+/* mnt.c - the filesystem a sandbox sees.
+ *
+ *   /            tmpfs, read-only once built (only mount points and symlinks)
+ *   /usr         host (or template) /usr, read-only, nosuid, nodev
+ *   /bin /sbin /lib /lib64   symlinks into usr (merged-/usr layout)
+ *   /etc         small tmpfs: generated files (rootfs.c) + a few read-only
+ *                host files (ld.so.cache, alternatives, python3...), then ro
+ *   /opt/airlock/airlock_runner.py   read-only
+ *   /tmp /data /home/user   size-capped tmpfs, nosuid, nodev
+ *   /dev         tmpfs with host null zero full random urandom tty, own
+ *                devpts, /dev/shm; read-only apart from shm and pts
+ *   /proc        this pid namespace only; kcore, keys, timer_list,
+ *                sysrq-trigger masked, /proc/sys read-only (as Docker does)
+ *   no /sys
+ *
+ * Host trees are cloned by the parent (open_tree, host root) into detached,
+ * read-only mounts, and the child attaches them with move_mount. Everything
+ * else is built by the child inside its own user+mount namespace, relative to
+ * its cwd (the new root), then pivot_root makes it "/".
+ *
+ * Everything below "child:" runs between clone and exec: raw syscalls only.
+ */
+#include "jail.h"
+
+#include <fcntl.h>
+#include <stdio.h> /* snprintf: parent only */
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Where the child builds the new root: a tmpfs mounted over /tmp of its
+ * private mount namespace (the host's /tmp is untouched), as bubblewrap does. */
+#define STAGING_DIR "/tmp"
+
+/* parent */
+int mnt_clone_tree_ro(const char *path, struct jail_tree *t, const char *target, char *err, size_t errlen)
+{
+    int fd = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (fd < 0)
+        return jail_err(err, errlen, -errno, "open_tree %s", path);
+    /* Read-only before the sandbox ever sees it, so no remount is needed in
+     * the child (where flags locked by the host mount would make it EPERM). */
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
+    if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0) {
+        int r = jail_err(err, errlen, -errno, "mount_setattr ro %s", path);
+        close(fd);
+        return r;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int r = jail_err(err, errlen, -errno, "fstat %s", path);
+        close(fd);
+        return r;
+    }
+    snprintf(t->target, sizeof(t->target), "%s", target);
+    t->fd = fd;
+    t->is_dir = S_ISDIR(st.st_mode);
+    return 0;
+}
+
+/* ---- child from here on ---------------------------------------------------- */
+
+/* Record a failure on a path relative to the new root as "/path". */
+static int fail_at(struct jail_child_error *e, const char *op, const char *rel, int err)
+{
+    char shown[sizeof(e->path)];
+    shown[0] = '/';
+    size_t n = strnlen(rel, sizeof(shown) - 2);
+    memcpy(shown + 1, rel, n);
+    shown[n + 1] = '\0';
+    return child_fail(e, op, strcmp(rel, ".") == 0 ? "/" : shown, err);
+}
+
+static int child_mkdir(const char *rel, mode_t mode, struct jail_child_error *e)
+{
+    if (mkdir(rel, mode) < 0 && errno != EEXIST)
+        return fail_at(e, "mkdir", rel, errno);
+    return 0;
+}
+
+/* An empty regular file to bind a file over. */
+static int child_touch(const char *rel, struct jail_child_error *e)
+{
+    int fd = open(rel, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
+    if (fd < 0)
+        return fail_at(e, "create", rel, errno);
+    close(fd);
+    return 0;
+}
+
+static int child_symlink(const char *target, const char *rel, struct jail_child_error *e)
+{
+    if (symlink(target, rel) < 0)
+        return fail_at(e, "symlink", rel, errno);
+    return 0;
+}
+
+static int child_mount_tmpfs(const char *rel, const char *opts, unsigned long flags, struct jail_child_error *e)
+{
+    if (mount("tmpfs", rel, "tmpfs", flags, opts) < 0)
+        return fail_at(e, "mount tmpfs", rel, errno);
+    return 0;
+}
+
+static int child_bind(const char *src, const char *rel, struct jail_child_error *e)
+{
+    if (mount(src, rel, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return fail_at(e, "bind mount", rel, errno);
+    return 0;
+}
+
+/* Make a mount we created in this namespace read-only. MS_REMOUNT|MS_BIND
+ * changes only the per-mount flags, so flags must be restated. */
+static int child_remount_ro(const char *rel, unsigned long flags, struct jail_child_error *e)
+{
+    if (mount(NULL, rel, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | flags, NULL) < 0)
+        return fail_at(e, "remount ro", rel, errno);
+    return 0;
+}
+
+/* Attach a detached tree the parent cloned for us (see jail.h). */
+static int child_attach_tree(const struct jail_tree *t, struct jail_child_error *e)
+{
+    int r = t->is_dir ? child_mkdir(t->target, 0755, e) : child_touch(t->target, e);
+    if (r < 0)
+        return r;
+    if (move_mount(t->fd, "", AT_FDCWD, t->target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        return fail_at(e, "move_mount", t->target, errno);
+    return 0;
+}
+
+static bool child_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* Mount events must not propagate back to the host (or in from it). */
+static int mnt_make_private(struct jail_child_error *e)
+{
+    if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return child_fail(e, "make mounts private", "/", errno);
+    return 0;
+}
+
+static int mnt_mount_staging_root(const struct jail_plan *p, struct jail_child_error *e)
+{
+    if (mount("tmpfs", STAGING_DIR, "tmpfs", MS_NOSUID | MS_NODEV, p->root_opts) < 0)
+        return child_fail(e, "mount tmpfs", STAGING_DIR, errno);
+    if (chdir(STAGING_DIR) < 0)
+        return child_fail(e, "chdir", STAGING_DIR, errno);
+    return 0;
+}
+
+static int mnt_setup_usr(const struct jail_plan *p, struct jail_child_error *e)
+{
+    static const char *const links[][2] = {
+        {"usr/bin", "bin"}, {"usr/sbin", "sbin"}, {"usr/lib", "lib"}, {"usr/lib64", "lib64"}};
+    int r = child_attach_tree(&p->usr, e);
+    for (size_t i = 0; r == 0 && i < sizeof(links) / sizeof(links[0]); i++)
+        r = child_symlink(links[i][0], links[i][1], e);
+    return r;
+}
+
+static int mnt_setup_etc(const struct jail_plan *p, struct jail_child_error *e)
+{
+    int r;
+    if ((r = child_mkdir("etc", 0755, e)) < 0 ||
+        (r = child_mount_tmpfs("etc", p->etc_opts, MS_NOSUID | MS_NODEV | MS_NOEXEC, e)) < 0 ||
+        (r = rootfs_write_etc(p, e)) < 0)
+        return r;
+    for (size_t i = 0; i < p->n_etc_binds; i++)
+        if ((r = child_attach_tree(&p->etc_binds[i], e)) < 0)
+            return r;
+    if (p->localtime_link[0] && (r = child_symlink(p->localtime_link, "etc/localtime", e)) < 0)
+        return r;
+    return child_remount_ro("etc", MS_NOSUID | MS_NODEV | MS_NOEXEC, e);
+}
+
+/* The runner is a file bound at /opt/airlock/airlock_runner.py, or a
+ * directory bound at /opt/airlock. */
+static int mnt_setup_runner(const struct jail_plan *p, struct jail_child_error *e)
+{
+    int r;
+    if (p->runner.fd < 0)
+        return 0;
+    if ((r = child_mkdir("opt", 0755, e)) < 0)
+        return r;
+    if (!p->runner.is_dir && (r = child_mkdir("opt/airlock", 0755, e)) < 0)
+        return r;
+    return child_attach_tree(&p->runner, e);
+}
+
+/* The writable places, all memory-backed and size-capped: nothing a sandbox
+ * writes ever reaches the host disk, and it all vanishes with the namespace. */
+static int mnt_setup_scratch(const struct jail_plan *p, struct jail_child_error *e)
+{
+    int r;
+    const unsigned long fl = MS_NOSUID | MS_NODEV;
+    if ((r = child_mkdir("tmp", 01777, e)) < 0 || (r = child_mount_tmpfs("tmp", p->tmp_opts, fl, e)) < 0 ||
+        (r = child_mkdir("data", 0755, e)) < 0 || (r = child_mount_tmpfs("data", p->user_opts, fl, e)) < 0 ||
+        (r = child_mkdir("home", 0755, e)) < 0 || (r = child_mkdir("home/user", 0755, e)) < 0 ||
+        (r = child_mount_tmpfs("home/user", p->user_opts, fl, e)) < 0)
+        return r;
+    /* root's home, so programs run as root inside find $HOME (read-only) */
+    return child_mkdir("root", 0700, e);
+}
+
+static int mnt_setup_dev(const struct jail_plan *p, struct jail_child_error *e)
+{
+    static const char *const nodes[][2] = {{"/dev/null", "dev/null"},       {"/dev/zero", "dev/zero"},
+                                           {"/dev/full", "dev/full"},       {"/dev/random", "dev/random"},
+                                           {"/dev/urandom", "dev/urandom"}, {"/dev/tty", "dev/tty"}};
+    static const char *const links[][2] = {{"pts/ptmx", "dev/ptmx"},
+                                           {"/proc/self/fd", "dev/fd"},
+                                           {"/proc/self/fd/0", "dev/stdin"},
+                                           {"/proc/self/fd/1", "dev/stdout"},
+                                           {"/proc/self/fd/2", "dev/stderr"}};
+    int r;
+    if ((r = child_mkdir("dev", 0755, e)) < 0 ||
+        (r = child_mount_tmpfs("dev", p->dev_opts, MS_NOSUID | MS_NOEXEC, e)) < 0)
+        return r;
+    /* host device nodes: a tmpfs mounted in a user namespace cannot hold
+     * working device nodes of its own (it is implicitly nodev) */
+    for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++)
+        if ((r = child_touch(nodes[i][1], e)) < 0 || (r = child_bind(nodes[i][0], nodes[i][1], e)) < 0)
+            return r;
+    if ((r = child_mkdir("dev/shm", 01777, e)) < 0 ||
+        (r = child_mount_tmpfs("dev/shm", p->shm_opts, MS_NOSUID | MS_NODEV, e)) < 0 ||
+        (r = child_mkdir("dev/pts", 0755, e)) < 0)
+        return r;
+    if (mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620") < 0)
+        return fail_at(e, "mount devpts", "dev/pts", errno);
+    for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
+        if ((r = child_symlink(links[i][0], links[i][1], e)) < 0)
+            return r;
+    return child_remount_ro("dev", MS_NOSUID | MS_NOEXEC, e);
+}
+
+/* A fresh proc for the new pid namespace (the child is its PID 1, so it shows
+ * the sandbox's processes only), with Docker's masks: files that leak host
+ * kernel state or act on the host are covered by /dev/null, and /proc/sys is
+ * read-only (the sandbox's root could otherwise write the namespaced knobs). */
+static int mnt_setup_proc(struct jail_child_error *e)
+{
+    static const char *const masked[] = {"proc/kcore", "proc/keys", "proc/timer_list", "proc/sysrq-trigger"};
+    int r;
+    if ((r = child_mkdir("proc", 0555, e)) < 0)
+        return r;
+    if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        return fail_at(e, "mount proc", "proc", errno);
+    for (size_t i = 0; i < sizeof(masked) / sizeof(masked[0]); i++)
+        if (child_exists(masked[i]) && (r = child_bind("dev/null", masked[i], e)) < 0)
+            return r;
+    if ((r = child_bind("proc/sys", "proc/sys", e)) < 0)
+        return r;
+    return child_remount_ro("proc/sys", MS_NOSUID | MS_NODEV | MS_NOEXEC, e);
+}
+
+int mnt_build_root(const struct jail_plan *p, struct jail_child_error *e)
+{
+    int r;
+    if ((r = mnt_make_private(e)) < 0 || (r = mnt_mount_staging_root(p, e)) < 0 ||
+        (r = mnt_setup_usr(p, e)) < 0 || (r = mnt_setup_etc(p, e)) < 0 || (r = mnt_setup_runner(p, e)) < 0 ||
+        (r = mnt_setup_scratch(p, e)) < 0 || (r = mnt_setup_dev(p, e)) < 0 || (r = mnt_setup_proc(e)) < 0)
+        return r;
+    /* last: nothing more to create at the top level */
+    return child_remount_ro(".", MS_NOSUID | MS_NODEV, e);
+}
+
+/* Make the cwd (the new root) "/" and drop the old root entirely. The
+ * pivot_root(".", ".") idiom stacks the old root on top of the new one at
+ * "/"; detaching it leaves only the new root, and no path (not even via
+ * /proc/self/cwd or "..") leads back to the host tree. */
+int mnt_pivot_root(struct jail_child_error *e)
+{
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        return child_fail(e, "pivot_root", STAGING_DIR, errno);
+    if (umount2(".", MNT_DETACH) < 0)
+        return child_fail(e, "umount old root", "/", errno);
+    if (chdir("/") < 0)
+        return child_fail(e, "chdir", "/", errno);
+    return 0;
+}

@@ -1,0 +1,183 @@
+/* rootfs.c - what a template's root holds: its /usr and a synthetic /etc.
+ *
+ * The `host` template reuses the host's /usr (read-only) and gets an /etc of
+ * its own: a handful of generated files that describe the sandbox (its users,
+ * its name, no DNS), plus the few host files that programs in /usr need to
+ * work (the dynamic linker cache, Debian alternatives symlinks, Python and
+ * matplotlib configuration). Nothing else of the host's /etc is visible: no
+ * shadow, no ssh keys, no resolver configuration, no machine-id.
+ *
+ * A template with a rootfs directory gets the same treatment from that
+ * directory's usr/ and etc/.
+ */
+#include "jail.h"
+
+#include <fcntl.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char etc_passwd[] = "root:x:0:0:root:/root:/bin/bash\n"
+                                 "user:x:1000:1000:user:/home/user:/bin/bash\n"
+                                 "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+static const char etc_group[] = "root:x:0:\n"
+                                "tty:x:5:\n"
+                                "user:x:1000:\n"
+                                "nogroup:x:65534:\n";
+/* files only: there is no network to ask, and no daemon to ask it */
+static const char etc_nsswitch[] = "passwd: files\n"
+                                   "group: files\n"
+                                   "shadow: files\n"
+                                   "hosts: files\n"
+                                   "networks: files\n"
+                                   "protocols: files\n"
+                                   "services: files\n"
+                                   "ethers: files\n"
+                                   "rpc: files\n";
+
+/* Host files programs in /usr expect, bound read-only when present. */
+static const char *const etc_host_files[] = {
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "matplotlibrc", "fonts", "mime.types",
+};
+
+static int add_file(struct jail_plan *p, const char *name, const char *data, size_t len)
+{
+    if (p->n_etc_files >= JAIL_MAX_ETC_FILES)
+        return -E2BIG;
+    struct jail_etc_file *f = &p->etc_files[p->n_etc_files++];
+    snprintf(f->name, sizeof(f->name), "%s", name);
+    f->data = data;
+    f->len = len;
+    return 0;
+}
+
+/* A generated file whose text the plan owns (freed by rootfs_release). */
+static int add_file_printf(struct jail_plan *p, const char *name, const char *fmt, const char *arg)
+{
+    char *text = NULL;
+    int n = asprintf(&text, fmt, arg);
+    if (n < 0)
+        return -ENOMEM;
+    p->etc_heap[p->n_etc_files] = text;
+    int r = add_file(p, name, text, (size_t)n);
+    if (r < 0) {
+        free(text);
+        p->etc_heap[p->n_etc_files] = NULL;
+    }
+    return r;
+}
+
+static int add_host_bind(struct jail_plan *p, const char *root, const char *name, char *err, size_t errlen)
+{
+    char src[PATH_MAX], target[64];
+    struct stat st;
+    snprintf(src, sizeof(src), "%s/etc/%s", root, name);
+    if (lstat(src, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
+        return 0; /* optional: absent on this host */
+    if (p->n_etc_binds >= JAIL_MAX_ETC_BINDS)
+        return 0;
+    if (snprintf(target, sizeof(target), "etc/%s", name) >= (int)sizeof(target))
+        return 0;
+    int r = mnt_clone_tree_ro(src, &p->etc_binds[p->n_etc_binds], target, err, errlen);
+    if (r < 0)
+        return r;
+    p->n_etc_binds++;
+    return 0;
+}
+
+/* /etc/python3, /etc/python3.11, ...: whichever the template ships. */
+static int add_python_binds(struct jail_plan *p, const char *root, char *err, size_t errlen)
+{
+    char pattern[PATH_MAX];
+    snprintf(pattern, sizeof(pattern), "%s/etc/python3*", root);
+    glob_t g;
+    if (glob(pattern, 0, NULL, &g) != 0)
+        return 0;
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < g.gl_pathc; i++)
+        r = add_host_bind(p, root, strrchr(g.gl_pathv[i], '/') + 1, err, errlen);
+    globfree(&g);
+    return r;
+}
+
+/* /etc/localtime is usually a symlink into /usr/share/zoneinfo, which the
+ * sandbox has: recreate the link. A plain file is bound instead. */
+static int add_localtime(struct jail_plan *p, const char *root, char *err, size_t errlen)
+{
+    char src[PATH_MAX];
+    struct stat st;
+    snprintf(src, sizeof(src), "%s/etc/localtime", root);
+    if (lstat(src, &st) < 0)
+        return 0;
+    if (S_ISLNK(st.st_mode)) {
+        ssize_t n = readlink(src, p->localtime_link, sizeof(p->localtime_link) - 1);
+        p->localtime_link[n > 0 ? n : 0] = '\0';
+        return 0;
+    }
+    return add_host_bind(p, root, "localtime", err, errlen);
+}
+
+int rootfs_prepare(struct jail_plan *p, const struct sandbox_spec *spec, char *err, size_t errlen)
+{
+    const char *root = spec->tmpl && spec->tmpl->rootfs ? spec->tmpl->rootfs : "";
+    char usr[PATH_MAX];
+    snprintf(usr, sizeof(usr), "%s/usr", root);
+    int r = mnt_clone_tree_ro(usr, &p->usr, "usr", err, errlen);
+    if (r < 0)
+        return r;
+
+    if ((r = add_file(p, "passwd", etc_passwd, sizeof(etc_passwd) - 1)) < 0 ||
+        (r = add_file(p, "group", etc_group, sizeof(etc_group) - 1)) < 0 ||
+        (r = add_file(p, "nsswitch.conf", etc_nsswitch, sizeof(etc_nsswitch) - 1)) < 0 ||
+        (r = add_file(p, "resolv.conf", "", 0)) < 0 ||
+        (r = add_file_printf(p, "hosts", "127.0.0.1 localhost %s\n::1 localhost ip6-localhost ip6-loopback\n",
+                             spec->hostname)) < 0 ||
+        (r = add_file_printf(p, "hostname", "%s\n", spec->hostname)) < 0)
+        return jail_err(err, errlen, r, "generate /etc");
+
+    for (size_t i = 0; i < sizeof(etc_host_files) / sizeof(etc_host_files[0]); i++)
+        if ((r = add_host_bind(p, root, etc_host_files[i], err, errlen)) < 0)
+            return r;
+    if ((r = add_python_binds(p, root, err, errlen)) < 0)
+        return r;
+    return add_localtime(p, root, err, errlen);
+}
+
+void rootfs_release(struct jail_plan *p)
+{
+    for (size_t i = 0; i < JAIL_MAX_ETC_FILES; i++) {
+        free(p->etc_heap[i]);
+        p->etc_heap[i] = NULL;
+    }
+}
+
+/* child: write the generated files into the new root's etc tmpfs. */
+int rootfs_write_etc(const struct jail_plan *p, struct jail_child_error *e)
+{
+    for (size_t i = 0; i < p->n_etc_files; i++) {
+        const struct jail_etc_file *f = &p->etc_files[i];
+        char shown[sizeof(f->name) + 5]; /* "/etc/name"; opened relative to the new root */
+        memcpy(shown, "/etc/", 5);
+        memcpy(shown + 5, f->name, strnlen(f->name, sizeof(f->name) - 1) + 1);
+        int fd = open(shown + 1, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+            return child_fail(e, "create", shown, errno);
+        size_t off = 0;
+        while (off < f->len) {
+            ssize_t n = write(fd, f->data + off, f->len - off);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                int saved = n < 0 ? errno : EIO;
+                close(fd);
+                return child_fail(e, "write", shown, saved);
+            }
+            off += (size_t)n;
+        }
+        close(fd);
+    }
+    return 0;
+}

@@ -1,0 +1,613 @@
+/* test_jail.c - the jail backend against the real kernel (root, no mocks).
+ *
+ * usage: test_jail PROBE
+ *
+ * PROBE (tests/jail/probe.c, static) is exec'd in place of airlock-agent; it
+ * answers line commands on its control stream. The driver asserts both what
+ * the probe sees inside and what the host sees outside (uids, cgroup files,
+ * leftovers). Output is TAP; exit status 1 if anything failed, 77 if not root.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "jail.h"
+#include "log.h"
+#include "util.h"
+
+static int n_pass, n_fail, n_test;
+
+static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ok(int cond, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%s %d - ", cond ? "ok" : "not ok", ++n_test);
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    fflush(stdout);
+    if (cond)
+        n_pass++;
+    else
+        n_fail++;
+}
+
+static void *test_state;
+static char runner_dir[64], runner_path[128];
+static const struct template_info host_tmpl = {"host", NULL};
+
+#define MEM_LIMIT (64ull << 20)
+#define PIDS_LIMIT 48
+
+static struct sandbox_spec make_spec(const char *id, const char *hostname)
+{
+    struct sandbox_spec s = {0};
+    snprintf(s.id, sizeof(s.id), "%s", id);
+    s.tmpl = &host_tmpl;
+    s.memory_bytes = MEM_LIMIT;
+    s.cpu_millis = 500;
+    s.pids_max = PIDS_LIMIT;
+    s.tmpfs_bytes = 16 << 20;
+    s.runner_path = runner_path;
+    s.hostname = hostname;
+    return s;
+}
+
+/* ---- talking to the probe ----------------------------------------------------- */
+
+struct reply {
+    char text[8192];
+};
+
+/* Send a command and collect lines until "end". 0 or -errno. */
+static int probe_cmd(int fd, const char *cmd, struct reply *r, int timeout_ms)
+{
+    char line[256];
+    snprintf(line, sizeof(line), "%s\n", cmd);
+    if (write_all(fd, line, strlen(line)) < 0)
+        return -EPIPE;
+    size_t len = 0;
+    r->text[0] = '\0';
+    uint64_t deadline = now_mono_ms() + (uint64_t)timeout_ms;
+    while (!strstr(r->text, "end\n")) {
+        uint64_t now = now_mono_ms();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(deadline - now)) <= 0)
+            continue;
+        ssize_t n = read(fd, r->text + len, sizeof(r->text) - 1 - len);
+        if (n <= 0)
+            return n == 0 ? -EPIPE : -errno;
+        len += (size_t)n;
+        r->text[len] = '\0';
+    }
+    return 0;
+}
+
+/* Value of "key=" in a reply, or "" (static buffer: one at a time). */
+static const char *val(const struct reply *r, const char *key)
+{
+    static char v[1024];
+    char pat[80];
+    snprintf(pat, sizeof(pat), "%s=", key);
+    v[0] = '\0';
+    for (const char *p = r->text; (p = strstr(p, pat)) != NULL; p++) {
+        if (p != r->text && p[-1] != '\n')
+            continue;
+        p += strlen(pat);
+        size_t n = strcspn(p, "\n");
+        if (n >= sizeof(v))
+            n = sizeof(v) - 1;
+        memcpy(v, p, n);
+        v[n] = '\0';
+        break;
+    }
+    return v;
+}
+
+static int ival(const struct reply *r, const char *key)
+{
+    const char *v = val(r, key);
+    return *v ? atoi(v) : -9999;
+}
+
+/* ---- host-side views ------------------------------------------------------------ */
+
+static long host_uid_of(pid_t pid)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    if (read_file_small(path, buf, sizeof(buf)) < 0)
+        return -1;
+    const char *u = strstr(buf, "\nUid:");
+    return u ? strtol(u + 5, NULL, 10) : -1;
+}
+
+/* How many host processes live in the pid namespace named ns ("pid:[N]"). */
+static int procs_in_pidns(const char *ns)
+{
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        char path[64], link[64];
+        snprintf(path, sizeof(path), "/proc/%d/ns/pid", atoi(de->d_name));
+        ssize_t k = readlink(path, link, sizeof(link) - 1);
+        if (k > 0) {
+            link[k] = '\0';
+            n += strcmp(link, ns) == 0;
+        }
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static int cg_read(struct backend_instance *inst, int i, const char *file, char *buf, size_t cap)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 64];
+    if (cgroup_dir(&inst->cg, i, inst->id, dir, sizeof(dir)) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    int r = read_file_small(path, buf, cap);
+    if (r > 0 && buf[r - 1] == '\n')
+        buf[r - 1] = '\0';
+    return r;
+}
+
+static struct cgroup_ctx test_cg; /* the tree the tests' states own */
+
+static bool cg_exists(const char *id)
+{
+    for (int i = 0; i < cgroup_count(test_cg.mode); i++) {
+        char dir[PATH_MAX];
+        struct stat st;
+        if (cgroup_dir(&test_cg, i, id, dir, sizeof(dir)) >= 0 && stat(dir, &st) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool pid_listed(const char *procs, pid_t pid)
+{
+    char want[32];
+    snprintf(want, sizeof(want), "%d", (int)pid);
+    for (const char *p = procs; *p;) {
+        size_t n = strcspn(p, "\n");
+        if (n == strlen(want) && strncmp(p, want, n) == 0)
+            return true;
+        p += n;
+        if (*p)
+            p++;
+    }
+    return false;
+}
+
+/* ---- the tests ------------------------------------------------------------------- */
+
+static void test_inside(int fd, const char *hostname)
+{
+    struct reply r;
+    int rc = probe_cmd(fd, "checks", &r, 20000);
+    ok(rc == 0, "probe answers 'checks' (%d)", rc);
+    if (rc < 0)
+        return;
+    ok(ival(&r, "pid") == 1, "agent is PID 1 of its pid namespace (pid=%s)", val(&r, "pid"));
+    ok(ival(&r, "uid") == 0 && ival(&r, "gid") == 0, "uid/gid 0 inside");
+    ok(ival(&r, "groups") == 0, "no supplementary groups (host gid 0 dropped), got %s", val(&r, "groups"));
+    ok(strcmp(val(&r, "hostname"), hostname) == 0, "hostname is %s (%s)", hostname, val(&r, "hostname"));
+    ok(strcmp(val(&r, "procpids"), "1") == 0, "/proc shows only the probe (%s)", val(&r, "procpids"));
+    ok(strcmp(val(&r, "fds"), "0,1,2,3,4") == 0 || strcmp(val(&r, "fds"), "0,1,2,3,4,5") == 0,
+       "only fds 0-3 (+probe's own) are open (%s)", val(&r, "fds"));
+    ok(ival(&r, "mkdir_root") == EROFS, "/ is read-only (mkdir /x errno %s)", val(&r, "mkdir_root"));
+    ok(ival(&r, "usr_create") == EROFS && ival(&r, "usr_ro") == 1, "/usr is read-only (%s)",
+       val(&r, "usr_create"));
+    ok(ival(&r, "etc_write") == EROFS, "/etc is read-only (%s)", val(&r, "etc_write"));
+    const char *scratch[] = {"tmp", "data", "home", "shm"};
+    for (size_t i = 0; i < ARRAY_SIZE(scratch); i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "%s_tmpfs", scratch[i]);
+        int is_tmpfs = ival(&r, k);
+        snprintf(k, sizeof(k), "%s_write", scratch[i]);
+        ok(is_tmpfs == 1 && ival(&r, k) == 0, "%s is a writable tmpfs (write errno %s)", scratch[i], val(&r, k));
+    }
+    ok(ival(&r, "data_uid") == 1000 && strcmp(val(&r, "data_mode"), "755") == 0, "/data owned by 1000, 0755");
+    ok(ival(&r, "home_uid") == 1000, "/home/user owned by 1000");
+    ok(strcmp(val(&r, "tmp_mode"), "1777") == 0, "/tmp is 1777 (%s)", val(&r, "tmp_mode"));
+    ok(ival(&r, "sys") == ENOENT, "/sys does not exist (%s)", val(&r, "sys"));
+    ok(ival(&r, "devnull") == 1 && ival(&r, "urandom") == 1, "/dev/null and /dev/urandom work");
+    ok(ival(&r, "passwd_user") == 1 && ival(&r, "hosts") == 1, "/etc/passwd has user 1000, /etc/hosts localhost");
+    ok(ival(&r, "resolv_size") == 0, "/etc/resolv.conf is empty");
+    ok(ival(&r, "ldcache") == 1, "/etc/ld.so.cache is bound");
+    ok(ival(&r, "runner") == 1 && ival(&r, "runner_ro") == 1 && ival(&r, "runner_write") != 0,
+       "runner readable, on a read-only mount, open for write fails (%s)", val(&r, "runner_write"));
+    ok(ival(&r, "cgroup_root") == 1, "cgroup namespace: own cgroup is /");
+    ok(ival(&r, "tcp_ext") == ENETUNREACH, "TCP connect 1.1.1.1:53 -> ENETUNREACH (%s)", val(&r, "tcp_ext"));
+    ok(ival(&r, "udp_ext") == ENETUNREACH, "UDP sendto 8.8.8.8:53 -> ENETUNREACH (%s)", val(&r, "udp_ext"));
+    ok(ival(&r, "tcp_lo") == ECONNREFUSED, "127.0.0.1 closed port -> ECONNREFUSED, lo is up (%s)",
+       val(&r, "tcp_lo"));
+    ok(strcmp(val(&r, "ifaces"), "lo") == 0, "only interface is lo (%s)", val(&r, "ifaces"));
+    ok(ival(&r, "proc_sys_write") == EROFS && ival(&r, "proc_sys_ro") == 1,
+       "/proc/sys is read-only (net sysctl write errno %s)", val(&r, "proc_sys_write"));
+    const char *m = val(&r, "proc_masks");
+    ok(strlen(m) == 4 && !strchr(m, 'F'), "kcore keys timer_list sysrq-trigger masked or absent (%s)", m);
+    ok(ival(&r, "exe_write") != 0, "/proc/self/exe not writable (errno %s)", val(&r, "exe_write"));
+    ok(ival(&r, "mknod") != 0, "mknod of a device fails (errno %s)", val(&r, "mknod"));
+    ok(ival(&r, "sh_exit") == 7, "/bin/sh runs inside (exit %s)", val(&r, "sh_exit"));
+    ok(ival(&r, "py_exit") == 5, "python3 runs inside (exit %s)", val(&r, "py_exit"));
+}
+
+static void test_host_view(struct backend_instance *inst)
+{
+    pid_t pid = jail_backend_ops.agent_pid(inst);
+    long uid = host_uid_of(pid);
+    ok(uid == (long)inst->host_base && uid >= JAIL_UID_BASE, "host uid of the agent is host_base %u (%ld)",
+       (unsigned)inst->host_base, uid);
+    char buf[256], path[64];
+    snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", (int)pid);
+    read_file_small(path, buf, sizeof(buf));
+    buf[strcspn(buf, "\n")] = '\0';
+    if (((struct jail_state *)test_state)->protect_agent)
+        ok(atoi(buf) == -1000, "agent oom_score_adj -1000 (%s)", buf);
+    else
+        ok(atoi(buf) <= 0, "agent oom_score_adj not raised (%s) # no CAP_SYS_RESOURCE here: -1000 impossible", buf);
+
+    char procs[4096];
+    for (int i = 0; i < cgroup_count(inst->cg.mode); i++) {
+        cg_read(inst, i, "cgroup.procs", procs, sizeof(procs));
+        ok(pid_listed(procs, pid), "agent is in cgroup hierarchy %d", i);
+    }
+    if (inst->cg.mode == CGROUP_V1) {
+        cg_read(inst, 0, "memory.limit_in_bytes", buf, sizeof(buf));
+        ok(strtoull(buf, NULL, 10) == MEM_LIMIT, "memory.limit_in_bytes = %llu (%s)", MEM_LIMIT, buf);
+        cg_read(inst, 0, "memory.memsw.limit_in_bytes", buf, sizeof(buf));
+        ok(strtoull(buf, NULL, 10) == MEM_LIMIT, "memory.memsw.limit_in_bytes = memory limit (%s)", buf);
+        cg_read(inst, 1, "pids.max", buf, sizeof(buf));
+        ok(atoi(buf) == PIDS_LIMIT, "pids.max = %d (%s)", PIDS_LIMIT, buf);
+        cg_read(inst, 2, "cpu.cfs_quota_us", buf, sizeof(buf));
+        ok(atoi(buf) == 50000, "cpu.cfs_quota_us = 50000 (%s)", buf);
+        cg_read(inst, 2, "cpu.cfs_period_us", buf, sizeof(buf));
+        ok(atoi(buf) == 100000, "cpu.cfs_period_us = 100000 (%s)", buf);
+    } else {
+        cg_read(inst, 0, "memory.max", buf, sizeof(buf));
+        ok(strtoull(buf, NULL, 10) == MEM_LIMIT, "memory.max (%s)", buf);
+        cg_read(inst, 0, "pids.max", buf, sizeof(buf));
+        ok(atoi(buf) == PIDS_LIMIT, "pids.max (%s)", buf);
+        cg_read(inst, 0, "cpu.max", buf, sizeof(buf));
+        ok(strcmp(buf, "50000 100000") == 0, "cpu.max (%s)", buf);
+        cg_read(inst, 0, "memory.oom.group", buf, sizeof(buf));
+        ok(atoi(buf) == 0, "memory.oom.group 0 (%s)", buf);
+    }
+}
+
+static void test_limits(struct backend_instance *inst, int fd)
+{
+    uint64_t before = 0, after = 0;
+    int rc = jail_backend_ops.oom_kills(inst, &before);
+    ok(rc == 0, "oom_kills readable (%d, count %llu)", rc, (unsigned long long)before);
+    struct reply r;
+    char cmd[64];
+    snprintf(cmd, sizeof(cmd), "oom %llu", 2 * MEM_LIMIT);
+    rc = probe_cmd(fd, cmd, &r, 30000);
+    ok(rc == 0 && strcmp(val(&r, "status"), "signal9") == 0, "child touching 2x memory limit is SIGKILLed (%s)",
+       val(&r, "status"));
+    jail_backend_ops.oom_kills(inst, &after);
+    ok(after > before, "oom_kills incremented (%llu -> %llu)", (unsigned long long)before,
+       (unsigned long long)after);
+    rc = probe_cmd(fd, "ping", &r, 5000);
+    ok(rc == 0 && ival(&r, "pong") == 1, "agent (PID 1) survived the OOM");
+
+    rc = probe_cmd(fd, "forkbomb", &r, 30000);
+    ok(rc == 0 && ival(&r, "fork_errno") == EAGAIN && ival(&r, "forks") < PIDS_LIMIT,
+       "fork bomb stops at pids.max with EAGAIN (errno %s after %s forks)", val(&r, "fork_errno"),
+       val(&r, "forks"));
+    rc = probe_cmd(fd, "ping", &r, 5000);
+    ok(rc == 0, "agent alive after the fork bomb");
+}
+
+static void test_destroy_clean(void *state, struct backend_instance *inst, int fd)
+{
+    struct reply r;
+    probe_cmd(fd, "spawn", &r, 5000);
+    ok(ival(&r, "pid") > 1, "probe left a sleeping child (pid %s)", val(&r, "pid"));
+    char id[SANDBOX_ID_LEN + 1];
+    snprintf(id, sizeof(id), "%s", inst->id);
+    char path[64], ns[64] = "";
+    snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)inst->pid);
+    ssize_t k = readlink(path, ns, sizeof(ns) - 1);
+    ns[k > 0 ? k : 0] = '\0';
+    ok(procs_in_pidns(ns) == 2,
+       "host sees the sandbox's 2 processes in its pid namespace %s", ns);
+    uint64_t t0 = now_mono_ms();
+    int rc = jail_backend_ops.destroy(state, inst);
+    ok(rc == 0, "destroy returns 0 (%d) in %llu ms", rc, (unsigned long long)(now_mono_ms() - t0));
+    ok(!cg_exists(id), "no cgroup directories left for %s", id);
+    ok(procs_in_pidns(ns) == 0, "no processes left in pid namespace %s", ns);
+    char c;
+    ok(read(fd, &c, 1) == 0, "control stream reads EOF after destroy");
+    close(fd);
+}
+
+struct sandbox {
+    struct backend_instance *inst;
+    int fd;
+};
+
+static int create(void *state, const char *id, const char *host, struct sandbox *sb, char *err, size_t errlen)
+{
+    struct sandbox_spec spec = make_spec(id, host);
+    return jail_backend_ops.create(state, &spec, &sb->inst, &sb->fd, err, errlen);
+}
+
+static void test_two_sandboxes(void *state)
+{
+    char err[512] = "";
+    struct sandbox a, b;
+    int ra = create(state, "sb_test_a", "alpha", &a, err, sizeof(err));
+    ok(ra == 0, "create sandbox a (%s)", err);
+    int rb = create(state, "sb_test_b", "beta", &b, err, sizeof(err));
+    ok(rb == 0, "create sandbox b (%s)", err);
+    if (ra < 0 || rb < 0)
+        return;
+    ok(a.inst->host_base != b.inst->host_base, "different host uid ranges (%u, %u)", (unsigned)a.inst->host_base,
+       (unsigned)b.inst->host_base);
+    struct reply r;
+    probe_cmd(a.fd, "touch /tmp/secret-a", &r, 5000);
+    ok(ival(&r, "err") == 0, "a writes /tmp/secret-a");
+    probe_cmd(b.fd, "exists /tmp/secret-a", &r, 5000);
+    ok(ival(&r, "exists") == 0, "b cannot see a's /tmp/secret-a");
+    probe_cmd(a.fd, "exists /tmp/secret-a", &r, 5000);
+    ok(ival(&r, "exists") == 1, "a still sees its own file");
+    probe_cmd(b.fd, "checks", &r, 20000);
+    ok(strcmp(val(&r, "procpids"), "1") == 0, "b's /proc shows only itself (%s)", val(&r, "procpids"));
+    test_destroy_clean(state, a.inst, a.fd);
+    test_destroy_clean(state, b.inst, b.fd);
+}
+
+/* An agent that is already dead (its stream closed, it exited) destroys fine. */
+static void test_destroy_dead_agent(void *state)
+{
+    char err[512] = "";
+    struct sandbox s;
+    int rc = create(state, "sb_test_dead", "sandbox", &s, err, sizeof(err));
+    ok(rc == 0, "create sandbox for exit test (%s)", err);
+    if (rc < 0)
+        return;
+    (void)!write(s.fd, "exit\n", 5);
+    char c;
+    ok(read(s.fd, &c, 1) == 0, "agent exit closes the stream");
+    close(s.fd);
+    usleep(20000);
+    ok(jail_backend_ops.destroy(state, s.inst) == 0, "destroy after the agent exited returns 0");
+    ok(!cg_exists("sb_test_dead"), "its cgroups are gone");
+}
+
+static void test_errors(void *state, const char *text_file)
+{
+    char err[512] = "";
+    struct sandbox s;
+    struct sandbox_spec spec = make_spec("sb_test_err", "sandbox");
+    spec.runner_path = "/nonexistent/airlock_runner.py";
+    int rc = jail_backend_ops.create(state, &spec, &s.inst, &s.fd, err, sizeof(err));
+    ok(rc == -ENOENT && strstr(err, "/nonexistent/airlock_runner.py"), "missing runner: %d '%s'", rc, err);
+    ok(!cg_exists("sb_test_err"), "no cgroup left after failure");
+
+    spec = make_spec("../etc", "sandbox");
+    rc = jail_backend_ops.create(state, &spec, &s.inst, &s.fd, err, sizeof(err));
+    ok(rc == -EINVAL, "id with a path in it is refused: '%s'", err);
+    spec = make_spec("sb_test_err", "bad host name");
+    rc = jail_backend_ops.create(state, &spec, &s.inst, &s.fd, err, sizeof(err));
+    ok(rc == -EINVAL, "invalid hostname is refused: '%s'", err);
+
+    /* a failure inside the child travels back through the error pipe */
+    void *st2 = NULL;
+    err[0] = '\0';
+    rc = jail_backend_ops.init(&st2, text_file, err, sizeof(err));
+    ok(rc == 0, "init with a non-ELF 'agent' (%s)", err);
+    if (rc == 0) {
+        spec = make_spec("sb_test_err", "sandbox");
+        err[0] = '\0';
+        rc = jail_backend_ops.create(st2, &spec, &s.inst, &s.fd, err, sizeof(err));
+        ok(rc == -ENOEXEC && strstr(err, "execveat"), "child exec failure reported: %d '%s'", rc, err);
+        ok(!cg_exists("sb_test_err"),
+           "no cgroup left after child failure");
+        jail_backend_ops.fini(st2);
+    }
+}
+
+struct worker {
+    void *state;
+    int index;
+    int failures;
+    uint64_t create_ms_total;
+    int creates;
+};
+
+/* Concurrent creates from several threads: the multi-threaded daemon case
+ * (clone while other threads hold malloc/stdio locks). */
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < 5; i++) {
+        char id[40], err[512];
+        snprintf(id, sizeof(id), "sb_test_w%d_%d", w->index, i);
+        struct sandbox s;
+        uint64_t t0 = now_mono_ms();
+        if (create(w->state, id, "sandbox", &s, err, sizeof(err)) < 0) {
+            fprintf(stderr, "# worker %d: %s\n", w->index, err);
+            w->failures++;
+            continue;
+        }
+        w->create_ms_total += now_mono_ms() - t0;
+        w->creates++;
+        /* churn the heap and stdio while others clone */
+        for (int k = 0; k < 100; k++) {
+            char *p = malloc(1000 + (size_t)k);
+            snprintf(p, 1000, "%d", k);
+            free(p);
+        }
+        struct reply r;
+        if (probe_cmd(s.fd, "ping", &r, 10000) < 0)
+            w->failures++;
+        if (jail_backend_ops.destroy(w->state, s.inst) < 0)
+            w->failures++;
+        close(s.fd);
+    }
+    return NULL;
+}
+
+static void test_concurrent(void *state)
+{
+    struct worker w[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct worker){.state = state, .index = i};
+        pthread_create(&t[i], NULL, worker_main, &w[i]);
+    }
+    int failures = 0, creates = 0;
+    uint64_t total = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        failures += w[i].failures;
+        creates += w[i].creates;
+        total += w[i].create_ms_total;
+    }
+    ok(failures == 0 && creates == 20, "20 creates from 4 threads, all ok (%d failures), mean create %llu ms",
+       failures, (unsigned long long)(creates ? total / (uint64_t)creates : 0));
+}
+
+/* A dead daemon's leftover: a cgroup airlock/<id> with a live process in it. */
+static void test_recovery(const char *probe)
+{
+    char err[512] = "";
+    void *state = NULL;
+    int rc = jail_backend_ops.init(&state, probe, err, sizeof(err));
+    if (rc < 0)
+        return;
+    jail_backend_ops.fini(state);
+
+    const char *id = "sb_fake_leftover";
+    struct cgroup_limits lim = {MEM_LIMIT, 0, 0};
+    rc = cgroup_create(&test_cg, id, &lim, err, sizeof(err));
+    ok(rc == 0, "made a leftover cgroup %s (%s)", id, err);
+    pid_t child = fork();
+    if (child == 0) {
+        for (;;)
+            pause();
+    }
+    rc = cgroup_add_pid(&test_cg, id, child, err, sizeof(err));
+    ok(rc == 0, "sleeping process %d put in it (%s)", (int)child, err);
+
+    rc = jail_backend_ops.init(&state, probe, err, sizeof(err));
+    ok(rc == 0, "init with a leftover (%s)", err);
+    ok(!cg_exists(id), "init removed the leftover cgroup");
+    int st = 0;
+    pid_t w = waitpid(child, &st, 0);
+    ok(w == child && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "init SIGKILLed the leftover process");
+    if (rc == 0)
+        jail_backend_ops.fini(state);
+}
+
+static bool no_sandbox_cgroups(void)
+{
+    for (int i = 0; i < cgroup_count(test_cg.mode); i++) {
+        char dir[PATH_MAX], parent[PATH_MAX];
+        if (cgroup_dir(&test_cg, i, "x", dir, sizeof(dir)) < 0)
+            return false;
+        snprintf(parent, sizeof(parent), "%.*s", (int)(strlen(dir) - 2), dir);
+        DIR *d = opendir(parent);
+        struct dirent *de;
+        while (d && (de = readdir(d)) != NULL)
+            if (de->d_type == DT_DIR && de->d_name[0] != '.') {
+                printf("# leftover %s/%s\n", parent, de->d_name);
+                closedir(d);
+                return false;
+            }
+        if (d)
+            closedir(d);
+    }
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s PROBE\n", argv[0]);
+        return 2;
+    }
+    if (geteuid() != 0) {
+        printf("1..0 # SKIP jail tests need root\n");
+        return 77;
+    }
+    log_init("test_jail", LOG_LVL_WARN);
+    signal(SIGPIPE, SIG_IGN);
+    const char *probe = argv[1];
+    /* own cgroup parent: init's recovery must not kill the sandboxes of a
+     * daemon running on the same host */
+    setenv("AIRLOCK_JAIL_CGROUP", "airlock-test", 0);
+
+    /* the runner lives in a 0700 directory: the child (an unprivileged host
+     * uid) could not walk to it; the parent's open_tree must. */
+    snprintf(runner_dir, sizeof(runner_dir), "/tmp/airlock-jail-test.XXXXXX");
+    if (!mkdtemp(runner_dir))
+        return 2;
+    snprintf(runner_path, sizeof(runner_path), "%s/airlock_runner.py", runner_dir);
+    int rfd = open(runner_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (rfd < 0 || write_all(rfd, "print('runner')\n", 16) < 0)
+        return 2;
+    close(rfd);
+
+    char err[512] = "";
+    void *state = NULL;
+    int rc = jail_backend_ops.init(&state, probe, err, sizeof(err));
+    ok(rc == 0, "init (%s)", err);
+    if (rc < 0)
+        goto done;
+    test_state = state;
+    test_cg = ((struct jail_state *)state)->cg;
+
+    struct sandbox s;
+    uint64_t t0 = now_mono_ms();
+    rc = create(state, "sb_test_main", "sandbox", &s, err, sizeof(err));
+    ok(rc == 0, "create in %llu ms (%s)", (unsigned long long)(now_mono_ms() - t0), err);
+    if (rc == 0) {
+        test_host_view(s.inst);
+        test_inside(s.fd, "sandbox");
+        test_limits(s.inst, s.fd);
+        test_destroy_clean(state, s.inst, s.fd);
+    }
+    test_two_sandboxes(state);
+    test_destroy_dead_agent(state);
+    test_errors(state, runner_path);
+    test_concurrent(state);
+    jail_backend_ops.fini(state);
+    test_recovery(probe);
+    ok(no_sandbox_cgroups(), "no sandbox cgroups left at the end");
+    for (int i = 0; i < cgroup_count(test_cg.mode); i++) { /* the test's parent dirs */
+        char dir[PATH_MAX];
+        if (cgroup_dir(&test_cg, i, "x", dir, sizeof(dir)) >= 0) {
+            dir[strlen(dir) - 2] = '\0';
+            (void)rmdir(dir);
+        }
+    }
+
+done:
+    unlink(runner_path);
+    rmdir(runner_dir);
+    printf("1..%d\n# %d passed, %d failed\n", n_test, n_pass, n_fail);
+    return n_fail ? 1 : 0;
+}
