@@ -1,0 +1,48 @@
+/* api.h - request handlers, one file per resource (docs/api.md). Each takes
+ * an authenticated, routed request from http.c and answers it. */
+#ifndef AIRLOCK_API_H
+#define AIRLOCK_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "http.h"
+
+/* api_sandboxes.c */
+void api_healthz(struct http_req *req);
+void api_sandbox_create(struct http_req *req);
+void api_sandbox_list(struct http_req *req);
+void api_sandbox_get(struct http_req *req);
+void api_sandbox_delete(struct http_req *req);
+void api_sandbox_timeout(struct http_req *req);
+void api_sandbox_logs(struct http_req *req);
+
+/* api_files.c. PUT is streamed: begin (headers known), data (each chunk),
+ * end (body complete), cleanup (always, when the request is over). */
+void api_files_put_begin(struct http_req *req);
+void api_files_put_data(struct http_req *req, const char *data, size_t size);
+void api_files_put_end(struct http_req *req);
+void api_files_put_cleanup(struct http_req *req);
+void api_files_get(struct http_req *req);
+void api_files_list(struct http_req *req);
+void api_files_delete(struct http_req *req);
+
+/* api_code.c */
+void api_code(struct http_req *req);
+void api_exec(struct http_req *req);
+
+/* api_keys.c */
+void api_keys_create(struct http_req *req);
+void api_keys_list(struct http_req *req);
+void api_keys_revoke(struct http_req *req);
+
+/* Field helpers shared by the handlers (api_sandboxes.c). Each returns 0,
+ * 1 if absent/null (default kept), or replies 400 naming the field and
+ * returns -EINVAL. */
+int api_field_uint(struct http_req *req, const char *name, unsigned min, unsigned max, unsigned *out);
+int api_field_string(struct http_req *req, const char *name, const char **out);
+int api_field_bool(struct http_req *req, const char *name, bool *out);
+/* object of string->string, serialized size <= max_bytes */
+int api_field_env(struct http_req *req, const char *name, size_t max_bytes, json_t **out);
+
+#endif

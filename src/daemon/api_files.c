@@ -1,0 +1,404 @@
+/* api_files.c - files inside a sandbox: PUT (streamed upload), GET (streamed
+ * download), list, delete. File bytes pass through the daemon in chunks and
+ * are never written to the host disk nor held whole in memory: an upload
+ * chunk from libmicrohttpd becomes a FILE_DATA frame at once, a download
+ * frame is copied to the client as the client reads. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "log.h"
+#include "proto.h"
+#include "sandbox.h"
+#include "util.h"
+
+#define FILE_OP_TIMEOUT_MS 120000   /* list, delete, final upload reply */
+#define DOWNLOAD_FRAME_TIMEOUT_MS 120000
+#define GONE_POLL_MS 1000
+
+/* The reply for a failed agent request: 410 if the sandbox expired under
+ * it, 503 if its agent went away, else the error as filled. */
+static void reply_agent_error(struct http_req *req, struct sandbox *sb, int r, struct api_error *err)
+{
+    if (r == -EPIPE)
+        sandbox_gone_error(sb, err);
+    http_reply_error(req, err);
+}
+
+/* The `path` query parameter, required; NULL after replying 400. */
+static const char *path_param(struct http_req *req, bool required, const char *dflt)
+{
+    const char *path = http_query(req, "path");
+    if (!path || !*path) {
+        if (!required)
+            return dflt;
+        http_reply_errorf(req, 400, "invalid_request", "the path query parameter is required");
+        return NULL;
+    }
+    json_t *probe = json_string(path); /* NULL if not valid UTF-8 */
+    if (!probe || strlen(path) > 4096) {
+        json_decref(probe);
+        http_reply_errorf(req, 400, "invalid_request", "path must be valid UTF-8 of at most 4096 bytes");
+        return NULL;
+    }
+    json_decref(probe);
+    return path;
+}
+
+static struct sandbox *get_sandbox(struct http_req *req)
+{
+    struct sandbox *sb = NULL;
+    struct api_error err = {0};
+    if (sandbox_get(req->d, req->param, &sb, &err) < 0) {
+        http_reply_error(req, &err);
+        return NULL;
+    }
+    return sb;
+}
+
+static void audit(struct http_req *req, const char *action, const char *path, long long size)
+{
+    json_t *detail = size >= 0 ? json_pack("{s:s,s:I}", "path", path, "size", (json_int_t)size)
+                               : json_pack("{s:s}", "path", path);
+    (void)store_audit(req->d->store, req->key.id, action, req->param, detail);
+    json_decref(detail);
+}
+
+/* ---- PUT: streamed upload */
+
+struct upload {
+    struct sandbox *sb;
+    struct agent_req *areq;
+    char *path;
+    uint64_t received;
+    bool done; /* the request is over on the agent side (END or ERROR sent, or it answered) */
+};
+
+/* Abort the agent-side file: an ERROR frame instead of the final data frame. */
+static void upload_abort(struct upload *u, const char *code, const char *message)
+{
+    if (u->done || !u->areq)
+        return;
+    json_t *j = json_pack("{s:s,s:s}", "code", code, "message", message);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    if (text)
+        (void)agent_req_send(u->areq, PROTO_ERROR, PROTO_F_END, text, strlen(text));
+    free(text);
+    json_decref(j);
+    u->done = true;
+}
+
+void api_files_put_begin(struct http_req *req)
+{
+    const char *path = path_param(req, true, NULL);
+    if (!path)
+        return;
+    unsigned mode = 0644;
+    const char *ms = http_query(req, "mode");
+    if (ms) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(ms, &end, 8);
+        if (!*ms || *end || errno || v > 07777) {
+            http_reply_errorf(req, 400, "invalid_request", "mode must be an octal permission like 0644");
+            return;
+        }
+        mode = (unsigned)v;
+    }
+    uint64_t max = req->d->cfg.max_upload_bytes;
+    const char *cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > max) {
+        http_reply_errorf(req, 413, "payload_too_large", "upload larger than %llu MiB",
+                          (unsigned long long)(max >> 20));
+        return;
+    }
+    struct upload *u = calloc(1, sizeof(*u));
+    if (!u || !(u->path = strdup(path))) {
+        free(u);
+        http_reply_errorf(req, 500, "internal", "out of memory");
+        return;
+    }
+    req->upload = u;
+    if (!(u->sb = get_sandbox(req)))
+        return;
+    json_t *payload = json_pack("{s:s,s:i}", "path", path, "mode", (int)mode);
+    int r = agent_req_start(sandbox_agent(u->sb), PROTO_FILE_PUT, payload, &u->areq);
+    json_decref(payload);
+    if (r < 0) {
+        u->done = true;
+        struct api_error err = {0};
+        api_error_set(&err, r, 500, "internal", "send FILE_PUT: %s", strerror(-r));
+        reply_agent_error(req, u->sb, r, &err);
+    }
+}
+
+/* The agent may refuse early (bad path, no space): look without waiting. */
+static bool upload_check_agent(struct http_req *req, struct upload *u)
+{
+    cleanup_frame struct agent_frame *f = NULL;
+    int r = agent_req_next(u->areq, 0, &f);
+    if (r == -ETIMEDOUT)
+        return true;
+    struct api_error err = {0};
+    u->done = true;
+    if (r < 0)
+        reply_agent_error(req, u->sb, r, &err);
+    else if (f->type == PROTO_ERROR)
+        reply_agent_error(req, u->sb, api_error_from_agent(&err, (const char *)f->data, f->len), &err);
+    else
+        http_reply_errorf(req, 500, "internal", "agent answered FILE_PUT early with %s", proto_type_name(f->type));
+    return false;
+}
+
+void api_files_put_data(struct http_req *req, const char *data, size_t size)
+{
+    struct upload *u = req->upload;
+    if (!u || !u->areq || u->done)
+        return;
+    u->received += size;
+    uint64_t max = req->d->cfg.max_upload_bytes;
+    if (u->received > max) {
+        upload_abort(u, "payload_too_large", "upload exceeds the daemon's limit");
+        http_reply_errorf(req, 413, "payload_too_large", "upload larger than %llu MiB",
+                          (unsigned long long)(max >> 20));
+        return;
+    }
+    if (!upload_check_agent(req, u))
+        return;
+    while (size > 0) {
+        size_t n = size < PROTO_DATA_CHUNK ? size : PROTO_DATA_CHUNK;
+        int r = agent_req_send(u->areq, PROTO_FILE_DATA, 0, data, n);
+        if (r < 0) {
+            u->done = true;
+            struct api_error err = {0};
+            api_error_set(&err, r, 500, "internal", "send FILE_DATA: %s", strerror(-r));
+            reply_agent_error(req, u->sb, r, &err);
+            return;
+        }
+        data += n;
+        size -= n;
+    }
+}
+
+void api_files_put_end(struct http_req *req)
+{
+    struct upload *u = req->upload;
+    if (!u || !u->areq || u->done) {
+        if (!req->response)
+            http_reply_errorf(req, 500, "internal", "upload ended in an unexpected state");
+        return;
+    }
+    struct api_error err = {0};
+    int r = agent_req_send(u->areq, PROTO_FILE_DATA, PROTO_F_END, NULL, 0);
+    u->done = true;
+    if (r < 0) {
+        api_error_set(&err, r, 500, "internal", "send FILE_DATA: %s", strerror(-r));
+        reply_agent_error(req, u->sb, r, &err);
+        return;
+    }
+    cleanup_frame struct agent_frame *f = NULL;
+    r = agent_req_next(u->areq, now_mono_ms() + FILE_OP_TIMEOUT_MS, &f);
+    if (r < 0) {
+        api_error_set(&err, r, 503, "unavailable", "sandbox agent did not confirm the upload");
+        reply_agent_error(req, u->sb, r, &err);
+        return;
+    }
+    if (f->type == PROTO_ERROR) {
+        reply_agent_error(req, u->sb, api_error_from_agent(&err, (const char *)f->data, f->len), &err);
+        return;
+    }
+    json_t *ok = f->type == PROTO_OK ? json_loadb((const char *)f->data, f->len, 0, NULL) : NULL;
+    json_t *jsize = json_object_get(ok, "size");
+    long long size = json_is_integer(jsize) ? (long long)json_integer_value(jsize) : (long long)u->received;
+    json_decref(ok);
+    if (f->type != PROTO_OK) {
+        http_reply_errorf(req, 500, "internal", "agent answered FILE_PUT with %s", proto_type_name(f->type));
+        return;
+    }
+    audit(req, "upload", u->path, size);
+    http_reply_json(req, 201, json_pack("{s:s,s:I}", "path", u->path, "size", (json_int_t)size));
+}
+
+void api_files_put_cleanup(struct http_req *req)
+{
+    struct upload *u = req->upload;
+    if (!u)
+        return;
+    /* the client went away mid-upload: drop the partial file */
+    upload_abort(u, "internal", "upload aborted by the client");
+    agent_req_free(u->areq);
+    if (u->sb)
+        sandbox_unref(u->sb);
+    free(u->path);
+    free(u);
+    req->upload = NULL;
+}
+
+/* ---- GET: streamed download */
+
+struct download {
+    struct sandbox *sb;
+    struct agent_req *areq;
+    struct agent_frame *cur;
+    size_t off;
+    int client_fd;
+};
+
+static ssize_t download_read(void *cls, uint64_t pos UNUSED, char *buf, size_t max)
+{
+    struct download *dl = cls;
+    for (;;) {
+        if (dl->cur && dl->off < dl->cur->len) {
+            size_t n = dl->cur->len - dl->off;
+            if (n > max)
+                n = max;
+            memcpy(buf, dl->cur->data + dl->off, n);
+            dl->off += n;
+            return (ssize_t)n;
+        }
+        if (dl->cur && (dl->cur->flags & PROTO_F_END))
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        agent_frame_free(dl->cur);
+        dl->cur = NULL;
+        dl->off = 0;
+        /* wait for the next frame in slices, to notice a client that left */
+        uint64_t deadline = now_mono_ms() + DOWNLOAD_FRAME_TIMEOUT_MS;
+        int r;
+        do {
+            uint64_t slice = now_mono_ms() + GONE_POLL_MS;
+            r = agent_req_next(dl->areq, slice < deadline ? slice : deadline, &dl->cur);
+        } while (r == -ETIMEDOUT && now_mono_ms() < deadline && !http_fd_gone(dl->client_fd));
+        if (r < 0)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (dl->cur->type != PROTO_FILE_DATA) {
+            log_warn("sandbox %s: download ended by %s", sandbox_id(dl->sb), proto_type_name(dl->cur->type));
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
+}
+
+static void download_free(void *cls)
+{
+    struct download *dl = cls;
+    agent_frame_free(dl->cur);
+    agent_req_free(dl->areq); /* frames still coming are dropped */
+    sandbox_unref(dl->sb);
+    free(dl);
+}
+
+void api_files_get(struct http_req *req)
+{
+    const char *path = path_param(req, true, NULL);
+    if (!path)
+        return;
+    cleanup_sandbox struct sandbox *sb = get_sandbox(req);
+    if (!sb)
+        return;
+    struct api_error err = {0};
+    cleanup_agent_req struct agent_req *areq = NULL;
+    json_t *payload = json_pack("{s:s}", "path", path);
+    int r = agent_req_start(sandbox_agent(sb), PROTO_FILE_GET, payload, &areq);
+    json_decref(payload);
+    if (r < 0) {
+        api_error_set(&err, r, 500, "internal", "send FILE_GET: %s", strerror(-r));
+        reply_agent_error(req, sb, r, &err);
+        return;
+    }
+    cleanup_frame struct agent_frame *f = NULL;
+    r = agent_req_next(areq, now_mono_ms() + FILE_OP_TIMEOUT_MS, &f);
+    if (r < 0) {
+        api_error_set(&err, r, 503, "unavailable", "sandbox agent did not answer FILE_GET");
+        reply_agent_error(req, sb, r, &err);
+        return;
+    }
+    if (f->type == PROTO_ERROR) {
+        reply_agent_error(req, sb, api_error_from_agent(&err, (const char *)f->data, f->len), &err);
+        return;
+    }
+    if (f->type != PROTO_OK) {
+        http_reply_errorf(req, 500, "internal", "agent answered FILE_GET with %s", proto_type_name(f->type));
+        return;
+    }
+    json_t *ok = json_loadb((const char *)f->data, f->len, 0, NULL);
+    json_t *jsize = json_object_get(ok, "size");
+    uint64_t size = json_is_integer(jsize) && json_integer_value(jsize) >= 0 ? (uint64_t)json_integer_value(jsize)
+                                                                               : MHD_SIZE_UNKNOWN;
+    json_decref(ok);
+
+    struct download *dl = calloc(1, sizeof(*dl));
+    if (!dl) {
+        http_reply_errorf(req, 500, "internal", "out of memory");
+        return;
+    }
+    dl->client_fd = req->client_fd;
+    if (f->flags & PROTO_F_END) /* an agent that ends at OK: empty file */
+        size = 0;
+    struct MHD_Response *resp = MHD_create_response_from_callback(size, 64 * 1024, download_read, dl, download_free);
+    if (!resp) {
+        free(dl);
+        http_reply_errorf(req, 500, "internal", "create the download response");
+        return;
+    }
+    dl->sb = steal_ptr(&sb);
+    dl->areq = steal_ptr(&areq);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    audit(req, "download", path, size == MHD_SIZE_UNKNOWN ? -1 : (long long)size);
+    http_reply_response(req, 200, resp);
+}
+
+/* ---- list, delete */
+
+void api_files_list(struct http_req *req)
+{
+    const char *path = path_param(req, false, "/home/user");
+    if (!path)
+        return;
+    cleanup_sandbox struct sandbox *sb = get_sandbox(req);
+    if (!sb)
+        return;
+    struct api_error err = {0};
+    json_t *reply = NULL, *payload = json_pack("{s:s}", "path", path);
+    int r = agent_call(sandbox_agent(sb), PROTO_FILE_LIST, payload, FILE_OP_TIMEOUT_MS, &reply, &err);
+    json_decref(payload);
+    if (r < 0) {
+        reply_agent_error(req, sb, r, &err);
+        return;
+    }
+    json_t *entries = json_object_get(reply, "entries");
+    json_t *out = json_pack("{s:s,s:O}", "path", path, "entries", json_is_array(entries) ? entries : json_array());
+    json_decref(reply);
+    http_reply_json(req, 200, out);
+}
+
+void api_files_delete(struct http_req *req)
+{
+    const char *path = path_param(req, true, NULL);
+    if (!path)
+        return;
+    bool recursive = false;
+    const char *rs = http_query(req, "recursive");
+    if (rs) {
+        if (strcmp(rs, "true") == 0 || strcmp(rs, "1") == 0)
+            recursive = true;
+        else if (strcmp(rs, "false") != 0 && strcmp(rs, "0") != 0) {
+            http_reply_errorf(req, 400, "invalid_request", "recursive must be true or false");
+            return;
+        }
+    }
+    cleanup_sandbox struct sandbox *sb = get_sandbox(req);
+    if (!sb)
+        return;
+    struct api_error err = {0};
+    json_t *reply = NULL, *payload = json_pack("{s:s,s:b}", "path", path, "recursive", recursive);
+    int r = agent_call(sandbox_agent(sb), PROTO_FILE_DELETE, payload, FILE_OP_TIMEOUT_MS, &reply, &err);
+    json_decref(payload);
+    if (r < 0) {
+        reply_agent_error(req, sb, r, &err);
+        return;
+    }
+    json_decref(reply);
+    audit(req, "file_delete", path, -1);
+    http_reply_json(req, 200, json_pack("{s:s,s:b}", "path", path, "deleted", 1));
+}

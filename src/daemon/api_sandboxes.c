@@ -1,0 +1,255 @@
+/* api_sandboxes.c - /v1/healthz and the sandbox resource: create, list, get,
+ * delete, timeout, logs (docs/api.md). Validation happens here, at the edge;
+ * sandbox.c trusts its parameters. */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "api.h"
+#include "log.h"
+#include "sandbox.h"
+#include "util.h"
+
+#define ENV_MAX_BYTES (64u * 1024u)
+#define METADATA_MAX_BYTES (16u * 1024u)
+
+/* ---- field helpers (shared with the other api_*.c) */
+
+int api_field_uint(struct http_req *req, const char *name, unsigned min, unsigned max, unsigned *out)
+{
+    json_t *v = json_object_get(req->body, name);
+    if (!v || json_is_null(v))
+        return 1;
+    if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)min || json_integer_value(v) > (json_int_t)max) {
+        http_reply_errorf(req, 400, "invalid_request", "%s must be an integer between %u and %u", name, min, max);
+        return -EINVAL;
+    }
+    *out = (unsigned)json_integer_value(v);
+    return 0;
+}
+
+int api_field_string(struct http_req *req, const char *name, const char **out)
+{
+    json_t *v = json_object_get(req->body, name);
+    if (!v || json_is_null(v))
+        return 1;
+    if (!json_is_string(v)) {
+        http_reply_errorf(req, 400, "invalid_request", "%s must be a string", name);
+        return -EINVAL;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+int api_field_bool(struct http_req *req, const char *name, bool *out)
+{
+    json_t *v = json_object_get(req->body, name);
+    if (!v || json_is_null(v))
+        return 1;
+    if (!json_is_boolean(v)) {
+        http_reply_errorf(req, 400, "invalid_request", "%s must be true or false", name);
+        return -EINVAL;
+    }
+    *out = json_is_true(v);
+    return 0;
+}
+
+int api_field_env(struct http_req *req, const char *name, size_t max_bytes, json_t **out)
+{
+    json_t *v = json_object_get(req->body, name);
+    if (!v || json_is_null(v))
+        return 1;
+    if (!json_is_object(v)) {
+        http_reply_errorf(req, 400, "invalid_request", "%s must be an object of strings", name);
+        return -EINVAL;
+    }
+    const char *k;
+    json_t *val;
+    json_object_foreach(v, k, val)
+    {
+        if (!json_is_string(val)) {
+            http_reply_errorf(req, 400, "invalid_request", "%s.%s must be a string", name, k);
+            return -EINVAL;
+        }
+        if (!*k || strchr(k, '=')) {
+            http_reply_errorf(req, 400, "invalid_request", "%s: variable names must be non-empty and without '='",
+                              name);
+            return -EINVAL;
+        }
+        if (json_string_length(val) != strlen(json_string_value(val))) {
+            http_reply_errorf(req, 400, "invalid_request", "%s.%s must not contain NUL", name, k);
+            return -EINVAL;
+        }
+    }
+    size_t size = json_dumpb(v, NULL, 0, JSON_COMPACT);
+    if (size > max_bytes) {
+        http_reply_errorf(req, 400, "invalid_request", "%s is larger than %zu KiB", name, max_bytes / 1024);
+        return -EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The sandbox of the route's {id}, or a reply (404/410). */
+static struct sandbox *get_sandbox(struct http_req *req)
+{
+    struct sandbox *sb = NULL;
+    struct api_error err = {0};
+    if (sandbox_get(req->d, req->param, &sb, &err) < 0) {
+        http_reply_error(req, &err);
+        return NULL;
+    }
+    return sb;
+}
+
+/* ---- handlers */
+
+void api_healthz(struct http_req *req)
+{
+    http_reply_json(req, 200,
+                    json_pack("{s:s,s:s,s:s,s:s,s:i}", "status", "ok", "version", AIRLOCK_VERSION, "region",
+                              req->d->cfg.region, "backend", req->d->backend->name, "sandboxes",
+                              (int)sandbox_count(req->d)));
+}
+
+void api_sandbox_create(struct http_req *req)
+{
+    struct daemon *d = req->d;
+    const struct config *cfg = &d->cfg;
+    struct sandbox_params p = {
+        .tmpl = &d->host_template,
+        .timeout_s = cfg->default_timeout_s,
+        .memory_mb = 1024 < cfg->max_memory_mb ? 1024 : cfg->max_memory_mb,
+        .cpus = 1.0,
+    };
+
+    const char *tmpl = "host";
+    if (api_field_string(req, "template", &tmpl) < 0)
+        return;
+    if (strcmp(tmpl, d->host_template.name) != 0) {
+        http_reply_errorf(req, 400, "template_not_found", "no template '%s'; available: %s", tmpl,
+                          d->host_template.name);
+        return;
+    }
+    if (api_field_bool(req, "egress", &p.egress) < 0)
+        return;
+    if (p.egress) {
+        http_reply_errorf(req, 400, "egress_unavailable", "egress policies are not available yet; sandboxes are sealed");
+        return;
+    }
+    const char *region = NULL;
+    if (api_field_string(req, "region", &region) < 0)
+        return;
+    if (region && strcmp(region, cfg->region) != 0) {
+        http_reply_errorf(req, 400, "region_unavailable", "region '%s' is not served here; this deployment serves: %s",
+                          region, cfg->region);
+        return;
+    }
+    if (api_field_uint(req, "timeout_s", 1, cfg->max_timeout_s, &p.timeout_s) < 0 ||
+        api_field_uint(req, "memory_mb", 64, cfg->max_memory_mb, &p.memory_mb) < 0)
+        return;
+    json_t *cpus = json_object_get(req->body, "cpus");
+    if (cpus && !json_is_null(cpus)) {
+        double c = json_is_number(cpus) ? json_number_value(cpus) : NAN;
+        if (!(c >= 0.1 && c <= (double)d->nproc)) {
+            http_reply_errorf(req, 400, "invalid_request", "cpus must be a number between 0.1 and %u", d->nproc);
+            return;
+        }
+        p.cpus = c;
+    }
+    if (api_field_env(req, "env", ENV_MAX_BYTES, &p.env) < 0)
+        return;
+    json_t *md = json_object_get(req->body, "metadata");
+    if (md && !json_is_null(md)) {
+        if (!json_is_object(md)) {
+            http_reply_errorf(req, 400, "invalid_request", "metadata must be an object");
+            return;
+        }
+        if (json_dumpb(md, NULL, 0, JSON_COMPACT) > METADATA_MAX_BYTES) {
+            http_reply_errorf(req, 400, "invalid_request", "metadata is larger than %u KiB", METADATA_MAX_BYTES / 1024);
+            return;
+        }
+        p.metadata = md;
+    }
+
+    cleanup_sandbox struct sandbox *sb = NULL;
+    struct api_error err = {0};
+    if (sandbox_create(d, &p, req->key.id, &sb, &err) < 0) {
+        http_reply_error(req, &err);
+        return;
+    }
+    http_reply_json(req, 201, sandbox_json(sb));
+}
+
+void api_sandbox_list(struct http_req *req) { http_reply_json(req, 200, sandbox_list_json(req->d)); }
+
+void api_sandbox_get(struct http_req *req)
+{
+    json_t *j = NULL;
+    struct api_error err = {0};
+    if (sandbox_describe(req->d, req->param, &j, &err) < 0)
+        http_reply_error(req, &err);
+    else
+        http_reply_json(req, 200, j);
+}
+
+void api_sandbox_delete(struct http_req *req)
+{
+    cleanup_sandbox struct sandbox *sb = get_sandbox(req);
+    if (!sb)
+        return;
+    if (sandbox_destroy(sb, "deleted", req->key.id) < 0) {
+        /* lost a race with the reaper or another DELETE */
+        struct api_error err = {0};
+        sandbox_gone_error(sb, &err);
+        if (err.status == 503)
+            api_error_set(&err, -ENOENT, 404, "not_found", "sandbox %s was destroyed", req->param);
+        http_reply_error(req, &err);
+        return;
+    }
+    http_reply_json(req, 200, json_pack("{s:s,s:s}", "id", req->param, "state", "destroyed"));
+}
+
+void api_sandbox_timeout(struct http_req *req)
+{
+    unsigned timeout_s = 0;
+    int r = api_field_uint(req, "timeout_s", 1, req->d->cfg.max_timeout_s, &timeout_s);
+    if (r < 0)
+        return;
+    if (r > 0) {
+        http_reply_errorf(req, 400, "invalid_request", "timeout_s is required");
+        return;
+    }
+    cleanup_sandbox struct sandbox *sb = get_sandbox(req);
+    if (!sb)
+        return;
+    r = sandbox_set_timeout(sb, timeout_s, req->key.id);
+    if (r == -ESRCH) {
+        struct api_error err = {0};
+        sandbox_gone_error(sb, &err);
+        http_reply_error(req, &err);
+        return;
+    }
+    if (r < 0) {
+        http_reply_errorf(req, 500, "internal", "record the new lifetime of %s", req->param);
+        return;
+    }
+    http_reply_json(req, 200, sandbox_json(sb));
+}
+
+void api_sandbox_logs(struct http_req *req)
+{
+    /* also for destroyed sandboxes: only the record must exist */
+    json_t *desc = NULL, *events = NULL;
+    struct api_error err = {0};
+    if (sandbox_describe(req->d, req->param, &desc, &err) < 0) {
+        http_reply_error(req, &err);
+        return;
+    }
+    json_decref(desc);
+    if (store_audit_list(req->d->store, req->param, &events) < 0) {
+        http_reply_errorf(req, 500, "internal", "read the audit log of %s", req->param);
+        return;
+    }
+    http_reply_json(req, 200, events);
+}

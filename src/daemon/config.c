@@ -1,0 +1,203 @@
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: airlockd [OPTIONS]\n"
+            "Airlock host daemon: REST API for sealed code-execution sandboxes.\n\n"
+            "  --listen HOST:PORT     TCP address (default 127.0.0.1:7070)\n"
+            "  --socket PATH          also serve the API on a unix socket\n"
+            "  --state-dir DIR        SQLite state and admin key (default /var/lib/airlock)\n"
+            "  --region NAME          region served here (default local)\n"
+            "  --max-sandboxes N      live sandboxes at most (default 64)\n"
+            "  --max-timeout S        longest sandbox lifetime in seconds (default 86400)\n"
+            "  --default-timeout S    lifetime when the client gives none (default 300)\n"
+            "  --max-memory-mb N      largest memory_mb (default 16384)\n"
+            "  --max-upload-mb N      largest file upload (default 1024)\n"
+            "  --agent PATH           airlock-agent binary (default: next to airlockd)\n"
+            "  --runner PATH          airlock_runner.py (default: next to airlockd)\n"
+            "  --log-level LEVEL      debug, info or warn (default info)\n"
+            "  --help                 show this help\n\n"
+            "Environment: AIRLOCK_API_KEY, if set, is accepted as an admin key.\n");
+}
+
+static int parse_uint(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v < min || v > max) {
+        fprintf(stderr, "airlockd: %s: expected an integer in %" PRIu64 "..%" PRIu64 ", got '%s'\n", opt, min,
+                max, s);
+        return -EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_listen(struct config *cfg, const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || (size_t)(colon - s) >= sizeof(cfg->listen_host)) {
+        fprintf(stderr, "airlockd: --listen: expected HOST:PORT, got '%s'\n", s);
+        return -EINVAL;
+    }
+    uint64_t port;
+    if (parse_uint("--listen port", colon + 1, 1, 65535, &port) < 0)
+        return -EINVAL;
+    memcpy(cfg->listen_host, s, (size_t)(colon - s));
+    cfg->listen_host[colon - s] = '\0';
+    cfg->listen_port = (uint16_t)port;
+    return 0;
+}
+
+/* <directory of /proc/self/exe>/name */
+static char *next_to_self(const char *name)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n < 0)
+        return strdup(name);
+    exe[n] = '\0';
+    char *path;
+    if (asprintf(&path, "%s/%s", dirname(exe), name) < 0)
+        return NULL;
+    return path;
+}
+
+static int set_str(char **dst, const char *v)
+{
+    free(*dst);
+    *dst = strdup(v);
+    return *dst ? 0 : -ENOMEM;
+}
+
+int config_parse(struct config *cfg, int argc, char **argv)
+{
+    enum {
+        OPT_LISTEN = 256, OPT_SOCKET, OPT_STATE, OPT_REGION, OPT_MAXSB, OPT_MAXTO, OPT_DEFTO, OPT_MAXMEM,
+        OPT_MAXUP, OPT_AGENT, OPT_RUNNER, OPT_LOGLEVEL, OPT_HELP,
+    };
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"socket", required_argument, NULL, OPT_SOCKET},
+        {"state-dir", required_argument, NULL, OPT_STATE},
+        {"region", required_argument, NULL, OPT_REGION},
+        {"max-sandboxes", required_argument, NULL, OPT_MAXSB},
+        {"max-timeout", required_argument, NULL, OPT_MAXTO},
+        {"default-timeout", required_argument, NULL, OPT_DEFTO},
+        {"max-memory-mb", required_argument, NULL, OPT_MAXMEM},
+        {"max-upload-mb", required_argument, NULL, OPT_MAXUP},
+        {"agent", required_argument, NULL, OPT_AGENT},
+        {"runner", required_argument, NULL, OPT_RUNNER},
+        {"log-level", required_argument, NULL, OPT_LOGLEVEL},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+
+    *cfg = (struct config){
+        .listen_host = "127.0.0.1",
+        .listen_port = 7070,
+        .max_sandboxes = 64,
+        .max_timeout_s = 86400,
+        .default_timeout_s = 300,
+        .max_memory_mb = 16384,
+        .max_upload_bytes = 1024ull << 20,
+        .log_level = LOG_LVL_INFO,
+    };
+    if (set_str(&cfg->state_dir, "/var/lib/airlock") < 0 || set_str(&cfg->region, "local") < 0)
+        return -ENOMEM;
+
+    int c;
+    uint64_t v;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int r = 0;
+        switch (c) {
+        case OPT_LISTEN: r = parse_listen(cfg, optarg); break;
+        case OPT_SOCKET: r = set_str(&cfg->socket_path, optarg); break;
+        case OPT_STATE: r = set_str(&cfg->state_dir, optarg); break;
+        case OPT_REGION:
+            if (!*optarg) {
+                fprintf(stderr, "airlockd: --region: empty name\n");
+                return -EINVAL;
+            }
+            r = set_str(&cfg->region, optarg);
+            break;
+        case OPT_MAXSB:
+            if ((r = parse_uint("--max-sandboxes", optarg, 1, 100000, &v)) == 0)
+                cfg->max_sandboxes = (unsigned)v;
+            break;
+        case OPT_MAXTO:
+            if ((r = parse_uint("--max-timeout", optarg, 1, 365u * 86400u, &v)) == 0)
+                cfg->max_timeout_s = (unsigned)v;
+            break;
+        case OPT_DEFTO:
+            if ((r = parse_uint("--default-timeout", optarg, 1, 365u * 86400u, &v)) == 0)
+                cfg->default_timeout_s = (unsigned)v;
+            break;
+        case OPT_MAXMEM:
+            if ((r = parse_uint("--max-memory-mb", optarg, 64, 1u << 24, &v)) == 0)
+                cfg->max_memory_mb = (unsigned)v;
+            break;
+        case OPT_MAXUP:
+            if ((r = parse_uint("--max-upload-mb", optarg, 1, 1u << 24, &v)) == 0)
+                cfg->max_upload_bytes = v << 20;
+            break;
+        case OPT_AGENT: r = set_str(&cfg->agent_path, optarg); break;
+        case OPT_RUNNER: r = set_str(&cfg->runner_path, optarg); break;
+        case OPT_LOGLEVEL:
+            if (strcmp(optarg, "debug") == 0)
+                cfg->log_level = LOG_LVL_DEBUG;
+            else if (strcmp(optarg, "info") == 0)
+                cfg->log_level = LOG_LVL_INFO;
+            else if (strcmp(optarg, "warn") == 0)
+                cfg->log_level = LOG_LVL_WARN;
+            else {
+                fprintf(stderr, "airlockd: --log-level: expected debug, info or warn, got '%s'\n", optarg);
+                r = -EINVAL;
+            }
+            break;
+        case OPT_HELP:
+        case 'h': usage(stdout); return 1;
+        default: usage(stderr); return -EINVAL;
+        }
+        if (r < 0)
+            return r;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "airlockd: unexpected argument '%s'\n", argv[optind]);
+        return -EINVAL;
+    }
+    if (cfg->default_timeout_s > cfg->max_timeout_s) {
+        fprintf(stderr, "airlockd: --default-timeout %u exceeds --max-timeout %u\n", cfg->default_timeout_s,
+                cfg->max_timeout_s);
+        return -EINVAL;
+    }
+    if (!cfg->agent_path && !(cfg->agent_path = next_to_self("airlock-agent")))
+        return -ENOMEM;
+    if (!cfg->runner_path && !(cfg->runner_path = next_to_self("airlock_runner.py")))
+        return -ENOMEM;
+    return 0;
+}
+
+void config_free(struct config *cfg)
+{
+    free(cfg->socket_path);
+    free(cfg->state_dir);
+    free(cfg->region);
+    free(cfg->agent_path);
+    free(cfg->runner_path);
+}

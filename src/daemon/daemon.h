@@ -1,0 +1,29 @@
+/* daemon.h - the one object airlockd passes around: configuration, the
+ * store, the sandbox registry and the isolation backend. Created in main(),
+ * handed to libmicrohttpd as the handler closure; no other global state. */
+#ifndef AIRLOCK_DAEMON_H
+#define AIRLOCK_DAEMON_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "backend.h"
+#include "config.h"
+#include "store.h"
+
+#define AIRLOCK_VERSION "0.1.0"
+
+struct registry;
+
+struct daemon {
+    struct config cfg;
+    struct store *store;
+    struct registry *reg;
+    const struct backend_ops *backend;
+    void *backend_state;
+    struct template_info host_template;
+    unsigned nproc;              /* upper bound of `cpus` */
+    atomic_bool shutting_down;   /* set on SIGTERM/SIGINT: new requests get 503 */
+};
+
+#endif

@@ -1,0 +1,551 @@
+/* http.c - libmicrohttpd glue: one thread per connection (handlers may block
+ * on a sandbox's agent), routing, the Bearer check, request bodies, and the
+ * JSON error envelope. The request path continues in api_*.c. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "api.h"
+#include "auth.h"
+#include "buf.h"
+#include "log.h"
+#include "util.h"
+
+enum {
+    R_NOAUTH = 1, /* no Authorization needed */
+    R_ADMIN = 2,  /* admin key needed */
+    R_JSON = 4,   /* a JSON object body, parsed into req->body */
+    R_UPLOAD = 8, /* raw body streamed to the handler (PUT files) */
+};
+
+struct route_method {
+    const char *method;
+    unsigned flags;
+    void (*handle)(struct http_req *req);
+    const char *query[3]; /* accepted query parameters */
+};
+
+struct route {
+    const char *pattern; /* "*" matches one path segment: the {id} */
+    struct route_method m[4];
+};
+
+static const struct route ROUTES[] = {
+    {"/v1/healthz", {{"GET", R_NOAUTH, api_healthz, {NULL}}}},
+    {"/v1/sandboxes", {{"POST", R_JSON, api_sandbox_create, {NULL}}, {"GET", 0, api_sandbox_list, {NULL}}}},
+    {"/v1/sandboxes/*", {{"GET", 0, api_sandbox_get, {NULL}}, {"DELETE", 0, api_sandbox_delete, {NULL}}}},
+    {"/v1/sandboxes/*/timeout", {{"POST", R_JSON, api_sandbox_timeout, {NULL}}}},
+    {"/v1/sandboxes/*/files",
+     {{"PUT", R_UPLOAD, NULL, {"path", "mode"}},
+      {"GET", 0, api_files_get, {"path"}},
+      {"DELETE", 0, api_files_delete, {"path", "recursive"}}}},
+    {"/v1/sandboxes/*/files/list", {{"GET", 0, api_files_list, {"path"}}}},
+    {"/v1/sandboxes/*/code", {{"POST", R_JSON, api_code, {NULL}}}},
+    {"/v1/sandboxes/*/exec", {{"POST", R_JSON, api_exec, {NULL}}}},
+    {"/v1/sandboxes/*/logs", {{"GET", 0, api_sandbox_logs, {NULL}}}},
+    {"/v1/keys", {{"POST", R_JSON | R_ADMIN, api_keys_create, {NULL}}, {"GET", R_ADMIN, api_keys_list, {NULL}}}},
+    {"/v1/keys/*", {{"DELETE", R_ADMIN, api_keys_revoke, {NULL}}}},
+};
+
+struct http_server {
+    struct daemon *d;
+    struct MHD_Daemon *tcp;
+    struct MHD_Daemon *unix_sock;
+    bool quiesced;
+};
+
+/* Everything about one request, from the first callback to completion. */
+struct conn_ctx {
+    struct http_req req;
+    const struct route_method *m;
+    struct buf body;   /* R_JSON */
+    bool discard;      /* the reply is decided; swallow the rest of the body */
+    uint64_t drained;  /* body bytes swallowed after the reply was decided */
+    bool upload_begun; /* R_UPLOAD: api_files_put_begin ran */
+};
+
+/* ---- replies */
+
+void http_reply_response(struct http_req *req, unsigned status, struct MHD_Response *resp)
+{
+    if (req->response)
+        MHD_destroy_response(req->response);
+    req->status = status;
+    req->response = resp;
+}
+
+void http_reply_json(struct http_req *req, unsigned status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) {
+        static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        status = 500;
+        text = strdup(oom);
+        if (!text)
+            return;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    http_reply_response(req, status, resp);
+}
+
+void http_reply_error(struct http_req *req, const struct api_error *err)
+{
+    unsigned status = err->status ? err->status : 500;
+    if (status == 500)
+        log_warn("%s: %s", err->code, err->message);
+    else if (status > 500)
+        log_debug("%s: %s", err->code, err->message);
+    http_reply_json(req, status, api_error_json(err));
+}
+
+void http_reply_errorf(struct http_req *req, unsigned status, const char *code, const char *fmt, ...)
+{
+    struct api_error err = {.status = status};
+    snprintf(err.code, sizeof(err.code), "%s", code);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err.message, sizeof(err.message), fmt, ap);
+    va_end(ap);
+    http_reply_error(req, &err);
+}
+
+const char *http_query(struct http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_header(struct http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+bool http_fd_gone(int fd)
+{
+    if (fd < 0)
+        return false;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    int n = poll(&p, 1, 0);
+    return n > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* ---- routing */
+
+/* Match url against pattern; the "*" segment is copied into param. */
+static bool route_match(const char *pattern, const char *url, char *param, size_t plen)
+{
+    const char *p = pattern, *u = url;
+    while (*p && *u) {
+        if (*p == '*') {
+            const char *end = strchr(u, '/');
+            size_t n = end ? (size_t)(end - u) : strlen(u);
+            if (n == 0 || n >= plen)
+                return false;
+            memcpy(param, u, n);
+            param[n] = '\0';
+            p++;
+            u += n;
+            continue;
+        }
+        if (*p != *u)
+            return false;
+        p++;
+        u++;
+    }
+    return *p == '\0' && *u == '\0';
+}
+
+static const struct route *find_route(const char *url, char *param, size_t plen)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(ROUTES); i++)
+        if (route_match(ROUTES[i].pattern, url, param, plen))
+            return &ROUTES[i];
+    return NULL;
+}
+
+struct query_check {
+    const struct route_method *m;
+    const char *bad;
+};
+
+static enum MHD_Result check_query_arg(void *cls, enum MHD_ValueKind kind UNUSED, const char *key,
+                                       const char *value UNUSED)
+{
+    struct query_check *qc = cls;
+    for (size_t i = 0; i < ARRAY_SIZE(qc->m->query) && qc->m->query[i]; i++)
+        if (strcmp(key, qc->m->query[i]) == 0)
+            return MHD_YES;
+    qc->bad = key;
+    return MHD_NO;
+}
+
+/* Decide everything that needs only the headers: route, method, shutdown,
+ * auth, query. Replies (into req) on failure. */
+static void begin_request(struct conn_ctx *ctx, const char *url, const char *method)
+{
+    struct http_req *req = &ctx->req;
+    const struct route *rt = find_route(url, req->param, sizeof(req->param));
+    if (!rt) {
+        http_reply_errorf(req, 404, "not_found", "no route %s %s", method, url);
+        return;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(rt->m) && rt->m[i].method; i++)
+        if (strcmp(rt->m[i].method, method) == 0)
+            ctx->m = &rt->m[i];
+    if (!ctx->m) {
+        char allow[64] = "";
+        for (size_t i = 0; i < ARRAY_SIZE(rt->m) && rt->m[i].method; i++)
+            snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s", i ? ", " : "", rt->m[i].method);
+        http_reply_errorf(req, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)", method, url,
+                          allow);
+        if (req->response)
+            MHD_add_response_header(req->response, "Allow", allow);
+        return;
+    }
+    if (atomic_load(&req->d->shutting_down)) {
+        http_reply_errorf(req, 503, "unavailable", "the daemon is shutting down");
+        return;
+    }
+    if (!(ctx->m->flags & R_NOAUTH)) {
+        if (auth_check(req->d->store, http_header(req, MHD_HTTP_HEADER_AUTHORIZATION), &req->key) < 0) {
+            http_reply_errorf(req, 401, "unauthorized", "missing, malformed, unknown or revoked API key");
+            return;
+        }
+        if ((ctx->m->flags & R_ADMIN) && !req->key.admin) {
+            http_reply_errorf(req, 403, "forbidden", "this endpoint needs an admin key");
+            return;
+        }
+    }
+    struct query_check qc = {.m = ctx->m};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_query_arg, &qc);
+    if (qc.bad) {
+        http_reply_errorf(req, 400, "invalid_request", "unknown query parameter '%s'", qc.bad);
+        return;
+    }
+    if (ctx->m->flags & R_JSON) {
+        const char *cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > HTTP_MAX_JSON_BODY) {
+            http_reply_errorf(req, 413, "payload_too_large", "JSON body larger than %u MiB", HTTP_MAX_JSON_BODY >> 20);
+            return;
+        }
+    }
+    if (ctx->m->flags & R_UPLOAD) {
+        ctx->upload_begun = true;
+        api_files_put_begin(req);
+    }
+}
+
+/* The whole JSON body is here: parse it and call the handler. */
+static void run_json_handler(struct conn_ctx *ctx)
+{
+    struct http_req *req = &ctx->req;
+    json_error_t jerr;
+    if (ctx->body.len == 0) {
+        req->body = json_object();
+    } else {
+        req->body = json_loadb(ctx->body.data, ctx->body.len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!req->body) {
+            http_reply_errorf(req, 400, "invalid_json", "invalid JSON body: %s (line %d, column %d)", jerr.text,
+                              jerr.line, jerr.column);
+            return;
+        }
+        if (!json_is_object(req->body)) {
+            http_reply_errorf(req, 400, "invalid_json", "the body must be a JSON object");
+            return;
+        }
+    }
+    ctx->m->handle(req);
+}
+
+static enum MHD_Result queue_reply(struct conn_ctx *ctx)
+{
+    struct http_req *req = &ctx->req;
+    if (!req->response) {
+        log_error("handler left %s without a reply (bug)", req->param);
+        http_reply_errorf(req, 500, "internal", "no reply (bug)");
+        if (!req->response)
+            return MHD_NO;
+    }
+    enum MHD_Result ok = MHD_queue_response(req->conn, req->status, req->response);
+    MHD_destroy_response(req->response);
+    req->response = NULL;
+    return ok;
+}
+
+/* Beyond this, a body is not worth reading to the end just to answer it:
+ * the connection is closed instead. */
+#define DRAIN_MAX (2ull << 30)
+
+/* May a reply decided from the headers be sent before the body is read?
+ * MHD then closes the connection without reading the body, and a client that
+ * is still sending it gets a reset and may never see the reply (Python's
+ * http.client, requests). So answer early only when nothing would be lost:
+ * no body, a client waiting for "100 Continue", or a body too big to drain. */
+static bool can_answer_early(struct http_req *req)
+{
+    const char *expect = http_header(req, MHD_HTTP_HEADER_EXPECT);
+    if (expect && strcasestr(expect, "100-continue"))
+        return true;
+    const char *cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl)
+        return strtoull(cl, NULL, 10) == 0 || strtoull(cl, NULL, 10) > DRAIN_MAX;
+    return http_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING) == NULL;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version UNUSED, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct conn_ctx *ctx = *con_cls;
+    if (!ctx) {
+        ctx = calloc(1, sizeof(*ctx));
+        if (!ctx)
+            return MHD_NO;
+        *con_cls = ctx;
+        ctx->req.d = cls;
+        ctx->req.conn = conn;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        ctx->req.client_fd = ci ? ci->connect_fd : -1;
+        begin_request(ctx, url, method);
+        if (ctx->req.response) {
+            /* answered from the headers alone */
+            ctx->discard = true;
+            if (can_answer_early(&ctx->req))
+                return queue_reply(ctx);
+        }
+        return MHD_YES;
+    }
+
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (ctx->discard) {
+            ctx->drained += n;
+            return ctx->drained > DRAIN_MAX ? MHD_NO : MHD_YES;
+        }
+        if (ctx->m->flags & R_UPLOAD) {
+            api_files_put_data(&ctx->req, upload_data, n);
+        } else if (ctx->body.len + n > HTTP_MAX_JSON_BODY) {
+            http_reply_errorf(&ctx->req, 413, "payload_too_large", "JSON body larger than %u MiB",
+                              HTTP_MAX_JSON_BODY >> 20);
+            buf_free(&ctx->body);
+        } else if (buf_append(&ctx->body, upload_data, n) < 0) {
+            http_reply_errorf(&ctx->req, 500, "internal", "out of memory reading the body");
+            buf_free(&ctx->body);
+        }
+        if (ctx->req.response)
+            ctx->discard = true; /* decided mid-body (413, agent error): answered at the end */
+        return MHD_YES;
+    }
+
+    /* end of the request body */
+    if (ctx->discard) {
+        if (!ctx->req.response)
+            return MHD_YES; /* answered early */
+        return queue_reply(ctx);
+    }
+    ctx->discard = true;
+    if (ctx->m->flags & R_UPLOAD)
+        api_files_put_end(&ctx->req);
+    else if (ctx->m->flags & R_JSON)
+        run_json_handler(ctx);
+    else
+        ctx->m->handle(&ctx->req);
+    return queue_reply(ctx);
+}
+
+static void on_completed(void *cls UNUSED, struct MHD_Connection *conn UNUSED, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct conn_ctx *ctx = *con_cls;
+    if (!ctx)
+        return;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        log_debug("request ended early (%d)", (int)toe);
+    if (ctx->upload_begun)
+        api_files_put_cleanup(&ctx->req);
+    if (ctx->req.response)
+        MHD_destroy_response(ctx->req.response);
+    json_decref(ctx->req.body);
+    buf_free(&ctx->body);
+    free(ctx);
+    *con_cls = NULL;
+}
+
+static void mhd_log(void *cls UNUSED, const char *fmt, va_list ap)
+{
+    char line[512];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && line[n - 1] == '\n')
+        line[--n] = '\0';
+    log_warn("http: %s", line);
+}
+
+/* ---- listeners */
+
+static int resolve_listen(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    char portstr[8];
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    struct addrinfo *ai = NULL;
+    const char *h = host;
+    char stripped[256];
+    size_t hl = strlen(host);
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') { /* [::1]:7070 */
+        snprintf(stripped, sizeof(stripped), "%.*s", (int)(hl - 2), host + 1);
+        h = stripped;
+    }
+    int rc = getaddrinfo(h, portstr, &hints, &ai);
+    if (rc != 0) {
+        log_error("resolve --listen %s: %s", host, gai_strerror(rc));
+        return -EINVAL;
+    }
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    *len = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+static int open_unix_socket(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        log_error("--socket %s: path too long", path);
+        return -ENAMETOOLONG;
+    }
+    strcpy(sa.sun_path, path);
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            log_error("--socket %s: exists and is not a socket", path);
+            return -EEXIST;
+        }
+        if (unlink(path) < 0) {
+            int r = -errno;
+            log_error("remove stale socket %s: %s", path, strerror(-r));
+            return r;
+        }
+    }
+    cleanup_fd int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int r = -errno;
+        log_error("socket(AF_UNIX): %s", strerror(-r));
+        return r;
+    }
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int r = -errno;
+        log_error("bind %s: %s", path, strerror(-r));
+        return r;
+    }
+    /* root and the socket's group may connect: auth is still by key */
+    if (chmod(path, 0660) < 0) {
+        int r = -errno;
+        log_error("chmod %s: %s", path, strerror(-r));
+        return r;
+    }
+    if (listen(fd, 128) < 0) {
+        int r = -errno;
+        log_error("listen %s: %s", path, strerror(-r));
+        return r;
+    }
+    return steal_fd(&fd);
+}
+
+static struct MHD_Daemon *start_mhd(struct daemon *d, const struct sockaddr *sa, int listen_fd)
+{
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    if (sa && sa->sa_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if (listen_fd >= 0)
+        return MHD_start_daemon(flags, 0, NULL, NULL, on_request, d, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                                MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                                NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_END);
+    return MHD_start_daemon(flags, 0, NULL, NULL, on_request, d, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                            MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_END);
+}
+
+int http_start(struct daemon *d, struct http_server **out)
+{
+    struct http_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->d = d;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int r = resolve_listen(d->cfg.listen_host, d->cfg.listen_port, &ss, &sl);
+    if (r < 0) {
+        free(s);
+        return r;
+    }
+    s->tcp = start_mhd(d, (struct sockaddr *)&ss, -1);
+    if (!s->tcp) {
+        log_error("listen on %s:%u failed (address in use or not available?)", d->cfg.listen_host,
+                  d->cfg.listen_port);
+        free(s);
+        return -EADDRNOTAVAIL;
+    }
+    if (d->cfg.socket_path) {
+        int fd = open_unix_socket(d->cfg.socket_path);
+        if (fd < 0) {
+            http_stop(s);
+            return fd;
+        }
+        s->unix_sock = start_mhd(d, NULL, fd);
+        if (!s->unix_sock) {
+            log_error("serve the unix socket %s failed", d->cfg.socket_path);
+            close(fd);
+            http_stop(s);
+            return -EIO;
+        }
+    }
+    *out = s;
+    return 0;
+}
+
+void http_quiesce(struct http_server *s)
+{
+    /* MHD hands the listening sockets back; closing them refuses new
+     * connections while the ones in flight finish. */
+    if (s->quiesced)
+        return;
+    s->quiesced = true;
+    MHD_socket fd = MHD_quiesce_daemon(s->tcp);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    if (s->unix_sock) {
+        fd = MHD_quiesce_daemon(s->unix_sock);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+    }
+}
+
+void http_stop(struct http_server *s)
+{
+    if (!s)
+        return;
+    if (s->unix_sock)
+        MHD_stop_daemon(s->unix_sock);
+    if (s->tcp)
+        MHD_stop_daemon(s->tcp);
+    if (s->unix_sock || (s->d->cfg.socket_path && s->tcp))
+        (void)unlink(s->d->cfg.socket_path);
+    free(s);
+}

@@ -1,0 +1,52 @@
+/* http.h - the HTTP layer: libmicrohttpd daemons, routing, auth, bodies.
+ *
+ * http.c owns everything about HTTP; an api_*.c handler sees one
+ * struct http_req with the authenticated key, the path parameter and the
+ * parsed JSON body, and answers with one of the http_reply_* calls. */
+#ifndef AIRLOCK_HTTP_H
+#define AIRLOCK_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "daemon.h"
+#include "errors.h"
+#include "store.h"
+
+#define HTTP_MAX_JSON_BODY (16u << 20)
+
+struct http_server;
+
+struct http_req {
+    struct daemon *d;
+    struct MHD_Connection *conn;
+    int client_fd;          /* the connection's socket, for http_client_gone */
+    char param[80];         /* {id} of the route */
+    struct key_info key;    /* the authenticated caller */
+    json_t *body;           /* JSON routes: the parsed object */
+    void *upload;           /* upload routes: the handler's state */
+    /* the reply, set by http_reply_* */
+    unsigned status;
+    struct MHD_Response *response;
+};
+
+int http_start(struct daemon *d, struct http_server **out);
+/* Stop accepting new connections (shutdown begins). */
+void http_quiesce(struct http_server *s);
+/* Close all connections, join their threads, free. */
+void http_stop(struct http_server *s);
+
+void http_reply_json(struct http_req *req, unsigned status, json_t *body /* stolen */);
+void http_reply_error(struct http_req *req, const struct api_error *err);
+void http_reply_errorf(struct http_req *req, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void http_reply_response(struct http_req *req, unsigned status, struct MHD_Response *resp /* stolen */);
+const char *http_query(struct http_req *req, const char *name);
+const char *http_header(struct http_req *req, const char *name);
+/* True if the client closed its side of fd (poll, no wait). */
+bool http_fd_gone(int fd);
+
+#endif

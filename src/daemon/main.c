@@ -1,0 +1,195 @@
+/* main.c - airlockd: start-up, recovery, serving, shutdown.
+ *
+ *   parse flags -> state dir -> store -> bootstrap key -> backend init (kills
+ *   what a dead daemon left) -> mark stale records destroyed -> registry and
+ *   reaper -> HTTP -> wait for SIGTERM/SIGINT -> stop accepting -> destroy
+ *   every sandbox -> stop HTTP -> close the store.
+ *
+ * SIGTERM and SIGINT are blocked in every thread (the mask is set before any
+ * thread exists and inherited) and collected by sigwait() in main, so there
+ * is no signal handler and no global flag. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "daemon.h"
+#include "http.h"
+#include "log.h"
+#include "sandbox.h"
+#include "store.h"
+#include "util.h"
+
+static int make_state_dir(const char *dir)
+{
+    /* create missing parents (0755), the directory itself 0700 */
+    cleanup_free char *path = strdup(dir);
+    if (!path)
+        return -ENOMEM;
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+            int r = -errno;
+            log_error("create %s: %s", path, strerror(-r));
+            return r;
+        }
+        *p = '/';
+    }
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        int r = -errno;
+        log_error("create state directory %s: %s", dir, strerror(-r));
+        return r;
+    }
+    struct stat st;
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        log_error("state directory %s is not a directory", dir);
+        return -ENOTDIR;
+    }
+    if ((st.st_mode & 07777) != 0700 && chmod(dir, 0700) < 0) {
+        int r = -errno;
+        log_error("chmod 0700 %s: %s", dir, strerror(-r));
+        return r;
+    }
+    return 0;
+}
+
+/* One state directory is one daemon, and the jail backend kills whatever it
+ * finds in its cgroup parent at start (a dead daemon's leftovers). So two
+ * daemons on one host (tests, staging next to production) must not share
+ * the parent: unless AIRLOCK_JAIL_CGROUP says otherwise, a daemon with a
+ * non-default state dir gets "airlock-<hash of the state dir>". Runs before
+ * any thread exists (setenv is not thread-safe). */
+static int scope_backend_cgroup(const char *state_dir)
+{
+    const char *set = getenv("AIRLOCK_JAIL_CGROUP");
+    if (set && *set)
+        return 0;
+    cleanup_free char *real = realpath(state_dir, NULL);
+    if (!real) {
+        int r = -errno;
+        log_error("resolve state directory %s: %s", state_dir, strerror(-r));
+        return r;
+    }
+    if (strcmp(real, "/var/lib/airlock") == 0)
+        return 0; /* the backend's default parent, "airlock" */
+    char hash[KEY_HASH_LEN + 1], name[32];
+    int r = auth_hash_key(real, strlen(real), hash);
+    if (r < 0)
+        return r;
+    snprintf(name, sizeof(name), "airlock-%.12s", hash);
+    if (setenv("AIRLOCK_JAIL_CGROUP", name, 1) < 0)
+        return -errno;
+    log_debug("state directory %s: sandbox cgroups under %s", real, name);
+    return 0;
+}
+
+static int wait_for_stop_signal(const sigset_t *set)
+{
+    for (;;) {
+        siginfo_t si;
+        int sig = sigwaitinfo(set, &si);
+        if (sig < 0 && errno == EINTR)
+            continue;
+        return sig;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct daemon d = {0};
+    int r = config_parse(&d.cfg, argc, argv);
+    if (r != 0) {
+        config_free(&d.cfg);
+        return r > 0 ? 0 : 2;
+    }
+    log_init("airlockd", d.cfg.log_level);
+
+    /* A client that hangs up must not kill the daemon. */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        log_error("ignore SIGPIPE: %s", strerror(errno));
+        return 1;
+    }
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    if ((r = pthread_sigmask(SIG_BLOCK, &stop, NULL)) != 0) {
+        log_error("block SIGTERM/SIGINT: %s", strerror(r));
+        return 1;
+    }
+
+    /* The bootstrap key must not leak into anything the daemon starts. */
+    cleanup_free char *env_key = getenv("AIRLOCK_API_KEY") ? strdup(getenv("AIRLOCK_API_KEY")) : NULL;
+    (void)unsetenv("AIRLOCK_API_KEY");
+
+    int exit_code = 1;
+    struct http_server *http = NULL;
+    char where[512] = "";
+    char berr[512] = "";
+
+    if (make_state_dir(d.cfg.state_dir) < 0 || scope_backend_cgroup(d.cfg.state_dir) < 0)
+        goto out;
+    if ((r = store_open(d.cfg.state_dir, &d.store)) < 0)
+        goto out;
+    if ((r = auth_bootstrap(d.store, d.cfg.state_dir, env_key, where, sizeof(where))) < 0) {
+        log_error("bootstrap the admin key: %s", strerror(-r));
+        goto out;
+    }
+    if (env_key)
+        explicit_bzero(env_key, strlen(env_key));
+
+    d.backend = &jail_backend_ops;
+    if ((r = d.backend->init(&d.backend_state, d.cfg.agent_path, berr, sizeof(berr))) < 0) {
+        log_error("backend %s: init failed: %s", d.backend->name, berr[0] ? berr : strerror(-r));
+        d.backend = NULL;
+        goto out;
+    }
+    if (access(d.cfg.runner_path, R_OK) < 0)
+        log_warn("runner %s: %s (Python code will not run)", d.cfg.runner_path, strerror(errno));
+    d.host_template = (struct template_info){.name = "host", .rootfs = NULL};
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    d.nproc = n > 0 ? (unsigned)n : 1;
+
+    unsigned stale = 0;
+    if ((r = store_sandbox_destroy_all_running(d.store, "daemon_restart", now_wall_ms(), &stale)) < 0)
+        goto out;
+    if (stale)
+        log_info("marked %u sandbox(es) of a previous run destroyed (daemon_restart)", stale);
+
+    if ((r = registry_new(&d, &d.reg)) < 0) {
+        log_error("start the sandbox registry: %s", strerror(-r));
+        goto out;
+    }
+    if ((r = http_start(&d, &http)) < 0)
+        goto out;
+
+    log_info("airlockd %s listening on http://%s:%u%s%s (region %s, backend %s); %s", AIRLOCK_VERSION,
+             d.cfg.listen_host, d.cfg.listen_port, d.cfg.socket_path ? " and unix:" : "",
+             d.cfg.socket_path ? d.cfg.socket_path : "", d.cfg.region, d.backend->name, where);
+
+    int sig = wait_for_stop_signal(&stop);
+    log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal");
+    exit_code = 0;
+
+out:
+    atomic_store(&d.shutting_down, true);
+    if (http)
+        http_quiesce(http);
+    if (d.reg)
+        sandbox_destroy_all(&d, "shutdown"); /* wakes every request waiting on an agent */
+    http_stop(http);                         /* joins the connection threads */
+    registry_free(d.reg);
+    if (d.backend && d.backend->fini)
+        d.backend->fini(d.backend_state);
+    store_close(d.store);
+    config_free(&d.cfg);
+    if (exit_code == 0)
+        log_info("stopped");
+    return exit_code;
+}

@@ -1,0 +1,615 @@
+#include "sandbox.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "proto.h"
+#include "util.h"
+
+#define HELLO_TIMEOUT_MS 15000
+#define REAPER_PERIOD_MS 1000
+
+enum sb_state { SB_RUNNING, SB_DESTROYING, SB_DESTROYED };
+
+struct sandbox {
+    struct daemon *d;
+    char id[SANDBOX_ID_LEN + 1];
+
+    /* set at creation, immutable afterwards */
+    char template_name[64];
+    bool egress;
+    char region[64];
+    unsigned memory_mb;
+    double cpus;
+    uint64_t created_ms;
+    json_t *env;
+    json_t *metadata;
+    char key_id[KEY_ID_LEN + 1];
+    struct agent_conn *conn;
+
+    /* the backend instance; destroy frees it while requests may still ask
+     * for oom_kills, so it is guarded by its own lock */
+    pthread_mutex_t inst_lock;
+    struct backend_instance *inst;
+
+    /* guarded by the registry lock */
+    unsigned refs;
+    enum sb_state state;
+    bool crashed;
+    unsigned timeout_s;
+    uint64_t expires_ms; /* wall clock, like the API's expires_at */
+    char destroy_reason[32];
+    struct sandbox *next;      /* live list */
+};
+
+struct registry {
+    struct daemon *d;
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* wakes the reaper (CLOCK_MONOTONIC) */
+    struct sandbox *live, *live_tail; /* oldest first */
+    unsigned count;    /* live */
+    unsigned reserved; /* being created, count against the quota */
+    bool accepting;    /* false once shutdown began */
+    bool stop;         /* reaper: exit */
+    pthread_t reaper;
+};
+
+/* ---- records and JSON */
+
+static json_t *record_json(const struct sandbox_record *rec)
+{
+    char created[40], expires[40], destroyed[40];
+    format_time(rec->created_ms, false, created, sizeof(created));
+    format_time(rec->expires_ms, false, expires, sizeof(expires));
+    format_time(rec->destroyed_ms, false, destroyed, sizeof(destroyed));
+    json_t *md = json_loads(rec->metadata ? rec->metadata : "{}", 0, NULL);
+    bool gone = strcmp(rec->state, "running") != 0;
+    return json_pack("{s:s,s:s,s:s,s:b,s:s,s:i,s:f,s:i,s:s,s:s,s:s?,s:s?,s:o}", "id", rec->id, "state", rec->state,
+                     "template", rec->template_name, "egress", rec->egress, "region", rec->region, "memory_mb",
+                     (int)rec->memory_mb, "cpus", rec->cpus, "timeout_s", (int)rec->timeout_s, "created_at", created,
+                     "expires_at", expires, "destroyed_at", gone && rec->destroyed_ms ? destroyed : NULL,
+                     "destroy_reason", gone && rec->destroy_reason[0] ? rec->destroy_reason : NULL, "metadata",
+                     md ? md : json_object());
+}
+
+/* Caller holds the registry lock (for timeout/expiry). metadata borrowed. */
+static void fill_record_locked(const struct sandbox *sb, struct sandbox_record *rec, char *metadata)
+{
+    *rec = (struct sandbox_record){0};
+    snprintf(rec->id, sizeof(rec->id), "%s", sb->id);
+    snprintf(rec->state, sizeof(rec->state), "%s", sb->state == SB_RUNNING ? "running" : "destroyed");
+    snprintf(rec->template_name, sizeof(rec->template_name), "%s", sb->template_name);
+    rec->egress = sb->egress;
+    snprintf(rec->region, sizeof(rec->region), "%s", sb->region);
+    rec->memory_mb = sb->memory_mb;
+    rec->cpus = sb->cpus;
+    rec->timeout_s = sb->timeout_s;
+    rec->created_ms = sb->created_ms;
+    rec->expires_ms = sb->expires_ms;
+    snprintf(rec->destroy_reason, sizeof(rec->destroy_reason), "%s", sb->destroy_reason);
+    rec->metadata = metadata;
+    snprintf(rec->key_id, sizeof(rec->key_id), "%s", sb->key_id);
+}
+
+json_t *sandbox_json(struct sandbox *sb)
+{
+    struct registry *reg = sb->d->reg;
+    cleanup_free char *md = json_dumps(sb->metadata, JSON_COMPACT);
+    struct sandbox_record rec;
+    pthread_mutex_lock(&reg->lock);
+    fill_record_locked(sb, &rec, md);
+    pthread_mutex_unlock(&reg->lock);
+    return record_json(&rec);
+}
+
+/* ---- references */
+
+static void sandbox_free(struct sandbox *sb)
+{
+    agent_conn_free(sb->conn); /* joins the reader thread */
+    pthread_mutex_lock(&sb->inst_lock);
+    if (sb->inst) /* only on a failed create */
+        sb->d->backend->destroy(sb->d->backend_state, sb->inst);
+    pthread_mutex_unlock(&sb->inst_lock);
+    pthread_mutex_destroy(&sb->inst_lock);
+    json_decref(sb->env);
+    json_decref(sb->metadata);
+    free(sb);
+}
+
+void sandbox_unref(struct sandbox *sb)
+{
+    struct registry *reg = sb->d->reg;
+    pthread_mutex_lock(&reg->lock);
+    bool last = --sb->refs == 0;
+    pthread_mutex_unlock(&reg->lock);
+    if (last)
+        sandbox_free(sb);
+}
+
+/* ---- accessors */
+
+const char *sandbox_id(const struct sandbox *sb) { return sb->id; }
+struct agent_conn *sandbox_agent(struct sandbox *sb) { return sb->conn; }
+json_t *sandbox_env(struct sandbox *sb) { return sb->env; }
+unsigned sandbox_memory_mb(const struct sandbox *sb) { return sb->memory_mb; }
+
+uint64_t sandbox_oom_kills(struct sandbox *sb)
+{
+    uint64_t n = 0;
+    pthread_mutex_lock(&sb->inst_lock);
+    if (sb->inst && sb->d->backend->oom_kills && sb->d->backend->oom_kills(sb->inst, &n) < 0)
+        n = 0;
+    pthread_mutex_unlock(&sb->inst_lock);
+    return n;
+}
+
+int sandbox_gone_error(struct sandbox *sb, struct api_error *err)
+{
+    struct registry *reg = sb->d->reg;
+    pthread_mutex_lock(&reg->lock);
+    bool expired = sb->state != SB_RUNNING && strcmp(sb->destroy_reason, "expired") == 0;
+    bool shutdown = sb->state != SB_RUNNING && strcmp(sb->destroy_reason, "shutdown") == 0;
+    pthread_mutex_unlock(&reg->lock);
+    if (expired)
+        return api_error_set(err, -ETIME, 410, "sandbox_expired", "sandbox %s expired", sb->id);
+    if (shutdown)
+        return api_error_set(err, -ESHUTDOWN, 503, "unavailable", "the daemon is shutting down");
+    return api_error_set(err, -EPIPE, 503, "unavailable", "sandbox agent is gone");
+}
+
+/* ---- lookup */
+
+static bool valid_sandbox_id(const char *id)
+{
+    if (strlen(id) != SANDBOX_ID_LEN || strncmp(id, "sb_", 3) != 0)
+        return false;
+    for (const char *p = id + 3; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return true;
+}
+
+static struct sandbox *find_live_locked(struct registry *reg, const char *id)
+{
+    for (struct sandbox *sb = reg->live; sb; sb = sb->next)
+        if (strcmp(sb->id, id) == 0)
+            return sb;
+    return NULL;
+}
+
+/* The error for an id that is not live, from its record. */
+static int not_live_error(struct daemon *d, const char *id, struct api_error *err)
+{
+    struct sandbox_record rec;
+    int r = valid_sandbox_id(id) ? store_sandbox_get(d->store, id, &rec) : -ENOENT;
+    if (r == -ENOENT)
+        return api_error_set(err, -ENOENT, 404, "not_found", "no sandbox %s", id);
+    if (r < 0)
+        return api_error_set(err, r, 500, "internal", "read the record of sandbox %s", id);
+    if (strcmp(rec.destroy_reason, "expired") == 0)
+        r = api_error_set(err, -ETIME, 410, "sandbox_expired", "sandbox %s expired", id);
+    else if (rec.destroy_reason[0])
+        r = api_error_set(err, -ENOENT, 404, "not_found", "sandbox %s was destroyed (%s)", id, rec.destroy_reason);
+    else
+        r = api_error_set(err, -ENOENT, 404, "not_found", "sandbox %s is being destroyed", id);
+    store_record_clear(&rec);
+    return r;
+}
+
+int sandbox_get(struct daemon *d, const char *id, struct sandbox **out, struct api_error *err)
+{
+    struct registry *reg = d->reg;
+    pthread_mutex_lock(&reg->lock);
+    struct sandbox *sb = find_live_locked(reg, id);
+    if (sb && sb->state == SB_RUNNING && now_wall_ms() >= sb->expires_ms) {
+        /* past its lifetime; the reaper may not have run yet */
+        pthread_cond_signal(&reg->wake);
+        pthread_mutex_unlock(&reg->lock);
+        return api_error_set(err, -ETIME, 410, "sandbox_expired", "sandbox %s expired", id);
+    }
+    if (sb && sb->state == SB_RUNNING) {
+        sb->refs++;
+        pthread_mutex_unlock(&reg->lock);
+        *out = sb;
+        return 0;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    return not_live_error(d, id, err);
+}
+
+int sandbox_describe(struct daemon *d, const char *id, json_t **out, struct api_error *err)
+{
+    struct sandbox *sb = NULL;
+    struct registry *reg = d->reg;
+    pthread_mutex_lock(&reg->lock);
+    sb = find_live_locked(reg, id);
+    if (sb)
+        sb->refs++;
+    pthread_mutex_unlock(&reg->lock);
+    if (sb) {
+        *out = sandbox_json(sb);
+        sandbox_unref(sb);
+        return *out ? 0 : api_error_set(err, -ENOMEM, 500, "internal", "out of memory");
+    }
+    struct sandbox_record rec;
+    int r = valid_sandbox_id(id) ? store_sandbox_get(d->store, id, &rec) : -ENOENT;
+    if (r == -ENOENT)
+        return api_error_set(err, r, 404, "not_found", "no sandbox %s", id);
+    if (r < 0)
+        return api_error_set(err, r, 500, "internal", "read the record of sandbox %s", id);
+    *out = record_json(&rec);
+    store_record_clear(&rec);
+    return *out ? 0 : api_error_set(err, -ENOMEM, 500, "internal", "out of memory");
+}
+
+/* Reference every live sandbox (all, or only those past their lifetime or
+ * crashed) into a malloc'd array. Caller holds the lock. */
+static struct sandbox **collect_locked(struct registry *reg, bool all, uint64_t now, size_t *n)
+{
+    *n = 0;
+    struct sandbox **v = calloc(reg->count + 1, sizeof(*v));
+    if (!v)
+        return NULL;
+    for (struct sandbox *sb = reg->live; sb; sb = sb->next) {
+        if (sb->state != SB_RUNNING || *n >= reg->count)
+            continue;
+        if (!all && !sb->crashed && now < sb->expires_ms)
+            continue;
+        sb->refs++;
+        v[(*n)++] = sb;
+    }
+    return v;
+}
+
+json_t *sandbox_list_json(struct daemon *d)
+{
+    struct registry *reg = d->reg;
+    size_t n;
+    /* references under the lock, JSON outside it */
+    pthread_mutex_lock(&reg->lock);
+    cleanup_free struct sandbox **v = collect_locked(reg, true, 0, &n);
+    pthread_mutex_unlock(&reg->lock);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(arr, sandbox_json(v[i]));
+        sandbox_unref(v[i]);
+    }
+    return json_pack("{s:o}", "sandboxes", arr);
+}
+
+unsigned sandbox_count(struct daemon *d)
+{
+    pthread_mutex_lock(&d->reg->lock);
+    unsigned n = d->reg->count;
+    pthread_mutex_unlock(&d->reg->lock);
+    return n;
+}
+
+/* ---- destroy */
+
+static const char *audit_action_for(const char *reason)
+{
+    if (strcmp(reason, "deleted") == 0)
+        return "delete";
+    if (strcmp(reason, "expired") == 0)
+        return "expire";
+    return "destroy";
+}
+
+int sandbox_destroy(struct sandbox *sb, const char *reason, const char *key_id)
+{
+    struct daemon *d = sb->d;
+    struct registry *reg = d->reg;
+
+    pthread_mutex_lock(&reg->lock);
+    if (sb->state != SB_RUNNING) {
+        pthread_mutex_unlock(&reg->lock);
+        return -ESRCH;
+    }
+    sb->state = SB_DESTROYING;
+    snprintf(sb->destroy_reason, sizeof(sb->destroy_reason), "%s", reason);
+    for (struct sandbox **pp = &reg->live, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
+        if (*pp == sb) {
+            *pp = sb->next;
+            if (reg->live_tail == sb)
+                reg->live_tail = prev;
+            reg->count--;
+            break;
+        }
+    }
+    sb->next = NULL;
+    pthread_mutex_unlock(&reg->lock);
+
+    /* Close our end first (the agent, seeing EOF, exits and takes every
+     * process with it), then let the backend kill and reap what is left.
+     * Requests waiting on the agent wake up with "agent gone". */
+    agent_conn_shutdown(sb->conn);
+    pthread_mutex_lock(&sb->inst_lock);
+    int r = d->backend->destroy(d->backend_state, sb->inst);
+    sb->inst = NULL;
+    pthread_mutex_unlock(&sb->inst_lock);
+    if (r < 0)
+        log_error("sandbox %s: backend destroy failed: %s", sb->id, strerror(-r));
+
+    (void)store_sandbox_set_destroyed(d->store, sb->id, reason, now_wall_ms());
+    json_t *detail = json_pack("{s:s}", "reason", reason);
+    (void)store_audit(d->store, key_id, audit_action_for(reason), sb->id, detail);
+    json_decref(detail);
+    log_info("sandbox %s destroyed (%s)", sb->id, reason);
+
+    pthread_mutex_lock(&reg->lock);
+    sb->state = SB_DESTROYED;
+    pthread_mutex_unlock(&reg->lock);
+    sandbox_unref(sb); /* the registry's reference */
+    return 0;
+}
+
+void sandbox_destroy_all(struct daemon *d, const char *reason)
+{
+    struct registry *reg = d->reg;
+    size_t n;
+    pthread_mutex_lock(&reg->lock);
+    reg->accepting = false;
+    cleanup_free struct sandbox **v = collect_locked(reg, true, 0, &n);
+    pthread_mutex_unlock(&reg->lock);
+    for (size_t i = 0; i < n; i++) {
+        (void)sandbox_destroy(v[i], reason, NULL);
+        sandbox_unref(v[i]);
+    }
+}
+
+static void *reaper_main(void *arg)
+{
+    struct registry *reg = arg;
+    pthread_mutex_lock(&reg->lock);
+    while (!reg->stop) {
+        size_t n;
+        struct sandbox **v = collect_locked(reg, false, now_wall_ms(), &n);
+        pthread_mutex_unlock(&reg->lock);
+        for (size_t i = 0; i < n; i++) {
+            pthread_mutex_lock(&reg->lock);
+            const char *reason = v[i]->crashed ? "crashed" : "expired";
+            pthread_mutex_unlock(&reg->lock);
+            (void)sandbox_destroy(v[i], reason, NULL);
+            sandbox_unref(v[i]);
+        }
+        free(v);
+        pthread_mutex_lock(&reg->lock);
+        if (reg->stop)
+            break;
+        uint64_t deadline = now_mono_ms() + REAPER_PERIOD_MS;
+        struct timespec ts = {.tv_sec = (time_t)(deadline / 1000), .tv_nsec = (long)(deadline % 1000) * 1000000};
+        (void)pthread_cond_timedwait(&reg->wake, &reg->lock, &ts);
+    }
+    pthread_mutex_unlock(&reg->lock);
+    return NULL;
+}
+
+/* The agent connection died (reader thread): let the reaper destroy it. */
+static void on_agent_dead(void *userdata)
+{
+    struct sandbox *sb = userdata;
+    struct registry *reg = sb->d->reg;
+    pthread_mutex_lock(&reg->lock);
+    sb->crashed = true;
+    pthread_cond_signal(&reg->wake);
+    pthread_mutex_unlock(&reg->lock);
+}
+
+/* ---- create */
+
+static void release_reservation(struct registry *reg)
+{
+    pthread_mutex_lock(&reg->lock);
+    reg->reserved--;
+    pthread_mutex_unlock(&reg->lock);
+}
+
+int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char *key_id, struct sandbox **out,
+                   struct api_error *err)
+{
+    struct registry *reg = d->reg;
+    int r;
+
+    pthread_mutex_lock(&reg->lock);
+    if (!reg->accepting) {
+        pthread_mutex_unlock(&reg->lock);
+        return api_error_set(err, -ESHUTDOWN, 503, "unavailable", "the daemon is shutting down");
+    }
+    if (reg->count + reg->reserved >= d->cfg.max_sandboxes) {
+        pthread_mutex_unlock(&reg->lock);
+        return api_error_set(err, -EDQUOT, 429, "quota_exceeded", "too many live sandboxes (limit %u)",
+                             d->cfg.max_sandboxes);
+    }
+    reg->reserved++;
+    pthread_mutex_unlock(&reg->lock);
+
+    struct sandbox *sb = calloc(1, sizeof(*sb));
+    if (!sb) {
+        release_reservation(reg);
+        return api_error_set(err, -ENOMEM, 500, "internal", "out of memory");
+    }
+    sb->d = d;
+    pthread_mutex_init(&sb->inst_lock, NULL);
+    sb->refs = 1;
+    memcpy(sb->id, "sb_", 3);
+    if ((r = random_hex(sb->id + 3, 16)) < 0) {
+        api_error_set(err, r, 500, "internal", "getrandom: %s", strerror(-r));
+        goto fail;
+    }
+    snprintf(sb->template_name, sizeof(sb->template_name), "%s", p->tmpl->name);
+    sb->egress = p->egress;
+    snprintf(sb->region, sizeof(sb->region), "%s", d->cfg.region);
+    sb->memory_mb = p->memory_mb;
+    sb->cpus = p->cpus;
+    sb->timeout_s = p->timeout_s;
+    sb->env = p->env ? json_incref(p->env) : json_object();
+    sb->metadata = p->metadata ? json_incref(p->metadata) : json_object();
+    snprintf(sb->key_id, sizeof(sb->key_id), "%s", key_id ? key_id : "");
+
+    struct sandbox_spec spec = {
+        .tmpl = p->tmpl,
+        .memory_bytes = (uint64_t)p->memory_mb << 20,
+        .cpu_millis = (uint32_t)(p->cpus * 1000.0 + 0.5),
+        .pids_max = 512,
+        .tmpfs_bytes = (uint64_t)p->memory_mb << 20,
+        .agent_path = d->cfg.agent_path,
+        .runner_path = d->cfg.runner_path,
+        .hostname = "sandbox",
+    };
+    memcpy(spec.id, sb->id, sizeof(spec.id));
+
+    char berr[512] = "";
+    int fd = -1;
+    r = d->backend->create(d->backend_state, &spec, &sb->inst, &fd, berr, sizeof(berr));
+    if (r < 0) {
+        sb->inst = NULL;
+        log_error("sandbox %s: create failed: %s", sb->id, berr[0] ? berr : strerror(-r));
+        api_error_set(err, r, 500, "internal", "%s", berr[0] ? berr : strerror(-r));
+        goto fail;
+    }
+    if ((r = agent_conn_new(fd, sb->id, on_agent_dead, sb, &sb->conn)) < 0) {
+        log_error("sandbox %s: start agent reader: %s", sb->id, strerror(-r));
+        api_error_set(err, r, 500, "internal", "start agent reader: %s", strerror(-r));
+        goto fail;
+    }
+
+    json_t *hello = json_pack("{s:i}", "version", PROTO_VERSION);
+    json_t *reply = NULL;
+    struct api_error herr = {0};
+    r = agent_call(sb->conn, PROTO_HELLO, hello, HELLO_TIMEOUT_MS, &reply, &herr);
+    json_decref(hello);
+    if (r < 0) {
+        log_error("sandbox %s: agent handshake failed: %s", sb->id, herr.message);
+        api_error_set(err, r, 500, "internal", "agent handshake: %s", herr.message);
+        goto fail;
+    }
+    json_int_t ver = json_integer_value(json_object_get(reply, "version"));
+    json_decref(reply);
+    if (ver != PROTO_VERSION) {
+        log_error("sandbox %s: agent speaks protocol version %lld", sb->id, (long long)ver);
+        api_error_set(err, -EPROTO, 500, "internal", "agent handshake: protocol version %lld, expected %d",
+                      (long long)ver, PROTO_VERSION);
+        r = -EPROTO;
+        goto fail;
+    }
+
+    sb->created_ms = now_wall_ms();
+    sb->expires_ms = sb->created_ms + (uint64_t)p->timeout_s * 1000;
+    {
+        cleanup_free char *md = json_dumps(sb->metadata, JSON_COMPACT);
+        struct sandbox_record rec;
+        fill_record_locked(sb, &rec, md); /* not yet shared: no lock needed */
+        rec.agent_pid = d->backend->agent_pid ? (int)d->backend->agent_pid(sb->inst) : 0;
+        if ((r = store_sandbox_insert(d->store, &rec)) < 0) {
+            api_error_set(err, r, 500, "internal", "record the sandbox in the state database");
+            goto fail;
+        }
+    }
+
+    pthread_mutex_lock(&reg->lock);
+    reg->reserved--;
+    if (!reg->accepting) {
+        reg->reserved++; /* released by fail: */
+        pthread_mutex_unlock(&reg->lock);
+        (void)store_sandbox_set_destroyed(d->store, sb->id, "shutdown", now_wall_ms());
+        api_error_set(err, -ESHUTDOWN, 503, "unavailable", "the daemon is shutting down");
+        r = -ESHUTDOWN;
+        goto fail;
+    }
+    sb->refs = 2; /* the registry's and the caller's */
+    if (reg->live_tail)
+        reg->live_tail->next = sb;
+    else
+        reg->live = sb;
+    reg->live_tail = sb;
+    reg->count++;
+    pthread_mutex_unlock(&reg->lock);
+
+    json_t *detail = json_pack("{s:s,s:i,s:f,s:i}", "template", sb->template_name, "memory_mb", (int)sb->memory_mb,
+                               "cpus", sb->cpus, "timeout_s", (int)sb->timeout_s);
+    (void)store_audit(d->store, key_id, "create", sb->id, detail);
+    json_decref(detail);
+    log_info("sandbox %s created (memory %u MiB, cpus %.2f, lifetime %u s)", sb->id, sb->memory_mb, sb->cpus,
+             sb->timeout_s);
+    *out = sb;
+    return 0;
+
+fail:
+    release_reservation(reg);
+    /* sandbox_free closes the connection, joins its reader, destroys the
+     * backend instance: nothing is left behind */
+    sandbox_free(sb);
+    return r < 0 ? r : -EIO;
+}
+
+int sandbox_set_timeout(struct sandbox *sb, unsigned timeout_s, const char *key_id)
+{
+    struct registry *reg = sb->d->reg;
+    pthread_mutex_lock(&reg->lock);
+    if (sb->state != SB_RUNNING) {
+        pthread_mutex_unlock(&reg->lock);
+        return -ESRCH;
+    }
+    sb->timeout_s = timeout_s;
+    sb->expires_ms = now_wall_ms() + (uint64_t)timeout_s * 1000;
+    uint64_t expires = sb->expires_ms;
+    pthread_mutex_unlock(&reg->lock);
+    int r = store_sandbox_set_expiry(sb->d->store, sb->id, timeout_s, expires);
+    if (r < 0)
+        return r;
+    json_t *detail = json_pack("{s:i}", "timeout_s", (int)timeout_s);
+    (void)store_audit(sb->d->store, key_id, "timeout", sb->id, detail);
+    json_decref(detail);
+    return 0;
+}
+
+/* ---- registry */
+
+int registry_new(struct daemon *d, struct registry **out)
+{
+    struct registry *reg = calloc(1, sizeof(*reg));
+    if (!reg)
+        return -ENOMEM;
+    reg->d = d;
+    reg->accepting = true;
+    pthread_mutex_init(&reg->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&reg->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    d->reg = reg; /* the reaper reads d->reg through sandboxes */
+    int r = pthread_create(&reg->reaper, NULL, reaper_main, reg);
+    if (r != 0) {
+        d->reg = NULL;
+        pthread_cond_destroy(&reg->wake);
+        pthread_mutex_destroy(&reg->lock);
+        free(reg);
+        return -r;
+    }
+    *out = reg;
+    return 0;
+}
+
+void registry_free(struct registry *reg)
+{
+    if (!reg)
+        return;
+    pthread_mutex_lock(&reg->lock);
+    reg->stop = true;
+    pthread_cond_signal(&reg->wake);
+    pthread_mutex_unlock(&reg->lock);
+    pthread_join(reg->reaper, NULL);
+    sandbox_destroy_all(reg->d, "shutdown");
+    pthread_cond_destroy(&reg->wake);
+    pthread_mutex_destroy(&reg->lock);
+    reg->d->reg = NULL;
+    free(reg);
+}

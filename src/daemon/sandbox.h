@@ -1,0 +1,85 @@
+/* sandbox.h - the registry of live sandboxes, their lifetimes, the reaper.
+ *
+ * A live sandbox is a backend instance (the jail) plus the agent connection.
+ * Request handlers take a reference with sandbox_get() and drop it with
+ * sandbox_unref(); destroying a sandbox (DELETE, expiry, crash, shutdown)
+ * removes it from the registry and kills its processes at once, which makes
+ * every request still running in it fail with "agent gone"; the memory of
+ * the struct goes with the last reference. So a DELETE during a request is
+ * safe, and no request can outlive the agent connection it uses.
+ *
+ * The reaper thread wakes every second (or when signalled) and destroys
+ * sandboxes past expires_at (reason "expired") and those whose agent
+ * connection died (reason "crashed"). Every state change goes to the store.
+ */
+#ifndef AIRLOCK_SANDBOX_H
+#define AIRLOCK_SANDBOX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "agent_client.h"
+#include "daemon.h"
+#include "errors.h"
+
+struct sandbox_params {
+    const struct template_info *tmpl;
+    bool egress;
+    const char *region;
+    unsigned timeout_s;
+    unsigned memory_mb;
+    double cpus;
+    json_t *env;      /* object string->string, borrowed */
+    json_t *metadata; /* object, borrowed */
+};
+
+struct sandbox; /* opaque outside sandbox.c */
+
+int registry_new(struct daemon *d, struct registry **out);
+/* Stop the reaper and free. Call after sandbox_destroy_all and after the HTTP
+ * servers stopped (no references left). */
+void registry_free(struct registry *reg);
+
+/* Create, start and greet a sandbox. 0 and a referenced *out, or an error
+ * filled in err (429 quota, 500 backend failure, 503 shutting down). */
+int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char *key_id, struct sandbox **out,
+                   struct api_error *err);
+/* A referenced live sandbox, or err: 404 unknown / destroyed, 410 expired. */
+int sandbox_get(struct daemon *d, const char *id, struct sandbox **out, struct api_error *err);
+void sandbox_unref(struct sandbox *sb);
+static inline void sandbox_unrefp(struct sandbox **sb)
+{
+    if (*sb)
+        sandbox_unref(*sb);
+}
+#define cleanup_sandbox __attribute__((cleanup(sandbox_unrefp)))
+
+/* Destroy now. 0, or -ESRCH if it was already being destroyed. key_id may be
+ * NULL (daemon-initiated). */
+int sandbox_destroy(struct sandbox *sb, const char *reason, const char *key_id);
+/* Destroy every live sandbox (shutdown) and refuse new ones. */
+void sandbox_destroy_all(struct daemon *d, const char *reason);
+int sandbox_set_timeout(struct sandbox *sb, unsigned timeout_s, const char *key_id);
+
+/* The API sandbox object of any sandbox the store knows (live or not). */
+int sandbox_describe(struct daemon *d, const char *id, json_t **out, struct api_error *err);
+/* The API object of a live sandbox. */
+json_t *sandbox_json(struct sandbox *sb);
+/* {"sandboxes":[...]} of the live ones. */
+json_t *sandbox_list_json(struct daemon *d);
+unsigned sandbox_count(struct daemon *d);
+
+/* Accessors for request handlers. */
+const char *sandbox_id(const struct sandbox *sb);
+struct agent_conn *sandbox_agent(struct sandbox *sb);
+json_t *sandbox_env(struct sandbox *sb); /* borrowed, immutable */
+unsigned sandbox_memory_mb(const struct sandbox *sb);
+/* OOM kills so far (0 if the backend cannot tell). */
+uint64_t sandbox_oom_kills(struct sandbox *sb);
+/* The error for a request whose agent went away: 410 if the sandbox
+ * expired meanwhile, else 503 "sandbox agent is gone". */
+int sandbox_gone_error(struct sandbox *sb, struct api_error *err);
+
+#endif

@@ -1,0 +1,85 @@
+/* store.h - airlockd's persistent state in SQLite (<state-dir>/airlock.db).
+ *
+ *   api_keys   (id, name, hash, admin, created_at, revoked)   SHA-256 hex only
+ *   sandboxes  (id, state, template, egress, region, memory_mb, cpus,
+ *               timeout_s, created_at, expires_at, destroyed_at,
+ *               destroy_reason, metadata, agent_pid, key_id)
+ *   audit      (ts, key_id, action, sandbox_id, detail)
+ *
+ * One connection in WAL mode, every statement prepared once at open, all of
+ * them used under one mutex (SQLite calls are short; the daemon's slow work is
+ * in the sandboxes, not here). Times are Unix milliseconds.
+ * Functions return 0 or -errno (-ENOENT: no such row, -EIO: SQLite failed,
+ * logged here with the SQLite message since only this file knows it). */
+#ifndef AIRLOCK_STORE_H
+#define AIRLOCK_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#define KEY_ID_LEN 20   /* "key_" + 16 hex */
+#define KEY_HASH_LEN 64 /* sha256 hex */
+
+struct store;
+
+int store_open(const char *dir, struct store **out);
+void store_close(struct store *s);
+
+/* ---- keys */
+struct key_info {
+    char id[KEY_ID_LEN + 1];
+    bool admin;
+};
+
+int store_key_insert(struct store *s, const char *id, const char *name, const char *hash, bool admin,
+                     uint64_t created_ms);
+/* Find a non-revoked key by hash. Compares against every stored hash in
+ * constant time per entry (no early exit). 0, -ENOENT. */
+int store_key_find(struct store *s, const char *hash, struct key_info *out);
+int store_key_count(struct store *s, unsigned *count);
+/* {"keys":[{"id","name","admin","created_at","revoked"}]} */
+int store_key_list(struct store *s, json_t **out);
+/* Revoke a non-revoked key. 0, -ENOENT. */
+int store_key_revoke(struct store *s, const char *id);
+
+/* ---- sandboxes */
+struct sandbox_record {
+    char id[64];
+    char state[16];         /* "running" | "destroyed" */
+    char template_name[64];
+    bool egress;
+    char region[64];
+    unsigned memory_mb;
+    double cpus;
+    unsigned timeout_s;
+    uint64_t created_ms;
+    uint64_t expires_ms;
+    uint64_t destroyed_ms;  /* 0 while running */
+    char destroy_reason[32];/* "" while running */
+    char *metadata;         /* JSON text, owned (free with store_record_clear) */
+    int agent_pid;
+    char key_id[KEY_ID_LEN + 1];
+};
+
+void store_record_clear(struct sandbox_record *r);
+int store_sandbox_insert(struct store *s, const struct sandbox_record *r);
+int store_sandbox_get(struct store *s, const char *id, struct sandbox_record *out);
+int store_sandbox_set_expiry(struct store *s, const char *id, unsigned timeout_s, uint64_t expires_ms);
+int store_sandbox_set_destroyed(struct store *s, const char *id, const char *reason, uint64_t when_ms);
+/* Startup recovery: mark every "running" record destroyed with `reason`, and
+ * audit each one. *count gets how many. */
+int store_sandbox_destroy_all_running(struct store *s, const char *reason, uint64_t when_ms, unsigned *count);
+
+/* ---- audit. detail is a JSON object (borrowed, may be NULL). Failures are
+ * logged and otherwise ignored by callers: audit must not fail a request that
+ * already happened. */
+int store_audit(struct store *s, const char *key_id, const char *action, const char *sandbox_id, json_t *detail);
+/* {"events":[{"ts","action","key_id","detail"}]} oldest first */
+int store_audit_list(struct store *s, const char *sandbox_id, json_t **out);
+
+/* "2026-11-26T22:23:58Z" (with_ms: "...58.123Z"); buf >= 32 bytes. */
+void format_time(uint64_t ms, bool with_ms, char *buf, size_t len);
+
+#endif
