@@ -401,7 +401,7 @@ static int child_exec_agent(const struct jail_plan *p, struct jail_child_error *
 {
     static char *const argv[] = {"airlock-agent", "--fd", "3", NULL};
     static char *const envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                                 "HOME=/root", "LANG=C.UTF-8", NULL};
+                                 "HOME=/", "LANG=C.UTF-8", NULL};
     syscall(SYS_execveat, p->agent_fd, "", argv, envp, AT_EMPTY_PATH);
     return child_fail(e, "execveat", "airlock-agent memfd", errno);
 }

@@ -204,8 +204,8 @@ static int mnt_setup_scratch(const struct jail_plan *p, struct jail_child_error 
         (r = child_mkdir("home", 0755, e)) < 0 || (r = child_mkdir("home/user", 0755, e)) < 0 ||
         (r = child_mount_tmpfs("home/user", p->user_opts, fl, e)) < 0)
         return r;
-    /* root's home, so programs run as root inside find $HOME (read-only) */
-    return child_mkdir("root", 0700, e);
+    /* No /root: nothing runs as root inside but the agent, whose HOME is /. */
+    return 0;
 }
 
 static int mnt_setup_dev(const struct jail_plan *p, struct jail_child_error *e)
