@@ -1,0 +1,25 @@
+"""Airlock: run untrusted, model-generated code in sealed sandboxes on your own host.
+
+    from airlock import Sandbox
+    with Sandbox(egress=False) as sb:
+        sb.upload(b"name,age\\nAlice,30\\n", "/data/roster.csv")
+        print(sb.run_code("print(open('/data/roster.csv').read())").stdout)
+
+Configuration: ``AIRLOCK_URL`` (default ``http://127.0.0.1:7070``, or
+``unix:///path/to.sock``) and ``AIRLOCK_API_KEY``.
+"""
+
+from .errors import (AirlockConnectionError, AirlockError, AuthError, EgressUnavailable,
+                     InvalidRequest, NotFound, PathEscape, PayloadTooLarge, QuotaExceeded,
+                     RegionUnavailable, SandboxTimeout, ServerError, TemplateNotFound)
+from .models import Execution, ExecutionError, Info, Result
+from .sandbox import Files, Sandbox
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Sandbox", "Files", "Execution", "ExecutionError", "Result", "Info",
+    "AirlockError", "AirlockConnectionError", "AuthError", "NotFound", "SandboxTimeout",
+    "QuotaExceeded", "InvalidRequest", "PayloadTooLarge", "PathEscape", "RegionUnavailable",
+    "EgressUnavailable", "TemplateNotFound", "ServerError",
+]

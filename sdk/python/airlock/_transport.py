@@ -1,0 +1,245 @@
+"""HTTP transport: one persistent keep-alive connection, TCP or unix socket.
+
+``AIRLOCK_URL`` (or ``base_url``) is ``http://host:port``, ``https://...`` or
+``unix:///path/to.sock``.  A ``Transport`` owns one ``http.client`` connection
+and reuses it for every request; if a reused connection turns out to be stale
+(the daemon closed it while idle), the request is sent once more on a fresh
+connection.  Every socket / http.client failure becomes an
+``AirlockConnectionError``.
+"""
+
+import http.client
+import json
+import os
+import socket
+import threading
+import urllib.parse
+
+from .errors import AirlockConnectionError, error_from_response
+
+DEFAULT_URL = "http://127.0.0.1:7070"
+CONNECT_TIMEOUT = 10.0
+BLOCK_SIZE = 256 * 1024
+_MAX_IDLE = 4
+
+# Errors that mean "the connection died before a response arrived".  On a
+# connection that already served a request this is the stale keep-alive case,
+# and the request is retried once on a new connection.
+_STALE = (http.client.RemoteDisconnected, BrokenPipeError,
+          ConnectionResetError, ConnectionAbortedError)
+
+
+def decode_json(data):
+    """A JSON answer body as a dict ({} when empty)."""
+    if not data:
+        return {}
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError as e:
+        raise AirlockConnectionError("bad JSON from airlockd: %s" % e)
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout, blocksize=BLOCK_SIZE)
+        self._path = path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self._path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class Transport:
+    def __init__(self, base_url=None, api_key=None):
+        self.base_url = (base_url or os.environ.get("AIRLOCK_URL") or DEFAULT_URL).rstrip("/")
+        self.api_key = api_key if api_key is not None else os.environ.get("AIRLOCK_API_KEY")
+        u = urllib.parse.urlsplit(self.base_url)
+        self._scheme = u.scheme
+        if u.scheme == "unix":
+            self._unix_path = u.path or u.netloc
+            self._prefix = ""
+            if not self._unix_path:
+                raise AirlockConnectionError("bad AIRLOCK_URL %r: no socket path" % self.base_url)
+        elif u.scheme in ("http", "https"):
+            self._host = u.hostname or "127.0.0.1"
+            self._port = u.port
+            self._prefix = u.path.rstrip("/")
+        else:
+            raise AirlockConnectionError("bad AIRLOCK_URL %r: use http://, https:// or unix://"
+                                         % self.base_url)
+        # Idle keep-alive connections.  A request takes one (or opens one) and
+        # gives it back once its response was read to the end, so a Sandbox
+        # normally reuses a single connection, while a stream being iterated
+        # and a call made meanwhile (or from another thread) each get their own.
+        self._idle = []
+        self._lock = threading.Lock()
+
+    # -- connection management -------------------------------------------------
+    def _new_conn(self):
+        if self._scheme == "unix":
+            return _UnixHTTPConnection(self._unix_path, CONNECT_TIMEOUT)
+        if self._scheme == "https":
+            return http.client.HTTPSConnection(self._host, self._port, timeout=CONNECT_TIMEOUT,
+                                               blocksize=BLOCK_SIZE)
+        return http.client.HTTPConnection(self._host, self._port, timeout=CONNECT_TIMEOUT,
+                                          blocksize=BLOCK_SIZE)
+
+    def _take(self):
+        """Return (connection, reused)."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+        return self._new_conn(), False
+
+    def _give_back(self, conn, resp):
+        if resp.will_close or conn.sock is None:
+            conn.close()
+            return
+        with self._lock:
+            if len(self._idle) < _MAX_IDLE:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self):
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def _headers(self, extra):
+        h = {"Accept": "application/json"}
+        if self.api_key:
+            h["Authorization"] = "Bearer " + self.api_key
+        if extra:
+            h.update(extra)
+        return h
+
+    # -- requests --------------------------------------------------------------
+    def _send(self, method, path, body, headers, timeout):
+        """Send one request; return (conn, response) with the headers read.
+
+        The caller reads the body and then calls _give_back(conn, resp), or
+        closes conn."""
+        url = self._prefix + path
+        rewind = None
+        if body is not None and hasattr(body, "seek"):
+            pos = body.tell()
+            rewind = lambda: body.seek(pos)  # noqa: E731
+        for attempt in (0, 1):
+            conn, reused = self._take()
+            try:
+                if conn.sock is None:
+                    conn.connect()
+                conn.sock.settimeout(timeout)
+                try:
+                    conn.request(method, url, body=body, headers=headers)
+                except (BrokenPipeError, ConnectionResetError):
+                    # The daemon may answer early and stop reading, e.g. 413
+                    # for an upload over its limit: that answer is the one to
+                    # report, so read it if it is there.
+                    pass
+                return conn, conn.getresponse()
+            except _STALE as e:
+                conn.close()
+                if attempt == 0 and reused:
+                    if rewind is not None:
+                        rewind()
+                    continue
+                raise AirlockConnectionError("connection to %s lost: %s" % (self.base_url, e))
+            except (OSError, http.client.HTTPException) as e:
+                conn.close()
+                if isinstance(e, socket.timeout):
+                    raise AirlockConnectionError("request to %s timed out" % self.base_url)
+                raise AirlockConnectionError("cannot reach airlockd at %s: %s" % (self.base_url, e))
+        raise AssertionError("unreachable")
+
+    def _finish(self, conn, resp):
+        """Read a whole response body, release the connection, raise the typed
+        error on a status >= 400."""
+        try:
+            data = resp.read()
+        except (OSError, http.client.HTTPException) as e:
+            conn.close()
+            raise AirlockConnectionError("connection to %s lost while reading: %s"
+                                         % (self.base_url, e))
+        self._give_back(conn, resp)
+        if resp.status >= 400:
+            raise error_from_response(resp.status, data)
+        return data
+
+    def request_raw(self, method, path, body=None, headers=None, timeout=60.0):
+        conn, resp = self._send(method, path, body, self._headers(headers), timeout)
+        return self._finish(conn, resp)
+
+    def request_json(self, method, path, payload=None, timeout=60.0, query=None):
+        if query:
+            path = path + "?" + urllib.parse.urlencode(query)
+        headers = {}
+        body = None
+        if payload is not None:
+            body = json.dumps(payload).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        return decode_json(self.request_raw(method, path, body, headers, timeout))
+
+    def request_to_file(self, method, path, out, timeout=60.0):
+        """Stream a response body into the writable ``out``; return bytes written."""
+        conn, resp = self._send(method, path, None, self._headers({"Accept": "*/*"}), timeout)
+        if resp.status >= 400:
+            self._finish(conn, resp)
+        total = 0
+        try:
+            while True:
+                chunk = resp.read(BLOCK_SIZE)
+                if not chunk:
+                    break
+                out.write(chunk)
+                total += len(chunk)
+        except (OSError, http.client.HTTPException) as e:
+            conn.close()
+            raise AirlockConnectionError("connection lost during download: %s" % e)
+        except BaseException:
+            conn.close()
+            raise
+        self._give_back(conn, resp)
+        return total
+
+    def stream_lines(self, method, path, payload, timeout):
+        """Send JSON and yield each NDJSON line of the response as a dict, as it arrives."""
+        body = json.dumps(payload).encode("utf-8")
+        headers = self._headers({"Content-Type": "application/json",
+                                 "Accept": "application/x-ndjson"})
+        conn, resp = self._send(method, path, body, headers, timeout)
+        if resp.status >= 400:
+            self._finish(conn, resp)
+        done = False
+        try:
+            while True:
+                try:
+                    line = resp.readline()
+                except (OSError, http.client.HTTPException) as e:
+                    raise AirlockConnectionError("connection lost during stream: %s" % e)
+                if not line:
+                    break
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    event = json.loads(line.decode("utf-8"))
+                except ValueError as e:
+                    raise AirlockConnectionError("bad NDJSON line from airlockd: %s" % e)
+                yield event
+            done = True
+        finally:
+            # An abandoned or broken stream leaves unread bytes on the
+            # connection: drop it rather than reuse it.
+            if done:
+                self._give_back(conn, resp)
+            else:
+                conn.close()

@@ -1,0 +1,119 @@
+"""Typed errors raised by the Airlock SDK.
+
+Every failure the SDK reports is an ``AirlockError``: API errors carry the HTTP
+``status`` and the API's ``code`` and ``message`` (docs/api.md, "Errors"); a
+daemon that cannot be reached is an ``AirlockConnectionError``.  No bare
+urllib / http.client / socket exception leaves the SDK.
+"""
+
+
+class AirlockError(Exception):
+    """Base class of every SDK error."""
+
+    def __init__(self, message, status=None, code=None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+
+    def __str__(self):
+        if self.code:
+            return "%s (%s)" % (self.message, self.code)
+        return self.message
+
+    def __repr__(self):
+        return "%s(status=%r, code=%r, message=%r)" % (
+            type(self).__name__, self.status, self.code, self.message)
+
+
+class AirlockConnectionError(AirlockError, ConnectionError):
+    """The daemon could not be reached, or the connection broke mid-request."""
+
+
+class AuthError(AirlockError):
+    """401 unauthorized (missing, unknown or revoked key) or 403 forbidden."""
+
+
+class NotFound(AirlockError):
+    """404: unknown sandbox, file, key or route."""
+
+
+class SandboxTimeout(AirlockError):
+    """410 sandbox_expired: the sandbox reached its lifetime and was destroyed."""
+
+
+class QuotaExceeded(AirlockError):
+    """429: too many live sandboxes."""
+
+
+class InvalidRequest(AirlockError):
+    """400, 405, 409, 413: the request itself is wrong or conflicts with state."""
+
+
+class PayloadTooLarge(InvalidRequest):
+    """413: body or upload bigger than the daemon's limit."""
+
+
+class PathEscape(InvalidRequest):
+    """400 path_escape: a file path that would leave the sandbox."""
+
+
+class RegionUnavailable(InvalidRequest):
+    """400 region_unavailable: the message lists the regions served."""
+
+
+class EgressUnavailable(InvalidRequest):
+    """400 egress_unavailable: egress=True is not available."""
+
+
+class TemplateNotFound(InvalidRequest):
+    """400 template_not_found."""
+
+
+class ServerError(AirlockError):
+    """5xx: a daemon or host failure (503 unavailable, 507 no_space, 500 internal)."""
+
+
+_BY_CODE = {
+    "region_unavailable": RegionUnavailable,
+    "egress_unavailable": EgressUnavailable,
+    "template_not_found": TemplateNotFound,
+    "path_escape": PathEscape,
+    "payload_too_large": PayloadTooLarge,
+    "sandbox_expired": SandboxTimeout,
+    "quota_exceeded": QuotaExceeded,
+}
+
+
+def error_from_response(status, body):
+    """Build the typed error for an HTTP error status and its (raw) body."""
+    import json
+
+    code, message = None, None
+    try:
+        err = json.loads(body.decode("utf-8", "replace")).get("error")
+        if isinstance(err, dict):
+            code = err.get("code")
+            message = err.get("message")
+    except (ValueError, AttributeError):
+        pass
+    if not message:
+        text = body.decode("utf-8", "replace").strip() if body else ""
+        message = text[:500] or "HTTP %d" % status
+    cls = _BY_CODE.get(code)
+    if cls is None:
+        if status in (401, 403):
+            cls = AuthError
+        elif status == 404:
+            cls = NotFound
+        elif status == 410:
+            cls = SandboxTimeout
+        elif status == 413:
+            cls = PayloadTooLarge
+        elif status == 429:
+            cls = QuotaExceeded
+        elif 400 <= status < 500:
+            cls = InvalidRequest
+        else:
+            cls = ServerError
+    return cls(message, status=status, code=code)

@@ -1,0 +1,259 @@
+"""The Sandbox class: one sealed sandbox on an airlockd (docs/api.md)."""
+
+import math
+import os
+import urllib.parse
+
+from ._transport import Transport, decode_json
+from .errors import AirlockError, NotFound, SandboxTimeout
+from .models import Execution, Info
+
+# Seconds the HTTP layer waits beyond a code/exec timeout before it gives up
+# on the daemon, and what it waits when no timeout was given (the agent's own
+# default is 60 s).
+_GRACE_S = 30.0
+_DEFAULT_RUN_WAIT_S = 600.0
+
+
+def _secs(v):
+    """The API takes whole seconds: round a fractional timeout up."""
+    if isinstance(v, float):
+        return int(math.ceil(v))
+    return v
+
+
+def _q(sandbox_id):
+    return urllib.parse.quote(sandbox_id, safe="")
+
+
+class Files:
+    """``sb.files``: file operations inside the sandbox."""
+
+    def __init__(self, sb):
+        self._sb = sb
+
+    def list(self, path="/home/user"):
+        """Entries of a directory: dicts with name, type, size, mode, mtime."""
+        d = self._sb._call("GET", "/files/list", query={"path": path})
+        return [Info(e) for e in d.get("entries", [])]
+
+    def remove(self, path, recursive=False):
+        q = {"path": path}
+        if recursive:
+            q["recursive"] = "true"
+        self._sb._call("DELETE", "/files", query=q)
+
+    def exists(self, path):
+        parent, name = os.path.split(path.rstrip("/") or "/")
+        if not name:
+            return True
+        try:
+            return any(e["name"] == name for e in self.list(parent or "/"))
+        except NotFound:
+            return False
+
+    def read(self, path):
+        return self._sb.download(path)
+
+    def write(self, path, data):
+        return self._sb.upload(data, path)
+
+
+class Sandbox:
+    """A sandbox, created on construction (``POST /v1/sandboxes``).
+
+    Use it as a context manager; leaving the block (or ``close()``) destroys it::
+
+        with Sandbox(egress=False) as sb:
+            sb.upload(b"a,b\\n1,2\\n", "/data/x.csv")
+            print(sb.run_code("print(open('/data/x.csv').read())").stdout)
+    """
+
+    def __init__(self, template="host", egress=False, region=None, timeout=300,
+                 memory_mb=None, cpus=None, env=None, metadata=None,
+                 api_key=None, base_url=None, _info=None, _transport=None):
+        self._http = _transport or Transport(base_url=base_url, api_key=api_key)
+        self._closed = False
+        self.files = Files(self)
+        if _info is None:
+            body = {"template": template, "egress": bool(egress)}
+            for k, v in (("region", region), ("timeout_s", _secs(timeout)), ("memory_mb", memory_mb),
+                         ("cpus", cpus), ("env", env), ("metadata", metadata)):
+                if v is not None:
+                    body[k] = v
+            _info = self._http.request_json("POST", "/v1/sandboxes", body)
+        self._info = Info(_info)
+        self._id = self._info["id"]
+
+    # -- identity / lifecycle ---------------------------------------------------
+    @property
+    def id(self):
+        return self._id
+
+    def __repr__(self):
+        return "<Sandbox %s%s>" % (self._id, " closed" if self._closed else "")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            self.close()
+        except AirlockError:
+            # Do not hide the exception that ended the block.
+            if exc_type is None:
+                raise
+
+    def close(self):
+        """Destroy the sandbox. Idempotent; a sandbox already gone is not an error."""
+        if self._closed:
+            return
+        try:
+            self._http.request_json("DELETE", "/v1/sandboxes/" + _q(self._id))
+        except (NotFound, SandboxTimeout):
+            pass
+        self._closed = True
+        self._http.close()
+
+    kill = close
+
+    def info(self):
+        """The sandbox object, fresh from the daemon."""
+        self._info = Info(self._http.request_json("GET", "/v1/sandboxes/" + _q(self._id)))
+        return self._info
+
+    def set_timeout(self, seconds):
+        """Destroy the sandbox ``seconds`` from now (instead of at its old expiry)."""
+        self._info = Info(self._call("POST", "/timeout", {"timeout_s": _secs(seconds)}))
+        return self._info
+
+    @classmethod
+    def list(cls, api_key=None, base_url=None):
+        """Live sandboxes, as ``Info`` dicts."""
+        t = Transport(base_url=base_url, api_key=api_key)
+        try:
+            return [Info(s) for s in t.request_json("GET", "/v1/sandboxes").get("sandboxes", [])]
+        finally:
+            t.close()
+
+    @classmethod
+    def connect(cls, sandbox_id, api_key=None, base_url=None):
+        """Attach to an existing live sandbox. Closing it destroys it."""
+        t = Transport(base_url=base_url, api_key=api_key)
+        info = t.request_json("GET", "/v1/sandboxes/" + _q(sandbox_id))
+        if info.get("state") != "running":
+            t.close()
+            reason = info.get("destroy_reason") or info.get("state")
+            msg = "sandbox %s is %s (%s)" % (sandbox_id, info.get("state"), reason)
+            if reason == "expired":
+                raise SandboxTimeout(msg, status=410, code="sandbox_expired")
+            raise NotFound(msg, status=404, code="not_found")
+        return cls(_info=info, _transport=t)
+
+    # -- requests ----------------------------------------------------------------
+    def _path(self, suffix):
+        return "/v1/sandboxes/" + _q(self._id) + suffix
+
+    def _call(self, method, suffix, payload=None, query=None, timeout=60.0):
+        return self._http.request_json(method, self._path(suffix), payload,
+                                       timeout=timeout, query=query)
+
+    # -- files -------------------------------------------------------------------
+    def upload(self, data, path):
+        """Write ``data`` to ``path`` in the sandbox.
+
+        ``data`` is the content (bytes, or str encoded as UTF-8), a local file
+        path as an ``os.PathLike`` (streamed from disk), or a binary file object.
+        Returns ``{"path", "size"}``."""
+        url = self._path("/files") + "?" + urllib.parse.urlencode({"path": path})
+        headers = {"Content-Type": "application/octet-stream"}
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            headers["Content-Length"] = str(len(data))
+            return self._upload(url, bytes(data), headers, len(data))
+        if isinstance(data, os.PathLike):
+            with open(os.fspath(data), "rb") as f:
+                return self._upload_file(url, f, headers)
+        if hasattr(data, "read"):
+            return self._upload_file(url, data, headers)
+        raise TypeError("upload() takes bytes, str, an os.PathLike or a binary file, not %s"
+                        % type(data).__name__)
+
+    def _upload_file(self, url, f, headers):
+        try:
+            size = os.fstat(f.fileno()).st_size - f.tell()
+        except (AttributeError, OSError, ValueError):
+            data = f.read()
+            headers["Content-Length"] = str(len(data))
+            return self._upload(url, data, headers, len(data))
+        headers["Content-Length"] = str(size)
+        return self._upload(url, f, headers, size)
+
+    def _upload(self, url, body, headers, size):
+        timeout = max(60.0, size / 5e6)
+        return Info(decode_json(self._http.request_raw("PUT", url, body, headers, timeout=timeout)))
+
+    def download(self, path, dest=None):
+        """The content of ``path`` as bytes; with ``dest`` (a local path or a
+        writable binary file) the content is streamed there and its size returned."""
+        import io
+        url = self._path("/files") + "?" + urllib.parse.urlencode({"path": path})
+        if dest is None:
+            buf = io.BytesIO()
+            self._http.request_to_file("GET", url, buf, timeout=300.0)
+            return buf.getvalue()
+        if hasattr(dest, "write"):
+            return self._http.request_to_file("GET", url, dest, timeout=300.0)
+        with open(os.fspath(dest), "wb") as f:
+            return self._http.request_to_file("GET", url, f, timeout=300.0)
+
+    # -- code --------------------------------------------------------------------
+    @staticmethod
+    def _wait(timeout):
+        return (timeout + _GRACE_S) if timeout else _DEFAULT_RUN_WAIT_S
+
+    @staticmethod
+    def _code_body(code, language, timeout):
+        body = {"code": code, "language": language}
+        if timeout is not None:
+            body["timeout_s"] = _secs(timeout)
+        return body
+
+    def run_code(self, code, language="python", timeout=None):
+        """Run code in the sandbox's persistent Python REPL (or a fresh bash)."""
+        d = self._call("POST", "/code", self._code_body(code, language, timeout),
+                       timeout=self._wait(timeout))
+        return Execution(d)
+
+    def run_code_stream(self, code, language="python", timeout=None):
+        """Like run_code, but yields event dicts as they happen:
+        ``{"type": "stdout"|"stderr", "data"}``, then ``{"type": "result", ...}``,
+        then ``{"type": "exit", "exit_code"}`` (or ``{"type": "error", "error"}``)."""
+        return self._http.stream_lines("POST", self._path("/code"),
+                                       self._code_body(code, language, timeout),
+                                       self._wait(timeout))
+
+    def exec(self, cmd, env=None, cwd=None, stdin=None, timeout=None):
+        """Run a command: ``cmd`` is an argv list, or a string run by the shell."""
+        if isinstance(cmd, (list, tuple)):
+            cmd = [str(a) for a in cmd]
+        elif not isinstance(cmd, str):
+            raise TypeError("cmd must be a list of arguments or a shell string")
+        body = {"cmd": cmd}
+        if env is not None:
+            body["env"] = env
+        if cwd is not None:
+            body["cwd"] = cwd
+        if stdin is not None:
+            body["stdin"] = stdin.decode("utf-8") if isinstance(stdin, (bytes, bytearray)) else stdin
+        if timeout is not None:
+            body["timeout_s"] = _secs(timeout)
+        return Execution(self._call("POST", "/exec", body, timeout=self._wait(timeout)))
+
+    def logs(self):
+        """The sandbox's audit trail."""
+        return self._call("GET", "/logs").get("events", [])
+
+
+__all__ = ["Sandbox", "Files"]
