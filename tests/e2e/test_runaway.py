@@ -1,0 +1,141 @@
+"""Runaway code is contained: the sandbox (and everything else) stays usable."""
+
+import time
+
+import pytest
+
+MAX_STREAM = 10 * 1024 * 1024
+
+
+def test_output_flood_is_truncated_and_bounded(fresh, assert_alive):
+    s = fresh()
+    t0 = time.monotonic()
+    r = s.run_code("import sys\nchunk = 'x' * 65536\nwhile True:\n    sys.stdout.write(chunk)\n",
+                   timeout=3)
+    assert r.stdout_truncated is True, r
+    assert MAX_STREAM // 2 <= len(r.stdout) <= MAX_STREAM, len(r.stdout)
+    assert r.timed_out is True
+    assert r.error is not None and r.error.name == "TimeoutError"
+    assert time.monotonic() - t0 < 15
+    # stderr floods are capped separately
+    r = s.run_code("import sys\nsys.stderr.write('e' * (12 * 1024 * 1024))\nprint('done')")
+    assert r.stderr_truncated is True and len(r.stderr) <= MAX_STREAM
+    assert r.stdout == "done\n" and r.stdout_truncated is False
+    assert s.run_code("'alive'").text == "'alive'"
+    assert_alive()
+
+
+def test_fork_bomb_hits_pids_limit(fresh, assert_alive):
+    s = fresh()
+    r = s.run_code("""
+import os, time, errno
+pids, err = [], None
+for i in range(100000):
+    try:
+        pid = os.fork()
+    except OSError as e:
+        err = e
+        break
+    if pid == 0:
+        time.sleep(60)
+        os._exit(0)
+    pids.append(pid)
+print(len(pids), errno.errorcode.get(err.errno) if err else None)
+for p in pids:
+    os.kill(p, 9)
+for p in pids:
+    os.waitpid(p, 0)
+""", timeout=60)
+    assert r.error is None, r
+    n, code = r.stdout.split()
+    assert code == "EAGAIN", r.stdout
+    assert 10 <= int(n) <= 4096, r.stdout
+    # a real, unbounded bash fork bomb: the run times out, the whole process
+    # tree is killed, and the sandbox is usable again
+    t0 = time.monotonic()
+    r = s.run_code(":(){ :|:& };:; sleep 30", language="bash", timeout=3)
+    assert time.monotonic() - t0 < 20
+    assert r.timed_out is True, r
+    assert r.error is not None and r.error.name == "TimeoutError"
+
+    def usable():
+        x = s.exec(["echo", "ok"], timeout=10)
+        return x.stdout == "ok\n"
+    deadline = time.monotonic() + 15
+    while not usable():
+        assert time.monotonic() < deadline, "sandbox still saturated after the fork bomb"
+        time.sleep(0.5)
+    assert s.run_code("1+1").text == "2"
+    assert_alive()
+
+
+def test_big_allocation_is_memory_error(fresh, assert_alive):
+    s = fresh()
+    s.run_code("keep = 'me'")
+    r = s.run_code("x = bytearray(4 * 1024**3)", timeout=30)
+    assert r.error is not None, r
+    assert r.error.name == "MemoryError", r.error
+    assert s.run_code("keep").text == "'me'"
+    assert_alive()
+
+
+def test_gradual_memory_hog_is_out_of_memory(fresh, assert_alive):
+    s = fresh(memory_mb=256)
+    assert s.info()["memory_mb"] == 256
+    r = s.run_code("chunks = []\nwhile True:\n    chunks.append(bytearray(8 * 1024 * 1024))\n",
+                   timeout=60)
+    assert r.error is not None, r
+    assert r.error.name == "OutOfMemory", r.error
+    assert "256" in r.error.value
+    # the REPL was restarted: usable, state gone
+    r = s.run_code("'fresh'")
+    assert r.text == "'fresh'"
+    assert s.run_code("chunks").error.name == "NameError"
+    assert s.exec(["echo", "ok"]).stdout == "ok\n"
+    assert_alive()
+
+
+def test_infinite_loop_timeout(fresh, assert_alive):
+    s = fresh()
+    s.run_code("before = 'kept'")
+    t0 = time.monotonic()
+    r = s.run_code("while True:\n    pass\n", timeout=2)
+    elapsed = time.monotonic() - t0
+    assert r.timed_out is True
+    assert r.error is not None and r.error.name == "TimeoutError"
+    assert 1.8 <= elapsed < 10, elapsed
+    assert s.run_code("before").text == "'kept'"
+    # a loop that swallows KeyboardInterrupt is killed; the REPL comes back
+    t0 = time.monotonic()
+    r = s.run_code("while True:\n    try:\n        while True: pass\n    except BaseException: pass\n",
+                   timeout=2)
+    assert r.timed_out is True and r.error.name == "TimeoutError"
+    assert time.monotonic() - t0 < 15
+    assert s.run_code("6*7").text == "42"
+    # exec timeouts
+    t0 = time.monotonic()
+    r = s.exec(["sleep", "100"], timeout=2)
+    assert r.timed_out is True
+    assert time.monotonic() - t0 < 10
+    assert_alive()
+
+
+def test_concurrent_code_is_busy(fresh, assert_alive):
+    import threading
+    import airlock
+    s = fresh()
+    out = {}
+
+    def slow():
+        out["r"] = s.run_code("import time; time.sleep(2); 'slow'")
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.5)
+    with pytest.raises(airlock.InvalidRequest) as ei:
+        s.run_code("1")
+    assert (ei.value.status, ei.value.code) == (409, "busy")
+    # exec runs alongside
+    assert s.exec(["echo", "parallel"]).stdout == "parallel\n"
+    t.join()
+    assert out["r"].text == "'slow'"
+    assert_alive()
