@@ -1,0 +1,127 @@
+#!/usr/bin/python3
+"""Airlock benchmarks: latency of the operations an agent loop pays for.
+
+Starts its own airlockd (the optimized build) on a free port with a temp state
+dir, then measures, through the Python SDK (what users call):
+
+  create          POST /v1/sandboxes until the sandbox answers
+  run_code        a trivial Python call in a live sandbox (REPL round trip)
+  exec            a fresh process (`true`) in a live sandbox
+  upload_1mb      PUT of 1 MiB into /data
+  cycle           create + run_code + close, end to end (the peers' headline number)
+  burst_create    N concurrent creates (wall time for the whole burst)
+
+Prints a Markdown table (median, p99, mean, n) to stdout; docs/benchmarks.md
+holds the numbers and the command.
+"""
+import argparse
+import concurrent.futures
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "sdk", "python"))
+
+from airlock import Sandbox  # noqa: E402
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    k = min(len(xs) - 1, max(0, int(round(p / 100.0 * (len(xs) - 1)))))
+    return xs[k]
+
+
+def timed(fn, n, warmup=2):
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000.0)
+    return out
+
+
+def row(name, xs):
+    return "| %s | %.2f | %.2f | %.2f | %d |" % (name, statistics.median(xs), pct(xs, 99), statistics.mean(xs), len(xs))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--daemon", default=os.path.join(ROOT, "build", "airlockd"))
+    ap.add_argument("-n", type=int, default=50, help="iterations per measurement")
+    ap.add_argument("--burst", type=int, default=10)
+    args = ap.parse_args()
+
+    port = free_port()
+    state = tempfile.mkdtemp(prefix="airlock-bench-")
+    key = "ak_bench_" + os.urandom(8).hex()
+    env = dict(os.environ, AIRLOCK_API_KEY=key)
+    log = open(os.path.join(state, "airlockd.log"), "wb")
+    d = subprocess.Popen([args.daemon, "--listen", "127.0.0.1:%d" % port, "--state-dir", state,
+                          "--max-sandboxes", "256"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = "http://127.0.0.1:%d" % port
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(url + "/v1/healthz", timeout=1)
+            break
+        except Exception:
+            time.sleep(0.05)
+    os.environ["AIRLOCK_URL"] = url
+    os.environ["AIRLOCK_API_KEY"] = key
+    results = []
+    try:
+        def create_close():
+            Sandbox().close()
+
+        create = []
+        for _ in range(args.n):
+            t = time.perf_counter()
+            sb = Sandbox()
+            create.append((time.perf_counter() - t) * 1000.0)
+            sb.close()
+        results.append(row("create (POST /v1/sandboxes)", create))
+
+        with Sandbox() as sb:
+            results.append(row("run_code `1+1`", timed(lambda: sb.run_code("1+1"), args.n * 4)))
+            results.append(row("exec `true`", timed(lambda: sb.exec(["true"]), args.n * 2)))
+            blob = os.urandom(1 << 20)
+            results.append(row("upload 1 MiB", timed(lambda: sb.upload(blob, "/data/blob.bin"), args.n)))
+            results.append(row("download 1 MiB", timed(lambda: sb.download("/data/blob.bin"), args.n)))
+
+        def cycle():
+            with Sandbox() as sb:
+                sb.run_code("print(1)")
+        results.append(row("create + run_code + close", timed(cycle, args.n)))
+
+        def burst():
+            with concurrent.futures.ThreadPoolExecutor(args.burst) as ex:
+                sbs = list(ex.map(lambda _: Sandbox(), range(args.burst)))
+            for s in sbs:
+                s.close()
+        results.append(row("burst of %d concurrent creates (wall)" % args.burst, timed(burst, 5, warmup=1)))
+    finally:
+        d.send_signal(signal.SIGTERM)
+        d.wait(timeout=30)
+
+    print("| operation | median ms | p99 ms | mean ms | n |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        print(r)
+
+
+if __name__ == "__main__":
+    main()
