@@ -384,6 +384,7 @@ static void run_start(struct http_req *req, bool is_exec, const char *language, 
     }
     steal_ptr(&run); /* owned by the response now */
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ndjson");
+    http_stream_begin(req);
     http_reply_response(req, 200, resp);
 }
 

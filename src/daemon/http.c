@@ -368,7 +368,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return queue_reply(ctx);
 }
 
-static void on_completed(void *cls UNUSED, struct MHD_Connection *conn UNUSED, void **con_cls,
+/* One thread serves each connection, so an idle keep-alive connection would
+ * hold a thread forever: MHD closes it after this long without traffic. A
+ * streamed response that waits on silent code is not idle, so streaming
+ * handlers lift the limit for their request (http_stream_begin) and
+ * on_completed puts it back for the next request on the connection. */
+#define HTTP_IDLE_TIMEOUT_S 120u
+
+void http_stream_begin(struct http_req *req)
+{
+    MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+}
+
+static void on_completed(void *cls UNUSED, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct conn_ctx *ctx = *con_cls;
@@ -376,6 +388,7 @@ static void on_completed(void *cls UNUSED, struct MHD_Connection *conn UNUSED, v
         return;
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         log_debug("request ended early (%d)", (int)toe);
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, HTTP_IDLE_TIMEOUT_S);
     if (ctx->upload_begun)
         api_files_put_cleanup(&ctx->req);
     if (ctx->req.response)
@@ -476,10 +489,12 @@ static struct MHD_Daemon *start_mhd(struct daemon *d, const struct sockaddr *sa,
     if (listen_fd >= 0)
         return MHD_start_daemon(flags, 0, NULL, NULL, on_request, d, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                                 MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                                NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_END);
+                                NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
+                                MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_S, MHD_OPTION_END);
     return MHD_start_daemon(flags, 0, NULL, NULL, on_request, d, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                             MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
+                            MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_S, MHD_OPTION_END);
 }
 
 int http_start(struct daemon *d, struct http_server **out)

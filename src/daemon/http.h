@@ -34,6 +34,9 @@ struct http_req {
 };
 
 int http_start(struct daemon *d, struct http_server **out);
+/* A streamed response may wait a long time between chunks: exempt this
+ * request from the idle-connection timeout. */
+void http_stream_begin(struct http_req *req);
 /* Stop accepting new connections (shutdown begins). */
 void http_quiesce(struct http_server *s);
 /* Close all connections, join their threads, free. */
