@@ -36,6 +36,11 @@ void api_keys_create(struct http_req *req);
 void api_keys_list(struct http_req *req);
 void api_keys_revoke(struct http_req *req);
 
+/* The live sandbox of the route's {id}, with a reference the caller drops
+ * (cleanup_sandbox); NULL after replying 404/410 (api_sandboxes.c). */
+struct sandbox;
+struct sandbox *api_route_sandbox(struct http_req *req);
+
 /* Field helpers shared by the handlers (api_sandboxes.c). Each returns 0,
  * 1 if absent/null (default kept), or replies 400 naming the field and
  * returns -EINVAL. */

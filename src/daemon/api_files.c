@@ -47,16 +47,6 @@ static const char *path_param(struct http_req *req, bool required, const char *d
     return path;
 }
 
-static struct sandbox *get_sandbox(struct http_req *req)
-{
-    struct sandbox *sb = NULL;
-    struct api_error err = {0};
-    if (sandbox_get(req->d, req->param, &sb, &err) < 0) {
-        http_reply_error(req, &err);
-        return NULL;
-    }
-    return sb;
-}
 
 static void audit(struct http_req *req, const char *action, const char *path, long long size)
 {
@@ -121,7 +111,7 @@ void api_files_put_begin(struct http_req *req)
         return;
     }
     req->upload = u;
-    if (!(u->sb = get_sandbox(req)))
+    if (!(u->sb = api_route_sandbox(req)))
         return;
     json_t *payload = json_pack("{s:s,s:i}", "path", path, "mode", (int)mode);
     int r = agent_req_start(sandbox_agent(u->sb), PROTO_FILE_PUT, payload, &u->areq);
@@ -293,7 +283,7 @@ void api_files_get(struct http_req *req)
     const char *path = path_param(req, true, NULL);
     if (!path)
         return;
-    cleanup_sandbox struct sandbox *sb = get_sandbox(req);
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
         return;
     struct api_error err = {0};
@@ -355,7 +345,7 @@ void api_files_list(struct http_req *req)
     const char *path = path_param(req, false, "/home/user");
     if (!path)
         return;
-    cleanup_sandbox struct sandbox *sb = get_sandbox(req);
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
         return;
     struct api_error err = {0};
@@ -387,7 +377,7 @@ void api_files_delete(struct http_req *req)
             return;
         }
     }
-    cleanup_sandbox struct sandbox *sb = get_sandbox(req);
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
         return;
     struct api_error err = {0};

@@ -90,8 +90,7 @@ int api_field_env(struct http_req *req, const char *name, size_t max_bytes, json
     return 0;
 }
 
-/* The sandbox of the route's {id}, or a reply (404/410). */
-static struct sandbox *get_sandbox(struct http_req *req)
+struct sandbox *api_route_sandbox(struct http_req *req)
 {
     struct sandbox *sb = NULL;
     struct api_error err = {0};
@@ -195,7 +194,7 @@ void api_sandbox_get(struct http_req *req)
 
 void api_sandbox_delete(struct http_req *req)
 {
-    cleanup_sandbox struct sandbox *sb = get_sandbox(req);
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
         return;
     if (sandbox_destroy(sb, "deleted", req->key.id) < 0) {
@@ -220,7 +219,7 @@ void api_sandbox_timeout(struct http_req *req)
         http_reply_errorf(req, 400, "invalid_request", "timeout_s is required");
         return;
     }
-    cleanup_sandbox struct sandbox *sb = get_sandbox(req);
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
         return;
     r = sandbox_set_timeout(sb, timeout_s, req->key.id);
