@@ -1,0 +1,233 @@
+/* agent.h - internal interfaces of airlock-agent (PID 1 inside a sandbox).
+ *
+ * The agent is one single-threaded event loop (loop.c) over:
+ *   - the control stream to airlockd (framed, docs/protocol.md),
+ *   - a signalfd for SIGCHLD (every child and orphan is reaped there),
+ *   - the persistent Python REPL's pipes (repl.c),
+ *   - the pipes of fresh bash / exec children (job.c),
+ *   - pending file downloads (files.c streams one chunk per iteration).
+ * All state lives in one `struct agent` passed around; there is no other
+ * global mutable state.
+ *
+ * Who owns what:
+ *   proc.c     fork + the privilege drop sequence + execve of user code
+ *   seccomp.c  the baseline seccomp filter installed last before execve
+ *   stream.c   forwarding a child's stdout/stderr as capped frames
+ *   repl.c     the runner process and RUN_CODE language=python
+ *   job.c      RUN_CODE language=bash and EXEC (fresh processes)
+ *   files.c    FILE_* requests, all paths resolved inside --root
+ */
+#ifndef AIRLOCK_AGENT_H
+#define AIRLOCK_AGENT_H
+
+#include <jansson.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proto.h"
+
+#define AGENT_NAME "airlock-agent 0.1.0"
+#define AGENT_USER_UID 1000
+#define AGENT_USER_GID 1000
+#define AGENT_DEFAULT_TIMEOUT_MS 60000u
+#define AGENT_DEFAULT_MAX_OUTPUT (10u * 1024u * 1024u)
+#define AGENT_OUTPUT_FRAME (64u * 1024u) /* STDOUT/STDERR frames are at most this big */
+#define AGENT_INTERRUPT_GRACE_MS 2000u   /* SIGINT -> SIGKILL delay for the REPL */
+#define AGENT_MAX_JOBS 64                /* concurrent bash/exec children */
+#define AGENT_MAX_FILE_OPS 64            /* concurrent uploads + downloads */
+
+/* ---- output forwarding (stream.c) ---------------------------------------- */
+
+/* One stdout or stderr pipe of a child, forwarded as STDOUT/STDERR frames.
+ * Past `max` bytes the data is still read (the child must never block on a
+ * full pipe) but discarded, and `truncated` is set. */
+struct outstream {
+    int fd;           /* read end, O_NONBLOCK; -1 once closed */
+    uint8_t type;     /* PROTO_STDOUT or PROTO_STDERR */
+    size_t forwarded; /* bytes sent in frames for the current request */
+    bool truncated;
+};
+
+struct agent;
+
+void outstream_init(struct outstream *s, int fd, uint8_t type);
+/* Start counting for a new request (the REPL's pipes outlive requests). */
+void outstream_reset(struct outstream *s);
+/* Read one chunk and forward it for req_id (0: discard). 1 if data was read,
+ * 0 on EAGAIN, -EPIPE on EOF (fd closed), -errno on error (fd closed). */
+int outstream_pump(struct agent *a, struct outstream *s, uint32_t req_id, size_t max);
+/* Pump until EAGAIN or EOF: everything the child wrote so far is sent. */
+void outstream_drain(struct agent *a, struct outstream *s, uint32_t req_id, size_t max);
+void outstream_close(struct outstream *s);
+
+/* ---- user processes (proc.c) --------------------------------------------- */
+
+/* What to run and with which fds. The child gets stdin/stdout/stderr and the
+ * extra fds at 3, 4, ...; every other fd is closed. */
+struct spawn_spec {
+    char *const *argv; /* argv[0] is searched in the PATH of envp if it has no '/' */
+    char *const *envp;
+    const char *cwd; /* chdir target; "/" if it does not exist */
+    int stdin_fd, stdout_fd, stderr_fd;
+    const int *extra_fds;
+    int n_extra;
+};
+
+/* Why a spawn failed: the child's message ("setresuid 1000: Operation not
+ * permitted"), its errno, and whether it was the final execve (the program
+ * was not found or not executable: the user's mistake, not the sandbox's). */
+struct spawn_error {
+    char msg[512];
+    int err;
+    bool at_exec;
+};
+
+/* Fork a user process: new session, fds, oom_score_adj 1000, rlimits, no
+ * capabilities, uid/gid 1000, no_new_privs, seccomp, execve. On failure of
+ * any step -errno is returned with *e filled in; the child is reaped. */
+int proc_spawn(const struct spawn_spec *spec, pid_t *pid_out, struct spawn_error *e);
+
+/* Build the user environment: the fixed base plus `extra` (a JSON object of
+ * string values; NULL allowed). Returns a NULL-terminated malloc'd array
+ * (free with strv_free), or NULL with err filled for a non-string value. */
+char **proc_build_env(json_t *extra, char *err, size_t errlen);
+void strv_free(char **v);
+static inline void strv_freep(char ***v) { strv_free(*v); }
+#define cleanup_strv __attribute__((cleanup(strv_freep)))
+
+/* ---- seccomp (seccomp.c) -------------------------------------------------- */
+
+int seccomp_install_user_filter(char *err, size_t errlen);
+
+/* ---- the Python REPL (repl.c) --------------------------------------------- */
+
+struct repl {
+    pid_t pid;               /* 0 when no runner is running */
+    int cmd_fd;              /* agent -> runner commands (runner's fd 3) */
+    int res_fd;              /* runner -> agent results (runner's fd 4), O_NONBLOCK */
+    struct outstream out, err;
+    uint64_t started_ms;     /* when the current runner was spawned */
+    char start_error[600];   /* why the last start failed, for ERROR replies */
+    bool restart_pending;    /* died while idle: start again on the next RUN_CODE */
+
+    uint8_t *rbuf;           /* partial result message from res_fd */
+    size_t rlen, rcap;
+
+    /* the call in progress; req_id 0 when idle */
+    uint32_t req_id;
+    size_t max_output;
+    uint64_t call_start_ms;
+    uint64_t deadline_ms;    /* timeout: send SIGINT */
+    uint64_t kill_at_ms;     /* SIGINT ignored: SIGKILL the group (0: not armed) */
+    unsigned timeout_ms;
+    bool timed_out;
+    bool killed_by_agent;    /* we sent SIGKILL after the grace period */
+};
+
+void repl_init(struct repl *r);
+int repl_start(struct agent *a);
+void repl_handle_run(struct agent *a, uint32_t req_id, json_t *req);
+void repl_add_pollfds(struct agent *a);
+void repl_on_result_readable(struct agent *a);
+void repl_on_exit(struct agent *a, int wstatus);
+void repl_on_timer(struct agent *a, uint64_t now);
+uint64_t repl_next_deadline(const struct agent *a);
+void repl_kill(struct agent *a);
+void repl_free(struct agent *a); /* at exit: close pipes, free buffers */
+
+/* ---- bash / exec jobs (job.c) --------------------------------------------- */
+
+struct job {
+    struct job *next;
+    uint32_t req_id;
+    pid_t pid;        /* process group id too (the child calls setsid) */
+    bool exited;
+    int wstatus;
+    struct outstream out, err;
+    int stdin_fd;     /* write end while stdin is pending, else -1 */
+    char *stdin_buf;
+    size_t stdin_len, stdin_off;
+    size_t max_output;
+    uint64_t start_ms, deadline_ms;
+    unsigned timeout_ms;
+    bool timed_out;
+};
+
+void job_handle_run_bash(struct agent *a, uint32_t req_id, json_t *req);
+void job_handle_exec(struct agent *a, uint32_t req_id, json_t *req);
+void job_on_exit(struct agent *a, struct job *j, int wstatus);
+void job_on_stdin_writable(struct agent *a, struct job *j);
+void job_finish_if_done(struct agent *a, struct job *j);
+void job_on_timer(struct agent *a, uint64_t now);
+struct job *job_find_pid(struct agent *a, pid_t pid);
+struct job *job_find_req(struct agent *a, uint32_t req_id);
+void job_kill_all(struct agent *a);
+int job_count(const struct agent *a);
+
+/* ---- files (files.c) ------------------------------------------------------ */
+
+struct file_op; /* an upload in progress or a download being streamed */
+
+void files_handle(struct agent *a, const struct proto_hdr *h, json_t *req);
+/* FILE_DATA or ERROR from the daemon for an upload in progress. */
+void files_handle_put_data(struct agent *a, const struct proto_hdr *h, const uint8_t *payload);
+bool files_owns_req(struct agent *a, uint32_t req_id);
+/* Send the next chunk of every pending download; true if any remain. */
+bool files_pump_downloads(struct agent *a);
+void files_free_all(struct agent *a);
+
+/* ---- the loop and replies (loop.c) ---------------------------------------- */
+
+/* What a pollfd slot belongs to, so the loop can dispatch by index. */
+enum watch_kind { W_CTL, W_SIG, W_REPL_OUT, W_REPL_ERR, W_REPL_RES, W_JOB_OUT, W_JOB_ERR, W_JOB_IN };
+
+struct watch {
+    enum watch_kind kind;
+    struct job *job;
+};
+
+#define AGENT_MAX_POLL (8 + 3 * AGENT_MAX_JOBS)
+
+struct agent {
+    int ctl_fd;               /* control stream to airlockd (blocking) */
+    int sig_fd;               /* signalfd for SIGCHLD */
+    int root_fd;              /* O_PATH of --root: files.c resolves inside it */
+    const char *root_path;
+    char *root_real;          /* realpath of --root: strips /proc/self/fd links back to sandbox paths */
+    const char *runner_path;
+    const char *python_path;
+    bool is_pid1;
+    bool quit;
+    int exit_code;
+
+    struct repl repl;
+    struct job *jobs;
+    struct file_op *file_ops;
+
+    /* rebuilt every iteration */
+    struct pollfd pfds[AGENT_MAX_POLL];
+    struct watch watches[AGENT_MAX_POLL];
+    int npfds;
+};
+
+int agent_loop(struct agent *a);
+void agent_watch(struct agent *a, int fd, short events, enum watch_kind kind, struct job *job);
+
+/* Replies. A failure to write to the control stream means the daemon is
+ * gone: the loop is told to quit (a->quit) and the caller carries on. */
+void agent_send(struct agent *a, uint8_t type, uint16_t flags, uint32_t req_id, const void *buf, size_t len);
+void agent_send_json(struct agent *a, uint8_t type, uint16_t flags, uint32_t req_id, json_t *obj);
+void agent_send_ok(struct agent *a, uint32_t req_id, json_t *obj); /* steals obj, END */
+void agent_send_error(struct agent *a, uint32_t req_id, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* RESULT frame; steals obj. Shrinks "results" if the frame would be too big. */
+void agent_send_result(struct agent *a, uint32_t req_id, json_t *obj);
+/* Parse {timeout_ms, max_output} with defaults; -EINVAL with err set on bad types. */
+int agent_parse_limits(json_t *req, unsigned *timeout_ms, size_t *max_output, char *err, size_t errlen);
+/* Kill every child process group we know about (shutdown / lost daemon). */
+void agent_kill_children(struct agent *a);
+
+#endif

@@ -1,0 +1,771 @@
+/* files.c - FILE_PUT / GET / LIST / DELETE / MKDIR inside the sandbox root.
+ *
+ * Every path from the daemon is untrusted. It is
+ *   1. checked (no NUL, not empty, at most 4096 bytes),
+ *   2. made absolute (relative paths start at /home/user) and normalised
+ *      lexically ("//", ".", ".." collapse; ".." stops at "/"),
+ *   3. for writes, required to lie under /tmp, /data or /home/user,
+ *   4. opened with openat2(root_fd, path, RESOLVE_IN_ROOT |
+ *      RESOLVE_NO_MAGICLINKS): ".." and absolute symlinks resolve inside the
+ *      root, and /proc/self/root-style magic links are refused,
+ *   5. for writes, the directory actually reached is read back through
+ *      /proc/self/fd and must still be under an allowed prefix (a symlink
+ *      /home/user/x -> /etc lands in the sandbox's own /etc: not writable),
+ *   6. and the last component is handled with *at() calls on that directory
+ *      fd, never following a symlink at the leaf.
+ *
+ * Uploads go to a hidden temporary file in the target directory and are
+ * renamed into place on END, so a failed upload leaves nothing behind.
+ * Downloads are streamed one PROTO_DATA_CHUNK per loop iteration, so a big
+ * download does not stop the loop from serving output and timeouts.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "log.h"
+#include "util.h"
+
+#define FILES_MAX_PATH 4096
+#define FILES_NORM_MAX (FILES_MAX_PATH + 16) /* + "/home/user/" */
+#define FILES_TMP_PREFIX ".airlock-put-"
+#define FILES_MAX_DEPTH 256 /* recursive delete */
+#define FILES_LIST_BUDGET (PROTO_MAX_PAYLOAD - 64 * 1024)
+
+static const char *const writable_roots[] = {"/tmp", "/data", "/home/user"};
+#define WRITES_ONLY_MSG "writes are allowed only under /tmp, /data and /home/user"
+
+struct file_op {
+    struct file_op *next;
+    uint32_t req_id;
+    bool is_put;
+    bool failed;   /* put: ERROR already sent; swallow data until END */
+    int fd;        /* put: the temporary file; get: the source */
+    int dir_fd;    /* put: the target directory */
+    char tmp_name[64];
+    char *leaf;    /* put: final name in dir_fd */
+    char *path;    /* put: normalised path for the reply */
+    uint64_t size; /* put: bytes written; get: bytes sent */
+    uint64_t expect; /* get: size at open */
+};
+
+/* ---- errors ---------------------------------------------------------------- */
+
+static const char *errno_code(int e)
+{
+    switch (e) {
+    case ENOENT: return PROTO_ERR_NOT_FOUND;
+    case EISDIR: return PROTO_ERR_IS_DIR;
+    case ENOTDIR: return PROTO_ERR_NOT_DIR;
+    case EEXIST: return PROTO_ERR_EXISTS;
+    case ENOSPC:
+    case EDQUOT: return PROTO_ERR_NO_SPACE;
+    case EXDEV: /* RESOLVE_BENEATH-style escapes */
+    case ELOOP: /* magic links, or symlink loops: either way not followed */
+        return PROTO_ERR_PATH_ESCAPE;
+    case EFBIG: return PROTO_ERR_TOO_LARGE;
+    case ENAMETOOLONG:
+    case EINVAL:
+    case EROFS:
+    case EACCES:
+    case EPERM:
+    case ENOTEMPTY: return PROTO_ERR_INVALID;
+    default: return PROTO_ERR_INTERNAL;
+    }
+}
+
+static void send_errno(struct agent *a, uint32_t req_id, int err, const char *op, const char *path)
+{
+    if (err == ELOOP || err == EXDEV)
+        agent_send_error(a, req_id, PROTO_ERR_PATH_ESCAPE, "%s %s: path leaves the sandbox or loops", op, path);
+    else
+        agent_send_error(a, req_id, errno_code(err), "%s %s: %s", op, path, strerror(err));
+}
+
+/* ---- paths ----------------------------------------------------------------- */
+
+/* Steps 1-2 above. out must hold FILES_NORM_MAX bytes. 0 or -EINVAL with
+ * msg set. */
+static int path_normalize(json_t *jpath, char *out, const char **msg)
+{
+    const char *in = json_string_value(jpath);
+    if (!in) {
+        *msg = "path must be a string";
+        return -EINVAL;
+    }
+    size_t len = json_string_length(jpath);
+    if (len != strlen(in)) {
+        *msg = "path contains a NUL byte";
+        return -EINVAL;
+    }
+    if (len == 0) {
+        *msg = "path is empty";
+        return -EINVAL;
+    }
+    if (len > FILES_MAX_PATH) {
+        *msg = "path is longer than 4096 bytes";
+        return -EINVAL;
+    }
+    char full[FILES_NORM_MAX + 2];
+    snprintf(full, sizeof(full), "%s%s", in[0] == '/' ? "" : "/home/user/", in);
+
+    /* walk components, keeping a stack of where each one starts in out */
+    size_t o = 0;
+    size_t starts[FILES_NORM_MAX / 2 + 1];
+    size_t depth = 0;
+    const char *p = full;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        const char *e = strchrnul(p, '/');
+        size_t clen = (size_t)(e - p);
+        if (clen == 0 || (clen == 1 && p[0] == '.')) {
+            /* empty or "." */
+        } else if (clen == 2 && p[0] == '.' && p[1] == '.') {
+            if (depth > 0)
+                o = starts[--depth];
+        } else {
+            starts[depth++] = o;
+            out[o++] = '/';
+            memcpy(out + o, p, clen);
+            o += clen;
+        }
+        p = e;
+    }
+    if (o == 0)
+        out[o++] = '/';
+    out[o] = '\0';
+    return 0;
+}
+
+static bool under_prefix(const char *path, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+static bool path_writable(const char *norm)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(writable_roots); i++)
+        if (under_prefix(norm, writable_roots[i]))
+            return true;
+    return false;
+}
+
+static bool path_is_writable_root(const char *norm)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(writable_roots); i++)
+        if (strcmp(norm, writable_roots[i]) == 0)
+            return true;
+    return false;
+}
+
+/* "/a/b/c" -> parent "/a/b", leaf "c"; "/a" -> "/", "a". */
+static void path_split(const char *norm, char *parent, const char **leaf)
+{
+    const char *slash = strrchr(norm, '/');
+    size_t plen = (size_t)(slash - norm);
+    if (plen == 0)
+        plen = 1;
+    memcpy(parent, norm, plen);
+    parent[plen] = '\0';
+    *leaf = slash + 1;
+}
+
+static int open_in_root(struct agent *a, const char *path, int flags)
+{
+    struct open_how how = {
+        .flags = (uint64_t)(flags | O_CLOEXEC),
+        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    int fd = (int)syscall(SYS_openat2, a->root_fd, path, &how, sizeof(how));
+    return fd < 0 ? -errno : fd;
+}
+
+/* Step 5: where did we really end up? -EACCES if outside the writable
+ * prefixes. If /proc is unavailable the lexical check (step 3) stands. */
+static int check_dir_writable(struct agent *a, int dirfd)
+{
+    char link[64], real[PATH_MAX];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
+    ssize_t n = readlink(link, real, sizeof(real) - 1);
+    if (n < 0)
+        return 0;
+    real[n] = '\0';
+    const char *inside = real;
+    size_t rlen = strlen(a->root_real);
+    if (strcmp(a->root_real, "/") != 0) {
+        if (strncmp(real, a->root_real, rlen) != 0 || (real[rlen] != '/' && real[rlen] != '\0'))
+            return -EACCES;
+        inside = real[rlen] ? real + rlen : "/";
+    }
+    return path_writable(inside) ? 0 : -EACCES;
+}
+
+/* mkdir -p for every component of norm (all of it if include_leaf, else up
+ * to its parent). New directories are 0755 and owned by the user. */
+static int ensure_dirs(struct agent *a, const char *norm, bool include_leaf, char *failed_at)
+{
+    char prefix[FILES_NORM_MAX];
+    size_t len = strlen(norm);
+    size_t end = len;
+    if (!include_leaf)
+        end = (size_t)(strrchr(norm, '/') - norm);
+    for (size_t i = 1; i <= end; i++) {
+        if (i != end && norm[i] != '/')
+            continue;
+        memcpy(prefix, norm, i);
+        prefix[i] = '\0';
+        strcpy(failed_at, prefix);
+        int fd = open_in_root(a, prefix, O_PATH | O_DIRECTORY);
+        if (fd >= 0) {
+            close(fd);
+            continue;
+        }
+        if (fd != -ENOENT)
+            return fd;
+        char parent[FILES_NORM_MAX];
+        const char *leaf;
+        path_split(prefix, parent, &leaf);
+        cleanup_fd int pfd = open_in_root(a, parent, O_PATH | O_DIRECTORY);
+        if (pfd < 0)
+            return pfd;
+        int r = check_dir_writable(a, pfd);
+        if (r < 0)
+            return r;
+        if (mkdirat(pfd, leaf, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        if (fchownat(pfd, leaf, AGENT_USER_UID, AGENT_USER_GID, AT_SYMLINK_NOFOLLOW) < 0)
+            return -errno;
+    }
+    return 0;
+}
+
+/* Parse the path of a write request and open its parent directory (creating
+ * it if asked). Sends the ERROR itself and returns -1 on failure. */
+static int open_write_parent(struct agent *a, uint32_t req_id, json_t *req, bool create, char *norm, const char **leaf)
+{
+    const char *msg;
+    if (path_normalize(json_object_get(req, "path"), norm, &msg) < 0) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "%s", msg);
+        return -1;
+    }
+    if (!path_writable(norm)) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, WRITES_ONLY_MSG);
+        return -1;
+    }
+    char where[FILES_NORM_MAX];
+    if (create) {
+        int r = ensure_dirs(a, norm, false, where);
+        if (r == -EACCES) {
+            agent_send_error(a, req_id, PROTO_ERR_INVALID, WRITES_ONLY_MSG " (%s resolves elsewhere)", where);
+            return -1;
+        }
+        if (r < 0) {
+            send_errno(a, req_id, -r, "mkdir", where);
+            return -1;
+        }
+    }
+    char parent[FILES_NORM_MAX];
+    path_split(norm, parent, leaf);
+    int dfd = open_in_root(a, parent, O_PATH | O_DIRECTORY);
+    if (dfd < 0) {
+        send_errno(a, req_id, -dfd, "open", parent);
+        return -1;
+    }
+    if (check_dir_writable(a, dfd) < 0) {
+        close(dfd);
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, WRITES_ONLY_MSG " (%s resolves elsewhere)", parent);
+        return -1;
+    }
+    return dfd;
+}
+
+/* ---- the op list ------------------------------------------------------------ */
+
+static int file_op_count(struct agent *a)
+{
+    int n = 0;
+    for (struct file_op *o = a->file_ops; o; o = o->next)
+        n++;
+    return n;
+}
+
+static struct file_op *file_op_find(struct agent *a, uint32_t req_id)
+{
+    for (struct file_op *o = a->file_ops; o; o = o->next)
+        if (o->req_id == req_id)
+            return o;
+    return NULL;
+}
+
+bool files_owns_req(struct agent *a, uint32_t req_id)
+{
+    struct file_op *o = file_op_find(a, req_id);
+    return o && o->is_put;
+}
+
+/* Remove from the list, close, and for an unfinished upload delete the
+ * temporary file. */
+static void file_op_free(struct agent *a, struct file_op *op)
+{
+    for (struct file_op **pp = &a->file_ops; *pp; pp = &(*pp)->next) {
+        if (*pp == op) {
+            *pp = op->next;
+            break;
+        }
+    }
+    if (op->fd >= 0)
+        close(op->fd);
+    if (op->is_put && op->tmp_name[0] && op->dir_fd >= 0)
+        (void)unlinkat(op->dir_fd, op->tmp_name, 0);
+    if (op->dir_fd >= 0)
+        close(op->dir_fd);
+    free(op->leaf);
+    free(op->path);
+    free(op);
+}
+
+void files_free_all(struct agent *a)
+{
+    while (a->file_ops)
+        file_op_free(a, a->file_ops);
+}
+
+static struct file_op *file_op_new(struct agent *a, uint32_t req_id, bool is_put)
+{
+    struct file_op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return NULL;
+    op->req_id = req_id;
+    op->is_put = is_put;
+    op->fd = op->dir_fd = -1;
+    op->next = a->file_ops;
+    a->file_ops = op;
+    return op;
+}
+
+/* ---- FILE_PUT ---------------------------------------------------------------- */
+
+static int put_finish(struct agent *a, struct file_op *op)
+{
+    if (close(steal_fd(&op->fd)) < 0) /* tmpfs reports ENOSPC at write, but be sure */
+        return -errno;
+    if (renameat(op->dir_fd, op->tmp_name, op->dir_fd, op->leaf) < 0)
+        return -errno;
+    op->tmp_name[0] = '\0'; /* renamed: nothing to clean up */
+    agent_send_ok(a, op->req_id, json_pack("{s:s, s:I}", "path", op->path, "size", (json_int_t)op->size));
+    return 0;
+}
+
+static void put_fail(struct agent *a, struct file_op *op, int err, const char *what)
+{
+    send_errno(a, op->req_id, err, what, op->path);
+    op->failed = true;
+    if (op->fd >= 0)
+        close(steal_fd(&op->fd));
+    if (op->tmp_name[0])
+        (void)unlinkat(op->dir_fd, op->tmp_name, 0);
+    op->tmp_name[0] = '\0';
+}
+
+static void handle_put(struct agent *a, const struct proto_hdr *h, json_t *req)
+{
+    json_t *jmode = json_object_get(req, "mode");
+    if (jmode && !json_is_null(jmode) && (!json_is_integer(jmode) || json_integer_value(jmode) < 0 || json_integer_value(jmode) > 07777)) {
+        agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "mode must be an integer between 0 and 07777");
+        return;
+    }
+    /* no setuid/setgid/sticky bits on user files */
+    mode_t mode = json_is_integer(jmode) ? (mode_t)(json_integer_value(jmode) & 0777) : 0644;
+    char norm[FILES_NORM_MAX];
+    const char *leaf;
+    cleanup_fd int dfd = open_write_parent(a, h->req_id, req, true, norm, &leaf);
+    if (dfd < 0)
+        return;
+    if (path_is_writable_root(norm)) {
+        agent_send_error(a, h->req_id, PROTO_ERR_IS_DIR, "%s is a directory", norm);
+        return;
+    }
+    struct stat st;
+    if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+        agent_send_error(a, h->req_id, PROTO_ERR_IS_DIR, "%s is a directory", norm);
+        return;
+    }
+    struct file_op *op = file_op_new(a, h->req_id, true);
+    if (!op || !(op->leaf = strdup(leaf)) || !(op->path = strdup(norm))) {
+        if (op)
+            file_op_free(a, op);
+        agent_send_error(a, h->req_id, PROTO_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    op->dir_fd = steal_fd(&dfd);
+    char rnd[17];
+    if (random_hex(rnd, 8) < 0)
+        snprintf(rnd, sizeof(rnd), "%u", h->req_id);
+    snprintf(op->tmp_name, sizeof(op->tmp_name), FILES_TMP_PREFIX "%s", rnd);
+    op->fd = openat(op->dir_fd, op->tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (op->fd < 0) {
+        op->tmp_name[0] = '\0';
+        put_fail(a, op, errno, "create");
+        file_op_free(a, op);
+        return;
+    }
+    if (fchown(op->fd, AGENT_USER_UID, AGENT_USER_GID) < 0 || fchmod(op->fd, mode) < 0) {
+        put_fail(a, op, errno, "chown/chmod");
+        file_op_free(a, op);
+        return;
+    }
+    if (h->flags & PROTO_F_END) { /* an empty file in one frame */
+        int r = put_finish(a, op);
+        if (r < 0)
+            put_fail(a, op, -r, "rename");
+        file_op_free(a, op);
+    }
+}
+
+void files_handle_put_data(struct agent *a, const struct proto_hdr *h, const uint8_t *payload)
+{
+    struct file_op *op = file_op_find(a, h->req_id);
+    if (!op || !op->is_put)
+        return;
+    if (h->type == PROTO_ERROR) {
+        log_debug("upload %u aborted by the daemon", h->req_id);
+        file_op_free(a, op); /* deletes the temporary file */
+        return;
+    }
+    if (!op->failed && h->len > 0) {
+        int r = write_all(op->fd, payload, h->len);
+        if (r < 0)
+            put_fail(a, op, -r, "write");
+        else
+            op->size += h->len;
+    }
+    if (h->flags & PROTO_F_END) {
+        if (!op->failed) {
+            int r = put_finish(a, op);
+            if (r < 0)
+                put_fail(a, op, -r, "rename");
+        }
+        file_op_free(a, op);
+    }
+}
+
+/* ---- FILE_GET ------------------------------------------------------------------ */
+
+static void handle_get(struct agent *a, const struct proto_hdr *h, json_t *req)
+{
+    char norm[FILES_NORM_MAX];
+    const char *msg;
+    if (path_normalize(json_object_get(req, "path"), norm, &msg) < 0) {
+        agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "%s", msg);
+        return;
+    }
+    /* O_NONBLOCK: opening a FIFO must not hang the agent */
+    cleanup_fd int fd = open_in_root(a, norm, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        send_errno(a, h->req_id, -fd, "open", norm);
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        send_errno(a, h->req_id, errno, "stat", norm);
+        return;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        agent_send_error(a, h->req_id, PROTO_ERR_IS_DIR, "%s is a directory", norm);
+        return;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "%s is not a regular file", norm);
+        return;
+    }
+    struct file_op *op = file_op_new(a, h->req_id, false);
+    if (!op) {
+        agent_send_error(a, h->req_id, PROTO_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    op->fd = steal_fd(&fd);
+    op->expect = (uint64_t)st.st_size;
+    json_t *ok = json_pack("{s:I, s:i}", "size", (json_int_t)st.st_size, "mode", (int)(st.st_mode & 07777));
+    agent_send_json(a, PROTO_OK, 0, h->req_id, ok); /* no END: FILE_DATA follows */
+    json_decref(ok);
+}
+
+/* One chunk; true if the download continues. */
+static bool get_send_chunk(struct agent *a, struct file_op *op)
+{
+    /* static: one 256 KiB buffer reused by every download (single thread) */
+    static uint8_t buf[PROTO_DATA_CHUNK];
+    ssize_t n = read(op->fd, buf, sizeof(buf));
+    if (n < 0) {
+        if (errno == EINTR || errno == EAGAIN)
+            return true;
+        send_errno(a, op->req_id, errno, "read", "file");
+        return false;
+    }
+    bool end = n == 0 || ((size_t)n < sizeof(buf) && op->size + (uint64_t)n >= op->expect);
+    agent_send(a, PROTO_FILE_DATA, end ? PROTO_F_END : 0, op->req_id, buf, (size_t)n);
+    op->size += (uint64_t)n;
+    return !end;
+}
+
+bool files_pump_downloads(struct agent *a)
+{
+    bool more = false;
+    struct file_op *op = a->file_ops;
+    while (op && !a->quit) {
+        struct file_op *next = op->next;
+        if (!op->is_put) {
+            if (get_send_chunk(a, op))
+                more = true;
+            else
+                file_op_free(a, op);
+        }
+        op = next;
+    }
+    return more;
+}
+
+/* ---- FILE_LIST ------------------------------------------------------------------ */
+
+static int cmp_names(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static const char *type_name(mode_t m)
+{
+    return S_ISREG(m) ? "file" : S_ISDIR(m) ? "dir" : S_ISLNK(m) ? "symlink" : "other";
+}
+
+static void closedirp(DIR **d)
+{
+    if (*d)
+        closedir(*d);
+}
+
+/* Names of a directory (without . and ..), sorted. NULL-terminated strv. */
+static int read_dir_names(int dirfd, char ***out)
+{
+    int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    __attribute__((cleanup(closedirp))) DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    size_t n = 0, cap = 64;
+    cleanup_strv char **names = calloc(cap + 1, sizeof(char *));
+    if (!names)
+        return -ENOMEM;
+    struct dirent *de;
+    errno = 0;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (n == cap) {
+            char **nn = realloc(names, (cap * 2 + 1) * sizeof(char *));
+            if (!nn)
+                return -ENOMEM;
+            names = nn;
+            cap *= 2;
+        }
+        if (!(names[n] = strdup(de->d_name)))
+            return -ENOMEM;
+        names[++n] = NULL;
+    }
+    if (errno)
+        return -errno;
+    qsort(names, n, sizeof(char *), cmp_names);
+    *out = steal_ptr(&names);
+    return (int)n;
+}
+
+static void handle_list(struct agent *a, const struct proto_hdr *h, json_t *req)
+{
+    char norm[FILES_NORM_MAX];
+    const char *msg;
+    if (path_normalize(json_object_get(req, "path"), norm, &msg) < 0) {
+        agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "%s", msg);
+        return;
+    }
+    cleanup_fd int fd = open_in_root(a, norm, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) {
+        send_errno(a, h->req_id, -fd, "open", norm);
+        return;
+    }
+    cleanup_strv char **names = NULL;
+    int n = read_dir_names(fd, &names);
+    if (n < 0) {
+        send_errno(a, h->req_id, -n, "readdir", norm);
+        return;
+    }
+    json_t *entries = json_array();
+    size_t budget = 0;
+    bool truncated = false;
+    for (int i = 0; i < n; i++) {
+        if (strncmp(names[i], FILES_TMP_PREFIX, strlen(FILES_TMP_PREFIX)) == 0)
+            continue; /* an upload in flight, not a file yet */
+        struct stat st;
+        if (fstatat(fd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue; /* deleted meanwhile */
+        json_t *name = json_string(names[i]);
+        if (!name)
+            continue; /* not UTF-8: cannot be represented in JSON */
+        budget += strlen(names[i]) * 6 + 100; /* worst-case escaping + fields */
+        if (budget > FILES_LIST_BUDGET) {
+            json_decref(name);
+            truncated = true;
+            break;
+        }
+        json_array_append_new(entries, json_pack("{s:o, s:s, s:I, s:i, s:I}", "name", name, "type", type_name(st.st_mode), "size",
+                                                 (json_int_t)st.st_size, "mode", (int)(st.st_mode & 07777), "mtime",
+                                                 (json_int_t)st.st_mtim.tv_sec));
+    }
+    json_t *reply = json_pack("{s:s, s:o}", "path", norm, "entries", entries);
+    if (!reply) { /* norm not UTF-8 */
+        reply = json_pack("{s:s, s:o}", "path", "", "entries", entries);
+    }
+    if (truncated)
+        json_object_set_new(reply, "truncated", json_true());
+    agent_send_ok(a, h->req_id, reply);
+}
+
+/* ---- FILE_DELETE ---------------------------------------------------------------- */
+
+/* Delete everything inside the directory `name` of dirfd, never following
+ * symlinks (a link to elsewhere is removed, not its target). */
+static int remove_tree_contents(int dirfd, const char *name, int depth)
+{
+    if (depth > FILES_MAX_DEPTH)
+        return -ELOOP;
+    cleanup_fd int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    cleanup_strv char **names = NULL;
+    int n = read_dir_names(fd, &names);
+    if (n < 0)
+        return n;
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        if (fstatat(fd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT)
+                continue;
+            return -errno;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            int r = remove_tree_contents(fd, names[i], depth + 1);
+            if (r < 0)
+                return r;
+        }
+        if (unlinkat(fd, names[i], S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0 && errno != ENOENT)
+            return -errno;
+    }
+    return 0;
+}
+
+static void handle_delete(struct agent *a, const struct proto_hdr *h, json_t *req)
+{
+    json_t *jrec = json_object_get(req, "recursive");
+    if (jrec && !json_is_boolean(jrec) && !json_is_null(jrec)) {
+        agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "recursive must be a boolean");
+        return;
+    }
+    char norm[FILES_NORM_MAX];
+    const char *leaf;
+    cleanup_fd int dfd = open_write_parent(a, h->req_id, req, false, norm, &leaf);
+    if (dfd < 0)
+        return;
+    if (path_is_writable_root(norm)) {
+        agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "%s itself cannot be deleted", norm);
+        return;
+    }
+    struct stat st;
+    if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        send_errno(a, h->req_id, errno, "stat", norm);
+        return;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        if (json_is_true(jrec)) {
+            int r = remove_tree_contents(dfd, leaf, 0);
+            if (r < 0) {
+                send_errno(a, h->req_id, -r, "delete", norm);
+                return;
+            }
+        }
+        if (unlinkat(dfd, leaf, AT_REMOVEDIR) < 0) {
+            if (errno == ENOTEMPTY || errno == EEXIST)
+                agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "directory %s is not empty (set recursive)", norm);
+            else
+                send_errno(a, h->req_id, errno, "rmdir", norm);
+            return;
+        }
+    } else if (unlinkat(dfd, leaf, 0) < 0) {
+        send_errno(a, h->req_id, errno, "unlink", norm);
+        return;
+    }
+    agent_send_ok(a, h->req_id, NULL);
+}
+
+/* ---- FILE_MKDIR ----------------------------------------------------------------- */
+
+static void handle_mkdir(struct agent *a, const struct proto_hdr *h, json_t *req)
+{
+    char norm[FILES_NORM_MAX];
+    const char *leaf;
+    cleanup_fd int dfd = open_write_parent(a, h->req_id, req, true, norm, &leaf);
+    if (dfd < 0)
+        return;
+    if (path_is_writable_root(norm)) {
+        agent_send_ok(a, h->req_id, NULL); /* exists by construction */
+        return;
+    }
+    if (mkdirat(dfd, leaf, 0755) < 0) {
+        int e = errno;
+        struct stat st;
+        if (e == EEXIST && fstatat(dfd, leaf, &st, 0) == 0 && S_ISDIR(st.st_mode)) {
+            agent_send_ok(a, h->req_id, NULL); /* mkdir -p semantics */
+            return;
+        }
+        send_errno(a, h->req_id, e, "mkdir", norm);
+        return;
+    }
+    if (fchownat(dfd, leaf, AGENT_USER_UID, AGENT_USER_GID, AT_SYMLINK_NOFOLLOW) < 0) {
+        send_errno(a, h->req_id, errno, "chown", norm);
+        return;
+    }
+    agent_send_ok(a, h->req_id, NULL);
+}
+
+/* ---- dispatch -------------------------------------------------------------------- */
+
+void files_handle(struct agent *a, const struct proto_hdr *h, json_t *req)
+{
+    if (file_op_find(a, h->req_id)) {
+        agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "request %u is already in progress", h->req_id);
+        return;
+    }
+    if ((h->type == PROTO_FILE_PUT || h->type == PROTO_FILE_GET) && file_op_count(a) >= AGENT_MAX_FILE_OPS) {
+        agent_send_error(a, h->req_id, PROTO_ERR_BUSY, "too many transfers in progress (limit %d)", AGENT_MAX_FILE_OPS);
+        return;
+    }
+    switch (h->type) {
+    case PROTO_FILE_PUT: handle_put(a, h, req); break;
+    case PROTO_FILE_GET: handle_get(a, h, req); break;
+    case PROTO_FILE_LIST: handle_list(a, h, req); break;
+    case PROTO_FILE_DELETE: handle_delete(a, h, req); break;
+    case PROTO_FILE_MKDIR: handle_mkdir(a, h, req); break;
+    default: break;
+    }
+}

@@ -1,0 +1,348 @@
+/* job.c - RUN_CODE language=bash and EXEC: a fresh process per request.
+ *
+ * Each job is a user process (proc.c) in its own process group with three
+ * pipes. Its stdin, if the request carries one, is written through the loop
+ * without blocking; its stdout/stderr are forwarded as frames (stream.c).
+ * The job ends when its main process exits: what it wrote is drained and a
+ * RESULT sent. Background processes it started are left running (a server
+ * started with `cmd &` keeps working) and are reaped by the agent later.
+ *
+ * bash code travels in a memfd passed as fd 3 and run as /proc/self/fd/3
+ * rather than in argv, so scripts of any size work (the kernel caps one argv
+ * string at 128 KiB) and the code does not show up in `ps`.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "log.h"
+#include "util.h"
+
+#define EXEC_MAX_ARGS 4096
+
+struct job *job_find_pid(struct agent *a, pid_t pid)
+{
+    for (struct job *j = a->jobs; j; j = j->next)
+        if (j->pid == pid && !j->exited)
+            return j;
+    return NULL;
+}
+
+struct job *job_find_req(struct agent *a, uint32_t req_id)
+{
+    for (struct job *j = a->jobs; j; j = j->next)
+        if (j->req_id == req_id)
+            return j;
+    return NULL;
+}
+
+int job_count(const struct agent *a)
+{
+    int n = 0;
+    for (const struct job *j = a->jobs; j; j = j->next)
+        n++;
+    return n;
+}
+
+static void job_close_stdin(struct job *j)
+{
+    if (j->stdin_fd >= 0)
+        close(j->stdin_fd);
+    j->stdin_fd = -1;
+    free(j->stdin_buf);
+    j->stdin_buf = NULL;
+}
+
+static void job_free(struct agent *a, struct job *j)
+{
+    for (struct job **pp = &a->jobs; *pp; pp = &(*pp)->next) {
+        if (*pp == j) {
+            *pp = j->next;
+            break;
+        }
+    }
+    outstream_close(&j->out);
+    outstream_close(&j->err);
+    job_close_stdin(j);
+    free(j);
+}
+
+void job_kill_all(struct agent *a)
+{
+    while (a->jobs) {
+        struct job *j = a->jobs;
+        if (!j->exited)
+            (void)kill(-j->pid, SIGKILL);
+        job_free(a, j);
+    }
+}
+
+/* ---- finishing ------------------------------------------------------------- */
+
+static void job_finish(struct agent *a, struct job *j)
+{
+    outstream_drain(a, &j->out, j->req_id, j->max_output);
+    outstream_drain(a, &j->err, j->req_id, j->max_output);
+
+    int st = j->wstatus;
+    int code;
+    json_t *killed = json_null();
+    json_t *error = json_null();
+    char msg[160];
+    if (j->timed_out) {
+        code = 124; /* what timeout(1) reports */
+        snprintf(msg, sizeof(msg), "execution exceeded %g s and was killed", j->timeout_ms / 1000.0);
+        error = json_pack("{s:s, s:s, s:s}", "name", "TimeoutError", "value", msg, "traceback", "");
+    } else if (WIFSIGNALED(st)) {
+        int sig = WTERMSIG(st);
+        code = 128 + sig;
+        killed = json_integer(sig);
+        snprintf(msg, sizeof(msg), "the process was killed by signal %d", sig);
+        error = json_pack("{s:s, s:s, s:s}", "name", "ProcessKilled", "value", msg, "traceback", "");
+    } else {
+        code = WEXITSTATUS(st);
+    }
+    json_t *res = json_pack("{s:i, s:o, s:[], s:I, s:b, s:b, s:b, s:o, s:b}", "exit_code", code, "error", error, "results",
+                            "duration_ms", (json_int_t)(now_mono_ms() - j->start_ms), "stdout_truncated", j->out.truncated,
+                            "stderr_truncated", j->err.truncated, "timed_out", j->timed_out, "killed_signal", killed,
+                            "repl_restarted", false);
+    agent_send_result(a, j->req_id, res);
+    job_free(a, j);
+}
+
+void job_on_exit(struct agent *a, struct job *j, int wstatus)
+{
+    j->exited = true;
+    j->wstatus = wstatus;
+    job_finish(a, j);
+}
+
+void job_finish_if_done(struct agent *a, struct job *j)
+{
+    if (j->exited)
+        job_finish(a, j);
+}
+
+void job_on_timer(struct agent *a, uint64_t now)
+{
+    for (struct job *j = a->jobs; j; j = j->next) {
+        if (!j->exited && !j->timed_out && now >= j->deadline_ms) {
+            j->timed_out = true;
+            /* RESULT follows from job_on_exit once the kernel reports it */
+            if (kill(-j->pid, SIGKILL) < 0)
+                log_warn("kill SIGKILL -%d: %s", (int)j->pid, strerror(errno));
+        }
+    }
+}
+
+void job_on_stdin_writable(struct agent *a, struct job *j)
+{
+    (void)a;
+    while (j->stdin_off < j->stdin_len) {
+        ssize_t n = write(j->stdin_fd, j->stdin_buf + j->stdin_off, j->stdin_len - j->stdin_off);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                return;
+            break; /* EPIPE: the child closed its stdin; it does not want the rest */
+        }
+        j->stdin_off += (size_t)n;
+    }
+    job_close_stdin(j);
+}
+
+/* ---- starting -------------------------------------------------------------- */
+
+struct job_request {
+    char *const *argv;
+    const char *cwd;
+    const char *stdin_data;
+    size_t stdin_len;
+    int extra_fd; /* -1 or the bash memfd, placed at fd 3 */
+};
+
+static void send_exec_failure(struct agent *a, uint32_t req_id, const struct spawn_error *se)
+{
+    /* the program could not be started: like a shell, say so on stderr and
+     * exit 127 (not found) or 126 (not executable) */
+    char line[600];
+    int n = snprintf(line, sizeof(line), "airlock: %s\n", se->msg);
+    agent_send(a, PROTO_STDERR, 0, req_id, line, n > 0 && (size_t)n < sizeof(line) ? (size_t)n : strlen(line));
+    int code = se->err == -ENOENT || se->err == -ENOTDIR ? 127 : 126;
+    json_t *res = json_pack("{s:i, s:{s:s, s:s, s:s}, s:[], s:i, s:b, s:b, s:b, s:n, s:b}", "exit_code", code, "error", "name",
+                            "ExecError", "value", se->msg, "traceback", "", "results", "duration_ms", 0, "stdout_truncated",
+                            false, "stderr_truncated", false, "timed_out", false, "killed_signal", "repl_restarted", false);
+    agent_send_result(a, req_id, res);
+}
+
+static void job_start(struct agent *a, uint32_t req_id, json_t *req, const struct job_request *jr)
+{
+    if (job_find_req(a, req_id)) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "request %u is already running", req_id);
+        return;
+    }
+    if (job_count(a) >= AGENT_MAX_JOBS) {
+        agent_send_error(a, req_id, PROTO_ERR_BUSY, "too many commands running (limit %d)", AGENT_MAX_JOBS);
+        return;
+    }
+    char err[256];
+    unsigned timeout_ms;
+    size_t max_output;
+    if (agent_parse_limits(req, &timeout_ms, &max_output, err, sizeof(err)) < 0) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "%s", err);
+        return;
+    }
+    cleanup_strv char **env = proc_build_env(json_object_get(req, "env"), err, sizeof(err));
+    if (!env) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "%s", err);
+        return;
+    }
+    int in[2], out[2], errp[2];
+    if (pipe2(in, O_CLOEXEC) < 0) {
+        agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "pipe2: %s", strerror(errno));
+        return;
+    }
+    cleanup_fd int in_r = in[0], in_w = in[1];
+    if (pipe2(out, O_CLOEXEC) < 0) {
+        agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "pipe2: %s", strerror(errno));
+        return;
+    }
+    cleanup_fd int out_r = out[0], out_w = out[1];
+    if (pipe2(errp, O_CLOEXEC) < 0) {
+        agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "pipe2: %s", strerror(errno));
+        return;
+    }
+    cleanup_fd int err_r = errp[0], err_w = errp[1];
+
+    struct spawn_spec spec = {
+        .argv = jr->argv, .envp = env, .cwd = jr->cwd,
+        .stdin_fd = in_r, .stdout_fd = out_w, .stderr_fd = err_w,
+        .extra_fds = &jr->extra_fd, .n_extra = jr->extra_fd >= 0 ? 1 : 0,
+    };
+    struct spawn_error se;
+    pid_t pid;
+    if (proc_spawn(&spec, &pid, &se) < 0) {
+        if (se.at_exec)
+            send_exec_failure(a, req_id, &se);
+        else
+            agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "%s", se.msg);
+        return;
+    }
+
+    struct job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        (void)kill(-pid, SIGKILL); /* reaped as an orphan by the loop */
+        agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    j->req_id = req_id;
+    j->pid = pid;
+    j->max_output = max_output;
+    j->timeout_ms = timeout_ms;
+    j->start_ms = now_mono_ms();
+    j->deadline_ms = j->start_ms + timeout_ms;
+    j->stdin_fd = -1;
+    outstream_init(&j->out, steal_fd(&out_r), PROTO_STDOUT);
+    outstream_init(&j->err, steal_fd(&err_r), PROTO_STDERR);
+    /* the loop must never block on a child's pipe */
+    if (fcntl(j->out.fd, F_SETFL, O_NONBLOCK) < 0 || fcntl(j->err.fd, F_SETFL, O_NONBLOCK) < 0)
+        log_warn("fcntl O_NONBLOCK on output pipes of request %u: %s", req_id, strerror(errno));
+    if (jr->stdin_len > 0 && (j->stdin_buf = malloc(jr->stdin_len))) {
+        memcpy(j->stdin_buf, jr->stdin_data, jr->stdin_len);
+        j->stdin_len = jr->stdin_len;
+        j->stdin_fd = steal_fd(&in_w);
+        if (fcntl(j->stdin_fd, F_SETFL, O_NONBLOCK) < 0) {
+            log_warn("fcntl O_NONBLOCK on stdin of request %u: %s; stdin dropped", req_id, strerror(errno));
+            job_close_stdin(j);
+        }
+    }
+    /* else in_w closes here: the child reads EOF */
+    j->next = a->jobs;
+    a->jobs = j;
+    log_debug("request %u started pid %d", req_id, (int)pid);
+}
+
+/* ---- requests -------------------------------------------------------------- */
+
+static int make_code_memfd(const char *code, size_t len)
+{
+    cleanup_fd int fd = memfd_create("airlock-bash", MFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int r = write_all(fd, code, len);
+    if (r < 0)
+        return r;
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        return -errno;
+    return steal_fd(&fd);
+}
+
+void job_handle_run_bash(struct agent *a, uint32_t req_id, json_t *req)
+{
+    json_t *code = json_object_get(req, "code");
+    cleanup_fd int mfd = make_code_memfd(json_string_value(code), json_string_length(code));
+    if (mfd < 0) {
+        agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "memfd for bash code: %s", strerror(-mfd));
+        return;
+    }
+    char *argv[] = {"/bin/bash", "/proc/self/fd/3", NULL};
+    struct job_request jr = {.argv = argv, .cwd = "/home/user", .extra_fd = mfd};
+    job_start(a, req_id, req, &jr);
+}
+
+void job_handle_exec(struct agent *a, uint32_t req_id, json_t *req)
+{
+    json_t *jargv = json_object_get(req, "argv");
+    json_t *jshell = json_object_get(req, "shell");
+    json_t *jcwd = json_object_get(req, "cwd");
+    json_t *jstdin = json_object_get(req, "stdin");
+    if ((jargv != NULL) == (jshell != NULL)) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "exactly one of argv and shell is required");
+        return;
+    }
+    if ((jcwd && !json_is_null(jcwd) && !json_is_string(jcwd)) || (jstdin && !json_is_null(jstdin) && !json_is_string(jstdin))) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "cwd and stdin must be strings");
+        return;
+    }
+    size_t n = jargv ? json_array_size(jargv) : 3;
+    if (jargv && (!json_is_array(jargv) || n == 0 || n > EXEC_MAX_ARGS)) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "argv must be a non-empty array of at most %d strings", EXEC_MAX_ARGS);
+        return;
+    }
+    if (jshell && !json_is_string(jshell)) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "shell must be a string");
+        return;
+    }
+    cleanup_free char **argv = calloc(n + 1, sizeof(char *));
+    if (!argv) {
+        agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    if (jargv) {
+        for (size_t i = 0; i < n; i++) {
+            json_t *s = json_array_get(jargv, i);
+            if (!json_is_string(s) || (i == 0 && json_string_length(s) == 0)) {
+                agent_send_error(a, req_id, PROTO_ERR_INVALID, "argv[%zu] must be a non-empty string", i);
+                return;
+            }
+            argv[i] = (char *)json_string_value(s);
+        }
+    } else {
+        argv[0] = "/bin/sh";
+        argv[1] = "-c";
+        argv[2] = (char *)json_string_value(jshell);
+    }
+    struct job_request jr = {
+        .argv = argv,
+        .cwd = json_is_string(jcwd) ? json_string_value(jcwd) : "/home/user",
+        .stdin_data = json_is_string(jstdin) ? json_string_value(jstdin) : NULL,
+        .stdin_len = json_is_string(jstdin) ? json_string_length(jstdin) : 0,
+        .extra_fd = -1,
+    };
+    job_start(a, req_id, req, &jr);
+}

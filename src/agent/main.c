@@ -1,0 +1,132 @@
+/* main.c - airlock-agent entry point.
+ *
+ *   airlock-agent --fd 3 [--root DIR] [--runner PATH] [--python PATH]
+ *
+ * In production the jail backend starts it as PID 1 of fresh user, pid,
+ * mount and network namespaces with the sandbox root already built; fd 3 is
+ * the control stream to airlockd. For tests it runs directly on the host as
+ * root with --root pointing at a scratch directory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "log.h"
+#include "util.h"
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: airlock-agent [--fd N] [--root DIR] [--runner PATH] [--python PATH] [--debug]\n");
+}
+
+static int parse_args(int argc, char **argv, struct agent *a, bool *debug)
+{
+    static const struct option opts[] = {
+        {"fd", required_argument, NULL, 'f'},     {"root", required_argument, NULL, 'r'},
+        {"runner", required_argument, NULL, 'R'}, {"python", required_argument, NULL, 'p'},
+        {"debug", no_argument, NULL, 'd'},        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 0 || v > 65535)
+                return -EINVAL;
+            a->ctl_fd = (int)v;
+            break;
+        }
+        case 'r': a->root_path = optarg; break;
+        case 'R': a->runner_path = optarg; break;
+        case 'p': a->python_path = optarg; break;
+        case 'd': *debug = true; break;
+        default: return -EINVAL;
+        }
+    }
+    return optind == argc ? 0 : -EINVAL;
+}
+
+/* SIGCHLD arrives through a signalfd so reaping happens inside the loop;
+ * SIGPIPE is ignored so a dead reader shows up as EPIPE on write. */
+static int setup_signals(struct agent *a)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+        return -errno;
+    a->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (a->sig_fd < 0)
+        return -errno;
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        return -errno;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct agent a = {
+        .ctl_fd = 3,
+        .sig_fd = -1,
+        .root_fd = -1,
+        .root_path = "/",
+        .runner_path = "/opt/airlock/airlock_runner.py",
+        .python_path = "/usr/bin/python3",
+    };
+    bool debug = false;
+    if (parse_args(argc, argv, &a, &debug) < 0) {
+        usage();
+        return 2;
+    }
+    log_init("airlock-agent", debug ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+    a.is_pid1 = getpid() == 1;
+
+    /* The control fd must not leak into user processes (proc.c closes every
+     * fd anyway; CLOEXEC is the second line). */
+    if (fcntl(a.ctl_fd, F_SETFD, FD_CLOEXEC) < 0) {
+        log_error("control fd %d: %s", a.ctl_fd, strerror(errno));
+        return 1;
+    }
+    a.root_fd = open(a.root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (a.root_fd < 0) {
+        log_error("open root %s: %s", a.root_path, strerror(errno));
+        return 1;
+    }
+    a.root_real = realpath(a.root_path, NULL);
+    if (!a.root_real) {
+        log_error("realpath %s: %s", a.root_path, strerror(errno));
+        return 1;
+    }
+    int r = setup_signals(&a);
+    if (r < 0) {
+        log_error("signal setup: %s", strerror(-r));
+        return 1;
+    }
+    /* Outside PID 1 (tests), orphans of user code would escape to the host's
+     * init; as a subreaper the agent reaps them like PID 1 does. */
+    if (!a.is_pid1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        log_warn("prctl PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+
+    repl_init(&a.repl);
+    r = repl_start(&a);
+    if (r < 0)
+        log_warn("python runner did not start: %s", a.repl.start_error);
+
+    r = agent_loop(&a);
+    agent_kill_children(&a);
+    files_free_all(&a);
+    repl_free(&a);
+    free(a.root_real);
+    log_debug("exiting (%d)", a.exit_code);
+    return a.exit_code;
+}

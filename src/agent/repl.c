@@ -1,0 +1,440 @@
+/* repl.c - the persistent Python REPL behind RUN_CODE language=python.
+ *
+ * One runner process (runner/airlock_runner.py) lives as long as the sandbox,
+ * so globals, imports and open files persist across calls and the first call
+ * does not pay the interpreter start: it is spawned when the agent starts and
+ * again whenever it dies.
+ *
+ *   agent                               runner (uid 1000, seccomp)
+ *   cmd_fd  --- u32le len + JSON --->   fd 3  {"code","env"}
+ *   res_fd  <-- u32le len + JSON ----   fd 4  {"exit_code","error","results"}
+ *   out.fd  <------- raw bytes ------   fd 1  (subprocesses inherit it too)
+ *   err.fd  <------- raw bytes ------   fd 2
+ *
+ * The runner flushes stdout/stderr before it writes a result, and the agent
+ * drains both pipes before it sends RESULT, so output never crosses into the
+ * next call.
+ *
+ * Timeouts: SIGINT to the runner (KeyboardInterrupt, state kept); if no
+ * result arrives within AGENT_INTERRUPT_GRACE_MS, SIGKILL to its process
+ * group and a fresh runner (state lost). A runner that dies mid-call (the
+ * OOM killer) yields a ProcessKilled error and a fresh runner.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "log.h"
+#include "util.h"
+
+#define REPL_MAX_RESULT (64u << 20) /* a runner that claims more is broken */
+#define REPL_HOT_RESTART_MS 1000    /* died this soon while idle: start lazily */
+
+void repl_init(struct repl *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->cmd_fd = r->res_fd = -1;
+    outstream_init(&r->out, -1, PROTO_STDOUT);
+    outstream_init(&r->err, -1, PROTO_STDERR);
+}
+
+static void repl_close_fds(struct repl *r)
+{
+    if (r->cmd_fd >= 0)
+        close(r->cmd_fd);
+    if (r->res_fd >= 0)
+        close(r->res_fd);
+    r->cmd_fd = r->res_fd = -1;
+    outstream_close(&r->out);
+    outstream_close(&r->err);
+    free(r->rbuf);
+    r->rbuf = NULL;
+    r->rlen = r->rcap = 0;
+}
+
+static void close_pair(int p[2])
+{
+    for (int i = 0; i < 2; i++)
+        if (p[i] >= 0)
+            close(p[i]);
+    p[0] = p[1] = -1;
+}
+
+static int set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
+}
+
+int repl_start(struct agent *a)
+{
+    struct repl *r = &a->repl;
+    int in[2] = {-1, -1}, cmd[2] = {-1, -1}, res[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+    int rc = 0;
+    cleanup_strv char **env = NULL;
+    r->start_error[0] = '\0';
+    r->restart_pending = false;
+
+    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(cmd, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
+        pipe2(err, O_CLOEXEC) < 0) {
+        rc = -errno;
+        snprintf(r->start_error, sizeof(r->start_error), "pipe2: %s", strerror(errno));
+        goto out;
+    }
+    char err_env[256];
+    env = proc_build_env(NULL, err_env, sizeof(err_env));
+    if (!env) {
+        rc = -ENOMEM;
+        snprintf(r->start_error, sizeof(r->start_error), "environment: %s", err_env);
+        goto out;
+    }
+    /* -B: read-only /usr and no stray __pycache__ in /home/user */
+    char *argv[] = {(char *)a->python_path, "-B", (char *)a->runner_path, NULL};
+    int extra[2] = {cmd[0], res[1]};
+    struct spawn_spec spec = {
+        .argv = argv, .envp = env, .cwd = "/home/user",
+        .stdin_fd = in[0], .stdout_fd = out[1], .stderr_fd = err[1],
+        .extra_fds = extra, .n_extra = 2,
+    };
+    struct spawn_error se;
+    pid_t pid;
+    rc = proc_spawn(&spec, &pid, &se);
+    if (rc < 0) {
+        snprintf(r->start_error, sizeof(r->start_error), "%s", se.msg);
+        goto out;
+    }
+    /* the runner's ends are its own now; stdin stays at EOF (input() raises
+     * EOFError instead of hanging) */
+    r->pid = pid;
+    r->cmd_fd = steal_fd(&cmd[1]);
+    r->res_fd = steal_fd(&res[0]);
+    outstream_init(&r->out, steal_fd(&out[0]), PROTO_STDOUT);
+    outstream_init(&r->err, steal_fd(&err[0]), PROTO_STDERR);
+    if (set_nonblock(r->res_fd) < 0 || set_nonblock(r->out.fd) < 0 || set_nonblock(r->err.fd) < 0)
+        log_warn("fcntl O_NONBLOCK on runner pipes: %s", strerror(errno));
+    r->started_ms = now_mono_ms();
+    log_debug("python runner started, pid %d", (int)pid);
+out:
+    close_pair(in);
+    close_pair(cmd);
+    close_pair(res);
+    close_pair(out);
+    close_pair(err);
+    return rc;
+}
+
+void repl_kill(struct agent *a)
+{
+    if (a->repl.pid > 0)
+        (void)kill(-a->repl.pid, SIGKILL);
+}
+
+void repl_free(struct agent *a)
+{
+    repl_close_fds(&a->repl);
+}
+
+/* Kill and collect the runner synchronously; used when it is already broken
+ * (we cannot write to it, or it sent garbage). */
+static void repl_kill_and_reap(struct agent *a)
+{
+    struct repl *r = &a->repl;
+    if (r->pid <= 0)
+        return;
+    (void)kill(-r->pid, SIGKILL);
+    int st;
+    while (waitpid(r->pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    r->pid = 0;
+    repl_close_fds(r);
+}
+
+void repl_add_pollfds(struct agent *a)
+{
+    struct repl *r = &a->repl;
+    agent_watch(a, r->out.fd, POLLIN, W_REPL_OUT, NULL);
+    agent_watch(a, r->err.fd, POLLIN, W_REPL_ERR, NULL);
+    agent_watch(a, r->res_fd, POLLIN, W_REPL_RES, NULL);
+}
+
+/* ---- sending a call -------------------------------------------------------- */
+
+static int repl_write_command(struct repl *r, json_t *cmd)
+{
+    cleanup_free char *s = json_dumps(cmd, JSON_COMPACT);
+    if (!s)
+        return -ENOMEM;
+    size_t len = strlen(s);
+    uint8_t hdr[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
+    /* blocking: the idle runner is always reading its command pipe */
+    int rc = write_all(r->cmd_fd, hdr, sizeof(hdr));
+    if (rc == 0)
+        rc = write_all(r->cmd_fd, s, len);
+    return rc;
+}
+
+static int validate_env(json_t *env, char *err, size_t errlen)
+{
+    if (!env || json_is_null(env))
+        return 0;
+    /* proc_build_env applies the same rules as for bash and exec */
+    cleanup_strv char **v = proc_build_env(env, err, errlen);
+    return v ? 0 : -EINVAL;
+}
+
+void repl_handle_run(struct agent *a, uint32_t req_id, json_t *req)
+{
+    struct repl *r = &a->repl;
+    if (r->req_id != 0) {
+        agent_send_error(a, req_id, PROTO_ERR_BUSY, "a Python call (request %u) is still running", r->req_id);
+        return;
+    }
+    char err[256];
+    unsigned timeout_ms;
+    size_t max_output;
+    if (agent_parse_limits(req, &timeout_ms, &max_output, err, sizeof(err)) < 0 ||
+        validate_env(json_object_get(req, "env"), err, sizeof(err)) < 0) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "%s", err);
+        return;
+    }
+    if (r->pid <= 0 && repl_start(a) < 0) {
+        agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "python runner unavailable: %s", r->start_error);
+        return;
+    }
+    json_t *env = json_object_get(req, "env");
+    json_t *cmd = json_pack("{s:O, s:O}", "code", json_object_get(req, "code"), "env", json_is_object(env) ? env : json_null());
+    int rc = repl_write_command(r, cmd);
+    if (rc == -EPIPE || rc == -EBADF) {
+        /* it died between calls and we have not reaped it yet: start over */
+        log_warn("python runner gone before call %u; restarting", req_id);
+        repl_kill_and_reap(a);
+        if (repl_start(a) == 0)
+            rc = repl_write_command(r, cmd);
+        else
+            rc = -ECHILD;
+    }
+    json_decref(cmd);
+    if (rc < 0) {
+        agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "cannot send code to the python runner: %s",
+                         r->start_error[0] ? r->start_error : strerror(-rc));
+        return;
+    }
+    r->req_id = req_id;
+    r->max_output = max_output;
+    r->timeout_ms = timeout_ms;
+    r->call_start_ms = now_mono_ms();
+    r->deadline_ms = r->call_start_ms + timeout_ms;
+    r->kill_at_ms = 0;
+    r->timed_out = false;
+    r->killed_by_agent = false;
+    outstream_reset(&r->out);
+    outstream_reset(&r->err);
+}
+
+/* ---- finishing a call ------------------------------------------------------ */
+
+static json_t *timeout_error(const struct repl *r, bool restarted, json_t *traceback)
+{
+    char msg[200];
+    if (restarted)
+        snprintf(msg, sizeof(msg),
+                 "execution exceeded %g s; the REPL did not respond to the interrupt and was restarted, its state is lost",
+                 r->timeout_ms / 1000.0);
+    else
+        snprintf(msg, sizeof(msg), "execution exceeded %g s and was interrupted", r->timeout_ms / 1000.0);
+    return json_pack("{s:s, s:s, s:s}", "name", "TimeoutError", "value", msg, "traceback",
+                     json_is_string(traceback) ? json_string_value(traceback) : "");
+}
+
+/* The frame fields every python RESULT carries. */
+static json_t *result_base(struct repl *r)
+{
+    return json_pack("{s:I, s:b, s:b, s:b}", "duration_ms", (json_int_t)(now_mono_ms() - r->call_start_ms), "stdout_truncated",
+                     r->out.truncated, "stderr_truncated", r->err.truncated, "timed_out", r->timed_out);
+}
+
+static void repl_end_call(struct agent *a, json_t *result)
+{
+    struct repl *r = &a->repl;
+    uint32_t req_id = r->req_id;
+    r->req_id = 0;
+    r->kill_at_ms = 0;
+    agent_send_result(a, req_id, result);
+}
+
+/* A complete message from the runner: output first, then RESULT. */
+static void repl_finish_with_message(struct agent *a, const uint8_t *msg, size_t len)
+{
+    struct repl *r = &a->repl;
+    json_error_t jerr;
+    json_t *rep = json_loadb((const char *)msg, len, 0, &jerr);
+    if (!r->req_id) {
+        log_warn("python runner sent a result with no call in progress");
+        json_decref(rep);
+        return;
+    }
+    outstream_drain(a, &r->out, r->req_id, r->max_output);
+    outstream_drain(a, &r->err, r->req_id, r->max_output);
+
+    json_t *res = result_base(r);
+    json_t *exit_code = rep ? json_object_get(rep, "exit_code") : NULL;
+    json_t *error = rep ? json_object_get(rep, "error") : NULL;
+    json_t *results = rep ? json_object_get(rep, "results") : NULL;
+    if (!rep) {
+        log_error("python runner result is not JSON: %s", jerr.text);
+        error = json_pack("{s:s, s:s, s:s}", "name", "InternalError", "value", "the runner sent an unreadable result", "traceback", "");
+        json_object_set_new(res, "error", error);
+        json_object_set_new(res, "exit_code", json_integer(1));
+    } else {
+        json_object_set_new(res, "exit_code", json_integer(json_is_integer(exit_code) ? json_integer_value(exit_code) : 1));
+        json_object_set_new(res, "error", json_is_object(error) ? json_incref(error) : json_null());
+    }
+    if (r->timed_out)
+        json_object_set_new(res, "error", timeout_error(r, false, json_is_object(error) ? json_object_get(error, "traceback") : NULL));
+    json_object_set_new(res, "results", json_is_array(results) ? json_incref(results) : json_array());
+    json_object_set_new(res, "killed_signal", json_null());
+    json_object_set_new(res, "repl_restarted", json_false());
+    json_decref(rep);
+    repl_end_call(a, res);
+}
+
+/* Read what is available of the runner's result. A message is a u32le length
+ * and that many bytes of JSON; it may arrive in pieces. */
+void repl_on_result_readable(struct agent *a)
+{
+    struct repl *r = &a->repl;
+    while (r->res_fd >= 0) {
+        if (r->rcap - r->rlen < 65536) {
+            size_t ncap = r->rcap ? r->rcap * 2 : 131072;
+            uint8_t *nb = realloc(r->rbuf, ncap);
+            if (!nb) {
+                log_error("out of memory reading the python result");
+                repl_kill(a);
+                return;
+            }
+            r->rbuf = nb;
+            r->rcap = ncap;
+        }
+        ssize_t n = read(r->res_fd, r->rbuf + r->rlen, r->rcap - r->rlen);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                return;
+            log_warn("read python result pipe: %s", strerror(errno));
+            n = 0;
+        }
+        if (n == 0) {
+            /* the runner is exiting; repl_on_exit handles it when reaped */
+            close(r->res_fd);
+            r->res_fd = -1;
+            return;
+        }
+        r->rlen += (size_t)n;
+        while (r->rlen >= 4) {
+            size_t len = (size_t)r->rbuf[0] | (size_t)r->rbuf[1] << 8 | (size_t)r->rbuf[2] << 16 | (size_t)r->rbuf[3] << 24;
+            if (len > REPL_MAX_RESULT) {
+                log_error("python runner result of %zu bytes exceeds the limit; killing it", len);
+                repl_kill(a);
+                r->rlen = 0;
+                return;
+            }
+            if (r->rlen < 4 + len)
+                break;
+            repl_finish_with_message(a, r->rbuf + 4, len);
+            memmove(r->rbuf, r->rbuf + 4 + len, r->rlen - 4 - len);
+            r->rlen -= 4 + len;
+        }
+    }
+}
+
+/* The runner process ended. If a call was running, it ends here with an
+ * error saying why; then a fresh runner is started. */
+void repl_on_exit(struct agent *a, int wstatus)
+{
+    struct repl *r = &a->repl;
+    /* a result written just before dying still counts */
+    repl_on_result_readable(a);
+    bool in_call = r->req_id != 0;
+    if (in_call) {
+        outstream_drain(a, &r->out, r->req_id, r->max_output);
+        outstream_drain(a, &r->err, r->req_id, r->max_output);
+    }
+    uint64_t lived = now_mono_ms() - r->started_ms;
+    log_debug("python runner %d ended (status 0x%x) after %llu ms", (int)r->pid, wstatus, (unsigned long long)lived);
+    /* whatever it left in the group (subprocesses) goes with it */
+    (void)kill(-r->pid, SIGKILL);
+    r->pid = 0;
+    repl_close_fds(r);
+
+    if (in_call) {
+        json_t *res = result_base(r);
+        json_t *killed = json_null();
+        int code;
+        json_t *error = json_null();
+        if (r->killed_by_agent) {
+            code = 124;
+            error = timeout_error(r, true, NULL);
+        } else if (WIFSIGNALED(wstatus)) {
+            int sig = WTERMSIG(wstatus);
+            code = 128 + sig;
+            killed = json_integer(sig);
+            char msg[160];
+            snprintf(msg, sizeof(msg), "the Python process was killed by signal %d; the REPL was restarted and its state lost", sig);
+            error = json_pack("{s:s, s:s, s:s}", "name", "ProcessKilled", "value", msg, "traceback", "");
+        } else {
+            code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 1;
+        }
+        json_object_set_new(res, "exit_code", json_integer(code));
+        json_object_set_new(res, "error", error);
+        json_object_set_new(res, "results", json_array());
+        json_object_set_new(res, "killed_signal", killed);
+        json_object_set_new(res, "repl_restarted", json_true());
+        repl_end_call(a, res);
+    }
+    if (!in_call && lived < REPL_HOT_RESTART_MS) {
+        /* dying right after start (broken python?) must not become a fork
+         * loop; the next RUN_CODE tries again and reports the error */
+        r->restart_pending = true;
+        return;
+    }
+    if (repl_start(a) < 0)
+        log_warn("python runner restart failed: %s", r->start_error);
+}
+
+/* ---- timeouts -------------------------------------------------------------- */
+
+uint64_t repl_next_deadline(const struct agent *a)
+{
+    const struct repl *r = &a->repl;
+    if (!r->req_id || r->killed_by_agent)
+        return 0;
+    return r->timed_out ? r->kill_at_ms : r->deadline_ms;
+}
+
+void repl_on_timer(struct agent *a, uint64_t now)
+{
+    struct repl *r = &a->repl;
+    if (!r->req_id || r->pid <= 0)
+        return;
+    if (!r->timed_out && now >= r->deadline_ms) {
+        r->timed_out = true;
+        r->kill_at_ms = now + AGENT_INTERRUPT_GRACE_MS;
+        /* the runner only, like Ctrl-C in Jupyter: its handler raises
+         * KeyboardInterrupt in the user's code */
+        if (kill(r->pid, SIGINT) < 0)
+            log_warn("kill SIGINT %d: %s", (int)r->pid, strerror(errno));
+        return;
+    }
+    if (r->timed_out && !r->killed_by_agent && now >= r->kill_at_ms) {
+        r->killed_by_agent = true;
+        if (kill(-r->pid, SIGKILL) < 0)
+            log_warn("kill SIGKILL -%d: %s", (int)r->pid, strerror(errno));
+        /* RESULT is sent from repl_on_exit once the kernel reports it dead */
+    }
+}
