@@ -22,7 +22,9 @@
 
 #include <jansson.h>
 #include <poll.h>
+#include <linux/filter.h>
 #include <stdbool.h>
+#include <sys/resource.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -67,7 +69,18 @@ void outstream_close(struct outstream *s);
 
 /* What to run and with which fds. The child gets stdin/stdout/stderr and the
  * extra fds at 3, 4, ...; every other fd is closed. */
+/* What every user process gets, fixed once at agent start: the seccomp
+ * program (compiled once here, so a spawn only loads it: compiling it with
+ * libseccomp in every child cost ~1.5 ms per exec) and the RLIMIT_DATA that
+ * turns an allocation no sandbox could hold into a Python MemoryError
+ * instead of an OOM kill of the whole REPL. */
+struct spawn_policy {
+    struct sock_fprog filter;
+    rlim_t data_limit; /* RLIM_INFINITY when the sandbox memory is unknown */
+};
+
 struct spawn_spec {
+    const struct spawn_policy *policy;
     char *const *argv; /* argv[0] is searched in the PATH of envp if it has no '/' */
     char *const *envp;
     const char *cwd; /* chdir target; "/" if it does not exist */
@@ -100,7 +113,8 @@ static inline void strv_freep(char ***v) { strv_free(*v); }
 
 /* ---- seccomp (seccomp.c) -------------------------------------------------- */
 
-int seccomp_install_user_filter(char *err, size_t errlen);
+/* Compile the user-code filter into prog (prog->filter is malloc'd). */
+int seccomp_build_user_filter(struct sock_fprog *prog, char *err, size_t errlen);
 
 /* ---- the Python REPL (repl.c) --------------------------------------------- */
 
@@ -199,6 +213,8 @@ struct agent {
     char *root_real;          /* realpath of --root: strips /proc/self/fd links back to sandbox paths */
     const char *runner_path;
     const char *python_path;
+    uint64_t memory_limit;    /* --memory-limit: the sandbox's memory, 0 if unknown */
+    struct spawn_policy policy;
     bool is_pid1;
     bool quit;
     int exit_code;

@@ -220,6 +220,7 @@ static void job_start(struct agent *a, uint32_t req_id, json_t *req, const struc
     cleanup_fd int err_r = errp[0], err_w = errp[1];
 
     struct spawn_spec spec = {
+        .policy = &a->policy,
         .argv = jr->argv, .envp = env, .cwd = jr->cwd,
         .stdin_fd = in_r, .stdout_fd = out_w, .stderr_fd = err_w,
         .extra_fds = &jr->extra_fd, .n_extra = jr->extra_fd >= 0 ? 1 : 0,

@@ -1,6 +1,6 @@
 /* main.c - airlock-agent entry point.
  *
- *   airlock-agent --fd 3 [--root DIR] [--runner PATH] [--python PATH]
+ *   airlock-agent --fd 3 [--root DIR] [--runner PATH] [--python PATH] [--memory-limit BYTES]
  *
  * In production the jail backend starts it as PID 1 of fresh user, pid,
  * mount and network namespaces with the sandbox root already built; fd 3 is
@@ -24,7 +24,7 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: airlock-agent [--fd N] [--root DIR] [--runner PATH] [--python PATH] [--debug]\n");
+    fprintf(stderr, "usage: airlock-agent [--fd N] [--root DIR] [--runner PATH] [--python PATH] [--memory-limit BYTES] [--debug]\n");
 }
 
 static int parse_args(int argc, char **argv, struct agent *a, bool *debug)
@@ -33,6 +33,7 @@ static int parse_args(int argc, char **argv, struct agent *a, bool *debug)
         {"fd", required_argument, NULL, 'f'},     {"root", required_argument, NULL, 'r'},
         {"runner", required_argument, NULL, 'R'}, {"python", required_argument, NULL, 'p'},
         {"debug", no_argument, NULL, 'd'},        {"help", no_argument, NULL, 'h'},
+        {"memory-limit", required_argument, NULL, 'm'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -50,6 +51,15 @@ static int parse_args(int argc, char **argv, struct agent *a, bool *debug)
         case 'R': a->runner_path = optarg; break;
         case 'p': a->python_path = optarg; break;
         case 'd': *debug = true; break;
+        case 'm': {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (*end || errno || v == 0)
+                return -EINVAL;
+            a->memory_limit = v;
+            break;
+        }
         default: return -EINVAL;
         }
     }
@@ -70,6 +80,24 @@ static int setup_signals(struct agent *a)
         return -errno;
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         return -errno;
+    return 0;
+}
+
+/* A single allocation larger than twice the sandbox's memory can never
+ * succeed, so the process limit makes it fail at once (MemoryError in
+ * Python, state kept) rather than be OOM-killed page by page. Smaller
+ * overshoots are left to the cgroup, which counts every process. */
+static int build_spawn_policy(struct agent *a)
+{
+    char err[256];
+    int r = seccomp_build_user_filter(&a->policy.filter, err, sizeof(err));
+    if (r < 0) {
+        log_error("seccomp filter: %s", err);
+        return r;
+    }
+    a->policy.data_limit = RLIM_INFINITY;
+    if (a->memory_limit)
+        a->policy.data_limit = (rlim_t)(2 * a->memory_limit + (256ull << 20));
     return 0;
 }
 
@@ -117,6 +145,9 @@ int main(int argc, char **argv)
     if (!a.is_pid1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         log_warn("prctl PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
 
+    r = build_spawn_policy(&a);
+    if (r < 0)
+        return 1;
     repl_init(&a.repl);
     r = repl_start(&a);
     if (r < 0)
@@ -127,6 +158,7 @@ int main(int argc, char **argv)
     files_free_all(&a);
     repl_free(&a);
     free(a.root_real);
+    free(a.policy.filter.filter);
     log_debug("exiting (%d)", a.exit_code);
     return a.exit_code;
 }

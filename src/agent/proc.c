@@ -28,6 +28,7 @@
  * between fork and execve.
  */
 #include <errno.h>
+#include <linux/seccomp.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
@@ -228,7 +229,7 @@ static void child_chdir(int errfd, const char *cwd)
         child_fail(errfd, errno, false, "chdir /");
 }
 
-static void child_set_rlimits(int errfd)
+static void child_set_rlimits(int errfd, const struct spawn_policy *policy)
 {
     static const struct {
         int res;
@@ -245,6 +246,9 @@ static void child_set_rlimits(int errfd)
         if (setrlimit(limits[i].res, &rl) < 0)
             child_fail(errfd, errno, false, "setrlimit %s %llu", limits[i].name, (unsigned long long)limits[i].value);
     }
+    struct rlimit data = {policy->data_limit, policy->data_limit};
+    if (setrlimit(RLIMIT_DATA, &data) < 0)
+        child_fail(errfd, errno, false, "setrlimit RLIMIT_DATA %llu", (unsigned long long)policy->data_limit);
 }
 
 static void child_drop_bounding_set(int errfd)
@@ -339,16 +343,14 @@ static __attribute__((noreturn)) void child_run(const struct spawn_spec *s, int 
     child_reset_signals(errfd);
     child_set_oom_score(errfd);
     child_chdir(errfd, s->cwd);
-    child_set_rlimits(errfd);
+    child_set_rlimits(errfd, s->policy);
     child_drop_bounding_set(errfd);
     child_set_ids(errfd);
     child_clear_caps(errfd);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         child_fail(errfd, errno, false, "prctl PR_SET_NO_NEW_PRIVS");
-    char msg[256];
-    int r = seccomp_install_user_filter(msg, sizeof(msg));
-    if (r < 0)
-        child_fail(errfd, -r, false, "seccomp (%s)", msg);
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &s->policy->filter, 0, 0) < 0)
+        child_fail(errfd, errno, false, "prctl PR_SET_SECCOMP");
     child_exec(errfd, s->argv, s->envp);
     _exit(127); /* not reached */
 }

@@ -99,6 +99,7 @@ int repl_start(struct agent *a)
     char *argv[] = {(char *)a->python_path, "-B", (char *)a->runner_path, NULL};
     int extra[2] = {cmd[0], res[1]};
     struct spawn_spec spec = {
+        .policy = &a->policy,
         .argv = argv, .envp = env, .cwd = "/home/user",
         .stdin_fd = in[0], .stdout_fd = out[1], .stderr_fd = err[1],
         .extra_fds = extra, .n_extra = 2,

@@ -21,8 +21,10 @@
 #include <linux/sched.h>
 #include <seccomp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
@@ -200,7 +202,41 @@ static void release_ctx(scmp_filter_ctx *ctx)
         seccomp_release(*ctx);
 }
 
-int seccomp_install_user_filter(char *err, size_t errlen)
+/* libseccomp 2.5 exports BPF only to an fd: a memfd, read back. */
+static int export_bpf(scmp_filter_ctx ctx, struct sock_fprog *prog, char *err, size_t errlen)
+{
+    cleanup_fd int fd = memfd_create("seccomp-bpf", MFD_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "memfd_create: %s", strerror(errno));
+        return -errno;
+    }
+    int r = seccomp_export_bpf(ctx, fd);
+    if (r < 0) {
+        snprintf(err, errlen, "seccomp_export_bpf: %s", strerror(-r));
+        return r;
+    }
+    off_t size = lseek(fd, 0, SEEK_END);
+    if (size <= 0 || size % (off_t)sizeof(struct sock_filter) != 0 ||
+        size / (off_t)sizeof(struct sock_filter) > BPF_MAXINSNS) {
+        snprintf(err, errlen, "seccomp_export_bpf: bad program size %lld", (long long)size);
+        return -EINVAL;
+    }
+    struct sock_filter *insns = malloc((size_t)size);
+    if (!insns) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if (pread(fd, insns, (size_t)size, 0) != size) {
+        snprintf(err, errlen, "read back seccomp program: %s", strerror(errno));
+        free(insns);
+        return -EIO;
+    }
+    prog->filter = insns;
+    prog->len = (unsigned short)(size / (off_t)sizeof(struct sock_filter));
+    return 0;
+}
+
+int seccomp_build_user_filter(struct sock_fprog *prog, char *err, size_t errlen)
 {
     __attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
     if (!ctx) {
@@ -219,10 +255,5 @@ int seccomp_install_user_filter(char *err, size_t errlen)
             return r;
         }
     }
-    r = seccomp_load(ctx);
-    if (r < 0) {
-        snprintf(err, errlen, "seccomp_load: %s", strerror(-r));
-        return r;
-    }
-    return 0;
+    return export_bpf(ctx, prog, err, errlen);
 }

@@ -302,6 +302,7 @@ static int plan_prepare(struct jail_state *st, const struct sandbox_spec *spec, 
         return r;
     p->agent_fd = st->agent_memfd;
     snprintf(p->hostname, sizeof(p->hostname), "%s", spec->hostname);
+    snprintf(p->memory_arg, sizeof(p->memory_arg), "%llu", (unsigned long long)spec->memory_bytes);
     plan_mount_options(p, spec);
     if ((r = rootfs_prepare(p, spec, err, errlen)) < 0)
         return r;
@@ -399,7 +400,7 @@ static int child_setup_fds(struct jail_plan *p, struct jail_child_error *e)
 
 static int child_exec_agent(const struct jail_plan *p, struct jail_child_error *e)
 {
-    static char *const argv[] = {"airlock-agent", "--fd", "3", NULL};
+    char *const argv[] = {"airlock-agent", "--fd", "3", "--memory-limit", (char *)p->memory_arg, NULL};
     static char *const envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                                  "HOME=/", "LANG=C.UTF-8", NULL};
     syscall(SYS_execveat, p->agent_fd, "", argv, envp, AT_EMPTY_PATH);

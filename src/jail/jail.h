@@ -98,6 +98,7 @@ struct jail_plan {
     int agent_fd;   /* the sealed memfd */
 
     char hostname[65];
+    char memory_arg[24]; /* the agent's --memory-limit, in bytes */
     char root_opts[64];  /* the new root tmpfs: only mount points and symlinks */
     char etc_opts[64];
     char tmp_opts[96];   /* /tmp: 1777 */
