@@ -157,9 +157,20 @@ def _run_cell(code, ns):
 
 
 def _user_traceback(tb):
-    while tb is not None and tb.tb_frame.f_code.co_filename == _RUNNER_FILE:
+    """The traceback without the runner's own frames: the leading ones (the
+    exec call) and the trailing one of the SIGINT handler that raised
+    KeyboardInterrupt on a timeout."""
+    import types
+
+    frames = []
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename != _RUNNER_FILE:
+            frames.append(tb)
         tb = tb.tb_next
-    return tb
+    out = None
+    for t in reversed(frames):
+        out = types.TracebackType(out, t.tb_frame, t.tb_lasti, t.tb_lineno)
+    return out
 
 
 def _describe_exception(exc):

@@ -7,9 +7,9 @@
  * RESULT sent. Background processes it started are left running (a server
  * started with `cmd &` keeps working) and are reaped by the agent later.
  *
- * bash code travels in a memfd passed as fd 3 and run as /proc/self/fd/3
- * rather than in argv, so scripts of any size work (the kernel caps one argv
- * string at 128 KiB) and the code does not show up in `ps`.
+ * bash code up to 96 KiB runs as `bash -c CODE` (messages then read
+ * "bash: line 3: ..."); longer code travels in a memfd passed as fd 3 and run
+ * as /proc/self/fd/3, since the kernel caps one argv string at 128 KiB.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -283,9 +283,21 @@ static int make_code_memfd(const char *code, size_t len)
     return steal_fd(&fd);
 }
 
+/* Code that fits in one argument runs as `bash -c CODE`, so bash names it
+ * "bash: line 3: ..." in its messages; longer code (an argument is capped at
+ * 128 KiB by the kernel) is read from a memfd at fd 3. Never stdin: the
+ * script's own commands may read stdin. */
+#define BASH_INLINE_MAX (96u * 1024u)
+
 void job_handle_run_bash(struct agent *a, uint32_t req_id, json_t *req)
 {
     json_t *code = json_object_get(req, "code");
+    if (json_string_length(code) <= BASH_INLINE_MAX && !memchr(json_string_value(code), 0, json_string_length(code))) {
+        char *argv[] = {"bash", "-c", (char *)json_string_value(code), NULL}; /* $0 = bash, found in PATH */
+        struct job_request jr = {.argv = argv, .cwd = "/home/user", .extra_fd = -1};
+        job_start(a, req_id, req, &jr);
+        return;
+    }
     cleanup_fd int mfd = make_code_memfd(json_string_value(code), json_string_length(code));
     if (mfd < 0) {
         agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "memfd for bash code: %s", strerror(-mfd));
