@@ -104,6 +104,9 @@ def test_infinite_loop_timeout(fresh, assert_alive):
     assert r.timed_out is True
     assert r.error is not None and r.error.name == "TimeoutError"
     assert 1.8 <= elapsed < 10, elapsed
+    # the traceback shows the user's code, not the runner's interrupt handler
+    assert "KeyboardInterrupt" in r.stderr and "airlock_runner" not in r.stderr, r.stderr
+    assert "airlock_runner" not in r.error.traceback
     assert s.run_code("before").text == "'kept'"
     # a loop that swallows KeyboardInterrupt is killed; the REPL comes back
     t0 = time.monotonic()

@@ -142,6 +142,12 @@ def test_system_exit_code(sb):
 
 
 def test_bash_language(sb):
+    r = sb.run_code("nosuchcmd", language="bash")
+    assert (r.exit_code, r.stderr) == (127, "bash: line 1: nosuchcmd: command not found\n"), r
+    # past one argv string's 128 KiB the script travels in a memfd
+    big = "x=1\n" * 40000 + "echo big-done"
+    assert len(big) > 128 * 1024
+    assert sb.run_code(big, language="bash").stdout == "big-done\n"
     r = sb.run_code("echo $((6*7)); echo oops >&2; exit 5", language="bash")
     assert r.stdout == "42\n"
     assert r.stderr == "oops\n"
