@@ -86,7 +86,10 @@ test-e2e:
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/e2e
 
+# bubblewrap is the side-by-side baseline (a fresh sandboxed python3 per request)
 bench: build
+	@dpkg-query -W -f='$${Status}' bubblewrap 2>/dev/null | grep -q 'install ok installed' || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap; }
 	$(PY) bench/bench.py --daemon $(BUILD)/airlockd
 
 clean:

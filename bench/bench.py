@@ -10,6 +10,10 @@ dir, then measures, through the Python SDK (what users call):
   upload_1mb      PUT of 1 MiB into /data
   cycle           create + run_code + close, end to end (the peers' headline number)
   burst_create    N concurrent creates (wall time for the whole burst)
+  pandas          `import pandas` as the first call of a fresh sandbox, and again
+
+Side by side, in the same run, the baseline most self-built sandboxes use:
+bubblewrap (`bwrap --unshare-all`) starting a fresh python3 per request.
 
 Prints a Markdown table (median, p99, mean, n) to stdout; docs/benchmarks.md
 holds the numbers and the command.
@@ -17,6 +21,7 @@ holds the numbers and the command.
 import argparse
 import concurrent.futures
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -52,6 +57,22 @@ def timed(fn, n, warmup=2):
         t = time.perf_counter()
         fn()
         out.append((time.perf_counter() - t) * 1000.0)
+    return out
+
+
+BWRAP = ["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr",
+         "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin",
+         "--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+         "/usr/bin/python3", "-c"]
+
+
+def bwrap_rows(n):
+    if not shutil.which("bwrap"):
+        return ["| bwrap baseline | (bubblewrap not installed) | | | |"]
+    out = []
+    for label, code in (("bwrap + fresh python3 `1+1`", "print(1+1)"),
+                        ("bwrap + fresh python3 `import pandas`", "import pandas")):
+        out.append(row(label, timed(lambda: subprocess.run(BWRAP + [code], check=True, stdout=subprocess.DEVNULL), n)))
     return out
 
 
@@ -102,6 +123,19 @@ def main():
             results.append(row("upload 1 MiB", timed(lambda: sb.upload(blob, "/data/blob.bin"), args.n)))
             results.append(row("download 1 MiB", timed(lambda: sb.download("/data/blob.bin"), args.n)))
 
+        cold, warm = [], []
+        for _ in range(max(5, args.n // 5)):
+            with Sandbox() as sb:
+                sb.run_code("1")  # the REPL is up: measure the import alone
+                t = time.perf_counter()
+                sb.run_code("import pandas")
+                cold.append((time.perf_counter() - t) * 1000.0)
+                t = time.perf_counter()
+                sb.run_code("import pandas; pandas.DataFrame({'a': [1, 2]}).a.sum()")
+                warm.append((time.perf_counter() - t) * 1000.0)
+        results.append(row("run_code `import pandas`, first time in a sandbox", cold))
+        results.append(row("run_code using pandas again (REPL keeps it)", warm))
+
         def cycle():
             with Sandbox() as sb:
                 sb.run_code("print(1)")
@@ -116,6 +150,7 @@ def main():
     finally:
         d.send_signal(signal.SIGTERM)
         d.wait(timeout=30)
+    results += bwrap_rows(max(10, args.n // 2))
 
     print("| operation | median ms | p99 ms | mean ms | n |")
     print("|---|---|---|---|---|")
