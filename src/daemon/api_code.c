@@ -343,7 +343,7 @@ static void run_start(struct http_req *req, bool is_exec, const char *language, 
     snprintf(run->language, sizeof(run->language), "%s", language);
     snprintf(run->key_id, sizeof(run->key_id), "%s", req->key.id);
     struct api_error err = {0};
-    if (sandbox_get(d, req->param, &run->sb, &err) < 0) {
+    if (sandbox_get(d, &req->key, req->param, &run->sb, &err) < 0) {
         json_decref(audit);
         http_reply_error(req, &err);
         return;

@@ -94,7 +94,7 @@ struct sandbox *api_route_sandbox(struct http_req *req)
 {
     struct sandbox *sb = NULL;
     struct api_error err = {0};
-    if (sandbox_get(req->d, req->param, &sb, &err) < 0) {
+    if (sandbox_get(req->d, &req->key, req->param, &sb, &err) < 0) {
         http_reply_error(req, &err);
         return NULL;
     }
@@ -177,16 +177,16 @@ void api_sandbox_create(struct http_req *req)
         http_reply_error(req, &err);
         return;
     }
-    http_reply_json(req, 201, sandbox_json(sb));
+    http_reply_json(req, 201, sandbox_json(sb, &req->key));
 }
 
-void api_sandbox_list(struct http_req *req) { http_reply_json(req, 200, sandbox_list_json(req->d)); }
+void api_sandbox_list(struct http_req *req) { http_reply_json(req, 200, sandbox_list_json(req->d, &req->key)); }
 
 void api_sandbox_get(struct http_req *req)
 {
     json_t *j = NULL;
     struct api_error err = {0};
-    if (sandbox_describe(req->d, req->param, &j, &err) < 0)
+    if (sandbox_describe(req->d, &req->key, req->param, &j, &err) < 0)
         http_reply_error(req, &err);
     else
         http_reply_json(req, 200, j);
@@ -233,22 +233,16 @@ void api_sandbox_timeout(struct http_req *req)
         http_reply_errorf(req, 500, "internal", "record the new lifetime of %s", req->param);
         return;
     }
-    http_reply_json(req, 200, sandbox_json(sb));
+    http_reply_json(req, 200, sandbox_json(sb, &req->key));
 }
 
 void api_sandbox_logs(struct http_req *req)
 {
     /* also for destroyed sandboxes: only the record must exist */
-    json_t *desc = NULL, *events = NULL;
+    json_t *events = NULL;
     struct api_error err = {0};
-    if (sandbox_describe(req->d, req->param, &desc, &err) < 0) {
+    if (sandbox_logs_json(req->d, &req->key, req->param, &events, &err) < 0)
         http_reply_error(req, &err);
-        return;
-    }
-    json_decref(desc);
-    if (store_audit_list(req->d->store, req->param, &events) < 0) {
-        http_reply_errorf(req, 500, "internal", "read the audit log of %s", req->param);
-        return;
-    }
-    http_reply_json(req, 200, events);
+    else
+        http_reply_json(req, 200, events);
 }

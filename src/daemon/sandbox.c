@@ -59,9 +59,28 @@ struct registry {
     pthread_t reaper;
 };
 
+/* ---- ownership */
+
+/* The one ownership rule: admins see every sandbox, other keys their own.
+ * A record without an owner (the API never makes one) is admin-only rather
+ * than everyone's. owner is immutable once the sandbox exists, so reading it
+ * needs no lock. */
+static bool visible_to(const struct key_info *caller, const char *owner)
+{
+    return caller->admin || (owner[0] && strcmp(owner, caller->id) == 0);
+}
+
+/* Unknown ids and other keys' sandboxes get the same answer, byte for byte,
+ * so a key cannot probe which ids exist. */
+static int no_such_sandbox(const char *id, struct api_error *err)
+{
+    return api_error_set(err, -ENOENT, 404, "not_found", "no sandbox %s", id);
+}
+
 /* ---- records and JSON */
 
-static json_t *record_json(const struct sandbox_record *rec)
+/* show_owner: only admins learn which key owns a sandbox. */
+static json_t *record_json(const struct sandbox_record *rec, bool show_owner)
 {
     char created[40], expires[40], destroyed[40];
     format_time(rec->created_ms, false, created, sizeof(created));
@@ -69,12 +88,19 @@ static json_t *record_json(const struct sandbox_record *rec)
     format_time(rec->destroyed_ms, false, destroyed, sizeof(destroyed));
     json_t *md = json_loads(rec->metadata ? rec->metadata : "{}", 0, NULL);
     bool gone = strcmp(rec->state, "running") != 0;
-    return json_pack("{s:s,s:s,s:s,s:b,s:s,s:i,s:f,s:i,s:s,s:s,s:s?,s:s?,s:o}", "id", rec->id, "state", rec->state,
-                     "template", rec->template_name, "egress", rec->egress, "region", rec->region, "memory_mb",
-                     (int)rec->memory_mb, "cpus", rec->cpus, "timeout_s", (int)rec->timeout_s, "created_at", created,
-                     "expires_at", expires, "destroyed_at", gone && rec->destroyed_ms ? destroyed : NULL,
-                     "destroy_reason", gone && rec->destroy_reason[0] ? rec->destroy_reason : NULL, "metadata",
-                     md ? md : json_object());
+    json_t *j = json_pack("{s:s,s:s,s:s,s:b,s:s,s:i,s:f,s:i,s:s,s:s,s:s?,s:s?,s:o}", "id", rec->id, "state",
+                          rec->state, "template", rec->template_name, "egress", rec->egress, "region", rec->region,
+                          "memory_mb", (int)rec->memory_mb, "cpus", rec->cpus, "timeout_s", (int)rec->timeout_s,
+                          "created_at", created, "expires_at", expires, "destroyed_at",
+                          gone && rec->destroyed_ms ? destroyed : NULL, "destroy_reason",
+                          gone && rec->destroy_reason[0] ? rec->destroy_reason : NULL, "metadata",
+                          md ? md : json_object());
+    if (j && show_owner &&
+        json_object_set_new(j, "key_id", rec->key_id[0] ? json_string(rec->key_id) : json_null()) < 0) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
 }
 
 /* Caller holds the registry lock (for timeout/expiry). metadata borrowed. */
@@ -96,7 +122,7 @@ static void fill_record_locked(const struct sandbox *sb, struct sandbox_record *
     snprintf(rec->key_id, sizeof(rec->key_id), "%s", sb->key_id);
 }
 
-json_t *sandbox_json(struct sandbox *sb)
+json_t *sandbox_json(struct sandbox *sb, const struct key_info *caller)
 {
     struct registry *reg = sb->d->reg;
     cleanup_free char *md = json_dumps(sb->metadata, JSON_COMPACT);
@@ -104,7 +130,7 @@ json_t *sandbox_json(struct sandbox *sb)
     pthread_mutex_lock(&reg->lock);
     fill_record_locked(sb, &rec, md);
     pthread_mutex_unlock(&reg->lock);
-    return record_json(&rec);
+    return record_json(&rec, caller->admin);
 }
 
 /* ---- references */
@@ -183,15 +209,30 @@ static struct sandbox *find_live_locked(struct registry *reg, const char *id)
     return NULL;
 }
 
-/* The error for an id that is not live, from its record. */
-static int not_live_error(struct daemon *d, const char *id, struct api_error *err)
+/* The stored record of id if the caller may see it (live or not): 0 and rec
+ * filled (store_record_clear it), or err (404 unknown or not the caller's). */
+static int visible_record(struct daemon *d, const struct key_info *caller, const char *id,
+                          struct sandbox_record *rec, struct api_error *err)
 {
-    struct sandbox_record rec;
-    int r = valid_sandbox_id(id) ? store_sandbox_get(d->store, id, &rec) : -ENOENT;
+    int r = valid_sandbox_id(id) ? store_sandbox_get(d->store, id, rec) : -ENOENT;
     if (r == -ENOENT)
-        return api_error_set(err, -ENOENT, 404, "not_found", "no sandbox %s", id);
+        return no_such_sandbox(id, err);
     if (r < 0)
         return api_error_set(err, r, 500, "internal", "read the record of sandbox %s", id);
+    if (!visible_to(caller, rec->key_id)) {
+        store_record_clear(rec);
+        return no_such_sandbox(id, err);
+    }
+    return 0;
+}
+
+/* The error for an id that is not live, from its record. */
+static int not_live_error(struct daemon *d, const struct key_info *caller, const char *id, struct api_error *err)
+{
+    struct sandbox_record rec;
+    int r = visible_record(d, caller, id, &rec, err);
+    if (r < 0)
+        return r;
     if (strcmp(rec.destroy_reason, "expired") == 0)
         r = api_error_set(err, -ETIME, 410, "sandbox_expired", "sandbox %s expired", id);
     else if (rec.destroy_reason[0])
@@ -202,11 +243,17 @@ static int not_live_error(struct daemon *d, const char *id, struct api_error *er
     return r;
 }
 
-int sandbox_get(struct daemon *d, const char *id, struct sandbox **out, struct api_error *err)
+int sandbox_get(struct daemon *d, const struct key_info *caller, const char *id, struct sandbox **out,
+                struct api_error *err)
 {
     struct registry *reg = d->reg;
     pthread_mutex_lock(&reg->lock);
     struct sandbox *sb = find_live_locked(reg, id);
+    if (sb && !visible_to(caller, sb->key_id)) {
+        /* before the expiry check: a 410 would tell that the id exists */
+        pthread_mutex_unlock(&reg->lock);
+        return no_such_sandbox(id, err);
+    }
     if (sb && sb->state == SB_RUNNING && now_wall_ms() >= sb->expires_ms) {
         /* past its lifetime; the reaper may not have run yet */
         pthread_cond_signal(&reg->wake);
@@ -220,32 +267,50 @@ int sandbox_get(struct daemon *d, const char *id, struct sandbox **out, struct a
         return 0;
     }
     pthread_mutex_unlock(&reg->lock);
-    return not_live_error(d, id, err);
+    return not_live_error(d, caller, id, err);
 }
 
-int sandbox_describe(struct daemon *d, const char *id, json_t **out, struct api_error *err)
+int sandbox_describe(struct daemon *d, const struct key_info *caller, const char *id, json_t **out,
+                     struct api_error *err)
 {
     struct sandbox *sb = NULL;
     struct registry *reg = d->reg;
     pthread_mutex_lock(&reg->lock);
     sb = find_live_locked(reg, id);
+    if (sb && !visible_to(caller, sb->key_id)) {
+        pthread_mutex_unlock(&reg->lock);
+        return no_such_sandbox(id, err);
+    }
     if (sb)
         sb->refs++;
     pthread_mutex_unlock(&reg->lock);
     if (sb) {
-        *out = sandbox_json(sb);
+        *out = sandbox_json(sb, caller);
         sandbox_unref(sb);
         return *out ? 0 : api_error_set(err, -ENOMEM, 500, "internal", "out of memory");
     }
     struct sandbox_record rec;
-    int r = valid_sandbox_id(id) ? store_sandbox_get(d->store, id, &rec) : -ENOENT;
-    if (r == -ENOENT)
-        return api_error_set(err, r, 404, "not_found", "no sandbox %s", id);
+    int r = visible_record(d, caller, id, &rec, err);
     if (r < 0)
-        return api_error_set(err, r, 500, "internal", "read the record of sandbox %s", id);
-    *out = record_json(&rec);
+        return r;
+    *out = record_json(&rec, caller->admin);
     store_record_clear(&rec);
     return *out ? 0 : api_error_set(err, -ENOMEM, 500, "internal", "out of memory");
+}
+
+int sandbox_logs_json(struct daemon *d, const struct key_info *caller, const char *id, json_t **out,
+                      struct api_error *err)
+{
+    /* The record is enough: it is written before a sandbox goes live, its
+     * owner never changes, and it outlives the sandbox, as the logs do. */
+    struct sandbox_record rec;
+    int r = visible_record(d, caller, id, &rec, err);
+    if (r < 0)
+        return r;
+    store_record_clear(&rec);
+    if ((r = store_audit_list(d->store, id, out)) < 0)
+        return api_error_set(err, r, 500, "internal", "read the audit log of %s", id);
+    return 0;
 }
 
 /* Reference every live sandbox (all, or only those past their lifetime or
@@ -267,7 +332,7 @@ static struct sandbox **collect_locked(struct registry *reg, bool all, uint64_t 
     return v;
 }
 
-json_t *sandbox_list_json(struct daemon *d)
+json_t *sandbox_list_json(struct daemon *d, const struct key_info *caller)
 {
     struct registry *reg = d->reg;
     size_t n;
@@ -277,7 +342,8 @@ json_t *sandbox_list_json(struct daemon *d)
     pthread_mutex_unlock(&reg->lock);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_array_append_new(arr, sandbox_json(v[i]));
+        if (visible_to(caller, v[i]->key_id))
+            json_array_append_new(arr, sandbox_json(v[i], caller));
         sandbox_unref(v[i]);
     }
     return json_pack("{s:o}", "sandboxes", arr);

@@ -11,6 +11,13 @@
  * The reaper thread wakes every second (or when signalled) and destroys
  * sandboxes past expires_at (reason "expired") and those whose agent
  * connection died (reason "crashed"). Every state change goes to the store.
+ *
+ * Ownership: a sandbox belongs to the key that created it. Every lookup on
+ * behalf of a request (sandbox_get, sandbox_describe, sandbox_logs_json,
+ * sandbox_list_json) takes the caller and is the only place that decides
+ * visibility: an admin key sees every sandbox, any other key only its own,
+ * and someone else's sandbox is answered exactly like an unknown id (404
+ * "no sandbox <id>"), so its existence does not leak.
  */
 #ifndef AIRLOCK_SANDBOX_H
 #define AIRLOCK_SANDBOX_H
@@ -23,6 +30,7 @@
 #include "agent_client.h"
 #include "daemon.h"
 #include "errors.h"
+#include "store.h"
 
 struct sandbox_params {
     const struct template_info *tmpl;
@@ -46,8 +54,10 @@ void registry_free(struct registry *reg);
  * filled in err (429 quota, 500 backend failure, 503 shutting down). */
 int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char *key_id, struct sandbox **out,
                    struct api_error *err);
-/* A referenced live sandbox, or err: 404 unknown / destroyed, 410 expired. */
-int sandbox_get(struct daemon *d, const char *id, struct sandbox **out, struct api_error *err);
+/* A referenced live sandbox the caller may use, or err: 404 unknown / not
+ * the caller's / destroyed, 410 expired. */
+int sandbox_get(struct daemon *d, const struct key_info *caller, const char *id, struct sandbox **out,
+                struct api_error *err);
 void sandbox_unref(struct sandbox *sb);
 static inline void sandbox_unrefp(struct sandbox **sb)
 {
@@ -63,12 +73,19 @@ int sandbox_destroy(struct sandbox *sb, const char *reason, const char *key_id);
 void sandbox_destroy_all(struct daemon *d, const char *reason);
 int sandbox_set_timeout(struct sandbox *sb, unsigned timeout_s, const char *key_id);
 
-/* The API sandbox object of any sandbox the store knows (live or not). */
-int sandbox_describe(struct daemon *d, const char *id, json_t **out, struct api_error *err);
-/* The API object of a live sandbox. */
-json_t *sandbox_json(struct sandbox *sb);
-/* {"sandboxes":[...]} of the live ones. */
-json_t *sandbox_list_json(struct daemon *d);
+/* The API sandbox object of any sandbox the store knows (live or not) that
+ * the caller may see; 404 otherwise. */
+int sandbox_describe(struct daemon *d, const struct key_info *caller, const char *id, json_t **out,
+                     struct api_error *err);
+/* {"events":[...]}: the audit trail of a sandbox (live or not) the caller
+ * may see; 404 otherwise. */
+int sandbox_logs_json(struct daemon *d, const struct key_info *caller, const char *id, json_t **out,
+                      struct api_error *err);
+/* The API object of a live sandbox, as the caller sees it (admins also get
+ * "key_id"). The caller must already be allowed to see sb. */
+json_t *sandbox_json(struct sandbox *sb, const struct key_info *caller);
+/* {"sandboxes":[...]} of the live ones the caller may see. */
+json_t *sandbox_list_json(struct daemon *d, const struct key_info *caller);
 unsigned sandbox_count(struct daemon *d);
 
 /* Accessors for request handlers. */
