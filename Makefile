@@ -13,7 +13,7 @@ REGION  ?= eu
 APT_PKGS := meson ninja-build pkg-config gcc libc6-dev \
 	libmicrohttpd-dev libjansson-dev libseccomp-dev libcap-dev libsqlite3-dev \
 	libssl-dev libcurl4-openssl-dev \
-	python3 python3-pytest python3-pandas python3-numpy python3-matplotlib python3-setuptools \
+	python3 python3-pip python3-pytest python3-pandas python3-numpy python3-matplotlib python3-setuptools \
 	iproute2 curl procps
 
 .PHONY: all deps build build-asan run stop test test-unit test-jail test-agent test-e2e bench clean
@@ -82,7 +82,7 @@ test-agent:
 
 test-e2e:
 	AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \
-	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(BUILD)/airlock \
+	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(ASAN)/airlock \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/e2e
 
