@@ -11,6 +11,7 @@ dir, then measures, through the Python SDK (what users call):
   cycle           create + run_code + close, end to end (the peers' headline number)
   burst_create    N concurrent creates (wall time for the whole burst)
   pandas          `import pandas` as the first call of a fresh sandbox, and again
+  idle memory     cgroup memory of a sandbox after one run_code (agent + REPL + tmpfs)
 
 Side by side, in the same run, the baseline most self-built sandboxes use:
 bubblewrap (`bwrap --unshare-all`) starting a fresh python3 per request.
@@ -76,6 +77,16 @@ def bwrap_rows(n):
     return out
 
 
+def sandbox_memory_mib(sandbox_id):
+    """The sandbox cgroup's charged memory (v2 memory.current, v1 usage_in_bytes)."""
+    import glob
+    for pattern in ("/sys/fs/cgroup/*/%s/memory.current", "/sys/fs/cgroup/memory/*/%s/memory.usage_in_bytes"):
+        for path in glob.glob(pattern % sandbox_id):
+            with open(path) as f:
+                return int(f.read()) / (1 << 20)
+    return None
+
+
 def row(name, xs):
     return "| %s | %.2f | %.2f | %.2f | %d |" % (name, statistics.median(xs), pct(xs, 99), statistics.mean(xs), len(xs))
 
@@ -135,6 +146,16 @@ def main():
                 warm.append((time.perf_counter() - t) * 1000.0)
         results.append(row("run_code `import pandas`, first time in a sandbox", cold))
         results.append(row("run_code using pandas again (REPL keeps it)", warm))
+
+        sbs = [Sandbox() for _ in range(10)]
+        for s in sbs:
+            s.run_code("x = 1")
+        mem = [m for m in (sandbox_memory_mib(s.id) for s in sbs) if m is not None]
+        for s in sbs:
+            s.close()
+        if mem:
+            results.append("| idle sandbox memory after one run_code (MiB, cgroup) | %.1f | %.1f | %.1f | %d |"
+                           % (statistics.median(mem), pct(mem, 99), statistics.mean(mem), len(mem)))
 
         def cycle():
             with Sandbox() as sb:
