@@ -38,13 +38,22 @@ struct sandbox_spec {
     const char *hostname;    /* "sandbox" */
 };
 
+/* What a daemon tells its backend once, at init. */
+struct backend_config {
+    const char *agent_path; /* host path of airlock-agent */
+    /* This daemon's share of host resources (the jail's cgroup parent). At
+     * init the backend destroys whatever a dead daemon left under it, so two
+     * daemons on one host must use different scopes. */
+    const char *scope;
+};
+
 struct backend_instance; /* backend-private */
 
 struct backend_ops {
     const char *name;
     /* Once at daemon start: detect cgroup v1/v2, create the parent cgroups,
      * seal the agent binary, and destroy whatever a dead daemon left behind. */
-    int (*init)(void **state, const char *agent_path, char *err, size_t errlen);
+    int (*init)(void **state, const struct backend_config *cfg, char *err, size_t errlen);
     /* Start a sandbox. On success *inst is set and *agent_fd is the daemon's
      * end of the protocol stream (CLOEXEC, blocking). The agent has not yet
      * been sent HELLO. */

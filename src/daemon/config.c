@@ -28,6 +28,9 @@ static void usage(FILE *f)
             "  --max-upload-mb N      largest file upload (default 1024)\n"
             "  --agent PATH           airlock-agent binary (default: next to airlockd)\n"
             "  --runner PATH          airlock_runner.py (default: next to airlockd)\n"
+            "  --scope NAME           this daemon's cgroup parent; cleared of a dead daemon's\n"
+            "                         sandboxes at start (default: airlock, or airlock-<hash>\n"
+            "                         for a non-default --state-dir)\n"
             "  --log-level LEVEL      debug, info or warn (default info)\n"
             "  --help                 show this help\n\n"
             "Environment: AIRLOCK_API_KEY, if set, is accepted as an admin key.\n");
@@ -88,7 +91,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
 {
     enum {
         OPT_LISTEN = 256, OPT_SOCKET, OPT_STATE, OPT_REGION, OPT_MAXSB, OPT_MAXTO, OPT_DEFTO, OPT_MAXMEM,
-        OPT_MAXUP, OPT_AGENT, OPT_RUNNER, OPT_LOGLEVEL, OPT_HELP,
+        OPT_MAXUP, OPT_AGENT, OPT_RUNNER, OPT_SCOPE, OPT_LOGLEVEL, OPT_HELP,
     };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -102,6 +105,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
         {"max-upload-mb", required_argument, NULL, OPT_MAXUP},
         {"agent", required_argument, NULL, OPT_AGENT},
         {"runner", required_argument, NULL, OPT_RUNNER},
+        {"scope", required_argument, NULL, OPT_SCOPE},
         {"log-level", required_argument, NULL, OPT_LOGLEVEL},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
@@ -158,6 +162,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
             break;
         case OPT_AGENT: r = set_str(&cfg->agent_path, optarg); break;
         case OPT_RUNNER: r = set_str(&cfg->runner_path, optarg); break;
+        case OPT_SCOPE: r = set_str(&cfg->scope, optarg); break;
         case OPT_LOGLEVEL:
             if (strcmp(optarg, "debug") == 0)
                 cfg->log_level = LOG_LVL_DEBUG;
@@ -200,4 +205,5 @@ void config_free(struct config *cfg)
     free(cfg->region);
     free(cfg->agent_path);
     free(cfg->runner_path);
+    free(cfg->scope);
 }

@@ -20,6 +20,7 @@ struct config {
     uint64_t max_upload_bytes;
     char *agent_path;
     char *runner_path;
+    char *scope;         /* NULL: derived from state_dir (main.c) */
     enum log_level log_level;
 };
 

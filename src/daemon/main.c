@@ -59,33 +59,29 @@ static int make_state_dir(const char *dir)
     return 0;
 }
 
-/* One state directory is one daemon, and the jail backend kills whatever it
- * finds in its cgroup parent at start (a dead daemon's leftovers). So two
- * daemons on one host (tests, staging next to production) must not share
- * the parent: unless AIRLOCK_JAIL_CGROUP says otherwise, a daemon with a
- * non-default state dir gets "airlock-<hash of the state dir>". Runs before
- * any thread exists (setenv is not thread-safe). */
-static int scope_backend_cgroup(const char *state_dir)
+/* One state directory is one daemon, and the backend destroys whatever it
+ * finds in its scope at start (a dead daemon's leftovers). So two daemons on
+ * one host (tests, staging next to production) must not share a scope: the
+ * default state dir gets the backend's default ("airlock"), any other
+ * "airlock-<hash of the state dir>", unless --scope names one. */
+static int backend_scope(const char *state_dir, char *out, size_t outlen)
 {
-    const char *set = getenv("AIRLOCK_JAIL_CGROUP");
-    if (set && *set)
-        return 0;
     cleanup_free char *real = realpath(state_dir, NULL);
     if (!real) {
         int r = -errno;
         log_error("resolve state directory %s: %s", state_dir, strerror(-r));
         return r;
     }
-    if (strcmp(real, "/var/lib/airlock") == 0)
-        return 0; /* the backend's default parent, "airlock" */
-    char hash[KEY_HASH_LEN + 1], name[32];
+    if (strcmp(real, "/var/lib/airlock") == 0) {
+        snprintf(out, outlen, "airlock");
+        return 0;
+    }
+    char hash[KEY_HASH_LEN + 1];
     int r = auth_hash_key(real, strlen(real), hash);
     if (r < 0)
         return r;
-    snprintf(name, sizeof(name), "airlock-%.12s", hash);
-    if (setenv("AIRLOCK_JAIL_CGROUP", name, 1) < 0)
-        return -errno;
-    log_debug("state directory %s: sandbox cgroups under %s", real, name);
+    snprintf(out, outlen, "airlock-%.12s", hash);
+    log_debug("state directory %s: backend scope %s", real, out);
     return 0;
 }
 
@@ -133,7 +129,10 @@ int main(int argc, char **argv)
     char where[512] = "";
     char berr[512] = "";
 
-    if (make_state_dir(d.cfg.state_dir) < 0 || scope_backend_cgroup(d.cfg.state_dir) < 0)
+    char scope[64];
+    if (d.cfg.scope)
+        snprintf(scope, sizeof(scope), "%s", d.cfg.scope);
+    if (make_state_dir(d.cfg.state_dir) < 0 || (!d.cfg.scope && backend_scope(d.cfg.state_dir, scope, sizeof(scope)) < 0))
         goto out;
     if ((r = store_open(d.cfg.state_dir, &d.store)) < 0)
         goto out;
@@ -145,7 +144,8 @@ int main(int argc, char **argv)
         explicit_bzero(env_key, strlen(env_key));
 
     d.backend = &jail_backend_ops;
-    if ((r = d.backend->init(&d.backend_state, d.cfg.agent_path, berr, sizeof(berr))) < 0) {
+    struct backend_config bcfg = {.agent_path = d.cfg.agent_path, .scope = scope};
+    if ((r = d.backend->init(&d.backend_state, &bcfg, berr, sizeof(berr))) < 0) {
         log_error("backend %s: init failed: %s", d.backend->name, berr[0] ? berr : strerror(-r));
         d.backend = NULL;
         goto out;

@@ -1,7 +1,7 @@
 /* cgroup.c - resource limits of a sandbox: memory (no swap), pids, cpu.
  *
  * Layout: <root>/<parent>/<sandbox id>, one directory per sandbox; the parent
- * is "airlock" (AIRLOCK_JAIL_CGROUP overrides it, see jail_init).
+ * is "airlock" unless the daemon gives another scope (see jail_init).
  *   v2: /sys/fs/cgroup/airlock/<id>           (memory, pids, cpu controllers)
  *   v1: /sys/fs/cgroup/{memory,pids,cpu}/airlock/<id>
  * Real hosts run v2 (systemd); older hosts and some VMs (including the one
@@ -45,6 +45,18 @@ static int cgroup_parent_dir(const struct cgroup_ctx *cg, int i, char *buf, size
     int n = cg->mode == CGROUP_V2 ? snprintf(buf, len, CGROUP_ROOT "/%s", cg->parent)
                                   : snprintf(buf, len, CGROUP_ROOT "/%s/%s", v1_controllers[i], cg->parent);
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+void cgroup_remove_parents(const struct cgroup_ctx *cg)
+{
+    for (int i = 0; i < cgroup_count(cg->mode); i++) {
+        char parent[PATH_MAX];
+        if (cgroup_parent_dir(cg, i, parent, sizeof(parent)) < 0)
+            continue;
+        /* EBUSY while a sandbox cgroup remains: then it stays for the next start */
+        if (rmdir(parent) < 0 && errno != ENOENT && errno != EBUSY)
+            log_warn("rmdir %s: %s", parent, strerror(errno));
+    }
 }
 
 int cgroup_dir(const struct cgroup_ctx *cg, int i, const char *id, char *buf, size_t len)

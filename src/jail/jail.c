@@ -154,26 +154,26 @@ static void jail_fini(void *state)
         return;
     if (st->agent_memfd >= 0)
         close(st->agent_memfd);
+    cgroup_remove_parents(&st->cg);
     pthread_mutex_destroy(&st->slot_lock);
     free(st);
 }
 
-/* The cgroup parent this daemon owns and, at start, empties. "airlock" unless
- * AIRLOCK_JAIL_CGROUP names another: tests and a second daemon on the same
- * host must not kill each other's sandboxes during recovery. */
-static int cgroup_parent_name(struct cgroup_ctx *cg, char *err, size_t errlen)
+/* The cgroup parent this daemon owns and, at start, empties: the daemon's
+ * scope, "airlock" by default. Tests and a second daemon on the same host
+ * use their own, so recovery never kills another daemon's sandboxes. */
+static int cgroup_parent_name(struct cgroup_ctx *cg, const char *scope, char *err, size_t errlen)
 {
-    const char *name = getenv("AIRLOCK_JAIL_CGROUP");
-    if (!name || !*name)
-        name = CGROUP_PARENT;
+    const char *name = scope && *scope ? scope : CGROUP_PARENT;
     if (!valid_name(name, sizeof(cg->parent) - 1))
-        return jail_err(err, errlen, -EINVAL, "AIRLOCK_JAIL_CGROUP '%.40s'", name);
+        return jail_err(err, errlen, -EINVAL, "backend scope '%.40s' is not a valid cgroup name", name);
     snprintf(cg->parent, sizeof(cg->parent), "%s", name);
     return 0;
 }
 
-static int jail_init(void **state, const char *agent_path, char *err, size_t errlen)
+static int jail_init(void **state, const struct backend_config *cfg, char *err, size_t errlen)
 {
+    const char *agent_path = cfg->agent_path;
     if (!agent_path)
         return jail_err(err, errlen, -EINVAL, "no agent binary given");
     struct jail_state *st = calloc(1, sizeof(*st));
@@ -182,7 +182,7 @@ static int jail_init(void **state, const char *agent_path, char *err, size_t err
     st->agent_memfd = -1;
     pthread_mutex_init(&st->slot_lock, NULL);
 
-    int r = cgroup_parent_name(&st->cg, err, errlen);
+    int r = cgroup_parent_name(&st->cg, cfg->scope, err, errlen);
     if (r >= 0)
         r = cgroup_detect(&st->cg.mode, err, errlen);
     if (r >= 0)

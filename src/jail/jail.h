@@ -37,7 +37,7 @@
 #define JAIL_USER_UID 1000 /* "user" inside the sandbox: owns /data and /home/user */
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
-#define CGROUP_PARENT "airlock" /* default; env AIRLOCK_JAIL_CGROUP overrides */
+#define CGROUP_PARENT "airlock" /* default; the daemon's backend scope overrides it */
 
 enum cgroup_mode { CGROUP_V1 = 1, CGROUP_V2 = 2 };
 
@@ -147,6 +147,9 @@ int cgroup_detect(enum cgroup_mode *mode, char *err, size_t errlen);
 int cgroup_init_parents(const struct cgroup_ctx *cg, char *err, size_t errlen);
 /* Kill and remove every <parent>/<id> cgroup. Returns how many, or -errno. */
 int cgroup_recover(const struct cgroup_ctx *cg);
+/* At clean shutdown: remove this daemon's (now empty) parent cgroups, so
+ * daemons with their own parents (tests) leave nothing behind. */
+void cgroup_remove_parents(const struct cgroup_ctx *cg);
 int cgroup_create(const struct cgroup_ctx *cg, const char *id, const struct cgroup_limits *lim, char *err, size_t errlen);
 int cgroup_add_pid(const struct cgroup_ctx *cg, const char *id, pid_t pid, char *err, size_t errlen);
 /* Kill every process, wait until empty, rmdir. Safe on a missing cgroup. */

@@ -224,10 +224,21 @@ def wait_until(pred, timeout, step=0.1):
     return pred()
 
 
+def scope_cgroups(d):
+    """The daemon's cgroup parents: airlock-<sha256(realpath(state dir))[:12]>."""
+    import glob
+    import hashlib
+    h = hashlib.sha256(os.path.realpath(str(d.state_dir)).encode()).hexdigest()[:12]
+    return glob.glob("/sys/fs/cgroup/airlock-%s" % h) + glob.glob("/sys/fs/cgroup/*/airlock-%s" % h)
+
+
 def stop_and_check(d):
+    assert scope_cgroups(d), "the running daemon's cgroup parents were not found"
     rc = d.stop()
     d.assert_clean_log()
     assert rc == 0, "airlockd exited %s on SIGTERM:\n%s" % (rc, d.log_tail())
+    # a clean shutdown leaves no cgroup behind, not even its own parents
+    assert scope_cgroups(d) == [], scope_cgroups(d)
 
 
 # ---- fixtures ---------------------------------------------------------------------------

@@ -47,6 +47,7 @@ static void *test_state;
 static char runner_dir[64], runner_path[128];
 static const struct template_info host_tmpl = {"host", NULL};
 
+#define TEST_SCOPE "airlock-test" /* our own cgroup parent: never a live daemon's */
 #define MEM_LIMIT (64ull << 20)
 #define PIDS_LIMIT 48
 
@@ -416,7 +417,8 @@ static void test_errors(void *state, const char *text_file)
     /* a failure inside the child travels back through the error pipe */
     void *st2 = NULL;
     err[0] = '\0';
-    rc = jail_backend_ops.init(&st2, text_file, err, sizeof(err));
+    /* its own scope: its init and fini must not touch the main state's cgroups */
+    rc = jail_backend_ops.init(&st2, &(struct backend_config){text_file, TEST_SCOPE "-2"}, err, sizeof(err));
     ok(rc == 0, "init with a non-ELF 'agent' (%s)", err);
     if (rc == 0) {
         spec = make_spec("sb_test_err", "sandbox");
@@ -495,15 +497,25 @@ static void test_recovery(const char *probe)
 {
     char err[512] = "";
     void *state = NULL;
-    int rc = jail_backend_ops.init(&state, probe, err, sizeof(err));
+    int rc = jail_backend_ops.init(&state, &(struct backend_config){probe, TEST_SCOPE}, err, sizeof(err));
     if (rc < 0)
         return;
     jail_backend_ops.fini(state);
+    char parent[PATH_MAX];
+    struct stat pst;
+    ok(cgroup_dir(&test_cg, 0, "", parent, sizeof(parent)) >= 0 && stat(parent, &pst) < 0 && errno == ENOENT,
+       "fini removed the empty parent cgroup %s", parent);
 
+    /* the dead daemon's parent, with one sandbox cgroup left in it */
+    rc = cgroup_init_parents(&test_cg, err, sizeof(err));
+    ok(rc == 0, "recreated the parent cgroups (%s)", err);
     const char *id = "sb_fake_leftover";
     struct cgroup_limits lim = {MEM_LIMIT, 0, 0};
-    rc = cgroup_create(&test_cg, id, &lim, err, sizeof(err));
+    if (rc == 0)
+        rc = cgroup_create(&test_cg, id, &lim, err, sizeof(err));
     ok(rc == 0, "made a leftover cgroup %s (%s)", id, err);
+    if (rc < 0)
+        return; /* no cgroup to recover: the rest would wait forever */
     pid_t child = fork();
     if (child == 0) {
         for (;;)
@@ -512,7 +524,7 @@ static void test_recovery(const char *probe)
     rc = cgroup_add_pid(&test_cg, id, child, err, sizeof(err));
     ok(rc == 0, "sleeping process %d put in it (%s)", (int)child, err);
 
-    rc = jail_backend_ops.init(&state, probe, err, sizeof(err));
+    rc = jail_backend_ops.init(&state, &(struct backend_config){probe, TEST_SCOPE}, err, sizeof(err));
     ok(rc == 0, "init with a leftover (%s)", err);
     ok(!cg_exists(id), "init removed the leftover cgroup");
     int st = 0;
@@ -558,8 +570,7 @@ int main(int argc, char **argv)
     const char *probe = argv[1];
     /* own cgroup parent: init's recovery must not kill the sandboxes of a
      * daemon running on the same host */
-    setenv("AIRLOCK_JAIL_CGROUP", "airlock-test", 0);
-
+    
     /* the runner lives in a 0700 directory: the child (an unprivileged host
      * uid) could not walk to it; the parent's open_tree must. */
     snprintf(runner_dir, sizeof(runner_dir), "/tmp/airlock-jail-test.XXXXXX");
@@ -573,7 +584,7 @@ int main(int argc, char **argv)
 
     char err[512] = "";
     void *state = NULL;
-    int rc = jail_backend_ops.init(&state, probe, err, sizeof(err));
+    int rc = jail_backend_ops.init(&state, &(struct backend_config){probe, TEST_SCOPE}, err, sizeof(err));
     ok(rc == 0, "init (%s)", err);
     if (rc < 0)
         goto done;
