@@ -32,7 +32,8 @@ struct sandbox_spec {
     uint64_t memory_bytes;   /* cgroup memory limit, no swap */
     uint32_t cpu_millis;     /* 1000 = one CPU */
     uint32_t pids_max;       /* processes+threads */
-    uint64_t tmpfs_bytes;    /* size cap for each of /tmp, /data, /home/user */
+    uint64_t tmpfs_bytes;    /* size cap of the one tmpfs behind /tmp, /data, /home/user,
+                                /dev/shm; keep it below memory_bytes (mnt.c says why) */
     const char *agent_path;  /* unused by jail (it execs the daemon's sealed memfd) */
     const char *runner_path; /* host path of airlock_runner.py, bound read-only at /opt/airlock */
     const char *hostname;    /* "sandbox" */

@@ -477,6 +477,18 @@ static void release_reservation(struct registry *reg)
     pthread_mutex_unlock(&reg->lock);
 }
 
+/* A sandbox's files live in tmpfs, charged to its memory limit. Capping them
+ * below the limit keeps room for the agent and a REPL, so filling the disk is
+ * ENOSPC (507 no_space) rather than an OOM kill of the agent: half the memory
+ * for small sandboxes, all but 96 MiB for large ones. */
+static uint64_t storage_bytes(unsigned memory_mb)
+{
+    uint64_t mem = (uint64_t)memory_mb << 20, headroom = mem / 2;
+    if (headroom > (96ull << 20))
+        headroom = 96ull << 20;
+    return mem - headroom;
+}
+
 int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char *key_id, struct sandbox **out,
                    struct api_error *err)
 {
@@ -524,7 +536,7 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
         .memory_bytes = (uint64_t)p->memory_mb << 20,
         .cpu_millis = (uint32_t)(p->cpus * 1000.0 + 0.5),
         .pids_max = 512,
-        .tmpfs_bytes = (uint64_t)p->memory_mb << 20,
+        .tmpfs_bytes = storage_bytes(p->memory_mb),
         .agent_path = d->cfg.agent_path,
         .runner_path = d->cfg.runner_path,
         .hostname = "sandbox",

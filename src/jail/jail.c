@@ -288,10 +288,7 @@ static void plan_mount_options(struct jail_plan *p, const struct sandbox_spec *s
     snprintf(p->root_opts, sizeof(p->root_opts), "mode=0755,size=1m");
     snprintf(p->etc_opts, sizeof(p->etc_opts), "mode=0755,size=1m");
     snprintf(p->dev_opts, sizeof(p->dev_opts), "mode=0755,size=64k");
-    snprintf(p->tmp_opts, sizeof(p->tmp_opts), "mode=1777%s", size);
-    snprintf(p->shm_opts, sizeof(p->shm_opts), "mode=1777%s", size);
-    /* uid=/gid= are read in the mounter's user namespace: sandbox uid 1000 */
-    snprintf(p->user_opts, sizeof(p->user_opts), "mode=0755,uid=%d,gid=%d%s", JAIL_USER_UID, JAIL_USER_UID, size);
+    snprintf(p->scratch_opts, sizeof(p->scratch_opts), "mode=0755%s", size);
 }
 
 static int plan_prepare(struct jail_state *st, const struct sandbox_spec *spec, struct jail_plan *p,

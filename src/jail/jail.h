@@ -101,10 +101,8 @@ struct jail_plan {
     char memory_arg[24]; /* the agent's --memory-limit, in bytes */
     char root_opts[64];  /* the new root tmpfs: only mount points and symlinks */
     char etc_opts[64];
-    char tmp_opts[96];   /* /tmp: 1777 */
-    char user_opts[96];  /* /data, /home/user: 0755, owned by JAIL_USER_UID */
+    char scratch_opts[64]; /* the one tmpfs behind /tmp /data /home/user /dev/shm */
     char dev_opts[64];
-    char shm_opts[96];
 
     struct jail_tree usr;
     struct jail_tree runner;

@@ -6,9 +6,11 @@
  *   /etc         small tmpfs: generated files (rootfs.c) + a few read-only
  *                host files (ld.so.cache, alternatives, python3...), then ro
  *   /opt/airlock/airlock_runner.py   read-only
- *   /tmp /data /home/user   size-capped tmpfs, nosuid, nodev
+ *   /tmp /data /home/user /dev/shm   directories of ONE size-capped tmpfs
+ *                (nosuid, nodev): a single budget for everything the sandbox
+ *                can store, set below its memory limit (see mnt_setup_scratch)
  *   /dev         tmpfs with host null zero full random urandom tty, own
- *                devpts, /dev/shm; read-only apart from shm and pts
+ *                devpts; read-only apart from shm and pts
  *   /proc        this pid namespace only; kcore, keys, timer_list,
  *                sysrq-trigger masked, /proc/sys read-only (as Docker does)
  *   no /sys
@@ -193,17 +195,59 @@ static int mnt_setup_runner(const struct jail_plan *p, struct jail_child_error *
     return child_attach_tree(&p->runner, e);
 }
 
-/* The writable places, all memory-backed and size-capped: nothing a sandbox
- * writes ever reaches the host disk, and it all vanishes with the namespace. */
+/* The writable places, all memory-backed: nothing a sandbox writes ever
+ * reaches the host disk, and it all vanishes with the namespace.
+ *
+ * They are directories of one tmpfs, bound into place, so a single size cap
+ * covers them all. tmpfs pages are charged to the sandbox's memory cgroup and
+ * cannot be reclaimed (no swap): if the sandbox's files could fill its whole
+ * memory limit, the OOM killer would run out of user processes to kill and
+ * take the agent, ending the sandbox. With one cap below the limit, a full
+ * disk is ENOSPC (an upload gets 507 no_space) and the agent lives on.
+ *
+ * The tmpfs is mounted at a hidden staging point of the new root, its
+ * directories are bound where they belong, and the staging mount is then
+ * detached; the binds keep the one superblock alive. */
+#define SCRATCH_DIR ".scratch"
+
+static int scratch_mkdir(const char *rel, mode_t mode, bool user_owned, struct jail_child_error *e)
+{
+    int r = child_mkdir(rel, mode, e);
+    if (r < 0)
+        return r;
+    /* mkdir applies the umask; the sticky bit and exact mode must stick */
+    if (chmod(rel, mode) < 0)
+        return fail_at(e, "chmod", rel, errno);
+    if (user_owned && chown(rel, JAIL_USER_UID, JAIL_USER_UID) < 0)
+        return fail_at(e, "chown", rel, errno);
+    return 0;
+}
+
 static int mnt_setup_scratch(const struct jail_plan *p, struct jail_child_error *e)
 {
+    static const struct {
+        const char *src, *dst;
+        mode_t mode;
+        bool user_owned;
+    } dirs[] = {
+        {SCRATCH_DIR "/tmp", "tmp", 01777, false},
+        {SCRATCH_DIR "/data", "data", 0755, true},
+        {SCRATCH_DIR "/home", "home/user", 0755, true},
+        {SCRATCH_DIR "/shm", "dev/shm", 01777, false},
+    };
     int r;
-    const unsigned long fl = MS_NOSUID | MS_NODEV;
-    if ((r = child_mkdir("tmp", 01777, e)) < 0 || (r = child_mount_tmpfs("tmp", p->tmp_opts, fl, e)) < 0 ||
-        (r = child_mkdir("data", 0755, e)) < 0 || (r = child_mount_tmpfs("data", p->user_opts, fl, e)) < 0 ||
-        (r = child_mkdir("home", 0755, e)) < 0 || (r = child_mkdir("home/user", 0755, e)) < 0 ||
-        (r = child_mount_tmpfs("home/user", p->user_opts, fl, e)) < 0)
+    if ((r = child_mkdir(SCRATCH_DIR, 0700, e)) < 0 ||
+        (r = child_mount_tmpfs(SCRATCH_DIR, p->scratch_opts, MS_NOSUID | MS_NODEV, e)) < 0 ||
+        (r = child_mkdir("home", 0755, e)) < 0)
         return r;
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+        if ((r = scratch_mkdir(dirs[i].src, dirs[i].mode, dirs[i].user_owned, e)) < 0 ||
+            (r = child_mkdir(dirs[i].dst, 0755, e)) < 0 || (r = child_bind(dirs[i].src, dirs[i].dst, e)) < 0)
+            return r;
+    if (umount2(SCRATCH_DIR, MNT_DETACH) < 0)
+        return fail_at(e, "umount", SCRATCH_DIR, errno);
+    if (rmdir(SCRATCH_DIR) < 0)
+        return fail_at(e, "rmdir", SCRATCH_DIR, errno);
     /* No /root: nothing runs as root inside but the agent, whose HOME is /. */
     return 0;
 }
@@ -227,16 +271,14 @@ static int mnt_setup_dev(const struct jail_plan *p, struct jail_child_error *e)
     for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++)
         if ((r = child_touch(nodes[i][1], e)) < 0 || (r = child_bind(nodes[i][0], nodes[i][1], e)) < 0)
             return r;
-    if ((r = child_mkdir("dev/shm", 01777, e)) < 0 ||
-        (r = child_mount_tmpfs("dev/shm", p->shm_opts, MS_NOSUID | MS_NODEV, e)) < 0 ||
-        (r = child_mkdir("dev/pts", 0755, e)) < 0)
+    if ((r = child_mkdir("dev/shm", 01777, e)) < 0 || (r = child_mkdir("dev/pts", 0755, e)) < 0)
         return r;
     if (mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620") < 0)
         return fail_at(e, "mount devpts", "dev/pts", errno);
     for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
         if ((r = child_symlink(links[i][0], links[i][1], e)) < 0)
             return r;
-    return child_remount_ro("dev", MS_NOSUID | MS_NOEXEC, e);
+    return 0; /* read-only once /dev/shm is bound (mnt_build_root) */
 }
 
 /* A fresh proc for the new pid namespace (the child is its PID 1, so it shows
@@ -264,7 +306,8 @@ int mnt_build_root(const struct jail_plan *p, struct jail_child_error *e)
     int r;
     if ((r = mnt_make_private(e)) < 0 || (r = mnt_mount_staging_root(p, e)) < 0 ||
         (r = mnt_setup_usr(p, e)) < 0 || (r = mnt_setup_etc(p, e)) < 0 || (r = mnt_setup_runner(p, e)) < 0 ||
-        (r = mnt_setup_scratch(p, e)) < 0 || (r = mnt_setup_dev(p, e)) < 0 || (r = mnt_setup_proc(e)) < 0)
+        (r = mnt_setup_dev(p, e)) < 0 || (r = mnt_setup_scratch(p, e)) < 0 ||
+        (r = child_remount_ro("dev", MS_NOSUID | MS_NOEXEC, e)) < 0 || (r = mnt_setup_proc(e)) < 0)
         return r;
     /* last: nothing more to create at the top level */
     return child_remount_ro(".", MS_NOSUID | MS_NODEV, e);

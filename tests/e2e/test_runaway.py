@@ -142,3 +142,29 @@ def test_concurrent_code_is_busy(fresh, assert_alive):
     t.join()
     assert out["r"].text == "'slow'"
     assert_alive()
+
+
+def test_filling_storage_is_no_space_not_a_crash(fresh, assert_alive):
+    """Files live in tmpfs charged to the sandbox's memory. Storage is capped
+    below the memory limit, so filling it is ENOSPC (507 no_space) and the
+    agent, the REPL and their state survive; before the cap, the OOM killer
+    took the agent and the sandbox died."""
+    import airlock
+    s = fresh(memory_mb=128)
+    s.run_code("kept = 'yes'")
+    blob = bytes(40 << 20)
+    s.upload(blob, "/data/a.bin")
+    with pytest.raises(airlock.AirlockError) as ei:
+        for i in range(4):  # 160 MiB into a 128 MiB sandbox
+            s.upload(blob, "/data/b%d.bin" % i)
+    assert (ei.value.status, ei.value.code) == (507, "no_space"), ei.value
+    # the failed upload left no partial file, and the sandbox is whole
+    names = sorted(e["name"] for e in s.files.list("/data"))
+    assert names[0] == "a.bin" and all(n.startswith(("a.bin", "b")) for n in names), names
+    assert len(s.download("/data/a.bin")) == 40 << 20
+    assert s.run_code("kept").text == "'yes'"
+    # /tmp, /home/user and /dev/shm draw on the same budget
+    r = s.run_code("open('/dev/shm/x', 'wb').write(bytes(100 << 20))")
+    assert r.error is not None and r.error.name == "OSError" and "No space left" in r.error.value, r
+    assert s.run_code("kept").text == "'yes'"
+    assert_alive()
