@@ -105,3 +105,48 @@ print(os.path.exists('/sys/kernel'), os.path.exists('/var/lib/airlock'), os.path
     lines = r.stdout.splitlines()
     assert "wrote" not in lines[0], lines
     assert lines[1] == "False False False", lines
+
+
+def test_no_icmp_no_ipv6_no_host_sockets(sb):
+    """Beyond TCP/UDP/DNS: no ICMP, no IPv6 route, and the host's unix
+    sockets (filesystem or abstract) are out of reach."""
+    import socket as hsock
+    import uuid
+    # an abstract unix socket listening on the host, in the host's network namespace
+    name = "\0airlock-test-" + uuid.uuid4().hex
+    host = hsock.socket(hsock.AF_UNIX, hsock.SOCK_STREAM)
+    host.bind(name)
+    host.listen(1)
+    try:
+        r = sb.run_code("""
+import socket, errno
+def outcome(fn):
+    try:
+        fn()
+        return 'ok'
+    except OSError as e:
+        return errno.errorcode.get(e.errno, repr(e))
+def ping():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+    s.sendto(b'\\x08\\x00\\xf7\\xff\\x00\\x00\\x00\\x00', ('1.1.1.1', 0))
+def raw():
+    socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+def v6():
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.connect(('2606:4700:4700::1111', 53))
+def abstract():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(%r)
+import os
+print(outcome(ping), outcome(raw), outcome(v6), outcome(abstract))
+print([p for p in ('/run', '/var/run', '/var/run/docker.sock', '/run/systemd') if os.path.exists(p)])
+""" % name)
+        assert r.error is None, r
+        ping, raw, v6, abstract = r.stdout.splitlines()[0].split()
+        assert ping in ("EACCES", "ENETUNREACH", "EPERM"), r.stdout   # no ICMP either way
+        assert raw == "EPERM", r.stdout                              # no CAP_NET_RAW
+        assert v6 in ("ENETUNREACH", "EADDRNOTAVAIL"), r.stdout
+        assert abstract == "ECONNREFUSED", r.stdout                  # the sandbox's own netns
+        assert r.stdout.splitlines()[1] == "[]", r.stdout
+    finally:
+        host.close()
