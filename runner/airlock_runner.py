@@ -361,6 +361,23 @@ def _make_namespace():
     return main.__dict__
 
 
+def _repair_std_streams():
+    """User code may close or replace sys.stdout/sys.stderr (or the
+    originals); every later call would then fail. Like a fresh interpreter,
+    each call starts with working streams on fds 1 and 2."""
+    import io
+
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        original = getattr(sys, "__%s__" % name)
+        if original is None or original.closed:
+            original = io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8",
+                                        errors="backslashreplace", line_buffering=True)
+            setattr(sys, "__%s__" % name, original)
+        current = getattr(sys, name)
+        if current is None or getattr(current, "closed", True):
+            setattr(sys, name, original)
+
+
 def main():
     global _RUNNER_FILE
     _RUNNER_FILE = main.__code__.co_filename
@@ -378,6 +395,7 @@ def main():
         cmd = _read_command(cmd_fd)
         if cmd is None:
             return 0  # the agent closed the pipe: the sandbox is going away
+        _repair_std_streams()
         try:
             reply = _execute(cmd, ns)
         except BaseException as e:  # a bug here must still answer the agent

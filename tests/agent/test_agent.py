@@ -686,3 +686,14 @@ def test_user_code_sees_uploaded_file_as_owner(agent, root):
     path = os.path.join(root, "tmp/mine.txt")
     r = agent.exec(argv=["sh", "-c", "echo more >> %s && cat %s" % (path, path)])
     assert r.result["exit_code"] == 0 and r.stdout == b"hellomore\n"
+
+
+def test_closed_std_streams_are_repaired(agent):
+    """Closing sys.stdout (or the underlying original) breaks only that call."""
+    r = agent.py("import sys; sys.stdout.close()")
+    assert r.result["error"] is None
+    r = agent.py("print('back')")
+    assert r.result["error"] is None and r.stdout == b"back\n", r.frames
+    agent.py("import sys; sys.stderr.close(); sys.stdout = None")
+    r = agent.py("import sys; print('out'); print('err', file=sys.stderr)")
+    assert (r.stdout, r.stderr) == (b"out\n", b"err\n"), r.frames
