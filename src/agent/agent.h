@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "log.h"
 #include "proto.h"
 
 #define AGENT_NAME "airlock-agent 0.1.0"
@@ -230,6 +231,8 @@ struct agent {
 };
 
 int agent_loop(struct agent *a);
+/* log.c sink: every log line also goes to the daemon as a LOG frame. */
+void agent_log_sink(void *ctx, enum log_level lvl, const char *line);
 void agent_watch(struct agent *a, int fd, short events, enum watch_kind kind, struct job *job);
 
 /* Replies. A failure to write to the control stream means the daemon is

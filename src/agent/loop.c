@@ -29,10 +29,22 @@ void agent_send(struct agent *a, uint8_t type, uint16_t flags, uint32_t req_id, 
         return; /* the stream is already known dead */
     int r = proto_send(a->ctl_fd, type, flags, req_id, buf, len);
     if (r < 0) {
-        log_error("write %s frame to control fd: %s", proto_type_name(type), strerror(-r));
+        /* first mark the stream dead: the log line below is forwarded over
+         * the same stream (agent_log_sink), which must not be tried again */
         a->quit = true;
         a->exit_code = 1;
+        log_error("write %s frame to control fd: %s", proto_type_name(type), strerror(-r));
     }
+}
+
+void agent_log_sink(void *ctx, enum log_level lvl, const char *line)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    char buf[PROTO_LOG_MAX];
+    int n = snprintf(buf, sizeof(buf), "%s: %s", names[lvl], line);
+    if (n < 0)
+        return;
+    agent_send(ctx, PROTO_LOG, 0, 0, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
 void agent_send_json(struct agent *a, uint8_t type, uint16_t flags, uint32_t req_id, json_t *obj)

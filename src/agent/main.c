@@ -117,6 +117,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("airlock-agent", debug ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+    log_set_sink(agent_log_sink, &a);
     a.is_pid1 = getpid() == 1;
 
     /* The control fd must not leak into user processes (proc.c closes every

@@ -367,7 +367,13 @@ void repl_on_exit(struct agent *a, int wstatus)
         outstream_drain(a, &r->err, r->req_id, r->max_output);
     }
     uint64_t lived = now_mono_ms() - r->started_ms;
-    log_debug("python runner %d ended (status 0x%x) after %llu ms", (int)r->pid, wstatus, (unsigned long long)lived);
+    /* the daemon's log shows why a sandbox lost its REPL state */
+    if (WIFSIGNALED(wstatus))
+        log_info("python runner %d killed by signal %d after %llu ms; restarting", (int)r->pid, WTERMSIG(wstatus),
+                 (unsigned long long)lived);
+    else
+        log_info("python runner %d exited with status %d after %llu ms; restarting", (int)r->pid,
+                 WEXITSTATUS(wstatus), (unsigned long long)lived);
     /* whatever it left in the group (subprocesses) goes with it */
     (void)kill(-r->pid, SIGKILL);
     r->pid = 0;

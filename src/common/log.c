@@ -8,6 +8,14 @@
 /* Set once at start-up before any thread exists, read-only afterwards. */
 static const char *log_prog = "airlock";
 static enum log_level log_min = LOG_LVL_INFO;
+static void (*log_sink)(void *ctx, enum log_level lvl, const char *line);
+static void *log_sink_ctx;
+
+void log_set_sink(void (*sink)(void *ctx, enum log_level lvl, const char *line), void *ctx)
+{
+    log_sink = sink;
+    log_sink_ctx = ctx;
+}
 
 void log_init(const char *progname, enum log_level min)
 {
@@ -20,6 +28,14 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
     static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
     if (lvl < log_min)
         return;
+    if (log_sink) {
+        char msg[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        log_sink(log_sink_ctx, lvl, msg);
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;

@@ -6,6 +6,10 @@
 enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
 
 void log_init(const char *progname, enum log_level min);
+/* Also hand each formatted line (without timestamp or newline) to sink: the
+ * agent's stderr is /dev/null inside a sandbox, so it forwards its log to the
+ * daemon. Set once, before any thread exists. */
+void log_set_sink(void (*sink)(void *ctx, enum log_level lvl, const char *line), void *ctx);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)

@@ -119,6 +119,7 @@ const char *proto_type_name(uint8_t type)
     case PROTO_RESULT: return "RESULT";
     case PROTO_OK: return "OK";
     case PROTO_ERROR: return "ERROR";
+    case PROTO_LOG: return "LOG";
     default: return "UNKNOWN";
     }
 }

@@ -32,6 +32,7 @@
 #define PROTO_DATA_CHUNK (256u * 1024u) /* preferred size of data frames */
 
 #define PROTO_F_END 0x0001 /* last frame of this request */
+#define PROTO_LOG_MAX 1024u /* longest LOG line a daemon accepts */
 
 enum proto_type {
     /* daemon -> agent */
@@ -54,6 +55,7 @@ enum proto_type {
                           *       "stdout_truncated","stderr_truncated","timed_out","killed_signal"} */
     PROTO_OK = 0x43,     /* JSON reply to a control request */
     PROTO_ERROR = 0x44,  /* END. {"code","message"}: the request failed */
+    PROTO_LOG = 0x45,    /* req_id 0. one line of the agent's own log (text, <= PROTO_LOG_MAX) */
 };
 
 struct proto_hdr {

@@ -30,6 +30,7 @@ struct agent_conn {
     char name[48];
     pthread_t reader;
     bool reader_started;
+    unsigned log_lines; /* LOG frames seen (reader thread only) */
 
     pthread_mutex_t lock;  /* reqs, queues, next_id, dead, closing */
     pthread_cond_t space;  /* signalled when a queue shrinks (the reader may wait) */
@@ -68,6 +69,27 @@ static void mark_dead_locked(struct agent_conn *c)
     pthread_cond_broadcast(&c->space);
 }
 
+/* The agent's own log, one line per LOG frame. It comes from inside the
+ * sandbox, so it is bounded, made printable and rate-limited per sandbox:
+ * a compromised agent cannot flood or forge the daemon's log lines. */
+#define AGENT_LOG_LINES_MAX 200
+
+static void log_agent_line(struct agent_conn *c, const uint8_t *data, size_t len)
+{
+    if (c->log_lines >= AGENT_LOG_LINES_MAX) {
+        if (c->log_lines++ == AGENT_LOG_LINES_MAX)
+            log_warn("agent %s: more than %d log lines; the rest are dropped", c->name, AGENT_LOG_LINES_MAX);
+        return;
+    }
+    c->log_lines++;
+    char line[PROTO_LOG_MAX + 1];
+    size_t n = len < PROTO_LOG_MAX ? len : PROTO_LOG_MAX;
+    for (size_t i = 0; i < n; i++)
+        line[i] = data[i] >= 0x20 && data[i] < 0x7f ? (char)data[i] : '?';
+    line[n] = '\0';
+    log_info("agent %s: %s", c->name, line);
+}
+
 static void *reader_main(void *arg)
 {
     struct agent_conn *c = arg;
@@ -78,6 +100,11 @@ static void *reader_main(void *arg)
         r = proto_recv(c->fd, &h, &payload);
         if (r < 0)
             break;
+        if (h.type == PROTO_LOG) {
+            log_agent_line(c, payload, h.len);
+            free(payload);
+            continue;
+        }
         pthread_mutex_lock(&c->lock);
         struct agent_req *req = find_req(c, h.req_id);
         /* back-pressure: wait while this request's queue is full */

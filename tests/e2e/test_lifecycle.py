@@ -141,3 +141,20 @@ def test_concurrent_creates(daemon):
         with cf.ThreadPoolExecutor(8) as ex:
             list(ex.map(lambda b: b.close(), boxes))
     assert time.monotonic() - t0 < 30
+
+
+def test_agent_log_reaches_the_daemon_log(daemon, fresh):
+    """The agent's stderr is /dev/null inside the sandbox; its log lines
+    (here: a REPL restart) travel as LOG frames into the daemon's log."""
+    s = fresh()
+    r = s.run_code("import os; os._exit(3)")
+    assert r.exit_code == 3
+    expect = "agent %s: info: python runner" % s.id
+
+    def logged():
+        with open(daemon.log_path, "rb") as f:
+            return expect.encode() in f.read()
+    deadline = time.monotonic() + 10
+    while not logged():
+        assert time.monotonic() < deadline, "no forwarded agent log line in the daemon log"
+        time.sleep(0.1)
