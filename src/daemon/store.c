@@ -226,12 +226,28 @@ int store_key_count(struct store *s, unsigned *count)
     return r;
 }
 
+/* The end every list query shares (called with the lock held): reset the
+ * statement, unlock, and hand out {key: arr}, or the error and no array. */
+static int list_finish(struct store *s, sqlite3_stmt *st, int rc, const char *what, const char *key, json_t *arr,
+                       json_t **out)
+{
+    int r = rc == SQLITE_DONE ? 0 : db_fail(s, what);
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&s->lock);
+    if (r < 0) {
+        json_decref(arr);
+        return r;
+    }
+    *out = json_pack("{s:o}", key, arr);
+    return *out ? 0 : -ENOMEM;
+}
+
 int store_key_list(struct store *s, json_t **out)
 {
     json_t *arr = json_array();
     if (!arr)
         return -ENOMEM;
-    int r = 0, rc;
+    int rc;
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st = stmt(s, ST_KEY_LIST);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -241,16 +257,7 @@ int store_key_list(struct store *s, json_t **out)
                                              sqlite3_column_text(st, 1), "admin", sqlite3_column_int(st, 2),
                                              "created_at", ts, "revoked", sqlite3_column_int(st, 4)));
     }
-    if (rc != SQLITE_DONE)
-        r = db_fail(s, "list api keys");
-    sqlite3_reset(st);
-    pthread_mutex_unlock(&s->lock);
-    if (r < 0) {
-        json_decref(arr);
-        return r;
-    }
-    *out = json_pack("{s:o}", "keys", arr);
-    return *out ? 0 : -ENOMEM;
+    return list_finish(s, st, rc, "list api keys", "keys", arr, out);
 }
 
 int store_key_revoke(struct store *s, const char *id)
@@ -438,7 +445,7 @@ int store_audit_list(struct store *s, const char *sandbox_id, json_t **out)
     json_t *arr = json_array();
     if (!arr)
         return -ENOMEM;
-    int r = 0, rc;
+    int rc;
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st = stmt(s, ST_AUDIT_LIST);
     bind_text(st, 1, sandbox_id);
@@ -451,14 +458,5 @@ int store_audit_list(struct store *s, const char *sandbox_id, json_t **out)
         json_array_append_new(arr, json_pack("{s:s,s:s,s:s?,s:o}", "ts", ts, "action", sqlite3_column_text(st, 1),
                                              "key_id", kid, "detail", detail ? detail : json_object()));
     }
-    if (rc != SQLITE_DONE)
-        r = db_fail(s, "read audit events");
-    sqlite3_reset(st);
-    pthread_mutex_unlock(&s->lock);
-    if (r < 0) {
-        json_decref(arr);
-        return r;
-    }
-    *out = json_pack("{s:o}", "events", arr);
-    return *out ? 0 : -ENOMEM;
+    return list_finish(s, st, rc, "read audit events", "events", arr, out);
 }
