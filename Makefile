@@ -10,10 +10,15 @@ RUNDIR  := $(CURDIR)/.run
 PORT    ?= 7070
 REGION  ?= eu
 
+# What Python in the default `host` template can import for data work
+# (tests/e2e/test_sdk.py checks each one inside a sandbox).
+TEMPLATE_PKGS := python3-pandas python3-numpy python3-matplotlib python3-scipy python3-openpyxl python3-jinja2
+
 APT_PKGS := meson ninja-build pkg-config gcc libc6-dev \
 	libmicrohttpd-dev libjansson-dev libseccomp-dev libcap-dev libsqlite3-dev \
 	libssl-dev libcurl4-openssl-dev \
-	python3 python3-pip python3-pytest python3-pandas python3-numpy python3-matplotlib python3-setuptools \
+	python3 python3-pip python3-pytest python3-setuptools \
+	$(TEMPLATE_PKGS) \
 	iproute2 curl procps
 
 .PHONY: all deps build build-asan run stop test test-unit test-jail test-agent test-e2e bench clean

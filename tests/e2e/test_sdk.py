@@ -319,3 +319,13 @@ def test_audit_log_has_no_contents(daemon, fresh):
     import json
     assert marker not in json.dumps(events)
     assert marker not in daemon.log_text()
+
+
+def test_host_template_has_the_data_stack(sb):
+    """The default template's promise (Makefile TEMPLATE_PKGS): the usual
+    data-analysis libraries import inside a sealed sandbox, no pip needed."""
+    r = sb.run_code("import pandas, numpy, matplotlib, scipy, openpyxl, jinja2\n"
+                    "import scipy.stats\n"
+                    "float(scipy.stats.norm.cdf(0))")
+    assert r.error is None, r
+    assert r.text == "0.5"
