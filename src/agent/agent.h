@@ -5,7 +5,9 @@
  *   - a signalfd for SIGCHLD (every child and orphan is reaped there),
  *   - the persistent Python REPL's pipes (repl.c),
  *   - the pipes of fresh bash / exec children (job.c),
- *   - pending file downloads (files.c streams one chunk per iteration).
+ *   - pending file downloads (files.c streams one chunk per iteration, at
+ *     most PROTO_GET_WINDOW unacknowledged bytes each: a stalled download
+ *     waits for FILE_ACK without holding the loop).
  * All state lives in one `struct agent` passed around; there is no other
  * global mutable state.
  *
@@ -187,10 +189,12 @@ int job_count(const struct agent *a);
 struct file_op; /* an upload in progress or a download being streamed */
 
 void files_handle(struct agent *a, const struct proto_hdr *h, json_t *req);
-/* FILE_DATA or ERROR from the daemon for an upload in progress. */
-void files_handle_put_data(struct agent *a, const struct proto_hdr *h, const uint8_t *payload);
-bool files_owns_req(struct agent *a, uint32_t req_id);
-/* Send the next chunk of every pending download; true if any remain. */
+/* FILE_DATA, ERROR or FILE_ACK from the daemon for a transfer in progress:
+ * upload data or abort, download acknowledgement or cancel. Frames for
+ * unknown requests are dropped. */
+void files_handle_peer_frame(struct agent *a, const struct proto_hdr *h, const uint8_t *payload);
+/* Send the next chunk of every download the window allows; true if one can
+ * send more at once (the loop must not sleep in poll). */
 bool files_pump_downloads(struct agent *a);
 void files_free_all(struct agent *a);
 

@@ -17,7 +17,11 @@
  * Uploads go to a hidden temporary file in the target directory and are
  * renamed into place on END, so a failed upload leaves nothing behind.
  * Downloads are streamed one PROTO_DATA_CHUNK per loop iteration, so a big
- * download does not stop the loop from serving output and timeouts.
+ * download does not stop the loop from serving output and timeouts, and
+ * only while the daemon has acknowledged all but PROTO_GET_WINDOW bytes
+ * (FILE_ACK): a download client that stalls then parks its download here
+ * instead of filling the control stream, which every other request of the
+ * sandbox shares.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -55,6 +59,7 @@ struct file_op {
     char *path;    /* put: normalised path for the reply */
     uint64_t size; /* put: bytes written; get: bytes sent */
     uint64_t expect; /* get: size at open */
+    uint64_t acked;  /* get: bytes the daemon has acknowledged (<= size) */
 };
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -307,12 +312,6 @@ static struct file_op *file_op_find(struct agent *a, uint32_t req_id)
     return NULL;
 }
 
-bool files_owns_req(struct agent *a, uint32_t req_id)
-{
-    struct file_op *o = file_op_find(a, req_id);
-    return o && o->is_put;
-}
-
 /* Remove from the list, close, and for an unfinished upload delete the
  * temporary file. */
 static void file_op_free(struct agent *a, struct file_op *op)
@@ -432,11 +431,8 @@ static void handle_put(struct agent *a, const struct proto_hdr *h, json_t *req)
     }
 }
 
-void files_handle_put_data(struct agent *a, const struct proto_hdr *h, const uint8_t *payload)
+static void put_data(struct agent *a, struct file_op *op, const struct proto_hdr *h, const uint8_t *payload)
 {
-    struct file_op *op = file_op_find(a, h->req_id);
-    if (!op || !op->is_put)
-        return;
     if (h->type == PROTO_ERROR) {
         log_debug("upload %u aborted by the daemon", h->req_id);
         file_op_free(a, op); /* deletes the temporary file */
@@ -500,19 +496,31 @@ static void handle_get(struct agent *a, const struct proto_hdr *h, json_t *req)
     json_decref(ok);
 }
 
-/* One chunk; true if the download continues. */
-static bool get_send_chunk(struct agent *a, struct file_op *op)
+/* How many more bytes the window allows; 0 while the daemon is behind. */
+static size_t get_room(const struct file_op *op)
+{
+    uint64_t in_flight = op->size - op->acked;
+    if (in_flight >= PROTO_GET_WINDOW)
+        return 0;
+    uint64_t room = PROTO_GET_WINDOW - in_flight;
+    return room < PROTO_DATA_CHUNK ? (size_t)room : PROTO_DATA_CHUNK;
+}
+
+/* One chunk of at most `room` bytes; true if the download continues. */
+static bool get_send_chunk(struct agent *a, struct file_op *op, size_t room)
 {
     /* static: one 256 KiB buffer reused by every download (single thread) */
     static uint8_t buf[PROTO_DATA_CHUNK];
-    ssize_t n = read(op->fd, buf, sizeof(buf));
+    ssize_t n = read(op->fd, buf, room);
     if (n < 0) {
         if (errno == EINTR || errno == EAGAIN)
             return true;
         send_errno(a, op->req_id, errno, "read", "file");
         return false;
     }
-    bool end = n == 0 || ((size_t)n < sizeof(buf) && op->size + (uint64_t)n >= op->expect);
+    /* a short read at the size we announced is the end; a file that grew
+     * meanwhile is sent until read() returns 0 */
+    bool end = n == 0 || ((size_t)n < room && op->size + (uint64_t)n >= op->expect);
     agent_send(a, PROTO_FILE_DATA, end ? PROTO_F_END : 0, op->req_id, buf, (size_t)n);
     op->size += (uint64_t)n;
     return !end;
@@ -524,15 +532,59 @@ bool files_pump_downloads(struct agent *a)
     struct file_op *op = a->file_ops;
     while (op && !a->quit) {
         struct file_op *next = op->next;
-        if (!op->is_put) {
-            if (get_send_chunk(a, op))
-                more = true;
-            else
+        size_t room = op->is_put ? 0 : get_room(op);
+        if (room > 0) {
+            if (!get_send_chunk(a, op, room))
                 file_op_free(a, op);
+            else if (get_room(op) > 0)
+                more = true; /* a download waiting for an ACK is not "more": the loop may sleep */
         }
         op = next;
     }
     return more;
+}
+
+/* FILE_ACK {"bytes":n}: the daemon handed n more bytes to its client. A
+ * malformed one is only logged: it comes from the daemon, which is trusted,
+ * and answering it would put a frame on a request the daemon may be reading. */
+static void get_ack(struct file_op *op, const struct proto_hdr *h, const uint8_t *payload)
+{
+    json_t *j = json_loadb((const char *)payload, h->len, 0, NULL);
+    json_t *jb = json_object_get(j, "bytes");
+    if (!json_is_integer(jb) || json_integer_value(jb) < 0) {
+        log_warn("FILE_ACK for req %u without a byte count; ignored", h->req_id);
+        json_decref(j);
+        return;
+    }
+    uint64_t n = (uint64_t)json_integer_value(jb);
+    json_decref(j);
+    /* never beyond what was sent, so a confused daemon cannot open the
+     * window wider than PROTO_GET_WINDOW */
+    op->acked = n > op->size - op->acked ? op->size : op->acked + n;
+}
+
+void files_handle_peer_frame(struct agent *a, const struct proto_hdr *h, const uint8_t *payload)
+{
+    struct file_op *op = file_op_find(a, h->req_id);
+    if (!op) {
+        log_debug("dropping %s for unknown req %u", proto_type_name(h->type), h->req_id);
+        return;
+    }
+    if (op->is_put) {
+        if (h->type == PROTO_FILE_DATA || h->type == PROTO_ERROR)
+            put_data(a, op, h, payload);
+        else
+            log_debug("dropping %s for upload %u", proto_type_name(h->type), h->req_id);
+        return;
+    }
+    if (h->type == PROTO_FILE_ACK) {
+        get_ack(op, h, payload);
+    } else if (h->type == PROTO_ERROR) {
+        log_debug("download %u cancelled by the daemon after %llu bytes", h->req_id, (unsigned long long)op->size);
+        file_op_free(a, op); /* closes the file; later ACKs find nothing */
+    } else {
+        log_debug("dropping %s for download %u", proto_type_name(h->type), h->req_id);
+    }
 }
 
 /* ---- FILE_LIST ------------------------------------------------------------------ */

@@ -6,7 +6,9 @@
  * epoll set in sync with children that come and go). Writes to the control
  * stream are blocking: the daemon reads every sandbox's stream on its own
  * thread, so a full socket only applies back-pressure, and a child whose
- * pipe we do not read for a moment just waits.
+ * pipe we do not read for a moment just waits. Downloads, the one reply
+ * whose size the user picks, are credit-paced (FILE_ACK) so a slow HTTP
+ * client never makes that back-pressure reach the loop.
  */
 #include <errno.h>
 #include <signal.h>
@@ -207,36 +209,30 @@ static void handle_signal(struct agent *a, uint32_t req_id, json_t *req)
     agent_send_ok(a, req_id, NULL);
 }
 
-static bool type_has_json(uint8_t type)
+/* Frames that continue a transfer: upload data or abort, download ack or
+ * cancel. They never get a reply of their own. */
+static bool is_transfer_frame(uint8_t type)
 {
-    return type != PROTO_FILE_DATA && type != PROTO_ERROR;
+    return type == PROTO_FILE_DATA || type == PROTO_ERROR || type == PROTO_FILE_ACK;
 }
 
 static void dispatch(struct agent *a, const struct proto_hdr *h, const uint8_t *payload)
 {
     log_debug("frame %s req %u len %u", proto_type_name(h->type), h->req_id, h->len);
-    if (h->type == PROTO_FILE_DATA || h->type == PROTO_ERROR) {
-        /* data for an upload, or the daemon aborting one; anything else of
-         * these types has no request to belong to and is dropped */
-        if (files_owns_req(a, h->req_id))
-            files_handle_put_data(a, h, payload);
-        else
-            log_debug("dropping %s for unknown req %u", proto_type_name(h->type), h->req_id);
+    if (is_transfer_frame(h->type)) {
+        files_handle_peer_frame(a, h, payload);
         return;
     }
     if (h->req_id == 0) {
         agent_send_error(a, 0, PROTO_ERR_INVALID, "req_id must be non-zero");
         return;
     }
-    json_t *req = NULL;
-    if (type_has_json(h->type)) {
-        json_error_t jerr;
-        req = json_loadb((const char *)payload, h->len, 0, &jerr);
-        if (!req || !json_is_object(req)) {
-            json_decref(req);
-            agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "payload is not a JSON object: %s", req ? "not an object" : jerr.text);
-            return;
-        }
+    json_error_t jerr;
+    json_t *req = json_loadb((const char *)payload, h->len, 0, &jerr);
+    if (!req || !json_is_object(req)) {
+        json_decref(req);
+        agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "payload is not a JSON object: %s", req ? "not an object" : jerr.text);
+        return;
     }
     switch (h->type) {
     case PROTO_HELLO: handle_hello(a, h->req_id); break;
@@ -331,9 +327,9 @@ static void build_pollset(struct agent *a)
     }
 }
 
-static int poll_timeout(struct agent *a, bool downloads_pending)
+static int poll_timeout(struct agent *a, bool downloads_ready)
 {
-    if (downloads_pending)
+    if (downloads_ready)
         return 0;
     uint64_t next = repl_next_deadline(a);
     for (struct job *j = a->jobs; j; j = j->next)
@@ -398,10 +394,10 @@ static void dispatch_ready(struct agent *a, int i)
 
 int agent_loop(struct agent *a)
 {
-    bool downloads_pending = false;
+    bool downloads_ready = false;
     while (!a->quit) {
         build_pollset(a);
-        int n = poll(a->pfds, (nfds_t)a->npfds, poll_timeout(a, downloads_pending));
+        int n = poll(a->pfds, (nfds_t)a->npfds, poll_timeout(a, downloads_ready));
         if (n < 0 && errno != EINTR) {
             log_error("poll: %s", strerror(errno));
             a->exit_code = 1;
@@ -414,7 +410,7 @@ int agent_loop(struct agent *a)
         uint64_t now = now_mono_ms();
         repl_on_timer(a, now);
         job_on_timer(a, now);
-        downloads_pending = files_pump_downloads(a);
+        downloads_ready = files_pump_downloads(a);
     }
     return 0;
 }

@@ -114,6 +114,7 @@ const char *proto_type_name(uint8_t type)
     case PROTO_FILE_DELETE: return "FILE_DELETE";
     case PROTO_FILE_MKDIR: return "FILE_MKDIR";
     case PROTO_FILE_DATA: return "FILE_DATA";
+    case PROTO_FILE_ACK: return "FILE_ACK";
     case PROTO_STDOUT: return "STDOUT";
     case PROTO_STDERR: return "STDERR";
     case PROTO_RESULT: return "RESULT";

@@ -30,6 +30,11 @@
 #define PROTO_HDR_LEN 16
 #define PROTO_MAX_PAYLOAD (1u << 20) /* 1 MiB */
 #define PROTO_DATA_CHUNK (256u * 1024u) /* preferred size of data frames */
+/* FILE_GET flow control: the agent keeps at most this many FILE_DATA bytes
+ * of one download unacknowledged (FILE_ACK). The daemon's per-request queue
+ * (AGENT_QUEUE_MAX_BYTES) must hold a whole window, so its reader never has
+ * to wait on a slow download client. */
+#define PROTO_GET_WINDOW (1024u * 1024u)
 
 #define PROTO_F_END 0x0001 /* last frame of this request */
 #define PROTO_LOG_MAX 1024u /* longest LOG line a daemon accepts */
@@ -42,11 +47,13 @@ enum proto_type {
     PROTO_EXEC = 0x11,        /* {"argv":[..]|"shell":"..","env","cwd","stdin","timeout_ms","max_output"} */
     PROTO_SIGNAL = 0x12,      /* {"target":req_id,"signal":n} -> OK */
     PROTO_FILE_PUT = 0x20,    /* {"path","mode"} then FILE_DATA frames, last with END -> OK {"path","size"} */
-    PROTO_FILE_GET = 0x21,    /* {"path"} -> OK {"size","mode"} (no END), FILE_DATA..., last with END */
+    PROTO_FILE_GET = 0x21,    /* {"path"} -> OK {"size","mode"} (no END), FILE_DATA..., last with END;
+                               * paced by FILE_ACK, cancelled by an ERROR from the daemon */
     PROTO_FILE_LIST = 0x22,   /* {"path"} -> OK {"path","entries":[{"name","type","size","mode","mtime"}]} */
     PROTO_FILE_DELETE = 0x23, /* {"path","recursive"} -> OK */
     PROTO_FILE_MKDIR = 0x24,  /* {"path"} -> OK */
     PROTO_FILE_DATA = 0x25,   /* raw bytes, both directions */
+    PROTO_FILE_ACK = 0x26,    /* {"bytes":n} with a FILE_GET's id: n more bytes consumed. No reply */
 
     /* agent -> daemon */
     PROTO_STDOUT = 0x40, /* raw bytes of the request's stdout */

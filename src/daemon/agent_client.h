@@ -5,7 +5,9 @@
  * Frames for ids nobody waits for (finished or abandoned requests) are
  * dropped. A queue holds at most AGENT_QUEUE_MAX_BYTES; when a client reads
  * slower than the agent writes, the reader waits (back-pressure on the agent)
- * instead of buffering without bound.
+ * instead of buffering without bound. That wait stalls every request of the
+ * sandbox, so downloads never reach it: the agent sends at most
+ * PROTO_GET_WINDOW unacknowledged bytes per FILE_GET (api_files.c acks).
  *
  * Writers are serialized by a mutex; request ids come from a counter.
  * When the stream ends or breaks, the connection is dead: every waiter wakes

@@ -2,7 +2,10 @@
  * download), list, delete. File bytes pass through the daemon in chunks and
  * are never written to the host disk nor held whole in memory: an upload
  * chunk from libmicrohttpd becomes a FILE_DATA frame at once, a download
- * frame is copied to the client as the client reads. */
+ * frame is copied to the client as the client reads, and acknowledged to
+ * the agent (FILE_ACK) only then: the agent keeps at most PROTO_GET_WINDOW
+ * bytes unacknowledged, so a client that stops reading stops its own
+ * download and nothing else (the sandbox's other requests share the stream). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,11 @@
 #define FILE_OP_TIMEOUT_MS 120000   /* list, delete, final upload reply */
 #define DOWNLOAD_FRAME_TIMEOUT_MS 120000
 #define GONE_POLL_MS 1000
+#define DOWNLOAD_ACK_BATCH PROTO_DATA_CHUNK /* acknowledge in chunks: few frames */
+
+/* A whole window must fit in a request's queue, or the reader thread would
+ * wait for a slow download client again (agent_client.h). */
+_Static_assert(PROTO_GET_WINDOW <= AGENT_QUEUE_MAX_BYTES, "download window larger than the agent queue");
 
 /* The reply for a failed agent request: 410 if the sandbox expired under
  * it, 503 if its agent went away, else the error as filled. */
@@ -234,7 +242,50 @@ struct download {
     struct agent_frame *cur;
     size_t off;
     int client_fd;
+    uint64_t unacked; /* bytes handed to the client, not yet acknowledged */
+    bool finished;    /* the agent ended the request (a frame with END) */
 };
+
+/* Stop the agent's side of a download the client will not finish: it
+ * closes the file and frees the request's window. A dead stream needs
+ * nothing (the send fails, harmlessly). */
+static void download_cancel(struct agent_req *areq)
+{
+    static const char msg[] = "{\"code\":\"internal\",\"message\":\"download cancelled by the daemon\"}";
+    int r = agent_req_send(areq, PROTO_ERROR, PROTO_F_END, msg, sizeof(msg) - 1);
+    if (r < 0)
+        log_debug("send ERROR to cancel download %u: %s", agent_req_id(areq), strerror(-r));
+}
+
+/* Return the client's consumed bytes to the agent's window. */
+static void download_ack(struct download *dl)
+{
+    if (dl->unacked == 0 || dl->finished)
+        return;
+    char body[48];
+    int n = snprintf(body, sizeof(body), "{\"bytes\":%llu}", (unsigned long long)dl->unacked);
+    int r = agent_req_send(dl->areq, PROTO_FILE_ACK, 0, body, (size_t)n);
+    if (r < 0) /* the agent is gone: the next agent_req_next says so */
+        log_debug("sandbox %s: send FILE_ACK: %s", sandbox_id(dl->sb), strerror(-r));
+    dl->unacked = 0;
+}
+
+/* The next frame of the download into dl->cur: at once if queued, else
+ * after acknowledging what the client took (the agent may be waiting for
+ * exactly that) and waiting in slices, to notice a client that left. */
+static int download_next_frame(struct download *dl)
+{
+    int r = agent_req_next(dl->areq, 0, &dl->cur);
+    if (r != -ETIMEDOUT)
+        return r;
+    download_ack(dl);
+    uint64_t deadline = now_mono_ms() + DOWNLOAD_FRAME_TIMEOUT_MS;
+    do {
+        uint64_t slice = now_mono_ms() + GONE_POLL_MS;
+        r = agent_req_next(dl->areq, slice < deadline ? slice : deadline, &dl->cur);
+    } while (r == -ETIMEDOUT && now_mono_ms() < deadline && !http_fd_gone(dl->client_fd));
+    return r;
+}
 
 static ssize_t download_read(void *cls, uint64_t pos UNUSED, char *buf, size_t max)
 {
@@ -246,6 +297,9 @@ static ssize_t download_read(void *cls, uint64_t pos UNUSED, char *buf, size_t m
                 n = max;
             memcpy(buf, dl->cur->data + dl->off, n);
             dl->off += n;
+            dl->unacked += n;
+            if (dl->unacked >= DOWNLOAD_ACK_BATCH)
+                download_ack(dl);
             return (ssize_t)n;
         }
         if (dl->cur && (dl->cur->flags & PROTO_F_END))
@@ -253,15 +307,10 @@ static ssize_t download_read(void *cls, uint64_t pos UNUSED, char *buf, size_t m
         agent_frame_free(dl->cur);
         dl->cur = NULL;
         dl->off = 0;
-        /* wait for the next frame in slices, to notice a client that left */
-        uint64_t deadline = now_mono_ms() + DOWNLOAD_FRAME_TIMEOUT_MS;
-        int r;
-        do {
-            uint64_t slice = now_mono_ms() + GONE_POLL_MS;
-            r = agent_req_next(dl->areq, slice < deadline ? slice : deadline, &dl->cur);
-        } while (r == -ETIMEDOUT && now_mono_ms() < deadline && !http_fd_gone(dl->client_fd));
-        if (r < 0)
+        if (download_next_frame(dl) < 0)
             return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (dl->cur->flags & PROTO_F_END)
+            dl->finished = true;
         if (dl->cur->type != PROTO_FILE_DATA) {
             log_warn("sandbox %s: download ended by %s", sandbox_id(dl->sb), proto_type_name(dl->cur->type));
             return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -272,6 +321,8 @@ static ssize_t download_read(void *cls, uint64_t pos UNUSED, char *buf, size_t m
 static void download_free(void *cls)
 {
     struct download *dl = cls;
+    if (!dl->finished) /* the client left, or the agent stopped answering */
+        download_cancel(dl->areq);
     agent_frame_free(dl->cur);
     agent_req_free(dl->areq); /* frames still coming are dropped */
     sandbox_unref(dl->sb);
@@ -299,6 +350,8 @@ void api_files_get(struct http_req *req)
     cleanup_frame struct agent_frame *f = NULL;
     r = agent_req_next(areq, now_mono_ms() + FILE_OP_TIMEOUT_MS, &f);
     if (r < 0) {
+        if (r == -ETIMEDOUT) /* a late OK would park a download nobody reads */
+            download_cancel(areq);
         api_error_set(&err, r, 503, "unavailable", "sandbox agent did not answer FILE_GET");
         reply_agent_error(req, sb, r, &err);
         return;
@@ -308,6 +361,8 @@ void api_files_get(struct http_req *req)
         return;
     }
     if (f->type != PROTO_OK) {
+        if (!(f->flags & PROTO_F_END))
+            download_cancel(areq);
         http_reply_errorf(req, 500, "internal", "agent answered FILE_GET with %s", proto_type_name(f->type));
         return;
     }
@@ -319,14 +374,20 @@ void api_files_get(struct http_req *req)
 
     struct download *dl = calloc(1, sizeof(*dl));
     if (!dl) {
+        if (!(f->flags & PROTO_F_END))
+            download_cancel(areq);
         http_reply_errorf(req, 500, "internal", "out of memory");
         return;
     }
     dl->client_fd = req->client_fd;
-    if (f->flags & PROTO_F_END) /* an agent that ends at OK: empty file */
+    if (f->flags & PROTO_F_END) { /* an agent that ends at OK: empty file */
         size = 0;
+        dl->finished = true;
+    }
     struct MHD_Response *resp = MHD_create_response_from_callback(size, 64 * 1024, download_read, dl, download_free);
     if (!resp) {
+        if (!dl->finished)
+            download_cancel(areq);
         free(dl);
         http_reply_errorf(req, 500, "internal", "create the download response");
         return;

@@ -22,9 +22,10 @@ MAGIC = 0x314B4C41
 HDR = struct.Struct("<IBBHII")
 F_END = 1
 MAX_PAYLOAD = 1 << 20
+GET_WINDOW = 1 << 20  # PROTO_GET_WINDOW: unacknowledged FILE_DATA bytes per FILE_GET
 
 HELLO, SHUTDOWN, RUN_CODE, EXEC, SIGNAL = 0x01, 0x02, 0x10, 0x11, 0x12
-FILE_PUT, FILE_GET, FILE_LIST, FILE_DELETE, FILE_MKDIR, FILE_DATA = 0x20, 0x21, 0x22, 0x23, 0x24, 0x25
+FILE_PUT, FILE_GET, FILE_LIST, FILE_DELETE, FILE_MKDIR, FILE_DATA, FILE_ACK = 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26
 STDOUT, STDERR, RESULT, OK, ERROR = 0x40, 0x41, 0x42, 0x43, 0x44
 
 USER_UID = 1000
@@ -110,17 +111,46 @@ class AgentClient:
                     raise EOFError("agent closed the control stream")
                 self.buf += chunk
 
-    def collect(self, req_id, timeout=30):
-        """Frames of req_id up to and including its END frame."""
+    def ack(self, req_id, nbytes):
+        self.send(FILE_ACK, req_id, {"bytes": nbytes})
+
+    def collect(self, req_id, timeout=30, ack=False):
+        """Frames of req_id up to and including its END frame. With ack, every
+        FILE_DATA frame is acknowledged as it is taken (a download client)."""
         frames = self.pending.pop(req_id, [])
+        if ack:
+            for f in frames:
+                if f.type == FILE_DATA:
+                    self.ack(req_id, len(f.payload))
         deadline = time.monotonic() + timeout
         while not (frames and frames[-1].end):
             f = self._read_frame(max(0.01, deadline - time.monotonic()))
             if f.req_id == req_id:
                 frames.append(f)
+                if ack and f.type == FILE_DATA:
+                    self.ack(req_id, len(f.payload))
             else:
                 self.pending.setdefault(f.req_id, []).append(f)
         return Reply(frames)
+
+    def frames_for(self, req_id, seconds):
+        """Whatever arrives for req_id within `seconds` (other ids are kept
+        for collect); does not wait for an END."""
+        frames = self.pending.pop(req_id, [])
+        deadline = time.monotonic() + seconds
+        while not (frames and frames[-1].end):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                f = self._read_frame(left)
+            except TimeoutError:
+                break
+            if f.req_id == req_id:
+                frames.append(f)
+            else:
+                self.pending.setdefault(f.req_id, []).append(f)
+        return frames
 
     def start(self, ftype, payload=b"", flags=0):
         req_id = self.next_id
@@ -156,8 +186,8 @@ class AgentClient:
             self.send(FILE_DATA, req, b"", F_END)
         return self.collect(req)
 
-    def get(self, path):
-        return self.call(FILE_GET, {"path": path})
+    def get(self, path, timeout=30):
+        return self.collect(self.start(FILE_GET, {"path": path}), timeout, ack=True)
 
     def wait_exit(self, timeout=10):
         return self.proc.wait(timeout)

@@ -16,8 +16,8 @@ import time
 import pytest
 
 from conftest import (
-    EXEC, ERROR, FILE_DATA, FILE_DELETE, FILE_GET, FILE_LIST, FILE_MKDIR, FILE_PUT, F_END, HDR, HELLO, MAGIC,
-    MAX_PAYLOAD, OK, RESULT, RUN_CODE, SHUTDOWN, SIGNAL, STDOUT, USER_UID,
+    EXEC, ERROR, FILE_ACK, FILE_DATA, FILE_DELETE, FILE_GET, FILE_LIST, FILE_MKDIR, FILE_PUT, F_END, GET_WINDOW,
+    HDR, HELLO, MAGIC, MAX_PAYLOAD, OK, RESULT, RUN_CODE, SHUTDOWN, SIGNAL, STDOUT, USER_UID,
 )
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the agent tests need root (setresuid to 1000)")
@@ -678,6 +678,53 @@ def test_file_ops_while_code_runs(agent, root):
     assert agent.put("/tmp/during.txt", b"during").type == OK
     assert agent.get("/tmp/during.txt").data == b"during"
     assert agent.collect(req).stdout == b"slow\n"
+
+
+def _data_bytes(frames):
+    return sum(len(f.payload) for f in frames if f.type == FILE_DATA)
+
+
+def test_download_waits_for_acks_and_the_loop_keeps_serving(agent, root):
+    """FILE_GET sends at most GET_WINDOW unacknowledged bytes: a daemon whose
+    client stalls holds the download, not the agent's loop."""
+    data = os.urandom(8 * 1024 * 1024 + 4321)
+    with open(os.path.join(root, "data/big.bin"), "wb") as f:
+        f.write(data)
+    gets = [agent.start(FILE_GET, {"path": "/data/big.bin"}) for _ in range(2)]
+    run = agent.start(RUN_CODE, {"code": "print(6 * 7)", "language": "python"})
+    r = agent.collect(run, timeout=20)
+    assert r.result["error"] is None and r.stdout == b"42\n", r.frames
+    held = {}
+    for g in gets:
+        frames = agent.frames_for(g, 1.0)
+        assert frames[0].type == OK and not frames[0].end, frames[:1]
+        assert 0 < _data_bytes(frames) <= GET_WINDOW
+        assert not any(f.end for f in frames), "the download ended without acks"
+        held[g] = frames
+    # acks nobody asked for are ignored, and the agent keeps answering
+    agent.ack(9999, 1 << 20)
+    agent.send(FILE_ACK, gets[0], b"not json")
+    assert agent.exec(argv=["echo", "ok"]).stdout == b"ok\n"
+    for g in gets:
+        agent.ack(g, _data_bytes(held[g]))
+        rest = agent.collect(g, timeout=30, ack=True)
+        got = b"".join(f.payload for f in held[g] + rest.frames if f.type == FILE_DATA)
+        assert got == data
+        assert rest.frames[-1].type == FILE_DATA and rest.frames[-1].end
+    agent.ack(gets[0], 1 << 20)  # for a finished download: ignored
+    assert agent.call(RUN_CODE, {"code": "1"}).type == RESULT
+
+
+def test_download_cancelled_by_daemon_error(agent, root):
+    with open(os.path.join(root, "data/big.bin"), "wb") as f:
+        f.write(os.urandom(4 * 1024 * 1024))
+    g = agent.start(FILE_GET, {"path": "/data/big.bin"})
+    frames = agent.frames_for(g, 0.5)
+    assert 0 < _data_bytes(frames) <= GET_WINDOW
+    agent.send(ERROR, g, {"code": "internal", "message": "client gone"}, F_END)
+    agent.ack(g, _data_bytes(frames))  # too late: the request is forgotten
+    assert agent.frames_for(g, 0.5) == []
+    assert agent.get("/data/big.bin").data == open(os.path.join(root, "data/big.bin"), "rb").read()
 
 
 def test_user_code_sees_uploaded_file_as_owner(agent, root):

@@ -168,3 +168,52 @@ def test_filling_storage_is_no_space_not_a_crash(fresh, assert_alive):
     assert r.error is not None and r.error.name == "OSError" and "No space left" in r.error.value, r
     assert s.run_code("kept").text == "'yes'"
     assert_alive()
+
+
+def _within(seconds, fn):
+    """fn() on a thread; its result, or None if it did not return in time
+    (the thread is left to finish on its own)."""
+    import threading
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("r", fn()), daemon=True)
+    t.start()
+    t.join(seconds)
+    return out.get("r")
+
+
+def test_stalled_download_does_not_block_the_sandbox(daemon, fresh, assert_alive):
+    """A download client that stops reading must stall only its download: the
+    agent paces FILE_GET by the daemon's acknowledgements (FILE_ACK), so
+    neither the daemon's reader for the sandbox nor the agent's loop waits
+    on it. Before, both did, until the idle timeout (120 s) dropped the
+    client."""
+    import os
+    import socket
+    import urllib.parse
+    s = fresh()
+    blob = os.urandom(30 << 20)  # far more than the socket buffers on the way hold
+    s.upload(blob, "/data/big.bin")
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    stalled.connect(("127.0.0.1", daemon.port))
+    try:
+        q = urllib.parse.urlencode({"path": "/data/big.bin"})
+        stalled.sendall(("GET /v1/sandboxes/%s/files?%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         "Authorization: Bearer %s\r\n\r\n" % (s.id, q, daemon.key)).encode())
+        head = stalled.recv(4096)  # the status line; the body is never read
+        assert head.startswith(b"HTTP/1.1 200"), head[:200]
+        time.sleep(1.0)  # give the agent time to fill every buffer on the way
+        t0 = time.monotonic()
+        r = _within(10, lambda: s.run_code("1+1"))
+        assert r is not None, "run_code stalled behind a download nobody reads"
+        assert r.text == "2", r
+        e = _within(10, lambda: s.exec(["echo", "ok"]))
+        assert e is not None, "exec stalled behind a download nobody reads"
+        assert e.stdout == "ok\n", e
+        assert time.monotonic() - t0 < 10
+    finally:
+        stalled.close()
+    # the cancelled download left the agent able to serve the same file again
+    assert s.download("/data/big.bin") == blob
+    assert s.run_code("'alive'").text == "'alive'"
+    assert_alive()
