@@ -22,6 +22,7 @@ struct agent_req {
     pthread_cond_t cond; /* signalled when a frame is queued or the conn dies */
     struct agent_frame *head, *tail;
     size_t bytes;
+    bool dropped_stdout, dropped_stderr; /* output frames dropped: queue full */
     struct agent_req *next;
 };
 
@@ -107,8 +108,25 @@ static void *reader_main(void *arg)
         }
         pthread_mutex_lock(&c->lock);
         struct agent_req *req = find_req(c, h.req_id);
+        /* Only file data may make the reader wait (and the agent paces
+         * downloads, so it does not in practice); output and replies never
+         * do, or a RESULT would wait behind output nobody reads and stall
+         * the whole sandbox. Their queue is bounded by dropping instead. */
+        bool bulk = h.type == PROTO_FILE_DATA;
+        if (!bulk && req && req->bytes + h.len > AGENT_OUTPUT_QUEUE_MAX_BYTES) {
+            if (h.type == PROTO_STDOUT)
+                req->dropped_stdout = true;
+            else if (h.type == PROTO_STDERR)
+                req->dropped_stderr = true;
+            else
+                log_warn("agent %s: dropped %s frame: request %u has %zu bytes queued", c->name,
+                         proto_type_name(h.type), h.req_id, req->bytes);
+            pthread_mutex_unlock(&c->lock);
+            free(payload);
+            continue;
+        }
         /* back-pressure: wait while this request's queue is full */
-        while (req && req->head && req->bytes + h.len > AGENT_QUEUE_MAX_BYTES && !c->dead) {
+        while (bulk && req && req->head && req->bytes + h.len > AGENT_QUEUE_MAX_BYTES && !c->dead) {
             pthread_cond_wait(&c->space, &c->lock);
             req = find_req(c, h.req_id); /* it may have been freed meanwhile */
         }
@@ -327,6 +345,14 @@ int agent_req_next(struct agent_req *r, uint64_t deadline_ms, struct agent_frame
     }
     pthread_mutex_unlock(&c->lock);
     return ret;
+}
+
+bool agent_req_output_dropped(struct agent_req *r, uint8_t type)
+{
+    pthread_mutex_lock(&r->c->lock);
+    bool dropped = type == PROTO_STDOUT ? r->dropped_stdout : r->dropped_stderr;
+    pthread_mutex_unlock(&r->c->lock);
+    return dropped;
 }
 
 void agent_req_free(struct agent_req *r)

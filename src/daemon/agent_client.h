@@ -8,6 +8,10 @@
  * instead of buffering without bound. That wait stalls every request of the
  * sandbox, so downloads never reach it: the agent sends at most
  * PROTO_GET_WINDOW unacknowledged bytes per FILE_GET (api_files.c acks).
+ * Nothing but FILE_DATA waits at all: output (capped per call by the agent)
+ * and replies are queued, and past AGENT_OUTPUT_QUEUE_MAX_BYTES dropped (the
+ * result then says truncated), so a client that streams a run and stops
+ * reading cannot stall the sandbox's other requests.
  *
  * Writers are serialized by a mutex; request ids come from a counter.
  * When the stream ends or breaks, the connection is dead: every waiter wakes
@@ -31,6 +35,8 @@
 #include "errors.h"
 
 #define AGENT_QUEUE_MAX_BYTES (4u << 20)
+/* above twice the agent's default 10 MiB per-stream cap, plus slack */
+#define AGENT_OUTPUT_QUEUE_MAX_BYTES (24u << 20)
 
 struct agent_conn;
 struct agent_req;
@@ -65,6 +71,8 @@ int agent_req_send(struct agent_req *r, uint8_t type, uint16_t flags, const void
 /* Next frame of this request. deadline_ms is CLOCK_MONOTONIC ms (0: do not
  * wait). 0 and *out set; -ETIMEDOUT; -EPIPE when the agent is gone. */
 int agent_req_next(struct agent_req *r, uint64_t deadline_ms, struct agent_frame **out);
+/* Whether output frames of this request were dropped (a full queue). */
+bool agent_req_output_dropped(struct agent_req *r, uint8_t type);
 /* Unregister (later frames for the id are dropped) and free. NULL is fine. */
 void agent_req_free(struct agent_req *r);
 static inline void agent_req_freep(struct agent_req **r) { agent_req_free(*r); }

@@ -134,9 +134,12 @@ static json_t *result_fields(struct run *run, const struct agent_frame *f)
                             json_is_object(error) ? json_incref(error) : json_null(), "results",
                             json_is_array(results) ? json_incref(results) : json_array(), "duration_ms",
                             json_integer_value(json_object_get(res, "duration_ms")), "stdout_truncated",
-                            json_is_true(json_object_get(res, "stdout_truncated")) || run->out_capped,
+                            json_is_true(json_object_get(res, "stdout_truncated")) || run->out_capped ||
+                                agent_req_output_dropped(run->areq, PROTO_STDOUT),
                             "stderr_truncated",
-                            json_is_true(json_object_get(res, "stderr_truncated")) || run->err_capped, "timed_out",
+                            json_is_true(json_object_get(res, "stderr_truncated")) || run->err_capped ||
+                                agent_req_output_dropped(run->areq, PROTO_STDERR),
+                            "timed_out",
                             json_is_true(json_object_get(res, "timed_out")), "killed_signal",
                             json_is_integer(ks) ? json_incref(ks) : json_null());
     json_decref(res);

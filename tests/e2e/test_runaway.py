@@ -217,3 +217,34 @@ def test_stalled_download_does_not_block_the_sandbox(daemon, fresh, assert_alive
     assert s.download("/data/big.bin") == blob
     assert s.run_code("'alive'").text == "'alive'"
     assert_alive()
+
+
+def test_stalled_stream_reader_does_not_block_the_sandbox(daemon, fresh, assert_alive):
+    """A client that streams a run (NDJSON) and stops reading must not stall
+    the sandbox's other requests: the daemon queues the run's output (bounded
+    by the agent's per-call cap) instead of making its reader wait."""
+    import json
+    import socket
+    s = fresh()
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    stalled.connect(("127.0.0.1", daemon.port))
+    try:
+        # an exec that floods 9 MiB of stdout, far more than the socket buffers hold
+        body = json.dumps({"cmd": "head -c 9437184 /dev/zero | tr '\\0' x", "timeout_s": 60}).encode()
+        stalled.sendall(("POST /v1/sandboxes/%s/exec HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         "Authorization: Bearer %s\r\nAccept: application/x-ndjson\r\n"
+                         "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                         % (s.id, daemon.key, len(body))).encode() + body)
+        head = stalled.recv(4096)  # the status line; the stream is never read
+        assert head.startswith(b"HTTP/1.1 200"), head[:200]
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        r = _within(10, lambda: s.run_code("1+1"))
+        assert r is not None, "run_code stalled behind a stream nobody reads"
+        assert r.text == "2", r
+        assert time.monotonic() - t0 < 10
+    finally:
+        stalled.close()
+    assert s.exec(["echo", "ok"]).stdout == "ok\n"
+    assert_alive()
