@@ -7,7 +7,7 @@ dir, then measures, through the Python SDK (what users call):
   create          POST /v1/sandboxes until the sandbox answers
   run_code        a trivial Python call in a live sandbox (REPL round trip)
   exec            a fresh process (`true`) in a live sandbox
-  upload_1mb      PUT of 1 MiB into /data
+  upload_1mb      PUT of 1 MiB into /data (and 64 MiB, for throughput)
   cycle           create + run_code + close, end to end (the peers' headline number)
   burst_create    N concurrent creates (wall time for the whole burst)
   pandas          `import pandas` as the first call of a fresh sandbox, and again
@@ -133,6 +133,9 @@ def main():
             blob = os.urandom(1 << 20)
             results.append(row("upload 1 MiB", timed(lambda: sb.upload(blob, "/data/blob.bin"), args.n)))
             results.append(row("download 1 MiB", timed(lambda: sb.download("/data/blob.bin"), args.n)))
+            big = os.urandom(64 << 20)
+            results.append(row("upload 64 MiB", timed(lambda: sb.upload(big, "/data/big.bin"), 10, warmup=1)))
+            results.append(row("download 64 MiB", timed(lambda: sb.download("/data/big.bin"), 10, warmup=1)))
 
         cold, warm = [], []
         for _ in range(max(5, args.n // 5)):
