@@ -146,9 +146,10 @@ static json_t *result_fields(struct run *run, const struct agent_frame *f)
     if (!out)
         return NULL;
 
-    uint64_t oom_after = sandbox_oom_kills(run->sb);
+    /* only a failed run can have been an OOM kill: a successful one (the
+     * common case) skips reading the cgroup counter again */
     bool failed = json_is_object(json_object_get(out, "error")) || json_integer_value(json_object_get(out, "killed_signal")) == SIGKILL;
-    if (oom_after > run->oom_before && failed) {
+    if (failed && sandbox_oom_kills(run->sb) > run->oom_before) {
         char msg[256];
         if (!run->is_exec && strcmp(run->language, "python") == 0)
             snprintf(msg, sizeof(msg),
@@ -191,20 +192,35 @@ static json_t *text_json(const struct buf *raw)
 
 /* ---- collected: one result object */
 
+
+/* The next frame of a run, classified once for both answers (collected and
+ * streamed): 0 with *f for STDOUT, STDERR and RESULT; -ECONNRESET when the
+ * HTTP client left; -EIO with err filled when the run failed (an agent
+ * ERROR, the agent gone, a timeout, or a frame that has no place here). */
+static int run_next_frame(struct run *run, struct agent_frame **f, struct api_error *err)
+{
+    int r = run_next(run, f);
+    if (r == -ECONNRESET)
+        return r;
+    if (r < 0 || (*f)->type == PROTO_ERROR ||
+        ((*f)->type != PROTO_STDOUT && (*f)->type != PROTO_STDERR && (*f)->type != PROTO_RESULT)) {
+        run->finished = r < 0 ? r == -EPIPE : ((*f)->flags & PROTO_F_END) != 0;
+        run_error(run, r, r < 0 ? NULL : *f, err);
+        return -EIO;
+    }
+    return 0;
+}
 static void run_collect(struct http_req *req, struct run *run)
 {
     for (;;) {
         cleanup_frame struct agent_frame *f = NULL;
-        int r = run_next(run, &f);
+        struct api_error err = {0};
+        int r = run_next_frame(run, &f, &err);
         if (r == -ECONNRESET) {
             http_reply_errorf(req, 503, "unavailable", "client disconnected"); /* nobody reads it */
             return;
         }
-        if (r < 0 || f->type == PROTO_ERROR || (f->type != PROTO_STDOUT && f->type != PROTO_STDERR &&
-                                                f->type != PROTO_RESULT)) {
-            struct api_error err = {0};
-            run->finished = r < 0 ? r == -EPIPE : (f->flags & PROTO_F_END) != 0;
-            run_error(run, r, r < 0 ? NULL : f, &err);
+        if (r < 0) {
             http_reply_error(req, &err);
             return;
         }
@@ -264,16 +280,13 @@ static void emit_error(struct run *run, const struct api_error *err)
 static void stream_step(struct run *run)
 {
     cleanup_frame struct agent_frame *f = NULL;
-    int r = run_next(run, &f);
+    struct api_error err = {0};
+    int r = run_next_frame(run, &f, &err);
     if (r == -ECONNRESET) {
         run->eos = run->client_gone = true; /* nobody listens; end the response */
         return;
     }
-    if (r < 0 || f->type == PROTO_ERROR ||
-        (f->type != PROTO_STDOUT && f->type != PROTO_STDERR && f->type != PROTO_RESULT)) {
-        struct api_error err = {0};
-        run->finished = r < 0 ? r == -EPIPE : (f->flags & PROTO_F_END) != 0;
-        run_error(run, r, r < 0 ? NULL : f, &err);
+    if (r < 0) {
         emit_error(run, &err);
         return;
     }
@@ -290,7 +303,6 @@ static void stream_step(struct run *run)
     emit_output(run, "stderr", &run->err_u8, NULL, 0, true);
     json_t *res = result_fields(run, f);
     if (!res) {
-        struct api_error err = {0};
         api_error_set(&err, -ENOMEM, 500, "internal", "out of memory");
         emit_error(run, &err);
         return;
