@@ -170,7 +170,6 @@ class Sandbox:
         if isinstance(data, str):
             data = data.encode("utf-8")
         if isinstance(data, (bytes, bytearray, memoryview)):
-            headers["Content-Length"] = str(len(data))
             return self._upload(url, bytes(data), headers, len(data))
         if isinstance(data, os.PathLike):
             with open(os.fspath(data), "rb") as f:
@@ -185,12 +184,11 @@ class Sandbox:
             size = os.fstat(f.fileno()).st_size - f.tell()
         except (AttributeError, OSError, ValueError):
             data = f.read()
-            headers["Content-Length"] = str(len(data))
             return self._upload(url, data, headers, len(data))
-        headers["Content-Length"] = str(size)
         return self._upload(url, f, headers, size)
 
     def _upload(self, url, body, headers, size):
+        headers["Content-Length"] = str(size)
         timeout = max(60.0, size / 5e6)
         return Info(decode_json(self._http.request_raw("PUT", url, body, headers, timeout=timeout)))
 
