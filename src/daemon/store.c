@@ -29,7 +29,7 @@ static const char SCHEMA[] =
 
 enum stmt_id {
     ST_KEY_INSERT,
-    ST_KEY_ALL_ACTIVE,
+    ST_KEY_FIND,
     ST_KEY_COUNT,
     ST_KEY_LIST,
     ST_KEY_REVOKE,
@@ -45,7 +45,7 @@ enum stmt_id {
 
 static const char *const STMT_SQL[ST__COUNT] = {
     [ST_KEY_INSERT] = "INSERT INTO api_keys(id,name,hash,admin,created_at,revoked) VALUES(?,?,?,?,?,0)",
-    [ST_KEY_ALL_ACTIVE] = "SELECT id, hash, admin FROM api_keys WHERE revoked = 0",
+    [ST_KEY_FIND] = "SELECT id, hash, admin FROM api_keys WHERE hash = ? AND revoked = 0",
     [ST_KEY_COUNT] = "SELECT count(*) FROM api_keys",
     [ST_KEY_LIST] = "SELECT id, name, admin, created_at, revoked FROM api_keys ORDER BY created_at, id",
     [ST_KEY_REVOKE] = "UPDATE api_keys SET revoked = 1 WHERE id = ? AND revoked = 0",
@@ -182,34 +182,46 @@ int store_key_insert(struct store *s, const char *id, const char *name, const ch
     return r;
 }
 
+/* Why an indexed lookup by hash does not leak the key through timing.
+ *
+ * The B-tree search behind "WHERE hash = ?" compares the presented key's
+ * SHA-256 with stored hashes byte by byte and stops at the first difference,
+ * so its timing can tell an attacker how many leading bytes of SHA-256(their
+ * guess) match some stored hash. That is information about the stored hash,
+ * not about the key: passing the check needs the key itself, i.e. a preimage
+ * of a known hash (infeasible for SHA-256), and keys are 128 random bits, so
+ * there is nothing to guess byte by byte either. The attacker controls the
+ * guess but not its hash, so they cannot steer the search one byte at a time
+ * as with a plain memcmp of secrets. The hashes are exactly what the
+ * database holds at rest, which is why the database is not secret-bearing.
+ *
+ * The final comparison is constant-time anyway (CRYPTO_memcmp): whether the
+ * row found is really this hash must not be decided by an early-exit memcmp,
+ * whatever the index did. A full scan comparing every key in constant time
+ * would hide even the hash prefix, at O(keys) per request under the store
+ * lock; the index is O(log keys) and hides what matters. */
 int store_key_find(struct store *s, const char *hash, struct key_info *out)
 {
     if (strlen(hash) != KEY_HASH_LEN)
         return -ENOENT;
-    bool found = false;
-    int r = 0;
+    int r = -ENOENT;
     pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt(s, ST_KEY_ALL_ACTIVE);
-    int rc;
-    /* Compare with every key, constant time each, without stopping at a match:
-     * the time taken does not depend on which (or whether a) key matched. */
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    sqlite3_stmt *st = stmt(s, ST_KEY_FIND);
+    bind_text(st, 1, hash);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
         const unsigned char *h = sqlite3_column_text(st, 1);
-        if (!h || strlen((const char *)h) != KEY_HASH_LEN)
-            continue;
-        if (CRYPTO_memcmp(h, hash, KEY_HASH_LEN) == 0 && !found) {
-            found = true;
+        if (h && (size_t)sqlite3_column_bytes(st, 1) == KEY_HASH_LEN && CRYPTO_memcmp(h, hash, KEY_HASH_LEN) == 0) {
             copy_col(st, 0, out->id, sizeof(out->id));
             out->admin = sqlite3_column_int(st, 2) != 0;
+            r = 0;
         }
-    }
-    if (rc != SQLITE_DONE)
+    } else if (rc != SQLITE_DONE) {
         r = db_fail(s, "look up api key");
+    }
     sqlite3_reset(st);
     pthread_mutex_unlock(&s->lock);
-    if (r < 0)
-        return r;
-    return found ? 0 : -ENOENT;
+    return r;
 }
 
 int store_key_count(struct store *s, unsigned *count)

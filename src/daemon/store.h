@@ -35,8 +35,9 @@ struct key_info {
 
 int store_key_insert(struct store *s, const char *id, const char *name, const char *hash, bool admin,
                      uint64_t created_ms);
-/* Find a non-revoked key by hash. Compares against every stored hash in
- * constant time per entry (no early exit). 0, -ENOENT. */
+/* Find a non-revoked key by hash: an indexed lookup, then a constant-time
+ * comparison of the row's hash (store.c says why that is enough). 0,
+ * -ENOENT. */
 int store_key_find(struct store *s, const char *hash, struct key_info *out);
 int store_key_count(struct store *s, unsigned *count);
 /* {"keys":[{"id","name","admin","created_at","revoked"}]} */

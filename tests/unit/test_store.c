@@ -33,6 +33,17 @@ static void test_keys(struct store *s)
     CHECK(store_key_find(s, h2, &ki) == 0 && !ki.admin);
     CHECK(store_key_find(s, "3333333333333333333333333333333333333333333333333333333333333333", &ki) == -ENOENT);
     CHECK(store_key_find(s, "short", &ki) == -ENOENT);
+    /* only the exact 64 hex digits: not a prefix, not one digit off, not
+     * the same digits in upper case, nothing longer */
+    CHECK(store_key_find(s, "1111111111111111111111111111111111111111111111111111111111111112", &ki) == -ENOENT);
+    CHECK(store_key_find(s, "2111111111111111111111111111111111111111111111111111111111111111", &ki) == -ENOENT);
+    CHECK(store_key_find(s, "111111111111111111111111111111111111111111111111111111111111111", &ki) == -ENOENT);
+    CHECK(store_key_find(s, "11111111111111111111111111111111111111111111111111111111111111111", &ki) == -ENOENT);
+    CHECK(store_key_insert(s, "key_0000000000000009", "hex", "abababababababababababababababababababababababababababababababab", false, 9000) == 0);
+    CHECK(store_key_find(s, "ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB", &ki) == -ENOENT);
+    CHECK(store_key_find(s, "abababababababababababababababababababababababababababababababab", &ki) == 0);
+    CHECK_STREQ(ki.id, "key_0000000000000009");
+    CHECK(store_key_revoke(s, "key_0000000000000009") == 0);
 
     CHECK(store_key_revoke(s, "key_0000000000000002") == 0);
     CHECK(store_key_revoke(s, "key_0000000000000002") == -ENOENT);
@@ -42,7 +53,7 @@ static void test_keys(struct store *s)
     json_t *list = NULL;
     CHECK(store_key_list(s, &list) == 0);
     json_t *keys = json_object_get(list, "keys");
-    CHECK(json_array_size(keys) == 2);
+    CHECK(json_array_size(keys) == 3);
     CHECK_STREQ(json_string_value(json_object_get(json_array_get(keys, 1), "name")), "ci");
     CHECK(json_is_true(json_object_get(json_array_get(keys, 1), "revoked")));
     CHECK(json_object_get(json_array_get(keys, 0), "hash") == NULL); /* never exposed */
@@ -144,7 +155,7 @@ int main(void)
         /* reopen: the schema is idempotent and the data persisted */
         CHECK(store_open(dir, &s) == 0);
         unsigned n = 0;
-        CHECK(store_key_count(s, &n) == 0 && n == 2);
+        CHECK(store_key_count(s, &n) == 0 && n == 3);
         store_close(s);
     }
     test_format_time();
