@@ -117,6 +117,7 @@ void api_sandbox_create(struct http_req *req)
     const struct config *cfg = &d->cfg;
     struct sandbox_params p = {
         .tmpl = &d->host_template,
+        .per_key_max = req->key.admin && cfg->admin_unlimited ? 0 : cfg->max_sandboxes_per_key,
         .timeout_s = cfg->default_timeout_s,
         .memory_mb = 1024 < cfg->max_memory_mb ? 1024 : cfg->max_memory_mb,
         .cpus = 1.0,

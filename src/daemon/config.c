@@ -32,7 +32,23 @@ static void usage(FILE *f)
             "                         sandboxes at start (default: airlock, or airlock-<hash>\n"
             "                         for a non-default --state-dir)\n"
             "  --log-level LEVEL      debug, info or warn (default info)\n"
-            "  --help                 show this help\n\n"
+            "  --help                 show this help\n"
+            "\nPer API key (429 when exceeded; 0 turns a limit off):\n"
+            "  --rate-limit R         requests per second, sustained (default 100; decimals ok)\n"
+            "  --rate-burst N         requests allowed at once above that rate (default 1000)\n"
+            "  --max-concurrent-requests N\n"
+            "                         requests of one key in flight at once (default 32)\n"
+            "  --max-sandboxes-per-key N\n"
+            "                         live sandboxes of one key (default 20; --max-sandboxes\n"
+            "                         still caps them all)\n"
+            "  --admin-unlimited      admin keys skip these per-key limits (default: no)\n"
+            "\nPer client address (IPv4 address, IPv6 /64, uid on the unix socket):\n"
+            "  --auth-fail-burst N    failed authentications (wrong or malformed key) allowed\n"
+            "                         at once (default 20); past that, every request with a\n"
+            "                         key is answered 429 without looking at the key\n"
+            "  --auth-fail-rate R     failed authentications per second after the burst\n"
+            "                         (default 1; decimals ok; 0 turns this limit off)\n"
+            "\n"
             "Environment: AIRLOCK_API_KEY, if set, is accepted as an admin key.\n");
 }
 
@@ -44,6 +60,20 @@ static int parse_uint(const char *opt, const char *s, uint64_t min, uint64_t max
     if (errno || end == s || *end || s[0] == '-' || v < min || v > max) {
         fprintf(stderr, "airlockd: %s: expected an integer in %" PRIu64 "..%" PRIu64 ", got '%s'\n", opt, min,
                 max, s);
+        return -EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+/* A rate: a decimal number of events per second, 0 (off) or >= 0.001. */
+static int parse_rate(const char *opt, const char *s, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v == 0 || (v >= 0.001 && v <= max))) {
+        fprintf(stderr, "airlockd: %s: expected 0 or a number in 0.001..%g, got '%s'\n", opt, max, s);
         return -EINVAL;
     }
     *out = v;
@@ -91,7 +121,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
 {
     enum {
         OPT_LISTEN = 256, OPT_SOCKET, OPT_STATE, OPT_REGION, OPT_MAXSB, OPT_MAXTO, OPT_DEFTO, OPT_MAXMEM,
-        OPT_MAXUP, OPT_AGENT, OPT_RUNNER, OPT_SCOPE, OPT_LOGLEVEL, OPT_HELP,
+        OPT_MAXUP, OPT_AGENT, OPT_RUNNER, OPT_SCOPE, OPT_LOGLEVEL, OPT_HELP, OPT_RATE, OPT_BURST, OPT_MAXCONC,
+        OPT_MAXSBKEY, OPT_ADMINUNL, OPT_AFRATE, OPT_AFBURST,
     };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -108,6 +139,13 @@ int config_parse(struct config *cfg, int argc, char **argv)
         {"scope", required_argument, NULL, OPT_SCOPE},
         {"log-level", required_argument, NULL, OPT_LOGLEVEL},
         {"help", no_argument, NULL, OPT_HELP},
+        {"rate-limit", required_argument, NULL, OPT_RATE},
+        {"rate-burst", required_argument, NULL, OPT_BURST},
+        {"max-concurrent-requests", required_argument, NULL, OPT_MAXCONC},
+        {"max-sandboxes-per-key", required_argument, NULL, OPT_MAXSBKEY},
+        {"admin-unlimited", no_argument, NULL, OPT_ADMINUNL},
+        {"auth-fail-rate", required_argument, NULL, OPT_AFRATE},
+        {"auth-fail-burst", required_argument, NULL, OPT_AFBURST},
         {NULL, 0, NULL, 0},
     };
 
@@ -119,6 +157,17 @@ int config_parse(struct config *cfg, int argc, char **argv)
         .default_timeout_s = 300,
         .max_memory_mb = 16384,
         .max_upload_bytes = 1024ull << 20,
+        /* Generous for one client: bench/bench.py's tight loops (hundreds of
+         * ~0.5 ms run_code calls in a row, bursts of 10 creates) stay within
+         * the burst, yet a runaway client cannot take all of the daemon. */
+        .rate_limit = 100,
+        .rate_burst = 1000,
+        .max_concurrent = 32,
+        .max_sandboxes_per_key = 20,
+        /* 20 wrong keys, then one a second: ~86400 guesses a day against
+         * 2^128 possible keys; a client with a stale key notices at once. */
+        .auth_fail_rate = 1,
+        .auth_fail_burst = 20,
         .log_level = LOG_LVL_INFO,
     };
     if (set_str(&cfg->state_dir, "/var/lib/airlock") < 0 || set_str(&cfg->region, "local") < 0)
@@ -159,6 +208,25 @@ int config_parse(struct config *cfg, int argc, char **argv)
         case OPT_MAXUP:
             if ((r = parse_uint("--max-upload-mb", optarg, 1, 1u << 24, &v)) == 0)
                 cfg->max_upload_bytes = v << 20;
+            break;
+        case OPT_RATE: r = parse_rate("--rate-limit", optarg, 1e6, &cfg->rate_limit); break;
+        case OPT_BURST:
+            if ((r = parse_uint("--rate-burst", optarg, 1, 1000000, &v)) == 0)
+                cfg->rate_burst = (unsigned)v;
+            break;
+        case OPT_MAXCONC:
+            if ((r = parse_uint("--max-concurrent-requests", optarg, 0, 100000, &v)) == 0)
+                cfg->max_concurrent = (unsigned)v;
+            break;
+        case OPT_MAXSBKEY:
+            if ((r = parse_uint("--max-sandboxes-per-key", optarg, 0, 100000, &v)) == 0)
+                cfg->max_sandboxes_per_key = (unsigned)v;
+            break;
+        case OPT_ADMINUNL: cfg->admin_unlimited = true; break;
+        case OPT_AFRATE: r = parse_rate("--auth-fail-rate", optarg, 1e6, &cfg->auth_fail_rate); break;
+        case OPT_AFBURST:
+            if ((r = parse_uint("--auth-fail-burst", optarg, 1, 1000000, &v)) == 0)
+                cfg->auth_fail_burst = (unsigned)v;
             break;
         case OPT_AGENT: r = set_str(&cfg->agent_path, optarg); break;
         case OPT_RUNNER: r = set_str(&cfg->runner_path, optarg); break;

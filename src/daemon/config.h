@@ -18,6 +18,16 @@ struct config {
     unsigned default_timeout_s;
     unsigned max_memory_mb;
     uint64_t max_upload_bytes;
+    /* per-key admission (admission.c); 0 turns a limit off */
+    double rate_limit;              /* requests per second, token bucket */
+    unsigned rate_burst;            /* bucket size */
+    unsigned max_concurrent;        /* requests of one key in flight */
+    unsigned max_sandboxes_per_key; /* live sandboxes of one key */
+    bool admin_unlimited;           /* admin keys skip the three per-key limits */
+    /* failed authentications per client address (IPv4 address, IPv6 /64,
+     * unix socket peer uid): refill rate per second and bucket size */
+    double auth_fail_rate;
+    unsigned auth_fail_burst;
     char *agent_path;
     char *runner_path;
     char *scope;         /* NULL: derived from state_dir (main.c) */

@@ -14,11 +14,13 @@
 #define AIRLOCK_VERSION "0.1.0"
 
 struct registry;
+struct admission;
 
 struct daemon {
     struct config cfg;
     struct store *store;
     struct registry *reg;
+    struct admission *adm;       /* per-key and per-address limits (admission.c) */
     const struct backend_ops *backend;
     void *backend_state;
     struct template_info host_template;

@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "admission.h"
 #include "api.h"
-#include "auth.h"
 #include "buf.h"
 #include "log.h"
 #include "util.h"
@@ -193,11 +193,14 @@ static enum MHD_Result check_query_arg(void *cls, enum MHD_ValueKind kind UNUSED
     return MHD_NO;
 }
 
-/* Decide everything that needs only the headers: route, method, shutdown,
- * auth, query. Replies (into req) on failure. */
+/* Decide everything that needs only the headers: sizes, route, method,
+ * shutdown, auth and limits (admission.c), query. Replies (into req) on
+ * failure. */
 static void begin_request(struct conn_ctx *ctx, const char *url, const char *method)
 {
     struct http_req *req = &ctx->req;
+    if (!admission_size_ok(req, url))
+        return;
     const struct route *rt = find_route(url, req->param, sizeof(req->param));
     if (!rt) {
         http_reply_errorf(req, 404, "not_found", "no route %s %s", method, url);
@@ -220,16 +223,8 @@ static void begin_request(struct conn_ctx *ctx, const char *url, const char *met
         http_reply_errorf(req, 503, "unavailable", "the daemon is shutting down");
         return;
     }
-    if (!(ctx->m->flags & R_NOAUTH)) {
-        if (auth_check(req->d->store, http_header(req, MHD_HTTP_HEADER_AUTHORIZATION), &req->key) < 0) {
-            http_reply_errorf(req, 401, "unauthorized", "missing, malformed, unknown or revoked API key");
-            return;
-        }
-        if ((ctx->m->flags & R_ADMIN) && !req->key.admin) {
-            http_reply_errorf(req, 403, "forbidden", "this endpoint needs an admin key");
-            return;
-        }
-    }
+    if (!(ctx->m->flags & R_NOAUTH) && !admission_auth(req, ctx->m->flags & R_ADMIN))
+        return;
     struct query_check qc = {.m = ctx->m};
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_query_arg, &qc);
     if (qc.bad) {
@@ -389,6 +384,7 @@ static void on_completed(void *cls UNUSED, struct MHD_Connection *conn, void **c
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         log_debug("request ended early (%d)", (int)toe);
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, HTTP_IDLE_TIMEOUT_S);
+    admission_end(&ctx->req);
     if (ctx->upload_begun)
         api_files_put_cleanup(&ctx->req);
     if (ctx->req.response)

@@ -26,6 +26,7 @@ struct http_req {
     int client_fd;          /* the connection's socket, for http_client_gone */
     char param[80];         /* {id} of the route */
     struct key_info key;    /* the authenticated caller */
+    bool holds_slot;        /* an in-flight slot of key (admission.c) */
     json_t *body;           /* JSON routes: the parsed object */
     void *upload;           /* upload routes: the handler's state */
     /* the reply, set by http_reply_* */

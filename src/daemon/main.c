@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admission.h"
 #include "auth.h"
 #include "daemon.h"
 #include "http.h"
@@ -162,6 +163,10 @@ int main(int argc, char **argv)
     if (stale)
         log_info("marked %u sandbox(es) of a previous run destroyed (daemon_restart)", stale);
 
+    if ((r = admission_new(&d.cfg, &d.adm)) < 0) {
+        log_error("set up the request limits: %s", strerror(-r));
+        goto out;
+    }
     if ((r = registry_new(&d, &d.reg)) < 0) {
         log_error("start the sandbox registry: %s", strerror(-r));
         goto out;
@@ -185,6 +190,7 @@ out:
         sandbox_destroy_all(&d, "shutdown"); /* wakes every request waiting on an agent */
     http_stop(http);                         /* joins the connection threads */
     registry_free(d.reg);
+    admission_free(d.adm);
     if (d.backend && d.backend->fini)
         d.backend->fini(d.backend_state);
     store_close(d.store);

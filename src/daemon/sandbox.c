@@ -47,6 +47,14 @@ struct sandbox {
     struct sandbox *next;      /* live list */
 };
 
+/* A create in progress, between reserving its place and joining the live
+ * list: it lives on the creating thread's stack, linked here so the
+ * per-key quota counts it like the global one counts `reserved`. */
+struct pending_create {
+    const char *key_id;
+    struct pending_create *next;
+};
+
 struct registry {
     struct daemon *d;
     pthread_mutex_t lock;
@@ -54,6 +62,7 @@ struct registry {
     struct sandbox *live, *live_tail; /* oldest first */
     unsigned count;    /* live */
     unsigned reserved; /* being created, count against the quota */
+    struct pending_create *pending; /* the `reserved` creates, by key */
     bool accepting;    /* false once shutdown began */
     bool stop;         /* reaper: exit */
     pthread_t reaper;
@@ -470,11 +479,34 @@ static void on_agent_dead(void *userdata)
 
 /* ---- create */
 
-static void release_reservation(struct registry *reg)
+static void unreserve_locked(struct registry *reg, struct pending_create *pc)
+{
+    reg->reserved--;
+    for (struct pending_create **pp = &reg->pending; *pp; pp = &(*pp)->next) {
+        if (*pp == pc) {
+            *pp = pc->next;
+            break;
+        }
+    }
+}
+
+static void release_reservation(struct registry *reg, struct pending_create *pc)
 {
     pthread_mutex_lock(&reg->lock);
-    reg->reserved--;
+    unreserve_locked(reg, pc);
     pthread_mutex_unlock(&reg->lock);
+}
+
+/* Live sandboxes of key_id plus its creates in progress. A walk of the live
+ * list: it is at most --max-sandboxes long, and creates are not hot. */
+static unsigned owned_locked(struct registry *reg, const char *key_id)
+{
+    unsigned n = 0;
+    for (struct sandbox *sb = reg->live; sb; sb = sb->next)
+        n += strcmp(sb->key_id, key_id) == 0;
+    for (struct pending_create *pc = reg->pending; pc; pc = pc->next)
+        n += strcmp(pc->key_id, key_id) == 0;
+    return n;
 }
 
 /* A sandbox's files live in tmpfs, charged to its memory limit. Capping them
@@ -493,6 +525,7 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
                    struct api_error *err)
 {
     struct registry *reg = d->reg;
+    struct pending_create pc = {.key_id = key_id ? key_id : ""};
     int r;
 
     pthread_mutex_lock(&reg->lock);
@@ -505,12 +538,20 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
         return api_error_set(err, -EDQUOT, 429, "quota_exceeded", "too many live sandboxes (limit %u)",
                              d->cfg.max_sandboxes);
     }
+    if (p->per_key_max && owned_locked(reg, pc.key_id) >= p->per_key_max) {
+        pthread_mutex_unlock(&reg->lock);
+        return api_error_set(err, -EDQUOT, 429, "sandbox_quota",
+                             "this key has %u live sandboxes, the most one key may have (--max-sandboxes-per-key)",
+                             p->per_key_max);
+    }
     reg->reserved++;
+    pc.next = reg->pending;
+    reg->pending = &pc;
     pthread_mutex_unlock(&reg->lock);
 
     struct sandbox *sb = calloc(1, sizeof(*sb));
     if (!sb) {
-        release_reservation(reg);
+        release_reservation(reg, &pc);
         return api_error_set(err, -ENOMEM, 500, "internal", "out of memory");
     }
     sb->d = d;
@@ -592,15 +633,14 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
     }
 
     pthread_mutex_lock(&reg->lock);
-    reg->reserved--;
     if (!reg->accepting) {
-        reg->reserved++; /* released by fail: */
-        pthread_mutex_unlock(&reg->lock);
+        pthread_mutex_unlock(&reg->lock); /* the reservation is released by fail: */
         (void)store_sandbox_set_destroyed(d->store, sb->id, "shutdown", now_wall_ms());
         api_error_set(err, -ESHUTDOWN, 503, "unavailable", "the daemon is shutting down");
         r = -ESHUTDOWN;
         goto fail;
     }
+    unreserve_locked(reg, &pc); /* in the same critical section as count++ */
     sb->refs = 2; /* the registry's and the caller's */
     if (reg->live_tail)
         reg->live_tail->next = sb;
@@ -620,7 +660,7 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
     return 0;
 
 fail:
-    release_reservation(reg);
+    release_reservation(reg, &pc);
     /* sandbox_free closes the connection, joins its reader, destroys the
      * backend instance: nothing is left behind */
     sandbox_free(sb);

@@ -41,6 +41,7 @@ struct sandbox_params {
     double cpus;
     json_t *env;      /* object string->string, borrowed */
     json_t *metadata; /* object, borrowed */
+    unsigned per_key_max; /* live sandboxes the owner key may have; 0: no limit */
 };
 
 struct sandbox; /* opaque outside sandbox.c */
@@ -51,7 +52,8 @@ int registry_new(struct daemon *d, struct registry **out);
 void registry_free(struct registry *reg);
 
 /* Create, start and greet a sandbox. 0 and a referenced *out, or an error
- * filled in err (429 quota, 500 backend failure, 503 shutting down). */
+ * filled in err (429 quota_exceeded: --max-sandboxes, 429 sandbox_quota:
+ * p->per_key_max, 500 backend failure, 503 shutting down). */
 int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char *key_id, struct sandbox **out,
                    struct api_error *err);
 /* A referenced live sandbox the caller may use, or err: 404 unknown / not
