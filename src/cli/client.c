@@ -24,6 +24,7 @@ static void set_err(struct client *c, long status, const char *code, const char 
 static void set_err(struct client *c, long status, const char *code, const char *fmt, ...)
 {
     c->err.status = status;
+    c->err.retry_after_s = 0;
     snprintf(c->err.code, sizeof(c->err.code), "%s", code);
     va_list ap;
     va_start(ap, fmt);
@@ -37,6 +38,12 @@ void client_print_error(const struct client *c)
         fprintf(stderr, "airlock: %s (%s)\n", c->err.message, c->err.code);
     else
         fprintf(stderr, "airlock: %s\n", c->err.message);
+    if (c->err.status == 429 && c->err.retry_after_s > 0)
+        fprintf(stderr, "airlock: airlockd is limiting this client (HTTP 429); retry in %ld s\n",
+                c->err.retry_after_s);
+    else if (c->err.status == 429)
+        fprintf(stderr, "airlock: airlockd refused this request over a quota (HTTP 429): free some sandboxes "
+                        "first\n");
 }
 
 int client_init(struct client *c, const char *url, const char *key)
@@ -345,6 +352,9 @@ static int perform(struct client *c, const char *method, const char *path, const
         /* An error answer wins over a transfer aborted after it (for example
          * a 413 that came while the upload was still being sent). */
         parse_api_error(c, status, &s->err);
+        curl_off_t retry = 0;
+        if (status == 429 && curl_easy_getinfo(c->curl, CURLINFO_RETRY_AFTER, &retry) == CURLE_OK && retry > 0)
+            c->err.retry_after_s = (long)retry;
         return CLIENT_EAPI;
     }
     if (rc != CURLE_OK) {

@@ -24,6 +24,7 @@ struct client_error {
     long status;       /* HTTP status, 0 for transport errors */
     char code[64];     /* API error code, or "connection" */
     char message[1024];
+    long retry_after_s; /* a 429's Retry-After, else 0 */
 };
 
 struct client {
@@ -61,7 +62,8 @@ int client_download(struct client *c, const char *path, FILE *out);
 /* "/v1/sandboxes/<id><suffix>[?path=<escaped remote>]", NULL on OOM. */
 char *client_sandbox_path(struct client *c, const char *id, const char *suffix, const char *remote_path);
 
-/* Print "airlock: <message> (<code>)" to stderr. */
+/* Print "airlock: <message> (<code>)" to stderr; for a 429, what it means
+ * and when to retry. */
 void client_print_error(const struct client *c);
 
 #endif

@@ -11,7 +11,8 @@ Configuration: ``AIRLOCK_URL`` (default ``http://127.0.0.1:7070``, or
 
 from .errors import (AirlockConnectionError, AirlockError, AuthError, EgressUnavailable,
                      InvalidRequest, NotFound, PathEscape, PayloadTooLarge, QuotaExceeded,
-                     RegionUnavailable, SandboxTimeout, ServerError, TemplateNotFound)
+                     RateLimitError, RegionUnavailable, SandboxTimeout, ServerError,
+                     TemplateNotFound)
 from .models import Execution, ExecutionError, Info, Result
 from .sandbox import Files, Sandbox
 
@@ -20,6 +21,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Sandbox", "Files", "Execution", "ExecutionError", "Result", "Info",
     "AirlockError", "AirlockConnectionError", "AuthError", "NotFound", "SandboxTimeout",
-    "QuotaExceeded", "InvalidRequest", "PayloadTooLarge", "PathEscape", "RegionUnavailable",
+    "QuotaExceeded", "RateLimitError", "InvalidRequest", "PayloadTooLarge", "PathEscape", "RegionUnavailable",
     "EgressUnavailable", "TemplateNotFound", "ServerError",
 ]

@@ -6,6 +6,15 @@ and reuses it for every request; if a reused connection turns out to be stale
 (the daemon closed it while idle), the request is sent once more on a fresh
 connection.  Every socket / http.client failure becomes an
 ``AirlockConnectionError``.
+
+Rate limits: a 429 with a Retry-After header (``rate_limited``,
+``too_many_requests``, ``too_many_auth_failures``) means airlockd refused the
+request before doing anything, so it is safe to send again, whatever the
+method.  The transport waits Retry-After and sends it once more when the wait
+is at most ``Transport.RATE_LIMIT_RETRY_MAX_S`` seconds and the body can be
+sent again (none, bytes, or a seekable file); otherwise, or if the retry is
+refused too, ``RateLimitError`` (with ``retry_after``) is raised.  Sandbox
+quotas (``QuotaExceeded``) are never retried: only closing sandboxes helps.
 """
 
 import http.client
@@ -13,9 +22,10 @@ import json
 import os
 import socket
 import threading
+import time
 import urllib.parse
 
-from .errors import AirlockConnectionError, error_from_response
+from .errors import AirlockConnectionError, RateLimitError, error_from_response
 
 DEFAULT_URL = "http://127.0.0.1:7070"
 CONNECT_TIMEOUT = 10.0
@@ -56,6 +66,10 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
 
 
 class Transport:
+    # Longest Retry-After the transport waits out by itself (seconds); 0
+    # turns the automatic retry off.
+    RATE_LIMIT_RETRY_MAX_S = 5.0
+
     def __init__(self, base_url=None, api_key=None):
         self.base_url = (base_url or os.environ.get("AIRLOCK_URL") or DEFAULT_URL).rstrip("/")
         self.api_key = api_key if api_key is not None else os.environ.get("AIRLOCK_API_KEY")
@@ -171,11 +185,37 @@ class Transport:
                                          % (self.base_url, e))
         self._give_back(conn, resp)
         if resp.status >= 400:
-            raise error_from_response(resp.status, data)
+            raise error_from_response(resp.status, data, resp.headers)
         return data
 
+    def _replayable(self, err, body):
+        return (err.retry_after is not None and err.retry_after <= self.RATE_LIMIT_RETRY_MAX_S
+                and (body is None or isinstance(body, (bytes, bytearray, memoryview))
+                     or hasattr(body, "seek")))
+
+    def _open(self, method, path, body, headers, timeout):
+        """Send a request; return (conn, response) with the headers read and
+        a status below 400, or raise the typed error (after the one retry a
+        rate limit allows, see the module's doc)."""
+        pos = body.tell() if body is not None and hasattr(body, "seek") else None
+        conn, resp = self._send(method, path, body, headers, timeout)
+        if resp.status < 400:
+            return conn, resp
+        try:
+            self._finish(conn, resp)  # raises: the status is >= 400
+        except RateLimitError as e:
+            if not self._replayable(e, body):
+                raise
+            time.sleep(e.retry_after)
+            if pos is not None:
+                body.seek(pos)
+        conn, resp = self._send(method, path, body, headers, timeout)
+        if resp.status >= 400:
+            self._finish(conn, resp)
+        return conn, resp
+
     def request_raw(self, method, path, body=None, headers=None, timeout=60.0):
-        conn, resp = self._send(method, path, body, self._headers(headers), timeout)
+        conn, resp = self._open(method, path, body, self._headers(headers), timeout)
         return self._finish(conn, resp)
 
     def request_json(self, method, path, payload=None, timeout=60.0, query=None):
@@ -190,9 +230,7 @@ class Transport:
 
     def request_to_file(self, method, path, out, timeout=60.0):
         """Stream a response body into the writable ``out``; return bytes written."""
-        conn, resp = self._send(method, path, None, self._headers({"Accept": "*/*"}), timeout)
-        if resp.status >= 400:
-            self._finish(conn, resp)
+        conn, resp = self._open(method, path, None, self._headers({"Accept": "*/*"}), timeout)
         total = 0
         try:
             while True:
@@ -215,9 +253,7 @@ class Transport:
         body = json.dumps(payload).encode("utf-8")
         headers = self._headers({"Content-Type": "application/json",
                                  "Accept": "application/x-ndjson"})
-        conn, resp = self._send(method, path, body, headers, timeout)
-        if resp.status >= 400:
-            self._finish(conn, resp)
+        conn, resp = self._open(method, path, body, headers, timeout)
         done = False
         try:
             while True:

@@ -43,7 +43,21 @@ class SandboxTimeout(AirlockError):
 
 
 class QuotaExceeded(AirlockError):
-    """429: too many live sandboxes."""
+    """429 quota_exceeded (the daemon's --max-sandboxes) or sandbox_quota
+    (this key's --max-sandboxes-per-key): too many live sandboxes. Waiting
+    does not help; closing sandboxes does."""
+
+
+class RateLimitError(AirlockError):
+    """429 rate_limited, too_many_requests or too_many_auth_failures: the
+    daemon refused the request before doing anything, so sending it again
+    later is safe.  ``retry_after`` is the daemon's Retry-After in seconds
+    (None if it gave none).  The SDK has already waited and retried once when
+    that wait was short (see ``Transport.RATE_LIMIT_RETRY_MAX_S``)."""
+
+    def __init__(self, message, status=None, code=None, retry_after=None):
+        super().__init__(message, status=status, code=code)
+        self.retry_after = retry_after
 
 
 class InvalidRequest(AirlockError):
@@ -82,11 +96,28 @@ _BY_CODE = {
     "payload_too_large": PayloadTooLarge,
     "sandbox_expired": SandboxTimeout,
     "quota_exceeded": QuotaExceeded,
+    "sandbox_quota": QuotaExceeded,
+    "rate_limited": RateLimitError,
+    "too_many_requests": RateLimitError,
+    "too_many_auth_failures": RateLimitError,
 }
 
 
-def error_from_response(status, body):
-    """Build the typed error for an HTTP error status and its (raw) body."""
+def _retry_after(headers):
+    """Retry-After in whole seconds (the daemon sends delta-seconds), or None."""
+    if not headers:
+        return None
+    v = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        n = int(str(v).strip())
+    except (TypeError, ValueError):
+        return None
+    return n if n >= 0 else None
+
+
+def error_from_response(status, body, headers=None):
+    """Build the typed error for an HTTP error status, its (raw) body and
+    its headers (a mapping with .get, e.g. http.client's HTTPMessage)."""
     import json
 
     code, message = None, None
@@ -111,9 +142,11 @@ def error_from_response(status, body):
         elif status == 413:
             cls = PayloadTooLarge
         elif status == 429:
-            cls = QuotaExceeded
+            cls = RateLimitError if _retry_after(headers) is not None else QuotaExceeded
         elif 400 <= status < 500:
             cls = InvalidRequest
         else:
             cls = ServerError
+    if cls is RateLimitError:
+        return cls(message, status=status, code=code, retry_after=_retry_after(headers))
     return cls(message, status=status, code=code)
