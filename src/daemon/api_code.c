@@ -25,6 +25,11 @@
 
 #define RUN_TIMEOUT_DEFAULT_S 60
 #define RUN_TIMEOUT_MAX_S 3600
+/* The agent protocol carries a request in one frame of PROTO_MAX_PAYLOAD
+ * (1 MiB), so no code can be longer; refusing it here names the field. A
+ * shorter code can still make the frame too big with a large env or many
+ * escaped characters: that is the 413 of agent_req_start. */
+#define RUN_CODE_MAX_BYTES PROTO_MAX_PAYLOAD
 #define RUN_GRACE_MS 30000          /* the agent enforces timeout_s; this is our backstop */
 #define RUN_OUTPUT_CAP (16u << 20)  /* per stream, whatever the agent sends */
 #define GONE_POLL_MS 1000
@@ -429,6 +434,10 @@ void api_code(struct http_req *req)
     if (timeout_field(req, &timeout_s) < 0)
         return;
     size_t code_len = json_string_length(json_object_get(req->body, "code"));
+    if (code_len > RUN_CODE_MAX_BYTES) {
+        http_reply_errorf(req, 413, "payload_too_large", "code is larger than %u MiB", RUN_CODE_MAX_BYTES >> 20);
+        return;
+    }
     json_t *payload = json_pack("{s:s%,s:s}", "code", code, code_len, "language", language);
     json_t *audit = json_pack("{s:s,s:I,s:i}", "language", language, "code_bytes", (json_int_t)code_len,
                               "timeout_s", (int)timeout_s);

@@ -11,6 +11,7 @@
 #include "util.h"
 
 #define ENV_MAX_BYTES (64u * 1024u)
+#define ENV_MAX_VARS 256u
 #define METADATA_MAX_BYTES (16u * 1024u)
 
 /* ---- field helpers (shared with the other api_*.c) */
@@ -61,6 +62,10 @@ int api_field_env(struct http_req *req, const char *name, size_t max_bytes, json
         return 1;
     if (!json_is_object(v)) {
         http_reply_errorf(req, 400, "invalid_request", "%s must be an object of strings", name);
+        return -EINVAL;
+    }
+    if (json_object_size(v) > ENV_MAX_VARS) {
+        http_reply_errorf(req, 400, "invalid_request", "%s has more than %u variables", name, ENV_MAX_VARS);
         return -EINVAL;
     }
     const char *k;

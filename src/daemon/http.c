@@ -179,16 +179,25 @@ static const struct route *find_route(const char *url, char *param, size_t plen)
 
 struct query_check {
     const struct route_method *m;
-    const char *bad;
+    const char *bad;  /* not accepted by the route */
+    const char *dup;  /* given twice: which one counts would be a guess */
+    bool seen[ARRAY_SIZE(((struct route_method *)0)->query)];
 };
 
 static enum MHD_Result check_query_arg(void *cls, enum MHD_ValueKind kind UNUSED, const char *key,
                                        const char *value UNUSED)
 {
     struct query_check *qc = cls;
-    for (size_t i = 0; i < ARRAY_SIZE(qc->m->query) && qc->m->query[i]; i++)
-        if (strcmp(key, qc->m->query[i]) == 0)
-            return MHD_YES;
+    for (size_t i = 0; i < ARRAY_SIZE(qc->m->query) && qc->m->query[i]; i++) {
+        if (strcmp(key, qc->m->query[i]) != 0)
+            continue;
+        if (qc->seen[i]) {
+            qc->dup = key;
+            return MHD_NO;
+        }
+        qc->seen[i] = true;
+        return MHD_YES;
+    }
     qc->bad = key;
     return MHD_NO;
 }
@@ -229,6 +238,10 @@ static void begin_request(struct conn_ctx *ctx, const char *url, const char *met
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_query_arg, &qc);
     if (qc.bad) {
         http_reply_errorf(req, 400, "invalid_request", "unknown query parameter '%s'", qc.bad);
+        return;
+    }
+    if (qc.dup) {
+        http_reply_errorf(req, 400, "invalid_request", "query parameter '%s' given more than once", qc.dup);
         return;
     }
     if (ctx->m->flags & R_JSON) {
