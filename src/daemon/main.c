@@ -121,8 +121,18 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* The bootstrap key must not leak into anything the daemon starts. */
-    cleanup_free char *env_key = getenv("AIRLOCK_API_KEY") ? strdup(getenv("AIRLOCK_API_KEY")) : NULL;
+    /* The bootstrap key must not leak into anything the daemon starts, nor
+     * stay readable in /proc/<pid>/environ, which shows the bytes of the
+     * initial environment whatever unsetenv does to environ: keep a copy,
+     * overwrite the original. */
+    char *env_orig = getenv("AIRLOCK_API_KEY");
+    cleanup_free char *env_key = env_orig ? strdup(env_orig) : NULL;
+    if (env_orig && !env_key) {
+        log_error("copy AIRLOCK_API_KEY: %s", strerror(ENOMEM));
+        return 1;
+    }
+    if (env_orig)
+        explicit_bzero(env_orig, strlen(env_orig));
     (void)unsetenv("AIRLOCK_API_KEY");
 
     int exit_code = 1;
