@@ -35,7 +35,7 @@ static void usage(FILE *f)
             "  --help                 show this help\n"
             "\nPer API key (429 when exceeded; 0 turns a limit off):\n"
             "  --rate-limit R         requests per second, sustained (default 100; decimals ok)\n"
-            "  --rate-burst N         requests allowed at once above that rate (default 1000)\n"
+            "  --rate-burst N         bucket size: requests at once (default 1000)\n"
             "  --max-concurrent-requests N\n"
             "                         requests of one key in flight at once (default 32)\n"
             "  --max-sandboxes-per-key N\n"
