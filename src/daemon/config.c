@@ -34,7 +34,7 @@ static void usage(FILE *f)
             "  --log-level LEVEL      debug, info or warn (default info)\n"
             "  --help                 show this help\n"
             "\nPer API key (429 when exceeded; 0 turns a limit off):\n"
-            "  --rate-limit R         requests per second sustained (default 100; decimals ok)\n"
+            "  --rate-limit R         requests per second (default 100; decimals ok)\n"
             "  --rate-burst N         bucket size: requests at once (default 1000)\n"
             "  --max-concurrent-requests N\n"
             "                         requests of one key in flight at once (default 32)\n"
