@@ -46,8 +46,11 @@
  * cross-directory rename or link at all; < 3: truncate not controlled;
  * < 5: device ioctls not controlled; < 6: no scoping; < 7: no denial logs).
  * With ABI 7 denials of user programs are logged to the audit log
- * (LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON). Without Landlock at all the agent
- * runs on (the mounts and uid still hold) and logs why.
+ * (LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON), but only while kernel auditing
+ * is enabled (auditd, or audit=1 at boot): unlike seccomp's records, which
+ * reach dmesg even with audit off, Landlock's are dropped then. Without
+ * Landlock at all the agent runs on (the mounts and uid still hold) and logs
+ * why.
  *
  * No liblandlock in Debian 12: raw syscalls, with the constants newer than
  * its <linux/landlock.h> defined here.
@@ -207,6 +210,6 @@ int landlock_confine(const char *root, char *msg, size_t msglen)
              attr.scoped & LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET ? " abstract-unix" : "",
              attr.scoped & LANDLOCK_SCOPE_SIGNAL ? " signal" : "", attr.scoped ? "" : " none");
     if (restrict_flags & LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON)
-        snprintf(msg + strlen(msg), msglen - strlen(msg), ", denials audited");
+        snprintf(msg + strlen(msg), msglen - strlen(msg), ", denials audited while audit is on");
     return 0;
 }
