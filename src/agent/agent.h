@@ -13,7 +13,9 @@
  *
  * Who owns what:
  *   proc.c     fork + the privilege drop sequence + execve of user code
- *   seccomp.c  the baseline seccomp filter installed last before execve
+ *   seccomp.c  the seccomp allow-list installed last before execve
+ *   landlock.c the Landlock domain the agent puts itself (and so all user
+ *              processes) in at start
  *   stream.c   forwarding a child's stdout/stderr as capped frames
  *   repl.c     the runner process and RUN_CODE language=python
  *   job.c      RUN_CODE language=bash and EXEC (fresh processes)
@@ -29,6 +31,7 @@
 #include <sys/resource.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "log.h"
@@ -78,7 +81,8 @@ void outstream_close(struct outstream *s);
  * turns an allocation no sandbox could hold into a Python MemoryError
  * instead of an OOM kill of the whole REPL. */
 struct spawn_policy {
-    struct sock_fprog filter;
+    struct sock_fprog filter; /* the allow-list, loaded with FLAG_LOG */
+    struct sock_fprog quiet;  /* loaded after it: routine refusals, unlogged */
     rlim_t data_limit; /* RLIM_INFINITY when the sandbox memory is unknown */
 };
 
@@ -118,6 +122,20 @@ static inline void strv_freep(char ***v) { strv_free(*v); }
 
 /* Compile the user-code filter into prog (prog->filter is malloc'd). */
 int seccomp_build_user_filter(struct sock_fprog *prog, char *err, size_t errlen);
+/* The second filter: the same errno for the quiet rules (clone3), loaded
+ * without FLAG_LOG after the main one, so those refusals are not logged. */
+int seccomp_build_quiet_filter(struct sock_fprog *prog, char *err, size_t errlen);
+/* The policy as a table: name, action, errno, reason (--seccomp-policy). */
+void seccomp_print_policy(FILE *f);
+
+/* ---- Landlock (landlock.c) ------------------------------------------------ */
+
+/* Confine the calling process (the agent) and all its future children: read
+ * everywhere, write only beneath ROOT/{tmp,data,home/user} and /dev/shm (and
+ * device files, /proc/self), no signals or abstract unix sockets leaving the
+ * domain. 0: enforced, msg says how; 1: Landlock unavailable, msg says why;
+ * -errno: it is available but could not be applied, msg says what failed. */
+int landlock_confine(const char *root, char *msg, size_t msglen);
 
 /* ---- the Python REPL (repl.c) --------------------------------------------- */
 

@@ -1,6 +1,8 @@
 /* main.c - airlock-agent entry point.
  *
  *   airlock-agent --fd 3 [--root DIR] [--runner PATH] [--python PATH] [--memory-limit BYTES]
+ *   airlock-agent --seccomp-policy     print the seccomp table (name, action,
+ *                                      errno, reason) that user code runs under
  *
  * In production the jail backend starts it as PID 1 of fresh user, pid,
  * mount and network namespaces with the sandbox root already built; fd 3 is
@@ -24,16 +26,18 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: airlock-agent [--fd N] [--root DIR] [--runner PATH] [--python PATH] [--memory-limit BYTES] [--debug]\n");
+    fprintf(stderr, "usage: airlock-agent [--fd N] [--root DIR] [--runner PATH] [--python PATH] [--memory-limit BYTES] [--debug]\n"
+                    "       airlock-agent --seccomp-policy   (print the user-code seccomp table and exit)\n");
 }
 
-static int parse_args(int argc, char **argv, struct agent *a, bool *debug)
+static int parse_args(int argc, char **argv, struct agent *a, bool *debug, bool *print_policy)
 {
     static const struct option opts[] = {
         {"fd", required_argument, NULL, 'f'},     {"root", required_argument, NULL, 'r'},
         {"runner", required_argument, NULL, 'R'}, {"python", required_argument, NULL, 'p'},
         {"debug", no_argument, NULL, 'd'},        {"help", no_argument, NULL, 'h'},
         {"memory-limit", required_argument, NULL, 'm'},
+        {"seccomp-policy", no_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -51,6 +55,7 @@ static int parse_args(int argc, char **argv, struct agent *a, bool *debug)
         case 'R': a->runner_path = optarg; break;
         case 'p': a->python_path = optarg; break;
         case 'd': *debug = true; break;
+        case 'S': *print_policy = true; break;
         case 'm': {
             char *end;
             errno = 0;
@@ -95,10 +100,32 @@ static int build_spawn_policy(struct agent *a)
         log_error("seccomp filter: %s", err);
         return r;
     }
+    r = seccomp_build_quiet_filter(&a->policy.quiet, err, sizeof(err));
+    if (r < 0) {
+        log_error("seccomp filter: %s", err);
+        return r;
+    }
     a->policy.data_limit = RLIM_INFINITY;
     if (a->memory_limit)
         a->policy.data_limit = (rlim_t)(2 * a->memory_limit + (256ull << 20));
     return 0;
+}
+
+/* Landlock, once, before the first user process exists (landlock.c): the
+ * agent and everything it starts share one domain. Unavailable is logged and
+ * tolerated (older kernels); available but failing is fatal, because the
+ * sandbox would silently run with less isolation than the kernel offers. */
+static int confine(struct agent *a)
+{
+    char msg[512];
+    int r = landlock_confine(a->root_path, msg, sizeof(msg));
+    if (r < 0)
+        log_error("landlock: %s", msg);
+    else if (r > 0)
+        log_warn("landlock unavailable: %s", msg);
+    else
+        log_info("%s", msg);
+    return r < 0 ? r : 0;
 }
 
 int main(int argc, char **argv)
@@ -111,10 +138,14 @@ int main(int argc, char **argv)
         .runner_path = "/opt/airlock/airlock_runner.py",
         .python_path = "/usr/bin/python3",
     };
-    bool debug = false;
-    if (parse_args(argc, argv, &a, &debug) < 0) {
+    bool debug = false, print_policy = false;
+    if (parse_args(argc, argv, &a, &debug, &print_policy) < 0) {
         usage();
         return 2;
+    }
+    if (print_policy) {
+        seccomp_print_policy(stdout);
+        return fflush(stdout) == 0 ? 0 : 1;
     }
     log_init("airlock-agent", debug ? LOG_LVL_DEBUG : LOG_LVL_INFO);
     log_set_sink(agent_log_sink, &a);
@@ -149,6 +180,9 @@ int main(int argc, char **argv)
     r = build_spawn_policy(&a);
     if (r < 0)
         return 1;
+    r = confine(&a);
+    if (r < 0)
+        return 1;
     repl_init(&a.repl);
     r = repl_start(&a);
     if (r < 0)
@@ -160,6 +194,7 @@ int main(int argc, char **argv)
     repl_free(&a);
     free(a.root_real);
     free(a.policy.filter.filter);
+    free(a.policy.quiet.filter);
     log_debug("exiting (%d)", a.exit_code);
     return a.exit_code;
 }

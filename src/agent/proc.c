@@ -21,7 +21,9 @@
  *   setresgid / setresuid 1000 all three ids
  *   capset empty + capget      verify nothing is left
  *   no_new_privs               setuid binaries and file caps stay inert
- *   seccomp                    last, so nothing above is filtered
+ *   seccomp                    last, so nothing above is filtered; refused
+ *                              calls are logged (SECCOMP_FILTER_FLAG_LOG),
+ *                              but for the quiet ones (second filter)
  *   execve
  *
  * The agent is single-threaded, so the child may use malloc and stdio
@@ -40,6 +42,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -349,8 +352,12 @@ static __attribute__((noreturn)) void child_run(const struct spawn_spec *s, int 
     child_clear_caps(errfd);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         child_fail(errfd, errno, false, "prctl PR_SET_NO_NEW_PRIVS");
-    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &s->policy->filter, 0, 0) < 0)
-        child_fail(errfd, errno, false, "prctl PR_SET_SECCOMP");
+    /* seccomp(2), not prctl: only it takes flags, and FLAG_LOG sends every
+     * refused call to the audit log (seccomp.c) */
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_LOG, &s->policy->filter) < 0)
+        child_fail(errfd, errno, false, "seccomp SECCOMP_SET_MODE_FILTER (FLAG_LOG)");
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &s->policy->quiet) < 0)
+        child_fail(errfd, errno, false, "seccomp SECCOMP_SET_MODE_FILTER (quiet rules)");
     child_exec(errfd, s->argv, s->envp);
     _exit(127); /* not reached */
 }

@@ -1,19 +1,36 @@
 /* mnt.c - the filesystem a sandbox sees.
  *
- *   /            tmpfs, read-only once built (only mount points and symlinks)
+ *   /            tmpfs, read-only once built (only mount points and symlinks);
+ *                nosuid, nodev, noexec
  *   /usr         host (or template) /usr, read-only, nosuid, nodev
  *   /bin /sbin /lib /lib64   symlinks into usr (merged-/usr layout)
  *   /etc         small tmpfs: generated files (rootfs.c) + a few read-only
- *                host files (ld.so.cache, alternatives, python3...), then ro
- *   /opt/airlock/airlock_runner.py   read-only
- *   /tmp /data /home/user /dev/shm   directories of ONE size-capped tmpfs
- *                (nosuid, nodev): a single budget for everything the sandbox
- *                can store, set below its memory limit (see mnt_setup_scratch)
- *   /dev         tmpfs with host null zero full random urandom tty, own
- *                devpts; read-only apart from shm and pts
- *   /proc        this pid namespace only; kcore, keys, timer_list,
- *                sysrq-trigger masked, /proc/sys read-only (as Docker does)
- *   no /sys
+ *                host files (ld.so.cache, alternatives, python3...), then ro;
+ *                nosuid, nodev, noexec
+ *   /opt/airlock/airlock_runner.py   read-only, nosuid, nodev
+ *   /tmp /data /home/user /dev/shm   directories of ONE size-capped tmpfs,
+ *                all nosuid, nodev: a single budget for everything the sandbox
+ *                can store, set below its memory limit (see mnt_setup_scratch).
+ *                /data and /dev/shm are also noexec: uploads and shared memory
+ *                are data. /tmp and /home/user keep exec, because real Python
+ *                work runs code it wrote there: gcc, cffi, numba, Cython and
+ *                distutils compile into /tmp and load or run the result (dlopen
+ *                maps it PROT_EXEC, which noexec refuses with EPERM/EACCES),
+ *                and pip install --user puts console scripts and compiled
+ *                extension modules (.so) under ~/.local. tests/jail checks
+ *                both halves (a binary runs from /tmp and /home/user, the same
+ *                binary fails with EACCES from /data and /dev/shm).
+ *   /dev         tmpfs with host null zero full random urandom tty (each bind
+ *                nosuid, noexec), own devpts (nosuid, noexec); nosuid, noexec
+ *                but not nodev (it holds the device nodes); read-only apart
+ *                from shm and pts
+ *   /proc        this pid namespace only (nosuid, nodev, noexec), with
+ *                Docker's masks: kcore, keys, latency_stats, timer_list,
+ *                timer_stats, sched_debug, kallsyms, modules, config.gz
+ *                covered by /dev/null; acpi, asound, scsi by an empty
+ *                read-only tmpfs; bus, fs, irq, sys, sysrq-trigger read-only
+ *   no /sys, and no cgroupfs (user code cannot mount one: no capabilities,
+ *                and seccomp refuses mount)
  *
  * Host trees are cloned by the parent (open_tree, host root) into detached,
  * read-only mounts, and the child attaches them with move_mount. Everything
@@ -29,6 +46,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -122,6 +140,22 @@ static int child_remount_ro(const char *rel, unsigned long flags, struct jail_ch
     return 0;
 }
 
+/* Add per-mount flags to a mount, keeping the ones it has. A bind of a host
+ * mount carries the host's flags, locked in our user namespace: a remount
+ * that leaves one of them out is EPERM, so they are read back first (statfs
+ * reports them as ST_* bits, which equal the MS_* ones). */
+static int child_remount_add(const char *rel, unsigned long add, struct jail_child_error *e)
+{
+    static const unsigned long keep = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    struct statfs sf;
+    if (statfs(rel, &sf) < 0)
+        return fail_at(e, "statfs", rel, errno);
+    unsigned long flags = ((unsigned long)sf.f_flags & keep) | add;
+    if (mount(NULL, rel, NULL, MS_REMOUNT | MS_BIND | flags, NULL) < 0)
+        return fail_at(e, "remount", rel, errno);
+    return 0;
+}
+
 /* Attach a detached tree the parent cloned for us (see jail.h). */
 static int child_attach_tree(const struct jail_tree *t, struct jail_child_error *e)
 {
@@ -149,7 +183,7 @@ static int mnt_make_private(struct jail_child_error *e)
 
 static int mnt_mount_staging_root(const struct jail_plan *p, struct jail_child_error *e)
 {
-    if (mount("tmpfs", STAGING_DIR, "tmpfs", MS_NOSUID | MS_NODEV, p->root_opts) < 0)
+    if (mount("tmpfs", STAGING_DIR, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, p->root_opts) < 0)
         return child_fail(e, "mount tmpfs", STAGING_DIR, errno);
     if (chdir(STAGING_DIR) < 0)
         return child_fail(e, "chdir", STAGING_DIR, errno);
@@ -225,25 +259,31 @@ static int scratch_mkdir(const char *rel, mode_t mode, bool user_owned, struct j
 
 static int mnt_setup_scratch(const struct jail_plan *p, struct jail_child_error *e)
 {
+    /* exec: why /tmp and /home/user keep it is in the header */
     static const struct {
         const char *src, *dst;
         mode_t mode;
         bool user_owned;
+        bool exec;
     } dirs[] = {
-        {SCRATCH_DIR "/tmp", "tmp", 01777, false},
-        {SCRATCH_DIR "/data", "data", 0755, true},
-        {SCRATCH_DIR "/home", "home/user", 0755, true},
-        {SCRATCH_DIR "/shm", "dev/shm", 01777, false},
+        {SCRATCH_DIR "/tmp", "tmp", 01777, false, true},
+        {SCRATCH_DIR "/data", "data", 0755, true, false},
+        {SCRATCH_DIR "/home", "home/user", 0755, true, true},
+        {SCRATCH_DIR "/shm", "dev/shm", 01777, false, false},
     };
     int r;
     if ((r = child_mkdir(SCRATCH_DIR, 0700, e)) < 0 ||
         (r = child_mount_tmpfs(SCRATCH_DIR, p->scratch_opts, MS_NOSUID | MS_NODEV, e)) < 0 ||
         (r = child_mkdir("home", 0755, e)) < 0)
         return r;
-    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
         if ((r = scratch_mkdir(dirs[i].src, dirs[i].mode, dirs[i].user_owned, e)) < 0 ||
             (r = child_mkdir(dirs[i].dst, 0755, e)) < 0 || (r = child_bind(dirs[i].src, dirs[i].dst, e)) < 0)
             return r;
+        /* a bind starts with the tmpfs's flags; noexec is per bind */
+        if (!dirs[i].exec && (r = child_remount_add(dirs[i].dst, MS_NOSUID | MS_NODEV | MS_NOEXEC, e)) < 0)
+            return r;
+    }
     if (umount2(SCRATCH_DIR, MNT_DETACH) < 0)
         return fail_at(e, "umount", SCRATCH_DIR, errno);
     if (rmdir(SCRATCH_DIR) < 0)
@@ -267,9 +307,11 @@ static int mnt_setup_dev(const struct jail_plan *p, struct jail_child_error *e)
         (r = child_mount_tmpfs("dev", p->dev_opts, MS_NOSUID | MS_NOEXEC, e)) < 0)
         return r;
     /* host device nodes: a tmpfs mounted in a user namespace cannot hold
-     * working device nodes of its own (it is implicitly nodev) */
+     * working device nodes of its own (it is implicitly nodev). Each bind
+     * carries the host /dev's flags (often neither nosuid nor noexec). */
     for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++)
-        if ((r = child_touch(nodes[i][1], e)) < 0 || (r = child_bind(nodes[i][0], nodes[i][1], e)) < 0)
+        if ((r = child_touch(nodes[i][1], e)) < 0 || (r = child_bind(nodes[i][0], nodes[i][1], e)) < 0 ||
+            (r = child_remount_add(nodes[i][1], MS_NOSUID | MS_NOEXEC, e)) < 0)
             return r;
     if ((r = child_mkdir("dev/shm", 01777, e)) < 0 || (r = child_mkdir("dev/pts", 0755, e)) < 0)
         return r;
@@ -282,23 +324,39 @@ static int mnt_setup_dev(const struct jail_plan *p, struct jail_child_error *e)
 }
 
 /* A fresh proc for the new pid namespace (the child is its PID 1, so it shows
- * the sandbox's processes only), with Docker's masks: files that leak host
- * kernel state or act on the host are covered by /dev/null, and /proc/sys is
- * read-only (the sandbox's root could otherwise write the namespaced knobs). */
+ * the sandbox's processes only), with Docker's masks (its MaskedPaths and
+ * ReadonlyPaths): files that leak host kernel state (addresses, timers,
+ * keys, modules, the kernel config) are covered by /dev/null, directories of
+ * host hardware by an empty read-only tmpfs, and the knobs that act on the
+ * host or the namespace are read-only (the sandbox's root could otherwise
+ * write the namespaced sysctls). Entries this kernel does not have are
+ * skipped. */
 static int mnt_setup_proc(struct jail_child_error *e)
 {
-    static const char *const masked[] = {"proc/kcore", "proc/keys", "proc/timer_list", "proc/sysrq-trigger"};
+    static const char *const masked_files[] = {
+        "proc/kcore",       "proc/keys",        "proc/latency_stats", "proc/timer_list", "proc/timer_stats",
+        "proc/sched_debug", "proc/kallsyms",    "proc/modules",       "proc/config.gz",
+    };
+    static const char *const masked_dirs[] = {"proc/acpi", "proc/asound", "proc/scsi"};
+    static const char *const read_only[] = {"proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger"};
     int r;
     if ((r = child_mkdir("proc", 0555, e)) < 0)
         return r;
     if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
         return fail_at(e, "mount proc", "proc", errno);
-    for (size_t i = 0; i < sizeof(masked) / sizeof(masked[0]); i++)
-        if (child_exists(masked[i]) && (r = child_bind("dev/null", masked[i], e)) < 0)
+    for (size_t i = 0; i < sizeof(masked_files) / sizeof(masked_files[0]); i++)
+        if (child_exists(masked_files[i]) && (r = child_bind("dev/null", masked_files[i], e)) < 0)
             return r;
-    if ((r = child_bind("proc/sys", "proc/sys", e)) < 0)
-        return r;
-    return child_remount_ro("proc/sys", MS_NOSUID | MS_NODEV | MS_NOEXEC, e);
+    for (size_t i = 0; i < sizeof(masked_dirs) / sizeof(masked_dirs[0]); i++)
+        if (child_exists(masked_dirs[i]) &&
+            (r = child_mount_tmpfs(masked_dirs[i], "mode=0555,size=4k",
+                                   MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, e)) < 0)
+            return r;
+    for (size_t i = 0; i < sizeof(read_only) / sizeof(read_only[0]); i++)
+        if (child_exists(read_only[i]) && ((r = child_bind(read_only[i], read_only[i], e)) < 0 ||
+                                           (r = child_remount_ro(read_only[i], MS_NOSUID | MS_NODEV | MS_NOEXEC, e)) < 0))
+            return r;
+    return 0;
 }
 
 int mnt_build_root(const struct jail_plan *p, struct jail_child_error *e)
@@ -310,7 +368,7 @@ int mnt_build_root(const struct jail_plan *p, struct jail_child_error *e)
         (r = child_remount_ro("dev", MS_NOSUID | MS_NOEXEC, e)) < 0 || (r = mnt_setup_proc(e)) < 0)
         return r;
     /* last: nothing more to create at the top level */
-    return child_remount_ro(".", MS_NOSUID | MS_NODEV, e);
+    return child_remount_ro(".", MS_NOSUID | MS_NODEV | MS_NOEXEC, e);
 }
 
 /* Make the cwd (the new root) "/" and drop the old root entirely. The

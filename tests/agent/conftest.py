@@ -204,7 +204,9 @@ class AgentClient:
 
 
 def make_root():
-    """A sandbox root like the jail builds: tmp, data, home/user owned by 1000."""
+    """A sandbox root like the jail builds: tmp, data, home/user owned by 1000.
+    The agent's Landlock domain lets user code write only beneath these (and
+    the host's /dev/shm): tests that need a writable place use root + "/tmp"."""
     root = tempfile.mkdtemp(prefix="airlock-agent-root-")
     os.chmod(root, 0o755)
     for d in ("tmp", "data", "home", "home/user"):
@@ -229,12 +231,3 @@ def agent(root):
     a = AgentClient(root)
     yield a
     a.close()
-
-
-@pytest.fixture(scope="session")
-def user_tmp():
-    """A scratch directory uid 1000 can write (matplotlib's cache, etc.)."""
-    d = tempfile.mkdtemp(prefix="airlock-agent-user-")
-    os.chown(d, USER_UID, USER_UID)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)

@@ -3,6 +3,7 @@ inside a user namespace mapped to an unprivileged host range, with
 setgroups=deny (so its setgroups() fails with EPERM and must be tolerated)."""
 
 import ctypes
+import errno
 import os
 import socket
 
@@ -77,6 +78,13 @@ def test_agent_as_pid1_in_user_namespace(root):
         r = a.run_code("id -u; ps -e -o pid= -o comm= | head -1", language="bash")
         uid, pid, comm = r.stdout.split()
         assert (uid, pid) == (b"1000", b"1") and comm.startswith(b"airlock-agent")
+        # PID 1 ignores signals it has no handler for from inside its
+        # namespace; the rest (and those) must not come from user code at all
+        r = a.py("import os, signal\nres = []\nfor s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1,"
+                 " signal.SIGCHLD, signal.SIGPIPE, signal.SIGKILL):\n    try:\n        os.kill(1, s)\n"
+                 "        res.append('sent')\n    except OSError as e:\n        res.append(e.errno)\nprint(res)")
+        assert r.stdout == (repr([errno.EPERM] * 7) + "\n").encode(), r.stderr
+        assert a.call(HELLO, {}).type == OK
         res = a.py("import os; os.kill(os.getpid(), 9)").result
         assert res["error"]["name"] == "ProcessKilled" and res["repl_restarted"] is True
         assert a.py("print('back')").stdout == b"back\n"

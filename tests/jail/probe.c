@@ -5,6 +5,8 @@
  * fd 3 and answers with "key=value" lines followed by "end":
  *
  *   checks          everything about the sandbox the driver asserts on
+ *   mounts          per-mount flags (mountinfo), exec on the scratch dirs,
+ *                   /proc masks
  *   touch PATH      create a file            -> err=<errno>
  *   exists PATH     stat                     -> exists=0|1
  *   oom BYTES       child (oom_score_adj 1000) touches BYTES -> status=..
@@ -212,18 +214,150 @@ static void cmd_checks(void)
     /* net sysctls belong to the sandbox's root, so only the ro mount stops this */
     say("proc_sys_write", "%d", err_of(open("/proc/sys/net/ipv4/ping_group_range", O_WRONLY)));
     say("proc_sys_ro", "%d", statvfs("/proc/sys", &sv) == 0 && (sv.f_flag & ST_RDONLY));
-    /* per file: A absent, C masked by a char device, F still the real file */
-    const char *masked[] = {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sysrq-trigger"};
-    char m[8] = "";
-    for (size_t i = 0; i < 4; i++)
-        m[i] = stat(masked[i], &st) < 0 ? 'A' : S_ISCHR(st.st_mode) ? 'C' : 'F';
-    say("proc_masks", "%s", m);
     say("exe_write", "%d", err_of(open("/proc/self/exe", O_WRONLY)));
     say("mknod", "%d", err_of(mknod("/tmp/nulldev", S_IFCHR | 0666, makedev(1, 3))));
     char *sh[] = {"/bin/sh", "-c", "exit 7", NULL};
     say("sh_exit", "%d", run_status(sh));
     char *py[] = {"/usr/bin/python3", "-c", "import json, sys; sys.exit(5)", NULL};
     say("py_exit", "%d", run_status(py));
+}
+
+/* The per-mount options of the topmost mount at each path, and the mounts
+ * lacking nosuid or nodev. mountinfo fields: id parent maj:min root
+ * mountpoint options ... */
+static void mount_flags(void)
+{
+    static const char *const points[] = {"/", "/usr", "/etc", "/opt/airlock/airlock_runner.py", "/tmp", "/data",
+                                         "/home/user", "/dev", "/dev/null", "/dev/tty", "/dev/pts", "/dev/shm",
+                                         "/proc", "/proc/sys"};
+    static char text[65536];
+    char opts[sizeof(points) / sizeof(points[0])][256];
+    char no_nosuid[2048] = "", no_nodev[2048] = "";
+    memset(opts, 0, sizeof(opts));
+    int fd = open("/proc/self/mountinfo", O_RDONLY);
+    ssize_t n = 0, k;
+    while (fd >= 0 && (k = read(fd, text + n, sizeof(text) - 1 - (size_t)n)) > 0)
+        n += k;
+    if (fd >= 0)
+        close(fd);
+    text[n] = '\0';
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char mp[512], mo[256];
+        if (sscanf(line, "%*s %*s %*s %*s %511s %255s", mp, mo) != 2)
+            continue;
+        for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++)
+            if (strcmp(mp, points[i]) == 0)
+                snprintf(opts[i], sizeof(opts[i]), "%s", mo); /* later lines are mounted on top */
+        char *lists[2] = {no_nosuid, no_nodev};
+        const char *flags[2] = {"nosuid", "nodev"};
+        for (int j = 0; j < 2; j++) {
+            char padded[260];
+            snprintf(padded, sizeof(padded), ",%s,", mo);
+            char want[16];
+            snprintf(want, sizeof(want), ",%s,", flags[j]);
+            if (!strstr(padded, want) && strlen(lists[j]) + strlen(mp) + 2 < 2048) {
+                if (lists[j][0])
+                    strcat(lists[j], " ");
+                strcat(lists[j], mp);
+            }
+        }
+    }
+    for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++) {
+        char key[160];
+        snprintf(key, sizeof(key), "mnt%s", points[i]);
+        say(key, "%s", opts[i][0] ? opts[i] : "none");
+    }
+    say("no_nosuid", "%s", no_nosuid);
+    say("no_nodev", "%s", no_nodev);
+}
+
+/* Copy /usr/bin/true into dir and run it: 0, or the errno of execve. */
+static int exec_from(const char *dir)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/probe-true", dir);
+    int in = open("/usr/bin/true", O_RDONLY | O_CLOEXEC);
+    int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+    if (in < 0 || out < 0)
+        return -errno;
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof(buf))) > 0)
+        if (write(out, buf, (size_t)n) != n)
+            return -errno;
+    close(in);
+    close(out);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *argv[] = {path, NULL}, *envp[] = {NULL};
+        execve(path, argv, envp);
+        _exit(errno & 0x7f);
+    }
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) < 0)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int sh(const char *script)
+{
+    char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
+    return run_status(argv);
+}
+
+/* per path: A absent, C masked by a char device, F still the real file /
+ * E empty read-only dir, D anything else / R read-only, W writable */
+static void proc_masks(void)
+{
+    static const char *const files[] = {"/proc/kcore",       "/proc/keys",     "/proc/latency_stats",
+                                        "/proc/timer_list",  "/proc/timer_stats", "/proc/sched_debug",
+                                        "/proc/kallsyms",    "/proc/modules",  "/proc/config.gz"};
+    static const char *const dirs[] = {"/proc/acpi", "/proc/asound", "/proc/scsi"};
+    static const char *const ro[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"};
+    char m[16] = "";
+    struct stat st;
+    struct statvfs sv;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+        m[i] = stat(files[i], &st) < 0 ? 'A' : S_ISCHR(st.st_mode) ? 'C' : 'F';
+    say("proc_masked_files", "%s", m);
+    memset(m, 0, sizeof(m));
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        DIR *d = opendir(dirs[i]);
+        if (!d) {
+            m[i] = 'A';
+            continue;
+        }
+        int entries = 0;
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL)
+            entries += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+        closedir(d);
+        m[i] = entries == 0 && statvfs(dirs[i], &sv) == 0 && (sv.f_flag & ST_RDONLY) ? 'E' : 'D';
+    }
+    say("proc_masked_dirs", "%s", m);
+    memset(m, 0, sizeof(m));
+    for (size_t i = 0; i < sizeof(ro) / sizeof(ro[0]); i++)
+        m[i] = stat(ro[i], &st) < 0 ? 'A' : statvfs(ro[i], &sv) == 0 && (sv.f_flag & ST_RDONLY) ? 'R' : 'W';
+    say("proc_read_only", "%s", m);
+}
+
+static void cmd_mounts(void)
+{
+    mount_flags();
+    say("exec_tmp", "%d", exec_from("/tmp"));
+    say("exec_home", "%d", exec_from("/home/user"));
+    say("exec_data", "%d", exec_from("/data"));
+    say("exec_shm", "%d", exec_from("/dev/shm"));
+    /* what /tmp and /home/user keep exec for: compiled code, run and loaded */
+    say("gcc_tmp", "%d", sh("cd /tmp && printf 'int main(void){return 3;}\\n' > g.c && gcc -o g g.c && ./g"));
+    say("so_home", "%d",
+        sh("mkdir -p /home/user/.local/lib && printf 'int f(void){return 42;}\\n' > /tmp/l.c && "
+           "gcc -shared -fPIC -o /home/user/.local/lib/l.so /tmp/l.c && "
+           "python3 -c 'import ctypes, sys; sys.exit(ctypes.CDLL(\"/home/user/.local/lib/l.so\").f())'"));
+    say("so_data", "%d",
+        sh("cp /home/user/.local/lib/l.so /data/l.so && python3 -c 'import ctypes, sys\n"
+           "try: ctypes.CDLL(\"/data/l.so\")\nexcept OSError as e: sys.exit(7 if \"failed to map\" in str(e) else 8)'"));
+    proc_masks();
 }
 
 static void cmd_oom(long long bytes)
@@ -302,6 +436,8 @@ int main(void)
         line[strcspn(line, "\n")] = '\0';
         if (strcmp(line, "checks") == 0) {
             cmd_checks();
+        } else if (strcmp(line, "mounts") == 0) {
+            cmd_mounts();
         } else if (strncmp(line, "touch ", 6) == 0) {
             int fd = open(line + 6, O_WRONLY | O_CREAT, 0644);
             say("err", "%d", fd < 0 ? errno : 0);

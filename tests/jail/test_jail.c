@@ -244,12 +244,84 @@ static void test_inside(int fd, const char *hostname)
     ok(strcmp(val(&r, "ifaces"), "lo") == 0, "only interface is lo (%s)", val(&r, "ifaces"));
     ok(ival(&r, "proc_sys_write") == EROFS && ival(&r, "proc_sys_ro") == 1,
        "/proc/sys is read-only (net sysctl write errno %s)", val(&r, "proc_sys_write"));
-    const char *m = val(&r, "proc_masks");
-    ok(strlen(m) == 4 && !strchr(m, 'F'), "kcore keys timer_list sysrq-trigger masked or absent (%s)", m);
     ok(ival(&r, "exe_write") != 0, "/proc/self/exe not writable (errno %s)", val(&r, "exe_write"));
     ok(ival(&r, "mknod") != 0, "mknod of a device fails (errno %s)", val(&r, "mknod"));
     ok(ival(&r, "sh_exit") == 7, "/bin/sh runs inside (exit %s)", val(&r, "sh_exit"));
     ok(ival(&r, "py_exit") == 5, "python3 runs inside (exit %s)", val(&r, "py_exit"));
+}
+
+/* Is flag one of the comma-separated options? */
+static bool has_opt(const char *opts, const char *flag)
+{
+    char padded[512], want[32];
+    snprintf(padded, sizeof(padded), ",%s,", opts);
+    snprintf(want, sizeof(want), ",%s,", flag);
+    return strstr(padded, want) != NULL;
+}
+
+static void test_mounts(int fd)
+{
+    struct reply r;
+    int rc = probe_cmd(fd, "mounts", &r, 60000);
+    ok(rc == 0 && val(&r, "mnt/")[0], "probe answers 'mounts' (%d)", rc);
+    if (rc < 0 || !val(&r, "mnt/")[0])
+        return;
+    /* mount point, then the flags it must have and must not have */
+    static const struct {
+        const char *point;
+        const char *with[4];
+        const char *without[2];
+    } want[] = {
+        {"/", {"ro", "nosuid", "nodev", "noexec"}, {NULL}},
+        {"/usr", {"ro", "nosuid", "nodev"}, {"noexec"}},
+        {"/etc", {"ro", "nosuid", "nodev", "noexec"}, {NULL}},
+        {"/opt/airlock/airlock_runner.py", {"ro", "nosuid", "nodev"}, {NULL}},
+        {"/tmp", {"rw", "nosuid", "nodev"}, {"noexec"}},
+        {"/home/user", {"rw", "nosuid", "nodev"}, {"noexec"}},
+        {"/data", {"rw", "nosuid", "nodev", "noexec"}, {NULL}},
+        {"/dev/shm", {"rw", "nosuid", "nodev", "noexec"}, {NULL}},
+        {"/dev", {"ro", "nosuid", "noexec"}, {"nodev"}},
+        {"/dev/null", {"nosuid", "noexec"}, {NULL}},
+        {"/dev/tty", {"nosuid", "noexec"}, {NULL}},
+        {"/dev/pts", {"nosuid", "noexec"}, {NULL}},
+        {"/proc", {"nosuid", "nodev", "noexec"}, {NULL}},
+        {"/proc/sys", {"ro", "nosuid", "nodev", "noexec"}, {NULL}},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+        char key[160];
+        snprintf(key, sizeof(key), "mnt%s", want[i].point);
+        const char *opts = val(&r, key);
+        bool good = strcmp(opts, "none") != 0;
+        for (size_t j = 0; j < ARRAY_SIZE(want[i].with) && want[i].with[j]; j++)
+            good = good && has_opt(opts, want[i].with[j]);
+        for (size_t j = 0; j < ARRAY_SIZE(want[i].without) && want[i].without[j]; j++)
+            good = good && !has_opt(opts, want[i].without[j]);
+        ok(good, "mount flags of %s (%s)", want[i].point, opts);
+    }
+    ok(val(&r, "no_nosuid")[0] == '\0', "every mount is nosuid (without: %s)", val(&r, "no_nosuid"));
+    /* nodev may be missing only where device nodes live: /dev and its
+     * binds, and the /proc files masked by binds of /dev/null */
+    char nodev[1024];
+    snprintf(nodev, sizeof(nodev), "%s", val(&r, "no_nodev"));
+    bool only_dev = true;
+    for (char *m = strtok(nodev, " "); m; m = strtok(NULL, " "))
+        only_dev = only_dev && (strcmp(m, "/dev") == 0 || strncmp(m, "/dev/", 5) == 0 || strncmp(m, "/proc/", 6) == 0);
+    ok(only_dev, "every mount but the device ones is nodev (without: %s)", val(&r, "no_nodev"));
+    ok(ival(&r, "exec_tmp") == 0 && ival(&r, "exec_home") == 0, "a binary runs from /tmp and /home/user (%s, %s)",
+       val(&r, "exec_tmp"), val(&r, "exec_home"));
+    ok(ival(&r, "exec_data") == EACCES && ival(&r, "exec_shm") == EACCES,
+       "the same binary from /data and /dev/shm: EACCES (noexec) (%s, %s)", val(&r, "exec_data"), val(&r, "exec_shm"));
+    ok(ival(&r, "gcc_tmp") == 3, "gcc compiles and runs a program in /tmp (exit %s)", val(&r, "gcc_tmp"));
+    ok(ival(&r, "so_home") == 42, "a .so built into ~/.local loads (ctypes, exit %s)", val(&r, "so_home"));
+    ok(ival(&r, "so_data") == 7, "the same .so from /data fails to map (exit %s)", val(&r, "so_data"));
+    /* A absent on this kernel, C masked by /dev/null, F the real file */
+    const char *m = val(&r, "proc_masked_files");
+    ok(strlen(m) == 9 && !strchr(m, 'F') && strchr(m, 'C'),
+       "kcore keys latency_stats timer_list timer_stats sched_debug kallsyms modules config.gz masked or absent (%s)", m);
+    m = val(&r, "proc_masked_dirs");
+    ok(strlen(m) == 3 && !strchr(m, 'D'), "acpi asound scsi: empty read-only or absent (%s)", m);
+    m = val(&r, "proc_read_only");
+    ok(strlen(m) == 5 && !strchr(m, 'W') && m[3] == 'R', "bus fs irq sys sysrq-trigger read-only or absent (%s)", m);
 }
 
 static void test_host_view(struct backend_instance *inst)
@@ -598,6 +670,7 @@ int main(int argc, char **argv)
     if (rc == 0) {
         test_host_view(s.inst);
         test_inside(s.fd, "sandbox");
+        test_mounts(s.fd);
         test_limits(s.inst, s.fd);
         test_destroy_clean(state, s.inst, s.fd);
     }
