@@ -290,7 +290,7 @@ class Arena:
             "KEY_SHA": hashlib.sha256(self.daemon.key.encode()).hexdigest(),
             "VICTIM_MARK": v.mark, "VICTIM_PORT": str(v.port), "VICTIM_IPCKEY": str(v.ipc_key),
             "VICTIM_HOSTPID": str(v.host_pid), "VICTIM_ID": v.sb.id,
-            "VICTIM_CANARY_SHA": hashlib.sha256(v.canary.encode()).hexdigest(),
+            "VICTIM_CANARY": v.canary,
         }
 
     def fill(self, code):
