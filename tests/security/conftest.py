@@ -271,8 +271,9 @@ class Arena:
         self._attacker = None
         self.recreated = 0
         addrs = host_addresses()
-        self.host4 = addrs["4"][0] if addrs["4"] else "127.0.0.1"
-        self.host6 = addrs["6"][0] if addrs["6"] else "::1"
+        # without an address of a family, a documentation address stands in (as unreachable)
+        self.host4 = addrs["4"][0] if addrs["4"] else "192.0.2.1"
+        self.host6 = addrs["6"][0] if addrs["6"] else "2001:db8::1"
         self.host6ll = addrs["6ll"][0] if addrs["6ll"] else "fe80::1%lo"
         ns = [n for n in host_nameservers() if ":" not in n]
         self.dns4 = ns[0] if ns else "8.8.8.8"

@@ -225,7 +225,7 @@ try:
     print("RESULT reniced")
 except OSError as e:
     print("RESULT", errname(e))
-''', {"reniced", "EPERM", "EACCES"}, then=_victim_nice_untouched,
+''', {"reniced", "EPERM", "EACCES"}, fresh=True, then=_victim_nice_untouched,
         doc="both sandboxes' uid 1000 is one host uid: PRIO_USER must still stop at the pid namespace"),
     xs("proc_shows_only_own", '''
 import os

@@ -139,6 +139,15 @@ try:
 except OSError as e:
     print("RESULT", errname(e))
 ''', frozenset({"EACCES", "EPERM"} | UNREACH)),
+    Attack("icmp4_ping_loopback", CAT, ERRNO_HELPER + '''
+import socket
+try:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+    s.sendto(b"\\x08\\x00\\xf7\\xff\\x00\\x00\\x00\\x00", ("127.0.0.1", 0))
+    print("RESULT sent")
+except OSError as e:
+    print("RESULT", errname(e))
+''', frozenset({"EACCES", "EPERM"}), doc="ping sockets are off for the sandbox's users (ping_group_range)"),
     Attack("icmp6_ping_host", CAT, ERRNO_HELPER + '''
 import socket
 try:
