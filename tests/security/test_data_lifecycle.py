@@ -172,7 +172,7 @@ def test_destroy_leaves_nothing(arena):
 
 
 def test_kill9_and_restart_leave_nothing(arena, tmp_path):
-    d = Daemon(tmp_path / "crashd", name="crashd").start()
+    d = Daemon(tmp_path / "crashd", name="crashd", extra_args=conftest.daemon_args()).start()
     try:
         canary = secrets.token_hex(32)
         sb = d.sandbox(timeout=600)
