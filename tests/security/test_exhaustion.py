@@ -126,6 +126,16 @@ print("RESULT", "bounded" if set(outcomes) <= {"oom-killed", "MemoryError"} else
       sorted(set(outcomes)))
 ''', _first_in({"bounded"}), timeout=30, then=_sandbox_recovers,
         doc="hogs that grow until the sandbox's memory limit stops them, one after another for 3 s"),
+    Attack("memory_bomb_repl", CAT, '''
+import time
+chunks = []
+while True:
+    chunks.append(bytearray(16 << 20))
+    time.sleep(0.02)
+''', lambda o: (o.execution is not None and o.execution.error is not None
+                and o.execution.error.name == "OutOfMemory") or pytest.fail(o.describe()),
+        timeout=60, then=_sandbox_recovers,
+        doc="the REPL itself grows to the limit: reported as OutOfMemory, the REPL restarted"),
     Attack("tmpfs_fill", CAT, ERRNO_HELPER + '''
 import os, time
 err, written = None, 0
