@@ -461,7 +461,7 @@ def pytest_terminal_summary(terminalreporter):
         tr.write_line("  NOT BLOCKED%s: %s" % (" (h1)" if _META[n][1] else "", n.split("::")[-1]))
     if seclib.LATENCY_LOG:
         tr.write_sep("-", "victim run_code('print(1)') latency while an exhaustion attack runs")
-        tr.write_line("%-22s | %9s | %10s | %9s | %s" % ("attack", "idle p50", "loaded p50", "bound", "samples"))
+        tr.write_line("%-28s | %9s | %10s | %9s | %s" % ("attack", "idle p50", "loaded p50", "bound", "samples"))
         for name, idle, loaded, bound, n in seclib.LATENCY_LOG:
-            tr.write_line("%-22s | %7.1fms | %8.1fms | %7.1fms | %d"
+            tr.write_line("%-28s | %7.1fms | %8.1fms | %7.1fms | %d"
                           % (name, idle * 1e3, loaded * 1e3, bound * 1e3, n))
