@@ -21,7 +21,7 @@ APT_PKGS := meson ninja-build pkg-config gcc libc6-dev \
 	$(TEMPLATE_PKGS) \
 	iproute2 curl procps
 
-.PHONY: all deps build build-asan run stop test test-unit test-jail test-agent test-e2e bench clean
+.PHONY: all deps build build-asan run stop test test-unit test-jail test-agent test-e2e test-security bench clean
 
 all: build
 
@@ -90,6 +90,14 @@ test-e2e:
 	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(ASAN)/airlock \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/e2e
+
+# The escape suite: attacks from inside a sandbox against the ASan daemon,
+# with a summary table by category (tests/security/conftest.py).
+test-security:
+	AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \
+	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(ASAN)/airlock \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/security
 
 # bubblewrap is the side-by-side baseline (a fresh sandboxed python3 per request)
 bench: build

@@ -1,0 +1,208 @@
+"""Data lifecycle: when a sandbox ends (destroyed, or its daemon killed -9
+and restarted), nothing of it remains on the host: no byte of a canary it
+held (state dir, /tmp, /var/tmp, /dev/shm are searched, byte by byte), no
+process, no namespace, no mount, no cgroup.
+"""
+
+import glob
+import os
+import secrets
+import stat
+
+import pytest
+
+import conftest
+from conftest import Daemon, pid_alive, wait_until
+
+pytestmark = pytest.mark.category("lifecycle")
+
+NS_KINDS = ("mnt", "pid", "net", "ipc", "uts", "user", "cgroup")
+SEARCH_ROOTS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def grep_host(needle, roots):
+    """Files under roots whose bytes contain needle (/proc and /sys are
+    never entered; unreadable files are skipped)."""
+    needle = needle.encode()
+    hits = []
+    for root in roots:
+        for dp, dns, fns in os.walk(root):
+            dns[:] = [d for d in dns if not os.path.join(dp, d).startswith(("/proc", "/sys"))]
+            for n in fns:
+                p = os.path.join(dp, n)
+                try:
+                    if not stat.S_ISREG(os.lstat(p).st_mode):
+                        continue
+                    with open(p, "rb") as f:
+                        tail = b""
+                        while True:
+                            chunk = f.read(1 << 20)
+                            if not chunk:
+                                break
+                            if needle in tail + chunk:
+                                hits.append(p)
+                                break
+                            tail = chunk[-len(needle):]
+                except OSError:
+                    pass
+    return hits
+
+
+def sandbox_pids(sb_id):
+    """Host pids whose cgroup path names the sandbox."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/cgroup" % d) as f:
+                    if sb_id in f.read():
+                        out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
+def ns_inodes(pids):
+    """The namespaces these processes live in, minus those the host's init shares."""
+    host = set()
+    for k in NS_KINDS:
+        try:
+            host.add((k, os.stat("/proc/1/ns/" + k).st_ino))
+        except OSError:
+            pass
+    out = set()
+    for p in pids:
+        for k in NS_KINDS:
+            try:
+                out.add((k, os.stat("/proc/%d/ns/%s" % (p, k)).st_ino))
+            except OSError:
+                pass
+    return out - host
+
+
+def pids_in(namespaces):
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        for k in NS_KINDS:
+            try:
+                if (k, os.stat("/proc/%s/ns/%s" % (d, k)).st_ino) in namespaces:
+                    found.append((int(d), k))
+                    break
+            except OSError:
+                pass
+    return found
+
+
+def cgroup_dirs(d, sb_id):
+    return [p for parent in conftest.e2e.scope_cgroups(d) for p in glob.glob(os.path.join(parent, sb_id))]
+
+
+def mounts_naming(needle, pids):
+    hits = []
+    for p in ["self", "1"] + [str(x) for x in pids]:
+        try:
+            with open("/proc/%s/mountinfo" % p) as f:
+                hits += [line.strip() for line in f if needle in line]
+        except OSError:
+            pass
+    return hits
+
+
+class Footprint:
+    """What a running sandbox leaves on the host, recorded while it runs."""
+
+    def __init__(self, d, sb):
+        self.d, self.sb_id = d, sb.id
+        self.pids = sandbox_pids(sb.id)
+        assert len(self.pids) >= 2, "the sandbox's agent and REPL were not found by cgroup"
+        self.namespaces = ns_inodes(self.pids)
+        assert {k for k, _ in self.namespaces} >= {"mnt", "pid", "net", "user"}, self.namespaces
+        self.cgroups = cgroup_dirs(d, sb.id)
+        assert self.cgroups, "the sandbox's cgroup directories were not found"
+
+    def assert_gone(self, canary, daemon_pids=()):
+        assert wait_until(lambda: not sandbox_pids(self.sb_id), 10), \
+            "sandbox processes remain: %r" % sandbox_pids(self.sb_id)
+        assert not [p for p in self.pids if pid_alive(p)], "sandbox processes remain"
+        assert wait_until(lambda: not pids_in(self.namespaces), 10), \
+            "processes remain in the sandbox's namespaces: %r" % pids_in(self.namespaces)
+        assert wait_until(lambda: not [c for c in self.cgroups if os.path.exists(c)], 10), \
+            "cgroup directories remain: %r" % [c for c in self.cgroups if os.path.exists(c)]
+        assert mounts_naming(self.sb_id, daemon_pids) == []
+        hits = grep_host(canary, [str(self.d.state_dir), *SEARCH_ROOTS])
+        assert hits == [], "the canary is on the host's disk: %r" % hits
+
+
+# The canary lives in /data and /tmp (uploaded), in the REPL's memory, and in
+# the argv and memory of a process that ignores SIGTERM, in a session of its own.
+HOLD = '''
+import subprocess, sys
+kept = open("/data/canary.txt").read()
+holder = subprocess.Popen([sys.executable, "-c",
+    "import signal, sys, time\\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\\n"
+    "data = open('/tmp/canary.txt').read() * 1000\\nwhile True: time.sleep(1)", "hold"],
+    start_new_session=True)
+print(len(kept))
+'''
+
+
+def _plant(sb, canary):
+    sb.upload(("canary " + canary + "\n").encode() * 64, "/data/canary.txt")
+    sb.upload(canary.encode(), "/tmp/canary.txt")
+    sb.upload(canary.encode(), "/home/user/canary.txt")
+    r = sb.run_code(HOLD, timeout=20)
+    assert r.error is None and int(r.stdout) > 0, r
+
+
+def test_destroy_leaves_nothing(arena):
+    d = arena.daemon
+    canary = secrets.token_hex(32)
+    sb = d.sandbox(timeout=600)
+    try:
+        _plant(sb, canary)
+        fp = Footprint(d, sb)
+        # while it lives, its data is not on the host's disk either
+        assert grep_host(canary, [str(d.state_dir), *SEARCH_ROOTS]) == []
+    finally:
+        sb.close()
+    fp.assert_gone(canary, [d.proc.pid])
+    arena.check_after()
+
+
+def test_kill9_and_restart_leave_nothing(arena, tmp_path):
+    d = Daemon(tmp_path / "crashd", name="crashd", extra_args=conftest.daemon_args()).start()
+    try:
+        canary = secrets.token_hex(32)
+        sb = d.sandbox(timeout=600)
+        _plant(sb, canary)
+        fp = Footprint(d, sb)
+        d.kill9()
+        # the agents notice their daemon is gone and take their sandboxes down
+        assert wait_until(lambda: not [p for p in fp.pids if pid_alive(p)], 15), \
+            "sandbox processes outlived their daemon: %r" % [p for p in fp.pids if pid_alive(p)]
+        d.start()
+        info = d.request("GET", "/v1/sandboxes/" + sb.id)[3]
+        assert (info["state"], info["destroy_reason"]) == ("destroyed", "daemon_restart"), info
+        fp.assert_gone(canary, [d.proc.pid])
+    finally:
+        conftest.e2e.stop_and_check(d)
+    arena.check_after()
+
+
+def test_destroy_during_fork_storm_leaves_nothing(arena):
+    """Destroyed while it forks and detaches SIGTERM-ignoring processes."""
+    d = arena.daemon
+    canary = secrets.token_hex(32)
+    sb = d.sandbox(timeout=600)
+    try:
+        _plant(sb, canary)
+        sb.exec(["sh", "-c", "for i in $(seq 50); do setsid sh -c 'trap \"\" TERM HUP INT; "
+                             "while :; do sleep 0.01; done' & done; echo started"], timeout=10)
+        fp = Footprint(d, sb)
+        assert len(fp.pids) >= 50, len(fp.pids)
+    finally:
+        sb.close()
+    fp.assert_gone(canary, [d.proc.pid])
+    arena.check_after()
