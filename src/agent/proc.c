@@ -240,7 +240,7 @@ static void child_set_rlimits(int errfd, const struct spawn_policy *policy)
         rlim_t value;
     } limits[] = {
         {RLIMIT_CORE, "RLIMIT_CORE", 0},                 /* no core files filling tmpfs */
-        {RLIMIT_NOFILE, "RLIMIT_NOFILE", 4096},          /* bounded kernel memory per process */
+        {RLIMIT_NOFILE, "RLIMIT_NOFILE", 1024},          /* the usual default; x pids.max (512) = the sandbox's share of fs.file-max */
         {RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK", 64u << 10},   /* mlock cannot pin sandbox memory */
         {RLIMIT_MSGQUEUE, "RLIMIT_MSGQUEUE", 800u << 10}, /* the kernel default, made explicit */
     };

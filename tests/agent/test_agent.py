@@ -398,7 +398,7 @@ def test_bash_and_exec_unprivileged(agent):
 
 def test_rlimits(agent):
     r = agent.exec(shell="ulimit -c; ulimit -n")
-    assert r.stdout == b"0\n4096\n"
+    assert r.stdout == b"0\n1024\n"
 
 
 # seccomp and Landlock: test_hardening.py

@@ -404,21 +404,19 @@ def arena(daemon, host_net, victim):
 
 # ---- the summary table --------------------------------------------------------------
 
-_META = {}      # nodeid -> (category, h1)
+_META = {}      # nodeid -> category
 _OUTCOME = {}   # nodeid -> "passed" | "failed" | "skipped"
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "category(name): the escape-suite category of an attack")
-    config.addinivalue_line("markers", "h1: blocked only once branch h1 (seccomp allow-list, Landlock, "
-                                       "noexec, /proc masks) is merged")
 
 
 def pytest_collection_modifyitems(session, config, items):
     for it in items:
         m = it.get_closest_marker("category")
         if m:
-            _META[it.nodeid] = (m.args[0], it.get_closest_marker("h1") is not None)
+            _META[it.nodeid] = m.args[0]
 
 
 def pytest_runtest_logreport(report):
@@ -439,7 +437,7 @@ def pytest_terminal_summary(terminalreporter):
     tr = terminalreporter
     rows = []
     for cat in seclib.CATEGORIES:
-        ids = [n for n, (c, _) in _META.items() if c == cat]
+        ids = [n for n, c in _META.items() if c == cat]
         if not ids:
             continue
         outs = [_OUTCOME.get(n) for n in ids]
@@ -452,13 +450,9 @@ def pytest_terminal_summary(terminalreporter):
     tr.write_line("-" * 58)
     tot = [sum(r[i] for r in rows) for i in range(1, 5)]
     tr.write_line("%-14s | %7d | %7d | %10d | %7d" % ("total", *tot))
-    h1 = [n for n, (_, is_h1) in _META.items() if is_h1]
-    if h1:
-        tr.write_line("cases that depend on branch h1: %d (%d blocked here)"
-                      % (len(h1), sum(_OUTCOME.get(n) == "passed" for n in h1)))
     bad = [n for n in _META if _OUTCOME.get(n) == "failed"]
     for n in bad:
-        tr.write_line("  NOT BLOCKED%s: %s" % (" (h1)" if _META[n][1] else "", n.split("::")[-1]))
+        tr.write_line("  NOT BLOCKED: %s" % n.split("::")[-1])
     if seclib.LATENCY_LOG:
         tr.write_sep("-", "victim run_code('print(1)') latency while an exhaustion attack runs")
         tr.write_line("%-28s | %9s | %10s | %9s | %s" % ("attack", "idle p50", "loaded p50", "bound", "samples"))

@@ -34,7 +34,6 @@ class Attack:
     expect: object                 # set/frozenset of first RESULT tokens, or callable(Outcome)
     language: str = "python"
     timeout: int = 10              # run_code timeout_s
-    h1: bool = False               # blocked only once helper 1's hardening (branch h1) is merged
     fresh: bool = False            # runs in a sandbox of its own, destroyed afterwards
     then: object = None            # optional callable(arena, sandbox, Outcome): SDK-level steps
     doc: str = ""
@@ -90,15 +89,12 @@ def check_expect(attack, outcome):
 
 
 def params(attacks):
-    """pytest parameters, each marked with its category (and h1 if it depends on branch h1)."""
+    """pytest parameters, each marked with its category."""
     names = [a.name for a in attacks]
     assert len(names) == len(set(names)), "duplicate attack names"
     out = []
     for a in attacks:
-        marks = [pytest.mark.category(a.category)]
-        if a.h1:
-            marks.append(pytest.mark.h1)
-        out.append(pytest.param(a, id=a.name, marks=marks))
+        out.append(pytest.param(a, id=a.name, marks=[pytest.mark.category(a.category)]))
     return out
 
 

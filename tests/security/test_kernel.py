@@ -50,8 +50,8 @@ NRX32 = _syscall_numbers("unistd_x32.h")
 NR32 = _syscall_numbers("unistd_32.h")
 
 EPERM = frozenset({"EPERM"})
-# Denied today with EPERM; outside the ANCHORS.md classes an allow-list
-# (branch h1) may answer ENOSYS instead. Either way the call did nothing.
+# The ANCHORS.md classes are refused with EPERM; a call that is simply not on
+# the allow-list gets ENOSYS. Either way the call did nothing.
 DENIED = frozenset({"EPERM", "ENOSYS"})
 
 CLONE_NEWUSER, CLONE_THREAD = 0x10000000, 0x10000
@@ -119,11 +119,11 @@ TRY_SYSCALLS = [
     ("unshare_" + kind, "unshare", (flag | 1,), EPERM, "EINVAL") for kind, flag in NS_FLAGS.items()
 ]
 
-# Refused only by the allow-list of branch h1 (default ENOSYS): calls no
-# sandboxed program needs, which the deny-list of main lets through.
+# Refused only by the allow-list (default ENOSYS): calls no sandboxed program
+# needs, which a deny-list would let through.
 # fanotify_init already fails natively with EPERM for an unprivileged user,
 # so only the allow-list's ENOSYS tells that the filter refused it.
-TRY_SYSCALLS_H1 = [
+TRY_UNLISTED = [
     ("quotactl_fd", "quotactl_fd", (-1, 0, 0, 0), DENIED, "EBADF"),
     ("memfd_secret", "memfd_secret", (0xffff,), DENIED, "EINVAL"),
     ("fanotify_init", "fanotify_init", (0xffffffff, 0), frozenset({"ENOSYS"}), "EPERM"),
@@ -149,8 +149,8 @@ def try_code(name, args):
     return TRY_CODE % {"name": name, "nr": NR64[name], "args": tuple(args), "clone": NR64["clone"]}
 
 
-def try_attacks(table, h1=False):
-    return [Attack("try_" + case, CAT, try_code(name, args), exp, h1=h1,
+def try_attacks(table):
+    return [Attack("try_" + case, CAT, try_code(name, args), exp,
                    doc="natively (no filter, unprivileged): %s" % native)
             for case, name, args, exp, native in table if name in NR64]
 
@@ -486,7 +486,7 @@ else:
 ''' % fam, frozenset({"EAFNOSUPPORT"}), doc="socket() of an unused family can make the host kernel load its module")
     for name, fam in FAMILIES.items()]
 
-ATTACKS = try_attacks(TRY_SYSCALLS) + try_attacks(TRY_SYSCALLS_H1, h1=True) + abi_attacks() + OTHERS + SOCKET_FAMILIES
+ATTACKS = try_attacks(TRY_SYSCALLS) + try_attacks(TRY_UNLISTED) + abi_attacks() + OTHERS + SOCKET_FAMILIES
 
 
 @pytest.mark.parametrize("attack", params(ATTACKS))
@@ -518,14 +518,14 @@ def test_try_syscall_native_baseline():
     that the filter, and not the kernel's own checks, refused the call."""
     if os.geteuid() != 0:
         pytest.skip("needs root to drop to uid 65534")
-    table = [(c, NR64[n], list(a)) for c, n, a, _, _ in TRY_SYSCALLS + TRY_SYSCALLS_H1 if n in NR64]
+    table = [(c, NR64[n], list(a)) for c, n, a, _, _ in TRY_SYSCALLS + TRY_UNLISTED if n in NR64]
     p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
                         "/usr/bin/python3", "-c", NATIVE_PROBE, json.dumps(table)],
                        capture_output=True, text=True, timeout=60)
     native = dict(json.loads(line) for line in p.stdout.splitlines())
     assert len(native) == len(table), p.stderr
-    want = {c: nat for c, _, _, _, nat in TRY_SYSCALLS + TRY_SYSCALLS_H1}
-    distinct = {c for c, _, _, exp, _ in TRY_SYSCALLS + TRY_SYSCALLS_H1 if native[c] not in exp}
+    want = {c: nat for c, _, _, _, nat in TRY_SYSCALLS + TRY_UNLISTED}
+    distinct = {c for c, _, _, exp, _ in TRY_SYSCALLS + TRY_UNLISTED if native[c] not in exp}
     print("native results:", native)
     print("%d of %d calls are told apart from the filter's answer" % (len(distinct), len(native)))
     alias = {"ENOTSUP": "EOPNOTSUPP"}
