@@ -73,7 +73,7 @@ stop:
 # Unit tests run under ASan/UBSan; the jail and agent suites create real
 # namespaces, cgroups and seccomp filters; e2e runs the ASan daemon.
 test: build build-asan
-	$(MAKE) --no-print-directory test-unit test-jail test-agent test-e2e
+	$(MAKE) --no-print-directory test-unit test-jail test-agent test-e2e test-security
 
 test-unit:
 	meson test -C $(ASAN) --print-errorlogs
