@@ -12,6 +12,10 @@
  *   oom BYTES       child (oom_score_adj 1000) touches BYTES -> status=..
  *   forkbomb        child forks until fork fails -> fork_errno=.. forks=..
  *   spawn           leave a sleeping child behind -> pid=..
+ *   inotify_hold    inotify instances until one fails, kept open
+ *                   -> inotify_held=.. inotify_errno=..
+ *   inotify_one     one inotify instance, closed again -> inotify_err=<errno>
+ *   inotify_release close the held ones -> released=..
  *   ping            -> pong=1
  *   exit            exit 0
  */
@@ -25,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -424,6 +429,26 @@ static void cmd_forkbomb(void)
     say("forks", "%d", n);
 }
 
+/* The per-user inotify counter (user.max_inotify_instances, 128 by default)
+ * is what the driver shows is the sandbox's own. */
+static int inotify_fds[4096];
+static int n_inotify;
+
+static void cmd_inotify_hold(void)
+{
+    int e = 0;
+    while (n_inotify < (int)(sizeof(inotify_fds) / sizeof(inotify_fds[0]))) {
+        int fd = inotify_init1(IN_CLOEXEC);
+        if (fd < 0) {
+            e = errno;
+            break;
+        }
+        inotify_fds[n_inotify++] = fd;
+    }
+    say("inotify_held", "%d", n_inotify);
+    say("inotify_errno", "%d", e);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -457,6 +482,17 @@ int main(void)
                     pause();
             }
             say("pid", "%d", (int)pid);
+        } else if (strcmp(line, "inotify_hold") == 0) {
+            cmd_inotify_hold();
+        } else if (strcmp(line, "inotify_one") == 0) {
+            int fd = inotify_init1(IN_CLOEXEC);
+            say("inotify_err", "%d", fd < 0 ? errno : 0);
+            if (fd >= 0)
+                close(fd);
+        } else if (strcmp(line, "inotify_release") == 0) {
+            say("released", "%d", n_inotify);
+            while (n_inotify > 0)
+                close(inotify_fds[--n_inotify]);
         } else if (strcmp(line, "ping") == 0) {
             say("pong", "1");
         } else if (strcmp(line, "exit") == 0) {
