@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <mqueue.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -496,6 +497,23 @@ static void test_own_counters(struct sandbox *a, struct sandbox *b)
         close(fd);
     probe_cmd(a->fd, "inotify_release", &r, 5000);
     ok(ival(&r, "released") == max, "a releases them (%s)", val(&r, "released"));
+
+    /* RLIMIT_MSGQUEUE: the bytes of POSIX message queues, per user */
+    probe_cmd(a->fd, "mq_hold", &r, 10000);
+    ok(ival(&r, "mq_held") > 0 && ival(&r, "mq_errno") == EMFILE,
+       "a fills its RLIMIT_MSGQUEUE with message queues (%d, then errno %d)", ival(&r, "mq_held"),
+       ival(&r, "mq_errno"));
+    probe_cmd(b->fd, "mq_one", &r, 5000);
+    ok(ival(&r, "mq_err") == 0, "meanwhile b creates a message queue (errno %d)", ival(&r, "mq_err"));
+    struct mq_attr qa = {.mq_maxmsg = 10, .mq_msgsize = 8192};
+    mqd_t q = mq_open("/airlock-jail-test", O_CREAT | O_RDWR | O_CLOEXEC, 0600, &qa);
+    ok(q >= 0, "meanwhile root on the host creates one (%s)", q < 0 ? strerror(errno) : "ok");
+    if (q >= 0) {
+        mq_close(q);
+        mq_unlink("/airlock-jail-test");
+    }
+    probe_cmd(a->fd, "mq_release", &r, 5000);
+    ok(ival(&r, "mq_released") > 0, "a releases them (%d)", ival(&r, "mq_released"));
 }
 
 static void test_two_sandboxes(void *state)
