@@ -19,10 +19,12 @@
  */
 #include "jail.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/capability.h>
@@ -30,13 +32,43 @@
 #include "log.h"
 #include "util.h"
 
+/* Which slots' uid ranges own a live process on the host. A second daemon
+ * (its own --state-dir and cgroup scope) numbers its slots from 0 as well,
+ * and a sandbox sharing another's range would share its uids and, through
+ * the namespace owner, its kernel counters. /proc/PID is owned by the
+ * task's euid, or for a non-dumpable task by root of its user namespace:
+ * for a sandbox process either way an id of its range. Best effort: a
+ * /proc that cannot be read hides nothing that slot_used does not know. */
+static void slots_in_use_on_host(bool busy[JAIL_SLOTS])
+{
+    DIR *d = opendir("/proc");
+    if (!d) {
+        log_warn("jail: opendir /proc: %s; uid ranges of other daemons not checked", strerror(errno));
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] < '1' || de->d_name[0] > '9')
+            continue;
+        struct stat sb;
+        if (fstatat(dirfd(d), de->d_name, &sb, 0) < 0 || sb.st_uid < JAIL_UID_BASE)
+            continue;
+        uid_t slot = (sb.st_uid - JAIL_UID_BASE) / JAIL_UID_COUNT;
+        if (slot < JAIL_SLOTS)
+            busy[slot] = true;
+    }
+    closedir(d);
+}
+
 int userns_slot_alloc(struct jail_state *st)
 {
     int slot = -EAGAIN;
+    bool busy[JAIL_SLOTS] = {false};
+    slots_in_use_on_host(busy);
     pthread_mutex_lock(&st->slot_lock);
     for (unsigned i = 0; i < JAIL_SLOTS; i++) {
         unsigned s = (st->next_slot + i) % JAIL_SLOTS;
-        if (!st->slot_used[s]) {
+        if (!st->slot_used[s] && !busy[s]) {
             st->slot_used[s] = true;
             st->next_slot = (s + 1) % JAIL_SLOTS;
             slot = (int)s;

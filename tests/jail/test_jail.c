@@ -542,6 +542,43 @@ static void test_two_sandboxes(void *state)
     test_destroy_clean(state, b.inst, b.fd);
 }
 
+/* Another daemon's sandbox on the slot this state would pick next (a
+ * process of that uid range on the host): the slot is skipped. */
+static void test_busy_range(void *state)
+{
+    struct jail_state *st = state;
+    unsigned next = st->next_slot; /* no other thread creates now */
+    uid_t foreign = userns_host_base((int)next) + 7;
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return;
+    pid_t child = fork();
+    if (child == 0) {
+        if (syscall(SYS_setresgid, foreign, foreign, foreign) < 0 || syscall(SYS_setresuid, foreign, foreign, foreign) < 0)
+            _exit(1);
+        (void)!write(pfd[1], "x", 1);
+        for (;;)
+            pause();
+    }
+    close(pfd[1]);
+    char c;
+    bool ready = child > 0 && read(pfd[0], &c, 1) == 1;
+    close(pfd[0]);
+    ok(ready, "a process of uid %u (slot %u's range) runs on the host", (unsigned)foreign, next);
+    char err[512] = "";
+    struct sandbox s;
+    int rc = ready ? create(state, "sb_test_busy", "sandbox", &s, err, sizeof(err)) : -1;
+    ok(rc == 0 && s.inst->slot != (int)next && userns_owner_of(s.inst->pid) == (long)s.inst->host_base,
+       "create skips that slot: slot %d, owner uid %u (%s)", rc == 0 ? s.inst->slot : -1,
+       rc == 0 ? (unsigned)s.inst->host_base : 0, err);
+    if (child > 0) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+    }
+    if (rc == 0)
+        test_destroy_clean(state, s.inst, s.fd);
+}
+
 /* An agent that is already dead (its stream closed, it exited) destroys fine. */
 static void test_destroy_dead_agent(void *state)
 {
@@ -778,6 +815,7 @@ int main(int argc, char **argv)
         test_destroy_clean(state, s.inst, s.fd);
     }
     test_two_sandboxes(state);
+    test_busy_range(state);
     test_destroy_dead_agent(state);
     test_errors(state, runner_path);
     test_concurrent(state);
