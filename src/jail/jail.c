@@ -8,8 +8,11 @@
  *   plan: socketpair, sync pipes, /etc
  *     text, detached read-only trees
  *   cgroup airlock/<id> with limits
+ *   this thread only: euid/egid host_base
  *   clone(NEWUSER|NEWPID|NEWNS|NEWNET|
  *         NEWIPC|NEWUTS) -----------------> reset signals, wait for release
+ *   back to euid 0 (or abort)               (its user namespace is owned by
+ *                                            host_base: userns.c says why)
  *   uid_map/gid_map, cgroup.procs,
  *   oom_score_adj -1000, release --------> setgroups/setresgid/setresuid(0)
  *                                          unshare(NEWCGROUP), sethostname

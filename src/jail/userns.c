@@ -16,6 +16,10 @@
  * the creating thread at clone time, so the creating daemon thread takes
  * the sandbox's uid as its effective uid for the clone and nothing else
  * (userns_become_owner / userns_restore_root, around the clone in jail.c).
+ *
+ * A second daemon on the host (its own --state-dir and cgroup scope) also
+ * numbers its slots from 0, so a slot whose range owns a live host process
+ * is skipped (slots_in_use_on_host).
  */
 #include "jail.h"
 

@@ -3,7 +3,8 @@
 abstract socket name, its TCP port, its SysV IPC key) and still reaches
 nothing of it.
 
-Both sandboxes map their uid 1000 to the same host uid, so what separates
+Each sandbox maps its uids onto its own host uid range, and its user
+namespace is owned by that range's first uid; beyond that, what separates
 them is the pid, network, IPC, mount and user namespaces: these cases go
 after each of them. The shared check (conftest.Victim.check) then confirms
 from the victim's side that it lost nothing and saw nothing.
