@@ -8,8 +8,11 @@
  *   plan: socketpair, sync pipes, /etc
  *     text, detached read-only trees
  *   cgroup airlock/<id> with limits
+ *   this thread only: euid/egid host_base
  *   clone(NEWUSER|NEWPID|NEWNS|NEWNET|
  *         NEWIPC|NEWUTS) -----------------> reset signals, wait for release
+ *   back to euid 0 (or abort)               (its user namespace is owned by
+ *                                            host_base: userns.c says why)
  *   uid_map/gid_map, cgroup.procs,
  *   oom_score_adj -1000, release --------> setgroups/setresgid/setresuid(0)
  *                                          unshare(NEWCGROUP), sethostname
@@ -40,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -147,6 +151,8 @@ static bool have_capability(int cap)
     return data[cap / 32].effective & (1u << (cap % 32));
 }
 
+static int userns_probe(const struct jail_state *st, char *err, size_t errlen);
+
 static void jail_fini(void *state)
 {
     struct jail_state *st = state;
@@ -181,8 +187,11 @@ static int jail_init(void **state, const struct backend_config *cfg, char *err, 
         return jail_err(err, errlen, -ENOMEM, "allocate jail state");
     st->agent_memfd = -1;
     pthread_mutex_init(&st->slot_lock, NULL);
+    st->dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
 
     int r = cgroup_parent_name(&st->cg, cfg->scope, err, errlen);
+    if (r >= 0)
+        r = userns_probe(st, err, errlen);
     if (r >= 0)
         r = cgroup_detect(&st->cg.mode, err, errlen);
     if (r >= 0)
@@ -426,22 +435,78 @@ static void __attribute__((noreturn)) jail_child(struct jail_plan *p)
 
 /* ---- parent ------------------------------------------------------------------ */
 
+/* A sysctl's value for an error message: "" when the host does not have it. */
+static void sysctl_text(const char *path, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (read_file_small(path, buf, cap) < 0)
+        buf[0] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+}
+
+/* The clone runs with a non-root euid, so name the host settings that may
+ * forbid it: user.max_user_namespaces (ENOSPC at 0 or when this uid's count
+ * is reached) and Debian's kernel.unprivileged_userns_clone (EPERM at 0, for
+ * a caller without CAP_SYS_ADMIN, which ours keeps). */
+static int clone_error(int e, char *err, size_t errlen)
+{
+    if (e != ENOSPC && e != EPERM && e != EUSERS)
+        return jail_err(err, errlen, -e, "clone");
+    char max[32], unpriv[32];
+    sysctl_text("/proc/sys/user/max_user_namespaces", max, sizeof(max));
+    sysctl_text("/proc/sys/kernel/unprivileged_userns_clone", unpriv, sizeof(unpriv));
+    return jail_err(err, errlen, -e,
+                    "clone of a user namespace owned by an unprivileged uid (does the host allow user "
+                    "namespaces? user.max_user_namespaces=%s%s%s)",
+                    max[0] ? max : "?", unpriv[0] ? ", kernel.unprivileged_userns_clone=" : "", unpriv);
+}
+
 /* Fork-like clone into the new namespaces. glibc's clone() wrapper wants a
  * separate stack; the raw syscall with stack 0 behaves like fork. All
  * signals are blocked across it so no daemon handler runs in the child
- * before it resets them. CLONE_PIDFD: destroy signals through the pidfd and
- * can never hit a recycled pid. */
-static pid_t jail_clone(int *pidfd)
+ * before it resets them, nor in this thread while it is not uid 0.
+ * CLONE_PIDFD: destroy signals through the pidfd and can never hit a
+ * recycled pid. The thread is the sandbox's host uid for the clone alone,
+ * so the new user namespace is owned by it (userns.c says why); nothing
+ * between the switch and the return to 0 touches a file or needs to be
+ * root: the child's maps, cgroup and oom score are written after it. */
+static pid_t jail_clone(const struct jail_state *st, unsigned long flags, uid_t owner, int *pidfd, char *err,
+                        size_t errlen)
 {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    long pid = syscall(SYS_clone, (unsigned long)(JAIL_CLONE_FLAGS | CLONE_PIDFD | SIGCHLD), 0, pidfd, 0, 0);
-    int saved = errno;
-    if (pid != 0)
+    struct userns_saved_ids saved = {.dumpable = st->dumpable};
+    int r = userns_become_owner(owner, &saved, err, errlen);
+    if (r < 0) {
         pthread_sigmask(SIG_SETMASK, &old, NULL);
-    errno = saved;
+        return r;
+    }
+    long pid = syscall(SYS_clone, flags | CLONE_PIDFD | SIGCHLD, 0, pidfd, 0, 0);
+    if (pid == 0)
+        return 0; /* child: keeps the euid; it becomes 0 of its namespace */
+    int saved_errno = errno;
+    userns_restore_root(&saved); /* aborts the daemon if it cannot */
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0)
+        return clone_error(saved_errno, err, errlen);
     return (pid_t)pid;
+}
+
+/* At start, not at the first request: can this host create a user namespace
+ * owned by an unprivileged uid? The child exits at once. */
+static int userns_probe(const struct jail_state *st, char *err, size_t errlen)
+{
+    int pidfd = -1;
+    pid_t pid = jail_clone(st, CLONE_NEWUSER, userns_host_base(0), &pidfd, err, errlen);
+    if (pid == 0)
+        _exit(0);
+    if (pid < 0)
+        return pid;
+    close(pidfd);
+    while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
+        ;
+    return 0;
 }
 
 static int set_oom_score_adj(pid_t pid, const char *value, char *err, size_t errlen)
@@ -586,11 +651,11 @@ static int jail_create(void *state, const struct sandbox_spec *spec_in, struct b
         return r;
     }
 
-    pid_t pid = jail_clone(&inst->pidfd);
+    pid_t pid = jail_clone(st, JAIL_CLONE_FLAGS, inst->host_base, &inst->pidfd, err, errlen);
     if (pid == 0)
         jail_child(p); /* never returns */
     if (pid < 0)
-        r = jail_err(err, errlen, -errno, "clone");
+        r = pid;
     plan_release(p); /* the parent's copies of the child's ends */
     inst->pid = pid;
     if (r >= 0)

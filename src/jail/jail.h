@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <linux/capability.h>
 
 #include "backend.h"
 
@@ -52,6 +53,7 @@ struct jail_state {
     struct cgroup_ctx cg;
     int agent_memfd; /* sealed copy of airlock-agent, fexecve'd by every sandbox */
     bool protect_agent; /* CAP_SYS_RESOURCE: may set the agent's oom_score_adj to -1000 */
+    int dumpable;       /* PR_GET_DUMPABLE at init: restored after each clone (userns.c) */
     /* create/destroy run on the daemon's HTTP threads concurrently. */
     pthread_mutex_t slot_lock;
     unsigned next_slot; /* next-fit, so a freed range is not reused at once */
@@ -134,6 +136,16 @@ void userns_slot_free(struct jail_state *st, int slot);
 uid_t userns_host_base(int slot);
 int userns_write_maps(pid_t pid, uid_t host_base, char *err, size_t errlen);
 int userns_child_become_root(struct jail_child_error *e); /* child */
+/* parent: the calling thread only takes host_base as its effective uid/gid
+ * (with its capabilities kept), so a user namespace it creates is owned by
+ * host_base. Restore right after the clone; restore aborts the daemon if it
+ * cannot return the thread to uid 0 with its capabilities. */
+struct userns_saved_ids {
+    struct __user_cap_data_struct caps[2];
+    int dumpable; /* the process's PR_GET_DUMPABLE, set by the caller */
+};
+int userns_become_owner(uid_t host_base, struct userns_saved_ids *saved, char *err, size_t errlen);
+void userns_restore_root(const struct userns_saved_ids *saved);
 
 /* ---- cgroup.c ---- */
 struct cgroup_limits {

@@ -4,23 +4,75 @@
  * is an unprivileged, otherwise unused host uid (200000 + slot*65536), and two
  * sandboxes never share an id: a process of one cannot signal, ptrace or read
  * the files of another even if it got out of its mount namespace.
+ *
+ * The sandbox's user namespace is also OWNED by that host uid (its
+ * host_base), not by root. The kernel charges per-user counters (kernel/
+ * ucount.c: inotify instances and watches, POSIX mqueue bytes, queued
+ * signals, processes, namespaces) to the user in the namespace and, level
+ * by level up to the host, to each namespace's owner. Were root the owner
+ * of every sandbox's namespace, all sandboxes and every root process of the
+ * host would share one counter each: 128 inotify instances held by one
+ * sandbox would make inotify_init fail everywhere. The owner is the euid of
+ * the creating thread at clone time, so the creating daemon thread takes
+ * the sandbox's uid as its effective uid for the clone and nothing else
+ * (userns_become_owner / userns_restore_root, around the clone in jail.c).
+ *
+ * A second daemon on the host (its own --state-dir and cgroup scope) also
+ * numbers its slots from 0, so a slot whose range owns a live host process
+ * is skipped (slots_in_use_on_host).
  */
 #include "jail.h"
 
+#include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/capability.h>
 
+#include "log.h"
 #include "util.h"
+
+/* Which slots' uid ranges own a live process on the host. A second daemon
+ * (its own --state-dir and cgroup scope) numbers its slots from 0 as well,
+ * and a sandbox sharing another's range would share its uids and, through
+ * the namespace owner, its kernel counters. /proc/PID is owned by the
+ * task's euid, or for a non-dumpable task by root of its user namespace:
+ * for a sandbox process either way an id of its range. Best effort: a
+ * /proc that cannot be read hides nothing that slot_used does not know. */
+static void slots_in_use_on_host(bool busy[JAIL_SLOTS])
+{
+    DIR *d = opendir("/proc");
+    if (!d) {
+        log_warn("jail: opendir /proc: %s; uid ranges of other daemons not checked", strerror(errno));
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] < '1' || de->d_name[0] > '9')
+            continue;
+        struct stat sb;
+        if (fstatat(dirfd(d), de->d_name, &sb, 0) < 0 || sb.st_uid < JAIL_UID_BASE)
+            continue;
+        uid_t slot = (sb.st_uid - JAIL_UID_BASE) / JAIL_UID_COUNT;
+        if (slot < JAIL_SLOTS)
+            busy[slot] = true;
+    }
+    closedir(d);
+}
 
 int userns_slot_alloc(struct jail_state *st)
 {
     int slot = -EAGAIN;
+    bool busy[JAIL_SLOTS] = {false};
+    slots_in_use_on_host(busy);
     pthread_mutex_lock(&st->slot_lock);
     for (unsigned i = 0; i < JAIL_SLOTS; i++) {
         unsigned s = (st->next_slot + i) % JAIL_SLOTS;
-        if (!st->slot_used[s]) {
+        if (!st->slot_used[s] && !busy[s]) {
             st->slot_used[s] = true;
             st->next_slot = (s + 1) % JAIL_SLOTS;
             slot = (int)s;
@@ -80,4 +132,86 @@ int userns_child_become_root(struct jail_child_error *e)
     if (syscall(SYS_setresuid, 0, 0, 0) < 0)
         return child_fail(e, "setresuid", "0", errno);
     return 0;
+}
+
+/* ---- the creating thread as the namespace's owner ------------------------- */
+
+static int caps_get(struct __user_cap_data_struct caps[2])
+{
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    memset(caps, 0, 2 * sizeof(*caps));
+    return syscall(SYS_capget, &hdr, caps) < 0 ? -errno : 0;
+}
+
+/* pid 0: the calling thread only. Raising effective bits needs them in the
+ * permitted set, which a change of euid alone never clears. */
+static int caps_set(const struct __user_cap_data_struct caps[2])
+{
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct c[2] = {caps[0], caps[1]};
+    return syscall(SYS_capset, &hdr, c) < 0 ? -errno : 0;
+}
+
+/* Raw syscalls, so only the calling thread changes: glibc's wrappers would
+ * make every daemon thread (HTTP handlers included) host_base for a moment.
+ * Only the effective (and with it the filesystem) ids change; the real and
+ * saved ids stay 0, which is what lets the thread return to 0 unprivileged
+ * and what keeps the permitted capabilities. The kernel clears the
+ * effective capabilities when the euid leaves 0; we put them back, so the
+ * clone itself is as privileged as before (a Debian kernel with
+ * kernel.unprivileged_userns_clone=0 or an LSM that restricts unprivileged
+ * user namespaces lets a CAP_SYS_ADMIN caller through) and only the owner
+ * differs. The caller blocks signals: no handler runs with these ids. */
+int userns_become_owner(uid_t host_base, struct userns_saved_ids *saved, char *err, size_t errlen)
+{
+    uid_t ru, eu, su;
+    gid_t rg, eg, sg;
+    if (syscall(SYS_getresuid, &ru, &eu, &su) < 0 || syscall(SYS_getresgid, &rg, &eg, &sg) < 0)
+        return jail_err(err, errlen, -errno, "getresuid");
+    if (ru != 0 || eu != 0 || su != 0 || rg != 0 || eg != 0 || sg != 0)
+        return jail_err(err, errlen, -EPERM, "sandbox creation needs uid/gid 0, this thread has %u/%u",
+                        (unsigned)eu, (unsigned)eg);
+    int r = caps_get(saved->caps);
+    if (r < 0)
+        return jail_err(err, errlen, r, "capget");
+    if (syscall(SYS_setresgid, -1, host_base, -1) < 0)
+        return jail_err(err, errlen, -errno, "setresgid(-1, %u, -1)", (unsigned)host_base);
+    if (syscall(SYS_setresuid, -1, host_base, -1) < 0) {
+        r = -errno;
+        userns_restore_root(saved);
+        return jail_err(err, errlen, r, "setresuid(-1, %u, -1)", (unsigned)host_base);
+    }
+    if ((r = caps_set(saved->caps)) < 0) {
+        userns_restore_root(saved);
+        return jail_err(err, errlen, r, "capset (effective capabilities as uid %u)", (unsigned)host_base);
+    }
+    return 0;
+}
+
+/* Back to 0 for good, or no daemon: a thread that kept an unprivileged euid
+ * would go on serving requests as the sandbox's host uid, failing or, worse,
+ * creating files that sandbox owns. Every step is checked, and the end
+ * state verified rather than assumed. */
+void userns_restore_root(const struct userns_saved_ids *saved)
+{
+    /* allowed without privilege: 0 is our real and saved uid; returning to
+     * euid 0 also makes the effective capabilities the permitted ones */
+    if (syscall(SYS_setresuid, -1, 0, -1) < 0 || syscall(SYS_setresgid, -1, 0, -1) < 0 || caps_set(saved->caps) < 0) {
+        log_error("jail: cannot return to uid 0 after creating a user namespace: %s; aborting", strerror(errno));
+        abort();
+    }
+    uid_t ru = 1, eu = 1, su = 1;
+    gid_t rg = 1, eg = 1, sg = 1;
+    struct __user_cap_data_struct now[2];
+    if (syscall(SYS_getresuid, &ru, &eu, &su) < 0 || syscall(SYS_getresgid, &rg, &eg, &sg) < 0 ||
+        caps_get(now) < 0 || ru || eu || su || rg || eg || sg || memcmp(now, saved->caps, sizeof(now)) != 0) {
+        log_error("jail: ids or capabilities not restored after creating a user namespace "
+                  "(uid %u/%u/%u gid %u/%u/%u); aborting",
+                  (unsigned)ru, (unsigned)eu, (unsigned)su, (unsigned)rg, (unsigned)eg, (unsigned)sg);
+        abort();
+    }
+    /* A change of euid also made the whole process non-dumpable
+     * (fs.suid_dumpable, default 0). Put back what the daemon had. */
+    if (prctl(PR_SET_DUMPABLE, saved->dumpable, 0, 0, 0) < 0)
+        log_warn("jail: prctl(PR_SET_DUMPABLE, %d): %s", saved->dumpable, strerror(errno));
 }

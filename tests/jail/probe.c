@@ -12,6 +12,14 @@
  *   oom BYTES       child (oom_score_adj 1000) touches BYTES -> status=..
  *   forkbomb        child forks until fork fails -> fork_errno=.. forks=..
  *   spawn           leave a sleeping child behind -> pid=..
+ *   inotify_hold    inotify instances until one fails, kept open
+ *                   -> inotify_held=.. inotify_errno=..
+ *   inotify_one     one inotify instance, closed again -> inotify_err=<errno>
+ *   inotify_release close the held ones -> released=..
+ *   mq_hold         80 KiB POSIX message queues until one fails, kept
+ *                   -> mq_held=.. mq_errno=..
+ *   mq_one          one such queue, removed again -> mq_err=<errno>
+ *   mq_release      close and unlink the held ones -> mq_released=..
  *   ping            -> pong=1
  *   exit            exit 0
  */
@@ -25,6 +33,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <mqueue.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -424,6 +434,53 @@ static void cmd_forkbomb(void)
     say("forks", "%d", n);
 }
 
+/* The per-user inotify counter (user.max_inotify_instances, 128 by default)
+ * is what the driver shows is the sandbox's own. */
+static int inotify_fds[4096];
+static int n_inotify;
+
+static void cmd_inotify_hold(void)
+{
+    int e = 0;
+    while (n_inotify < (int)(sizeof(inotify_fds) / sizeof(inotify_fds[0]))) {
+        int fd = inotify_init1(IN_CLOEXEC);
+        if (fd < 0) {
+            e = errno;
+            break;
+        }
+        inotify_fds[n_inotify++] = fd;
+    }
+    say("inotify_held", "%d", n_inotify);
+    say("inotify_errno", "%d", e);
+}
+
+/* RLIMIT_MSGQUEUE (819200 bytes by default) per user: ~9 such queues. */
+static mqd_t mq_fds[256];
+static int n_mq;
+
+static mqd_t mq_make(const char *name)
+{
+    struct mq_attr a = {.mq_maxmsg = 10, .mq_msgsize = 8192};
+    return mq_open(name, O_CREAT | O_RDWR | O_CLOEXEC, 0600, &a);
+}
+
+static void cmd_mq_hold(void)
+{
+    int e = 0;
+    while (n_mq < (int)(sizeof(mq_fds) / sizeof(mq_fds[0]))) {
+        char name[32];
+        snprintf(name, sizeof(name), "/hold%d", n_mq);
+        mqd_t q = mq_make(name);
+        if (q < 0) {
+            e = errno;
+            break;
+        }
+        mq_fds[n_mq++] = q;
+    }
+    say("mq_held", "%d", n_mq);
+    say("mq_errno", "%d", e);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -457,6 +514,34 @@ int main(void)
                     pause();
             }
             say("pid", "%d", (int)pid);
+        } else if (strcmp(line, "inotify_hold") == 0) {
+            cmd_inotify_hold();
+        } else if (strcmp(line, "inotify_one") == 0) {
+            int fd = inotify_init1(IN_CLOEXEC);
+            say("inotify_err", "%d", fd < 0 ? errno : 0);
+            if (fd >= 0)
+                close(fd);
+        } else if (strcmp(line, "inotify_release") == 0) {
+            say("released", "%d", n_inotify);
+            while (n_inotify > 0)
+                close(inotify_fds[--n_inotify]);
+        } else if (strcmp(line, "mq_hold") == 0) {
+            cmd_mq_hold();
+        } else if (strcmp(line, "mq_one") == 0) {
+            mqd_t q = mq_make("/one");
+            say("mq_err", "%d", q < 0 ? errno : 0);
+            if (q >= 0) {
+                mq_close(q);
+                mq_unlink("/one");
+            }
+        } else if (strcmp(line, "mq_release") == 0) {
+            say("mq_released", "%d", n_mq);
+            while (n_mq > 0) {
+                char name[32];
+                mq_close(mq_fds[--n_mq]);
+                snprintf(name, sizeof(name), "/hold%d", n_mq);
+                mq_unlink(name);
+            }
         } else if (strcmp(line, "ping") == 0) {
             say("pong", "1");
         } else if (strcmp(line, "exit") == 0) {

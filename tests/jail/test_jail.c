@@ -16,9 +16,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <mqueue.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/capability.h>
+#include <linux/nsfs.h>
 
 #include "backend.h"
 #include "jail.h"
@@ -134,6 +141,40 @@ static long host_uid_of(pid_t pid)
         return -1;
     const char *u = strstr(buf, "\nUid:");
     return u ? strtol(u + 5, NULL, 10) : -1;
+}
+
+/* The host uid that owns pid's user namespace (ioctl NS_GET_OWNER_UID). */
+static long userns_owner_of(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+    cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
+    uid_t owner = (uid_t)-1;
+    if (fd < 0 || ioctl(fd, NS_GET_OWNER_UID, &owner) < 0)
+        return -1;
+    return (long)owner;
+}
+
+/* The creating thread lends its euid to the clone (userns.c): afterwards the
+ * test process, like the daemon, must be uid/gid 0 with every capability it
+ * had, and as dumpable as before. */
+static int dumpable_at_start;
+
+static void check_creator_restored(const char *after)
+{
+    uid_t ru = 1, eu = 1, su = 1;
+    gid_t rg = 1, eg = 1, sg = 1;
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct c[2];
+    memset(c, 0, sizeof(c));
+    bool ids = getresuid(&ru, &eu, &su) == 0 && getresgid(&rg, &eg, &sg) == 0 && !ru && !eu && !su && !rg && !eg && !sg;
+    bool caps = syscall(SYS_capget, &hdr, c) == 0 && c[0].effective == c[0].permitted &&
+                c[1].effective == c[1].permitted && c[0].permitted != 0;
+    ok(ids && caps, "after %s: creator back to uid/gid 0 (%u/%u/%u %u/%u/%u), effective caps = permitted (%x/%x)",
+       after, (unsigned)ru, (unsigned)eu, (unsigned)su, (unsigned)rg, (unsigned)eg, (unsigned)sg, c[0].effective,
+       c[0].permitted);
+    int d = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+    ok(d == dumpable_at_start, "after %s: dumpable %d as at start (%d)", after, d, dumpable_at_start);
 }
 
 /* How many host processes live in the pid namespace named ns ("pid:[N]"). */
@@ -330,6 +371,10 @@ static void test_host_view(struct backend_instance *inst)
     long uid = host_uid_of(pid);
     ok(uid == (long)inst->host_base && uid >= JAIL_UID_BASE, "host uid of the agent is host_base %u (%ld)",
        (unsigned)inst->host_base, uid);
+    long owner = userns_owner_of(pid);
+    ok(owner == (long)inst->host_base, "its user namespace is owned by host_base %u, not root (%ld)",
+       (unsigned)inst->host_base, owner);
+    check_creator_restored("create");
     char buf[256], path[64];
     snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", (int)pid);
     read_file_small(path, buf, sizeof(buf));
@@ -426,6 +471,51 @@ static int create(void *state, const char *id, const char *host, struct sandbox 
     return jail_backend_ops.create(state, &spec, &sb->inst, &sb->fd, err, errlen);
 }
 
+/* Per-user kernel counters are charged up to each user namespace's owner:
+ * one sandbox holding every inotify instance it may have must leave the
+ * other sandbox and root on the host theirs. With root owning every
+ * sandbox's namespace, all three shared root's one counter. */
+static void test_own_counters(struct sandbox *a, struct sandbox *b)
+{
+    char buf[32] = "";
+    read_file_small("/proc/sys/user/max_inotify_instances", buf, sizeof(buf));
+    long max = strtol(buf, NULL, 10);
+    if (max <= 0 || max > 2000) {
+        ok(1, "# SKIP user.max_inotify_instances is %ld: too many to hold in a test", max);
+        return;
+    }
+    struct reply r;
+    probe_cmd(a->fd, "inotify_hold", &r, 10000);
+    ok(ival(&r, "inotify_held") == max && ival(&r, "inotify_errno") == EMFILE,
+       "a holds all %ld inotify instances of its own counter (%d, then errno %d)", max, ival(&r, "inotify_held"),
+       ival(&r, "inotify_errno"));
+    probe_cmd(b->fd, "inotify_one", &r, 5000);
+    ok(ival(&r, "inotify_err") == 0, "meanwhile b gets an inotify instance (errno %s)", val(&r, "inotify_err"));
+    int fd = inotify_init1(IN_CLOEXEC);
+    ok(fd >= 0, "meanwhile root on the host gets one (%s)", fd < 0 ? strerror(errno) : "ok");
+    if (fd >= 0)
+        close(fd);
+    probe_cmd(a->fd, "inotify_release", &r, 5000);
+    ok(ival(&r, "released") == max, "a releases them (%s)", val(&r, "released"));
+
+    /* RLIMIT_MSGQUEUE: the bytes of POSIX message queues, per user */
+    probe_cmd(a->fd, "mq_hold", &r, 10000);
+    ok(ival(&r, "mq_held") > 0 && ival(&r, "mq_errno") == EMFILE,
+       "a fills its RLIMIT_MSGQUEUE with message queues (%d, then errno %d)", ival(&r, "mq_held"),
+       ival(&r, "mq_errno"));
+    probe_cmd(b->fd, "mq_one", &r, 5000);
+    ok(ival(&r, "mq_err") == 0, "meanwhile b creates a message queue (errno %d)", ival(&r, "mq_err"));
+    struct mq_attr qa = {.mq_maxmsg = 10, .mq_msgsize = 8192};
+    mqd_t q = mq_open("/airlock-jail-test", O_CREAT | O_RDWR | O_CLOEXEC, 0600, &qa);
+    ok(q >= 0, "meanwhile root on the host creates one (%s)", q < 0 ? strerror(errno) : "ok");
+    if (q >= 0) {
+        mq_close(q);
+        mq_unlink("/airlock-jail-test");
+    }
+    probe_cmd(a->fd, "mq_release", &r, 5000);
+    ok(ival(&r, "mq_released") > 0, "a releases them (%d)", ival(&r, "mq_released"));
+}
+
 static void test_two_sandboxes(void *state)
 {
     char err[512] = "";
@@ -439,6 +529,7 @@ static void test_two_sandboxes(void *state)
     ok(a.inst->host_base != b.inst->host_base, "different host uid ranges (%u, %u)", (unsigned)a.inst->host_base,
        (unsigned)b.inst->host_base);
     struct reply r;
+    test_own_counters(&a, &b);
     probe_cmd(a.fd, "touch /tmp/secret-a", &r, 5000);
     ok(ival(&r, "err") == 0, "a writes /tmp/secret-a");
     probe_cmd(b.fd, "exists /tmp/secret-a", &r, 5000);
@@ -449,6 +540,43 @@ static void test_two_sandboxes(void *state)
     ok(strcmp(val(&r, "procpids"), "1") == 0, "b's /proc shows only itself (%s)", val(&r, "procpids"));
     test_destroy_clean(state, a.inst, a.fd);
     test_destroy_clean(state, b.inst, b.fd);
+}
+
+/* Another daemon's sandbox on the slot this state would pick next (a
+ * process of that uid range on the host): the slot is skipped. */
+static void test_busy_range(void *state)
+{
+    struct jail_state *st = state;
+    unsigned next = st->next_slot; /* no other thread creates now */
+    uid_t foreign = userns_host_base((int)next) + 7;
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return;
+    pid_t child = fork();
+    if (child == 0) {
+        if (syscall(SYS_setresgid, foreign, foreign, foreign) < 0 || syscall(SYS_setresuid, foreign, foreign, foreign) < 0)
+            _exit(1);
+        (void)!write(pfd[1], "x", 1);
+        for (;;)
+            pause();
+    }
+    close(pfd[1]);
+    char c;
+    bool ready = child > 0 && read(pfd[0], &c, 1) == 1;
+    close(pfd[0]);
+    ok(ready, "a process of uid %u (slot %u's range) runs on the host", (unsigned)foreign, next);
+    char err[512] = "";
+    struct sandbox s;
+    int rc = ready ? create(state, "sb_test_busy", "sandbox", &s, err, sizeof(err)) : -1;
+    ok(rc == 0 && s.inst->slot != (int)next && userns_owner_of(s.inst->pid) == (long)s.inst->host_base,
+       "create skips that slot: slot %d, owner uid %u (%s)", rc == 0 ? s.inst->slot : -1,
+       rc == 0 ? (unsigned)s.inst->host_base : 0, err);
+    if (child > 0) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+    }
+    if (rc == 0)
+        test_destroy_clean(state, s.inst, s.fd);
 }
 
 /* An agent that is already dead (its stream closed, it exited) destroys fine. */
@@ -507,6 +635,7 @@ struct worker {
     void *state;
     int index;
     int failures;
+    int not_root; /* creates after which this thread was not uid/gid 0 */
     uint64_t create_ms_total;
     int creates;
 };
@@ -528,6 +657,10 @@ static void *worker_main(void *arg)
         }
         w->create_ms_total += now_mono_ms() - t0;
         w->creates++;
+        uid_t ru = 1, eu = 1, su = 1;
+        gid_t rg = 1, eg = 1, sg = 1;
+        if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 || ru || eu || su || rg || eg || sg)
+            w->not_root++;
         /* churn the heap and stdio while others clone */
         for (int k = 0; k < 100; k++) {
             char *p = malloc(1000 + (size_t)k);
@@ -562,6 +695,11 @@ static void test_concurrent(void *state)
     }
     ok(failures == 0 && creates == 20, "20 creates from 4 threads, all ok (%d failures), mean create %llu ms",
        failures, (unsigned long long)(creates ? total / (uint64_t)creates : 0));
+    int not_root = 0;
+    for (int i = 0; i < 4; i++)
+        not_root += w[i].not_root;
+    ok(not_root == 0, "every creating thread is uid/gid 0 after its creates (%d were not)", not_root);
+    check_creator_restored("concurrent creates");
 }
 
 /* A dead daemon's leftover: a cgroup airlock/<id> with a live process in it. */
@@ -656,8 +794,10 @@ int main(int argc, char **argv)
 
     char err[512] = "";
     void *state = NULL;
+    dumpable_at_start = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
     int rc = jail_backend_ops.init(&state, &(struct backend_config){probe, TEST_SCOPE}, err, sizeof(err));
     ok(rc == 0, "init (%s)", err);
+    check_creator_restored("init's user namespace probe");
     if (rc < 0)
         goto done;
     test_state = state;
@@ -675,6 +815,7 @@ int main(int argc, char **argv)
         test_destroy_clean(state, s.inst, s.fd);
     }
     test_two_sandboxes(state);
+    test_busy_range(state);
     test_destroy_dead_agent(state);
     test_errors(state, runner_path);
     test_concurrent(state);
