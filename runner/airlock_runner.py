@@ -8,7 +8,7 @@ Wire format with the agent (both directions: u32 little-endian length, then
 that many bytes of UTF-8 JSON):
 
     fd 3 (agent -> runner)  {"code": str, "env": {str: str} | null,
-                             "timeout_ms": int}
+                             "deadline_mono_ms": int (CLOCK_MONOTONIC)}
                             or {"reap": [pid, ...]} (no reply)
     fd 4 (runner -> agent)  {"exit_code": int, "error": null | {"name", "value",
                              "traceback"}, "results": [mime bundle, ...],
@@ -59,7 +59,7 @@ _TEXT_PLAIN_MAX = 200_000
 _ERROR_TEXT_MAX = 64_000
 
 _THREAD_STOP_SECONDS = 1.5  # within the agent's 2 s interrupt grace
-_TIMEOUT_SLACK = 0.05  # our clock starts a little after the agent's
+_TIMEOUT_SLACK = 0.05  # the agent fires its timer at or just after the deadline
 _RUNNER_EXIT_RESTART = 3
 
 _RUNNER_FILE = None  # co_filename of this module's code: frames to hide from tracebacks
@@ -399,8 +399,7 @@ def _execute(cmd, ns):
     saved_env = _apply_env(cmd.get("env"))
     # cheap enough for every call: one dict of the (few) live threads
     threads_before = frozenset(sys._current_frames())
-    timeout = (cmd.get("timeout_ms") or 0) / 1000.0
-    t0 = time.monotonic()
+    deadline = cmd.get("deadline_mono_ms")
     try:
         value = _run_cell(cmd.get("code", ""), ns)
     except SystemExit as e:
@@ -422,7 +421,7 @@ def _execute(cmd, ns):
             pass
         # the agent's timeout interrupt (a SIGNAL request's SIGINT before the
         # deadline is the user's Ctrl-C: threads keep running, as in Jupyter)
-        if isinstance(e, KeyboardInterrupt) and timeout and time.monotonic() - t0 >= timeout - _TIMEOUT_SLACK:
+        if isinstance(e, KeyboardInterrupt) and deadline and time.monotonic() >= deadline / 1000.0 - _TIMEOUT_SLACK:
             left = _stop_new_threads(threads_before)
             if left:
                 restart = "%d thread%s it started did not stop" % (len(left), "" if len(left) == 1 else "s")

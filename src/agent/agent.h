@@ -191,6 +191,7 @@ struct repl {
     bool job_ended_in_call;  /* a job ended normally during the call: its
                                 leftovers and the call's orphans both are ours */
     char restart_reason[200]; /* the runner asked to be restarted (threads that would not stop) */
+    bool restart_now;         /* ... and its result is sent: restart it */
     pid_t reap[REPL_MAX_REAP]; /* its children we killed; sent to it to reap */
     size_t nreap;
 };

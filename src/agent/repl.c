@@ -231,8 +231,11 @@ void repl_handle_run(struct agent *a, uint32_t req_id, json_t *req)
     /* before the runner can start anything: processes started after this
      * mark are the call's if it times out */
     tree_mark_now(&r->call_mark, a->last_pid_fd);
+    uint64_t start = now_mono_ms();
+    /* the deadline on CLOCK_MONOTONIC, which the runner shares: it tells
+     * our timeout's SIGINT from a user's (SIGNAL) by it */
     json_t *cmd = json_pack("{s:O, s:O, s:I}", "code", json_object_get(req, "code"), "env", json_is_object(env) ? env : json_null(),
-                            "timeout_ms", (json_int_t)timeout_ms);
+                            "deadline_mono_ms", (json_int_t)(start + timeout_ms));
     int rc = repl_write_command(r, cmd);
     if (rc == -EPIPE || rc == -EBADF) {
         /* it died between calls and we have not reaped it yet: start over */
@@ -252,7 +255,7 @@ void repl_handle_run(struct agent *a, uint32_t req_id, json_t *req)
     r->req_id = req_id;
     r->max_output = max_output;
     r->timeout_ms = timeout_ms;
-    r->call_start_ms = now_mono_ms();
+    r->call_start_ms = start;
     r->deadline_ms = r->call_start_ms + timeout_ms;
     r->kill_at_ms = 0;
     r->timed_out = false;
@@ -380,10 +383,8 @@ static void repl_finish_with_message(struct agent *a, const uint8_t *msg, size_t
     json_decref(rep);
     repl_end_call(a, res);
     if (restarting) {
-        /* it exits by itself; the kill makes sure, repl_on_exit restarts it */
-        log_info("python runner %d: %s; restarting it", (int)r->pid, r->restart_reason);
-        repl_kill(a);
         r->nreap = 0;
+        r->restart_now = true; /* repl_on_result_readable, done with rbuf */
         return;
     }
     repl_send_reap(a);
@@ -433,6 +434,18 @@ void repl_on_result_readable(struct agent *a)
             repl_finish_with_message(a, r->rbuf + 4, len);
             memmove(r->rbuf, r->rbuf + 4 + len, r->rlen - 4 - len);
             r->rlen -= 4 + len;
+            if (r->restart_now) {
+                /* It exits by itself (threads it could not stop); done here,
+                 * synchronously, so that the next call cannot be written to
+                 * the old runner's pipe. What it left in its group goes with
+                 * it, as in repl_on_exit. */
+                log_info("python runner %d: %s; restarting it", (int)r->pid, r->restart_reason);
+                r->restart_now = false;
+                repl_kill_and_reap(a);
+                if (repl_start(a) < 0)
+                    log_warn("python runner restart failed: %s", r->start_error);
+                return;
+            }
         }
     }
 }
