@@ -122,6 +122,9 @@ def test_normally_finished_job_keeps_background_process(agent, marker):
 # ---- python calls -----------------------------------------------------------------------
 
 THREADS = "[l.split()[1] for l in open('/proc/self/status') if l.startswith('Threads:')][0]"
+# the runner's children, zombies included
+CHILDREN = ("sorted(c for t in __import__('os').listdir('/proc/self/task') "
+            "for c in open('/proc/self/task/' + t + '/children').read().split())")
 
 
 def repl_threads(agent):
@@ -161,8 +164,7 @@ time.sleep(100)
     assert res["timed_out"] is True and res["error"]["name"] == "TimeoutError"
     assert wait_for(lambda: procs_with(marker) == []), "survivors: %r" % procs_with(marker)
     # no child of the runner is left, not even a zombie, and the state survived
-    r = agent.py("import os\nprint(state, [p for p in os.listdir('/proc') if p.isdigit() and "
-                 "open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[1] == str(os.getpid())])")
+    r = agent.py("print(state, " + CHILDREN + ")")
     assert r.stdout == b"kept []\n"
 
 
@@ -179,8 +181,7 @@ time.sleep(100)
     assert res["timed_out"] is True and res["error"]["name"] == "TimeoutError"
     if res["repl_restarted"]:
         assert "did not stop; the REPL was restarted" in res["error"]["value"]
-    r = agent.py("import os\nprint([p for p in os.listdir('/proc') if p.isdigit() and "
-                 "open('/proc/' + p + '/stat').read().rsplit(')', 1)[1].split()[1] == str(os.getpid())], " + THREADS + ")")
+    r = agent.py("print(" + CHILDREN + ", " + THREADS + ")")
     assert r.stdout == b"[] 1\n"
 
 
