@@ -7,9 +7,12 @@ one namespace, so globals, imports and open files persist across calls.
 Wire format with the agent (both directions: u32 little-endian length, then
 that many bytes of UTF-8 JSON):
 
-    fd 3 (agent -> runner)  {"code": str, "env": {str: str} | null}
+    fd 3 (agent -> runner)  {"code": str, "env": {str: str} | null,
+                             "deadline_mono_ms": int (CLOCK_MONOTONIC)}
+                            or {"reap": [pid, ...]} (no reply)
     fd 4 (runner -> agent)  {"exit_code": int, "error": null | {"name", "value",
-                             "traceback"}, "results": [mime bundle, ...]}
+                             "traceback"}, "results": [mime bundle, ...],
+                             "restart": str (only when the runner exits next)}
 
 stdout and stderr are ordinary pipes read by the agent, so output of
 subprocesses is captured too. Before each result the runner flushes both, so
@@ -19,6 +22,16 @@ of two calls.
 Interrupts: the agent sends SIGINT on timeout. It raises KeyboardInterrupt
 only while user code runs; outside (reading a command, writing a result) it
 is ignored, so a late interrupt cannot break the REPL's own bookkeeping.
+
+A call that times out stops everything it started (docs/api.md). The agent
+kills the processes (src/agent/tree.c) and tells us which of our children it
+killed ({"reap": [...]}, right after the result), so they do not linger as
+zombies; we stop the threads: each Python thread started during the call gets
+SystemExit injected (PyThreadState_SetAsyncExc) until it ends, for at most
+_THREAD_STOP_SECONDS. One that does not end (blocked in C code, or catching
+SystemExit) cannot be stopped from outside, so the runner then exits and the
+agent restarts it, saying so in the error. A call that ends normally leaves
+its threads and processes running, as a Jupyter kernel does.
 
 Standard library only, and nothing heavy imported at start: the first call
 should not wait for the interpreter.
@@ -45,6 +58,10 @@ _RESULTS_BUDGET = 900_000
 _TEXT_PLAIN_MAX = 200_000
 _ERROR_TEXT_MAX = 64_000
 
+_THREAD_STOP_SECONDS = 1.5  # within the agent's 2 s interrupt grace
+_TIMEOUT_SLACK = 0.05  # the agent fires its timer at or just after the deadline
+_RUNNER_EXIT_RESTART = 3
+
 _RUNNER_FILE = None  # co_filename of this module's code: frames to hide from tracebacks
 
 
@@ -53,6 +70,7 @@ class _State:
 
     in_user_code = False
     call_count = 0
+    to_reap = set()  # killed children that were not dead yet when we looked
 
 
 def _on_sigint(signum, frame):
@@ -189,6 +207,70 @@ def _describe_exception(exc):
     }, text
 
 
+# ---- what a timed-out call leaves ---------------------------------------------
+
+
+def _stop_new_threads(before):
+    """Inject SystemExit into every Python thread not in `before` until it
+    ends; returns the idents of those still running after the deadline. The
+    exception is raised at the thread's next bytecode, so a thread blocked in
+    C code (time.sleep(1000), a lock without timeout) does not see it."""
+    import _thread
+    import ctypes
+    import time
+
+    me = _thread.get_ident()
+
+    def started():
+        return [t for t in sys._current_frames() if t not in before and t != me]
+
+    left = started()
+    if not left:
+        return left
+    # A thread sees its exception when it next takes the GIL; with the
+    # default 5 ms switch interval, 100 busy threads need seconds for that.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)
+    try:
+        deadline = time.monotonic() + _THREAD_STOP_SECONDS
+        sent = {}
+        while left and time.monotonic() < deadline:
+            now = time.monotonic()
+            for tid in left:
+                # again only after a while: one that caught SystemExit gets
+                # another, one on its way out is not disturbed in its cleanup
+                if now - sent.get(tid, -1.0) >= 0.1:
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(SystemExit))
+                    sent[tid] = now
+            time.sleep(0.005)  # let them run (and die)
+            left = started()
+    finally:
+        sys.setswitchinterval(interval)
+    return left
+
+
+def _reap(pids, seconds=1.0):
+    """Collect children the agent SIGKILLed; they die promptly, but not
+    necessarily before we look. Those not dead in time are kept for the next
+    command. A pid user code already waited for is simply gone (ECHILD)."""
+    import time
+
+    pending = set(pids) | _State.to_reap
+    deadline = time.monotonic() + seconds
+    while pending:
+        for pid in list(pending):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                pending.discard(pid)
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(0.005)
+    _State.to_reap = pending
+
+
 # ---- rich results --------------------------------------------------------------
 
 _REPR_METHODS = (
@@ -311,8 +393,13 @@ def _restore_env(saved):
 
 
 def _execute(cmd, ns):
-    exit_code, error, value = 0, None, None
+    import time
+
+    exit_code, error, value, restart = 0, None, None, None
     saved_env = _apply_env(cmd.get("env"))
+    # cheap enough for every call: one dict of the (few) live threads
+    threads_before = frozenset(sys._current_frames())
+    deadline = cmd.get("deadline_mono_ms")
     try:
         value = _run_cell(cmd.get("code", ""), ns)
     except SystemExit as e:
@@ -332,8 +419,16 @@ def _execute(cmd, ns):
             sys.stderr.write(text)
         except Exception:
             pass
+        # the agent's timeout interrupt (a SIGNAL request's SIGINT before the
+        # deadline is the user's Ctrl-C: threads keep running, as in Jupyter)
+        if isinstance(e, KeyboardInterrupt) and deadline and time.monotonic() >= deadline / 1000.0 - _TIMEOUT_SLACK:
+            left = _stop_new_threads(threads_before)
+            if left:
+                restart = "%d thread%s it started did not stop" % (len(left), "" if len(left) == 1 else "s")
     finally:
         _restore_env(saved_env)
+    if restart:
+        return {"exit_code": exit_code, "error": error, "results": [], "restart": restart}
 
     results = []
     budget = _RESULTS_BUDGET
@@ -395,6 +490,10 @@ def main():
         cmd = _read_command(cmd_fd)
         if cmd is None:
             return 0  # the agent closed the pipe: the sandbox is going away
+        if "reap" in cmd or _State.to_reap:
+            _reap(cmd.get("reap") or [])
+            if "code" not in cmd:
+                continue  # no reply
         _repair_std_streams()
         try:
             reply = _execute(cmd, ns)
@@ -407,6 +506,9 @@ def main():
         except ValueError:  # not JSON-encodable (NaN in application/json?): send the plain part
             reply["results"] = [{"text/plain": r.get("text/plain", "")} for r in reply["results"]]
             _write_message(res_fd, reply)
+        if reply.get("restart"):
+            # threads we could not stop: only the end of the process ends them
+            os._exit(_RUNNER_EXIT_RESTART)
 
 
 if __name__ == "__main__":

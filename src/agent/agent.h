@@ -19,6 +19,7 @@
  *   stream.c   forwarding a child's stdout/stderr as capped frames
  *   repl.c     the runner process and RUN_CODE language=python
  *   job.c      RUN_CODE language=bash and EXEC (fresh processes)
+ *   tree.c     finding and killing what a timed-out call started (/proc)
  *   files.c    FILE_* requests, all paths resolved inside --root
  */
 #ifndef AIRLOCK_AGENT_H
@@ -94,6 +95,7 @@ struct spawn_spec {
     int stdin_fd, stdout_fd, stderr_fd;
     const int *extra_fds;
     int n_extra;
+    bool subreaper; /* PR_SET_CHILD_SUBREAPER: orphans of its descendants stay in its tree */
 };
 
 /* Why a spawn failed: the child's message ("setresuid 1000: Operation not
@@ -118,6 +120,29 @@ void strv_free(char **v);
 static inline void strv_freep(char ***v) { strv_free(*v); }
 #define cleanup_strv __attribute__((cleanup(strv_freep)))
 
+/* ---- process trees (tree.c) ---------------------------------------------- */
+
+/* A point in time as /proc/PID/stat can be compared with: clock ticks since
+ * boot and the pid namespace's last allocated pid (-1 if unknown). */
+struct tree_mark {
+    unsigned long long ticks;
+    pid_t last_pid;
+};
+
+/* Cheap (a clock read and one pread of last_pid_fd, an open
+ * /proc/sys/kernel/ns_last_pid or -1): taken at every call start. */
+void tree_mark_now(struct tree_mark *m, int last_pid_fd);
+/* SIGKILL every descendant of root (not root itself), in passes until none
+ * is left; the caller has stopped root. Returns how many were killed. */
+int tree_kill_descendants(pid_t root);
+/* SIGKILL what a python call started: descendants of the runner that started
+ * after `since` (through such processes only), and orphans adopted by the
+ * agent that did (not job roots; with `ambiguous`, a job ended during the
+ * call, only those in the runner's session). Killed children of the runner
+ * are stored in direct[] (up to cap): the runner must reap them. */
+int tree_kill_call(const struct agent *a, pid_t runner, const struct tree_mark *since, bool ambiguous, pid_t *direct,
+                   size_t *ndirect, size_t direct_cap);
+
 /* ---- seccomp (seccomp.c) -------------------------------------------------- */
 
 /* Compile the user-code filter into prog (prog->filter is malloc'd). */
@@ -138,6 +163,8 @@ void seccomp_print_policy(FILE *f);
 int landlock_confine(const char *root, char *msg, size_t msglen);
 
 /* ---- the Python REPL (repl.c) --------------------------------------------- */
+
+#define REPL_MAX_REAP 512
 
 struct repl {
     pid_t pid;               /* 0 when no runner is running */
@@ -160,6 +187,13 @@ struct repl {
     unsigned timeout_ms;
     bool timed_out;
     bool killed_by_agent;    /* we sent SIGKILL after the grace period */
+    struct tree_mark call_mark; /* processes started after it belong to the call */
+    bool job_ended_in_call;  /* a job ended normally during the call: its
+                                leftovers and the call's orphans both are ours */
+    char restart_reason[200]; /* the runner asked to be restarted (threads that would not stop) */
+    bool restart_now;         /* ... and its result is sent: restart it */
+    pid_t reap[REPL_MAX_REAP]; /* its children we killed; sent to it to reap */
+    size_t nreap;
 };
 
 void repl_init(struct repl *r);
@@ -237,6 +271,7 @@ struct agent {
     const char *runner_path;
     const char *python_path;
     uint64_t memory_limit;    /* --memory-limit: the sandbox's memory, 0 if unknown */
+    int last_pid_fd;          /* /proc/sys/kernel/ns_last_pid, or -1 (tree.c) */
     struct spawn_policy policy;
     bool is_pid1;
     bool quit;

@@ -7,6 +7,15 @@
  * RESULT sent. Background processes it started are left running (a server
  * started with `cmd &` keeps working) and are reaped by the agent later.
  *
+ * A job that times out is different: everything it started is stopped,
+ * also what left its process group (setsid) or its parent (double fork).
+ * The root is a child subreaper (proc.c), so such orphans stay below it;
+ * on timeout the root is stopped (SIGSTOP: it cannot start more), every
+ * descendant is SIGKILLed (tree.c walks /proc, on timeout only), then the
+ * group and the root. A root that cleared its own subreaper flag can let a
+ * process escape that clean-up; the sandbox's cgroup still bounds it and
+ * destroy still ends it (tree.c).
+ *
  * bash code up to 96 KiB runs as `bash -c CODE` (messages then read
  * "bash: line 3: ..."); longer code travels in a memfd passed as fd 3 and run
  * as /proc/self/fd/3, since the kernel caps one argv string at 128 KiB.
@@ -73,12 +82,28 @@ static void job_free(struct agent *a, struct job *j)
     free(j);
 }
 
+/* Stop the root, kill every descendant, then the group and the root. The
+ * killed processes are reaped by the loop: the root's zombie children are
+ * re-parented to us when it dies. */
+static void job_kill_tree(struct job *j)
+{
+    if (kill(j->pid, SIGSTOP) < 0 && errno != ESRCH)
+        log_warn("kill SIGSTOP %d: %s", (int)j->pid, strerror(errno));
+    int n = tree_kill_descendants(j->pid);
+    if (n > 0)
+        log_debug("request %u: killed %d processes below %d", j->req_id, n, (int)j->pid);
+    if (kill(-j->pid, SIGKILL) < 0 && errno != ESRCH)
+        log_warn("kill SIGKILL -%d: %s", (int)j->pid, strerror(errno));
+    if (kill(j->pid, SIGKILL) < 0 && errno != ESRCH) /* it may have left its group */
+        log_warn("kill SIGKILL %d: %s", (int)j->pid, strerror(errno));
+}
+
 void job_kill_all(struct agent *a)
 {
     while (a->jobs) {
         struct job *j = a->jobs;
         if (!j->exited)
-            (void)kill(-j->pid, SIGKILL);
+            job_kill_tree(j);
         job_free(a, j);
     }
 }
@@ -118,6 +143,10 @@ static void job_finish(struct agent *a, struct job *j)
 
 void job_on_exit(struct agent *a, struct job *j, int wstatus)
 {
+    /* what it left running is ours now, as are the orphans of a python call
+     * in progress: the REPL's timeout must tell them apart (tree.c) */
+    if (!j->timed_out && a->repl.req_id != 0)
+        a->repl.job_ended_in_call = true;
     j->exited = true;
     j->wstatus = wstatus;
     job_finish(a, j);
@@ -135,8 +164,7 @@ void job_on_timer(struct agent *a, uint64_t now)
         if (!j->exited && !j->timed_out && now >= j->deadline_ms) {
             j->timed_out = true;
             /* RESULT follows from job_on_exit once the kernel reports it */
-            if (kill(-j->pid, SIGKILL) < 0)
-                log_warn("kill SIGKILL -%d: %s", (int)j->pid, strerror(errno));
+            job_kill_tree(j);
         }
     }
 }
@@ -224,6 +252,7 @@ static void job_start(struct agent *a, uint32_t req_id, json_t *req, const struc
         .argv = jr->argv, .envp = env, .cwd = jr->cwd,
         .stdin_fd = in_r, .stdout_fd = out_w, .stderr_fd = err_w,
         .extra_fds = &jr->extra_fd, .n_extra = jr->extra_fd >= 0 ? 1 : 0,
+        .subreaper = true, /* a timeout finds all it started below it */
     };
     struct spawn_error se;
     pid_t pid;

@@ -134,6 +134,7 @@ int main(int argc, char **argv)
         .ctl_fd = 3,
         .sig_fd = -1,
         .root_fd = -1,
+        .last_pid_fd = -1,
         .root_path = "/",
         .runner_path = "/opt/airlock/airlock_runner.py",
         .python_path = "/usr/bin/python3",
@@ -176,6 +177,14 @@ int main(int argc, char **argv)
      * init; as a subreaper the agent reaps them like PID 1 does. */
     if (!a.is_pid1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         log_warn("prctl PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+
+    /* read at every python call start (tree.c): which processes the call
+     * started is decided by start time and, within one clock tick, by pid */
+    a.last_pid_fd = open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC);
+    if (a.last_pid_fd < 0)
+        log_warn("open /proc/sys/kernel/ns_last_pid: %s; processes started in the clock tick of a call's start "
+                 "count as the call's",
+                 strerror(errno));
 
     r = build_spawn_policy(&a);
     if (r < 0)

@@ -7,6 +7,12 @@
  *
  *   setsid                     own session and process group: timeouts and
  *                              SIGNAL hit the whole tree with kill(-pgid)
+ *   subreaper (jobs only)      PR_SET_CHILD_SUBREAPER: an orphan of the
+ *                              job's descendants (double fork, setsid) is
+ *                              re-parented to the job's root, not to us, so
+ *                              a timeout finds and kills it (tree.c). The
+ *                              flag survives execve and the uid change;
+ *                              children do not inherit it.
  *   fds                        stdin/stdout/stderr + extras at 3.., close rest
  *   signals                    default dispositions, empty mask (the agent
  *                              ignores SIGPIPE and blocks SIGCHLD)
@@ -342,6 +348,8 @@ static __attribute__((noreturn)) void child_run(const struct spawn_spec *s, int 
 {
     if (setsid() < 0)
         child_fail(errfd, errno, false, "setsid");
+    if (s->subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+        child_fail(errfd, errno, false, "prctl PR_SET_CHILD_SUBREAPER");
     errfd = child_setup_fds(s, errfd);
     child_reset_signals(errfd);
     child_set_oom_score(errfd);

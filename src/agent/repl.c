@@ -15,10 +15,28 @@
  * drains both pipes before it sends RESULT, so output never crosses into the
  * next call.
  *
- * Timeouts: SIGINT to the runner (KeyboardInterrupt, state kept); if no
- * result arrives within AGENT_INTERRUPT_GRACE_MS, SIGKILL to its process
- * group and a fresh runner (state lost). A runner that dies mid-call (the
- * OOM killer) yields a ProcessKilled error and a fresh runner.
+ * Timeouts stop everything the call started, and keep the REPL's state
+ * when they can:
+ *   1. the runner is stopped (SIGSTOP: it cannot fork meanwhile) and every
+ *      process the call started is SIGKILLed (tree.c: descendants of the
+ *      runner started during the call, orphans of the call we adopted);
+ *   2. SIGCONT + SIGINT: KeyboardInterrupt in the user's code; the runner
+ *      then injects SystemExit into each thread the call started;
+ *   3. when its result arrives, step 1 once more (what the call started
+ *      between 1 and 2) and, after RESULT, {"reap": pids} tells the runner
+ *      which of its children we killed, so no zombie is left;
+ *   4. a thread that did not stop makes the runner exit with "restart" in
+ *      its result; no result within AGENT_INTERRUPT_GRACE_MS, SIGKILL to the
+ *      group. Either way a fresh runner, the state lost, the error says so.
+ * A call that ends normally leaves its processes and threads running.
+ * A runner that dies mid-call (the OOM killer) yields a ProcessKilled error
+ * and a fresh runner.
+ *
+ * The runner is no child subreaper (jobs' roots are, job.c): Python never
+ * waits for children it did not start, so orphans it adopted would stay
+ * zombies, counted against pids.max for the REPL's whole life. Orphans of a
+ * python call come to the agent, which reaps them, and which tells them by
+ * their start time (tree.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -210,7 +228,14 @@ void repl_handle_run(struct agent *a, uint32_t req_id, json_t *req)
         return;
     }
     json_t *env = json_object_get(req, "env");
-    json_t *cmd = json_pack("{s:O, s:O}", "code", json_object_get(req, "code"), "env", json_is_object(env) ? env : json_null());
+    /* before the runner can start anything: processes started after this
+     * mark are the call's if it times out */
+    tree_mark_now(&r->call_mark, a->last_pid_fd);
+    uint64_t start = now_mono_ms();
+    /* the deadline on CLOCK_MONOTONIC, which the runner shares: it tells
+     * our timeout's SIGINT from a user's (SIGNAL) by it */
+    json_t *cmd = json_pack("{s:O, s:O, s:I}", "code", json_object_get(req, "code"), "env", json_is_object(env) ? env : json_null(),
+                            "deadline_mono_ms", (json_int_t)(start + timeout_ms));
     int rc = repl_write_command(r, cmd);
     if (rc == -EPIPE || rc == -EBADF) {
         /* it died between calls and we have not reaped it yet: start over */
@@ -230,21 +255,65 @@ void repl_handle_run(struct agent *a, uint32_t req_id, json_t *req)
     r->req_id = req_id;
     r->max_output = max_output;
     r->timeout_ms = timeout_ms;
-    r->call_start_ms = now_mono_ms();
+    r->call_start_ms = start;
     r->deadline_ms = r->call_start_ms + timeout_ms;
     r->kill_at_ms = 0;
     r->timed_out = false;
     r->killed_by_agent = false;
+    r->job_ended_in_call = false;
+    r->restart_reason[0] = '\0';
+    r->nreap = 0;
     outstream_reset(&r->out);
     outstream_reset(&r->err);
+}
+
+/* ---- what a timed-out call started ------------------------------------------ */
+
+/* SIGKILL the processes of the timed-out call (tree.c), the runner stopped
+ * meanwhile when `stop` so that it cannot start new ones. Killed children of
+ * the runner are remembered for the reap message. */
+static void repl_kill_call_processes(struct agent *a, bool stop)
+{
+    struct repl *r = &a->repl;
+    if (r->pid <= 0)
+        return;
+    if (stop && kill(r->pid, SIGSTOP) < 0)
+        log_warn("kill SIGSTOP %d: %s", (int)r->pid, strerror(errno));
+    int n = tree_kill_call(a, r->pid, &r->call_mark, r->job_ended_in_call, r->reap, &r->nreap, REPL_MAX_REAP);
+    if (n > 0)
+        log_debug("request %u timed out: killed %d processes it started", r->req_id, n);
+    if (stop && kill(r->pid, SIGCONT) < 0)
+        log_warn("kill SIGCONT %d: %s", (int)r->pid, strerror(errno));
+}
+
+/* After RESULT: the runner collects the children we killed (it is idle,
+ * reading commands). A runner that cannot take it is restarted later by the
+ * usual path, the zombies go with it. */
+static void repl_send_reap(struct agent *a)
+{
+    struct repl *r = &a->repl;
+    if (r->nreap == 0 || r->pid <= 0)
+        return;
+    json_t *pids = json_array();
+    for (size_t i = 0; i < r->nreap; i++)
+        json_array_append_new(pids, json_integer(r->reap[i]));
+    json_t *cmd = json_pack("{s:o}", "reap", pids);
+    int rc = cmd ? repl_write_command(r, cmd) : -ENOMEM;
+    json_decref(cmd);
+    if (rc < 0)
+        log_warn("cannot send the reap list to the python runner: %s", strerror(-rc));
+    r->nreap = 0;
 }
 
 /* ---- finishing a call ------------------------------------------------------ */
 
 static json_t *timeout_error(const struct repl *r, bool restarted, json_t *traceback)
 {
-    char msg[200];
-    if (restarted)
+    char msg[400];
+    if (restarted && r->restart_reason[0])
+        snprintf(msg, sizeof(msg), "execution exceeded %g s and was interrupted, but %s; the REPL was restarted and its state is lost",
+                 r->timeout_ms / 1000.0, r->restart_reason);
+    else if (restarted)
         snprintf(msg, sizeof(msg),
                  "execution exceeded %g s; the REPL did not respond to the interrupt and was restarted, its state is lost",
                  r->timeout_ms / 1000.0);
@@ -281,6 +350,11 @@ static void repl_finish_with_message(struct agent *a, const uint8_t *msg, size_t
         json_decref(rep);
         return;
     }
+    if (r->timed_out)
+        repl_kill_call_processes(a, false); /* what it started after the first sweep */
+    json_t *restart = rep ? json_object_get(rep, "restart") : NULL;
+    if (json_is_string(restart))
+        snprintf(r->restart_reason, sizeof(r->restart_reason), "%s", json_string_value(restart));
     outstream_drain(a, &r->out, r->req_id, r->max_output);
     outstream_drain(a, &r->err, r->req_id, r->max_output);
 
@@ -297,13 +371,23 @@ static void repl_finish_with_message(struct agent *a, const uint8_t *msg, size_t
         json_object_set_new(res, "exit_code", json_integer(json_is_integer(exit_code) ? json_integer_value(exit_code) : 1));
         json_object_set_new(res, "error", json_is_object(error) ? json_incref(error) : json_null());
     }
+    bool restarting = r->restart_reason[0] != '\0';
     if (r->timed_out)
-        json_object_set_new(res, "error", timeout_error(r, false, json_is_object(error) ? json_object_get(error, "traceback") : NULL));
+        json_object_set_new(res, "error",
+                            timeout_error(r, restarting, json_is_object(error) ? json_object_get(error, "traceback") : NULL));
+    if (restarting)
+        json_object_set_new(res, "exit_code", json_integer(124));
     json_object_set_new(res, "results", json_is_array(results) ? json_incref(results) : json_array());
     json_object_set_new(res, "killed_signal", json_null());
-    json_object_set_new(res, "repl_restarted", json_false());
+    json_object_set_new(res, "repl_restarted", json_boolean(restarting));
     json_decref(rep);
     repl_end_call(a, res);
+    if (restarting) {
+        r->nreap = 0;
+        r->restart_now = true; /* repl_on_result_readable, done with rbuf */
+        return;
+    }
+    repl_send_reap(a);
 }
 
 /* Read what is available of the runner's result. A message is a u32le length
@@ -350,6 +434,18 @@ void repl_on_result_readable(struct agent *a)
             repl_finish_with_message(a, r->rbuf + 4, len);
             memmove(r->rbuf, r->rbuf + 4 + len, r->rlen - 4 - len);
             r->rlen -= 4 + len;
+            if (r->restart_now) {
+                /* It exits by itself (threads it could not stop); done here,
+                 * synchronously, so that the next call cannot be written to
+                 * the old runner's pipe. What it left in its group goes with
+                 * it, as in repl_on_exit. */
+                log_info("python runner %d: %s; restarting it", (int)r->pid, r->restart_reason);
+                r->restart_now = false;
+                repl_kill_and_reap(a);
+                if (repl_start(a) < 0)
+                    log_warn("python runner restart failed: %s", r->start_error);
+                return;
+            }
         }
     }
 }
@@ -432,14 +528,21 @@ void repl_on_timer(struct agent *a, uint64_t now)
     if (!r->timed_out && now >= r->deadline_ms) {
         r->timed_out = true;
         r->kill_at_ms = now + AGENT_INTERRUPT_GRACE_MS;
+        repl_kill_call_processes(a, true);
         /* the runner only, like Ctrl-C in Jupyter: its handler raises
-         * KeyboardInterrupt in the user's code */
-        if (kill(r->pid, SIGINT) < 0)
-            log_warn("kill SIGINT %d: %s", (int)r->pid, strerror(errno));
+         * KeyboardInterrupt in the user's code. To its main thread: only
+         * that one runs Python signal handlers, and a signal sent to the
+         * process may be given to another thread (the kernel passes over a
+         * thread that still has signals pending, as the main thread has
+         * right after the SIGCONT), which leaves the main thread asleep. */
+        if (tgkill(r->pid, r->pid, SIGINT) < 0)
+            log_warn("tgkill SIGINT %d: %s", (int)r->pid, strerror(errno));
         return;
     }
     if (r->timed_out && !r->killed_by_agent && now >= r->kill_at_ms) {
         r->killed_by_agent = true;
+        /* first what left the group, while the runner still holds its tree */
+        repl_kill_call_processes(a, true);
         if (kill(-r->pid, SIGKILL) < 0)
             log_warn("kill SIGKILL -%d: %s", (int)r->pid, strerror(errno));
         /* RESULT is sent from repl_on_exit once the kernel reports it dead */
