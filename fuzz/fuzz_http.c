@@ -1,0 +1,565 @@
+/* fuzz_http.c - airlockd's request handling, end to end: the real
+ * libmicrohttpd server of src/daemon/http.c with its routes, the Bearer
+ * check, query and body parsing, every handler and the SQLite store, started
+ * once in this process on a unix socket (state in a scratch directory, the
+ * sandbox backend replaced by backend_none.c). Each input becomes one
+ * connection carrying one HTTP request.
+ *
+ * Input layout:
+ *   byte 0   bits 0-1: 3 = raw (the rest of the input is sent as is, then the
+ *            write side is shut); otherwise a request is built:
+ *   byte 1   bits 0-2 method (GET POST PUT DELETE HEAD OPTIONS PATCH, 7 =
+ *            the method token is the first line), bits 3-4 Authorization
+ *            (none, admin key, user key, "Bearer <token line>"), bit 5 send
+ *            the body chunked, bit 6 Accept: application/x-ndjson, bit 7
+ *            Expect: 100-continue
+ *   then lines split at '\n': [method,] target (path?query; bytes that
+ *   cannot appear in a request line are %-encoded), token, one extra
+ *   header, and the body (everything after the last split, newlines kept).
+ *
+ * The oracle, besides ASan/UBSan: a structured request gets exactly one
+ * well-formed HTTP response within 10 s; a JSON body parses; an error status
+ * carries {"error":{"code":"...","message":"..."}} and a 2xx an object; and
+ * no request gets a 500 except a sandbox creation (which this backend
+ * refuses). A raw request may get no answer (MHD drops garbage), but any
+ * answer it gets must pass the same checks.
+ *
+ * State: keys created or revoked by an input would change what later inputs
+ * see (and slow the key check as keys pile up), so when an input changes the
+ * key table the daemon is restarted from scratch. */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "auth.h"
+#include "buf.h"
+#include "config.h"
+#include "daemon.h"
+#include "fuzz.h"
+#include "fuzz_http.h"
+#include "http.h"
+#include "log.h"
+#include "sandbox.h"
+#include "store.h"
+#include "util.h"
+
+#define REPLY_TIMEOUT_MS 10000
+#define REPLY_MAX (8u << 20)
+
+static char scratch[PATH_MAX];
+static char state_dir[PATH_MAX];
+static char sock_path[PATH_MAX];
+
+static struct daemon d;
+static struct http_server *http;
+static unsigned key_count; /* after setup: a change means an input made or revoked a key */
+static bool verbose;
+
+/* ---- the daemon */
+
+static void insert_record(const char *id, const char *reason, const char *key_id, uint64_t now)
+{
+    struct sandbox_record rec = {
+        .memory_mb = 512,
+        .cpus = 1.0,
+        .timeout_s = 60,
+        .created_ms = now - 120000,
+        .expires_ms = now - 60000,
+        .agent_pid = 1,
+        .metadata = (char *)"{\"owner\":\"fuzz\",\"n\":[1,2.5,null]}",
+    };
+    snprintf(rec.id, sizeof(rec.id), "%s", id);
+    snprintf(rec.state, sizeof(rec.state), "running"); /* then destroyed, as the daemon does */
+    snprintf(rec.template_name, sizeof(rec.template_name), "host");
+    snprintf(rec.region, sizeof(rec.region), "local");
+    snprintf(rec.key_id, sizeof(rec.key_id), "%s", key_id);
+    FUZZ_SETUP(store_sandbox_insert(d.store, &rec) == 0, "insert record %s", id);
+    FUZZ_SETUP(store_sandbox_set_destroyed(d.store, id, reason, now - 60000) == 0, "destroy record %s", id);
+    json_t *detail = json_pack("{s:s,s:i}", "path", "/home/user/x.txt", "size", 3);
+    FUZZ_SETUP(store_audit(d.store, key_id, "upload", id, detail) == 0, "audit %s", id);
+    json_decref(detail);
+}
+
+static void daemon_start(void)
+{
+    char *argv[] = {"fuzz_http",       "--listen",        "127.0.0.1:1", "--socket", sock_path,
+                    "--state-dir",     state_dir,         "--max-upload-mb", "1",    "--agent",
+                    "/nonexistent/airlock-agent", "--runner", "/nonexistent/airlock_runner.py", NULL};
+    memset(&d, 0, sizeof(d));
+    FUZZ_SETUP(config_parse(&d.cfg, (int)ARRAY_SIZE(argv) - 1, argv) == 0, "config_parse");
+    d.cfg.listen_port = 0; /* the TCP listener is not used: any free port */
+    FUZZ_SETUP(mkdir(state_dir, 0700) == 0, "mkdir %s: %s", state_dir, strerror(errno));
+    FUZZ_SETUP(store_open(state_dir, &d.store) == 0, "store_open %s", state_dir);
+    char where[256];
+    FUZZ_SETUP(auth_bootstrap(d.store, state_dir, FUZZ_ADMIN_KEY, where, sizeof(where)) == 0, "auth_bootstrap");
+    char hash[KEY_HASH_LEN + 1];
+    FUZZ_SETUP(auth_hash_key(FUZZ_USER_KEY, strlen(FUZZ_USER_KEY), hash) == 0, "hash");
+    uint64_t now = now_wall_ms();
+    FUZZ_SETUP(store_key_insert(d.store, FUZZ_USER_KEY_ID, "fuzz-user", hash, false, now) == 0, "user key");
+    insert_record(FUZZ_SB_DELETED, "deleted", FUZZ_USER_KEY_ID, now);
+    insert_record(FUZZ_SB_EXPIRED, "expired", FUZZ_USER_KEY_ID, now);
+    insert_record(FUZZ_SB_ADMINS, "deleted", "", now);
+    FUZZ_SETUP(store_key_count(d.store, &key_count) == 0, "key count");
+
+    d.backend = &fuzz_none_backend_ops;
+    char berr[128] = "";
+    FUZZ_SETUP(d.backend->init(&d.backend_state, NULL, berr, sizeof(berr)) == 0, "backend init");
+    d.host_template = (struct template_info){.name = "host", .rootfs = NULL};
+    d.nproc = 2; /* fixed, so an input means the same on every machine */
+    FUZZ_SETUP(registry_new(&d, &d.reg) == 0, "registry_new");
+    FUZZ_SETUP(http_start(&d, &http) == 0, "http_start");
+}
+
+/* main.c's shutdown sequence */
+static void daemon_stop(void)
+{
+    if (!http)
+        return;
+    atomic_store(&d.shutting_down, true);
+    http_quiesce(http);
+    sandbox_destroy_all(&d, "shutdown");
+    http_stop(http);
+    http = NULL;
+    registry_free(d.reg);
+    d.backend->fini(d.backend_state);
+    store_close(d.store);
+    config_free(&d.cfg);
+    FUZZ_SETUP(fuzz_rm_rf(state_dir) == 0, "rm -rf %s", state_dir);
+}
+
+static void cleanup(void)
+{
+    daemon_stop();
+    if (scratch[0])
+        (void)fuzz_rm_rf(scratch);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    log_init("fuzz_http", (enum log_level)(LOG_LVL_ERROR + 1));
+    FUZZ_SETUP(signal(SIGPIPE, SIG_IGN) != SIG_ERR, "ignore SIGPIPE"); /* as airlockd does */
+    snprintf(scratch, sizeof(scratch), "%s/airlock-fuzz-http-XXXXXX", fuzz_tmpdir());
+    FUZZ_SETUP(mkdtemp(scratch), "mkdtemp %s: %s", scratch, strerror(errno));
+    FUZZ_SETUP((size_t)snprintf(state_dir, sizeof(state_dir), "%s/state", scratch) < sizeof(state_dir) &&
+                   (size_t)snprintf(sock_path, sizeof(sock_path), "%s/api.sock", scratch) <
+                       sizeof(((struct sockaddr_un *)0)->sun_path),
+               "scratch path %s too long for a unix socket", scratch);
+    verbose = getenv("FUZZ_HTTP_VERBOSE") != NULL;
+    atexit(cleanup);
+    daemon_start();
+    return 0;
+}
+
+/* Did the input create or revoke a key? Then start over (see the top). */
+static void reset_if_keys_changed(void)
+{
+    unsigned n = 0;
+    struct key_info ki;
+    char hash[KEY_HASH_LEN + 1];
+    FUZZ_SETUP(auth_hash_key(FUZZ_USER_KEY, strlen(FUZZ_USER_KEY), hash) == 0, "hash");
+    bool user_ok = store_key_find(d.store, hash, &ki) == 0;
+    FUZZ_SETUP(auth_hash_key(FUZZ_ADMIN_KEY, strlen(FUZZ_ADMIN_KEY), hash) == 0, "hash");
+    bool admin_ok = store_key_find(d.store, hash, &ki) == 0;
+    if (store_key_count(d.store, &n) == 0 && n == key_count && user_ok && admin_ok)
+        return;
+    daemon_stop();
+    daemon_start();
+}
+
+/* ---- the request */
+
+struct input {
+    const uint8_t *p;
+    size_t len;
+};
+
+/* The next '\n'-terminated piece (without the '\n'), or the rest. */
+static struct input next_line(struct input *in)
+{
+    struct input line = *in;
+    const uint8_t *nl = memchr(in->p, '\n', in->len);
+    if (nl) {
+        line.len = (size_t)(nl - in->p);
+        in->p = nl + 1;
+        in->len -= line.len + 1;
+    } else {
+        in->p += in->len;
+        in->len = 0;
+    }
+    return line;
+}
+
+/* Header values must not break the header block. */
+static void append_header_value(struct buf *b, struct input v)
+{
+    for (size_t i = 0; i < v.len; i++) {
+        char c = (char)v.p[i];
+        FUZZ_SETUP(buf_append(b, c == '\r' || c == '\n' || c == '\0' ? " " : &c, 1) == 0, "oom");
+    }
+}
+
+static void append_target(struct buf *b, struct input t)
+{
+    if (t.len == 0 || t.p[0] != '/')
+        FUZZ_SETUP(buf_append(b, "/", 1) == 0, "oom");
+    for (size_t i = 0; i < t.len; i++) {
+        uint8_t c = t.p[i];
+        char enc[4];
+        if (c <= 0x20 || c >= 0x7f)
+            snprintf(enc, sizeof(enc), "%%%02X", c);
+        else
+            snprintf(enc, sizeof(enc), "%c", c);
+        FUZZ_SETUP(buf_append_str(b, enc) == 0, "oom");
+    }
+}
+
+static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"};
+
+struct request {
+    struct buf wire;
+    bool head;
+};
+
+static void build_request(const uint8_t *data, size_t size, struct request *rq)
+{
+    uint8_t f = data[1];
+    struct input in = {data + 2, size - 2};
+    struct buf *w = &rq->wire;
+    char method[64];
+    if ((f & 7) == 7) {
+        struct input m = next_line(&in);
+        size_t n = 0;
+        for (size_t i = 0; i < m.len && n < sizeof(method) - 1; i++)
+            if (m.p[i] > 0x20 && m.p[i] < 0x7f)
+                method[n++] = (char)m.p[i];
+        method[n] = '\0';
+        if (n == 0)
+            snprintf(method, sizeof(method), "GET");
+    } else {
+        snprintf(method, sizeof(method), "%s", methods[f & 7]);
+    }
+    struct input target = next_line(&in);
+    struct input token = next_line(&in);
+    struct input extra = next_line(&in);
+    struct input body = in;
+
+    rq->head = strcmp(method, "HEAD") == 0;
+    FUZZ_SETUP(buf_append_str(w, method) == 0 && buf_append_str(w, " ") == 0, "oom");
+    append_target(w, target);
+    FUZZ_SETUP(buf_append_str(w, " HTTP/1.1\r\nHost: airlock\r\nConnection: close\r\n") == 0, "oom");
+    switch ((f >> 3) & 3) {
+    case 1: FUZZ_SETUP(buf_append_str(w, "Authorization: Bearer " FUZZ_ADMIN_KEY "\r\n") == 0, "oom"); break;
+    case 2: FUZZ_SETUP(buf_append_str(w, "Authorization: Bearer " FUZZ_USER_KEY "\r\n") == 0, "oom"); break;
+    case 3:
+        FUZZ_SETUP(buf_append_str(w, "Authorization: Bearer ") == 0, "oom");
+        append_header_value(w, token);
+        FUZZ_SETUP(buf_append_str(w, "\r\n") == 0, "oom");
+        break;
+    default: break;
+    }
+    if (f & 0x40)
+        FUZZ_SETUP(buf_append_str(w, "Accept: application/x-ndjson\r\n") == 0, "oom");
+    if (f & 0x80)
+        FUZZ_SETUP(buf_append_str(w, "Expect: 100-continue\r\n") == 0, "oom");
+    if (extra.len) {
+        if (!memchr(extra.p, ':', extra.len))
+            FUZZ_SETUP(buf_append_str(w, "X-Fuzz: ") == 0, "oom");
+        append_header_value(w, extra);
+        FUZZ_SETUP(buf_append_str(w, "\r\n") == 0, "oom");
+    }
+    char hdr[64];
+    if (f & 0x20) {
+        FUZZ_SETUP(buf_append_str(w, "Transfer-Encoding: chunked\r\n\r\n") == 0, "oom");
+        /* two chunks when there is something to split: MHD hands the handler
+         * the body in pieces either way */
+        size_t half = body.len / 2;
+        size_t parts[2] = {half, body.len - half};
+        const uint8_t *p = body.p;
+        for (int i = 0; i < 2; i++) {
+            if (!parts[i])
+                continue;
+            snprintf(hdr, sizeof(hdr), "%zx\r\n", parts[i]);
+            FUZZ_SETUP(buf_append_str(w, hdr) == 0 && buf_append(w, p, parts[i]) == 0 &&
+                           buf_append_str(w, "\r\n") == 0,
+                       "oom");
+            p += parts[i];
+        }
+        FUZZ_SETUP(buf_append_str(w, "0\r\n\r\n") == 0, "oom");
+    } else {
+        snprintf(hdr, sizeof(hdr), "Content-Length: %zu\r\n\r\n", body.len);
+        FUZZ_SETUP(buf_append_str(w, hdr) == 0 && buf_append(w, body.p, body.len) == 0, "oom");
+    }
+}
+
+/* ---- the exchange */
+
+static int connect_daemon(void)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    FUZZ_SETUP((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path) < sizeof(sa.sun_path), "long path");
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    FUZZ_SETUP(fd >= 0, "socket: %s", strerror(errno));
+    FUZZ_SETUP(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect %s: %s", sock_path, strerror(errno));
+    return fd;
+}
+
+/* Send the request while reading the answer (a server may answer before the
+ * body is all sent), until the server closes or the time is up. Returns
+ * false on timeout. */
+static bool exchange(int fd, const struct buf *req, bool shut_write, struct buf *resp)
+{
+    size_t off = 0;
+    bool write_open = true;
+    uint64_t deadline = now_mono_ms() + REPLY_TIMEOUT_MS;
+    for (;;) {
+        uint64_t now = now_mono_ms();
+        if (now >= deadline)
+            return false;
+        struct pollfd p = {.fd = fd, .events = POLLIN | (write_open ? POLLOUT : 0)};
+        int n = poll(&p, 1, (int)(deadline - now));
+        if (n < 0 && errno == EINTR)
+            continue;
+        FUZZ_SETUP(n >= 0, "poll: %s", strerror(errno));
+        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+            char chunk[65536];
+            ssize_t r = recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+                return true; /* closed (a reset after the answer is fine too) */
+            if (r > 0) {
+                FUZZ_CHECK(resp->len + (size_t)r <= REPLY_MAX, "answer larger than %u bytes", REPLY_MAX);
+                FUZZ_SETUP(buf_append(resp, chunk, (size_t)r) == 0, "oom");
+            }
+        }
+        if (write_open && (p.revents & POLLOUT)) {
+            ssize_t r = off < req->len ? send(fd, req->data + off, req->len - off, MSG_NOSIGNAL | MSG_DONTWAIT) : 0;
+            if (r < 0 && errno != EAGAIN && errno != EINTR)
+                write_open = false; /* the server stopped reading: it answered or gave up */
+            else if (r > 0)
+                off += (size_t)r;
+            if (off == req->len) {
+                write_open = false;
+                if (shut_write)
+                    (void)shutdown(fd, SHUT_WR);
+            }
+        }
+    }
+}
+
+/* ---- the oracle */
+
+struct response {
+    unsigned status;
+    const char *body;
+    size_t body_len;
+    bool json;
+    char *chunked_body; /* decoded, owned */
+};
+
+static const char *find_crlfcrlf(const char *p, size_t len)
+{
+    for (size_t i = 0; i + 4 <= len; i++)
+        if (memcmp(p + i, "\r\n\r\n", 4) == 0)
+            return p + i;
+    return NULL;
+}
+
+/* The value of a header in the block [h, end), or NULL. */
+static const char *header_value(const char *h, const char *end, const char *name, size_t *vlen)
+{
+    size_t nlen = strlen(name);
+    for (const char *line = h; line < end;) {
+        const char *eol = memmem(line, (size_t)(end - line), "\r\n", 2);
+        if (!eol)
+            eol = end;
+        if ((size_t)(eol - line) > nlen && strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
+            const char *v = line + nlen + 1;
+            while (v < eol && *v == ' ')
+                v++;
+            *vlen = (size_t)(eol - v);
+            return v;
+        }
+        line = eol + 2;
+    }
+    return NULL;
+}
+
+/* Decode a chunked body; NULL if malformed. */
+static char *dechunk(const char *p, size_t len, size_t *out_len)
+{
+    struct buf out = {0};
+    size_t off = 0;
+    for (;;) {
+        const char *eol = memmem(p + off, len - off, "\r\n", 2);
+        if (!eol)
+            goto bad;
+        char *end;
+        unsigned long n = strtoul(p + off, &end, 16);
+        if (end == p + off)
+            goto bad;
+        off = (size_t)(eol - p) + 2;
+        if (n == 0)
+            break;
+        if (n > len - off || len - off - n < 2 || memcmp(p + off + n, "\r\n", 2) != 0)
+            goto bad;
+        FUZZ_SETUP(buf_append(&out, p + off, n) == 0, "oom");
+        off += n + 2;
+    }
+    *out_len = out.len;
+    if (!out.data)
+        FUZZ_SETUP(buf_append(&out, "", 0) == 0, "oom");
+    return out.data;
+bad:
+    buf_free(&out);
+    return NULL;
+}
+
+/* Parse one response at p; returns its length, 0 if incomplete (raw mode
+ * only). Interim 100 Continue responses are skipped by the caller. */
+static size_t parse_response(const char *p, size_t len, bool head, bool until_eof, struct response *r)
+{
+    *r = (struct response){0};
+    const char *hend = find_crlfcrlf(p, len);
+    if (!hend)
+        return 0;
+    FUZZ_CHECK(len >= 13 && (memcmp(p, "HTTP/1.1 ", 9) == 0 || memcmp(p, "HTTP/1.0 ", 9) == 0),
+               "malformed status line: %.40s", p);
+    char *end;
+    r->status = (unsigned)strtoul(p + 9, &end, 10);
+    FUZZ_CHECK(end == p + 12 && r->status >= 100 && r->status < 600, "bad status: %.20s", p);
+    const char *hdrs = memmem(p, (size_t)(hend - p), "\r\n", 2);
+    hdrs = hdrs ? hdrs + 2 : hend;
+    const char *body = hend + 4;
+    size_t avail = len - (size_t)(body - p);
+    size_t vlen = 0;
+    const char *ct = header_value(hdrs, hend + 2, "Content-Type", &vlen);
+    r->json = ct && vlen >= 16 && strncasecmp(ct, "application/json", 16) == 0;
+    if (r->status < 200 || r->status == 204 || r->status == 304 || head) {
+        r->body = body;
+        return (size_t)(body - p);
+    }
+    const char *te = header_value(hdrs, hend + 2, "Transfer-Encoding", &vlen);
+    const char *cl = header_value(hdrs, hend + 2, "Content-Length", &vlen);
+    if (te && vlen >= 7 && strncasecmp(te, "chunked", 7) == 0) {
+        r->chunked_body = dechunk(body, avail, &r->body_len);
+        FUZZ_CHECK(r->chunked_body || !until_eof, "malformed chunked body");
+        r->body = r->chunked_body;
+        return r->chunked_body ? len : 0;
+    }
+    if (cl) {
+        unsigned long long n = strtoull(cl, NULL, 10);
+        if (n > avail) {
+            FUZZ_CHECK(!until_eof, "body shorter (%zu) than its Content-Length (%llu)", avail, n);
+            return 0;
+        }
+        r->body = body;
+        r->body_len = (size_t)n;
+        return (size_t)(body - p) + (size_t)n;
+    }
+    /* neither: the body runs to the close */
+    r->body = body;
+    r->body_len = avail;
+    return len;
+}
+
+static void check_response(const struct response *r, const char *req)
+{
+    if (!r->json || r->body_len == 0) {
+        /* only libmicrohttpd's own protocol errors are not JSON */
+        FUZZ_CHECK(r->status != 500, "500 without a JSON body for %.200s", req);
+        return;
+    }
+    json_error_t jerr;
+    json_t *j = json_loadb(r->body, r->body_len, 0, &jerr);
+    FUZZ_CHECK(j != NULL, "status %u: JSON body does not parse (%s): %.200s", r->status, jerr.text, r->body);
+    if (r->status >= 400) {
+        json_t *e = json_object_get(j, "error");
+        const char *code = json_string_value(json_object_get(e, "code"));
+        const char *msg = json_string_value(json_object_get(e, "message"));
+        FUZZ_CHECK(json_is_object(j) && json_object_size(j) == 1 && json_is_object(e) && code && *code && msg,
+                   "status %u without the error envelope: %.200s", r->status, r->body);
+        /* the backend's refusal is the one expected failure */
+        FUZZ_CHECK(r->status != 500 || strstr(msg, FUZZ_NONE_CREATE_ERROR),
+                   "500 %s: %s, for %.300s", code, msg, req);
+    } else if (r->status >= 200 && r->status < 300) {
+        FUZZ_CHECK(json_is_object(j), "status %u with a JSON body that is not an object: %.200s", r->status,
+                   r->body);
+    }
+    json_decref(j);
+}
+
+/* Check the first response of the answer (after any 100 Continue); returns
+ * whether there was a complete one. Raw input may pipeline requests, whose
+ * answers are not checked: which method each answers is not known here. */
+static bool check_answer(const struct buf *resp, bool head, bool strict, const char *req)
+{
+    size_t off = 0;
+    while (off < resp->len) {
+        struct response r;
+        size_t used = parse_response(resp->data + off, resp->len - off, head, strict, &r);
+        if (used == 0) {
+            FUZZ_CHECK(!strict, "incomplete response: %.200s", resp->data + off);
+            return false;
+        }
+        if (r.status >= 100 && r.status < 200) { /* 100 Continue, then the real one */
+            off += used;
+            continue;
+        }
+        check_response(&r, req);
+        free(r.chunked_body);
+        return true;
+    }
+    return false;
+}
+
+/* Does raw input start with a HEAD request (whose answer has no body)? */
+static bool raw_is_head(const uint8_t *p, size_t len)
+{
+    while (len > 0 && (*p == '\r' || *p == '\n')) {
+        p++;
+        len--;
+    }
+    return len >= 5 && memcmp(p, "HEAD ", 5) == 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 2)
+        return 0;
+    bool raw = (data[0] & 3) == 3;
+    struct request rq = {0};
+    if (raw)
+        FUZZ_SETUP(buf_append(&rq.wire, data + 1, size - 1) == 0, "oom");
+    else
+        build_request(data, size, &rq);
+
+    int fd = connect_daemon();
+    struct buf resp = {0};
+    bool done = exchange(fd, &rq.wire, raw, &resp);
+    close(fd);
+    const char *req = rq.wire.data ? rq.wire.data : "";
+    if (verbose) /* FUZZ_HTTP_VERBOSE=1: what each input became, for writing seeds */
+        fprintf(stderr, "---- request\n%.*s\n---- answer\n%.*s\n", (int)(rq.wire.len < 600 ? rq.wire.len : 600),
+                req, (int)(resp.len < 600 ? resp.len : 600), resp.data ? resp.data : "");
+    if (!raw) {
+        FUZZ_CHECK(done, "no answer within %d ms to %.300s", REPLY_TIMEOUT_MS, req);
+        FUZZ_CHECK(check_answer(&resp, rq.head, true, req), "no response to %.300s", req);
+    } else if (resp.len) {
+        (void)check_answer(&resp, raw_is_head(data + 1, size - 1), false, req);
+    }
+    buf_free(&resp);
+    buf_free(&rq.wire);
+    reset_if_keys_changed();
+    return 0;
+}
