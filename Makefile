@@ -29,6 +29,8 @@ FUZZ_PKGS := clang libclang-rt-14-dev
 # make fuzz: each harness in fuzz/ runs this long; fuzz-smoke: 30 s each.
 FUZZ_SECONDS ?= 300
 FUZZ_HARNESSES := proto agent http
+# UBSan only prints by default: a finding must stop the run and be saved
+FUZZ_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 .PHONY: all deps build build-asan build-fuzz run stop test test-unit test-jail test-agent test-e2e bench \
 	fuzz fuzz-smoke fuzz-run fuzz-regress clean
@@ -80,7 +82,7 @@ fuzz-smoke: build-fuzz
 fuzz-regress:
 	@for h in $(FUZZ_HARNESSES); do \
 	  echo "== replay fuzz/regressions/$$h fuzz/corpus/$$h"; \
-	  $(FUZZ)/fuzz/fuzz_$${h}_replay fuzz/regressions/$$h fuzz/corpus/$$h || exit 1; \
+	  $(FUZZ_ENV) $(FUZZ)/fuzz/fuzz_$${h}_replay fuzz/regressions/$$h fuzz/corpus/$$h || exit 1; \
 	done
 
 # tmpfs when there is one: fuzz_agent rebuilds a scratch root for every input
@@ -92,7 +94,7 @@ fuzz-run:
 	  mkdir $$scratch/corpus $$scratch/tmp && cp fuzz/corpus/$$h/* $$scratch/corpus/; \
 	  dict=fuzz/proto.dict; [ $$h = http ] && dict=fuzz/http.dict; \
 	  echo "== fuzz_$$h for $(FUZZ_RUN_SECONDS) s (log: $(FUZZ)/logs/$$h.log)"; \
-	  FUZZ_TMPDIR=$$scratch/tmp $(FUZZ)/fuzz/fuzz_$$h -max_total_time=$(FUZZ_RUN_SECONDS) -timeout=25 \
+	  $(FUZZ_ENV) FUZZ_TMPDIR=$$scratch/tmp $(FUZZ)/fuzz/fuzz_$$h -max_total_time=$(FUZZ_RUN_SECONDS) -timeout=25 \
 	    -max_len=65536 -dict=$$dict -print_final_stats=1 -artifact_prefix=$(FUZZ)/artifacts/$$h- \
 	    $$scratch/corpus fuzz/regressions/$$h > $(FUZZ)/logs/$$h.log 2>&1; rc=$$?; \
 	  grep -E '^#[0-9]+[[:space:]]+DONE' $(FUZZ)/logs/$$h.log | tail -1; \

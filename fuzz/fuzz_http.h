@@ -4,6 +4,8 @@
 #ifndef AIRLOCK_FUZZ_HTTP_H
 #define AIRLOCK_FUZZ_HTTP_H
 
+#include <stdatomic.h>
+
 #include "backend.h"
 
 #define FUZZ_ADMIN_KEY "ak_00000000000000000000000000000a0a"
@@ -15,6 +17,15 @@
 #define FUZZ_SB_ADMINS "sb_00000000000000000000000000000003"
 
 #define FUZZ_NONE_CREATE_ERROR "the fuzz backend creates no sandboxes"
+
+/* backend_none.c's state: create() refuses unless allow_create is set (the
+ * harness making its live sandbox); then attach takes the agent's end of the
+ * new socketpair. */
+struct fuzz_backend {
+    atomic_bool allow_create;
+    int (*attach)(void *ctx, int fd); /* 0 or -errno; owns fd either way */
+    void *ctx;
+};
 
 extern const struct backend_ops fuzz_none_backend_ops;
 

@@ -167,8 +167,28 @@ METHODS = {"GET": 0, "POST": 1, "PUT": 2, "DELETE": 3, "HEAD": 4, "OPTIONS": 5, 
 AUTH = {None: 0, "admin": 1, "user": 2, "token": 3}
 
 
+def script(*frames):
+    """The live sandbox's agent script: (type, payload[, flags]) tuples;
+    flags bit 0 END, bit 6 req_id 0, bit 7 req_id + 1."""
+    out = b""
+    for f in frames:
+        ftype, payload = f[0], f[1]
+        flags = f[2] if len(f) > 2 else 0
+        if isinstance(payload, (dict, list)):
+            payload = json.dumps(payload).encode()
+        elif isinstance(payload, str):
+            payload = payload.encode()
+        out += struct.pack("<BBH", ftype, flags, len(payload)) + payload
+    return out
+
+
 def http_req(method, target, auth="user", body=b"", token="", extra="", chunked=False, ndjson=False,
-             expect=False):
+             expect=False, live=None, agent_dies=False):
+    mode = 0
+    prefix = b""
+    if live is not None:  # a request to the live sandbox ('@' in target), answered by the script
+        mode = 4 | (8 if agent_dies else 0)
+        prefix = struct.pack("<H", len(live)) + live
     flags = (METHODS[method] if method in METHODS else 7) | (AUTH[auth] << 3)
     flags |= (0x20 if chunked else 0) | (0x40 if ndjson else 0) | (0x80 if expect else 0)
     if isinstance(body, (dict, list)):
@@ -179,7 +199,7 @@ def http_req(method, target, auth="user", body=b"", token="", extra="", chunked=
     if method not in METHODS:
         lines += method.encode() + b"\n"
     lines += target.encode() + b"\n" + token.encode() + b"\n" + extra.encode() + b"\n"
-    return bytes([0, flags]) + lines + body
+    return bytes([mode, flags]) + prefix + lines + body
 
 
 def http_seeds():
@@ -253,6 +273,61 @@ def http_seeds():
         "head_healthz": http_req("HEAD", "/v1/healthz", auth=None),
         "options": http_req("OPTIONS", "/v1/sandboxes"),
     }
+    result = {"exit_code": 0, "error": None, "results": [{"text/plain": "2"}], "duration_ms": 4,
+              "stdout_truncated": False, "stderr_truncated": False, "timed_out": False, "killed_signal": None}
+    failed = dict(result, exit_code=None, killed_signal=9,
+                  error={"name": "ZeroDivisionError", "value": "division by zero", "traceback": "..."})
+    run = script((STDOUT, b"hello \xe2\x82"), (STDOUT, b"\xac\n\xff"), (STDERR, "warn\n"),
+                 (RESULT, result, 1))
+    code = {"code": "print(1+1)"}
+    live = {
+        "live_code": http_req("POST", "/v1/sandboxes/@/code", body=code, live=run),
+        "live_code_stream": http_req("POST", "/v1/sandboxes/@/code", body=code, live=run, ndjson=True),
+        "live_code_failed": http_req("POST", "/v1/sandboxes/@/code", body=code,
+                                     live=script((STDERR, "Traceback"), (RESULT, failed, 1))),
+        "live_code_bad_result": http_req("POST", "/v1/sandboxes/@/code", body=code, ndjson=True,
+                                         live=script((RESULT, b"[not json", 1))),
+        "live_code_agent_error": http_req("POST", "/v1/sandboxes/@/code", body=code,
+                                          live=script((ERROR, {"code": "busy", "message": "one at a time"}, 1))),
+        "live_code_wrong_frame": http_req("POST", "/v1/sandboxes/@/code", body=code, ndjson=True,
+                                          live=script((STDOUT, "x"), (OK, {}, 1))),
+        "live_code_other_ids": http_req("POST", "/v1/sandboxes/@/code", body=code,
+                                        live=script((STDOUT, "other", 0x80), (LOG, "agent log line", 0x40),
+                                                    (RESULT, result, 0x81), (RESULT, result, 1))),
+        "live_code_agent_dies": http_req("POST", "/v1/sandboxes/@/code", body=code, ndjson=True,
+                                         live=script((STDOUT, "partial")), agent_dies=True),
+        "live_exec": http_req("POST", "/v1/sandboxes/@/exec", body={"cmd": ["ls", "/"], "stdin": "x"},
+                              live=run),
+        "live_exec_stream": http_req("POST", "/v1/sandboxes/@/exec", body={"cmd": "yes | head"}, ndjson=True,
+                                     live=script((STDOUT, "y\n" * 200), (RESULT, result, 1))),
+        "live_download": http_req("GET", "/v1/sandboxes/@/files?path=/tmp/a",
+                                  live=script((OK, {"size": 5, "mode": 420}), (FILE_DATA, "hel"),
+                                              (FILE_DATA, "lo", 1))),
+        "live_download_lies": http_req("GET", "/v1/sandboxes/@/files?path=/tmp/a",
+                                       live=script((OK, {"size": 2, "mode": 420}), (FILE_DATA, "longer than 2"),
+                                                   (FILE_DATA, "", 1))),
+        "live_download_unknown_size": http_req("GET", "/v1/sandboxes/@/files?path=/tmp/a",
+                                               live=script((OK, {"size": -1}), (FILE_DATA, "abc"))),
+        "live_download_empty": http_req("GET", "/v1/sandboxes/@/files?path=/tmp/a", live=script((OK, {}, 1))),
+        "live_download_error": http_req("GET", "/v1/sandboxes/@/files?path=/etc/shadow",
+                                        live=script((ERROR, {"code": "path_escape", "message": "no"}, 1))),
+        "live_upload": http_req("PUT", "/v1/sandboxes/@/files?path=/tmp/u&mode=0600", body="hello",
+                                live=script((OK, {"path": "/tmp/u", "size": 5}, 1))),
+        "live_upload_refused": http_req("PUT", "/v1/sandboxes/@/files?path=/etc/x", body="hello" * 100,
+                                        live=script((ERROR, {"code": "invalid_request", "message": "read-only"}, 1))),
+        "live_list": http_req("GET", "/v1/sandboxes/@/files/list?path=/tmp",
+                              live=script((OK, {"path": "/tmp", "entries": [
+                                  {"name": "a", "type": "file", "size": 5, "mode": 420, "mtime": 1}]}, 1))),
+        "live_list_junk": http_req("GET", "/v1/sandboxes/@/files/list", live=script((OK, b"\x00\xff", 1))),
+        "live_delete": http_req("DELETE", "/v1/sandboxes/@/files?path=/tmp/a&recursive=1",
+                                live=script((OK, {}, 1))),
+        "live_get": http_req("GET", "/v1/sandboxes/@", live=b""),
+        "live_list_sandboxes": http_req("GET", "/v1/sandboxes", auth="admin", live=b""),
+        "live_timeout": http_req("POST", "/v1/sandboxes/@/timeout", body={"timeout_s": 3600}, live=b""),
+        "live_logs": http_req("GET", "/v1/sandboxes/@/logs", live=b""),
+        "live_delete_sandbox": http_req("DELETE", "/v1/sandboxes/@", live=b""),
+    }
+    seeds.update(live)
     for name, data in seeds.items():
         write("http", name, data)
     raw = {
