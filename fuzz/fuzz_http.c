@@ -624,6 +624,13 @@ static size_t parse_response(const char *p, size_t len, bool head, bool until_eo
     }
     if (cl) {
         unsigned long long n = strtoull(cl, NULL, 10);
+        if (n > avail && until_eof && r->download) {
+            /* the agent announced a size, then failed or sent less: the
+             * daemon can only close early, which the client sees as short */
+            r->body = body;
+            r->body_len = avail;
+            return len;
+        }
         if (n > avail) {
             FUZZ_CHECK(!until_eof, "body shorter (%zu) than its Content-Length (%llu)", avail, n);
             return 0;
