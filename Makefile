@@ -103,7 +103,11 @@ fuzz-run:
 	    -max_len=65536 -dict=$$dict $$extra -print_final_stats=1 -artifact_prefix=$(FUZZ)/artifacts/$$h- \
 	    $$scratch/corpus fuzz/regressions/$$h > $(FUZZ)/logs/$$h.log 2>&1; rc=$$?; \
 	  grep -E '^#[0-9]+[[:space:]]+DONE' $(FUZZ)/logs/$$h.log | tail -1; \
-	  if [ $$rc -ne 0 ]; then failed="$$failed $$h"; grep -E 'ERROR|FUZZ_CHECK|SUMMARY|Test unit written' $(FUZZ)/logs/$$h.log | head -20; fi; \
+	  if [ $$rc -ne 0 ]; then \
+	    failed="$$failed $$h"; grep -E 'ERROR|FUZZ_CHECK|SUMMARY|Test unit written' $(FUZZ)/logs/$$h.log | head -20; \
+	    rm -rf $(FUZZ)/artifacts/$$h-corpus; mv $$scratch/corpus $(FUZZ)/artifacts/$$h-corpus; \
+	    echo "the run's corpus is in $(FUZZ)/artifacts/$$h-corpus (a leak found at exit names no input: replay it)"; \
+	  fi; \
 	  rm -rf $$scratch; \
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzzing found problems in:$$failed (inputs in $(FUZZ)/artifacts/)"; exit 1; fi

@@ -347,6 +347,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                        sizeof(((struct sockaddr_un *)0)->sun_path),
                "scratch path %s too long for a unix socket", scratch);
     verbose = getenv("FUZZ_HTTP_VERBOSE") != NULL;
+    if (verbose) /* and the daemon's own log */
+        log_init("fuzz_http", LOG_LVL_DEBUG);
     atexit(cleanup);
     daemon_start();
     return 0;
@@ -475,6 +477,12 @@ static void build_request(uint8_t f, struct input in, bool live, struct request 
                                   strncasecmp((const char *)extra.p, framing[i], strlen(framing[i])) == 0);
         if (reframe)
             FUZZ_SETUP(buf_append_str(w, "X-Fuzz-") == 0, "oom");
+        else if (extra.p[0] == ':')
+            /* libmicrohttpd 0.9.75 answers a request with an empty header
+             * name and Expect: 100-continue by "100 Continue", then refuses
+             * the application's answer (MHD_queue_response fails) and
+             * closes: its quirk with a malformed request, not the daemon's */
+            FUZZ_SETUP(buf_append_str(w, "X-Fuzz") == 0, "oom");
         else if (!memchr(extra.p, ':', extra.len))
             FUZZ_SETUP(buf_append_str(w, "X-Fuzz: ") == 0, "oom");
         append_header_value(w, extra);
