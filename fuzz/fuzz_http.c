@@ -278,6 +278,7 @@ static bool peer_alive(void)
 static void peer_arm(const uint8_t *script, size_t len, bool close_after)
 {
     pthread_mutex_lock(&peer.lock);
+    free(peer.script); /* peer_settle dropped any before; be sure */
     peer.script = malloc(len ? len : 1);
     FUZZ_SETUP(peer.script, "oom");
     memcpy(peer.script, script, len);
