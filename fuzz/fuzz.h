@@ -16,6 +16,12 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Remove the scratch directory (if registered), then abort(): libFuzzer
+ * saves the input, and no scratch is left behind (atexit does not run). */
+void fuzz_fail(void) __attribute__((noreturn));
+/* The harness's scratch directory, for fuzz_fail. */
+void fuzz_scratch_register(const char *dir);
+
 /* An invariant of the code under test; abort() so libFuzzer saves the input. */
 #define FUZZ_CHECK(cond, ...)                                                     \
     do {                                                                          \
@@ -23,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
             fprintf(stderr, "%s:%d: FUZZ_CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
             fprintf(stderr, __VA_ARGS__);                                         \
             fputc('\n', stderr);                                                  \
-            abort();                                                              \
+            fuzz_fail();                                                          \
         }                                                                         \
     } while (0)
 

@@ -117,6 +117,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     char p[PATH_MAX];
     snprintf(scratch, sizeof(scratch), "%s/airlock-fuzz-agent-XXXXXX", fuzz_tmpdir());
     FUZZ_SETUP(mkdtemp(scratch), "mkdtemp %s: %s", scratch, strerror(errno));
+    fuzz_scratch_register(scratch);
     atexit(cleanup);
     path_join(root, scratch, "root");
     path_join(outside, scratch, "outside");

@@ -350,6 +350,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     verbose = getenv("FUZZ_HTTP_VERBOSE") != NULL;
     if (verbose) /* and the daemon's own log */
         log_init("fuzz_http", LOG_LVL_DEBUG);
+    fuzz_scratch_register(scratch);
     atexit(cleanup);
     daemon_start();
     return 0;

@@ -4,6 +4,7 @@
 #include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,20 @@ const char *fuzz_tmpdir(void)
     /* tmpfs: fuzz_agent rebuilds its scratch root for every input, four
      * times faster there than on a disk file system */
     return access("/dev/shm", W_OK | X_OK) == 0 ? "/dev/shm" : "/tmp";
+}
+
+static char scratch_dir[4096];
+
+void fuzz_scratch_register(const char *dir)
+{
+    snprintf(scratch_dir, sizeof(scratch_dir), "%s", dir);
+}
+
+void fuzz_fail(void)
+{
+    if (scratch_dir[0])
+        (void)fuzz_rm_rf(scratch_dir);
+    abort();
 }
 
 static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
