@@ -6,6 +6,7 @@
 PY      := /usr/bin/python3
 BUILD   := build
 ASAN    := build-asan
+FUZZ    := build-fuzz
 RUNDIR  := $(CURDIR)/.run
 PORT    ?= 7070
 REGION  ?= eu
@@ -21,14 +22,25 @@ APT_PKGS := meson ninja-build pkg-config gcc libc6-dev \
 	$(TEMPLATE_PKGS) \
 	iproute2 curl procps
 
-.PHONY: all deps build build-asan run stop test test-unit test-jail test-agent test-e2e test-security bench clean
+# The fuzz build (make fuzz, fuzz-smoke): clang with libFuzzer and the
+# sanitizer runtimes (libclang_rt.fuzzer, asan, ubsan).
+FUZZ_PKGS := clang libclang-rt-14-dev
+
+# make fuzz: each harness in fuzz/ runs this long; fuzz-smoke: 30 s each.
+FUZZ_SECONDS ?= 300
+FUZZ_HARNESSES := proto agent http
+# UBSan only prints by default: a finding must stop the run and be saved
+FUZZ_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+.PHONY: all deps build build-asan build-fuzz run stop test test-unit test-jail test-agent test-e2e test-security bench \
+	fuzz fuzz-smoke fuzz-run fuzz-regress clean
 
 all: build
 
 # Install only what is missing, but always refresh the package lists first
 # when something is (a fresh machine has stale or empty lists).
 deps:
-	@missing=""; for p in $(APT_PKGS); do \
+	@missing=""; for p in $(APT_PKGS) $(FUZZ_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -47,6 +59,58 @@ build: deps $(BUILD)/build.ninja
 
 build-asan: deps $(ASAN)/build.ninja
 	ninja -C $(ASAN)
+
+# ---- fuzzing (fuzz/README.md). Everything is instrumented for coverage;
+# only the harnesses link libFuzzer. Each run works on a copy of its seed
+# corpus (the repository's corpus never grows in place), also reads the saved
+# regressions, and writes whatever it finds to $(FUZZ)/artifacts/.
+$(FUZZ)/build.ninja:
+	CC=clang meson setup $(FUZZ) -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuild_agent=false
+
+build-fuzz: deps $(FUZZ)/build.ninja
+	ninja -C $(FUZZ) $(foreach h,$(FUZZ_HARNESSES),fuzz/fuzz_$(h) fuzz/fuzz_$(h)_replay)
+
+fuzz: build-fuzz
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_RUN_SECONDS=$(FUZZ_SECONDS)
+
+# CI: every regression input and seed replayed, then 30 s of each harness;
+# fails if anything crashes.
+fuzz-smoke: build-fuzz
+	@$(MAKE) --no-print-directory fuzz-regress
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_RUN_SECONDS=30
+
+fuzz-regress:
+	@for h in $(FUZZ_HARNESSES); do \
+	  echo "== replay fuzz/regressions/$$h fuzz/corpus/$$h"; \
+	  $(FUZZ_ENV) $(FUZZ)/fuzz/fuzz_$${h}_replay fuzz/regressions/$$h fuzz/corpus/$$h || exit 1; \
+	done
+
+# tmpfs when there is one: fuzz_agent rebuilds a scratch root for every input.
+# fuzz_http: the daemon frees a request's memory on its connection thread,
+# after the answer, so libFuzzer's after-each-input leak check races it and
+# reports what is about to be freed; its leaks are checked at exit instead,
+# after the harness stops the daemon (then nothing may be left).
+fuzz-run:
+	@mkdir -p $(FUZZ)/artifacts $(FUZZ)/logs; failed=""; \
+	base=/tmp; [ -d /dev/shm ] && [ -w /dev/shm ] && base=/dev/shm; \
+	for h in $(FUZZ_HARNESSES); do \
+	  scratch=$$(mktemp -d $$base/airlock-fuzz-$$h.XXXXXX) || exit 1; \
+	  mkdir $$scratch/corpus $$scratch/tmp && cp fuzz/corpus/$$h/* $$scratch/corpus/; \
+	  dict=fuzz/proto.dict; extra=""; \
+	  if [ $$h = http ]; then dict=fuzz/http.dict; extra=-detect_leaks=0; fi; \
+	  echo "== fuzz_$$h for $(FUZZ_RUN_SECONDS) s (log: $(FUZZ)/logs/$$h.log)"; \
+	  $(FUZZ_ENV) FUZZ_TMPDIR=$$scratch/tmp $(FUZZ)/fuzz/fuzz_$$h -max_total_time=$(FUZZ_RUN_SECONDS) -timeout=25 \
+	    -max_len=65536 -dict=$$dict $$extra -print_final_stats=1 -artifact_prefix=$(FUZZ)/artifacts/$$h- \
+	    $$scratch/corpus fuzz/regressions/$$h > $(FUZZ)/logs/$$h.log 2>&1; rc=$$?; \
+	  grep -E '^#[0-9]+[[:space:]]+DONE' $(FUZZ)/logs/$$h.log | tail -1; \
+	  if [ $$rc -ne 0 ]; then \
+	    failed="$$failed $$h"; grep -E 'ERROR|FUZZ_CHECK|SUMMARY|Test unit written' $(FUZZ)/logs/$$h.log | head -20; \
+	    rm -rf $(FUZZ)/artifacts/$$h-corpus; mv $$scratch/corpus $(FUZZ)/artifacts/$$h-corpus; \
+	    echo "the run's corpus is in $(FUZZ)/artifacts/$$h-corpus (a leak found at exit names no input: replay it)"; \
+	  fi; \
+	  rm -rf $$scratch; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzzing found problems in:$$failed (inputs in $(FUZZ)/artifacts/)"; exit 1; fi
 
 # Start a daemon (replacing one this target started before), then run the
 # brief's example against it. The daemon keeps running: `make stop` ends it.
@@ -73,7 +137,7 @@ stop:
 # Unit tests run under ASan/UBSan; the jail and agent suites create real
 # namespaces, cgroups and seccomp filters; e2e runs the ASan daemon.
 test: build build-asan
-	$(MAKE) --no-print-directory test-unit test-jail test-agent test-e2e test-security
+	$(MAKE) --no-print-directory test-unit test-jail test-agent test-e2e test-security fuzz-smoke
 
 test-unit:
 	meson test -C $(ASAN) --print-errorlogs
@@ -106,4 +170,4 @@ bench: build
 	$(PY) bench/bench.py --daemon $(BUILD)/airlockd
 
 clean:
-	rm -rf $(BUILD) $(ASAN)
+	rm -rf $(BUILD) $(ASAN) $(FUZZ)

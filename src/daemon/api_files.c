@@ -418,7 +418,10 @@ void api_files_list(struct http_req *req)
         return;
     }
     json_t *entries = json_object_get(reply, "entries");
-    json_t *out = json_pack("{s:s,s:O}", "path", path, "entries", json_is_array(entries) ? entries : json_array());
+    /* "o" steals a reference: a new one to the agent's array, or a fresh
+     * empty one when the agent sent none (with "O", that one leaked) */
+    json_t *out = json_pack("{s:s,s:o}", "path", path, "entries",
+                            json_is_array(entries) ? json_incref(entries) : json_array());
     json_decref(reply);
     http_reply_json(req, 200, out);
 }

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "utf8.h"
+
 /* vsnprintf may cut a multi-byte character in half; jansson would then refuse
  * the message. Drop an incomplete trailing sequence. */
 static void trim_incomplete_utf8(char *s)
@@ -70,6 +72,17 @@ int api_error_from_agent(struct api_error *err, const char *payload, size_t len)
 
 json_t *api_error_json(const struct api_error *err)
 {
-    return json_pack("{s:{s:s,s:s}}", "error", "code", err->code[0] ? err->code : "internal", "message",
-                     err->message);
+    const char *code = err->code[0] ? err->code : "internal";
+    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", err->message);
+    if (j)
+        return j;
+    /* A message that quotes the client (an URL, a method, a query key) may
+     * not be UTF-8, which JSON cannot carry: replace the bad bytes rather
+     * than fail the reply (http.c would answer 500 "out of memory"). */
+    struct buf clean = {0};
+    if (utf8_sanitize((const uint8_t *)err->message, strlen(err->message), true, &clean) < 0)
+        return NULL;
+    j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", clean.data ? clean.data : "");
+    buf_free(&clean);
+    return j;
 }

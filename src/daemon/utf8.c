@@ -38,6 +38,10 @@ static int lead_info(uint8_t c, uint8_t *lo, uint8_t *hi)
 
 long utf8_sanitize(const uint8_t *in, size_t len, bool final, struct buf *out)
 {
+    /* An empty buf has data == NULL (a run without output), and NULL + 0 is
+     * undefined behaviour in C, which the copy below the loop would do. */
+    if (len == 0)
+        return buf_append(out, "", 0) < 0 ? -ENOMEM : 0;
     size_t i = 0, run = 0; /* in[run..i) is valid and not yet copied */
     int r;
     while (i < len) {

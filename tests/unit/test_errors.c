@@ -55,5 +55,15 @@ int main(void)
         CHECK(j != NULL);
         json_decref(j);
     }
+
+    /* a message quoting bytes the client sent that are not UTF-8 (found by
+     * fuzz_http: "no route GET /v1/sandboxes/x/file\x84"): still an envelope,
+     * the bad byte replaced */
+    api_error_set(&err, -ENOENT, 404, "not_found", "no route GET %s", "/v1/file\x84s");
+    j = api_error_json(&err);
+    CHECK(j != NULL);
+    CHECK_STREQ(json_string_value(json_object_get(json_object_get(j, "error"), "message")),
+                "no route GET /v1/file\xEF\xBF\xBDs");
+    json_decref(j);
     UNIT_DONE();
 }
