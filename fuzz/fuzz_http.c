@@ -60,6 +60,7 @@
 
 #include <jansson.h>
 
+#include "admission.h"
 #include "auth.h"
 #include "buf.h"
 #include "config.h"
@@ -116,7 +117,10 @@ static void daemon_start(void)
 {
     char *argv[] = {"fuzz_http",       "--listen",        "127.0.0.1:1", "--socket", sock_path,
                     "--state-dir",     state_dir,         "--max-upload-mb", "1",    "--max-sandboxes", "1000", "--agent",
-                    "/nonexistent/airlock-agent", "--runner", "/nonexistent/airlock_runner.py", NULL};
+                    "/nonexistent/airlock-agent", "--runner", "/nonexistent/airlock_runner.py",
+                    /* admission runs, but a fuzzer's wrong keys and request
+                     * rate must not turn every later input into a 429 */
+                    "--rate-limit", "0", "--auth-fail-rate", "0", NULL};
     memset(&d, 0, sizeof(d));
     FUZZ_SETUP(config_parse(&d.cfg, (int)ARRAY_SIZE(argv) - 1, argv) == 0, "config_parse");
     d.cfg.listen_port = 0; /* the TCP listener is not used: any free port */
@@ -140,6 +144,7 @@ static void daemon_start(void)
     d.host_template = (struct template_info){.name = "host", .rootfs = NULL};
     d.nproc = 2; /* fixed, so an input means the same on every machine */
     FUZZ_SETUP(registry_new(&d, &d.reg) == 0, "registry_new");
+    FUZZ_SETUP(admission_new(&d.cfg, &d.adm) == 0, "admission_new");
     FUZZ_SETUP(http_start(&d, &http) == 0, "http_start");
 }
 
@@ -322,6 +327,7 @@ static void daemon_stop(void)
     http = NULL;
     peer_reap(); /* the live sandbox is gone: its peer saw EOF */
     registry_free(d.reg);
+    admission_free(d.adm);
     d.backend->fini(d.backend_state);
     store_close(d.store);
     config_free(&d.cfg);
