@@ -22,6 +22,7 @@
 
 #include "agent.h"
 #include "log.h"
+#include "seccomp_bpf.h"
 #include "util.h"
 
 static void usage(void)
@@ -94,17 +95,10 @@ static int setup_signals(struct agent *a)
  * overshoots are left to the cgroup, which counts every process. */
 static int build_spawn_policy(struct agent *a)
 {
-    char err[256];
-    int r = seccomp_build_user_filter(&a->policy.filter, err, sizeof(err));
-    if (r < 0) {
-        log_error("seccomp filter: %s", err);
-        return r;
-    }
-    r = seccomp_build_quiet_filter(&a->policy.quiet, err, sizeof(err));
-    if (r < 0) {
-        log_error("seccomp filter: %s", err);
-        return r;
-    }
+    /* compiled from seccomp.c's table at build time (seccomp_gen.c); the
+     * kernel copies a program when it is loaded, so the constant is shared */
+    a->policy.filter = (struct sock_fprog){.len = ARRAY_SIZE(seccomp_user_bpf), .filter = (struct sock_filter *)seccomp_user_bpf};
+    a->policy.quiet = (struct sock_fprog){.len = ARRAY_SIZE(seccomp_quiet_bpf), .filter = (struct sock_filter *)seccomp_quiet_bpf};
     a->policy.data_limit = RLIM_INFINITY;
     if (a->memory_limit)
         a->policy.data_limit = (rlim_t)(2 * a->memory_limit + (256ull << 20));
@@ -202,8 +196,6 @@ int main(int argc, char **argv)
     files_free_all(&a);
     repl_free(&a);
     free(a.root_real);
-    free(a.policy.filter.filter);
-    free(a.policy.quiet.filter);
     log_debug("exiting (%d)", a.exit_code);
     return a.exit_code;
 }
