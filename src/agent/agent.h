@@ -77,8 +77,8 @@ void outstream_close(struct outstream *s);
 /* What to run and with which fds. The child gets stdin/stdout/stderr and the
  * extra fds at 3, 4, ...; every other fd is closed. */
 /* What every user process gets, fixed once at agent start: the seccomp
- * program (compiled once here, so a spawn only loads it: compiling it with
- * libseccomp in every child cost ~1.5 ms per exec) and the RLIMIT_DATA that
+ * programs (compiled at build time by seccomp_gen.c, so a spawn only loads
+ * them: libseccomp needs ~3 ms for the allow-list) and the RLIMIT_DATA that
  * turns an allocation no sandbox could hold into a Python MemoryError
  * instead of an OOM kill of the whole REPL. */
 struct spawn_policy {
