@@ -265,7 +265,16 @@ static int kill_marked(struct ptable *t, pid_t spare, struct killed *k, pid_t pa
     return n;
 }
 
-int tree_kill_descendants(pid_t root)
+/* What one pass kills: mark the processes in a fresh table, or return false
+ * when there is nothing left to look for. */
+typedef bool (*mark_fn)(struct ptable *t, void *ctx);
+
+/* The passes both callers share: load /proc, mark, SIGKILL the marked ones
+ * but `spare`, until a pass finds nothing new (a process may fork between
+ * the read and the kill, hence several passes). Returns how many were
+ * killed, or -EIO when /proc could not be read at all. */
+static int kill_in_passes(mark_fn mark, void *ctx, pid_t spare, pid_t parent_of_direct, pid_t *direct,
+                          size_t *ndirect, size_t direct_cap)
 {
     int total = 0;
     struct killed k = {0};
@@ -276,14 +285,11 @@ int tree_kill_descendants(pid_t root)
             total = -EIO;
             break;
         }
-        struct pentry *r = ptable_find(&t, root);
-        if (!r) {
+        if (!mark(&t, ctx)) {
             ptable_free(&t);
-            break; /* the root is gone: what it had was re-parented, see the caller */
+            break;
         }
-        r->mark = true;
-        mark_descendants(&t, NULL, NULL);
-        int n = kill_marked(&t, root, &k, 0, NULL, NULL, 0);
+        int n = kill_marked(&t, spare, &k, parent_of_direct, direct, ndirect, direct_cap);
         ptable_free(&t);
         total += n;
         if (n == 0)
@@ -291,6 +297,21 @@ int tree_kill_descendants(pid_t root)
     }
     free(k.v);
     return total;
+}
+
+static bool mark_tree_of(struct ptable *t, void *ctx)
+{
+    struct pentry *r = ptable_find(t, *(const pid_t *)ctx);
+    if (!r)
+        return false; /* the root is gone: what it had was re-parented, see the caller */
+    r->mark = true;
+    mark_descendants(t, NULL, NULL);
+    return true;
+}
+
+int tree_kill_descendants(pid_t root)
+{
+    return kill_in_passes(mark_tree_of, &root, root, 0, NULL, NULL, 0);
 }
 
 /* A process the agent adopted belongs to the python call if it started
@@ -321,37 +342,27 @@ static bool adopted_by_call(const struct pentry *e, const struct call_ctx *c)
     return !c->ambiguous || e->sid == c->runner;
 }
 
+static bool mark_call(struct ptable *t, void *ctx)
+{
+    struct call_ctx *c = ctx;
+    /* a job root that has exited but is not reaped yet: its leftovers
+     * are already ours, indistinguishable by time */
+    for (size_t i = 0; i < t->n && !c->ambiguous; i++)
+        if (t->v[i].ppid == c->agent && t->v[i].state == 'Z' && is_job_root(c->a, t->v[i].pid))
+            c->ambiguous = true;
+    struct pentry *r = ptable_find(t, c->runner);
+    if (r)
+        r->mark = true;
+    for (size_t i = 0; i < t->n; i++)
+        if (adopted_by_call(&t->v[i], c))
+            t->v[i].mark = true;
+    mark_descendants(t, keep_new, c->since);
+    return true;
+}
+
 int tree_kill_call(const struct agent *a, pid_t runner, const struct tree_mark *since, bool ambiguous, pid_t *direct,
                    size_t *ndirect, size_t direct_cap)
 {
     struct call_ctx c = {.runner = runner, .agent = getpid(), .since = since, .a = a, .ambiguous = ambiguous};
-    int total = 0;
-    struct killed k = {0};
-    for (int pass = 0; pass < TREE_MAX_PASSES; pass++) {
-        struct ptable t = {0};
-        if (ptable_load(&t) < 0 && t.n == 0) {
-            ptable_free(&t);
-            total = -EIO;
-            break;
-        }
-        /* a job root that has exited but is not reaped yet: its leftovers
-         * are already ours, indistinguishable by time */
-        for (size_t i = 0; i < t.n && !c.ambiguous; i++)
-            if (t.v[i].ppid == c.agent && t.v[i].state == 'Z' && is_job_root(a, t.v[i].pid))
-                c.ambiguous = true;
-        struct pentry *r = ptable_find(&t, runner);
-        if (r)
-            r->mark = true;
-        for (size_t i = 0; i < t.n; i++)
-            if (adopted_by_call(&t.v[i], &c))
-                t.v[i].mark = true;
-        mark_descendants(&t, keep_new, since);
-        int n = kill_marked(&t, runner, &k, runner, direct, ndirect, direct_cap);
-        ptable_free(&t);
-        total += n;
-        if (n == 0)
-            break;
-    }
-    free(k.v);
-    return total;
+    return kill_in_passes(mark_call, &c, runner, runner, direct, ndirect, direct_cap);
 }
