@@ -34,7 +34,7 @@ struct pool {
     /* demand: creates of this shape in the current and the previous window */
     uint64_t window_start_ms;
     unsigned window_now, window_prev;
-    uint64_t hits, misses, built, build_failures;
+    uint64_t hits, misses, built, build_failures, discarded_dead;
 };
 
 static void rotate_window_locked(struct pool *p, uint64_t now)
@@ -68,11 +68,37 @@ static void wait_locked(struct pool *p, unsigned ms)
     (void)pthread_cond_timedwait(&p->wake, &p->lock, &ts);
 }
 
+/* A ready sandbox whose agent died (OOM, a kill from the host) would only be
+ * found at take time and cost that create a build: drop it now. Returns one
+ * such sandbox, removed from the stack, or NULL. Lock order: pool, then the
+ * registry (sandbox_crashed); nothing takes them the other way round. */
+static struct sandbox *pop_crashed_locked(struct pool *p)
+{
+    for (unsigned i = 0; i < p->nready; i++) {
+        if (sandbox_crashed(p->ready[i])) {
+            struct sandbox *sb = p->ready[i];
+            memmove(&p->ready[i], &p->ready[i + 1], (p->nready - i - 1) * sizeof(*p->ready));
+            p->nready--;
+            return sb;
+        }
+    }
+    return NULL;
+}
+
 static void *refill_main(void *arg)
 {
     struct pool *p = arg;
     pthread_mutex_lock(&p->lock);
     while (!p->stop) {
+        struct sandbox *dead = pop_crashed_locked(p);
+        if (dead) {
+            pthread_mutex_unlock(&p->lock);
+            log_warn("warm pool: %s: agent died while waiting; discarded", sandbox_id(dead));
+            sandbox_discard(dead);
+            pthread_mutex_lock(&p->lock);
+            p->discarded_dead++;
+            continue;
+        }
         rotate_window_locked(p, now_mono_ms());
         p->target = target_locked(p);
         if (p->nready > p->target) {
@@ -212,10 +238,11 @@ json_t *pool_stats_json(struct pool *p)
     uint64_t mem = 0;
     for (unsigned i = 0; i < p->nready; i++)
         mem += sandbox_memory_bytes(p->ready[i]);
-    json_t *j = json_pack("{s:b,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:I}", "enabled", true, "target", (int)p->target,
-                          "ready", (int)p->nready, "min", (int)cfg->pool_size, "max", (int)cfg->pool_max, "hits",
-                          (json_int_t)p->hits, "misses", (json_int_t)p->misses, "built", (json_int_t)p->built,
-                          "build_failures", (json_int_t)p->build_failures, "memory_bytes", (json_int_t)mem);
+    json_t *j = json_pack("{s:b,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I}", "enabled", true, "target",
+                          (int)p->target, "ready", (int)p->nready, "min", (int)cfg->pool_size, "max",
+                          (int)cfg->pool_max, "hits", (json_int_t)p->hits, "misses", (json_int_t)p->misses, "built",
+                          (json_int_t)p->built, "build_failures", (json_int_t)p->build_failures, "discarded_dead",
+                          (json_int_t)p->discarded_dead, "memory_bytes", (json_int_t)mem);
     pthread_mutex_unlock(&p->lock);
     return j;
 }

@@ -35,7 +35,7 @@ void pool_free(struct pool *p);
  * (no pool, another shape, or none ready). Counts as demand either way. */
 struct sandbox *pool_take(struct pool *p, const struct sandbox_shape *s);
 /* {"enabled","target","ready","min","max","hits","misses","built",
- *  "build_failures","memory_bytes"}: memory_bytes is the sum of the ready
+ *  "build_failures","discarded_dead","memory_bytes"}: memory_bytes is the sum of the ready
  *  sandboxes' cgroup memory usage. */
 json_t *pool_stats_json(struct pool *p);
 

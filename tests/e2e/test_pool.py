@@ -5,6 +5,9 @@ gets its owner, env, metadata and quotas exactly like a freshly built one.
 Each test runs its own daemon: the shared one's pool counters would depend on
 the order of the other tests."""
 
+import os
+import signal
+
 import pytest
 
 import airlock
@@ -98,6 +101,23 @@ def test_pool_refills_and_reports_memory(pooled):
     assert pool(d)["target"] <= 4
     for s in boxes:
         s.kill()
+
+
+def test_dead_pooled_sandbox_is_replaced(pooled):
+    d = pooled
+    assert ready_at_least(d, 2), pool(d)
+    # before any create every sandbox below the daemon is a pooled one: kill
+    # their agents from the host, as the OOM killer or an operator might
+    agents = [p for p in d.descendants() if os.path.exists("/proc/%d" % p)
+              and open("/proc/%d/comm" % p).read().startswith("memfd:airlock")]
+    assert len(agents) == 2, agents
+    for p in agents:
+        os.kill(p, signal.SIGKILL)
+    assert wait_until(lambda: pool(d)["discarded_dead"] == 2 and pool(d)["ready"] == 2, 20), pool(d)
+    s = d.sandbox()
+    assert pool(d)["hits"] == 1
+    assert s.run_code("6*7").text == "42"
+    s.kill()
 
 
 def test_pool_is_admin_only(pooled):
