@@ -203,12 +203,14 @@ out:
         http_quiesce(http);
     /* the pool first: its thread builds sandboxes, which must not outlive
      * the backend, and a create that already took one still finds the
-     * registry refusing (accepting = false below) */
-    pool_free(d.pool);
-    d.pool = NULL;
+     * registry refusing (accepting = false below). Its memory stays until
+     * the requests in flight, which may still ask it, are done. */
+    pool_stop(d.pool);
     if (d.reg)
         sandbox_destroy_all(&d, "shutdown"); /* wakes every request waiting on an agent */
     http_stop(http);                         /* joins the connection threads */
+    pool_free(d.pool);
+    d.pool = NULL;
     registry_free(d.reg);
     admission_free(d.adm);
     if (d.backend && d.backend->fini)

@@ -184,19 +184,35 @@ int pool_new(struct daemon *d, struct pool **out)
     return 0;
 }
 
-void pool_free(struct pool *p)
+void pool_stop(struct pool *p)
 {
     if (!p)
         return;
     pthread_mutex_lock(&p->lock);
-    p->stop = true;
+    bool was_stopped = p->stop;
+    p->stop = true; /* from now on pool_take answers NULL */
     pthread_cond_signal(&p->wake);
     pthread_mutex_unlock(&p->lock);
+    if (was_stopped)
+        return;
     pthread_join(p->thread, NULL); /* waits for a build in progress */
-    for (unsigned i = 0; i < p->nready; i++)
+    /* the thread is gone and takes see stop; emptying the stack under the
+     * lock keeps pool_stats_json off the sandboxes discarded below */
+    pthread_mutex_lock(&p->lock);
+    unsigned n = p->nready;
+    p->nready = 0;
+    pthread_mutex_unlock(&p->lock);
+    for (unsigned i = 0; i < n; i++)
         sandbox_discard(p->ready[i]);
-    if (p->nready)
-        log_info("warm pool: destroyed %u ready sandbox(es)", p->nready);
+    if (n)
+        log_info("warm pool: destroyed %u ready sandbox(es)", n);
+}
+
+void pool_free(struct pool *p)
+{
+    if (!p)
+        return;
+    pool_stop(p);
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->lock);
     free(p->ready);

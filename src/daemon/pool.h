@@ -28,8 +28,11 @@ struct pool;
 /* Start the refill thread (nothing if --pool-size is 0: *out is then NULL,
  * and every function below accepts a NULL pool). Call after registry_new. */
 int pool_new(struct daemon *d, struct pool **out);
-/* Stop the refill thread and destroy every ready sandbox. Before
- * sandbox_destroy_all/registry_free at shutdown. */
+/* Stop the refill thread and destroy every ready sandbox; pool_take answers
+ * NULL from then on. At shutdown, before sandbox_destroy_all. Idempotent. */
+void pool_stop(struct pool *p);
+/* Stop (if not yet) and free. Only once no request can reach the pool any
+ * more (after http_stop): a create in flight may still call pool_take. */
 void pool_free(struct pool *p);
 /* A ready sandbox of shape s, now the caller's (one reference), or NULL
  * (no pool, another shape, or none ready). Counts as demand either way. */
