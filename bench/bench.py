@@ -21,6 +21,7 @@ holds the numbers and the command.
 """
 import argparse
 import concurrent.futures
+import json
 import os
 import shutil
 import signal
@@ -91,11 +92,23 @@ def row(name, xs):
     return "| %s | %.2f | %.2f | %.2f | %d |" % (name, statistics.median(xs), pct(xs, 99), statistics.mean(xs), len(xs))
 
 
+def pool_stats(url, key):
+    """GET /v1/pool (admin): the warm pool's counters, {"enabled": false} without one."""
+    req = urllib.request.Request(url + "/v1/pool", headers={"Authorization": "Bearer " + key})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+    except Exception:
+        return {}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--daemon", default=os.path.join(ROOT, "build", "airlockd"))
     ap.add_argument("-n", type=int, default=50, help="iterations per measurement")
     ap.add_argument("--burst", type=int, default=10)
+    ap.add_argument("--daemon-arg", action="append", default=[],
+                    help="extra airlockd argument (repeat), e.g. --daemon-arg=--pool-size=0")
     args = ap.parse_args()
 
     port = free_port()
@@ -104,7 +117,7 @@ def main():
     env = dict(os.environ, AIRLOCK_API_KEY=key)
     log = open(os.path.join(state, "airlockd.log"), "wb")
     d = subprocess.Popen([args.daemon, "--listen", "127.0.0.1:%d" % port, "--state-dir", state,
-                          "--max-sandboxes", "256"], env=env, stdout=log, stderr=subprocess.STDOUT)
+                          "--max-sandboxes", "256", *args.daemon_arg], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = "http://127.0.0.1:%d" % port
     for _ in range(200):
         try:
@@ -126,6 +139,10 @@ def main():
             create.append((time.perf_counter() - t) * 1000.0)
             sb.close()
         results.append(row("create (POST /v1/sandboxes)", create))
+        pool = pool_stats(url, key)
+        if pool.get("enabled"):
+            results.append("| create: warm pool hits / creates (min %d, max %d) | %d / %d | | | |"
+                           % (pool["min"], pool["max"], pool["hits"], pool["hits"] + pool["misses"]))
 
         with Sandbox() as sb:
             results.append(row("run_code `1+1`", timed(lambda: sb.run_code("1+1"), args.n * 4)))

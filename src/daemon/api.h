@@ -10,6 +10,7 @@
 
 /* api_sandboxes.c */
 void api_healthz(struct http_req *req);
+void api_pool(struct http_req *req); /* admin: warm pool counters and memory */
 void api_sandbox_create(struct http_req *req);
 void api_sandbox_list(struct http_req *req);
 void api_sandbox_get(struct http_req *req);

@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "pool.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -115,6 +116,9 @@ void api_healthz(struct http_req *req)
                               req->d->cfg.region, "backend", req->d->backend->name, "sandboxes",
                               (int)sandbox_count(req->d)));
 }
+
+/* Admin only: the hit and build counters tell how busy other keys are. */
+void api_pool(struct http_req *req) { http_reply_json(req, 200, pool_stats_json(req->d->pool)); }
 
 void api_sandbox_create(struct http_req *req)
 {

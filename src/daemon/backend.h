@@ -65,6 +65,8 @@ struct backend_ops {
     int (*destroy)(void *state, struct backend_instance *inst);
     /* Number of OOM kills inside this sandbox so far (cgroup counter). */
     int (*oom_kills)(struct backend_instance *inst, uint64_t *count);
+    /* Bytes of memory charged to this sandbox now (cgroup usage). Optional. */
+    int (*memory_usage)(struct backend_instance *inst, uint64_t *bytes);
     /* Host pid of the agent, for logs and records. */
     pid_t (*agent_pid)(struct backend_instance *inst);
     void (*fini)(void *state);

@@ -42,6 +42,10 @@ static void usage(FILE *f)
             "                         live sandboxes of one key (default 20; --max-sandboxes\n"
             "                         still caps them all)\n"
             "  --admin-unlimited      admin keys skip these per-key limits (default: no)\n"
+            "\nWarm pool (sandboxes built ahead of creates of the default shape):\n"
+            "  --pool-size N          sandboxes kept ready (default 2; 0 turns the pool off)\n"
+            "  --pool-max N           the most the pool grows to when creates come fast\n"
+            "                         (default 8; never below --pool-size)\n"
             "\nPer client address (IPv4 address, IPv6 /64, uid on the unix socket):\n"
             "  --auth-fail-burst N    failed authentications (wrong or malformed key) allowed\n"
             "                         at once (default 20); past that, every request with a\n"
@@ -122,7 +126,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
     enum {
         OPT_LISTEN = 256, OPT_SOCKET, OPT_STATE, OPT_REGION, OPT_MAXSB, OPT_MAXTO, OPT_DEFTO, OPT_MAXMEM,
         OPT_MAXUP, OPT_AGENT, OPT_RUNNER, OPT_SCOPE, OPT_LOGLEVEL, OPT_HELP, OPT_RATE, OPT_BURST, OPT_MAXCONC,
-        OPT_MAXSBKEY, OPT_ADMINUNL, OPT_AFRATE, OPT_AFBURST,
+        OPT_MAXSBKEY, OPT_ADMINUNL, OPT_AFRATE, OPT_AFBURST, OPT_POOLSIZE, OPT_POOLMAX,
     };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -146,6 +150,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
         {"admin-unlimited", no_argument, NULL, OPT_ADMINUNL},
         {"auth-fail-rate", required_argument, NULL, OPT_AFRATE},
         {"auth-fail-burst", required_argument, NULL, OPT_AFBURST},
+        {"pool-size", required_argument, NULL, OPT_POOLSIZE},
+        {"pool-max", required_argument, NULL, OPT_POOLMAX},
         {NULL, 0, NULL, 0},
     };
 
@@ -168,6 +174,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
          * 2^128 possible keys; a client with a stale key notices at once. */
         .auth_fail_rate = 1,
         .auth_fail_burst = 20,
+        .pool_size = 2,
+        .pool_max = 8,
         .log_level = LOG_LVL_INFO,
     };
     if (set_str(&cfg->state_dir, "/var/lib/airlock") < 0 || set_str(&cfg->region, "local") < 0)
@@ -228,6 +236,14 @@ int config_parse(struct config *cfg, int argc, char **argv)
             if ((r = parse_uint("--auth-fail-burst", optarg, 1, 1000000, &v)) == 0)
                 cfg->auth_fail_burst = (unsigned)v;
             break;
+        case OPT_POOLSIZE:
+            if ((r = parse_uint("--pool-size", optarg, 0, 1000, &v)) == 0)
+                cfg->pool_size = (unsigned)v;
+            break;
+        case OPT_POOLMAX:
+            if ((r = parse_uint("--pool-max", optarg, 0, 1000, &v)) == 0)
+                cfg->pool_max = (unsigned)v;
+            break;
         case OPT_AGENT: r = set_str(&cfg->agent_path, optarg); break;
         case OPT_RUNNER: r = set_str(&cfg->runner_path, optarg); break;
         case OPT_SCOPE: r = set_str(&cfg->scope, optarg); break;
@@ -259,6 +275,12 @@ int config_parse(struct config *cfg, int argc, char **argv)
                 cfg->max_timeout_s);
         return -EINVAL;
     }
+    /* --pool-max is a ceiling for the adaptive size, not a second knob that
+     * can contradict --pool-size; and a disabled pool stays disabled. */
+    if (cfg->pool_max < cfg->pool_size)
+        cfg->pool_max = cfg->pool_size;
+    if (cfg->pool_size == 0)
+        cfg->pool_max = 0;
     if (!cfg->agent_path && !(cfg->agent_path = next_to_self("airlock-agent")))
         return -ENOMEM;
     if (!cfg->runner_path && !(cfg->runner_path = next_to_self("airlock_runner.py")))

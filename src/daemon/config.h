@@ -28,6 +28,9 @@ struct config {
      * unix socket peer uid): refill rate per second and bucket size */
     double auth_fail_rate;
     unsigned auth_fail_burst;
+    /* warm pool (pool.c): ready sandboxes of the default shape */
+    unsigned pool_size; /* baseline; 0 disables the pool */
+    unsigned pool_max;  /* adaptive ceiling, >= pool_size */
     char *agent_path;
     char *runner_path;
     char *scope;         /* NULL: derived from state_dir (main.c) */

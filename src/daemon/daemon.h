@@ -15,11 +15,13 @@
 
 struct registry;
 struct admission;
+struct pool;
 
 struct daemon {
     struct config cfg;
     struct store *store;
     struct registry *reg;
+    struct pool *pool;           /* warm sandboxes (pool.c); NULL: no pool */
     struct admission *adm;       /* per-key and per-address limits (admission.c) */
     const struct backend_ops *backend;
     void *backend_state;

@@ -54,6 +54,7 @@ static const struct route ROUTES[] = {
     {"/v1/sandboxes/*/logs", {{"GET", 0, api_sandbox_logs, {NULL}}}},
     {"/v1/keys", {{"POST", R_JSON | R_ADMIN, api_keys_create, {NULL}}, {"GET", R_ADMIN, api_keys_list, {NULL}}}},
     {"/v1/keys/*", {{"DELETE", R_ADMIN, api_keys_revoke, {NULL}}}},
+    {"/v1/pool", {{"GET", R_ADMIN, api_pool, {NULL}}}},
 };
 
 struct http_server {

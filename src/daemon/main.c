@@ -21,6 +21,7 @@
 #include "daemon.h"
 #include "http.h"
 #include "log.h"
+#include "pool.h"
 #include "sandbox.h"
 #include "store.h"
 #include "util.h"
@@ -181,6 +182,10 @@ int main(int argc, char **argv)
         log_error("start the sandbox registry: %s", strerror(-r));
         goto out;
     }
+    if ((r = pool_new(&d, &d.pool)) < 0) {
+        log_error("start the warm pool: %s", strerror(-r));
+        goto out;
+    }
     if ((r = http_start(&d, &http)) < 0)
         goto out;
 
@@ -196,9 +201,16 @@ out:
     atomic_store(&d.shutting_down, true);
     if (http)
         http_quiesce(http);
+    /* the pool first: its thread builds sandboxes, which must not outlive
+     * the backend, and a create that already took one still finds the
+     * registry refusing (accepting = false below). Its memory stays until
+     * the requests in flight, which may still ask it, are done. */
+    pool_stop(d.pool);
     if (d.reg)
         sandbox_destroy_all(&d, "shutdown"); /* wakes every request waiting on an agent */
     http_stop(http);                         /* joins the connection threads */
+    pool_free(d.pool);
+    d.pool = NULL;
     registry_free(d.reg);
     admission_free(d.adm);
     if (d.backend && d.backend->fini)

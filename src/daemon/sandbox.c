@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "pool.h"
 #include "proto.h"
 #include "util.h"
 
@@ -521,39 +522,44 @@ static uint64_t storage_bytes(unsigned memory_mb)
     return mem - headroom;
 }
 
-int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char *key_id, struct sandbox **out,
-                   struct api_error *err)
+bool sandbox_shape_equal(const struct sandbox_shape *a, const struct sandbox_shape *b)
 {
-    struct registry *reg = d->reg;
-    struct pending_create pc = {.key_id = key_id ? key_id : ""};
-    int r;
+    return strcmp(a->tmpl->name, b->tmpl->name) == 0 && a->memory_mb == b->memory_mb && a->cpus == b->cpus &&
+           a->egress == b->egress;
+}
 
+bool sandbox_crashed(struct sandbox *sb)
+{
+    struct registry *reg = sb->d->reg;
     pthread_mutex_lock(&reg->lock);
-    if (!reg->accepting) {
-        pthread_mutex_unlock(&reg->lock);
-        return api_error_set(err, -ESHUTDOWN, 503, "unavailable", "the daemon is shutting down");
-    }
-    if (reg->count + reg->reserved >= d->cfg.max_sandboxes) {
-        pthread_mutex_unlock(&reg->lock);
-        return api_error_set(err, -EDQUOT, 429, "quota_exceeded", "too many live sandboxes (limit %u)",
-                             d->cfg.max_sandboxes);
-    }
-    if (p->per_key_max && owned_locked(reg, pc.key_id) >= p->per_key_max) {
-        pthread_mutex_unlock(&reg->lock);
-        return api_error_set(err, -EDQUOT, 429, "sandbox_quota",
-                             "this key has %u live sandboxes, the most one key may have (--max-sandboxes-per-key)",
-                             p->per_key_max);
-    }
-    reg->reserved++;
-    pc.next = reg->pending;
-    reg->pending = &pc;
+    bool crashed = sb->crashed;
     pthread_mutex_unlock(&reg->lock);
+    return crashed;
+}
 
+uint64_t sandbox_memory_bytes(struct sandbox *sb)
+{
+    uint64_t n = 0;
+    pthread_mutex_lock(&sb->inst_lock);
+    if (sb->inst && sb->d->backend->memory_usage && sb->d->backend->memory_usage(sb->inst, &n) < 0)
+        n = 0;
+    pthread_mutex_unlock(&sb->inst_lock);
+    return n;
+}
+
+void sandbox_discard(struct sandbox *sb)
+{
+    /* never shared: sandbox_free closes the connection, joins its reader and
+     * destroys the backend instance */
+    sandbox_free(sb);
+}
+
+int sandbox_build(struct daemon *d, const struct sandbox_shape *s, struct sandbox **out, struct api_error *err)
+{
+    int r;
     struct sandbox *sb = calloc(1, sizeof(*sb));
-    if (!sb) {
-        release_reservation(reg, &pc);
+    if (!sb)
         return api_error_set(err, -ENOMEM, 500, "internal", "out of memory");
-    }
     sb->d = d;
     pthread_mutex_init(&sb->inst_lock, NULL);
     sb->refs = 1;
@@ -562,22 +568,18 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
         api_error_set(err, r, 500, "internal", "getrandom: %s", strerror(-r));
         goto fail;
     }
-    snprintf(sb->template_name, sizeof(sb->template_name), "%s", p->tmpl->name);
-    sb->egress = p->egress;
+    snprintf(sb->template_name, sizeof(sb->template_name), "%s", s->tmpl->name);
+    sb->egress = s->egress;
     snprintf(sb->region, sizeof(sb->region), "%s", d->cfg.region);
-    sb->memory_mb = p->memory_mb;
-    sb->cpus = p->cpus;
-    sb->timeout_s = p->timeout_s;
-    sb->env = p->env ? json_incref(p->env) : json_object();
-    sb->metadata = p->metadata ? json_incref(p->metadata) : json_object();
-    snprintf(sb->key_id, sizeof(sb->key_id), "%s", key_id ? key_id : "");
+    sb->memory_mb = s->memory_mb;
+    sb->cpus = s->cpus;
 
     struct sandbox_spec spec = {
-        .tmpl = p->tmpl,
-        .memory_bytes = (uint64_t)p->memory_mb << 20,
-        .cpu_millis = (uint32_t)(p->cpus * 1000.0 + 0.5),
+        .tmpl = s->tmpl,
+        .memory_bytes = (uint64_t)s->memory_mb << 20,
+        .cpu_millis = (uint32_t)(s->cpus * 1000.0 + 0.5),
         .pids_max = 512,
-        .tmpfs_bytes = storage_bytes(p->memory_mb),
+        .tmpfs_bytes = storage_bytes(s->memory_mb),
         .agent_path = d->cfg.agent_path,
         .runner_path = d->cfg.runner_path,
         .hostname = "sandbox",
@@ -618,7 +620,74 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
         r = -EPROTO;
         goto fail;
     }
+    *out = sb;
+    return 0;
 
+fail:
+    sandbox_free(sb);
+    return r < 0 ? r : -EIO;
+}
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts); /* cannot fail for CLOCK_MONOTONIC */
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char *key_id, struct sandbox **out,
+                   struct api_error *err)
+{
+    uint64_t t_start = mono_us();
+    struct registry *reg = d->reg;
+    struct pending_create pc = {.key_id = key_id ? key_id : ""};
+    int r;
+
+    /* The quotas are checked and the place reserved before the pool is
+     * asked: a pool hit is a create like any other for every limit. */
+    pthread_mutex_lock(&reg->lock);
+    if (!reg->accepting) {
+        pthread_mutex_unlock(&reg->lock);
+        return api_error_set(err, -ESHUTDOWN, 503, "unavailable", "the daemon is shutting down");
+    }
+    if (reg->count + reg->reserved >= d->cfg.max_sandboxes) {
+        pthread_mutex_unlock(&reg->lock);
+        return api_error_set(err, -EDQUOT, 429, "quota_exceeded", "too many live sandboxes (limit %u)",
+                             d->cfg.max_sandboxes);
+    }
+    if (p->per_key_max && owned_locked(reg, pc.key_id) >= p->per_key_max) {
+        pthread_mutex_unlock(&reg->lock);
+        return api_error_set(err, -EDQUOT, 429, "sandbox_quota",
+                             "this key has %u live sandboxes, the most one key may have (--max-sandboxes-per-key)",
+                             p->per_key_max);
+    }
+    reg->reserved++;
+    pc.next = reg->pending;
+    reg->pending = &pc;
+    pthread_mutex_unlock(&reg->lock);
+
+    struct sandbox_shape shape = {.tmpl = p->tmpl, .memory_mb = p->memory_mb, .cpus = p->cpus, .egress = p->egress};
+    struct sandbox *sb = pool_take(d->pool, &shape);
+    bool pooled = sb != NULL;
+    if (sb && sandbox_crashed(sb)) {
+        /* its agent died while it waited: throw it away, build anew */
+        log_warn("sandbox %s: pooled agent died while waiting; discarded", sb->id);
+        sandbox_discard(sb);
+        sb = NULL;
+        pooled = false;
+    }
+    if (!sb && (r = sandbox_build(d, &shape, &sb, err)) < 0) {
+        release_reservation(reg, &pc);
+        return r;
+    }
+    uint64_t t_got = mono_us();
+
+    /* What belongs to the request, assigned only now: a pooled sandbox had
+     * no owner, env, metadata or lifetime while it waited. */
+    sb->timeout_s = p->timeout_s;
+    sb->env = p->env ? json_incref(p->env) : json_object();
+    sb->metadata = p->metadata ? json_incref(p->metadata) : json_object();
+    snprintf(sb->key_id, sizeof(sb->key_id), "%s", key_id ? key_id : "");
     sb->created_ms = now_wall_ms();
     sb->expires_ms = sb->created_ms + (uint64_t)p->timeout_s * 1000;
     {
@@ -650,12 +719,18 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
     reg->count++;
     pthread_mutex_unlock(&reg->lock);
 
-    json_t *detail = json_pack("{s:s,s:i,s:f,s:i}", "template", sb->template_name, "memory_mb", (int)sb->memory_mb,
-                               "cpus", sb->cpus, "timeout_s", (int)sb->timeout_s);
+    json_t *detail = json_pack("{s:s,s:i,s:f,s:i,s:b}", "template", sb->template_name, "memory_mb",
+                               (int)sb->memory_mb, "cpus", sb->cpus, "timeout_s", (int)sb->timeout_s, "pooled",
+                               pooled);
     (void)store_audit(d->store, key_id, "create", sb->id, detail);
     json_decref(detail);
-    log_info("sandbox %s created (memory %u MiB, cpus %.2f, lifetime %u s)", sb->id, sb->memory_mb, sb->cpus,
-             sb->timeout_s);
+    /* the timing split shows where a create's time goes: the pool (or the
+     * build on a miss) versus the record and audit writes */
+    uint64_t t_end = mono_us();
+    log_info("sandbox %s created (memory %u MiB, cpus %.2f, lifetime %u s%s) in %.3f ms (%s %.3f ms, record %.3f ms)",
+             sb->id, sb->memory_mb, sb->cpus, sb->timeout_s, pooled ? ", from the warm pool" : "",
+             (double)(t_end - t_start) / 1000.0, pooled ? "pool take" : "build", (double)(t_got - t_start) / 1000.0,
+             (double)(t_end - t_got) / 1000.0);
     *out = sb;
     return 0;
 

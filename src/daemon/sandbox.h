@@ -46,12 +46,34 @@ struct sandbox_params {
 
 struct sandbox; /* opaque outside sandbox.c */
 
+/* What a pooled sandbox is built for: everything fixed when the backend
+ * starts it. The lifetime, env, metadata and owner are not part of it; they
+ * are assigned when a create takes the sandbox. */
+struct sandbox_shape {
+    const struct template_info *tmpl;
+    unsigned memory_mb;
+    double cpus;
+    bool egress;
+};
+bool sandbox_shape_equal(const struct sandbox_shape *a, const struct sandbox_shape *b);
+
+/* For pool.c. sandbox_build: start and greet a sandbox of shape s that has
+ * no owner, no record and is in no list; one reference, the caller's.
+ * sandbox_discard: destroy such a sandbox (never gone live). sandbox_crashed:
+ * its agent connection died. sandbox_memory_bytes: its cgroup usage, 0 if
+ * unknown. */
+int sandbox_build(struct daemon *d, const struct sandbox_shape *s, struct sandbox **out, struct api_error *err);
+void sandbox_discard(struct sandbox *sb);
+bool sandbox_crashed(struct sandbox *sb);
+uint64_t sandbox_memory_bytes(struct sandbox *sb);
+
 int registry_new(struct daemon *d, struct registry **out);
 /* Stop the reaper and free. Call after sandbox_destroy_all and after the HTTP
  * servers stopped (no references left). */
 void registry_free(struct registry *reg);
 
-/* Create, start and greet a sandbox. 0 and a referenced *out, or an error
+/* Create a sandbox: a ready one from the warm pool if d->pool has one of
+ * this shape, else start and greet a new one. 0 and a referenced *out, or an error
  * filled in err (429 quota_exceeded: --max-sandboxes, 429 sandbox_quota:
  * p->per_key_max, 500 backend failure, 503 shutting down). */
 int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char *key_id, struct sandbox **out,

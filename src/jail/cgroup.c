@@ -487,3 +487,23 @@ int cgroup_oom_kills(const struct cgroup_ctx *cg, const char *id, uint64_t *coun
     }
     return -ENODATA;
 }
+
+int cgroup_memory_usage(const struct cgroup_ctx *cg, const char *id, uint64_t *bytes)
+{
+    char dir[PATH_MAX], path[PATH_MAX], buf[64];
+    int r = cgroup_dir(cg, 0, id, dir, sizeof(dir));
+    if (r < 0)
+        return r;
+    if ((r = path_join(path, sizeof(path), dir,
+                       cg->mode == CGROUP_V2 ? "memory.current" : "memory.usage_in_bytes")) < 0)
+        return r;
+    if ((r = read_file_small(path, buf, sizeof(buf))) < 0)
+        return r;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(buf, &end, 10);
+    if (errno || end == buf)
+        return -EBADMSG;
+    *bytes = v;
+    return 0;
+}

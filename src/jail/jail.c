@@ -714,6 +714,11 @@ static int jail_oom_kills(struct backend_instance *inst, uint64_t *count)
     return cgroup_oom_kills(&inst->cg, inst->id, count);
 }
 
+static int jail_memory_usage(struct backend_instance *inst, uint64_t *bytes)
+{
+    return cgroup_memory_usage(&inst->cg, inst->id, bytes);
+}
+
 static pid_t jail_agent_pid(struct backend_instance *inst)
 {
     return inst->pid;
@@ -725,6 +730,7 @@ const struct backend_ops jail_backend_ops = {
     .create = jail_create,
     .destroy = jail_destroy,
     .oom_kills = jail_oom_kills,
+    .memory_usage = jail_memory_usage,
     .agent_pid = jail_agent_pid,
     .fini = jail_fini,
 };

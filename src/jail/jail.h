@@ -165,6 +165,8 @@ int cgroup_add_pid(const struct cgroup_ctx *cg, const char *id, pid_t pid, char 
 /* Kill every process, wait until empty, rmdir. Safe on a missing cgroup. */
 int cgroup_destroy(const struct cgroup_ctx *cg, const char *id);
 int cgroup_oom_kills(const struct cgroup_ctx *cg, const char *id, uint64_t *count);
+/* Memory charged to the sandbox's memory cgroup now, in bytes. */
+int cgroup_memory_usage(const struct cgroup_ctx *cg, const char *id, uint64_t *bytes);
 /* Directory of the sandbox cgroup in hierarchy i (v1: 0 memory, 1 pids, 2 cpu;
  * v2: only 0). Returns the number of hierarchies, or -errno. */
 int cgroup_dir(const struct cgroup_ctx *cg, int i, const char *id, char *buf, size_t len);

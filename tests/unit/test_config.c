@@ -23,6 +23,26 @@ static void test_defaults(void)
     CHECK(!cfg.admin_unlimited);
     CHECK(cfg.auth_fail_rate == 1 && cfg.auth_fail_burst == 20);
     CHECK(cfg.max_sandboxes == 64);
+    CHECK(cfg.pool_size == 2 && cfg.pool_max == 8);
+    config_free(&cfg);
+}
+
+/* --pool-max is a ceiling over --pool-size, and --pool-size 0 means no pool
+ * whatever --pool-max says. */
+static void test_pool(void)
+{
+    struct config cfg;
+    char *set[] = {"airlockd", "--pool-size", "3", "--pool-max", "5", NULL};
+    CHECK(parse(&cfg, set) == 0);
+    CHECK(cfg.pool_size == 3 && cfg.pool_max == 5);
+    config_free(&cfg);
+    char *low[] = {"airlockd", "--pool-size", "6", "--pool-max", "2", NULL};
+    CHECK(parse(&cfg, low) == 0);
+    CHECK(cfg.pool_size == 6 && cfg.pool_max == 6);
+    config_free(&cfg);
+    char *off[] = {"airlockd", "--pool-size", "0", "--pool-max", "9", NULL};
+    CHECK(parse(&cfg, off) == 0);
+    CHECK(cfg.pool_size == 0 && cfg.pool_max == 0);
     config_free(&cfg);
 }
 
@@ -52,6 +72,7 @@ static void test_refused(void)
         {"--rate-limit", "nan"},   {"--rate-limit", "inf"},      {"--rate-limit", "5x"},
         {"--rate-burst", "0"},     {"--rate-burst", "-3"},       {"--max-concurrent-requests", "1.5"},
         {"--max-sandboxes-per-key", "many"}, {"--auth-fail-burst", "0"}, {"--auth-fail-rate", ""},
+        {"--pool-size", "-1"},     {"--pool-size", "1001"},      {"--pool-max", "x"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct config cfg;
@@ -68,6 +89,7 @@ int main(void)
 {
     test_defaults();
     test_limits();
+    test_pool();
     test_refused();
     UNIT_DONE();
 }
