@@ -103,6 +103,7 @@ struct sandbox *api_route_sandbox(struct http_req *req)
         http_reply_error(req, &err);
         return NULL;
     }
+    http_mark(req, HTTP_T_LOOKUP);
     return sb;
 }
 
@@ -183,6 +184,7 @@ void api_sandbox_create(struct http_req *req)
         http_reply_error(req, &err);
         return;
     }
+    http_mark(req, HTTP_T_CREATED);
     http_reply_json(req, 201, sandbox_json(sb, &req->key));
 }
 
