@@ -205,7 +205,7 @@ void api_sandbox_delete(struct http_req *req)
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
         return;
-    if (sandbox_destroy(sb, "deleted", req->key.id) < 0) {
+    if (sandbox_destroy_detached(sb, "deleted", req->key.id) < 0) {
         /* lost a race with the reaper or another DELETE */
         struct api_error err = {0};
         sandbox_gone_error(sb, &err);

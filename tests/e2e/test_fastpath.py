@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from airlock import AirlockConnectionError, AirlockError, Sandbox
+from airlock import AirlockConnectionError, AirlockError, NotFound, Sandbox
 from airlock._transport import Transport
 
-from conftest import Daemon, stop_and_check, wait_until
+from conftest import Daemon, pid_alive, scope_cgroups, stop_and_check, wait_until
 
 
 def _conn_ids(transport):
@@ -178,3 +178,49 @@ def test_debug_log_has_one_timing_line_per_request(tmp_path):
 def test_no_timing_lines_at_info(daemon, sb):
     sb.run_code("1")
     assert _timing_lines(daemon.log_text()) == []
+
+
+# ---- DELETE: teardown off the request path ------------------------------------------------
+
+def _sandbox_cgroups(d, sid):
+    import glob
+    return [p for parent in scope_cgroups(d) for p in glob.glob("%s/%s" % (parent, sid))]
+
+
+def test_delete_answers_then_releases_everything(tmp_path):
+    d = Daemon(tmp_path / "d").start()
+    try:
+        s = d.sandbox()
+        s.run_code("import subprocess; p = subprocess.Popen(['sleep', '600'])")
+        sid = s.id
+        assert _sandbox_cgroups(d, sid), "the sandbox's cgroup was not found"
+        pids = d.descendants()
+        assert pids, "no sandbox processes seen"
+        s.close()
+        # unreachable and recorded destroyed as soon as DELETE has answered
+        with pytest.raises(NotFound):
+            s.run_code("1")
+        st, _, _, info = d.request("GET", "/v1/sandboxes/" + sid)
+        assert (st, info["state"], info["destroy_reason"]) == (200, "destroyed", "deleted"), info
+        # and the teardown finishes in the background
+        assert wait_until(lambda: not _sandbox_cgroups(d, sid), 20), _sandbox_cgroups(d, sid)
+        assert wait_until(lambda: not any(pid_alive(p) for p in pids), 20), [p for p in pids if pid_alive(p)]
+        assert d.sandbox().run_code("print(2)").stdout == "2\n"
+    finally:
+        stop_and_check(d)
+
+
+def test_shutdown_finishes_queued_teardowns(tmp_path):
+    """More deletes than the teardown queue holds (16), then SIGTERM at once:
+    the daemon must finish every teardown before it exits (stop_and_check:
+    no cgroup left, clean exit) and leave no process behind."""
+    d = Daemon(tmp_path / "d", extra_args=["--max-sandboxes-per-key", "0"]).start()
+    sbs = [d.sandbox() for _ in range(24)]
+    for s in sbs:
+        s.run_code("x = 1")
+    pids = d.descendants()
+    assert len(pids) >= 24
+    for s in sbs:
+        s.close()
+    stop_and_check(d)
+    assert [p for p in pids if pid_alive(p)] == []
