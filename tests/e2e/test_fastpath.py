@@ -20,7 +20,8 @@ def _conn_ids(transport):
 
 # ---- keep-alive against the real daemon --------------------------------------------------
 
-def test_sdk_reuses_one_connection(daemon, sb):
+def test_sdk_reuses_one_connection(fresh):
+    sb = fresh()
     sb.run_code("1")
     first = _conn_ids(sb._http)
     assert len(first) == 1, first
@@ -224,3 +225,27 @@ def test_shutdown_finishes_queued_teardowns(tmp_path):
         s.close()
     stop_and_check(d)
     assert [p for p in pids if pid_alive(p)] == []
+
+
+def test_sdk_connection_pool_is_thread_safe(daemon, sb):
+    """Threads sharing one Sandbox each get their own connection while they
+    overlap, and every answer reaches the thread that asked."""
+    sb.exec(["true"])
+    errors = []
+
+    def work(n):
+        try:
+            for i in range(20):
+                r = sb.exec(["echo", str(n * 1000 + i)])  # one Python call at a time per REPL: exec
+                if r.stdout != "%d\n" % (n * 1000 + i):
+                    errors.append((n, i, r.stdout))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append((n, repr(e)))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert 1 <= len(sb._http._idle) <= 4
