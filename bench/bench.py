@@ -109,6 +109,8 @@ def main():
     ap.add_argument("--burst", type=int, default=10)
     ap.add_argument("--daemon-arg", action="append", default=[],
                     help="extra airlockd argument (repeat), e.g. --daemon-arg=--pool-size=0")
+    ap.add_argument("--only-roundtrip", action="store_true",
+                    help="measure only the run_code `print(1)` round trip, with and without keep-alive")
     args = ap.parse_args()
 
     port = free_port()
@@ -117,7 +119,10 @@ def main():
     env = dict(os.environ, AIRLOCK_API_KEY=key)
     log = open(os.path.join(state, "airlockd.log"), "wb")
     d = subprocess.Popen([args.daemon, "--listen", "127.0.0.1:%d" % port, "--state-dir", state,
-                          "--max-sandboxes", "256", *args.daemon_arg], env=env, stdout=log, stderr=subprocess.STDOUT)
+                          "--max-sandboxes", "256",
+                          # the per-key rate limit (100/s after a burst of 1000)
+                          # would add 1 s Retry-After waits to long loops
+                          "--rate-limit", "0", *args.daemon_arg], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = "http://127.0.0.1:%d" % port
     for _ in range(200):
         try:
@@ -129,6 +134,9 @@ def main():
     os.environ["AIRLOCK_API_KEY"] = key
     results = []
     try:
+        if args.only_roundtrip:
+            results += roundtrip_rows(args.n * 20)
+            return print_table(results)
         def create_close():
             Sandbox().close()
 
@@ -188,11 +196,30 @@ def main():
             for s in sbs:
                 s.close()
         results.append(row("burst of %d concurrent creates (wall)" % args.burst, timed(burst, 5, warmup=1)))
+        results += roundtrip_rows(args.n * 4)
     finally:
         d.send_signal(signal.SIGTERM)
         d.wait(timeout=30)
     results += bwrap_rows(max(10, args.n // 2))
+    print_table(results)
 
+
+def roundtrip_rows(n):
+    """run_code `print(1)` on the SDK's kept-alive connection, and with the
+    connection dropped before every call (what a client without keep-alive
+    pays: a TCP connect, and a thread start in airlockd, per request)."""
+    out = []
+    with Sandbox() as sb:
+        out.append(row("run_code `print(1)`, keep-alive", timed(lambda: sb.run_code("print(1)"), n)))
+
+        def fresh():
+            sb._http.close()
+            sb.run_code("print(1)")
+        out.append(row("run_code `print(1)`, new connection per request", timed(fresh, n)))
+    return out
+
+
+def print_table(results):
     print("| operation | median ms | p99 ms | mean ms | n |")
     print("|---|---|---|---|---|")
     for r in results:

@@ -23,6 +23,8 @@ void log_init(const char *progname, enum log_level min)
     log_min = min;
 }
 
+bool log_enabled(enum log_level lvl) { return lvl >= log_min; }
+
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
     static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};

@@ -2,6 +2,7 @@
  * The daemon logs at the boundary where an error is decided, once, with context. */
 #ifndef AIRLOCK_LOG_H
 #define AIRLOCK_LOG_H
+#include <stdbool.h>
 
 enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
 
@@ -10,6 +11,8 @@ void log_init(const char *progname, enum log_level min);
  * agent's stderr is /dev/null inside a sandbox, so it forwards its log to the
  * daemon. Set once, before any thread exists. */
 void log_set_sink(void (*sink)(void *ctx, enum log_level lvl, const char *line), void *ctx);
+/* Would a message at lvl be written? (skip building costly debug lines) */
+bool log_enabled(enum log_level lvl);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)

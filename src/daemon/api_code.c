@@ -234,6 +234,7 @@ static void run_collect(struct http_req *req, struct run *run)
         } else if (f->type == PROTO_STDERR) {
             append_capped(&run->err, &run->err_capped, f);
         } else {
+            http_mark(req, HTTP_T_AGENT);
             run->finished = true;
             json_t *res = result_fields(run, f);
             if (!res) {
@@ -368,6 +369,7 @@ static void run_start(struct http_req *req, bool is_exec, const char *language, 
         http_reply_error(req, &err);
         return;
     }
+    http_mark(req, HTTP_T_LOOKUP);
     run->oom_before = sandbox_oom_kills(run->sb);
     json_t *env = json_deep_copy(sandbox_env(run->sb));
     json_t *req_env = json_object_get(payload, "env");

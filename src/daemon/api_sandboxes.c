@@ -104,6 +104,7 @@ struct sandbox *api_route_sandbox(struct http_req *req)
         http_reply_error(req, &err);
         return NULL;
     }
+    http_mark(req, HTTP_T_LOOKUP);
     return sb;
 }
 
@@ -187,6 +188,7 @@ void api_sandbox_create(struct http_req *req)
         http_reply_error(req, &err);
         return;
     }
+    http_mark(req, HTTP_T_CREATED);
     http_reply_json(req, 201, sandbox_json(sb, &req->key));
 }
 
@@ -207,7 +209,7 @@ void api_sandbox_delete(struct http_req *req)
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
         return;
-    if (sandbox_destroy(sb, "deleted", req->key.id) < 0) {
+    if (sandbox_destroy_detached(sb, "deleted", req->key.id) < 0) {
         /* lost a race with the reaper or another DELETE */
         struct api_error err = {0};
         sandbox_gone_error(sb, &err);

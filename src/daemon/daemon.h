@@ -17,12 +17,15 @@ struct registry;
 struct admission;
 struct pool;
 
+struct bgwork;
+
 struct daemon {
     struct config cfg;
     struct store *store;
     struct registry *reg;
     struct pool *pool;           /* warm sandboxes (pool.c); NULL: no pool */
     struct admission *adm;       /* per-key and per-address limits (admission.c) */
+    struct bgwork *teardown;     /* deleted sandboxes released off the request path */
     const struct backend_ops *backend;
     void *backend_state;
     struct template_info host_template;

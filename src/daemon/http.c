@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include "admission.h"
 #include "api.h"
@@ -67,12 +68,55 @@ struct http_server {
 /* Everything about one request, from the first callback to completion. */
 struct conn_ctx {
     struct http_req req;
+    const struct route *rt;
     const struct route_method *m;
     struct buf body;   /* R_JSON */
     bool discard;      /* the reply is decided; swallow the rest of the body */
     uint64_t drained;  /* body bytes swallowed after the reply was decided */
     bool upload_begun; /* R_UPLOAD: api_files_put_begin ran */
 };
+
+/* ---- per-request timing */
+
+/* Monotonic microseconds, never 0 (0 means "mark not reached"). */
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+        return 0; /* cannot fail for CLOCK_MONOTONIC; a missing mark only drops a phase */
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u + 1u;
+}
+
+void http_mark(struct http_req *req, enum http_mark m) { req->t[m] = now_us(); }
+
+/* One debug line per request, when it ends: route, status, and the time
+ * spent between consecutive marks, then "send" (reply handed to MHD until the
+ * last byte was written: for a stream, the whole run) and the total. No URL
+ * (paths and queries may name user files), no key, no body. */
+static void log_timing(struct conn_ctx *ctx, enum MHD_RequestTerminationCode toe)
+{
+    static const char *const names[HTTP_T_N] = {
+        [HTTP_T_ADMITTED] = "admission", [HTTP_T_BODY] = "body",   [HTTP_T_LOOKUP] = "lookup",
+        [HTTP_T_CREATED] = "create",     [HTTP_T_AGENT] = "agent", [HTTP_T_REPLIED] = "reply",
+    };
+    struct http_req *req = &ctx->req;
+    if (!log_enabled(LOG_LVL_DEBUG) || !req->t[HTTP_T_START])
+        return;
+    uint64_t start = req->t[HTTP_T_START], end = now_us();
+    char line[320];
+    size_t n = 0;
+    uint64_t prev = start;
+    for (int m = HTTP_T_START + 1; m < HTTP_T_N; m++) {
+        if (!req->t[m] || n >= sizeof(line))
+            continue;
+        n += (size_t)snprintf(line + n, sizeof(line) - n, " %s=%.3f", names[m], (double)(req->t[m] - prev) / 1000.0);
+        prev = req->t[m];
+    }
+    log_debug("timing %s %s -> %u%s:%s send=%.3f total=%.3f ms", ctx->m ? ctx->m->method : "-",
+              ctx->rt ? ctx->rt->pattern : "(no route)", req->status,
+              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (ended early)", n < sizeof(line) ? line : "",
+              (double)(end - prev) / 1000.0, (double)(end - start) / 1000.0);
+}
 
 /* ---- replies */
 
@@ -209,9 +253,11 @@ static enum MHD_Result check_query_arg(void *cls, enum MHD_ValueKind kind UNUSED
 static void begin_request(struct conn_ctx *ctx, const char *url, const char *method)
 {
     struct http_req *req = &ctx->req;
+    http_mark(req, HTTP_T_START);
     if (!admission_size_ok(req, url))
         return;
     const struct route *rt = find_route(url, req->param, sizeof(req->param));
+    ctx->rt = rt;
     if (!rt) {
         http_reply_errorf(req, 404, "not_found", "no route %s %s", method, url);
         return;
@@ -245,6 +291,7 @@ static void begin_request(struct conn_ctx *ctx, const char *url, const char *met
         http_reply_errorf(req, 400, "invalid_request", "query parameter '%s' given more than once", qc.dup);
         return;
     }
+    http_mark(req, HTTP_T_ADMITTED);
     if (ctx->m->flags & R_JSON) {
         const char *cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > HTTP_MAX_JSON_BODY) {
@@ -277,6 +324,7 @@ static void run_json_handler(struct conn_ctx *ctx)
             return;
         }
     }
+    http_mark(req, HTTP_T_BODY);
     ctx->m->handle(req);
 }
 
@@ -289,6 +337,7 @@ static enum MHD_Result queue_reply(struct conn_ctx *ctx)
         if (!req->response)
             return MHD_NO;
     }
+    http_mark(req, HTTP_T_REPLIED);
     enum MHD_Result ok = MHD_queue_response(req->conn, req->status, req->response);
     MHD_destroy_response(req->response);
     req->response = NULL;
@@ -368,12 +417,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return queue_reply(ctx);
     }
     ctx->discard = true;
-    if (ctx->m->flags & R_UPLOAD)
-        api_files_put_end(&ctx->req);
-    else if (ctx->m->flags & R_JSON)
+    if (ctx->m->flags & R_JSON) {
         run_json_handler(ctx);
-    else
-        ctx->m->handle(&ctx->req);
+    } else {
+        http_mark(&ctx->req, HTTP_T_BODY);
+        if (ctx->m->flags & R_UPLOAD)
+            api_files_put_end(&ctx->req);
+        else
+            ctx->m->handle(&ctx->req);
+    }
     return queue_reply(ctx);
 }
 
@@ -397,6 +449,7 @@ static void on_completed(void *cls UNUSED, struct MHD_Connection *conn, void **c
         return;
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         log_debug("request ended early (%d)", (int)toe);
+    log_timing(ctx, toe);
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, HTTP_IDLE_TIMEOUT_S);
     admission_end(&ctx->req);
     if (ctx->upload_begun)

@@ -20,6 +20,22 @@
 
 struct http_server;
 
+/* Per-request timing marks, in the order a request passes them (monotonic
+ * microseconds, 0 = not reached). At --log-level debug the end of each
+ * request logs one line with the time between consecutive marks, so a
+ * regression shows which phase grew. Marks are cheap (vDSO clock), so they
+ * are taken whatever the level. */
+enum http_mark {
+    HTTP_T_START,    /* headers arrived */
+    HTTP_T_ADMITTED, /* route, auth, rate and in-flight limits passed */
+    HTTP_T_BODY,     /* body read and parsed, handler called */
+    HTTP_T_LOOKUP,   /* sandbox found in the registry (owner checked) */
+    HTTP_T_CREATED,  /* create: sandbox built and its agent answering */
+    HTTP_T_AGENT,    /* run/exec: the agent's result arrived */
+    HTTP_T_REPLIED,  /* reply built and handed to MHD */
+    HTTP_T_N
+};
+
 struct http_req {
     struct daemon *d;
     struct MHD_Connection *conn;
@@ -32,8 +48,11 @@ struct http_req {
     /* the reply, set by http_reply_* */
     unsigned status;
     struct MHD_Response *response;
+    uint64_t t[HTTP_T_N]; /* enum http_mark */
 };
 
+/* Record that req reached mark m now. */
+void http_mark(struct http_req *req, enum http_mark m);
 int http_start(struct daemon *d, struct http_server **out);
 /* A streamed response may wait a long time between chunks: exempt this
  * request from the idle-connection timeout. */

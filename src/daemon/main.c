@@ -18,6 +18,7 @@
 
 #include "admission.h"
 #include "auth.h"
+#include "bgwork.h"
 #include "daemon.h"
 #include "http.h"
 #include "log.h"
@@ -178,6 +179,12 @@ int main(int argc, char **argv)
         log_error("set up the request limits: %s", strerror(-r));
         goto out;
     }
+    /* 16: deletes faster than teardown keep at most this many sandboxes
+     * half-released; beyond it DELETE tears down inline. */
+    if ((r = bgwork_new("teardown", 16, &d.teardown)) < 0) {
+        log_error("start the teardown worker: %s", strerror(-r));
+        goto out;
+    }
     if ((r = registry_new(&d, &d.reg)) < 0) {
         log_error("start the sandbox registry: %s", strerror(-r));
         goto out;
@@ -211,6 +218,8 @@ out:
     http_stop(http);                         /* joins the connection threads */
     pool_free(d.pool);
     d.pool = NULL;
+    bgwork_free(d.teardown);                 /* finishes every queued teardown */
+    d.teardown = NULL;
     registry_free(d.reg);
     admission_free(d.adm);
     if (d.backend && d.backend->fini)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bgwork.h"
 #include "log.h"
 #include "pool.h"
 #include "proto.h"
@@ -378,15 +379,15 @@ static const char *audit_action_for(const char *reason)
     return "destroy";
 }
 
-int sandbox_destroy(struct sandbox *sb, const char *reason, const char *key_id)
+/* Take sb out of the registry: from here on no request can find it, and it
+ * no longer counts against the quotas. False if it was already going. */
+static bool unlink_live(struct sandbox *sb, const char *reason)
 {
-    struct daemon *d = sb->d;
-    struct registry *reg = d->reg;
-
+    struct registry *reg = sb->d->reg;
     pthread_mutex_lock(&reg->lock);
     if (sb->state != SB_RUNNING) {
         pthread_mutex_unlock(&reg->lock);
-        return -ESRCH;
+        return false;
     }
     sb->state = SB_DESTROYING;
     snprintf(sb->destroy_reason, sizeof(sb->destroy_reason), "%s", reason);
@@ -401,28 +402,72 @@ int sandbox_destroy(struct sandbox *sb, const char *reason, const char *key_id)
     }
     sb->next = NULL;
     pthread_mutex_unlock(&reg->lock);
+    return true;
+}
 
-    /* Close our end first (the agent, seeing EOF, exits and takes every
-     * process with it), then let the backend kill and reap what is left.
-     * Requests waiting on the agent wake up with "agent gone". */
-    agent_conn_shutdown(sb->conn);
+/* Kill and reap what is left of sb's processes, release its cgroup, mounts
+ * and namespaces: the slow part. */
+static void release_backend(struct sandbox *sb)
+{
+    struct daemon *d = sb->d;
     pthread_mutex_lock(&sb->inst_lock);
     int r = d->backend->destroy(d->backend_state, sb->inst);
     sb->inst = NULL;
     pthread_mutex_unlock(&sb->inst_lock);
     if (r < 0)
         log_error("sandbox %s: backend destroy failed: %s", sb->id, strerror(-r));
+}
 
+static void record_destroyed(struct sandbox *sb, const char *reason, const char *key_id)
+{
+    struct daemon *d = sb->d;
     (void)store_sandbox_set_destroyed(d->store, sb->id, reason, now_wall_ms());
     json_t *detail = json_pack("{s:s}", "reason", reason);
     (void)store_audit(d->store, key_id, audit_action_for(reason), sb->id, detail);
     json_decref(detail);
     log_info("sandbox %s destroyed (%s)", sb->id, reason);
+}
 
+static void mark_destroyed(struct sandbox *sb)
+{
+    struct registry *reg = sb->d->reg;
     pthread_mutex_lock(&reg->lock);
     sb->state = SB_DESTROYED;
     pthread_mutex_unlock(&reg->lock);
     sandbox_unref(sb); /* the registry's reference */
+}
+
+static void teardown_job(void *arg)
+{
+    release_backend(arg);
+    mark_destroyed(arg);
+}
+
+int sandbox_destroy(struct sandbox *sb, const char *reason, const char *key_id)
+{
+    if (!unlink_live(sb, reason))
+        return -ESRCH;
+    /* Close our end first (the agent, seeing EOF, exits and takes every
+     * process with it), then let the backend kill and reap what is left.
+     * Requests waiting on the agent wake up with "agent gone". */
+    agent_conn_shutdown(sb->conn);
+    release_backend(sb);
+    record_destroyed(sb, reason, key_id);
+    mark_destroyed(sb);
+    return 0;
+}
+
+int sandbox_destroy_detached(struct sandbox *sb, const char *reason, const char *key_id)
+{
+    if (!unlink_live(sb, reason))
+        return -ESRCH;
+    agent_conn_shutdown(sb->conn);
+    /* Recorded before the teardown: the sandbox is already unreachable and
+     * its agent is exiting, and a GET right after the DELETE must not show
+     * it running. */
+    record_destroyed(sb, reason, key_id);
+    if (!bgwork_submit(sb->d->teardown, teardown_job, sb))
+        teardown_job(sb); /* queue full, or shutting down: pay it here */
     return 0;
 }
 

@@ -93,6 +93,11 @@ static inline void sandbox_unrefp(struct sandbox **sb)
 /* Destroy now. 0, or -ESRCH if it was already being destroyed. key_id may be
  * NULL (daemon-initiated). */
 int sandbox_destroy(struct sandbox *sb, const char *reason, const char *key_id);
+/* The same for a request that should not wait for the teardown: sb is
+ * unreachable and recorded destroyed on return (its agent told to exit), and
+ * its processes, cgroup and mounts are released by the d->teardown worker,
+ * or here when that queue is full. */
+int sandbox_destroy_detached(struct sandbox *sb, const char *reason, const char *key_id);
 /* Destroy every live sandbox (shutdown) and refuse new ones. */
 void sandbox_destroy_all(struct daemon *d, const char *reason);
 int sandbox_set_timeout(struct sandbox *sb, unsigned timeout_s, const char *key_id);

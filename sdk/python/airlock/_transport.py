@@ -2,10 +2,16 @@
 
 ``AIRLOCK_URL`` (or ``base_url``) is ``http://host:port``, ``https://...`` or
 ``unix:///path/to.sock``.  A ``Transport`` owns one ``http.client`` connection
-and reuses it for every request; if a reused connection turns out to be stale
-(the daemon closed it while idle), the request is sent once more on a fresh
-connection.  Every socket / http.client failure becomes an
-``AirlockConnectionError``.
+and reuses it for every request (airlockd serves each connection with one
+thread, so reuse also spares the daemon a thread start per request).  An idle
+connection the daemon has closed (its idle timeout, a restart) is noticed
+before it is reused and replaced.  If a reused connection still dies before
+an answer arrives, the request is sent once more on a fresh connection, but
+only when that cannot run it twice: the method is idempotent (GET, PUT,
+DELETE, HEAD), or sending failed, so the daemon never had the whole request
+(it acts only on complete requests).  A POST whose answer was lost raises
+``AirlockConnectionError``: the code may have run.  Every socket /
+http.client failure becomes an ``AirlockConnectionError``.
 
 Rate limits: a 429 with a Retry-After header (``rate_limited``,
 ``too_many_requests``, ``too_many_auth_failures``) means airlockd refused the
@@ -20,6 +26,7 @@ quotas (``QuotaExceeded``) are never retried: only closing sandboxes helps.
 import http.client
 import json
 import os
+import select
 import socket
 import threading
 import time
@@ -37,6 +44,23 @@ _MAX_IDLE = 4
 # and the request is retried once on a new connection.
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError,
           ConnectionResetError, ConnectionAbortedError)
+
+# Sending one of these twice has the effect of sending it once.
+_IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS"))
+
+
+def _idle_conn_dead(conn):
+    """True if an idle keep-alive connection cannot carry a request: the
+    daemon closed it (readable at EOF) or sent something unasked.  A healthy
+    idle connection has nothing to read."""
+    if conn.sock is None:
+        return False  # never connected: connect() opens it
+    try:
+        p = select.poll()
+        p.register(conn.sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(p.poll(0))
+    except (OSError, ValueError):
+        return True
 
 
 def decode_json(data):
@@ -106,10 +130,14 @@ class Transport:
 
     def _take(self):
         """Return (connection, reused)."""
-        with self._lock:
-            if self._idle:
-                return self._idle.pop(), True
-        return self._new_conn(), False
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return self._new_conn(), False
+            if not _idle_conn_dead(conn):
+                return conn, True
+            conn.close()
 
     def _give_back(self, conn, resp):
         if resp.will_close or conn.sock is None:
@@ -148,12 +176,14 @@ class Transport:
             rewind = lambda: body.seek(pos)  # noqa: E731
         for attempt in (0, 1):
             conn, reused = self._take()
+            sent = False
             try:
                 if conn.sock is None:
                     conn.connect()
                 conn.sock.settimeout(timeout)
                 try:
                     conn.request(method, url, body=body, headers=headers)
+                    sent = True
                 except (BrokenPipeError, ConnectionResetError):
                     # The daemon may answer early and stop reading, e.g. 413
                     # for an upload over its limit: that answer is the one to
@@ -162,7 +192,7 @@ class Transport:
                 return conn, conn.getresponse()
             except _STALE as e:
                 conn.close()
-                if attempt == 0 and reused:
+                if attempt == 0 and reused and (method in _IDEMPOTENT or not sent):
                     if rewind is not None:
                         rewind()
                     continue
