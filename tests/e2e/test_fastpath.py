@@ -189,7 +189,8 @@ def _sandbox_cgroups(d, sid):
 
 
 def test_delete_answers_then_releases_everything(tmp_path):
-    d = Daemon(tmp_path / "d").start()
+    # no warm pool: its ready sandboxes would be among the daemon's descendants
+    d = Daemon(tmp_path / "d", extra_args=["--pool-size", "0"]).start()
     try:
         s = d.sandbox()
         s.run_code("import subprocess; p = subprocess.Popen(['sleep', '600'])")
