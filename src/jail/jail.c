@@ -160,6 +160,8 @@ static void jail_fini(void *state)
         return;
     if (st->agent_memfd >= 0)
         close(st->agent_memfd);
+    if (st->slot_lock_fd >= 0)
+        close(st->slot_lock_fd); /* drops every slot lock this daemon held */
     cgroup_remove_parents(&st->cg);
     pthread_mutex_destroy(&st->slot_lock);
     free(st);
@@ -187,6 +189,7 @@ static int jail_init(void **state, const struct backend_config *cfg, char *err, 
         return jail_err(err, errlen, -ENOMEM, "allocate jail state");
     st->agent_memfd = -1;
     pthread_mutex_init(&st->slot_lock, NULL);
+    (void)userns_slot_file_open(st);
     st->dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
 
     int r = cgroup_parent_name(&st->cg, cfg->scope, err, errlen);

@@ -34,7 +34,15 @@
 /* Each sandbox owns 65536 host ids: sandbox id n -> JAIL_UID_BASE + slot*65536 + n. */
 #define JAIL_UID_BASE 200000u
 #define JAIL_UID_COUNT 65536u
-#define JAIL_SLOTS 1024
+/* 4096 ranges: 1,000 live sandboxes plus the warm pool and teardowns in
+ * flight fit with room, and the highest id (200000 + 4096*65536) is still
+ * far below 2^31. */
+#define JAIL_SLOTS 4096
+/* Host-wide: every daemon locks byte `slot` of this file (userns.c). */
+#define JAIL_SLOT_LOCK_DIR "/run/airlock"
+#define JAIL_SLOT_LOCK_FILE JAIL_SLOT_LOCK_DIR "/uid-slots.lock"
+/* How long userns.c trusts its last /proc scan for foreign uid ranges. */
+#define JAIL_HOST_SCAN_MS 2000
 #define JAIL_USER_UID 1000 /* "user" inside the sandbox: owns /data and /home/user */
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
@@ -58,6 +66,9 @@ struct jail_state {
     pthread_mutex_t slot_lock;
     unsigned next_slot; /* next-fit, so a freed range is not reused at once */
     bool slot_used[JAIL_SLOTS];
+    bool host_busy[JAIL_SLOTS]; /* a host process owns an id of the range (cached scan) */
+    uint64_t host_scan_ms;      /* when host_busy was taken; 0: never */
+    int slot_lock_fd;           /* JAIL_SLOT_LOCK_FILE, -1 without */
 };
 
 struct backend_instance {
@@ -131,7 +142,11 @@ int child_fail(struct jail_child_error *e, const char *op, const char *path, int
 int jail_err(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* ---- userns.c ---- */
+/* Open the host-wide slot lock file (a failure only warns: 0 either way). */
+int userns_slot_file_open(struct jail_state *st);
 int userns_slot_alloc(struct jail_state *st);
+/* The next userns_slot_alloc scans /proc again (tests). */
+void userns_host_scan_invalidate(struct jail_state *st);
 void userns_slot_free(struct jail_state *st, int slot);
 uid_t userns_host_base(int slot);
 int userns_write_maps(pid_t pid, uid_t host_base, char *err, size_t errlen);

@@ -567,6 +567,7 @@ static void test_busy_range(void *state)
     ok(ready, "a process of uid %u (slot %u's range) runs on the host", (unsigned)foreign, next);
     char err[512] = "";
     struct sandbox s;
+    userns_host_scan_invalidate(st); /* the scan is cached; this create must see the new process */
     int rc = ready ? create(state, "sb_test_busy", "sandbox", &s, err, sizeof(err)) : -1;
     ok(rc == 0 && s.inst->slot != (int)next && userns_owner_of(s.inst->pid) == (long)s.inst->host_base,
        "create skips that slot: slot %d, owner uid %u (%s)", rc == 0 ? s.inst->slot : -1,
@@ -577,6 +578,33 @@ static void test_busy_range(void *state)
     }
     if (rc == 0)
         test_destroy_clean(state, s.inst, s.fd);
+}
+
+/* Another daemon holding the slot this state would pick next (its lock on
+ * that byte of the host-wide slot file, through its own open file
+ * description): the slot is skipped, and usable again once released. */
+static void test_slot_locked_by_other_daemon(void *state)
+{
+    struct jail_state *st = state;
+    ok(st->slot_lock_fd >= 0, "the slot lock file %s is open", JAIL_SLOT_LOCK_FILE);
+    unsigned next = st->next_slot;
+    int fd = open(JAIL_SLOT_LOCK_FILE, O_RDWR | O_CLOEXEC);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = next, .l_len = 1};
+    bool locked = fd >= 0 && fcntl(fd, F_OFD_SETLK, &fl) == 0;
+    ok(locked, "another description locks slot %u", next);
+    char err[512] = "";
+    struct sandbox s;
+    int rc = locked ? create(state, "sb_test_slotlk", "sandbox", &s, err, sizeof(err)) : -1;
+    ok(rc == 0 && s.inst->slot != (int)next, "create skips the locked slot: slot %d (%s)",
+       rc == 0 ? s.inst->slot : -1, err);
+    /* ours is now locked in the file: the other description cannot take it */
+    struct flock mine = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = rc == 0 ? s.inst->slot : 0, .l_len = 1};
+    ok(rc == 0 && fd >= 0 && fcntl(fd, F_OFD_SETLK, &mine) < 0 && errno == EAGAIN,
+       "the created sandbox's slot is locked against other daemons");
+    if (rc == 0)
+        test_destroy_clean(state, s.inst, s.fd);
+    if (fd >= 0)
+        close(fd);
 }
 
 /* An agent that is already dead (its stream closed, it exited) destroys fine. */
@@ -816,6 +844,7 @@ int main(int argc, char **argv)
     }
     test_two_sandboxes(state);
     test_busy_range(state);
+    test_slot_locked_by_other_daemon(state);
     test_destroy_dead_agent(state);
     test_errors(state, runner_path);
     test_concurrent(state);
