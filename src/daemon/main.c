@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -99,6 +100,30 @@ static int wait_for_stop_signal(const sigset_t *set)
     }
 }
 
+/* Each live sandbox holds two descriptors in the daemon (the agent stream
+ * and the agent's pidfd), each pooled one as many, and each HTTP connection
+ * one: 1,000 sandboxes do not fit the usual soft limit of 1024. Raise the
+ * soft limit to the hard one (capped: a huge limit only makes a runaway
+ * leak slower to notice). Descriptors are only ever polled with poll(),
+ * never select(), so numbers past FD_SETSIZE are fine. The agent inherits
+ * this limit but sets RLIMIT_NOFILE 1024 for every user process. */
+#define DAEMON_NOFILE_MAX 65536
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        log_warn("getrlimit RLIMIT_NOFILE: %s", strerror(errno));
+        return;
+    }
+    rlim_t want = rl.rlim_max < DAEMON_NOFILE_MAX ? rl.rlim_max : DAEMON_NOFILE_MAX;
+    if (rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        log_warn("setrlimit RLIMIT_NOFILE %llu: %s", (unsigned long long)want, strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
     struct daemon d = {0};
@@ -108,6 +133,7 @@ int main(int argc, char **argv)
         return r > 0 ? 0 : 2;
     }
     log_init("airlockd", d.cfg.log_level);
+    raise_fd_limit();
 
     /* A client that hangs up must not kill the daemon. */
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {

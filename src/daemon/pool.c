@@ -1,10 +1,23 @@
-/* pool.c - the warm pool (pool.h): one shape, the default create's, kept
- * between --pool-size and --pool-max ready sandboxes by one refill thread.
+/* pool.c - the warm pool (pool.h): one stack of ready sandboxes per shape,
+ * all kept filled by one refill thread within one budget (--pool-max).
  *
- * Only the refill thread builds and discards; request threads only pop, under
- * the lock, which is all a pool hit costs. Building (~5 ms) and discarding
- * (cgroup kill and rmdir) happen outside the lock, so a take never waits for
- * either. */
+ * Only the refill thread builds and discards; request threads only pop (and
+ * register a shape not seen before), under the lock, which is all a pool hit
+ * costs. Building (~5 ms) and discarding (cgroup kill and rmdir) happen
+ * outside the lock, so a take never waits for either.
+ *
+ * One thread, not one per shape: on a machine with few cores two builds at
+ * once only halve each other's speed, and a single builder makes the global
+ * budget trivially exact (nothing is built that the budget has no room for).
+ *
+ *   pool
+ *    ├─ lock, wake (the refill thread sleeps on it; a take signals it)
+ *    └─ shapes[0..nshapes)        shapes[0] is the default create's, always there
+ *         ├─ shape (template, memory_mb, cpus, egress)
+ *         ├─ ready[0..nready)     LIFO: the newest is taken first
+ *         ├─ demand windows       creates of this shape, this and the last second
+ *         └─ target -> share      what demand asks for -> what the budget grants
+ */
 #include "pool.h"
 
 #include <errno.h>
@@ -19,46 +32,141 @@
 #define POOL_PERIOD_MS 1000       /* idle re-check, and the demand window unit */
 #define POOL_FAIL_BACKOFF_MS 1000 /* after a failed build: do not spin on a broken backend */
 
-struct pool {
-    struct daemon *d;
+struct shape_pool {
     struct sandbox_shape shape;
-    pthread_mutex_t lock;
-    pthread_cond_t wake; /* CLOCK_MONOTONIC */
-    pthread_t thread;
-    bool stop;
-
-    /* guarded by lock */
+    bool is_default;
     struct sandbox **ready; /* LIFO stack, pool_max slots */
     unsigned nready;
-    unsigned target;
+    unsigned target; /* what this shape's demand asks for */
+    unsigned share;  /* what the budget grants it: <= target */
     /* demand: creates of this shape in the current and the previous window */
     uint64_t window_start_ms;
     unsigned window_now, window_prev;
+    uint64_t last_take_ms;
     uint64_t hits, misses, built, build_failures, discarded_dead;
 };
 
-static void rotate_window_locked(struct pool *p, uint64_t now)
+struct pool {
+    struct daemon *d;
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* CLOCK_MONOTONIC */
+    pthread_t thread;
+
+    /* guarded by lock */
+    bool stop;
+    struct shape_pool *shapes[POOL_MAX_SHAPES];
+    unsigned nshapes;
+    /* totals, also over shapes already forgotten */
+    uint64_t hits, misses, built, build_failures, discarded_dead;
+};
+
+static struct shape_pool *shape_pool_new(const struct sandbox_shape *s, unsigned cap, bool is_default)
 {
-    if (now - p->window_start_ms < POOL_PERIOD_MS)
-        return;
-    /* a window with no creates at all in between clears the history */
-    p->window_prev = now - p->window_start_ms < 2 * POOL_PERIOD_MS ? p->window_now : 0;
-    p->window_now = 0;
-    p->window_start_ms = now;
+    struct shape_pool *sp = calloc(1, sizeof(*sp));
+    if (!sp)
+        return NULL;
+    sp->ready = calloc(cap ? cap : 1, sizeof(*sp->ready));
+    if (!sp->ready) {
+        free(sp);
+        return NULL;
+    }
+    sp->shape = *s;
+    sp->is_default = is_default;
+    sp->window_start_ms = sp->last_take_ms = now_mono_ms();
+    return sp;
 }
 
-/* Adaptive size: as many as the creates of the last one to two seconds,
- * within [pool_size, pool_max]. A burst grows the pool for the next burst;
- * a quiet second lets it shrink back to the baseline. */
-static unsigned target_locked(struct pool *p)
+/* Frees the bookkeeping only: the caller has emptied ready[]. */
+static void shape_pool_free(struct shape_pool *sp)
+{
+    if (!sp)
+        return;
+    free(sp->ready);
+    free(sp);
+}
+
+static struct shape_pool *find_locked(struct pool *p, const struct sandbox_shape *s)
+{
+    for (unsigned i = 0; i < p->nshapes; i++)
+        if (sandbox_shape_equal(&p->shapes[i]->shape, s))
+            return p->shapes[i];
+    return NULL;
+}
+
+static void remove_at_locked(struct pool *p, unsigned i)
+{
+    memmove(&p->shapes[i], &p->shapes[i + 1], (p->nshapes - i - 1) * sizeof(*p->shapes));
+    p->nshapes--;
+}
+
+static void rotate_window(struct shape_pool *sp, uint64_t now)
+{
+    if (now - sp->window_start_ms < POOL_PERIOD_MS)
+        return;
+    /* a window with no creates at all in between clears the history */
+    sp->window_prev = now - sp->window_start_ms < 2 * POOL_PERIOD_MS ? sp->window_now : 0;
+    sp->window_now = 0;
+    sp->window_start_ms = now;
+}
+
+/* Adaptive size: as many as the shape's creates of the last one to two
+ * seconds. A burst grows the pool for the next burst; a quiet second lets
+ * it shrink back: to --pool-size for the default shape, to one for another
+ * shape asked for recently (its next create is then still a hit), to none
+ * for a shape nobody asked for in POOL_SHAPE_IDLE_MS. */
+static unsigned shape_target(const struct pool *p, const struct shape_pool *sp, uint64_t now)
 {
     const struct config *cfg = &p->d->cfg;
-    unsigned demand = p->window_now + p->window_prev;
-    if (demand < cfg->pool_size)
-        demand = cfg->pool_size;
-    if (demand > cfg->pool_max)
-        demand = cfg->pool_max;
-    return demand;
+    unsigned demand = sp->window_now + sp->window_prev;
+    unsigned floor = sp->is_default ? cfg->pool_size : (now - sp->last_take_ms < POOL_SHAPE_IDLE_MS ? 1 : 0);
+    if (demand < floor)
+        demand = floor;
+    return demand < cfg->pool_max ? demand : cfg->pool_max;
+}
+
+/* Recompute every shape's target and its share of the --pool-max budget:
+ * the default shape's --pool-size first (the operator asked for it), then
+ * one more at a time to each shape still below its target, round robin
+ * (max-min fairness: a busy shape cannot starve a quiet one of its single
+ * ready sandbox). Forgets shapes idle and empty. */
+static void plan_locked(struct pool *p, uint64_t now)
+{
+    const struct config *cfg = &p->d->cfg;
+    for (unsigned i = 0; i < p->nshapes;) {
+        struct shape_pool *sp = p->shapes[i];
+        rotate_window(sp, now);
+        sp->target = shape_target(p, sp, now);
+        if (!sp->is_default && sp->target == 0 && sp->nready == 0) {
+            log_debug("warm pool: shape %s/%u MiB/%.2f cpus/egress %d idle; forgotten", sp->shape.tmpl->name,
+                      sp->shape.memory_mb, sp->shape.cpus, sp->shape.egress);
+            remove_at_locked(p, i);
+            shape_pool_free(sp);
+            continue;
+        }
+        sp->share = 0;
+        i++;
+    }
+    unsigned budget = cfg->pool_max;
+    for (unsigned i = 0; i < p->nshapes; i++) {
+        struct shape_pool *sp = p->shapes[i];
+        if (sp->is_default) {
+            unsigned first = sp->target < cfg->pool_size ? sp->target : cfg->pool_size;
+            sp->share = first < budget ? first : budget;
+            budget -= sp->share;
+        }
+    }
+    bool grew = true;
+    while (budget > 0 && grew) {
+        grew = false;
+        for (unsigned i = 0; i < p->nshapes && budget > 0; i++) {
+            struct shape_pool *sp = p->shapes[i];
+            if (sp->share < sp->target) {
+                sp->share++;
+                budget--;
+                grew = true;
+            }
+        }
+    }
 }
 
 static void wait_locked(struct pool *p, unsigned ms)
@@ -68,21 +176,77 @@ static void wait_locked(struct pool *p, unsigned ms)
     (void)pthread_cond_timedwait(&p->wake, &p->lock, &ts);
 }
 
+static struct sandbox *pop_at(struct shape_pool *sp, unsigned i)
+{
+    struct sandbox *sb = sp->ready[i];
+    memmove(&sp->ready[i], &sp->ready[i + 1], (sp->nready - i - 1) * sizeof(*sp->ready));
+    sp->nready--;
+    return sb;
+}
+
 /* A ready sandbox whose agent died (OOM, a kill from the host) would only be
  * found at take time and cost that create a build: drop it now. Returns one
- * such sandbox, removed from the stack, or NULL. Lock order: pool, then the
+ * such sandbox, removed from its stack, or NULL. Lock order: pool, then the
  * registry (sandbox_crashed); nothing takes them the other way round. */
 static struct sandbox *pop_crashed_locked(struct pool *p)
 {
-    for (unsigned i = 0; i < p->nready; i++) {
-        if (sandbox_crashed(p->ready[i])) {
-            struct sandbox *sb = p->ready[i];
-            memmove(&p->ready[i], &p->ready[i + 1], (p->nready - i - 1) * sizeof(*p->ready));
-            p->nready--;
-            return sb;
+    for (unsigned i = 0; i < p->nshapes; i++) {
+        struct shape_pool *sp = p->shapes[i];
+        for (unsigned j = 0; j < sp->nready; j++) {
+            if (sandbox_crashed(sp->ready[j])) {
+                sp->discarded_dead++;
+                p->discarded_dead++;
+                return pop_at(sp, j);
+            }
         }
     }
     return NULL;
+}
+
+/* One ready sandbox beyond its shape's share, removed, or NULL. */
+static struct sandbox *pop_surplus_locked(struct pool *p)
+{
+    for (unsigned i = 0; i < p->nshapes; i++) {
+        struct shape_pool *sp = p->shapes[i];
+        /* the oldest first: all are unused, and the oldest have had their
+         * pages aged out of the caches the longest */
+        if (sp->nready > sp->share)
+            return pop_at(sp, 0);
+    }
+    return NULL;
+}
+
+/* The shape furthest below its share (the first such in order, which puts
+ * the default shape first on a tie), or NULL when all are full. */
+static struct shape_pool *neediest_locked(struct pool *p)
+{
+    struct shape_pool *best = NULL;
+    unsigned best_gap = 0;
+    for (unsigned i = 0; i < p->nshapes; i++) {
+        struct shape_pool *sp = p->shapes[i];
+        unsigned gap = sp->share > sp->nready ? sp->share - sp->nready : 0;
+        if (gap > best_gap) {
+            best = sp;
+            best_gap = gap;
+        }
+    }
+    return best;
+}
+
+static unsigned total_ready_locked(const struct pool *p)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < p->nshapes; i++)
+        n += p->shapes[i]->nready;
+    return n;
+}
+
+/* Discard sb outside the lock (a teardown takes milliseconds). */
+static void discard_unlocked(struct pool *p, struct sandbox *sb)
+{
+    pthread_mutex_unlock(&p->lock);
+    sandbox_discard(sb);
+    pthread_mutex_lock(&p->lock);
 }
 
 static void *refill_main(void *arg)
@@ -90,51 +254,48 @@ static void *refill_main(void *arg)
     struct pool *p = arg;
     pthread_mutex_lock(&p->lock);
     while (!p->stop) {
-        struct sandbox *dead = pop_crashed_locked(p);
-        if (dead) {
-            pthread_mutex_unlock(&p->lock);
-            log_warn("warm pool: %s: agent died while waiting; discarded", sandbox_id(dead));
-            sandbox_discard(dead);
-            pthread_mutex_lock(&p->lock);
-            p->discarded_dead++;
+        struct sandbox *sb = pop_crashed_locked(p);
+        if (sb) {
+            log_warn("warm pool: %s: agent died while waiting; discarded", sandbox_id(sb));
+            discard_unlocked(p, sb);
             continue;
         }
-        rotate_window_locked(p, now_mono_ms());
-        p->target = target_locked(p);
-        if (p->nready > p->target) {
-            /* shrink: the oldest first would be fairer to memory, but any
-             * is equivalent; they are all unused */
-            struct sandbox *sb = p->ready[--p->nready];
-            pthread_mutex_unlock(&p->lock);
-            sandbox_discard(sb);
-            pthread_mutex_lock(&p->lock);
+        plan_locked(p, now_mono_ms());
+        if ((sb = pop_surplus_locked(p)) != NULL) {
+            discard_unlocked(p, sb);
             continue;
         }
-        if (p->nready == p->target) {
+        struct shape_pool *sp = neediest_locked(p);
+        if (!sp) {
             wait_locked(p, POOL_PERIOD_MS);
             continue;
         }
+        /* A copy: the shape may be forgotten while we build. */
+        struct sandbox_shape shape = sp->shape;
         pthread_mutex_unlock(&p->lock);
-        struct sandbox *sb = NULL;
         struct api_error err = {0};
-        int r = sandbox_build(p->d, &p->shape, &sb, &err);
+        int r = sandbox_build(p->d, &shape, &sb, &err);
         pthread_mutex_lock(&p->lock);
+        sp = find_locked(p, &shape);
         if (r < 0) {
             p->build_failures++;
+            if (sp)
+                sp->build_failures++;
             log_warn("warm pool: build failed: %s", err.message);
             if (!p->stop)
                 wait_locked(p, POOL_FAIL_BACKOFF_MS);
             continue;
         }
-        if (p->stop || p->nready >= p->d->cfg.pool_max) {
-            pthread_mutex_unlock(&p->lock);
-            sandbox_discard(sb);
-            pthread_mutex_lock(&p->lock);
+        /* nready < pool_max for sp follows from the total being below it */
+        if (p->stop || !sp || total_ready_locked(p) >= p->d->cfg.pool_max) {
+            discard_unlocked(p, sb);
             continue;
         }
-        p->ready[p->nready++] = sb;
+        sp->ready[sp->nready++] = sb;
+        sp->built++;
         p->built++;
-        log_debug("warm pool: %s ready (%u/%u)", sandbox_id(sb), p->nready, p->target);
+        log_debug("warm pool: %s ready (%u/%u of %s/%u MiB)", sandbox_id(sb), sp->nready, sp->share,
+                  shape.tmpl->name, shape.memory_mb);
     }
     pthread_mutex_unlock(&p->lock);
     return NULL;
@@ -148,21 +309,20 @@ int pool_new(struct daemon *d, struct pool **out)
     struct pool *p = calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
-    p->ready = calloc(d->cfg.pool_max, sizeof(*p->ready));
-    if (!p->ready) {
-        free(p);
-        return -ENOMEM;
-    }
     p->d = d;
     /* the shape of a create that names nothing (api_sandboxes.c's defaults) */
-    p->shape = (struct sandbox_shape){
+    struct sandbox_shape def = {
         .tmpl = &d->host_template,
         .memory_mb = 1024 < d->cfg.max_memory_mb ? 1024 : d->cfg.max_memory_mb,
         .cpus = 1.0,
         .egress = false,
     };
-    p->target = d->cfg.pool_size;
-    p->window_start_ms = now_mono_ms();
+    if (!(p->shapes[0] = shape_pool_new(&def, d->cfg.pool_max, true))) {
+        free(p);
+        return -ENOMEM;
+    }
+    p->shapes[0]->target = p->shapes[0]->share = d->cfg.pool_size;
+    p->nshapes = 1;
     pthread_mutex_init(&p->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -174,12 +334,12 @@ int pool_new(struct daemon *d, struct pool **out)
         log_error("warm pool: start the refill thread: %s", strerror(r));
         pthread_cond_destroy(&p->wake);
         pthread_mutex_destroy(&p->lock);
-        free(p->ready);
+        shape_pool_free(p->shapes[0]);
         free(p);
         return -r;
     }
-    log_info("warm pool: %u to %u sandboxes of %u MiB, %.2f cpus", d->cfg.pool_size, d->cfg.pool_max,
-             p->shape.memory_mb, p->shape.cpus);
+    log_info("warm pool: %u to %u sandboxes (all shapes together); default shape %u MiB, %.2f cpus",
+             d->cfg.pool_size, d->cfg.pool_max, def.memory_mb, def.cpus);
     *out = p;
     return 0;
 }
@@ -196,14 +356,20 @@ void pool_stop(struct pool *p)
     if (was_stopped)
         return;
     pthread_join(p->thread, NULL); /* waits for a build in progress */
-    /* the thread is gone and takes see stop; emptying the stack under the
-     * lock keeps pool_stats_json off the sandboxes discarded below */
+    /* The thread is gone and takes see stop. Each sandbox leaves its stack
+     * under the lock (pool_stats_json reads the stacks) and is discarded
+     * outside it. */
+    unsigned n = 0;
     pthread_mutex_lock(&p->lock);
-    unsigned n = p->nready;
-    p->nready = 0;
+    for (unsigned i = 0; i < p->nshapes; i++) {
+        struct shape_pool *sp = p->shapes[i];
+        while (sp->nready) {
+            struct sandbox *sb = sp->ready[--sp->nready];
+            discard_unlocked(p, sb);
+            n++;
+        }
+    }
     pthread_mutex_unlock(&p->lock);
-    for (unsigned i = 0; i < n; i++)
-        sandbox_discard(p->ready[i]);
     if (n)
         log_info("warm pool: destroyed %u ready sandbox(es)", n);
 }
@@ -213,33 +379,70 @@ void pool_free(struct pool *p)
     if (!p)
         return;
     pool_stop(p);
+    for (unsigned i = 0; i < p->nshapes; i++)
+        shape_pool_free(p->shapes[i]);
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->lock);
-    free(p->ready);
     free(p);
 }
 
 struct sandbox *pool_take(struct pool *p, const struct sandbox_shape *s)
 {
-    if (!p || !sandbox_shape_equal(&p->shape, s))
+    if (!p)
         return NULL;
     struct sandbox *sb = NULL;
     pthread_mutex_lock(&p->lock);
-    if (!p->stop) {
-        rotate_window_locked(p, now_mono_ms());
-        p->window_now++;
-        if (p->nready)
-            sb = p->ready[--p->nready];
-        if (sb)
-            p->hits++;
-        else
-            p->misses++;
-        pthread_cond_signal(&p->wake); /* refill (and maybe grow) now */
+    if (p->stop) {
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
     }
+    uint64_t now = now_mono_ms();
+    struct shape_pool *sp = find_locked(p, s);
+    if (!sp && p->nshapes < POOL_MAX_SHAPES) {
+        /* a new shape: this create is a miss, the next ones of it need not be */
+        if ((sp = shape_pool_new(s, p->d->cfg.pool_max, false)) != NULL)
+            p->shapes[p->nshapes++] = sp;
+    }
+    if (sp) {
+        rotate_window(sp, now);
+        sp->window_now++;
+        sp->last_take_ms = now;
+        if (sp->nready)
+            sb = sp->ready[--sp->nready];
+        if (sb)
+            sp->hits++;
+        else
+            sp->misses++;
+    }
+    if (sb)
+        p->hits++;
+    else
+        p->misses++;
+    pthread_cond_signal(&p->wake); /* refill (and maybe grow) now */
     pthread_mutex_unlock(&p->lock);
     if (sb)
         log_debug("warm pool: hit, %s taken", sandbox_id(sb));
     return sb;
+}
+
+void pool_drop_template(struct pool *p, const char *name)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    /* once stopped, pool_stop owns the stacks */
+    for (unsigned i = 0; i < p->nshapes && !p->stop;) {
+        struct shape_pool *sp = p->shapes[i];
+        if (sp->is_default || strcmp(sp->shape.tmpl->name, name) != 0) {
+            i++;
+            continue;
+        }
+        remove_at_locked(p, i); /* unreachable for takes and the refill thread from here */
+        while (sp->nready)
+            discard_unlocked(p, sp->ready[--sp->nready]);
+        shape_pool_free(sp);
+    }
+    pthread_mutex_unlock(&p->lock);
 }
 
 json_t *pool_stats_json(struct pool *p)
@@ -247,18 +450,41 @@ json_t *pool_stats_json(struct pool *p)
     if (!p)
         return json_pack("{s:b}", "enabled", false);
     const struct config *cfg = &p->d->cfg;
+    json_t *shapes = json_array();
+    if (!shapes)
+        return NULL;
     pthread_mutex_lock(&p->lock);
     /* Reading cgroup files under the lock is a few microseconds each, and
      * only the refill thread (which waits) and takes contend for it; the
      * lock is what keeps the sandboxes from being discarded meanwhile. */
     uint64_t mem = 0;
-    for (unsigned i = 0; i < p->nready; i++)
-        mem += sandbox_memory_bytes(p->ready[i]);
-    json_t *j = json_pack("{s:b,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I}", "enabled", true, "target",
-                          (int)p->target, "ready", (int)p->nready, "min", (int)cfg->pool_size, "max",
-                          (int)cfg->pool_max, "hits", (json_int_t)p->hits, "misses", (json_int_t)p->misses, "built",
+    unsigned target = 0, ready = 0;
+    for (unsigned i = 0; i < p->nshapes; i++) {
+        struct shape_pool *sp = p->shapes[i];
+        uint64_t smem = 0;
+        for (unsigned j = 0; j < sp->nready; j++)
+            smem += sandbox_memory_bytes(sp->ready[j]);
+        mem += smem;
+        target += sp->share;
+        ready += sp->nready;
+        json_t *j = json_pack("{s:s,s:i,s:f,s:b,s:b,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I}", "template",
+                              sp->shape.tmpl->name, "memory_mb", (int)sp->shape.memory_mb, "cpus", sp->shape.cpus,
+                              "egress", sp->shape.egress, "default", sp->is_default, "target", (int)sp->share,
+                              "ready", (int)sp->nready, "hits", (json_int_t)sp->hits, "misses",
+                              (json_int_t)sp->misses, "built", (json_int_t)sp->built, "build_failures",
+                              (json_int_t)sp->build_failures, "discarded_dead", (json_int_t)sp->discarded_dead,
+                              "memory_bytes", (json_int_t)smem);
+        if (json_array_append_new(shapes, j) < 0) {
+            pthread_mutex_unlock(&p->lock);
+            json_decref(shapes);
+            return NULL;
+        }
+    }
+    json_t *j = json_pack("{s:b,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "enabled", true, "target",
+                          (int)target, "ready", (int)ready, "min", (int)cfg->pool_size, "max", (int)cfg->pool_max,
+                          "hits", (json_int_t)p->hits, "misses", (json_int_t)p->misses, "built",
                           (json_int_t)p->built, "build_failures", (json_int_t)p->build_failures, "discarded_dead",
-                          (json_int_t)p->discarded_dead, "memory_bytes", (json_int_t)mem);
+                          (json_int_t)p->discarded_dead, "memory_bytes", (json_int_t)mem, "shapes", shapes);
     pthread_mutex_unlock(&p->lock);
     return j;
 }

@@ -11,7 +11,7 @@ import signal
 import pytest
 
 import airlock
-from conftest import Daemon, pid_alive, stop_and_check, wait_until
+from conftest import Daemon, pid_alive, scope_cgroups, stop_and_check, wait_until
 
 
 def pool(d, key=...):
@@ -190,5 +190,102 @@ def test_shutdown_destroys_the_pool(tmp_path):
     try:
         info = d.request("GET", "/v1/sandboxes/" + s.id)[3]
         assert (info["state"], info["destroy_reason"]) == ("destroyed", "shutdown")
+    finally:
+        stop_and_check(d)
+
+
+def shape_of(st, memory_mb, cpus=1.0, egress=False, template="host"):
+    """The entry of one shape in GET /v1/pool, or None."""
+    for s in st["shapes"]:
+        if (s["template"], s["memory_mb"], s["cpus"], s["egress"]) == (template, memory_mb, cpus, egress):
+            return s
+    return None
+
+
+def test_pool_per_shape(tmp_path):
+    """A shape other than the default gets its own pool after its first
+    create: the next create of that shape is a hit, with that shape's limits,
+    and the default shape's pool is not touched by it."""
+    d = Daemon(tmp_path / "shapes", name="shapes", extra_args=["--pool-size", "1", "--pool-max", "6"]).start()
+    try:
+        assert ready_at_least(d, 1), pool(d)
+        st = pool(d)
+        assert [s["default"] for s in st["shapes"]] == [True], st
+        assert shape_of(st, 1024)["ready"] == 1, st
+
+        a = d.sandbox(memory_mb=256, cpus=0.5)   # first of its shape: a miss
+        st = pool(d)
+        small = shape_of(st, 256, 0.5)
+        assert small is not None and not small["default"], st
+        assert (small["hits"], small["misses"]) == (0, 1), small
+        assert shape_of(st, 1024)["hits"] == 0, st
+        assert wait_until(lambda: shape_of(pool(d), 256, 0.5)["ready"] >= 1, 20), pool(d)
+        assert shape_of(pool(d), 256, 0.5)["memory_bytes"] > 0, pool(d)
+
+        b = d.sandbox(memory_mb=256, cpus=0.5)   # now ready: a hit
+        st = pool(d)
+        assert shape_of(st, 256, 0.5)["hits"] == 1, st
+        assert "%s created" % b.id in d.log_text()
+        events = d.request("GET", "/v1/sandboxes/%s/logs" % b.id)[3]["events"]
+        assert any(e["action"] == "create" and e["detail"]["pooled"] for e in events), events
+        info = d.request("GET", "/v1/sandboxes/" + b.id)[3]
+        assert (info["memory_mb"], info["cpus"]) == (256, 0.5), info
+        # the cgroup limit is the shape's, not the default's (host side: v2 memory.max, v1 limit_in_bytes)
+        limits = []
+        for parent in scope_cgroups(d):
+            for f in ("memory.max", "memory.limit_in_bytes"):
+                path = os.path.join(parent, b.id, f)
+                if os.path.exists(path):
+                    limits.append(int(open(path).read()))
+        assert limits == [256 << 20], limits
+        # the default shape still hits
+        c = d.sandbox()
+        assert shape_of(pool(d), 1024)["hits"] == 1, pool(d)
+        # totals are the sums over shapes
+        st = pool(d)
+        assert st["hits"] == sum(s["hits"] for s in st["shapes"]), st
+        assert st["ready"] == sum(s["ready"] for s in st["shapes"]), st
+        for s in (a, b, c):
+            s.kill()
+    finally:
+        stop_and_check(d)
+
+
+def test_pool_max_bounds_all_shapes(tmp_path):
+    """--pool-max is the total over every shape: with room for 3 and four
+    shapes asked for, the ready sandboxes never add up to more than 3, and the
+    default shape keeps its --pool-size."""
+    d = Daemon(tmp_path / "cap", name="cap", extra_args=["--pool-size", "1", "--pool-max", "3"]).start()
+    try:
+        assert ready_at_least(d, 1), pool(d)
+        boxes = [d.sandbox(memory_mb=m) for m in (128, 192, 256, 320)]
+        assert len(pool(d)["shapes"]) == 5, pool(d)
+        # the refill settles: the budget (3) shared, default first
+        assert wait_until(lambda: pool(d)["ready"] == 3, 20), pool(d)
+        for _ in range(20):
+            st = pool(d)
+            assert st["ready"] <= 3 and st["target"] <= 3, st
+            assert shape_of(st, 1024)["ready"] == 1, st
+        for s in boxes:
+            s.kill()
+    finally:
+        stop_and_check(d)
+
+
+def test_idle_shape_drains(tmp_path):
+    """A non-default shape nobody asks for drains to 0 and is forgotten
+    (POOL_SHAPE_IDLE_MS, 30 s); the default shape keeps --pool-size."""
+    d = Daemon(tmp_path / "drain", name="drain", extra_args=["--pool-size", "1", "--pool-max", "4"]).start()
+    try:
+        d.sandbox(memory_mb=200).kill()
+        assert wait_until(lambda: (shape_of(pool(d), 200) or {}).get("ready") == 1, 20), pool(d)
+        assert wait_until(lambda: shape_of(pool(d), 200) is None, 60), pool(d)
+        st = pool(d)
+        assert [s["default"] for s in st["shapes"]] == [True], st
+        assert wait_until(lambda: pool(d)["ready"] == 1, 20), pool(d)
+        # its ready sandbox was destroyed, not leaked: only the default's agent is left
+        assert wait_until(lambda: len([p for p in d.descendants() if pid_alive(p) and
+                                       open("/proc/%d/comm" % p).read().startswith("memfd:airlock")]) == 1,
+                          20), d.descendants()
     finally:
         stop_and_check(d)
