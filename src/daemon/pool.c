@@ -31,6 +31,7 @@
 
 #define POOL_PERIOD_MS 1000       /* idle re-check, and the demand window unit */
 #define POOL_FAIL_BACKOFF_MS 1000 /* after a failed build: do not spin on a broken backend */
+/* a burst's pool size halves every ~10 s (shape_target) */
 
 struct shape_pool {
     struct sandbox_shape shape;
@@ -43,6 +44,8 @@ struct shape_pool {
     uint64_t window_start_ms;
     unsigned window_now, window_prev;
     uint64_t last_take_ms;
+    double peak;      /* the highest recent demand, decaying (shape_target) */
+    uint64_t peak_ms; /* when peak was last updated */
     uint64_t hits, misses, built, build_failures, discarded_dead;
 };
 
@@ -72,7 +75,7 @@ static struct shape_pool *shape_pool_new(const struct sandbox_shape *s, unsigned
     }
     sp->shape = *s;
     sp->is_default = is_default;
-    sp->window_start_ms = sp->last_take_ms = now_mono_ms();
+    sp->window_start_ms = sp->last_take_ms = sp->peak_ms = now_mono_ms();
     return sp;
 }
 
@@ -109,19 +112,30 @@ static void rotate_window(struct shape_pool *sp, uint64_t now)
     sp->window_start_ms = now;
 }
 
-/* Adaptive size: as many as the shape's creates of the last one to two
- * seconds. A burst grows the pool for the next burst; a quiet second lets
- * it shrink back: to --pool-size for the default shape, to one for another
- * shape asked for recently (its next create is then still a hit), to none
- * for a shape nobody asked for in POOL_SHAPE_IDLE_MS. */
-static unsigned shape_target(const struct pool *p, const struct shape_pool *sp, uint64_t now)
+/* Adaptive size: the shape's creates of the last one to two seconds, or,
+ * when that is less, the peak of that number decaying by half every
+ * ~10 s. A burst grows the pool at once, and the pool stays
+ * large enough for a similar burst for a while (bursts come in series:
+ * an agent fanning out, a batch of tests) before it shrinks back: to
+ * --pool-size for the default shape, to one for another shape asked for in
+ * the last POOL_SHAPE_IDLE_MS (its next create is then still a hit), to none
+ * for a shape nobody asked for in that long. */
+static unsigned shape_target(const struct pool *p, struct shape_pool *sp, uint64_t now)
 {
     const struct config *cfg = &p->d->cfg;
-    unsigned demand = sp->window_now + sp->window_prev;
+    double demand = sp->window_now + sp->window_prev;
+    /* decay in whole seconds: 0.933^10 ~ 1/2 (no libm for one exp2) */
+    for (; now - sp->peak_ms >= 1000; sp->peak_ms += 1000)
+        sp->peak *= 0.933;
+    if (demand >= sp->peak) {
+        sp->peak = demand;
+        sp->peak_ms = now;
+    }
+    unsigned want = (unsigned)(sp->peak + 0.5);
     unsigned floor = sp->is_default ? cfg->pool_size : (now - sp->last_take_ms < POOL_SHAPE_IDLE_MS ? 1 : 0);
-    if (demand < floor)
-        demand = floor;
-    return demand < cfg->pool_max ? demand : cfg->pool_max;
+    if (want < floor)
+        want = floor;
+    return want < cfg->pool_max ? want : cfg->pool_max;
 }
 
 /* Recompute every shape's target and its share of the --pool-max budget:
