@@ -540,6 +540,20 @@ static int clone_error(int e, char *err, size_t errlen)
  * it so an overflow faults instead of writing over daemon memory. */
 #define JAIL_CHILD_STACK (256u << 10)
 
+/* Under ASan the child's frames poison the stack's shadow, and a child
+ * that execs or exits never unpoisons them; the next mmap may return the
+ * same addresses, so the shadow is cleared when a stack is freed. */
+#if defined(__SANITIZE_ADDRESS__)
+#define JAIL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define JAIL_ASAN 1
+#endif
+#endif
+#ifdef JAIL_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 struct jail_child_stack {
     void *base; /* guard page + stack, MAP_FAILED if none */
     size_t len;
@@ -565,8 +579,12 @@ static int child_stack_alloc(struct jail_child_stack *cs, char *err, size_t errl
 /* Only once the child has exec'd or is dead. */
 static void child_stack_free(struct jail_child_stack *cs)
 {
-    if (cs->base != MAP_FAILED && cs->base != NULL)
+    if (cs->base != MAP_FAILED && cs->base != NULL) {
+#ifdef JAIL_ASAN
+        __asan_unpoison_memory_region(cs->base, cs->len);
+#endif
         (void)munmap(cs->base, cs->len);
+    }
     cs->base = MAP_FAILED;
 }
 
