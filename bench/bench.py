@@ -358,6 +358,8 @@ def measure_growth(d, levels, per_level, table_rows):
             hits, _builds, client = measure_pool_hit(d, per_level)
             pss = sandbox_pss_mib(d.proc.pid)
             health = timed(lambda: d.get("/v1/healthz"), 20, warmup=1)
+            # the newest sandbox: the last one any lookup by id reaches
+            rc = timed(lambda: live[-1].run_code(PRINT_CODE), 200, warmup=5)
             out[level] = dict(
                 fill_s=fill_s, hit_p50=statistics.median(hits) if hits else None,
                 hits=len(hits), client_p50=statistics.median(client),
@@ -366,7 +368,7 @@ def measure_growth(d, levels, per_level, table_rows):
                 rss_mib=int(proc_status(d.proc.pid, "VmRSS")) / 1024.0,
                 threads=int(proc_status(d.proc.pid, "Threads")),
                 fds=len(os.listdir("/proc/%d/fd" % d.proc.pid)),
-                healthz_p50=statistics.median(health), sandboxes=d.get("/v1/healthz").get("sandboxes"))
+                healthz_p50=statistics.median(health), run_code_p50=statistics.median(rc), sandboxes=d.get("/v1/healthz").get("sandboxes"))
             print("# growth %d: %s" % (level, json.dumps(out[level])), file=sys.stderr, flush=True)
         top = levels[-1]
         answered = 0
@@ -490,14 +492,14 @@ def main():
           "pooled ones included):" % max(20, n // 10))
     print()
     print("| live sandboxes | time to fill | create p50 server (hit) | create p50 / p99 client | PSS per sandbox p50 "
-          "| PSS all sandboxes | airlockd RSS | threads | fds | healthz p50 |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| PSS all sandboxes | airlockd RSS | threads | fds | healthz p50 | run_code p50 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for lv in levels:
         g = growth[lv]
-        print("| %d | %.1f s | %s | %.2f / %.2f ms | %.2f MiB | %.0f MiB | %.0f MiB | %d | %d | %.2f ms |" % (
+        print("| %d | %.1f s | %s | %.2f / %.2f ms | %.2f MiB | %.0f MiB | %.0f MiB | %d | %d | %.2f ms | %.3f ms |" % (
             lv, g["fill_s"], ("%.3f ms" % g["hit_p50"]) if g["hit_p50"] is not None else "-", g["client_p50"],
             g["client_p99"], g["pss_p50"] or 0, g["pss_total"], g["rss_mib"], g["threads"], g["fds"],
-            g["healthz_p50"]))
+            g["healthz_p50"], g["run_code_p50"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(raw, f)
