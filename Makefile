@@ -163,11 +163,14 @@ test-security:
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/security
 
-# bubblewrap is the side-by-side baseline (a fresh sandboxed python3 per request)
+# bubblewrap is the side-by-side baseline (a fresh sandboxed python3 per
+# request). The full run holds 1,000 sandboxes and takes ~10 minutes;
+# `make bench BENCH_ARGS=--quick` is a short one (200 live, fewer runs).
+BENCH_ARGS ?=
 bench: build
 	@dpkg-query -W -f='$${Status}' bubblewrap 2>/dev/null | grep -q 'install ok installed' || \
 	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap; }
-	$(PY) bench/bench.py --daemon $(BUILD)/airlockd
+	$(PY) bench/bench.py --daemon $(BUILD)/airlockd $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(FUZZ)
