@@ -124,6 +124,23 @@ static void raise_fd_limit(void)
         log_warn("setrlimit RLIMIT_NOFILE %llu: %s", (unsigned long long)want, strerror(errno));
 }
 
+/* Every sandbox may hold SANDBOX_PIDS_MAX processes, and they all come out
+ * of the host's one pid space: with the default kernel.pid_max (32768), 64
+ * full sandboxes leave the host no pid to fork with. Changing a host sysctl
+ * is the operator's call, so only say so. */
+static void check_pid_max(const struct config *cfg)
+{
+    char buf[32];
+    if (read_file_small("/proc/sys/kernel/pid_max", buf, sizeof(buf)) < 0)
+        return;
+    unsigned long long have = strtoull(buf, NULL, 10);
+    unsigned long long need = (unsigned long long)(cfg->max_sandboxes + cfg->pool_max) * SANDBOX_PIDS_MAX;
+    if (have && have < need)
+        log_warn("kernel.pid_max is %llu: %u sandboxes of %u processes each could use %llu pids and leave the "
+                 "host none (raise it: sysctl kernel.pid_max=4194304)",
+                 have, cfg->max_sandboxes + cfg->pool_max, SANDBOX_PIDS_MAX, need);
+}
+
 int main(int argc, char **argv)
 {
     struct daemon d = {0};
@@ -134,6 +151,7 @@ int main(int argc, char **argv)
     }
     log_init("airlockd", d.cfg.log_level);
     raise_fd_limit();
+    check_pid_max(&d.cfg);
 
     /* A client that hangs up must not kill the daemon. */
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {

@@ -623,7 +623,7 @@ int sandbox_build(struct daemon *d, const struct sandbox_shape *s, struct sandbo
         .tmpl = s->tmpl,
         .memory_bytes = (uint64_t)s->memory_mb << 20,
         .cpu_millis = (uint32_t)(s->cpus * 1000.0 + 0.5),
-        .pids_max = 512,
+        .pids_max = SANDBOX_PIDS_MAX,
         .tmpfs_bytes = storage_bytes(s->memory_mb),
         .agent_path = d->cfg.agent_path,
         .runner_path = d->cfg.runner_path,

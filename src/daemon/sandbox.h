@@ -44,6 +44,9 @@ struct sandbox_params {
     unsigned per_key_max; /* live sandboxes the owner key may have; 0: no limit */
 };
 
+/* Processes (and threads) one sandbox may hold: its cgroup's pids.max. */
+#define SANDBOX_PIDS_MAX 512
+
 struct sandbox; /* opaque outside sandbox.c */
 
 /* What a pooled sandbox is built for: everything fixed when the backend
