@@ -1319,8 +1319,12 @@ static int cmd_install_wheels(struct globals *g, int argc, char **argv)
     if (argc - optind < 2)
         return usage_error("install-wheels ", "expected a sandbox id and at least one wheel path");
     const char *id = argv[optind++];
-    json_auto_t *cmd = json_pack("[s,s,s,s,s,s,s,s,s]", "python3", "-m", "pip", "install", "--no-index", "--user",
-                                 "--no-cache-dir", "--disable-pip-version-check", "--no-warn-script-location");
+    /* --break-system-packages: Debian's PEP 668 marker guards the system's
+     * Python; here that is the read-only template, and --user writes only
+     * this sandbox's ~/.local (the same command as the SDK's install_wheels) */
+    json_auto_t *cmd = json_pack("[s,s,s,s,s,s,s,s,s,s]", "python3", "-m", "pip", "install", "--no-index", "--user",
+                                 "--no-cache-dir", "--disable-pip-version-check", "--no-warn-script-location",
+                                 "--break-system-packages");
     for (int i = optind; cmd && i < argc; i++)
         if (json_array_append_new(cmd, json_string(argv[i])) != 0)
             return usage_error("install-wheels ", "wheel paths must be valid UTF-8");

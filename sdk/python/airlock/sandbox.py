@@ -260,8 +260,11 @@ class Sandbox:
         paths = [str(p) for p in paths]
         if not paths:
             raise ValueError("install_wheels needs at least one wheel path")
+        # --break-system-packages: Debian's PEP 668 marker guards the system's
+        # Python; here that is the read-only template, and --user writes only
+        # this sandbox's ~/.local
         cmd = ["python3", "-m", "pip", "install", "--no-index", "--user", "--no-cache-dir",
-               "--disable-pip-version-check", "--no-warn-script-location"] + paths
+               "--disable-pip-version-check", "--no-warn-script-location", "--break-system-packages"] + paths
         out = self.exec(cmd, timeout=timeout)
         if out.exit_code != 0:
             raise WheelInstallError(out.stderr.strip() or out.stdout.strip() or
