@@ -47,6 +47,7 @@ struct templates {
     pthread_mutex_t lock; /* list, builds, users */
     pthread_cond_t cv;
     struct tmpl *list;
+    struct tmpl *retired; /* replaced while a create held them: freed at close */
     struct tmpl_build *builds[MAX_BUILDS_KEPT * 2];
     size_t n_builds;
     bool stop;
@@ -432,11 +433,12 @@ static int install_template(struct templates *t, json_t *manifest)
         *pp = tp;
         tmpl_free(old);
     } else if (old) {
-        /* a create holds the old entry: keep it out of sight, leak it (rare,
-         * and freeing it under that create would be worse) */
+        /* a create holds the old entry: out of the list, but its memory
+         * stays until the daemon stops (rare, and small) */
         tp->next = old->next;
         *pp = tp;
-        old->next = NULL;
+        old->next = t->retired;
+        t->retired = old;
     } else {
         tp->next = t->list;
         t->list = tp;
@@ -445,9 +447,34 @@ static int install_template(struct templates *t, json_t *manifest)
     return 0;
 }
 
+/* At start, before any build: verify every template in the background, so
+ * the first create on one does not pay for hashing its tree (seconds for a
+ * big one). A create that comes first waits on vlock or verifies itself. */
+static void verify_all(struct templates *t)
+{
+    char names[64][TMPL_NAME_MAX + 1];
+    size_t n = 0;
+    pthread_mutex_lock(&t->lock);
+    for (struct tmpl *tp = t->list; tp && n < ARRAY_SIZE(names); tp = tp->next)
+        snprintf(names[n++], sizeof(names[0]), "%s", tp->name);
+    pthread_mutex_unlock(&t->lock);
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&t->lock);
+        bool stop = t->stop;
+        pthread_mutex_unlock(&t->lock);
+        if (stop)
+            return;
+        struct tmpl *tp = NULL;
+        struct api_error err = {0};
+        if (templates_acquire(t, names[i], &tp, &err) == 0) /* logs a failure itself */
+            templates_release(t, tp);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct templates *t = arg;
+    verify_all(t);
     pthread_mutex_lock(&t->lock);
     for (;;) {
         struct tmpl_build *next = NULL;
@@ -562,11 +589,12 @@ void templates_close(struct templates *t)
         pthread_join(t->worker, NULL);
     for (size_t i = 0; i < t->n_builds; i++)
         tmpl_build_free(t->builds[i]);
-    while (t->list) {
-        struct tmpl *next = t->list->next;
-        tmpl_free(t->list);
-        t->list = next;
-    }
+    for (struct tmpl **l = &t->list; l; l = l == &t->list ? &t->retired : NULL)
+        while (*l) {
+            struct tmpl *next = (*l)->next;
+            tmpl_free(*l);
+            *l = next;
+        }
     pthread_cond_destroy(&t->cv);
     pthread_mutex_destroy(&t->lock);
     free(t);
