@@ -190,7 +190,7 @@ int main(int argc, char **argv)
         log_error("start the sandbox registry: %s", strerror(-r));
         goto out;
     }
-    if ((r = templates_open(&d, d.cfg.template_cache, &d.templates)) < 0) {
+    if ((r = templates_open(&d, d.cfg.template_cache, true, &d.templates)) < 0) {
         log_error("open the template store: %s", strerror(-r));
         goto out;
     }

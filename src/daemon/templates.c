@@ -51,6 +51,7 @@ struct templates {
     struct tmpl_build *builds[MAX_BUILDS_KEPT * 2];
     size_t n_builds;
     bool stop;
+    bool builds_enabled;
     pthread_t worker;
     bool worker_started;
 };
@@ -352,6 +353,10 @@ int templates_build_start(struct templates *t, json_t *spec_in, bool use_cache, 
     char perr[256];
     if (tmpl_spec_parse(spec_in, &spec, perr, sizeof(perr)) < 0)
         return api_error_set(err, -EINVAL, 400, "invalid_spec", "%s", perr);
+    if (!t->builds_enabled) {
+        tmpl_spec_clear(&spec);
+        return api_error_set(err, -EPERM, 503, "unavailable", "template builds are off in this daemon");
+    }
     pthread_mutex_lock(&t->lock);
     for (size_t i = 0; i < t->n_builds; i++) {
         struct tmpl_build *b = t->builds[i];
@@ -530,12 +535,13 @@ static void collect_garbage(struct templates *t)
     closedir(dir);
 }
 
-int templates_open(struct daemon *d, const char *cache_dir, struct templates **out)
+int templates_open(struct daemon *d, const char *cache_dir, bool builds, struct templates **out)
 {
     struct templates *t = calloc(1, sizeof(*t));
     if (!t)
         return -ENOMEM;
     t->d = d;
+    t->builds_enabled = builds;
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->cv, NULL);
     strfmt(t->store_dir, sizeof(t->store_dir), "%s/templates", d->cfg.state_dir);

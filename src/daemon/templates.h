@@ -33,7 +33,9 @@ struct daemon;
 struct templates;
 struct tmpl;
 
-int templates_open(struct daemon *d, const char *cache_dir, struct templates **out);
+/* builds: false refuses POST /v1/templates with 503 (the HTTP fuzz harness:
+ * an input must not start mmdebstrap). */
+int templates_open(struct daemon *d, const char *cache_dir, bool builds, struct templates **out);
 /* Stop the build worker (killing a running build) and free. */
 void templates_close(struct templates *t);
 
