@@ -391,7 +391,9 @@ static int erofs_image(struct tmpl_build *b, pthread_mutex_t *lock, const char *
     char uuid[64], ts[32];
     strfmt(uuid, sizeof(uuid), "-U%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
     strfmt(ts, sizeof(ts), "-T%s", SOURCE_DATE_EPOCH);
-    char *argv[] = {MKFS_EROFS, "--quiet", uuid, ts, (char *)image, (char *)root, NULL};
+    /* lz4hc: about half the size (python: 78 instead of 145 MB) for ~10% more
+     * build time; decompressing lz4 costs a VM little */
+    char *argv[] = {MKFS_EROFS, "--quiet", "-zlz4hc", uuid, ts, (char *)image, (char *)root, NULL};
     return run_tool(b, lock, argv);
 }
 
@@ -464,7 +466,7 @@ static int build_fresh(struct tmpl_build *b, pthread_mutex_t *lock, const char *
         json_object_get(spec, "mirror"), "spec_hash", b->spec_hash, "tree_hash", hash, "spec", spec, "built_at",
         when, "built_at_ms", (json_int_t)built, "build_seconds", (double)(now_mono_ms() - t0) / 1000.0, "packages",
         pkgs, "files", (json_int_t)st.files, "dirs", (json_int_t)st.dirs, "size_bytes", (json_int_t)st.bytes,
-        "image", "format", "erofs", "path", "image.erofs", "bytes", (json_int_t)file_size(image), "warmup",
+        "image", "format", "erofs-lz4hc", "path", "image.erofs", "bytes", (json_int_t)file_size(image), "warmup",
         json_object_get(spec, "warmup"), "env", json_object_get(spec, "env"), "limits",
         json_object_get(spec, "limits"), "builder", TMPL_BUILDER_VERSION);
     if (!*manifest)

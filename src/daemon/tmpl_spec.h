@@ -27,7 +27,7 @@
 #define TMPL_DEFAULT_MIRROR "http://deb.debian.org/debian"
 /* Part of the spec hash: a builder that makes different trees from the same
  * spec must not reuse the old builder's cached trees. */
-#define TMPL_BUILDER_VERSION "airlock-template-builder/1"
+#define TMPL_BUILDER_VERSION "airlock-template-builder/2" /* 2: lz4hc erofs image */
 
 struct tmpl_spec {
     json_t *canon; /* validated, every field present (defaults filled in) */

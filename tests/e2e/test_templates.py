@@ -99,7 +99,7 @@ def test_manifest_records_what_is_inside(td, python_tmpl):
     assert disk["tree_hash"] == m["tree_hash"] and disk["packages"] == m["packages"]
     # the erofs image for the vm backend: superblock magic at offset 1024
     img = Path(m["path"]) / m["image"]["path"]
-    assert m["image"]["format"] == "erofs" and img.stat().st_size == m["image"]["bytes"] > 0
+    assert m["image"]["format"] == "erofs-lz4hc" and img.stat().st_size == m["image"]["bytes"] > 0
     with open(img, "rb") as f:
         f.seek(1024)
         assert f.read(4) == bytes.fromhex("e2e1f5e0")
