@@ -3,12 +3,13 @@
  * sandbox.c trusts its parameters. */
 #include <errno.h>
 #include <math.h>
+#include <sys/param.h> /* MIN */
 #include <string.h>
 
-#include "templates.h"
 #include "api.h"
 #include "log.h"
 #include "pool.h"
+#include "templates.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -150,7 +151,6 @@ void api_sandbox_create(struct http_req *req)
         return;
     /* held (cannot be removed) until the sandbox is in the registry */
     __attribute__((cleanup(release_template))) struct held_template held = {.t = d->templates};
-    json_t *limits = NULL;
     if (strcmp(tmpl, d->host_template.name) != 0) {
         struct api_error terr = {0};
         if (templates_acquire(d->templates, tmpl, &held.tp, &terr) < 0) {
@@ -158,15 +158,15 @@ void api_sandbox_create(struct http_req *req)
             return;
         }
         p.tmpl = tmpl_info(held.tp);
-        /* the template's limits are defaults under the daemon's ceilings */
-        limits = tmpl_limits(held.tp);
-        json_t *v;
-        if ((v = json_object_get(limits, "memory_mb")) && json_integer_value(v) <= cfg->max_memory_mb)
-            p.memory_mb = (unsigned)json_integer_value(v);
-        if ((v = json_object_get(limits, "timeout_s")) && json_integer_value(v) <= cfg->max_timeout_s)
-            p.timeout_s = (unsigned)json_integer_value(v);
-        if ((v = json_object_get(limits, "cpus")) && json_number_value(v) <= (double)d->nproc)
-            p.cpus = json_number_value(v);
+        /* the template's limits are the defaults, cut to the daemon's
+         * ceilings (tmpl_spec.c checked their lower bounds) */
+        json_t *limits = tmpl_limits(held.tp), *v;
+        if ((v = json_object_get(limits, "memory_mb")))
+            p.memory_mb = (unsigned)MIN(json_integer_value(v), (json_int_t)cfg->max_memory_mb);
+        if ((v = json_object_get(limits, "timeout_s")))
+            p.timeout_s = (unsigned)MIN(json_integer_value(v), (json_int_t)cfg->max_timeout_s);
+        if ((v = json_object_get(limits, "cpus")))
+            p.cpus = MIN(json_number_value(v), (double)d->nproc);
     }
     if (api_field_bool(req, "egress", &p.egress) < 0)
         return;
