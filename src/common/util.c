@@ -1,5 +1,7 @@
 #include "util.h"
 
+#include <stdio.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/random.h>
@@ -103,3 +105,12 @@ static uint64_t clock_ms(clockid_t c)
 
 uint64_t now_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 uint64_t now_wall_ms(void) { return clock_ms(CLOCK_REALTIME); }
+
+int strfmt(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+    return n < 0 ? -EINVAL : (size_t)n >= len ? -ENAMETOOLONG : 0;
+}

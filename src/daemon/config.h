@@ -33,6 +33,7 @@ struct config {
     unsigned pool_max;  /* adaptive ceiling, >= pool_size */
     char *agent_path;
     char *runner_path;
+    char *template_cache; /* template build cache by spec hash; "" disables it */
     char *scope;         /* NULL: derived from state_dir (main.c) */
     enum log_level log_level;
 };
