@@ -22,11 +22,13 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "log.h"
+#include "templates.h"
 #include "util.h"
 
 #define POOL_PERIOD_MS 1000       /* idle re-check, and the demand window unit */
@@ -34,7 +36,11 @@
 /* a burst's pool size halves every ~10 s (shape_target) */
 
 struct shape_pool {
+    /* shape.tmpl is only valid during the create that registered the shape
+     * (a built template is held by that request alone), so the pool keeps
+     * the template's name and resolves it for each build (resolve_template) */
     struct sandbox_shape shape;
+    char tmpl_name[64];
     bool is_default;
     struct sandbox **ready; /* LIFO stack, pool_max slots */
     unsigned nready;
@@ -57,6 +63,9 @@ struct pool {
 
     /* guarded by lock */
     bool stop;
+    bool building;          /* the refill thread is building (outside the lock) */
+    char building_tmpl[64]; /* for this template */
+    pthread_cond_t built_cond; /* signalled when a build is over */
     struct shape_pool *shapes[POOL_MAX_SHAPES];
     unsigned nshapes;
     /* totals, also over shapes already forgotten */
@@ -74,6 +83,8 @@ static struct shape_pool *shape_pool_new(const struct sandbox_shape *s, unsigned
         return NULL;
     }
     sp->shape = *s;
+    sp->shape.tmpl = NULL;
+    snprintf(sp->tmpl_name, sizeof(sp->tmpl_name), "%s", s->tmpl->name);
     sp->is_default = is_default;
     sp->window_start_ms = sp->last_take_ms = sp->peak_ms = now_mono_ms();
     return sp;
@@ -88,10 +99,16 @@ static void shape_pool_free(struct shape_pool *sp)
     free(sp);
 }
 
-static struct shape_pool *find_locked(struct pool *p, const struct sandbox_shape *s)
+static bool shape_matches(const struct shape_pool *sp, const char *tmpl_name, const struct sandbox_shape *s)
+{
+    return strcmp(sp->tmpl_name, tmpl_name) == 0 && sp->shape.memory_mb == s->memory_mb &&
+           sp->shape.cpus == s->cpus && sp->shape.egress == s->egress;
+}
+
+static struct shape_pool *find_locked(struct pool *p, const char *tmpl_name, const struct sandbox_shape *s)
 {
     for (unsigned i = 0; i < p->nshapes; i++)
-        if (sandbox_shape_equal(&p->shapes[i]->shape, s))
+        if (shape_matches(p->shapes[i], tmpl_name, s))
             return p->shapes[i];
     return NULL;
 }
@@ -151,7 +168,7 @@ static void plan_locked(struct pool *p, uint64_t now)
         rotate_window(sp, now);
         sp->target = shape_target(p, sp, now);
         if (!sp->is_default && sp->target == 0 && sp->nready == 0) {
-            log_debug("warm pool: shape %s/%u MiB/%.2f cpus/egress %d idle; forgotten", sp->shape.tmpl->name,
+            log_debug("warm pool: shape %s/%u MiB/%.2f cpus/egress %d idle; forgotten", sp->tmpl_name,
                       sp->shape.memory_mb, sp->shape.cpus, sp->shape.egress);
             remove_at_locked(p, i);
             shape_pool_free(sp);
@@ -263,6 +280,88 @@ static void discard_unlocked(struct pool *p, struct sandbox *sb)
     pthread_mutex_lock(&p->lock);
 }
 
+/* The template of a build: the daemon's host template, or a built one,
+ * acquired (verified, and held against removal) until the build is done;
+ * *held is then the caller's to release. */
+static int resolve_template(struct pool *p, const char *name, struct sandbox_shape *shape, struct tmpl **held,
+                            struct api_error *err)
+{
+    struct daemon *d = p->d;
+    *held = NULL;
+    if (strcmp(name, d->host_template.name) == 0) {
+        shape->tmpl = &d->host_template;
+        return 0;
+    }
+    if (!d->templates)
+        return api_error_set(err, -ENOENT, 404, "template_not_found", "no template store");
+    int r = templates_acquire(d->templates, name, held, err);
+    if (r < 0)
+        return r;
+    shape->tmpl = tmpl_info(*held);
+    return 0;
+}
+
+/* Build one sandbox for sp and push it, if its shape is still wanted when
+ * the build is done (the shape may be forgotten meanwhile: idle, or its
+ * template removed). Called and returns with the lock held; builds
+ * without it. While the build runs, p->building names its template, and
+ * pool_drop_template waits for it: the template is held (not removable)
+ * until the sandbox is pushed or destroyed. */
+static void build_one_locked(struct pool *p, struct shape_pool *sp)
+{
+    struct sandbox_shape shape = sp->shape; /* a copy: sp may be freed meanwhile */
+    char name[sizeof(sp->tmpl_name)];
+    memcpy(name, sp->tmpl_name, sizeof(name));
+    p->building = true;
+    memcpy(p->building_tmpl, name, sizeof(p->building_tmpl));
+    pthread_mutex_unlock(&p->lock);
+    struct api_error err = {0};
+    struct tmpl *held = NULL;
+    if (resolve_template(p, name, &shape, &held, &err) < 0) {
+        /* removed or corrupt: nobody can create on it, so stop pooling it */
+        log_warn("warm pool: template %s: %s; its pool is dropped", name, err.message);
+        pthread_mutex_lock(&p->lock);
+        p->building = false; /* before the drop, which would wait for it */
+        pthread_cond_broadcast(&p->built_cond);
+        pthread_mutex_unlock(&p->lock);
+        pool_drop_template(p, name);
+        pthread_mutex_lock(&p->lock);
+        return;
+    }
+
+    struct sandbox *sb = NULL;
+    int r = sandbox_build(p->d, &shape, &sb, &err);
+
+    pthread_mutex_lock(&p->lock);
+    sp = find_locked(p, name, &shape);
+    if (r < 0) {
+        p->build_failures++;
+        if (sp)
+            sp->build_failures++;
+        log_warn("warm pool: build failed: %s", err.message);
+    } else if (p->stop || !sp || total_ready_locked(p) >= p->d->cfg.pool_max) {
+        discard_unlocked(p, sb);
+    } else {
+        /* nready < pool_max for sp follows from the total being below it */
+        sp->ready[sp->nready++] = sb;
+        sp->built++;
+        p->built++;
+        log_debug("warm pool: %s ready (%u/%u of %s/%u MiB)", sandbox_id(sb), sp->nready, sp->share, name,
+                  shape.memory_mb);
+    }
+    /* The sandbox keeps its own mounts of the tree; from here on a removal
+     * of the template drops it from the stack first (pool_drop_template). */
+    if (held) {
+        pthread_mutex_unlock(&p->lock);
+        templates_release(p->d->templates, held);
+        pthread_mutex_lock(&p->lock);
+    }
+    p->building = false;
+    pthread_cond_broadcast(&p->built_cond);
+    if (r < 0 && !p->stop)
+        wait_locked(p, POOL_FAIL_BACKOFF_MS);
+}
+
 static void *refill_main(void *arg)
 {
     struct pool *p = arg;
@@ -284,32 +383,7 @@ static void *refill_main(void *arg)
             wait_locked(p, POOL_PERIOD_MS);
             continue;
         }
-        /* A copy: the shape may be forgotten while we build. */
-        struct sandbox_shape shape = sp->shape;
-        pthread_mutex_unlock(&p->lock);
-        struct api_error err = {0};
-        int r = sandbox_build(p->d, &shape, &sb, &err);
-        pthread_mutex_lock(&p->lock);
-        sp = find_locked(p, &shape);
-        if (r < 0) {
-            p->build_failures++;
-            if (sp)
-                sp->build_failures++;
-            log_warn("warm pool: build failed: %s", err.message);
-            if (!p->stop)
-                wait_locked(p, POOL_FAIL_BACKOFF_MS);
-            continue;
-        }
-        /* nready < pool_max for sp follows from the total being below it */
-        if (p->stop || !sp || total_ready_locked(p) >= p->d->cfg.pool_max) {
-            discard_unlocked(p, sb);
-            continue;
-        }
-        sp->ready[sp->nready++] = sb;
-        sp->built++;
-        p->built++;
-        log_debug("warm pool: %s ready (%u/%u of %s/%u MiB)", sandbox_id(sb), sp->nready, sp->share,
-                  shape.tmpl->name, shape.memory_mb);
+        build_one_locked(p, sp);
     }
     pthread_mutex_unlock(&p->lock);
     return NULL;
@@ -343,10 +417,12 @@ int pool_new(struct daemon *d, struct pool **out)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&p->wake, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&p->built_cond, NULL);
     int r = pthread_create(&p->thread, NULL, refill_main, p);
     if (r != 0) {
         log_error("warm pool: start the refill thread: %s", strerror(r));
         pthread_cond_destroy(&p->wake);
+        pthread_cond_destroy(&p->built_cond);
         pthread_mutex_destroy(&p->lock);
         shape_pool_free(p->shapes[0]);
         free(p);
@@ -396,6 +472,7 @@ void pool_free(struct pool *p)
     for (unsigned i = 0; i < p->nshapes; i++)
         shape_pool_free(p->shapes[i]);
     pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->built_cond);
     pthread_mutex_destroy(&p->lock);
     free(p);
 }
@@ -411,7 +488,7 @@ struct sandbox *pool_take(struct pool *p, const struct sandbox_shape *s)
         return NULL;
     }
     uint64_t now = now_mono_ms();
-    struct shape_pool *sp = find_locked(p, s);
+    struct shape_pool *sp = find_locked(p, s->tmpl->name, s);
     if (!sp && p->nshapes < POOL_MAX_SHAPES) {
         /* a new shape: this create is a miss, the next ones of it need not be */
         if ((sp = shape_pool_new(s, p->d->cfg.pool_max, false)) != NULL)
@@ -444,10 +521,14 @@ void pool_drop_template(struct pool *p, const char *name)
     if (!p)
         return;
     pthread_mutex_lock(&p->lock);
+    /* a build of it in flight holds the template: wait until the sandbox
+     * is pushed (and destroyed below) or discarded, and the hold is gone */
+    while (p->building && strcmp(p->building_tmpl, name) == 0)
+        pthread_cond_wait(&p->built_cond, &p->lock);
     /* once stopped, pool_stop owns the stacks */
     for (unsigned i = 0; i < p->nshapes && !p->stop;) {
         struct shape_pool *sp = p->shapes[i];
-        if (sp->is_default || strcmp(sp->shape.tmpl->name, name) != 0) {
+        if (sp->is_default || strcmp(sp->tmpl_name, name) != 0) {
             i++;
             continue;
         }
@@ -482,7 +563,7 @@ json_t *pool_stats_json(struct pool *p)
         target += sp->share;
         ready += sp->nready;
         json_t *j = json_pack("{s:s,s:i,s:f,s:b,s:b,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I}", "template",
-                              sp->shape.tmpl->name, "memory_mb", (int)sp->shape.memory_mb, "cpus", sp->shape.cpus,
+                              sp->tmpl_name, "memory_mb", (int)sp->shape.memory_mb, "cpus", sp->shape.cpus,
                               "egress", sp->shape.egress, "default", sp->is_default, "target", (int)sp->share,
                               "ready", (int)sp->nready, "hits", (json_int_t)sp->hits, "misses",
                               (json_int_t)sp->misses, "built", (json_int_t)sp->built, "build_failures",

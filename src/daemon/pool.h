@@ -53,7 +53,9 @@ void pool_free(struct pool *p);
  * not seen before gets a pool from now on. */
 struct sandbox *pool_take(struct pool *p, const struct sandbox_shape *s);
 /* Forget every shape of template `name` and destroy its ready sandboxes:
- * for a template that goes away (a shape keeps a pointer to it). */
+ * for a template that goes away (they have its tree mounted). The pool
+ * keeps template names, not pointers, and acquires a built template for
+ * each build (templates_acquire verifies it and holds it meanwhile). */
 void pool_drop_template(struct pool *p, const char *name);
 /* {"enabled","target","ready","min","max","hits","misses","built",
  *  "build_failures","discarded_dead","memory_bytes","shapes":[...]}: the

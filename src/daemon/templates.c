@@ -17,6 +17,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "pool.h"
 #include "sandbox.h"
 #include "tmpl_build.h"
 #include "tmpl_spec.h"
@@ -286,6 +287,11 @@ int templates_remove_dir(const char *path)
 
 int templates_remove(struct templates *t, const char *name, struct api_error *err)
 {
+    /* The warm pool's ready sandboxes of this template are nobody's and
+     * are not counted below: destroy them first (outside t->lock: the pool's
+     * thread acquires templates). One the pool is building holds the
+     * template, and the removal is then refused as in use. */
+    pool_drop_template(t->d->pool, name);
     pthread_mutex_lock(&t->lock);
     struct tmpl *tp = find_locked(t, name);
     if (!tp) {

@@ -289,3 +289,41 @@ def test_idle_shape_drains(tmp_path):
                           20), d.descendants()
     finally:
         stop_and_check(d)
+
+
+def test_pool_of_a_built_template(tmp_path):
+    """A built template's shape is pooled like any other: the second create on
+    it is a hit, on that template's root. Removing the template destroys its
+    ready sandboxes (they have its tree mounted) instead of refusing or
+    leaving them; the pool keeps the template's name, never a pointer into
+    the template store. Uses the `python` template through the build cache."""
+    import json as _json
+    from conftest import ROOT
+    from test_templates import _build
+    d = Daemon(tmp_path / "tpool", name="tpool", extra_args=["--pool-size", "1", "--pool-max", "4"]).start()
+    try:
+        b = _build(d, _json.loads((ROOT / "templates" / "python.json").read_text()))
+        assert b["state"] == "succeeded", b["all_progress"][-20:]
+        a = d.sandbox(template="python")
+        assert wait_until(lambda: (shape_of(pool(d), 512, template="python") or {}).get("ready") == 1, 30), pool(d)
+        s = d.sandbox(template="python")
+        st = shape_of(pool(d), 512, template="python")
+        assert (st["hits"], st["misses"]) == (1, 1), st
+        # on the template's root: its env, and no host-only python module path
+        assert s.run_code("import os; os.environ.get('PYTHONDONTWRITEBYTECODE')").text == "'1'"
+        assert d.request("GET", "/v1/sandboxes/" + s.id)[3]["template"] == "python"
+        a.kill()
+        s.kill()
+        # the pool refilled one for the template; removal destroys it and forgets the shape
+        assert wait_until(lambda: (shape_of(pool(d), 512, template="python") or {}).get("ready") == 1, 30), pool(d)
+        st, _, _, j = d.request("DELETE", "/v1/templates/python")
+        assert st == 200, j
+        assert shape_of(pool(d), 512, template="python") is None, pool(d)
+        # and it does not come back: creates on it are refused, the default shape still hits
+        st, _, _, j = d.request("POST", "/v1/sandboxes", {"template": "python"})
+        assert j["error"]["code"] == "template_not_found", (st, j)
+        assert shape_of(pool(d), 512, template="python") is None, pool(d)
+        assert ready_at_least(d, 1), pool(d)
+        d.sandbox().kill()
+    finally:
+        stop_and_check(d)
