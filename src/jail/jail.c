@@ -62,6 +62,10 @@
  * a few dozen syscalls (~1 ms); this only bounds a wedged kernel call. */
 #define JAIL_SETUP_TIMEOUT_MS 10000
 
+/* How long daemon start waits for the zygote's warm-up (numpy + pandas:
+ * ~0.35 s here). */
+#define JAIL_ZYGOTE_START_WAIT_MS 5000
+
 int child_fail(struct jail_child_error *e, const char *op, const char *path, int err)
 {
     e->err = err;
@@ -158,6 +162,7 @@ static void jail_fini(void *state)
     struct jail_state *st = state;
     if (!st)
         return;
+    jail_zygote_stop(st->zygote);
     if (st->agent_memfd >= 0)
         close(st->agent_memfd);
     cgroup_remove_parents(&st->cg);
@@ -218,6 +223,20 @@ static int jail_init(void **state, const struct backend_config *cfg, char *err, 
         return r;
     }
     log_info("jail: cgroup v%d, agent %s sealed in memfd", st->cg.mode == CGROUP_V2 ? 2 : 1, agent_path);
+    /* Not fatal: without a zygote every REPL is exec'd, as before. */
+    if (cfg->zygote_path && cfg->runner_path) {
+        char zerr[512];
+        if (jail_zygote_start(&st->zygote, cfg->zygote_path, cfg->runner_path, cfg->warmup, zerr, sizeof(zerr)) < 0)
+            log_warn("jail: no zygote: %s; REPLs are exec'd", zerr);
+        /* The warm pool starts building right after init: its sandboxes
+         * should get forked REPLs too. Bounded; a slow warm-up just means
+         * the first sandboxes exec theirs. */
+        else if (!jail_zygote_wait_ready(st->zygote, JAIL_ZYGOTE_START_WAIT_MS))
+            log_warn("jail: zygote not ready within %d ms; sandboxes exec their REPLs until it is",
+                     JAIL_ZYGOTE_START_WAIT_MS);
+    } else {
+        log_info("jail: zygote off; REPLs are exec'd");
+    }
     *state = st;
     return 0;
 }
@@ -229,16 +248,17 @@ struct jail_parent_fds {
     int control;    /* becomes *agent_fd */
     int release_wr; /* one byte releases the child */
     int error_rd;   /* failure record, or EOF once the agent is exec'd */
+    int zygote;     /* our end of the agent's zygote channel, or -1 */
 };
 
 static void plan_init(struct jail_plan *p, struct jail_parent_fds *pf)
 {
     memset(p, 0, sizeof(*p));
-    p->control_fd = p->release_fd = p->error_fd = p->agent_fd = -1;
+    p->control_fd = p->release_fd = p->error_fd = p->agent_fd = p->zygote_fd = -1;
     p->usr.fd = p->runner.fd = -1;
     for (size_t i = 0; i < JAIL_MAX_ETC_BINDS; i++)
         p->etc_binds[i].fd = -1;
-    pf->control = pf->release_wr = pf->error_rd = -1;
+    pf->control = pf->release_wr = pf->error_rd = pf->zygote = -1;
 }
 
 static void close_fd(int *fd)
@@ -255,6 +275,7 @@ static void plan_release(struct jail_plan *p)
     close_fd(&p->control_fd);
     close_fd(&p->release_fd);
     close_fd(&p->error_fd);
+    close_fd(&p->zygote_fd);
     close_fd(&p->usr.fd);
     close_fd(&p->runner.fd);
     for (size_t i = 0; i < JAIL_MAX_ETC_BINDS; i++)
@@ -269,6 +290,7 @@ static void parent_fds_close(struct jail_parent_fds *pf)
     close_fd(&pf->control);
     close_fd(&pf->release_wr);
     close_fd(&pf->error_rd);
+    close_fd(&pf->zygote);
 }
 
 static int plan_channels(struct jail_plan *p, struct jail_parent_fds *pf, char *err, size_t errlen)
@@ -310,6 +332,10 @@ static int plan_prepare(struct jail_state *st, const struct sandbox_spec *spec, 
     snprintf(p->hostname, sizeof(p->hostname), "%s", spec->hostname);
     snprintf(p->memory_arg, sizeof(p->memory_arg), "%llu", (unsigned long long)spec->memory_bytes);
     plan_mount_options(p, spec);
+    /* host template only: the zygote's imports come from the host's /usr.
+     * No zygote (not ready, --no-zygote): the agent execs the runner. */
+    if (st->zygote && (!spec->tmpl || !spec->tmpl->rootfs))
+        (void)jail_zygote_channel(st->zygote, &pf->zygote, &p->zygote_fd);
     if ((r = rootfs_prepare(p, spec, err, errlen)) < 0)
         return r;
     if (spec->runner_path) {
@@ -368,11 +394,11 @@ static int child_enter_namespaces(const struct jail_plan *p, struct jail_child_e
     return 0;
 }
 
-static int child_fd_above_3(int *fd, struct jail_child_error *e)
+static int child_fd_above_4(int *fd, struct jail_child_error *e)
 {
-    if (*fd > 3)
+    if (*fd < 0 || *fd > 4)
         return 0;
-    int n = fcntl(*fd, F_DUPFD_CLOEXEC, 4);
+    int n = fcntl(*fd, F_DUPFD_CLOEXEC, 5);
     if (n < 0)
         return child_fail(e, "fcntl F_DUPFD_CLOEXEC", "", errno);
     *fd = n;
@@ -380,14 +406,14 @@ static int child_fd_above_3(int *fd, struct jail_child_error *e)
 }
 
 /* The agent gets exactly: 0-2 on the sandbox's /dev/null, 3 the control
- * stream. Every other fd the daemon had (the database, the listening socket,
+ * stream, 4 its zygote channel if it has one. Every other fd the daemon had (the database, the listening socket,
  * other sandboxes' streams) is marked close-on-exec; they stay usable until
  * exec, which the error pipe and the memfd need (CVE-2024-21626 class). */
 static int child_setup_fds(struct jail_plan *p, struct jail_child_error *e)
 {
     int r;
-    if ((r = child_fd_above_3(&p->control_fd, e)) < 0 || (r = child_fd_above_3(&p->error_fd, e)) < 0 ||
-        (r = child_fd_above_3(&p->agent_fd, e)) < 0)
+    if ((r = child_fd_above_4(&p->control_fd, e)) < 0 || (r = child_fd_above_4(&p->error_fd, e)) < 0 ||
+        (r = child_fd_above_4(&p->agent_fd, e)) < 0 || (r = child_fd_above_4(&p->zygote_fd, e)) < 0)
         return r;
     int null = open("/dev/null", O_RDWR);
     if (null < 0)
@@ -399,14 +425,17 @@ static int child_setup_fds(struct jail_plan *p, struct jail_child_error *e)
         close(null);
     if (dup3(p->control_fd, 3, 0) < 0)
         return child_fail(e, "dup3", "control socket", errno);
-    if (syscall(SYS_close_range, 4U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+    if (p->zygote_fd >= 0 && dup3(p->zygote_fd, 4, 0) < 0)
+        return child_fail(e, "dup3", "zygote socket", errno);
+    if (syscall(SYS_close_range, p->zygote_fd >= 0 ? 5U : 4U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
         return child_fail(e, "close_range", "", errno);
     return 0;
 }
 
 static int child_exec_agent(const struct jail_plan *p, struct jail_child_error *e)
 {
-    char *const argv[] = {"airlock-agent", "--fd", "3", "--memory-limit", (char *)p->memory_arg, NULL};
+    char *const argv[] = {"airlock-agent", "--fd", "3", "--memory-limit", (char *)p->memory_arg,
+                          p->zygote_fd >= 0 ? "--zygote-fd" : NULL, "4", NULL};
     static char *const envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                                  "HOME=/", "LANG=C.UTF-8", NULL};
     syscall(SYS_execveat, p->agent_fd, "", argv, envp, AT_EMPTY_PATH);
@@ -670,6 +699,11 @@ static int jail_create(void *state, const struct sandbox_spec *spec_in, struct b
             (void)jail_destroy(st, inst);
         }
         return r;
+    }
+    if (pf.zygote >= 0) {
+        r = jail_zygote_register(st->zygote, steal_fd(&pf.zygote), inst->pidfd, &inst->cg, inst->id);
+        if (r < 0)
+            log_debug("jail: %s: zygote registration: %s; its agent execs the runner", inst->id, strerror(-r));
     }
     *agent_fd = steal_fd(&pf.control);
     parent_fds_close(&pf);

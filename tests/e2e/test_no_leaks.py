@@ -200,7 +200,7 @@ def test_no_daemon_fd_reaches_a_sandbox(daemon, fresh):
         mine = {k: v for k, v in open_objects(pid).items() if v[0] > 2 and not v[1].startswith("/dev/")}
         assert any(t.startswith("socket:") for _, t in mine.values())
         assert any(t.endswith("airlock.db") for _, t in mine.values())
-        below = daemon.descendants()
+        below = daemon.descendants(include_zygote=True)
         assert len(below) >= 3 * 2, below  # three agents, and runners
         daemon_comm = open("/proc/%d/comm" % pid).read()
         for p in below:
