@@ -12,6 +12,11 @@ dir, then measures, through the Python SDK (what users call):
   burst_create    N concurrent creates (wall time for the whole burst)
   pandas          `import pandas` as the first call of a fresh sandbox, and again
   idle memory     cgroup memory of a sandbox after one run_code (agent + REPL + tmpfs)
+  zygote rows     create + pandas describe() of 1,000 rows + close; proportional set
+                  size (PSS, /proc/PID/smaps_rollup) of agent + REPL per idle sandbox
+                  at 10 and 100 live sandboxes; sustained create+run+close per second.
+                  --daemon-arg=--no-zygote gives the exec'd-REPL comparison;
+                  --only-zygote measures just these rows.
 
 Side by side, in the same run, the baseline most self-built sandboxes use:
 bubblewrap (`bwrap --unshare-all`) starting a fresh python3 per request.
@@ -109,6 +114,8 @@ def main():
     ap.add_argument("--burst", type=int, default=10)
     ap.add_argument("--daemon-arg", action="append", default=[],
                     help="extra airlockd argument (repeat), e.g. --daemon-arg=--pool-size=0")
+    ap.add_argument("--only-zygote", action="store_true",
+                    help="measure only the zygote rows (pandas cycle, PSS per idle sandbox, sustained rate)")
     ap.add_argument("--only-roundtrip", action="store_true",
                     help="measure only the run_code `print(1)` round trip, with and without keep-alive")
     args = ap.parse_args()
@@ -119,11 +126,12 @@ def main():
     env = dict(os.environ, AIRLOCK_API_KEY=key)
     log = open(os.path.join(state, "airlockd.log"), "wb")
     d = subprocess.Popen([args.daemon, "--listen", "127.0.0.1:%d" % port, "--state-dir", state,
-                          "--max-sandboxes", "256",
+                          "--max-sandboxes", "256", "--max-sandboxes-per-key", "0",
                           # the per-key rate limit (100/s after a burst of 1000)
                           # would add 1 s Retry-After waits to long loops
                           "--rate-limit", "0", *args.daemon_arg], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = "http://127.0.0.1:%d" % port
+    DAEMON_PID[0] = d.pid
     for _ in range(200):
         try:
             urllib.request.urlopen(url + "/v1/healthz", timeout=1)
@@ -136,6 +144,9 @@ def main():
     try:
         if args.only_roundtrip:
             results += roundtrip_rows(args.n * 20)
+            return print_table(results)
+        if args.only_zygote:
+            results += zygote_rows(args.n)
             return print_table(results)
         def create_close():
             Sandbox().close()
@@ -197,11 +208,96 @@ def main():
                 s.close()
         results.append(row("burst of %d concurrent creates (wall)" % args.burst, timed(burst, 5, warmup=1)))
         results += roundtrip_rows(args.n * 4)
+        results += zygote_rows(args.n)
     finally:
         d.send_signal(signal.SIGTERM)
         d.wait(timeout=30)
     results += bwrap_rows(max(10, args.n // 2))
     print_table(results)
+
+
+DESCRIBE = "import pandas as pd\nprint(pd.DataFrame({'a': range(1000), 'b': [i * 0.5 for i in range(1000)]}).describe())"
+
+
+def sandbox_pids(sandbox_id):
+    """Host pids in the sandbox's pids cgroup (v1) or its cgroup (v2): the
+    agent, the REPL and whatever else runs there."""
+    import glob
+    for pattern in ("/sys/fs/cgroup/pids/*/%s/cgroup.procs", "/sys/fs/cgroup/*/%s/cgroup.procs"):
+        for path in glob.glob(pattern % sandbox_id):
+            with open(path) as f:
+                return [int(x) for x in f.read().split()]
+    return []
+
+
+def pss_kib(pid):
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def zygote_pss_kib(daemon_pid):
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read()
+                if st.split("(", 1)[1].startswith("airlock-zygote)") and int(st.rsplit(")", 1)[1].split()[1]) == daemon_pid:
+                    return pss_kib(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    return None
+
+
+def zygote_rows(n):
+    """The numbers the zygote is for (docs/benchmarks.md)."""
+    out = []
+
+    def cycle_pandas():
+        with Sandbox() as sb:
+            r = sb.run_code(DESCRIBE)
+            assert "count" in r.stdout, (r.stdout, r.stderr)
+    out.append(row("create + run_code(pandas describe(), 1,000 rows) + close", timed(cycle_pandas, n)))
+
+    for live in (10, 100):
+        sbs = [Sandbox() for _ in range(live)]
+        try:
+            for s in sbs:
+                s.run_code("x = 1")
+            time.sleep(0.5)  # let the pool refill settle: only idle sandboxes counted
+            per = [sum(pss_kib(p) for p in sandbox_pids(s.id)) / 1024.0 for s in sbs]
+            out.append("| PSS per idle sandbox, agent + REPL, %d live (MiB) | %.1f | %.1f | %.1f | %d |"
+                       % (live, statistics.median(per), pct(per, 99), statistics.mean(per), len(per)))
+            z = zygote_pss_kib(DAEMON_PID[0])
+            if z is not None:
+                out.append("| zygote PSS with %d live (MiB; once per daemon) | %.1f | | | 1 |" % (live, z / 1024.0))
+        finally:
+            for s in sbs:
+                s.close()
+
+    # sustained create + run_code + close from 4 client threads
+    def worker(deadline):
+        k = 0
+        while time.monotonic() < deadline:
+            with Sandbox() as sb:
+                sb.run_code("1+1")
+            k += 1
+        return k
+    seconds = 10
+    deadline = time.monotonic() + seconds
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        total = sum(ex.map(worker, [deadline] * 4))
+    out.append("| sustained create + run_code `1+1` + close, 4 client threads, %d s (per second) | %.0f | | | %d |"
+               % (seconds, total / seconds, total))
+    return out
+
+
+DAEMON_PID = [None]
 
 
 def roundtrip_rows(n):
