@@ -254,6 +254,25 @@ def zygote_pss_kib(daemon_pid):
     return None
 
 
+def pss_rows(code, what, live):
+    sbs = [Sandbox() for _ in range(live)]
+    out = []
+    try:
+        for s in sbs:
+            s.run_code(code)
+        time.sleep(0.5)  # let the pool refill settle: only idle sandboxes counted
+        per = [sum(pss_kib(p) for p in sandbox_pids(s.id)) / 1024.0 for s in sbs]
+        out.append("| PSS per idle sandbox (agent + REPL) %s, %d live (MiB) | %.1f | %.1f | %.1f | %d |"
+                   % (what, live, statistics.median(per), pct(per, 99), statistics.mean(per), len(per)))
+        z = zygote_pss_kib(DAEMON_PID[0])
+        if z is not None:
+            out.append("| zygote PSS with %d live (MiB; once per daemon) | %.1f | | | 1 |" % (live, z / 1024.0))
+    finally:
+        for s in sbs:
+            s.close()
+    return out
+
+
 def zygote_rows(n):
     """The numbers the zygote is for (docs/benchmarks.md)."""
     out = []
@@ -264,21 +283,9 @@ def zygote_rows(n):
             assert "count" in r.stdout, (r.stdout, r.stderr)
     out.append(row("create + run_code(pandas describe(), 1,000 rows) + close", timed(cycle_pandas, n)))
 
-    for live in (10, 100):
-        sbs = [Sandbox() for _ in range(live)]
-        try:
-            for s in sbs:
-                s.run_code("x = 1")
-            time.sleep(0.5)  # let the pool refill settle: only idle sandboxes counted
-            per = [sum(pss_kib(p) for p in sandbox_pids(s.id)) / 1024.0 for s in sbs]
-            out.append("| PSS per idle sandbox, agent + REPL, %d live (MiB) | %.1f | %.1f | %.1f | %d |"
-                       % (live, statistics.median(per), pct(per, 99), statistics.mean(per), len(per)))
-            z = zygote_pss_kib(DAEMON_PID[0])
-            if z is not None:
-                out.append("| zygote PSS with %d live (MiB; once per daemon) | %.1f | | | 1 |" % (live, z / 1024.0))
-        finally:
-            for s in sbs:
-                s.close()
+    for code, what in (("x = 1", "after `x = 1`"), ("import pandas", "after `import pandas`")):
+        for live in (10, 100):
+            out += pss_rows(code, what, live)
 
     # sustained create + run_code + close from 4 client threads
     def worker(deadline):
