@@ -146,9 +146,12 @@ class Footprint:
         assert wait_until(lambda: not sandbox_pids(self.sb_id), 10), \
             "sandbox processes remain: %r" % sandbox_pids(self.sb_id)
         # the same process, not a new one that got its pid (pid_max may be 32768,
-        # and the suite forks thousands of processes)
-        left = [p for p in self.pids if pid_alive(p) and _start_time(p) == self.started.get(p)]
-        assert not left, "sandbox processes remain: %r" % [(p, _describe(p)) for p in left]
+        # and the suite forks thousands of processes). A task leaves its cgroups
+        # when its exit begins, before its memory is torn down: wait for the end.
+        def left():
+            return [p for p in self.pids if pid_alive(p) and _start_time(p) == self.started.get(p)]
+        assert wait_until(lambda: not left(), 10), \
+            "sandbox processes remain: %r" % [(p, _describe(p)) for p in left()]
         assert wait_until(lambda: not pids_in(self.namespaces), 10), \
             "processes remain in the sandbox's namespaces: %r" % pids_in(self.namespaces)
         assert wait_until(lambda: not [c for c in self.cgroups if os.path.exists(c)], 10), \
