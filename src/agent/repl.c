@@ -127,8 +127,9 @@ int repl_start(struct agent *a)
     /* a REPL forked by the zygote: same fds, environment, cwd and drop
      * sequence, numpy and pandas already imported (zygote_client.c) */
     int zfds[5] = {in[0], out[1], err[1], cmd[0], res[1]};
+    uint64_t t0 = now_mono_us();
     if (zygote_spawn(a, zfds, &pid) == 0) {
-        log_debug("python runner forked by the zygote");
+        log_info("python runner forked by the zygote in %.2f ms", (double)(now_mono_us() - t0) / 1000.0);
     } else if ((rc = proc_spawn(&spec, &pid, &se)) < 0) {
         snprintf(r->start_error, sizeof(r->start_error), "%s", se.msg);
         goto out;

@@ -59,6 +59,7 @@ int read_file_small(const char *path, char *buf, size_t cap);
 int random_hex(char *buf, size_t nbytes);
 /* Monotonic and wall clocks in milliseconds. */
 uint64_t now_mono_ms(void);
+uint64_t now_mono_us(void); /* for durations logged below a millisecond */
 uint64_t now_wall_ms(void);
 
 #endif

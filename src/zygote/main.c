@@ -405,6 +405,12 @@ int main(int argc, char **argv)
     }
     if (python_start(a.runner, a.warmup, &z.runner) < 0)
         return 1;
+    /* A ^C to the daemon's process group is the daemon's to handle (it
+     * closes our socket). CPython's handler would only set a flag that the
+     * next Python code to run, a child's runner, would raise. proc.c resets
+     * every disposition in the children, and the runner installs its own. */
+    if (signal(SIGINT, SIG_IGN) == SIG_ERR)
+        log_warn("ignore SIGINT: %s", strerror(errno));
     int threads = 0;
     {
         char buf[4096];

@@ -5,17 +5,19 @@
  *       calling thread, and a lock another thread held would stay locked
  *     setns(agent pidfd, NEWPID)       our *children* go to the sandbox's
  *                                      pid namespace (we stay where we are)
- *     fork -> C1
+ *     vfork -> C1                      (we wait while C1 runs on our memory)
  *     setns(own pid ns, NEWPID)        back, before anything else is forked
- *   C1 (in the sandbox's pid namespace, host everything else)
+ *   C1 (in the sandbox's pid namespace, sharing the zygote's memory)
+ *     _Fork -> C2, _exit               C2 is orphaned; the kernel gives an
+ *                                      orphan to the init of its parent's
+ *                                      pid namespace: the agent, PID 1
+ *   C2 (the REPL)
  *     write 0 to each cgroup.procs     the sandbox's memory/pids/cpu limits
  *                                      (through the host's mounts, before
  *                                      the sandbox's mount namespace)
- *     setns(agent pidfd, USER|NS|NET|IPC|UTS|CGROUP|PID)   one call
- *     fork -> C2, exit                 C2 is orphaned; the kernel gives an
- *                                      orphan to the init of its parent's
- *                                      pid namespace: the agent, PID 1
- *   C2 (the REPL; only namespaces, cgroups and fds of the sandbox)
+ *     setns(agent pidfd, USER|NS|NET|IPC|UTS|CGROUP|PID)   one call; from
+ *                                      here on only the sandbox's
+ *                                      namespaces, cgroups and fds
  *     proc_child_confine (src/agent/proc.c, the exec'd runner's sequence):
  *       setsid, fds 0-4 + close_range, signals, oom_score_adj 1000, cwd,
  *       rlimits, bounding set, setresgid/setresuid 1000, caps cleared,
@@ -27,6 +29,14 @@
  * fixed when it is forked, and the reaper of an orphan is taken from its
  * exiting parent's pid namespace. A C1 forked in the host's would hand C2
  * to the host's init, not to the agent, which could then not wait for it.
+ *
+ * Why C1 is a vfork child: it exists only to be C2's parent for a moment.
+ * Sharing our memory, it costs no copy of the zygote's page tables and no
+ * teardown at its exit; only C2 is a real fork, one copy per spawn. C1
+ * calls nothing but _Fork (glibc's async-signal-safe fork, which also gives
+ * C2 its own thread id in glibc's thread descriptor) and _exit, on a stack
+ * below our frame. C2's memory is a copy of ours taken inside the vfork, in
+ * PyOS_BeforeFork's state, which PyOS_AfterFork_Child expects.
  *
  * Every failure goes to the agent through the report pipe as proc.c's
  * child_report ("setns into the sandbox's namespaces: Operation not
@@ -68,8 +78,26 @@ static int count_threads(void)
     return n;
 }
 
-static __attribute__((noreturn)) void repl_child(struct zygote *z, const struct zyg_spawn *req, int fds[ZYG_SPAWN_FDS])
+static void join_sandbox(const struct zsandbox *sb, int errfd)
 {
+    for (uint32_t i = 0; i < sb->ncgroups; i++) {
+        char path[300];
+        snprintf(path, sizeof(path), "%s/cgroup.procs", sb->cgroups[i]);
+        int r = write_file(path, "0");
+        if (r < 0) {
+            char what[340];
+            snprintf(what, sizeof(what), "write 0 to %s", path);
+            proc_child_fail(errfd, -r, what);
+        }
+    }
+    if (setns(sb->pidfd, SANDBOX_NS_FLAGS) < 0)
+        proc_child_fail(errfd, errno, "setns into the sandbox's namespaces (agent pidfd)");
+}
+
+static __attribute__((noreturn)) void repl_child(struct zygote *z, const struct zsandbox *sb,
+                                                 const struct zyg_spawn *req, int fds[ZYG_SPAWN_FDS])
+{
+    join_sandbox(sb, fds[5]);
     /* the agent's policy, but for data_limit the same constants the agent
      * loads (compiled at build time from the same table) */
     struct spawn_policy policy = {
@@ -117,28 +145,26 @@ static __attribute__((noreturn)) void repl_child(struct zygote *z, const struct 
     _exit(code);
 }
 
+/* C1: a vfork child on the zygote's memory and stack. _Fork and _exit only. */
 static __attribute__((noreturn)) void entry_child(struct zygote *z, const struct zsandbox *sb,
                                                   const struct zyg_spawn *req, int fds[ZYG_SPAWN_FDS])
 {
-    int errfd = fds[5];
-    for (uint32_t i = 0; i < sb->ncgroups; i++) {
-        char path[300];
-        snprintf(path, sizeof(path), "%s/cgroup.procs", sb->cgroups[i]);
-        int r = write_file(path, "0");
-        if (r < 0) {
-            char what[340];
-            snprintf(what, sizeof(what), "write 0 to %s", path);
-            proc_child_fail(errfd, -r, what);
-        }
-    }
-    if (setns(sb->pidfd, SANDBOX_NS_FLAGS) < 0)
-        proc_child_fail(errfd, errno, "setns into the sandbox's namespaces (agent pidfd)");
-    pid_t pid = fork();
-    if (pid < 0)
-        proc_child_fail(errfd, errno, "fork the REPL");
+    pid_t pid = _Fork();
     if (pid == 0)
-        repl_child(z, req, fds);
+        repl_child(z, sb, req, fds);
+    if (pid < 0)
+        proc_report_failure(fds[5], errno, "zygote: fork the REPL");
     _exit(0);
+}
+
+/* Its own function: nothing of the caller's lives across the vfork. */
+static pid_t vfork_entry(struct zygote *z, const struct zsandbox *sb, const struct zyg_spawn *req,
+                         int fds[ZYG_SPAWN_FDS])
+{
+    pid_t pid = vfork();
+    if (pid == 0)
+        entry_child(z, sb, req, fds);
+    return pid;
 }
 
 static void close_all(int fds[ZYG_SPAWN_FDS])
@@ -172,9 +198,7 @@ int zygote_spawn_repl(struct zygote *z, const struct zsandbox *sb, const struct 
         goto out;
     }
     PyOS_BeforeFork();
-    pid_t pid = fork();
-    if (pid == 0)
-        entry_child(z, sb, req, fds);
+    pid_t pid = vfork_entry(z, sb, req, fds);
     int fork_errno = errno;
     PyOS_AfterFork_Parent();
     if (setns(z->self_pidns_fd, CLONE_NEWPID) < 0) {

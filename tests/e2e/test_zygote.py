@@ -252,3 +252,20 @@ def _ns_pid(pid):
     except OSError:
         pass
     return None
+
+
+def test_threaded_zygote_refuses_to_fork(tmp_path):
+    """A warm-up that leaves a thread running: fork would copy only the
+    calling thread (and any lock the other one held), so the zygote refuses
+    every spawn and the agents exec their REPLs."""
+    warmup = "import threading, time\nthreading.Thread(target=time.sleep, args=(3600,), daemon=True).start()"
+    d = Daemon(tmp_path / "t", name="t", extra_args=["--pool-size", "0", "--warmup", warmup]).start()
+    try:
+        assert "spawns will be refused while more than one runs" in d.log_text(), d.log_tail()
+        with d.sandbox() as s:
+            o = run_json(s, ORIGIN)
+            assert o["exe"].startswith("python3"), o
+            assert s.run_code("6*7").text == "42"
+        assert wait_until(lambda: "zygote: 2 threads, fork refused" in d.log_text(), 10), d.log_tail()
+    finally:
+        stop_and_check(d)
