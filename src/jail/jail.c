@@ -254,7 +254,7 @@ struct jail_parent_fds {
 static void plan_init(struct jail_plan *p, struct jail_parent_fds *pf)
 {
     memset(p, 0, sizeof(*p));
-    p->control_fd = p->release_fd = p->error_fd = p->agent_fd = p->zygote_fd = -1;
+    p->control_fd = p->release_fd = p->release_wr = p->error_fd = p->agent_fd = p->zygote_fd = -1;
     p->usr.fd = p->runner.fd = -1;
     for (size_t i = 0; i < JAIL_MAX_ETC_BINDS; i++)
         p->etc_binds[i].fd = -1;
@@ -303,7 +303,7 @@ static int plan_channels(struct jail_plan *p, struct jail_parent_fds *pf, char *
     if (pipe2(rel, O_CLOEXEC) < 0)
         return jail_err(err, errlen, -errno, "pipe2 (release)");
     p->release_fd = rel[0];
-    pf->release_wr = rel[1];
+    pf->release_wr = p->release_wr = rel[1];
     if (pipe2(er, O_CLOEXEC) < 0)
         return jail_err(err, errlen, -errno, "pipe2 (errors)");
     pf->error_rd = er[0];
@@ -369,6 +369,10 @@ static void child_reset_signals(void)
  * parent failed or died: leave quietly. */
 static int child_wait_release(const struct jail_plan *p, struct jail_child_error *e)
 {
+    /* our copy of the parent's write end: with it open, a daemon killed
+     * before the release would leave us (and the copies of its fds we hold,
+     * other sandboxes' control streams among them) waiting forever */
+    (void)close(p->release_wr);
     char c;
     for (;;) {
         ssize_t n = read(p->release_fd, &c, 1);

@@ -99,6 +99,8 @@ struct jail_plan {
     /* child's ends */
     int control_fd; /* becomes fd 3 of the agent */
     int release_fd; /* read end: one byte = go, EOF = the daemon gave up */
+    int release_wr; /* the parent's write end (struct jail_parent_fds owns it): the
+                       child closes its inherited copy, or EOF could never come */
     int error_fd;   /* write end, CLOEXEC: EOF after execveat = success */
     int agent_fd;   /* the sealed memfd */
     int zygote_fd;  /* becomes fd 4 of the agent (--zygote-fd 4), or -1 */
