@@ -15,12 +15,17 @@ REGION  ?= eu
 # (tests/e2e/test_sdk.py checks each one inside a sandbox).
 TEMPLATE_PKGS := python3-pandas python3-numpy python3-matplotlib python3-scipy python3-openpyxl python3-jinja2
 
+# Building templates (docs/templates.md): Debian trees from the signed
+# archive, and their erofs images for the vm backend.
+TEMPLATE_BUILD_PKGS := mmdebstrap debian-archive-keyring erofs-utils
+
 APT_PKGS := meson ninja-build pkg-config gcc libc6-dev \
 	libmicrohttpd-dev libjansson-dev libseccomp-dev libcap-dev libsqlite3-dev \
 	libssl-dev libcurl4-openssl-dev \
 	python3 python3-dev python3-pip python3-pytest python3-setuptools \
 	$(TEMPLATE_PKGS) \
-	iproute2 curl procps
+	iproute2 curl procps \
+	$(TEMPLATE_BUILD_PKGS)
 
 # The fuzz build (make fuzz, fuzz-smoke): clang with libFuzzer and the
 # sanitizer runtimes (libclang_rt.fuzzer, asan, ubsan).
@@ -33,6 +38,7 @@ FUZZ_HARNESSES := proto agent http
 FUZZ_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 .PHONY: all deps build build-asan build-fuzz run stop test test-unit test-jail test-agent test-e2e test-security bench \
+	test-templates-slow \
 	fuzz fuzz-smoke fuzz-run fuzz-regress clean
 
 all: build
@@ -164,6 +170,14 @@ test-security:
 	  AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/security
+
+# The big `datasci` template: built once per machine (then cached by spec
+# hash), the brief's pandas analysis on it, an offline wheel install.
+test-templates-slow: build build-asan
+	AIRLOCK_SLOW=1 AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \
+	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(ASAN)/airlock \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(PY) -m pytest -q -s -p no:cacheprovider tests/e2e/test_templates_slow.py
 
 # bubblewrap is the side-by-side baseline (a fresh sandboxed python3 per request)
 bench: build

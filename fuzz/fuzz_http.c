@@ -65,6 +65,7 @@
 #include "buf.h"
 #include "config.h"
 #include "daemon.h"
+#include "templates.h"
 #include "fuzz.h"
 #include "fuzz_http.h"
 #include "http.h"
@@ -145,6 +146,8 @@ static void daemon_start(void)
     d.nproc = 2; /* fixed, so an input means the same on every machine */
     FUZZ_SETUP(registry_new(&d, &d.reg) == 0, "registry_new");
     FUZZ_SETUP(admission_new(&d.cfg, &d.adm) == 0, "admission_new");
+    /* templates: every route, but no builds (an input would start mmdebstrap) */
+    FUZZ_SETUP(templates_open(&d, NULL, false, &d.templates) == 0, "templates_open");
     FUZZ_SETUP(http_start(&d, &http) == 0, "http_start");
 }
 
@@ -326,6 +329,8 @@ static void daemon_stop(void)
     http_stop(http);
     http = NULL;
     peer_reap(); /* the live sandbox is gone: its peer saw EOF */
+    templates_close(d.templates);
+    d.templates = NULL;
     registry_free(d.reg);
     admission_free(d.adm);
     d.backend->fini(d.backend_state);

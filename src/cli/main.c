@@ -70,6 +70,8 @@ static const char *const main_usage =
     "  download   copy a file out of a sandbox\n"
     "  keys       manage API keys (admin)\n"
     "  logs       show a sandbox's audit trail\n"
+    "  template   build, list, show and remove templates (build/rm: admin)\n"
+    "  install-wheels  pip-install uploaded wheels in a sandbox, offline\n"
     "\n"
     "global options:\n"
     "  --url URL   airlockd address: http://HOST:PORT or unix:///PATH\n"
@@ -1122,6 +1124,220 @@ static int cmd_logs(struct globals *g, int argc, char **argv)
     return 0;
 }
 
+/* ---- template ---------------------------------------------------------- */
+
+static const char *const template_usage =
+    "usage: airlock template build SPEC.json [--no-cache] [--no-follow]\n"
+    "       airlock template ls\n"
+    "       airlock template show NAME\n"
+    "       airlock template rm NAME\n"
+    "\n"
+    "Build and manage templates: root filesystems built from Debian packages\n"
+    "(docs/templates.md). build and rm need an admin key.\n"
+    "\n"
+    "  --no-cache    rebuild even if the daemon's build cache has this spec\n"
+    "  --no-follow   print the build id and return at once instead of\n"
+    "                following its progress to the end\n";
+
+/* Print a build's progress until it ends. 0 if it succeeded. */
+static int follow_build(struct client *c, const struct globals *g, const char *id)
+{
+    unsigned since = 0;
+    for (;;) {
+        cleanup_free char *path = NULL;
+        if (asprintf(&path, "/v1/builds/%s?since=%u", id, since) < 0) {
+            path = NULL;
+            return EXIT_API;
+        }
+        json_auto_t *out = NULL;
+        if (client_json(c, "GET", path, NULL, &out, NULL) < 0) {
+            client_print_error(c);
+            return EXIT_API;
+        }
+        size_t i;
+        json_t *line;
+        json_array_foreach(json_object_get(out, "progress"), i, line)
+            if (!g->json)
+                printf("  %s\n", json_string_value(line));
+        fflush(stdout);
+        since = (unsigned)json_integer_value(json_object_get(out, "next"));
+        const char *state = jstr(out, "state");
+        if (strcmp(state, "succeeded") == 0 || strcmp(state, "failed") == 0) {
+            if (g->json) {
+                cleanup_free char *text = json_dumps(out, JSON_COMPACT);
+                puts(text ? text : "{}");
+            } else if (strcmp(state, "succeeded") == 0) {
+                json_t *secs = json_object_get(out, "seconds");
+                printf("template %s built: %s (%.1f s%s)\n", jstr(out, "template"), jstr(out, "tree_hash"),
+                       json_number_value(secs), json_is_true(json_object_get(out, "cache_hit")) ? ", from the cache" : "");
+            }
+            if (strcmp(state, "failed") == 0) {
+                fprintf(stderr, "airlock: build %s failed: %s\n", id, jstr(out, "error"));
+                return EXIT_API;
+            }
+            return 0;
+        }
+        if (g_interrupted) {
+            fprintf(stderr, "airlock: stopped following build %s (it goes on; airlock template ls shows the result)\n",
+                    id);
+            return EXIT_API;
+        }
+        usleep(500 * 1000);
+    }
+}
+
+static int cmd_template(struct globals *g, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        COMMON_LONGOPTS, {"no-cache", no_argument, NULL, 'N'}, {"no-follow", no_argument, NULL, 'F'}, {0}};
+    bool no_cache = false, no_follow = false;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int r = common_opt(ch, g, template_usage);
+        if (r < 0)
+            return 0;
+        if (r > 0)
+            continue;
+        if (ch == 'N')
+            no_cache = true;
+        else if (ch == 'F')
+            no_follow = true;
+        else
+            return usage_error("template ", "bad option");
+    }
+    if (optind >= argc)
+        return usage_error("template ", "expected build, ls, show or rm");
+    const char *sub = argv[optind++];
+    int nargs = argc - optind;
+    cleanup_client struct client c = {0};
+    json_auto_t *out = NULL;
+    cleanup_free char *raw = NULL;
+    cleanup_free char *path = NULL;
+    int r;
+
+    if (strcmp(sub, "build") == 0) {
+        if (nargs != 1)
+            return usage_error("template ", "expected template build SPEC.json");
+        json_error_t jerr;
+        json_auto_t *spec = json_load_file(argv[optind], 0, &jerr);
+        if (!spec) {
+            fprintf(stderr, "airlock: %s:%d: %s\n", argv[optind], jerr.line, jerr.text);
+            return EXIT_USAGE;
+        }
+        if (open_client(&c, g) < 0)
+            return EXIT_API;
+        r = client_json(&c, "POST", no_cache ? "/v1/templates?cache=false" : "/v1/templates", spec, &out, &raw);
+        if (r < 0) {
+            client_print_error(&c);
+            return EXIT_API;
+        }
+        if (no_follow) {
+            if (g->json)
+                print_raw(raw);
+            else
+                printf("%s\n", jstr(out, "id"));
+            return 0;
+        }
+        if (!g->json)
+            printf("build %s of template %s (spec %s)\n", jstr(out, "id"), jstr(out, "template"), jstr(out, "spec_hash"));
+        signal(SIGINT, on_signal);
+        return follow_build(&c, g, jstr(out, "id"));
+    }
+    if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0) {
+        if (nargs != 0)
+            return usage_error("template ", "template ls takes no arguments");
+        if (open_client(&c, g) < 0)
+            return EXIT_API;
+        r = client_json(&c, "GET", "/v1/templates", NULL, &out, &raw);
+    } else if (strcmp(sub, "show") == 0 || strcmp(sub, "rm") == 0) {
+        if (nargs != 1)
+            return usage_error("template ", "expected template %s NAME", sub);
+        if (open_client(&c, g) < 0)
+            return EXIT_API;
+        char *ename = curl_easy_escape(c.curl, argv[optind], 0);
+        if (!ename || asprintf(&path, "/v1/templates/%s", ename) < 0) {
+            curl_free(ename);
+            path = NULL;
+            return EXIT_API;
+        }
+        curl_free(ename);
+        r = client_json(&c, strcmp(sub, "rm") == 0 ? "DELETE" : "GET", path, NULL, &out, &raw);
+    } else {
+        return usage_error("template ", "unknown template command '%s'", sub);
+    }
+    if (r < 0) {
+        client_print_error(&c);
+        return EXIT_API;
+    }
+    if (g->json) {
+        print_raw(raw);
+        return 0;
+    }
+    size_t i;
+    json_t *t;
+    if (strcmp(sub, "rm") == 0) {
+        printf("removed %s\n", argv[optind]);
+    } else if (strcmp(sub, "show") == 0) {
+        printf("name:        %s\ndescription: %s\n", jstr(out, "name"), jstr(out, "description"));
+        if (json_object_get(out, "tree_hash")) {
+            printf("suite:       %s (%s)\ntree hash:   %s\nspec hash:   %s\nbuilt at:    %s (%.1f s)\n"
+                   "size:        %lld bytes in %lld files; erofs image %lld bytes\nwarm-up:     %s\npackages:\n",
+                   jstr(out, "suite"), jstr(out, "mirror"), jstr(out, "tree_hash"), jstr(out, "spec_hash"),
+                   jstr(out, "built_at"), json_number_value(json_object_get(out, "build_seconds")),
+                   (long long)json_integer_value(json_object_get(out, "size_bytes")),
+                   (long long)json_integer_value(json_object_get(out, "files")),
+                   (long long)json_integer_value(json_object_get(json_object_get(out, "image"), "bytes")),
+                   jstr(out, "warmup"));
+            json_array_foreach(json_object_get(out, "packages"), i, t)
+                printf("  %-40s %s\n", jstr(t, "name"), jstr(t, "version"));
+        }
+    } else {
+        printf("%-16s %-10s %-10s %-9s %-21s %s\n", "NAME", "SUITE", "SIZE_MB", "PACKAGES", "BUILT", "TREE_HASH");
+        json_array_foreach(json_object_get(out, "templates"), i, t)
+            printf("%-16s %-10s %-10.1f %-9lld %-21s %.23s\n", jstr(t, "name"), jstr(t, "suite"),
+                   (double)json_integer_value(json_object_get(t, "size_bytes")) / 1e6,
+                   (long long)json_integer_value(json_object_get(t, "packages")), jstr(t, "built_at"),
+                   jstr(t, "tree_hash"));
+    }
+    return 0;
+}
+
+/* ---- install-wheels ---------------------------------------------------- */
+
+static const char *const wheels_usage =
+    "usage: airlock install-wheels ID WHEEL_PATH...\n"
+    "\n"
+    "Install wheels already uploaded into the sandbox (airlock upload) with pip,\n"
+    "offline (--no-index): into the sandbox's writable ~/.local. A wheel whose\n"
+    "dependencies are not among the given ones fails with pip's own message.\n";
+
+static int cmd_install_wheels(struct globals *g, int argc, char **argv)
+{
+    int pr = parse_common_only(g, argc, argv, "install-wheels ", wheels_usage);
+    if (pr != 0)
+        return pr < 0 ? 0 : pr;
+    if (argc - optind < 2)
+        return usage_error("install-wheels ", "expected a sandbox id and at least one wheel path");
+    const char *id = argv[optind++];
+    /* --break-system-packages: Debian's PEP 668 marker guards the system's
+     * Python; here that is the read-only template, and --user writes only
+     * this sandbox's ~/.local (the same command as the SDK's install_wheels) */
+    json_auto_t *cmd = json_pack("[s,s,s,s,s,s,s,s,s,s]", "python3", "-m", "pip", "install", "--no-index", "--user",
+                                 "--no-cache-dir", "--disable-pip-version-check", "--no-warn-script-location",
+                                 "--break-system-packages");
+    for (int i = optind; cmd && i < argc; i++)
+        if (json_array_append_new(cmd, json_string(argv[i])) != 0)
+            return usage_error("install-wheels ", "wheel paths must be valid UTF-8");
+    json_auto_t *body = json_pack("{s:O}", "cmd", cmd);
+    cleanup_client struct client c = {0};
+    if (!body || open_client(&c, g) < 0)
+        return EXIT_API;
+    cleanup_free char *path = client_sandbox_path(&c, id, "/exec", NULL);
+    if (!path)
+        return EXIT_API;
+    return run_request(&c, g, path, body);
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 struct command {
@@ -1132,7 +1348,8 @@ struct command {
 static const struct command commands[] = {
     {"create", cmd_create}, {"ls", cmd_ls},         {"list", cmd_ls},         {"info", cmd_info},
     {"rm", cmd_rm},         {"run", cmd_run},       {"exec", cmd_exec},       {"upload", cmd_upload},
-    {"download", cmd_download}, {"keys", cmd_keys}, {"logs", cmd_logs},
+    {"download", cmd_download}, {"keys", cmd_keys}, {"logs", cmd_logs}, {"template", cmd_template},
+    {"install-wheels", cmd_install_wheels},
 };
 
 int main(int argc, char **argv)

@@ -1,5 +1,7 @@
 #include "util.h"
 
+#include <stdio.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/random.h>
@@ -110,3 +112,12 @@ uint64_t now_mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 uint64_t now_wall_ms(void) { return clock_ms(CLOCK_REALTIME); }
+
+int strfmt(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+    return n < 0 ? -EINVAL : (size_t)n >= len ? -ENAMETOOLONG : 0;
+}

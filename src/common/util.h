@@ -57,6 +57,9 @@ int write_file(const char *path, const char *data);
 int read_file_small(const char *path, char *buf, size_t cap);
 /* Fill buf with hex of n random bytes (getrandom). buf must hold 2n+1. */
 int random_hex(char *buf, size_t nbytes);
+/* snprintf that says whether it fit: 0, or -ENAMETOOLONG when buf (len)
+ * was too small (paths built from a configured directory). */
+int strfmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Monotonic and wall clocks in milliseconds. */
 uint64_t now_mono_ms(void);
 uint64_t now_mono_us(void); /* for durations logged below a millisecond */

@@ -37,6 +37,13 @@ void api_keys_create(struct http_req *req);
 void api_keys_list(struct http_req *req);
 void api_keys_revoke(struct http_req *req);
 
+/* api_templates.c (docs/templates.md) */
+void api_template_build(struct http_req *req);
+void api_template_list(struct http_req *req);
+void api_template_get(struct http_req *req);
+void api_template_delete(struct http_req *req);
+void api_build_get(struct http_req *req);
+
 /* The live sandbox of the route's {id}, with a reference the caller drops
  * (cleanup_sandbox); NULL after replying 404/410 (api_sandboxes.c). */
 struct sandbox;

@@ -3,11 +3,13 @@
  * sandbox.c trusts its parameters. */
 #include <errno.h>
 #include <math.h>
+#include <sys/param.h> /* MIN */
 #include <string.h>
 
 #include "api.h"
 #include "log.h"
 #include "pool.h"
+#include "templates.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -121,6 +123,17 @@ void api_healthz(struct http_req *req)
 /* Admin only: the hit and build counters tell how busy other keys are. */
 void api_pool(struct http_req *req) { http_reply_json(req, 200, pool_stats_json(req->d->pool)); }
 
+struct held_template {
+    struct templates *t;
+    struct tmpl *tp;
+};
+
+static void release_template(struct held_template *h)
+{
+    if (h->tp)
+        templates_release(h->t, h->tp);
+}
+
 void api_sandbox_create(struct http_req *req)
 {
     struct daemon *d = req->d;
@@ -136,10 +149,24 @@ void api_sandbox_create(struct http_req *req)
     const char *tmpl = "host";
     if (api_field_string(req, "template", &tmpl) < 0)
         return;
+    /* held (cannot be removed) until the sandbox is in the registry */
+    __attribute__((cleanup(release_template))) struct held_template held = {.t = d->templates};
     if (strcmp(tmpl, d->host_template.name) != 0) {
-        http_reply_errorf(req, 400, "template_not_found", "no template '%s'; available: %s", tmpl,
-                          d->host_template.name);
-        return;
+        struct api_error terr = {0};
+        if (templates_acquire(d->templates, tmpl, &held.tp, &terr) < 0) {
+            http_reply_error(req, &terr);
+            return;
+        }
+        p.tmpl = tmpl_info(held.tp);
+        /* the template's limits are the defaults, cut to the daemon's
+         * ceilings (tmpl_spec.c checked their lower bounds) */
+        json_t *limits = tmpl_limits(held.tp), *v;
+        if ((v = json_object_get(limits, "memory_mb")))
+            p.memory_mb = (unsigned)MIN(json_integer_value(v), (json_int_t)cfg->max_memory_mb);
+        if ((v = json_object_get(limits, "timeout_s")))
+            p.timeout_s = (unsigned)MIN(json_integer_value(v), (json_int_t)cfg->max_timeout_s);
+        if ((v = json_object_get(limits, "cpus")))
+            p.cpus = MIN(json_number_value(v), (double)d->nproc);
     }
     if (api_field_bool(req, "egress", &p.egress) < 0)
         return;
@@ -169,6 +196,14 @@ void api_sandbox_create(struct http_req *req)
     }
     if (api_field_env(req, "env", ENV_MAX_BYTES, &p.env) < 0)
         return;
+    /* the template's environment, under the request's own variables */
+    json_auto_t *merged = NULL;
+    if (held.tp && json_object_size(tmpl_env(held.tp))) {
+        merged = json_deep_copy(tmpl_env(held.tp));
+        if (p.env)
+            json_object_update(merged, p.env);
+        p.env = merged;
+    }
     json_t *md = json_object_get(req->body, "metadata");
     if (md && !json_is_null(md)) {
         if (!json_is_object(md)) {

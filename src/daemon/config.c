@@ -31,6 +31,8 @@ static void usage(FILE *f)
             "  --scope NAME           this daemon's cgroup parent; cleared of a dead daemon's\n"
             "                         sandboxes at start (default: airlock, or airlock-<hash>\n"
             "                         for a non-default --state-dir)\n"
+            "  --template-cache DIR   template builds cached by spec hash, shared by daemons\n"
+            "                         (default /var/cache/airlock/templates; \"\" turns it off)\n"
             "  --log-level LEVEL      debug, info or warn (default info)\n"
             "  --help                 show this help\n"
             "\nPer API key (429 when exceeded; 0 turns a limit off):\n"
@@ -131,7 +133,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
     enum {
         OPT_LISTEN = 256, OPT_SOCKET, OPT_STATE, OPT_REGION, OPT_MAXSB, OPT_MAXTO, OPT_DEFTO, OPT_MAXMEM,
         OPT_MAXUP, OPT_AGENT, OPT_RUNNER, OPT_SCOPE, OPT_LOGLEVEL, OPT_HELP, OPT_RATE, OPT_BURST, OPT_MAXCONC,
-        OPT_MAXSBKEY, OPT_ADMINUNL, OPT_AFRATE, OPT_AFBURST, OPT_POOLSIZE, OPT_POOLMAX,
+        OPT_MAXSBKEY, OPT_ADMINUNL, OPT_AFRATE, OPT_AFBURST, OPT_POOLSIZE, OPT_POOLMAX, OPT_TMPLCACHE,
         OPT_ZYGOTE, OPT_WARMUP, OPT_NOZYGOTE,
     };
     static const struct option opts[] = {
@@ -161,6 +163,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
         {"zygote", required_argument, NULL, OPT_ZYGOTE},
         {"warmup", required_argument, NULL, OPT_WARMUP},
         {"no-zygote", no_argument, NULL, OPT_NOZYGOTE},
+        {"template-cache", required_argument, NULL, OPT_TMPLCACHE},
         {NULL, 0, NULL, 0},
     };
 
@@ -187,7 +190,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
         .pool_max = 8,
         .log_level = LOG_LVL_INFO,
     };
-    if (set_str(&cfg->state_dir, "/var/lib/airlock") < 0 || set_str(&cfg->region, "local") < 0)
+    if (set_str(&cfg->state_dir, "/var/lib/airlock") < 0 || set_str(&cfg->region, "local") < 0 ||
+        set_str(&cfg->template_cache, "/var/cache/airlock/templates") < 0)
         return -ENOMEM;
 
     int c;
@@ -199,6 +203,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
         case OPT_LISTEN: r = parse_listen(cfg, optarg); break;
         case OPT_SOCKET: r = set_str(&cfg->socket_path, optarg); break;
         case OPT_STATE: r = set_str(&cfg->state_dir, optarg); break;
+        case OPT_TMPLCACHE: r = set_str(&cfg->template_cache, optarg); break;
         case OPT_REGION:
             if (!*optarg) {
                 fprintf(stderr, "airlockd: --region: empty name\n");
@@ -312,4 +317,5 @@ void config_free(struct config *cfg)
     free(cfg->zygote_path);
     free(cfg->warmup);
     free(cfg->scope);
+    free(cfg->template_cache);
 }

@@ -18,6 +18,7 @@ struct admission;
 struct pool;
 
 struct bgwork;
+struct templates;
 
 struct daemon {
     struct config cfg;
@@ -29,6 +30,7 @@ struct daemon {
     const struct backend_ops *backend;
     void *backend_state;
     struct template_info host_template;
+    struct templates *templates; /* built templates and builds (templates.c) */
     unsigned nproc;              /* upper bound of `cpus` */
     atomic_bool shutting_down;   /* set on SIGTERM/SIGINT: new requests get 503 */
 };

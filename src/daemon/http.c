@@ -56,6 +56,9 @@ static const struct route ROUTES[] = {
     {"/v1/keys", {{"POST", R_JSON | R_ADMIN, api_keys_create, {NULL}}, {"GET", R_ADMIN, api_keys_list, {NULL}}}},
     {"/v1/keys/*", {{"DELETE", R_ADMIN, api_keys_revoke, {NULL}}}},
     {"/v1/pool", {{"GET", R_ADMIN, api_pool, {NULL}}}},
+    {"/v1/templates", {{"POST", R_JSON | R_ADMIN, api_template_build, {"cache"}}, {"GET", 0, api_template_list, {NULL}}}},
+    {"/v1/templates/*", {{"GET", 0, api_template_get, {NULL}}, {"DELETE", R_ADMIN, api_template_delete, {NULL}}}},
+    {"/v1/builds/*", {{"GET", R_ADMIN, api_build_get, {"since"}}}},
 };
 
 struct http_server {

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "templates.h"
 #include "admission.h"
 #include "auth.h"
 #include "bgwork.h"
@@ -195,6 +196,10 @@ int main(int argc, char **argv)
         log_error("start the sandbox registry: %s", strerror(-r));
         goto out;
     }
+    if ((r = templates_open(&d, d.cfg.template_cache, true, &d.templates)) < 0) {
+        log_error("open the template store: %s", strerror(-r));
+        goto out;
+    }
     if ((r = pool_new(&d, &d.pool)) < 0) {
         log_error("start the warm pool: %s", strerror(-r));
         goto out;
@@ -222,6 +227,8 @@ out:
     if (d.reg)
         sandbox_destroy_all(&d, "shutdown"); /* wakes every request waiting on an agent */
     http_stop(http);                         /* joins the connection threads */
+    templates_close(d.templates);            /* kills a build in progress */
+    d.templates = NULL;
     pool_free(d.pool);
     d.pool = NULL;
     bgwork_free(d.teardown);                 /* finishes every queued teardown */

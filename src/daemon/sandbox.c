@@ -360,6 +360,21 @@ json_t *sandbox_list_json(struct daemon *d, const struct key_info *caller)
     return json_pack("{s:o}", "sandboxes", arr);
 }
 
+unsigned sandbox_count_template(struct daemon *d, const char *name)
+{
+    struct registry *reg = d->reg;
+    size_t n;
+    pthread_mutex_lock(&reg->lock);
+    cleanup_free struct sandbox **v = collect_locked(reg, true, 0, &n);
+    pthread_mutex_unlock(&reg->lock);
+    unsigned count = 0;
+    for (size_t i = 0; i < n; i++) {
+        count += strcmp(v[i]->template_name, name) == 0;
+        sandbox_unref(v[i]);
+    }
+    return count;
+}
+
 unsigned sandbox_count(struct daemon *d)
 {
     pthread_mutex_lock(&d->reg->lock);

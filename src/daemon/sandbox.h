@@ -116,6 +116,8 @@ json_t *sandbox_json(struct sandbox *sb, const struct key_info *caller);
 /* {"sandboxes":[...]} of the live ones the caller may see. */
 json_t *sandbox_list_json(struct daemon *d, const struct key_info *caller);
 unsigned sandbox_count(struct daemon *d);
+/* Live sandboxes running on template `name`. */
+unsigned sandbox_count_template(struct daemon *d, const char *name);
 
 /* Accessors for request handlers. */
 const char *sandbox_id(const struct sandbox *sb);

@@ -25,7 +25,10 @@ static const char SCHEMA[] =
     "CREATE INDEX IF NOT EXISTS sandboxes_state ON sandboxes(state);"
     "CREATE TABLE IF NOT EXISTS audit ("
     "  ts INTEGER NOT NULL, key_id TEXT, action TEXT NOT NULL, sandbox_id TEXT, detail TEXT);"
-    "CREATE INDEX IF NOT EXISTS audit_sandbox ON audit(sandbox_id, ts);";
+    "CREATE INDEX IF NOT EXISTS audit_sandbox ON audit(sandbox_id, ts);"
+    "CREATE TABLE IF NOT EXISTS templates ("
+    "  name TEXT PRIMARY KEY, spec_hash TEXT NOT NULL, tree_hash TEXT NOT NULL, built_at INTEGER NOT NULL,"
+    "  manifest TEXT NOT NULL);";
 
 enum stmt_id {
     ST_KEY_INSERT,
@@ -40,6 +43,9 @@ enum stmt_id {
     ST_SB_RUNNING_IDS,
     ST_AUDIT_INSERT,
     ST_AUDIT_LIST,
+    ST_TMPL_PUT,
+    ST_TMPL_LIST,
+    ST_TMPL_DELETE,
     ST__COUNT,
 };
 
@@ -60,6 +66,9 @@ static const char *const STMT_SQL[ST__COUNT] = {
     [ST_SB_RUNNING_IDS] = "SELECT id FROM sandboxes WHERE state = 'running'",
     [ST_AUDIT_INSERT] = "INSERT INTO audit(ts,key_id,action,sandbox_id,detail) VALUES(?,?,?,?,?)",
     [ST_AUDIT_LIST] = "SELECT ts, action, key_id, detail FROM audit WHERE sandbox_id = ? ORDER BY ts, rowid",
+    [ST_TMPL_PUT] = "INSERT OR REPLACE INTO templates(name,spec_hash,tree_hash,built_at,manifest) VALUES(?,?,?,?,?)",
+    [ST_TMPL_LIST] = "SELECT name, manifest FROM templates ORDER BY name",
+    [ST_TMPL_DELETE] = "DELETE FROM templates WHERE name = ?",
 };
 
 struct store {
@@ -471,4 +480,62 @@ int store_audit_list(struct store *s, const char *sandbox_id, json_t **out)
                                              "key_id", kid, "detail", detail ? detail : json_object()));
     }
     return list_finish(s, st, rc, "read audit events", "events", arr, out);
+}
+
+/* ---- templates */
+
+int store_template_put(struct store *s, const char *name, const char *spec_hash, const char *tree_hash,
+                       uint64_t built_at_ms, const char *manifest)
+{
+    int r = 0;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = stmt(s, ST_TMPL_PUT);
+    bind_text(st, 1, name);
+    bind_text(st, 2, spec_hash);
+    bind_text(st, 3, tree_hash);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)built_at_ms);
+    bind_text(st, 5, manifest);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        r = db_fail(s, "record template");
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+int store_template_list(struct store *s, json_t **out)
+{
+    json_t *arr = json_array();
+    if (!arr)
+        return -ENOMEM;
+    int rc;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = stmt(s, ST_TMPL_LIST);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *text = (const char *)sqlite3_column_text(st, 1);
+        json_error_t jerr;
+        json_t *m = text ? json_loads(text, 0, &jerr) : NULL;
+        if (!json_is_object(m)) {
+            /* one damaged row must not hide the others */
+            log_error("store: template %s: unreadable manifest", sqlite3_column_text(st, 0));
+            json_decref(m);
+            continue;
+        }
+        json_array_append_new(arr, m);
+    }
+    return list_finish(s, st, rc, "list templates", "templates", arr, out);
+}
+
+int store_template_delete(struct store *s, const char *name)
+{
+    int r = 0;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = stmt(s, ST_TMPL_DELETE);
+    bind_text(st, 1, name);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        r = db_fail(s, "delete template");
+    else if (sqlite3_changes(s->db) == 0)
+        r = -ENOENT;
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&s->lock);
+    return r;
 }

@@ -5,6 +5,7 @@
  *               timeout_s, created_at, expires_at, destroyed_at,
  *               destroy_reason, metadata, agent_pid, key_id)
  *   audit      (ts, key_id, action, sandbox_id, detail)
+ *   templates  (name, spec_hash, tree_hash, built_at, manifest)   manifest = JSON
  *
  * One connection in WAL mode, every statement prepared once at open, all of
  * them used under one mutex (SQLite calls are short; the daemon's slow work is
@@ -82,5 +83,13 @@ int store_audit_list(struct store *s, const char *sandbox_id, json_t **out);
 
 /* "2026-11-26T22:23:58Z" (with_ms: "...58.123Z"); buf >= 32 bytes. */
 void format_time(uint64_t ms, bool with_ms, char *buf, size_t len);
+
+/* Templates: one row per name; the manifest (JSON text) is the record
+ * (templates.c). put replaces; list gives {"templates":[manifest...]};
+ * delete: 0 or -ENOENT. */
+int store_template_put(struct store *s, const char *name, const char *spec_hash, const char *tree_hash,
+                       uint64_t built_at_ms, const char *manifest);
+int store_template_list(struct store *s, json_t **out);
+int store_template_delete(struct store *s, const char *name);
 
 #endif

@@ -12,7 +12,7 @@ Configuration: ``AIRLOCK_URL`` (default ``http://127.0.0.1:7070``, or
 from .errors import (AirlockConnectionError, AirlockError, AuthError, EgressUnavailable,
                      InvalidRequest, NotFound, PathEscape, PayloadTooLarge, QuotaExceeded,
                      RateLimitError, RegionUnavailable, SandboxTimeout, ServerError,
-                     TemplateNotFound)
+                     TemplateCorrupt, TemplateNotFound, WheelInstallError)
 from .models import Execution, ExecutionError, Info, Result
 from .sandbox import Files, Sandbox
 
@@ -22,5 +22,5 @@ __all__ = [
     "Sandbox", "Files", "Execution", "ExecutionError", "Result", "Info",
     "AirlockError", "AirlockConnectionError", "AuthError", "NotFound", "SandboxTimeout",
     "QuotaExceeded", "RateLimitError", "InvalidRequest", "PayloadTooLarge", "PathEscape", "RegionUnavailable",
-    "EgressUnavailable", "TemplateNotFound", "ServerError",
+    "EgressUnavailable", "TemplateNotFound", "TemplateCorrupt", "WheelInstallError", "ServerError",
 ]

@@ -84,6 +84,11 @@ class TemplateNotFound(InvalidRequest):
     """400 template_not_found."""
 
 
+class TemplateCorrupt(InvalidRequest):
+    """409 template_corrupt: the template's tree no longer matches its tree hash;
+    an admin rebuilds or removes it."""
+
+
 class ServerError(AirlockError):
     """5xx: a daemon or host failure (503 unavailable, 507 no_space, 500 internal)."""
 
@@ -92,6 +97,7 @@ _BY_CODE = {
     "region_unavailable": RegionUnavailable,
     "egress_unavailable": EgressUnavailable,
     "template_not_found": TemplateNotFound,
+    "template_corrupt": TemplateCorrupt,
     "path_escape": PathEscape,
     "payload_too_large": PayloadTooLarge,
     "sandbox_expired": SandboxTimeout,
@@ -150,3 +156,12 @@ def error_from_response(status, body, headers=None):
     if cls is RateLimitError:
         return cls(message, status=status, code=code, retry_after=_retry_after(headers))
     return cls(message, status=status, code=code)
+
+
+class WheelInstallError(AirlockError):
+    """``Sandbox.install_wheels``: pip refused (its message is this error's
+    message); ``execution`` is the pip run's Execution."""
+
+    def __init__(self, message, execution):
+        super().__init__(message, code="wheel_install_failed")
+        self.execution = execution

@@ -5,7 +5,7 @@ import os
 import urllib.parse
 
 from ._transport import Transport, decode_json
-from .errors import AirlockError, NotFound, SandboxTimeout
+from .errors import AirlockError, NotFound, SandboxTimeout, WheelInstallError
 from .models import Execution, Info
 
 # Seconds the HTTP layer waits beyond a code/exec timeout before it gives up
@@ -248,6 +248,35 @@ class Sandbox:
         if timeout is not None:
             body["timeout_s"] = _secs(timeout)
         return Execution(self._call("POST", "/exec", body, timeout=self._wait(timeout)))
+
+    def install_wheels(self, paths, timeout=None):
+        """Install wheels already uploaded into the sandbox (``upload``) with pip,
+        offline: ``--no-index``, into the writable ``~/.local``. Dependencies must
+        be among ``paths`` or already in the template; otherwise pip refuses and
+        ``WheelInstallError`` carries its message. The sandbox's Python REPL can
+        import the new packages right away."""
+        if isinstance(paths, str):
+            paths = [paths]
+        paths = [str(p) for p in paths]
+        if not paths:
+            raise ValueError("install_wheels needs at least one wheel path")
+        # --break-system-packages: Debian's PEP 668 marker guards the system's
+        # Python; here that is the read-only template, and --user writes only
+        # this sandbox's ~/.local
+        cmd = ["python3", "-m", "pip", "install", "--no-index", "--user", "--no-cache-dir",
+               "--disable-pip-version-check", "--no-warn-script-location", "--break-system-packages"] + paths
+        out = self.exec(cmd, timeout=timeout)
+        if out.exit_code != 0:
+            raise WheelInstallError(out.stderr.strip() or out.stdout.strip() or
+                                    "pip exited with status %s" % out.exit_code, out)
+        # site.py adds ~/.local's site-packages at start only if it existed
+        # then; the REPL started before the install
+        self.run_code("import importlib as _il, site as _s, sys as _y\n"
+                      "_p = _s.getusersitepackages()\n"
+                      "_p in _y.path or _s.addsitedir(_p)\n"
+                      "_il.invalidate_caches()\n"
+                      "del _il, _s, _y, _p")
+        return out
 
     def logs(self):
         """The sandbox's audit trail."""
