@@ -22,7 +22,7 @@ TEMPLATE_BUILD_PKGS := mmdebstrap debian-archive-keyring erofs-utils
 APT_PKGS := meson ninja-build pkg-config gcc libc6-dev \
 	libmicrohttpd-dev libjansson-dev libseccomp-dev libcap-dev libsqlite3-dev \
 	libssl-dev libcurl4-openssl-dev \
-	python3 python3-pip python3-pytest python3-setuptools \
+	python3 python3-dev python3-pip python3-pytest python3-setuptools \
 	$(TEMPLATE_PKGS) \
 	iproute2 curl procps \
 	$(TEMPLATE_BUILD_PKGS)
@@ -158,6 +158,7 @@ test-agent:
 test-e2e:
 	AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \
 	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(ASAN)/airlock \
+	  AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/e2e
 
@@ -166,6 +167,7 @@ test-e2e:
 test-security:
 	AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \
 	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(ASAN)/airlock \
+	  AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/security
 

@@ -13,7 +13,8 @@ state dir, and measures what an agent loop pays, over loopback:
   idle sandboxes                   1,000 alive, all answering, PSS per sandbox
   growth                           create p50 and memory at 10 / 100 / 1,000 live
 
-and, in the same run, the reference: bubblewrap (`bwrap --unshare-all`)
+`--only-zygote` measures only the zygote's rows (with `--daemon-arg=--no-zygote` for the
+comparison). And, in the same run, the reference: bubblewrap (`bwrap --unshare-all`)
 starting a fresh python3 for the same command. Prints the machine and a
 Markdown table (measure | n | p50 | p99 | max | reference p50 | ratio | target
 | met?), then the growth table. docs/benchmarks.md holds a full run.
@@ -211,15 +212,6 @@ def children_map():
     return kids
 
 
-def subtree(kids, pid):
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(kids.get(p, []))
-    return out
-
-
 def smaps_kb(pid, field="Pss"):
     try:
         with open("/proc/%d/smaps_rollup" % pid) as f:
@@ -231,13 +223,36 @@ def smaps_kb(pid, field="Pss"):
     return 0
 
 
-def sandbox_pss_mib(daemon_pid):
-    """PSS of each sandbox (an agent, a direct child of airlockd, and all its
-    descendants: REPL, user processes), in MiB. PSS shares a page among the
-    processes that map it, so the shared Python binary and libraries are
-    counted once over all sandboxes, not once per sandbox."""
-    kids = children_map()
-    return [sum(smaps_kb(p) for p in subtree(kids, agent)) / 1024.0 for agent in kids.get(daemon_pid, [])]
+def sandbox_pids(sandbox_id):
+    """Host pids in the sandbox's pids cgroup (v1) or its cgroup (v2): the
+    agent, the REPL (which the zygote forks outside the agent's process
+    tree) and whatever else runs there."""
+    import glob
+    for pattern in ("/sys/fs/cgroup/pids/*/%s/cgroup.procs", "/sys/fs/cgroup/*/%s/cgroup.procs"):
+        for path in glob.glob(pattern % sandbox_id):
+            with open(path) as f:
+                return [int(x) for x in f.read().split()]
+    return []
+
+
+def sandbox_pss_mib(sandboxes):
+    """PSS of each sandbox (every process in its cgroup), in MiB. PSS shares a
+    page among the processes that map it, so the shared Python binary and
+    libraries (and the pages a zygote-forked REPL shares with the zygote)
+    are counted once over all of them, not once per sandbox."""
+    return [sum(smaps_kb(p) for p in sandbox_pids(s.id)) / 1024.0 for s in sandboxes]
+
+
+def zygote_pss_mib(daemon_pid):
+    """The zygote's own PSS (once per daemon), or None without one."""
+    for p in children_map().get(daemon_pid, []):
+        try:
+            with open("/proc/%d/comm" % p) as f:
+                if f.read().strip() == "airlock-zygote":
+                    return smaps_kb(p) / 1024.0
+        except OSError:
+            pass
+    return None
 
 
 def proc_status(pid, field):
@@ -356,7 +371,8 @@ def measure_growth(d, levels, per_level, table_rows):
             fill_s = time.perf_counter() - t0
             time.sleep(2)  # let the pool refill and the REPLs settle
             hits, _builds, client = measure_pool_hit(d, per_level)
-            pss = sandbox_pss_mib(d.proc.pid)
+            pss = sandbox_pss_mib(live)
+            zyg = zygote_pss_mib(d.proc.pid)
             health = timed(lambda: d.get("/v1/healthz"), 20, warmup=1)
             # the newest sandbox: the last one any lookup by id reaches
             rc = timed(lambda: live[-1].run_code(PRINT_CODE), 200, warmup=5)
@@ -364,7 +380,7 @@ def measure_growth(d, levels, per_level, table_rows):
                 fill_s=fill_s, hit_p50=statistics.median(hits) if hits else None,
                 hits=len(hits), client_p50=statistics.median(client),
                 client_p99=pct(client, 99),
-                pss_p50=statistics.median(pss) if pss else None, pss_total=sum(pss), npss=len(pss),
+                pss_p50=statistics.median(pss) if pss else None, pss_total=sum(pss), npss=len(pss), zygote_pss=zyg,
                 rss_mib=int(proc_status(d.proc.pid, "VmRSS")) / 1024.0,
                 threads=int(proc_status(d.proc.pid, "Threads")),
                 fds=len(os.listdir("/proc/%d/fd" % d.proc.pid)),
@@ -382,16 +398,42 @@ def measure_growth(d, levels, per_level, table_rows):
         for sb in live:
             sb.close()
         out["close_all_s"] = time.perf_counter() - t0
-    # destroyed cleanly: only the pool's agents are left below the daemon
+    # destroyed cleanly: only the pool's agents (and the zygote) are left below the daemon
     deadline = time.monotonic() + 60
     left = None
     while time.monotonic() < deadline:
         left = len(children_map().get(d.proc.pid, []))
-        if left <= d.pool()["ready"] + 2:  # + builds in flight
+        if left <= d.pool()["ready"] + 3:  # + a build in flight, + the zygote
             break
         time.sleep(0.2)
     out["left_after_close"] = left
     return out
+
+
+def zygote_table(d, n, sustain):
+    """--only-zygote: the rows the zygote is for (docs/benchmarks.md, with and
+    without --daemon-arg=--no-zygote): the pandas cycle, PSS per idle sandbox
+    after `x = 1` and after `import pandas` at 10 and 100 live, the zygote's
+    own PSS, the sustained rate."""
+    t = Table()
+    t.add("create + pandas describe() (1,000 rows) + close", timed(cycle_pandas, n, warmup=2))
+    for code, what in (("x = 1", "after `x = 1`"), ("import pandas", "after `import pandas`")):
+        for live in (10, 100):
+            sbs = [Sandbox() for _ in range(live)]
+            try:
+                for sb in sbs:
+                    sb.run_code(code)
+                time.sleep(0.5)  # only idle sandboxes counted
+                t.add("PSS per idle sandbox %s, %d live" % (what, live), sandbox_pss_mib(sbs), unit="MiB")
+            finally:
+                for sb in sbs:
+                    sb.close()
+    z = zygote_pss_mib(d.proc.pid)
+    t.add_text("zygote PSS (once per daemon)", ("%.1f MiB" % z) if z is not None else "(no zygote)")
+    lat, errors, wall = measure_sustained(d, sustain, 4)
+    t.add_text("sustained create+run+destroy for %g s (4 client processes)" % sustain, "%.0f /s" % (len(lat) / wall),
+               note="%d cycles, %d errors" % (len(lat), errors))
+    return t
 
 
 # ---- main -----------------------------------------------------------------------------
@@ -410,6 +452,8 @@ def main():
     ap.add_argument("--daemon-arg", action="append", default=[],
                     help="extra airlockd argument (repeat), e.g. --daemon-arg=--pool-size=0")
     ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--only-zygote", action="store_true",
+                    help="only the zygote's rows (pandas cycle, PSS per idle sandbox, sustained rate)")
     args = ap.parse_args()
     q = args.quick
     n = args.n or (100 if q else 1000)
@@ -434,71 +478,79 @@ def main():
     print("Daemon: %s" % " ".join(os.path.basename(c) if i == 0 else c for i, c in enumerate(d.cmd)
                                   if not c.startswith("/tmp")))
     try:
-        hits, builds, client = measure_pool_hit(d, n)
-        raw["pool_hit"] = dict(hits=hits, builds=builds, client=client)
-        if hits:
-            table.add("create (pool hit), server-side", hits, target=(1, None),
-                      note="%d of %d creates were hits; Podflare claims 7-11 ms server-side" % (len(hits), n))
-        table.add("create (pool hit), client-side (SDK, new connection)", client)
+        if args.only_zygote:
+            table = zygote_table(d, args.n or 50, args.sustain_s or 10)
+        else:
+            hits, builds, client = measure_pool_hit(d, n)
+            raw["pool_hit"] = dict(hits=hits, builds=builds, client=client)
+            if hits:
+                table.add("create (pool hit), server-side", hits, target=(1, None),
+                          note="%d of %d creates were hits; Podflare claims 7-11 ms server-side" % (len(hits), n))
+            table.add("create (pool hit), client-side (SDK, new connection)", client)
 
-        with Sandbox() as sb:
-            sb.run_code("1")
-            rt = timed(lambda: sb.run_code(PRINT_CODE), n, warmup=10)
-        raw["run_code"] = rt
-        table.add("run_code('print(1)') round trip, SDK keep-alive", rt, ref=ref_print, target=(1, None),
-                  note="Podflare claims 3-5 ms exec server-side")
+            with Sandbox() as sb:
+                sb.run_code("1")
+                rt = timed(lambda: sb.run_code(PRINT_CODE), n, warmup=10)
+            raw["run_code"] = rt
+            table.add("run_code('print(1)') round trip, SDK keep-alive", rt, ref=ref_print, target=(1, None),
+                      note="Podflare claims 3-5 ms exec server-side")
 
-        cyc = timed(cycle_print, n, warmup=5)
-        raw["cycle"] = cyc
-        table.add("create + run_code('print(1)') + close", cyc, ref=ref_print, target=(5, 20))
+            cyc = timed(cycle_print, n, warmup=5)
+            raw["cycle"] = cyc
+            table.add("create + run_code('print(1)') + close", cyc, ref=ref_print, target=(5, 20))
 
-        pd = timed(cycle_pandas, n_pandas, warmup=2)
-        raw["pandas"] = pd
-        table.add("create + pandas describe() (1,000 rows) + close", pd, ref=ref_pandas, target=(30, None))
+            pd = timed(cycle_pandas, n_pandas, warmup=2)
+            raw["pandas"] = pd
+            table.add("create + pandas describe() (1,000 rows) + close", pd, ref=ref_pandas, target=(30, None))
 
-        walls, pooled = measure_burst(d, args.burst, rounds)
-        raw["burst"] = walls
-        table.add("%d concurrent creates, all returned (wall)" % args.burst, walls, target=(100, None),
-                  note="%d of %d creates were pool hits (the pool refills between rounds); "
-                  "E2B self-hosted: 20 concurrent in 1.6 s" % (pooled, args.burst * rounds))
+            walls, pooled = measure_burst(d, args.burst, rounds)
+            raw["burst"] = walls
+            table.add("%d concurrent creates, all returned (wall)" % args.burst, walls, target=(100, None),
+                      note="%d of %d creates were pool hits (the pool refills between rounds); "
+                      "E2B self-hosted: 20 concurrent in 1.6 s" % (pooled, args.burst * rounds))
 
-        lat, errors, wall = measure_sustained(d, sustain, args.workers)
-        raw["sustained"] = dict(lat=lat, errors=errors, wall=wall)
-        rate = len(lat) / wall
-        table.add_text("sustained create+run+destroy for %g s (%d client processes)" % (sustain, args.workers),
-                       "%.0f /s" % rate, target=">= 300 /s", met="yes" if rate >= 300 else "no",
-                       note="%d cycles, %d errors; latency p50 %.1f ms, p99 %.1f ms, max %.1f ms"
-                       % (len(lat), errors, statistics.median(lat), pct(lat, 99), max(lat)))
+            lat, errors, wall = measure_sustained(d, sustain, args.workers)
+            raw["sustained"] = dict(lat=lat, errors=errors, wall=wall)
+            rate = len(lat) / wall
+            table.add_text("sustained create+run+destroy for %g s (%d client processes)" % (sustain, args.workers),
+                           "%.0f /s" % rate, target=">= 300 /s", met="yes" if rate >= 300 else "no",
+                           note="%d cycles, %d errors; latency p50 %.1f ms, p99 %.1f ms, max %.1f ms"
+                           % (len(lat), errors, statistics.median(lat), pct(lat, 99), max(lat)))
 
-        growth = measure_growth(d, levels, max(20, n // 10), table)
-        raw["growth"] = growth
-        top = growth[levels[-1]]
-        healthy = d.proc.poll() is None and top["answered"] == levels[-1] and top["sandboxes"] == levels[-1]
-        table.add_text("idle sandboxes alive at once", "%d (all answered run_code: %s)" % (
-            levels[-1], "yes" if top["answered"] == levels[-1] else "%d" % top["answered"]),
-            target="1,000, daemon healthy", met="yes" if healthy and levels[-1] >= 1000 else "no",
-            note="healthz p50 %.2f ms at %d live; all closed in %.1f s, %s processes left below airlockd "
-            "(the pool's); Podflare ~40 MB RSS per idle VM" % (
-                top["healthz_p50"], levels[-1], growth["close_all_s"], growth["left_after_close"]))
-        table.add_text("PSS per idle sandbox at %d live (agent + REPL)" % levels[-1], "%.1f MiB" % top["pss_p50"],
-                       target="<= 10 MB", met="yes" if top["pss_p50"] * 1.048576 <= 10 else "no")
+            growth = measure_growth(d, levels, max(20, n // 10), table)
+            raw["growth"] = growth
+            top = growth[levels[-1]]
+            healthy = d.proc.poll() is None and top["answered"] == levels[-1] and top["sandboxes"] == levels[-1]
+            table.add_text("idle sandboxes alive at once", "%d (all answered run_code: %s)" % (
+                levels[-1], "yes" if top["answered"] == levels[-1] else "%d" % top["answered"]),
+                target="1,000, daemon healthy", met="yes" if healthy and levels[-1] >= 1000 else "no",
+                note="healthz p50 %.2f ms at %d live; all closed in %.1f s, %s processes left below airlockd "
+                "(the pool's); Podflare ~40 MB RSS per idle VM" % (
+                    top["healthz_p50"], levels[-1], growth["close_all_s"], growth["left_after_close"]))
+            table.add_text("PSS per idle sandbox at %d live (agent + REPL)" % levels[-1], "%.1f MiB" % top["pss_p50"],
+                           note="the zygote's own %s is paid once per daemon" % (
+                               ("%.0f MiB" % top["zygote_pss"]) if top["zygote_pss"] is not None else "(no zygote)"),
+                           target="<= 10 MB", met="yes" if top["pss_p50"] * 1.048576 <= 10 else "no")
     finally:
         rc = d.stop()
     print("Daemon exit: %d; total %.0f s" % (rc, time.time() - t_all))
     print()
     print(table.markdown())
+    if args.only_zygote:
+        return
     print()
-    print("Growth (each level: %d creates one at a time with the pool ready; memory of every sandbox, "
-          "pooled ones included):" % max(20, n // 10))
+    print("Growth (each level: %d creates one at a time with the pool ready; PSS of the live sandboxes' "
+          "cgroups; the zygote's own PSS is counted once, apart):" % max(20, n // 10))
     print()
     print("| live sandboxes | time to fill | create p50 server (hit) | create p50 / p99 client | PSS per sandbox p50 "
-          "| PSS all sandboxes | airlockd RSS | threads | fds | healthz p50 | run_code p50 |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| PSS all sandboxes | zygote PSS | airlockd RSS | threads | fds | healthz p50 | run_code p50 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for lv in levels:
         g = growth[lv]
-        print("| %d | %.1f s | %s | %.2f / %.2f ms | %.2f MiB | %.0f MiB | %.0f MiB | %d | %d | %.2f ms | %.3f ms |" % (
+        print("| %d | %.1f s | %s | %.2f / %.2f ms | %.2f MiB | %.0f MiB | %s | %.0f MiB | %d | %d | %.2f ms | %.3f ms |" % (
             lv, g["fill_s"], ("%.3f ms" % g["hit_p50"]) if g["hit_p50"] is not None else "-", g["client_p50"],
-            g["client_p99"], g["pss_p50"] or 0, g["pss_total"], g["rss_mib"], g["threads"], g["fds"],
+            g["client_p99"], g["pss_p50"] or 0, g["pss_total"],
+            ("%.0f MiB" % g["zygote_pss"]) if g["zygote_pss"] is not None else "-", g["rss_mib"], g["threads"], g["fds"],
             g["healthz_p50"], g["run_code_p50"]))
     if args.json:
         with open(args.json, "w") as f:

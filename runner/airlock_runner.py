@@ -1,7 +1,8 @@
 """airlock_runner.py - the persistent Python REPL inside an Airlock sandbox.
 
 Started once per sandbox by airlock-agent (src/agent/repl.c) as uid 1000 with
-no capabilities and a seccomp filter. It runs every Python `run_code` call in
+no capabilities and a seccomp filter: exec'd as `python3 -B` (main()), or forked
+by airlock-zygote from a pre-imported interpreter (zygote_main()). It runs every Python `run_code` call in
 one namespace, so globals, imports and open files persist across calls.
 
 Wire format with the agent (both directions: u32 little-endian length, then
@@ -473,7 +474,22 @@ def _repair_std_streams():
             setattr(sys, name, original)
 
 
-def main():
+def zygote_main():
+    """Entry of a REPL forked by airlock-zygote (src/zygote/spawn.c): the
+    process is already confined exactly like an exec'd runner, with the same
+    fds, and whatever the zygote's warm-up imported is in sys.modules."""
+    # state the zygote shares with every child must not be shared: the
+    # random module reseeds itself at fork, numpy's global generator not
+    np_random = sys.modules.get("numpy.random")
+    if np_random is not None:
+        try:
+            np_random.seed()
+        except Exception:  # a numpy without the legacy seed(): nothing shared to fix
+            pass
+    return main(forked=True)
+
+
+def main(forked=False):
     global _RUNNER_FILE
     _RUNNER_FILE = main.__code__.co_filename
     cmd_fd = _move_fd_high(_AGENT_CMD_FD)
@@ -483,8 +499,12 @@ def main():
     sys.stdout.reconfigure(line_buffering=True)
     sys.stderr.reconfigure(line_buffering=True)
     # like `python -c`: modules in the working directory are importable,
-    # the runner's own directory is not on the path
-    sys.path[0] = ""
+    # the runner's own directory is not on the path (an embedded, forked
+    # interpreter never had it there)
+    if forked:
+        sys.path.insert(0, "")
+    else:
+        sys.path[0] = ""
     ns = _make_namespace()
     while True:
         cmd = _read_command(cmd_fd)

@@ -96,6 +96,10 @@ struct spawn_spec {
     const int *extra_fds;
     int n_extra;
     bool subreaper; /* PR_SET_CHILD_SUBREAPER: orphans of its descendants stay in its tree */
+    /* NULL: the process inherits its parent's Landlock domain (the agent's).
+     * Else the root to build the same ruleset under, for a process that is
+     * not the agent's descendant (the zygote's REPL, zygote/spawn.c). */
+    const char *landlock_root;
 };
 
 /* Why a spawn failed: the child's message ("setresuid 1000: Operation not
@@ -111,6 +115,22 @@ struct spawn_error {
  * capabilities, uid/gid 1000, no_new_privs, seccomp, execve. On failure of
  * any step -errno is returned with *e filled in; the child is reaped. */
 int proc_spawn(const struct spawn_spec *spec, pid_t *pid_out, struct spawn_error *e);
+
+/* The same drop sequence without the execve, for a child that runs code
+ * already in its memory (the zygote's REPL): everything proc_spawn's child
+ * does up to and including seccomp. Fails through errfd + _exit(127) like
+ * it; returns errfd's new number (just above the extra fds). */
+int proc_child_confine(const struct spawn_spec *s, int errfd);
+/* Such a child, confined: report {err 0, getpid()} and close errfd. */
+void proc_child_ready(int errfd);
+/* Report a failure through errfd (no exit; the zygote before it forks). */
+void proc_report_failure(int errfd, int err, const char *msg);
+/* Report "what: strerror(err)" and _exit(127) (the zygote's children). */
+__attribute__((noreturn)) void proc_child_fail(int errfd, int err, const char *what);
+/* The reader side for children that do not exec: wait up to timeout_ms for
+ * a report. 0 with *pid_out (the pid as the child sees it), or -errno with
+ * e filled (a child's failure, EOF, or -ETIMEDOUT). */
+int proc_await_ready(int rd, int timeout_ms, pid_t *pid_out, struct spawn_error *e);
 
 /* Build the user environment: the fixed base plus `extra` (a JSON object of
  * string values; NULL allowed). Returns a NULL-terminated malloc'd array
@@ -160,7 +180,10 @@ void seccomp_print_policy(FILE *f);
  * device files, /proc/self), no signals or abstract unix sockets leaving the
  * domain. 0: enforced, msg says how; 1: Landlock unavailable, msg says why;
  * -errno: it is available but could not be applied, msg says what failed. */
-int landlock_confine(const char *root, char *msg, size_t msglen);
+/* scoped: also scope signals and abstract unix sockets to the domain. Off
+ * when the REPL comes from the zygote: it lives in a sibling domain the
+ * agent could not signal then (docs/security.md). */
+int landlock_confine(const char *root, bool scoped, char *msg, size_t msglen);
 
 /* ---- the Python REPL (repl.c) --------------------------------------------- */
 
@@ -206,6 +229,15 @@ void repl_on_timer(struct agent *a, uint64_t now);
 uint64_t repl_next_deadline(const struct agent *a);
 void repl_kill(struct agent *a);
 void repl_free(struct agent *a); /* at exit: close pipes, free buffers */
+
+/* ---- the zygote (zygote_client.c) ---------------------------------------- */
+
+/* Have airlock-zygote fork the REPL with fds {stdin, stdout, stderr, cmd,
+ * res} (the runner's 0, 1, 2, 3, 4). 0 and the REPL's pid (our child once
+ * it is confined), or -errno: no zygote, or it failed (logged once, and the
+ * zygote is not asked again: the caller execs the runner). */
+int zygote_spawn(struct agent *a, const int fds[5], pid_t *pid_out);
+void zygote_disable(struct agent *a, const char *why);
 
 /* ---- bash / exec jobs (job.c) --------------------------------------------- */
 
@@ -270,6 +302,7 @@ struct agent {
     char *root_real;          /* realpath of --root: strips /proc/self/fd links back to sandbox paths */
     const char *runner_path;
     const char *python_path;
+    int zygote_fd;            /* --zygote-fd: SOCK_SEQPACKET to airlock-zygote, -1 if none (zygote_client.c) */
     uint64_t memory_limit;    /* --memory-limit: the sandbox's memory, 0 if unknown */
     int last_pid_fd;          /* /proc/sys/kernel/ns_last_pid, or -1 (tree.c) */
     struct spawn_policy policy;

@@ -172,7 +172,7 @@ static int add_grant(int ruleset_fd, const char *root, const struct grant *g, __
     return 0;
 }
 
-int landlock_confine(const char *root, char *msg, size_t msglen)
+int landlock_confine(const char *root, bool scoped, char *msg, size_t msglen)
 {
     long abi = ll_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
     if (abi < 0) {
@@ -183,7 +183,7 @@ int landlock_confine(const char *root, char *msg, size_t msglen)
     }
     struct ruleset_attr attr = {
         .handled_access_fs = FS_ALL_ABI5,
-        .scoped = LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL,
+        .scoped = scoped ? LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL : 0,
     };
     __u32 restrict_flags = LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON;
     fit_to_abi((int)abi, &attr, &restrict_flags);

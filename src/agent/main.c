@@ -1,6 +1,6 @@
 /* main.c - airlock-agent entry point.
  *
- *   airlock-agent --fd 3 [--root DIR] [--runner PATH] [--python PATH] [--memory-limit BYTES]
+ *   airlock-agent --fd 3 [--zygote-fd 4] [--root DIR] [--runner PATH] [--python PATH] [--memory-limit BYTES]
  *   airlock-agent --seccomp-policy     print the seccomp table (name, action,
  *                                      errno, reason) that user code runs under
  *
@@ -27,7 +27,7 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: airlock-agent [--fd N] [--root DIR] [--runner PATH] [--python PATH] [--memory-limit BYTES] [--debug]\n"
+    fprintf(stderr, "usage: airlock-agent [--fd N] [--zygote-fd N] [--root DIR] [--runner PATH] [--python PATH] [--memory-limit BYTES] [--debug]\n"
                     "       airlock-agent --seccomp-policy   (print the user-code seccomp table and exit)\n");
 }
 
@@ -39,6 +39,7 @@ static int parse_args(int argc, char **argv, struct agent *a, bool *debug, bool 
         {"debug", no_argument, NULL, 'd'},        {"help", no_argument, NULL, 'h'},
         {"memory-limit", required_argument, NULL, 'm'},
         {"seccomp-policy", no_argument, NULL, 'S'},
+        {"zygote-fd", required_argument, NULL, 'z'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -50,6 +51,14 @@ static int parse_args(int argc, char **argv, struct agent *a, bool *debug, bool 
             if (*end || v < 0 || v > 65535)
                 return -EINVAL;
             a->ctl_fd = (int)v;
+            break;
+        }
+        case 'z': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 0 || v > 65535)
+                return -EINVAL;
+            a->zygote_fd = (int)v;
             break;
         }
         case 'r': a->root_path = optarg; break;
@@ -112,7 +121,12 @@ static int build_spawn_policy(struct agent *a)
 static int confine(struct agent *a)
 {
     char msg[512];
-    int r = landlock_confine(a->root_path, msg, sizeof(msg));
+    /* With a zygote the REPL is not our descendant: it builds the same
+     * ruleset for itself (proc.c), a sibling domain. Scoped signals would
+     * then forbid the timeouts' SIGINT and SIGKILL to it, so neither domain
+     * scopes; the pid and network namespaces are the walls those scopes
+     * doubled (docs/security.md). */
+    int r = landlock_confine(a->root_path, a->zygote_fd < 0, msg, sizeof(msg));
     if (r < 0)
         log_error("landlock: %s", msg);
     else if (r > 0)
@@ -129,6 +143,7 @@ int main(int argc, char **argv)
         .sig_fd = -1,
         .root_fd = -1,
         .last_pid_fd = -1,
+        .zygote_fd = -1,
         .root_path = "/",
         .runner_path = "/opt/airlock/airlock_runner.py",
         .python_path = "/usr/bin/python3",
@@ -151,6 +166,10 @@ int main(int argc, char **argv)
     if (fcntl(a.ctl_fd, F_SETFD, FD_CLOEXEC) < 0) {
         log_error("control fd %d: %s", a.ctl_fd, strerror(errno));
         return 1;
+    }
+    if (a.zygote_fd >= 0 && fcntl(a.zygote_fd, F_SETFD, FD_CLOEXEC) < 0) {
+        log_warn("zygote fd %d: %s; not using the zygote", a.zygote_fd, strerror(errno));
+        a.zygote_fd = -1;
     }
     a.root_fd = open(a.root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (a.root_fd < 0) {

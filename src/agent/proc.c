@@ -40,6 +40,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -152,10 +153,13 @@ char **proc_build_env(json_t *extra, char *err, size_t errlen)
 
 /* ---- the child ------------------------------------------------------------ */
 
-/* What the child sends through the error pipe before it exits. */
+/* What the child sends through the error pipe before it exits; a zygote
+ * child (zygote/spawn.c) also sends one with err 0 and its pid when it is
+ * ready, since it never execs and so never closes the pipe by exec. */
 struct child_report {
     int err;
     bool at_exec;
+    pid_t pid;
     char msg[500];
 };
 
@@ -344,7 +348,19 @@ static void child_exec(int errfd, char *const *argv, char *const *envp)
     child_fail(errfd, saved, true, "execve %s", file);
 }
 
-static __attribute__((noreturn)) void child_run(const struct spawn_spec *s, int errfd)
+/* Landlock for a process that is not the agent's descendant (the zygote's
+ * REPL): the same ruleset the agent put itself under (landlock.c). After
+ * no_new_privs, which landlock_restrict_self needs from a process without
+ * CAP_SYS_ADMIN. Unavailable is tolerated as the agent tolerates it. */
+static void child_landlock(int errfd, const char *root)
+{
+    char msg[400];
+    int r = landlock_confine(root, false, msg, sizeof(msg));
+    if (r < 0)
+        child_fail(errfd, -r, false, "landlock (%s)", msg);
+}
+
+int proc_child_confine(const struct spawn_spec *s, int errfd)
 {
     if (setsid() < 0)
         child_fail(errfd, errno, false, "setsid");
@@ -360,14 +376,89 @@ static __attribute__((noreturn)) void child_run(const struct spawn_spec *s, int 
     child_clear_caps(errfd);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         child_fail(errfd, errno, false, "prctl PR_SET_NO_NEW_PRIVS");
+    if (s->landlock_root)
+        child_landlock(errfd, s->landlock_root);
     /* seccomp(2), not prctl: only it takes flags, and FLAG_LOG sends every
      * refused call to the audit log (seccomp.c) */
     if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_LOG, &s->policy->filter) < 0)
         child_fail(errfd, errno, false, "seccomp SECCOMP_SET_MODE_FILTER (FLAG_LOG)");
     if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &s->policy->quiet) < 0)
         child_fail(errfd, errno, false, "seccomp SECCOMP_SET_MODE_FILTER (quiet rules)");
+    return errfd;
+}
+
+static __attribute__((noreturn)) void child_run(const struct spawn_spec *s, int errfd)
+{
+    errfd = proc_child_confine(s, errfd);
     child_exec(errfd, s->argv, s->envp);
     _exit(127); /* not reached */
+}
+
+void proc_child_ready(int errfd)
+{
+    struct child_report rep = {.err = 0, .pid = getpid()};
+    /* the reader gave up (timeout) or died: nobody will talk to us */
+    if (write_all(errfd, &rep, sizeof(rep)) < 0)
+        _exit(127);
+    close(errfd);
+}
+
+void proc_report_failure(int errfd, int err, const char *msg)
+{
+    struct child_report rep = {.err = err > 0 ? err : EIO};
+    snprintf(rep.msg, sizeof(rep.msg), "%s", msg);
+    (void)write_all(errfd, &rep, sizeof(rep));
+}
+
+__attribute__((noreturn)) void proc_child_fail(int errfd, int err, const char *what)
+{
+    child_fail(errfd, err, false, "%s", what);
+}
+
+int proc_await_ready(int rd, int timeout_ms, pid_t *pid_out, struct spawn_error *e)
+{
+    memset(e, 0, sizeof(*e));
+    struct child_report rep;
+    size_t got = 0;
+    uint64_t deadline = now_mono_ms() + (uint64_t)timeout_ms;
+    while (got < sizeof(rep)) {
+        uint64_t now = now_mono_ms();
+        if (now >= deadline) {
+            snprintf(e->msg, sizeof(e->msg), "no answer within %d ms", timeout_ms);
+            return e->err = -ETIMEDOUT;
+        }
+        struct pollfd pfd = {.fd = rd, .events = POLLIN};
+        int n = poll(&pfd, 1, (int)(deadline - now));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            e->err = -errno;
+            snprintf(e->msg, sizeof(e->msg), "poll: %s", strerror(errno));
+            return e->err;
+        }
+        if (n == 0)
+            continue;
+        ssize_t k = read(rd, (char *)&rep + got, sizeof(rep) - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            e->err = k < 0 ? -errno : -EPIPE;
+            snprintf(e->msg, sizeof(e->msg), "%s", k < 0 ? strerror(errno) : "closed without an answer");
+            return e->err;
+        }
+        got += (size_t)k;
+    }
+    if (rep.err != 0) {
+        rep.msg[sizeof(rep.msg) - 1] = '\0';
+        snprintf(e->msg, sizeof(e->msg), "%s", rep.msg);
+        return e->err = rep.err > 0 ? -rep.err : -EIO;
+    }
+    if (rep.pid <= 1) {
+        snprintf(e->msg, sizeof(e->msg), "ready report with pid %d", (int)rep.pid);
+        return e->err = -EPROTO;
+    }
+    *pid_out = rep.pid;
+    return 0;
 }
 
 /* ---- the parent ----------------------------------------------------------- */

@@ -104,6 +104,13 @@ static uint64_t clock_ms(clockid_t c)
 }
 
 uint64_t now_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+
+uint64_t now_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 uint64_t now_wall_ms(void) { return clock_ms(CLOCK_REALTIME); }
 
 int strfmt(char *buf, size_t len, const char *fmt, ...)

@@ -62,6 +62,7 @@ int random_hex(char *buf, size_t nbytes);
 int strfmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Monotonic and wall clocks in milliseconds. */
 uint64_t now_mono_ms(void);
+uint64_t now_mono_us(void); /* for durations logged below a millisecond */
 uint64_t now_wall_ms(void);
 
 #endif

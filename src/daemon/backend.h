@@ -46,6 +46,12 @@ struct backend_config {
      * init the backend destroys whatever a dead daemon left under it, so two
      * daemons on one host must use different scopes. */
     const char *scope;
+    /* airlock-zygote (src/zygote/): NULL runs none. runner_path is what it
+     * imports; warmup its --warmup code (NULL: its default, numpy and
+     * pandas when importable). Only host-template sandboxes use it. */
+    const char *zygote_path;
+    const char *runner_path;
+    const char *warmup;
 };
 
 struct backend_instance; /* backend-private */

@@ -50,6 +50,11 @@ static void usage(FILE *f)
             "  --pool-max N           ready sandboxes of all shapes together, the most the\n"
             "                         pools grow to when creates come fast (default 8;\n"
             "                         never below --pool-size)\n"
+            "\nPython zygote (a pre-imported Python that forks each sandbox's REPL):\n"
+            "  --zygote PATH          airlock-zygote binary (default: next to airlockd)\n"
+            "  --warmup CODE          Python it runs before forking (default: import numpy\n"
+            "                         and pandas when they are importable)\n"
+            "  --no-zygote            exec a fresh python3 for every REPL instead\n"
             "\nPer client address (IPv4 address, IPv6 /64, uid on the unix socket):\n"
             "  --auth-fail-burst N    failed authentications (wrong or malformed key) allowed\n"
             "                         at once (default 20); past that, every request with a\n"
@@ -131,6 +136,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
         OPT_LISTEN = 256, OPT_SOCKET, OPT_STATE, OPT_REGION, OPT_MAXSB, OPT_MAXTO, OPT_DEFTO, OPT_MAXMEM,
         OPT_MAXUP, OPT_AGENT, OPT_RUNNER, OPT_SCOPE, OPT_LOGLEVEL, OPT_HELP, OPT_RATE, OPT_BURST, OPT_MAXCONC,
         OPT_MAXSBKEY, OPT_ADMINUNL, OPT_AFRATE, OPT_AFBURST, OPT_POOLSIZE, OPT_POOLMAX, OPT_TMPLCACHE,
+        OPT_ZYGOTE, OPT_WARMUP, OPT_NOZYGOTE,
     };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -156,6 +162,9 @@ int config_parse(struct config *cfg, int argc, char **argv)
         {"auth-fail-burst", required_argument, NULL, OPT_AFBURST},
         {"pool-size", required_argument, NULL, OPT_POOLSIZE},
         {"pool-max", required_argument, NULL, OPT_POOLMAX},
+        {"zygote", required_argument, NULL, OPT_ZYGOTE},
+        {"warmup", required_argument, NULL, OPT_WARMUP},
+        {"no-zygote", no_argument, NULL, OPT_NOZYGOTE},
         {"template-cache", required_argument, NULL, OPT_TMPLCACHE},
         {NULL, 0, NULL, 0},
     };
@@ -251,6 +260,9 @@ int config_parse(struct config *cfg, int argc, char **argv)
             if ((r = parse_uint("--pool-max", optarg, 0, 1000, &v)) == 0)
                 cfg->pool_max = (unsigned)v;
             break;
+        case OPT_ZYGOTE: r = set_str(&cfg->zygote_path, optarg); break;
+        case OPT_WARMUP: r = set_str(&cfg->warmup, optarg); break;
+        case OPT_NOZYGOTE: cfg->no_zygote = true; break;
         case OPT_AGENT: r = set_str(&cfg->agent_path, optarg); break;
         case OPT_RUNNER: r = set_str(&cfg->runner_path, optarg); break;
         case OPT_SCOPE: r = set_str(&cfg->scope, optarg); break;
@@ -292,6 +304,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
         return -ENOMEM;
     if (!cfg->runner_path && !(cfg->runner_path = next_to_self("airlock_runner.py")))
         return -ENOMEM;
+    if (!cfg->zygote_path && !(cfg->zygote_path = next_to_self("airlock-zygote")))
+        return -ENOMEM;
     return 0;
 }
 
@@ -302,6 +316,8 @@ void config_free(struct config *cfg)
     free(cfg->region);
     free(cfg->agent_path);
     free(cfg->runner_path);
+    free(cfg->zygote_path);
+    free(cfg->warmup);
     free(cfg->scope);
     free(cfg->template_cache);
 }

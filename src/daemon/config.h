@@ -33,6 +33,9 @@ struct config {
     unsigned pool_max;  /* adaptive ceiling, >= pool_size */
     char *agent_path;
     char *runner_path;
+    char *zygote_path;   /* airlock-zygote */
+    char *warmup;        /* NULL: the zygote's default warm-up */
+    bool no_zygote;      /* every REPL is exec'd */
     char *template_cache; /* template build cache by spec hash; "" disables it */
     char *scope;         /* NULL: derived from state_dir (main.c) */
     enum log_level log_level;

@@ -202,7 +202,13 @@ int main(int argc, char **argv)
         explicit_bzero(env_key, strlen(env_key));
 
     d.backend = &jail_backend_ops;
-    struct backend_config bcfg = {.agent_path = d.cfg.agent_path, .scope = scope};
+    struct backend_config bcfg = {
+        .agent_path = d.cfg.agent_path,
+        .scope = scope,
+        .zygote_path = d.cfg.no_zygote ? NULL : d.cfg.zygote_path,
+        .runner_path = d.cfg.runner_path,
+        .warmup = d.cfg.warmup,
+    };
     if ((r = d.backend->init(&d.backend_state, &bcfg, berr, sizeof(berr))) < 0) {
         log_error("backend %s: init failed: %s", d.backend->name, berr[0] ? berr : strerror(-r));
         d.backend = NULL;

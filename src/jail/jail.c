@@ -76,6 +76,10 @@
  * a few dozen syscalls (~1 ms); this only bounds a wedged kernel call. */
 #define JAIL_SETUP_TIMEOUT_MS 10000
 
+/* How long daemon start waits for the zygote's warm-up (numpy + pandas:
+ * ~0.35 s here). */
+#define JAIL_ZYGOTE_START_WAIT_MS 5000
+
 int child_fail(struct jail_child_error *e, const char *op, const char *path, int err)
 {
     e->err = err;
@@ -172,6 +176,7 @@ static void jail_fini(void *state)
     struct jail_state *st = state;
     if (!st)
         return;
+    jail_zygote_stop(st->zygote);
     if (st->agent_memfd >= 0)
         close(st->agent_memfd);
     if (st->slot_lock_fd >= 0)
@@ -235,6 +240,20 @@ static int jail_init(void **state, const struct backend_config *cfg, char *err, 
         return r;
     }
     log_info("jail: cgroup v%d, agent %s sealed in memfd", st->cg.mode == CGROUP_V2 ? 2 : 1, agent_path);
+    /* Not fatal: without a zygote every REPL is exec'd, as before. */
+    if (cfg->zygote_path && cfg->runner_path) {
+        char zerr[512];
+        if (jail_zygote_start(&st->zygote, cfg->zygote_path, cfg->runner_path, cfg->warmup, zerr, sizeof(zerr)) < 0)
+            log_warn("jail: no zygote: %s; REPLs are exec'd", zerr);
+        /* The warm pool starts building right after init: its sandboxes
+         * should get forked REPLs too. Bounded; a slow warm-up just means
+         * the first sandboxes exec theirs. */
+        else if (!jail_zygote_wait_ready(st->zygote, JAIL_ZYGOTE_START_WAIT_MS))
+            log_warn("jail: zygote not ready within %d ms; sandboxes exec their REPLs until it is",
+                     JAIL_ZYGOTE_START_WAIT_MS);
+    } else {
+        log_info("jail: zygote off; REPLs are exec'd");
+    }
     *state = st;
     return 0;
 }
@@ -246,16 +265,17 @@ struct jail_parent_fds {
     int control;    /* becomes *agent_fd */
     int release_wr; /* one byte releases the child */
     int error_rd;   /* failure record, or EOF once the agent is exec'd */
+    int zygote;     /* our end of the agent's zygote channel, or -1 */
 };
 
 static void plan_init(struct jail_plan *p, struct jail_parent_fds *pf)
 {
     memset(p, 0, sizeof(*p));
-    p->control_fd = p->release_fd = p->error_fd = p->agent_fd = -1;
+    p->control_fd = p->release_fd = p->release_wr = p->error_fd = p->agent_fd = p->zygote_fd = -1;
     p->usr.fd = p->runner.fd = -1;
     for (size_t i = 0; i < JAIL_MAX_ETC_BINDS; i++)
         p->etc_binds[i].fd = -1;
-    pf->control = pf->release_wr = pf->error_rd = -1;
+    pf->control = pf->release_wr = pf->error_rd = pf->zygote = -1;
 }
 
 static void close_fd(int *fd)
@@ -265,11 +285,11 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
-/* Close the parent's copies of everything the child needs. The detached trees
- * stay alive in the child through its inherited copies of the fds. */
-/* The descriptors of the plan that the parent closes: the child's ends
- * (agent_fd is the state's memfd, not ours). */
-#define PLAN_NFDS (5 + JAIL_MAX_ETC_BINDS)
+/* The descriptors of the plan that the parent closes: its copies of the
+ * child's ends (the detached trees stay alive in the child through its
+ * inherited copies). agent_fd is the state's memfd, not ours; release_wr is
+ * the parent's own end, closed through struct jail_parent_fds. */
+#define PLAN_NFDS (6 + JAIL_MAX_ETC_BINDS)
 
 static void plan_fds(struct jail_plan *p, int *fds[PLAN_NFDS])
 {
@@ -278,8 +298,9 @@ static void plan_fds(struct jail_plan *p, int *fds[PLAN_NFDS])
     fds[2] = &p->error_fd;
     fds[3] = &p->usr.fd;
     fds[4] = &p->runner.fd;
+    fds[5] = &p->zygote_fd;
     for (size_t i = 0; i < JAIL_MAX_ETC_BINDS; i++)
-        fds[5 + i] = &p->etc_binds[i].fd;
+        fds[6 + i] = &p->etc_binds[i].fd;
 }
 
 /* No child: close and free everything. */
@@ -329,6 +350,7 @@ static void parent_fds_close(struct jail_parent_fds *pf)
     close_fd(&pf->control);
     close_fd(&pf->release_wr);
     close_fd(&pf->error_rd);
+    close_fd(&pf->zygote);
 }
 
 static int plan_channels(struct jail_plan *p, struct jail_parent_fds *pf, char *err, size_t errlen)
@@ -341,7 +363,7 @@ static int plan_channels(struct jail_plan *p, struct jail_parent_fds *pf, char *
     if (pipe2(rel, O_CLOEXEC) < 0)
         return jail_err(err, errlen, -errno, "pipe2 (release)");
     p->release_fd = rel[0];
-    pf->release_wr = rel[1];
+    pf->release_wr = p->release_wr = rel[1];
     if (pipe2(er, O_CLOEXEC) < 0)
         return jail_err(err, errlen, -errno, "pipe2 (errors)");
     pf->error_rd = er[0];
@@ -370,6 +392,10 @@ static int plan_prepare(struct jail_state *st, const struct sandbox_spec *spec, 
     snprintf(p->hostname, sizeof(p->hostname), "%s", spec->hostname);
     snprintf(p->memory_arg, sizeof(p->memory_arg), "%llu", (unsigned long long)spec->memory_bytes);
     plan_mount_options(p, spec);
+    /* host template only: the zygote's imports come from the host's /usr.
+     * No zygote (not ready, --no-zygote): the agent execs the runner. */
+    if (st->zygote && (!spec->tmpl || !spec->tmpl->rootfs))
+        (void)jail_zygote_channel(st->zygote, &pf->zygote, &p->zygote_fd);
     if ((r = rootfs_prepare(p, spec, err, errlen)) < 0)
         return r;
     if (spec->runner_path) {
@@ -403,6 +429,10 @@ static void child_reset_signals(void)
  * parent failed or died: leave quietly. */
 static int child_wait_release(const struct jail_plan *p, struct jail_child_error *e)
 {
+    /* our copy of the parent's write end: with it open, a daemon killed
+     * before the release would leave us (and the copies of its fds we hold,
+     * other sandboxes' control streams among them) waiting forever */
+    (void)close(p->release_wr);
     char c;
     for (;;) {
         ssize_t n = read(p->release_fd, &c, 1);
@@ -428,11 +458,11 @@ static int child_enter_namespaces(const struct jail_plan *p, struct jail_child_e
     return 0;
 }
 
-static int child_fd_above_3(int *fd, struct jail_child_error *e)
+static int child_fd_above_4(int *fd, struct jail_child_error *e)
 {
-    if (*fd > 3)
+    if (*fd < 0 || *fd > 4)
         return 0;
-    int n = fcntl(*fd, F_DUPFD_CLOEXEC, 4);
+    int n = fcntl(*fd, F_DUPFD_CLOEXEC, 5);
     if (n < 0)
         return child_fail(e, "fcntl F_DUPFD_CLOEXEC", "", errno);
     *fd = n;
@@ -440,16 +470,17 @@ static int child_fd_above_3(int *fd, struct jail_child_error *e)
 }
 
 /* The agent gets exactly: 0-2 on the sandbox's /dev/null, 3 the control
- * stream. Every other fd the daemon had (the database, the listening socket,
+ * stream, 4 its zygote channel if it has one. Every other fd the daemon had (the database, the listening socket,
  * other sandboxes' streams) is marked close-on-exec; they stay usable until
  * exec, which the error pipe and the memfd need (CVE-2024-21626 class). */
 static int child_setup_fds(const struct jail_plan *p, int *agent_fd, struct jail_child_error *e)
 {
     int r;
-    int control = p->control_fd, error = p->error_fd; /* the plan is the parent's memory: read only */
+    /* the plan is the parent's memory (CLONE_VM): read it, never write it */
+    int control = p->control_fd, error = p->error_fd, zygote = p->zygote_fd;
     *agent_fd = p->agent_fd;
-    if ((r = child_fd_above_3(&control, e)) < 0 || (r = child_fd_above_3(&error, e)) < 0 ||
-        (r = child_fd_above_3(agent_fd, e)) < 0)
+    if ((r = child_fd_above_4(&control, e)) < 0 || (r = child_fd_above_4(&error, e)) < 0 ||
+        (r = child_fd_above_4(agent_fd, e)) < 0 || (r = child_fd_above_4(&zygote, e)) < 0)
         return r;
     int null = open("/dev/null", O_RDWR);
     if (null < 0)
@@ -461,14 +492,17 @@ static int child_setup_fds(const struct jail_plan *p, int *agent_fd, struct jail
         close(null);
     if (dup3(control, 3, 0) < 0)
         return child_fail(e, "dup3", "control socket", errno);
-    if (syscall(SYS_close_range, 4U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+    if (zygote >= 0 && dup3(zygote, 4, 0) < 0)
+        return child_fail(e, "dup3", "zygote socket", errno);
+    if (syscall(SYS_close_range, zygote >= 0 ? 5U : 4U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
         return child_fail(e, "close_range", "", errno);
     return 0;
 }
 
 static int child_exec_agent(const struct jail_plan *p, int agent_fd, struct jail_child_error *e)
 {
-    char *const argv[] = {"airlock-agent", "--fd", "3", "--memory-limit", (char *)p->memory_arg, NULL};
+    char *const argv[] = {"airlock-agent", "--fd", "3", "--memory-limit", (char *)p->memory_arg,
+                          p->zygote_fd >= 0 ? "--zygote-fd" : NULL, "4", NULL};
     static char *const envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                                  "HOME=/", "LANG=C.UTF-8", NULL};
     syscall(SYS_execveat, agent_fd, "", argv, envp, AT_EMPTY_PATH);
@@ -811,6 +845,11 @@ static int jail_create(void *state, const struct sandbox_spec *spec_in, struct b
      * died, which it reports as an error) */
     plan_release_after_child(p);
     child_stack_free(&cs);
+    if (pf.zygote >= 0) {
+        r = jail_zygote_register(st->zygote, steal_fd(&pf.zygote), inst->pidfd, &inst->cg, inst->id);
+        if (r < 0)
+            log_debug("jail: %s: zygote registration: %s; its agent execs the runner", inst->id, strerror(-r));
+    }
     *agent_fd = steal_fd(&pf.control);
     parent_fds_close(&pf);
     *out = inst;

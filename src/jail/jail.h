@@ -57,8 +57,11 @@ struct cgroup_ctx {
     char parent[32];
 };
 
+struct jail_zygote;
+
 struct jail_state {
     struct cgroup_ctx cg;
+    struct jail_zygote *zygote; /* NULL: --no-zygote, or it could not be set up */
     int agent_memfd; /* sealed copy of airlock-agent, fexecve'd by every sandbox */
     bool protect_agent; /* CAP_SYS_RESOURCE: may set the agent's oom_score_adj to -1000 */
     int dumpable;       /* PR_GET_DUMPABLE at init: restored after each clone (userns.c) */
@@ -107,8 +110,11 @@ struct jail_plan {
     /* child's ends */
     int control_fd; /* becomes fd 3 of the agent */
     int release_fd; /* read end: one byte = go, EOF = the daemon gave up */
+    int release_wr; /* the parent's write end (struct jail_parent_fds owns it): the
+                       child closes its inherited copy, or EOF could never come */
     int error_fd;   /* write end, CLOEXEC: EOF after execveat = success */
     int agent_fd;   /* the sealed memfd */
+    int zygote_fd;  /* becomes fd 4 of the agent (--zygote-fd 4), or -1 */
 
     char hostname[65];
     char memory_arg[24]; /* the agent's --memory-limit, in bytes */
@@ -192,6 +198,24 @@ int cgroup_count(enum cgroup_mode mode);
 int mnt_clone_tree_ro(const char *path, struct jail_tree *t, const char *target, char *err, size_t errlen);
 int mnt_build_root(const struct jail_plan *p, struct jail_child_error *e); /* child */
 int mnt_pivot_root(struct jail_child_error *e);                          /* child */
+
+/* ---- zygote.c ---- */
+/* Start the supervisor thread that runs airlock-zygote (path) and restarts
+ * it; warmup NULL leaves the zygote's default. Does not wait for it. */
+int jail_zygote_start(struct jail_zygote **out, const char *path, const char *runner, const char *warmup,
+                      char *err, size_t errlen);
+void jail_zygote_stop(struct jail_zygote *z); /* kills and reaps it */
+/* A channel for a new sandbox, if the zygote is ready: *ours for
+ * jail_zygote_register, *agents for the agent's fd 4. -ENOTCONN if not. */
+int jail_zygote_channel(struct jail_zygote *z, int *ours, int *agents);
+/* Hand ours (always consumed), the agent's pidfd and the sandbox's cgroup
+ * directories to the zygote. Never blocks. */
+int jail_zygote_register(struct jail_zygote *z, int ours, int pidfd, const struct cgroup_ctx *cg, const char *id);
+/* At daemon start: wait until the first zygote is ready or failed, at most
+ * timeout_ms. true if it is ready. */
+bool jail_zygote_wait_ready(struct jail_zygote *z, unsigned timeout_ms);
+/* pid of the running, ready zygote, 0 if none */
+pid_t jail_zygote_pid(struct jail_zygote *z);
 
 /* ---- net.c ---- */
 int net_loopback_up(struct jail_child_error *e); /* child */

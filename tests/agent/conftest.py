@@ -71,11 +71,11 @@ class Reply:
 
 
 class AgentClient:
-    def __init__(self, root, extra_args=()):
+    def __init__(self, root, extra_args=(), pass_fds=()):
         self.sock, child = socket.socketpair()
         self.proc = subprocess.Popen(
             [AGENT, "--fd", str(child.fileno()), "--root", root, "--runner", RUNNER, "--python", PYTHON, *extra_args],
-            pass_fds=[child.fileno()],
+            pass_fds=[child.fileno(), *pass_fds],
         )
         child.close()
         self.next_id = 1

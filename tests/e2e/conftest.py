@@ -5,6 +5,8 @@ Environment:
   AIRLOCK_AGENT   airlock-agent binary       (default build/airlock-agent)
   AIRLOCK_RUNNER  the Python REPL runner     (default runner/airlock_runner.py)
   AIRLOCK_CLI     the `airlock` CLI binary   (default build/airlock)
+  AIRLOCK_ZYGOTE  the airlock-zygote binary  (default build/airlock-zygote; the ASan
+                  build has none, so `make test-e2e` points this at build/)
 
 Run with Debian's interpreter (it has pandas and matplotlib):
   /usr/bin/python3 -m pytest tests/e2e
@@ -41,6 +43,7 @@ DAEMON = _path_from_env("AIRLOCK_DAEMON", "build/airlockd")
 AGENT = _path_from_env("AIRLOCK_AGENT", "build/airlock-agent")
 RUNNER = _path_from_env("AIRLOCK_RUNNER", "runner/airlock_runner.py")
 CLI = _path_from_env("AIRLOCK_CLI", "build/airlock")
+ZYGOTE = _path_from_env("AIRLOCK_ZYGOTE", "build/airlock-zygote")
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer",
                      "ThreadSanitizer")
@@ -50,6 +53,14 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 class Daemon:
@@ -92,7 +103,7 @@ class Daemon:
         cmd = [str(DAEMON), "--listen", "127.0.0.1:%d" % self.port,
                "--socket", str(self.socket_path), "--state-dir", str(self.state_dir),
                "--region", "eu", "--agent", str(AGENT), "--runner", str(RUNNER),
-               *self.extra_args]
+               "--zygote", str(ZYGOTE), *self.extra_args]
         log = open(self.log_path, "wb")
         self.logs.append(self.log_path)
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -141,8 +152,20 @@ class Daemon:
         self.proc.kill()
         self.proc.wait()
 
-    def descendants(self):
-        """Pids of every live process below the daemon (agents, runners, user code)."""
+    def zygote_pid(self):
+        """Pid of the daemon's airlock-zygote, or None."""
+        for p in self.descendants(include_zygote=True):
+            try:
+                if open("/proc/%d/comm" % p).read().strip() == "airlock-zygote":
+                    return p
+            except OSError:
+                pass
+        return None
+
+    def descendants(self, include_zygote=False):
+        """Pids of every live process below the daemon (agents, runners, user code);
+        the zygote (one per daemon, not a sandbox's) and its transient children
+        only with include_zygote."""
         children = {}
         for d in os.listdir("/proc"):
             if not d.isdigit():
@@ -154,6 +177,8 @@ class Daemon:
         while todo:
             p = todo.pop()
             for c in children.get(p, []):
+                if not include_zygote and p == self.proc.pid and _comm(c) == "airlock-zygote":
+                    continue
                 out.append(c)
                 todo.append(c)
         return out

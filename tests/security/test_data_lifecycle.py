@@ -62,6 +62,25 @@ def sandbox_pids(sb_id):
     return out
 
 
+def _start_time(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _describe(pid):
+    out = {}
+    for what in ("comm", "cgroup", "stat"):
+        try:
+            with open("/proc/%d/%s" % (pid, what)) as f:
+                out[what] = f.read().strip()[:300]
+        except OSError as e:
+            out[what] = str(e)
+    return out
+
+
 def ns_inodes(pids):
     """The namespaces these processes live in, minus those the host's init shares."""
     host = set()
@@ -116,6 +135,7 @@ class Footprint:
     def __init__(self, d, sb):
         self.d, self.sb_id = d, sb.id
         self.pids = sandbox_pids(sb.id)
+        self.started = {p: _start_time(p) for p in self.pids}
         assert len(self.pids) >= 2, "the sandbox's agent and REPL were not found by cgroup"
         self.namespaces = ns_inodes(self.pids)
         assert {k for k, _ in self.namespaces} >= {"mnt", "pid", "net", "user"}, self.namespaces
@@ -125,7 +145,13 @@ class Footprint:
     def assert_gone(self, canary, daemon_pids=()):
         assert wait_until(lambda: not sandbox_pids(self.sb_id), 10), \
             "sandbox processes remain: %r" % sandbox_pids(self.sb_id)
-        assert not [p for p in self.pids if pid_alive(p)], "sandbox processes remain"
+        # the same process, not a new one that got its pid (pid_max may be 32768,
+        # and the suite forks thousands of processes). A task leaves its cgroups
+        # when its exit begins, before its memory is torn down: wait for the end.
+        def left():
+            return [p for p in self.pids if pid_alive(p) and _start_time(p) == self.started.get(p)]
+        assert wait_until(lambda: not left(), 10), \
+            "sandbox processes remain: %r" % [(p, _describe(p)) for p in left()]
         assert wait_until(lambda: not pids_in(self.namespaces), 10), \
             "processes remain in the sandbox's namespaces: %r" % pids_in(self.namespaces)
         assert wait_until(lambda: not [c for c in self.cgroups if os.path.exists(c)], 10), \

@@ -1,0 +1,218 @@
+/* spawn.c - fork one sandbox's REPL out of the warm zygote.
+ *
+ *   zygote (host root, host namespaces)
+ *     refuse unless single-threaded (/proc/self/task): fork copies only the
+ *       calling thread, and a lock another thread held would stay locked
+ *     setns(agent pidfd, NEWPID)       our *children* go to the sandbox's
+ *                                      pid namespace (we stay where we are)
+ *     vfork -> C1                      (we wait while C1 runs on our memory)
+ *     setns(own pid ns, NEWPID)        back, before anything else is forked
+ *   C1 (in the sandbox's pid namespace, sharing the zygote's memory)
+ *     _Fork -> C2, _exit               C2 is orphaned; the kernel gives an
+ *                                      orphan to the init of its parent's
+ *                                      pid namespace: the agent, PID 1
+ *   C2 (the REPL)
+ *     write 0 to each cgroup.procs     the sandbox's memory/pids/cpu limits
+ *                                      (through the host's mounts, before
+ *                                      the sandbox's mount namespace)
+ *     setns(agent pidfd, USER|NS|NET|IPC|UTS|CGROUP|PID)   one call; from
+ *                                      here on only the sandbox's
+ *                                      namespaces, cgroups and fds
+ *     proc_child_confine (src/agent/proc.c, the exec'd runner's sequence):
+ *       setsid, fds 0-4 + close_range, signals, oom_score_adj 1000, cwd,
+ *       rlimits, bounding set, setresgid/setresuid 1000, caps cleared,
+ *       no_new_privs, Landlock (the agent's ruleset), seccomp last
+ *     PyOS_AfterFork_Child, wait for the adoption (getppid() == 1)
+ *     report {0, pid} to the agent, run airlock_runner.zygote_main()
+ *
+ * Why C1 must enter the pid namespace at fork: a process's pid namespace is
+ * fixed when it is forked, and the reaper of an orphan is taken from its
+ * exiting parent's pid namespace. A C1 forked in the host's would hand C2
+ * to the host's init, not to the agent, which could then not wait for it.
+ *
+ * Why C1 is a vfork child: it exists only to be C2's parent for a moment.
+ * Sharing our memory, it costs no copy of the zygote's page tables and no
+ * teardown at its exit; only C2 is a real fork, one copy per spawn. C1
+ * calls nothing but _Fork (glibc's async-signal-safe fork, which also gives
+ * C2 its own thread id in glibc's thread descriptor) and _exit, on a stack
+ * below our frame. C2's memory is a copy of ours taken inside the vfork, in
+ * PyOS_BeforeFork's state, which PyOS_AfterFork_Child expects.
+ *
+ * Every failure goes to the agent through the report pipe as proc.c's
+ * child_report ("setns into the sandbox's namespaces: Operation not
+ * permitted"); the agent then execs the runner instead.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "log.h"
+#include "seccomp_bpf.h"
+#include "util.h"
+#include "zygote.h"
+
+#define SANDBOX_NS_FLAGS \
+    (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_NEWPID)
+
+/* How long C2 waits for C1's exit to hand it to the agent (C1 exits right
+ * after its fork: microseconds, unless the host is swamped). */
+#define ADOPT_WAIT_US 2000000
+#define ADOPT_POLL_US 200
+
+static int count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -errno;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+static void join_sandbox(const struct zsandbox *sb, int errfd)
+{
+    for (uint32_t i = 0; i < sb->ncgroups; i++) {
+        char path[300];
+        snprintf(path, sizeof(path), "%s/cgroup.procs", sb->cgroups[i]);
+        int r = write_file(path, "0");
+        if (r < 0) {
+            char what[340];
+            snprintf(what, sizeof(what), "write 0 to %s", path);
+            proc_child_fail(errfd, -r, what);
+        }
+    }
+    if (setns(sb->pidfd, SANDBOX_NS_FLAGS) < 0)
+        proc_child_fail(errfd, errno, "setns into the sandbox's namespaces (agent pidfd)");
+}
+
+static __attribute__((noreturn)) void repl_child(struct zygote *z, const struct zsandbox *sb,
+                                                 const struct zyg_spawn *req, int fds[ZYG_SPAWN_FDS])
+{
+    join_sandbox(sb, fds[5]);
+    /* the agent's policy, but for data_limit the same constants the agent
+     * loads (compiled at build time from the same table) */
+    struct spawn_policy policy = {
+        .filter = {.len = ARRAY_SIZE(seccomp_user_bpf), .filter = (struct sock_filter *)seccomp_user_bpf},
+        .quiet = {.len = ARRAY_SIZE(seccomp_quiet_bpf), .filter = (struct sock_filter *)seccomp_quiet_bpf},
+        .data_limit = req->data_limit >= (uint64_t)RLIM_INFINITY ? RLIM_INFINITY : (rlim_t)req->data_limit,
+    };
+    int extra[2] = {fds[3], fds[4]};
+    struct spawn_spec spec = {
+        .policy = &policy,
+        .cwd = "/home/user",
+        .stdin_fd = fds[0], .stdout_fd = fds[1], .stderr_fd = fds[2],
+        .extra_fds = extra, .n_extra = 2,
+        .landlock_root = "/", /* the sandbox's root: we are in its mount namespace */
+    };
+    int errfd = proc_child_confine(&spec, fds[5]);
+    /* what CPython's own start does (proc.c reset every disposition):
+     * a write to a closed pipe is an exception, not death */
+    (void)signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGXFSZ, SIG_IGN);
+    PyOS_AfterFork_Child();
+    /* the agent waits for us and signals us by the pid we report: only
+     * report once we are its child */
+    for (int waited = 0; getppid() != 1; waited += ADOPT_POLL_US) {
+        if (waited >= ADOPT_WAIT_US)
+            proc_child_fail(errfd, ETIMEDOUT, "wait to be adopted by the agent");
+        usleep(ADOPT_POLL_US);
+    }
+    proc_child_ready(errfd);
+
+    int code = 1;
+    PyObject *r = PyObject_CallMethod(z->runner, "zygote_main", NULL);
+    if (r) {
+        code = PyLong_Check(r) ? (int)PyLong_AsLong(r) : 0;
+        Py_DECREF(r);
+    } else if (PyErr_ExceptionMatches(PyExc_SystemExit)) {
+        code = 0;
+        PyErr_Clear();
+    } else {
+        PyErr_Print();
+    }
+    /* like the exec'd runner's interpreter exit: atexit handlers, flushes */
+    if (Py_FinalizeEx() < 0)
+        code = 120;
+    _exit(code);
+}
+
+/* C1: a vfork child on the zygote's memory and stack. _Fork and _exit only. */
+static __attribute__((noreturn)) void entry_child(struct zygote *z, const struct zsandbox *sb,
+                                                  const struct zyg_spawn *req, int fds[ZYG_SPAWN_FDS])
+{
+    pid_t pid = _Fork();
+    if (pid == 0)
+        repl_child(z, sb, req, fds);
+    if (pid < 0)
+        proc_report_failure(fds[5], errno, "zygote: fork the REPL");
+    _exit(0);
+}
+
+/* Its own function: nothing of the caller's lives across the vfork. */
+static pid_t vfork_entry(struct zygote *z, const struct zsandbox *sb, const struct zyg_spawn *req,
+                         int fds[ZYG_SPAWN_FDS])
+{
+    pid_t pid = vfork();
+    if (pid == 0)
+        entry_child(z, sb, req, fds);
+    return pid;
+}
+
+static void close_all(int fds[ZYG_SPAWN_FDS])
+{
+    for (int i = 0; i < ZYG_SPAWN_FDS; i++)
+        if (fds[i] >= 0) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+}
+
+int zygote_spawn_repl(struct zygote *z, const struct zsandbox *sb, const struct zyg_spawn *req,
+                      int fds[ZYG_SPAWN_FDS])
+{
+    char msg[200];
+    int r = 0;
+    int n = count_threads();
+    if (n != 1) {
+        r = n < 0 ? n : -EDEADLK;
+        snprintf(msg, sizeof(msg), n < 0 ? "zygote: read /proc/self/task" : "zygote: %d threads, fork refused", n);
+        proc_report_failure(fds[5], n < 0 ? -n : EDEADLK, msg);
+        goto out;
+    }
+    /* stdio buffers would be copied into the child and flushed twice */
+    fflush(stdout);
+    fflush(stderr);
+    if (setns(sb->pidfd, CLONE_NEWPID) < 0) {
+        r = -errno;
+        snprintf(msg, sizeof(msg), "zygote: setns CLONE_NEWPID (agent pidfd): %s", strerror(errno));
+        proc_report_failure(fds[5], -r, msg);
+        goto out;
+    }
+    PyOS_BeforeFork();
+    pid_t pid = vfork_entry(z, sb, req, fds);
+    int fork_errno = errno;
+    PyOS_AfterFork_Parent();
+    if (setns(z->self_pidns_fd, CLONE_NEWPID) < 0) {
+        /* every later fork would land in this sandbox: stop here, the
+         * daemon starts a new zygote */
+        log_error("setns back to our own pid namespace: %s; exiting", strerror(errno));
+        _exit(1);
+    }
+    if (pid < 0) {
+        r = -fork_errno;
+        snprintf(msg, sizeof(msg), "zygote: fork: %s", strerror(fork_errno));
+        proc_report_failure(fds[5], fork_errno, msg);
+    }
+out:
+    close_all(fds);
+    return r;
+}
