@@ -358,6 +358,17 @@ static void build_one_locked(struct pool *p, struct shape_pool *sp)
     }
     p->building = false;
     pthread_cond_broadcast(&p->built_cond);
+    if (r < 0 && err.status == 422 && !p->stop) {
+        /* A template defect (its warm-up raises): every build of it would
+         * fail the same way, so stop pooling it rather than rebuild it once
+         * a second. A later create on it is a miss that tries again, and
+         * brings the shape back for one more pool build at most. */
+        log_warn("warm pool: template %s cannot be pooled; its pool is dropped", name);
+        pthread_mutex_unlock(&p->lock);
+        pool_drop_template(p, name);
+        pthread_mutex_lock(&p->lock);
+        return;
+    }
     if (r < 0 && !p->stop)
         wait_locked(p, POOL_FAIL_BACKOFF_MS);
 }

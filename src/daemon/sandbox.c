@@ -15,6 +15,10 @@
 
 #define HELLO_TIMEOUT_MS 15000
 #define REAPER_PERIOD_MS 1000
+/* A template's warm-up may import a large stack (pandas, torch) on a loaded
+ * machine; past this the build fails rather than hold a create forever. */
+#define WARMUP_TIMEOUT_MS 120000
+#define WARMUP_GRACE_MS 10000 /* the agent enforces the timeout; this is our backstop */
 
 enum sb_state { SB_RUNNING, SB_DESTROYING, SB_DESTROYED };
 
@@ -614,6 +618,70 @@ void sandbox_discard(struct sandbox *sb)
     sandbox_free(sb);
 }
 
+/* Run the template's warm-up code in the sandbox's Python REPL, the one the
+ * user's code will use (RUN_CODE, as the sandbox user, like any user call),
+ * before the sandbox is visible to anyone. Its output is discarded: the
+ * agent still reads it, but only 4 KiB per stream are asked for and the
+ * frames are dropped here. A warm-up that raises is a defect of the
+ * template (422 warmup_failed, naming it and the exception); one that does
+ * not finish in WARMUP_TIMEOUT_MS, or an agent that dies, is a 500. */
+static int run_warmup(struct sandbox *sb, const struct template_info *t, struct api_error *err)
+{
+    uint64_t t0 = now_mono_ms();
+    json_t *payload = json_pack("{s:s,s:s,s:I,s:{},s:i}", "code", t->warmup, "language", "python", "timeout_ms",
+                                (json_int_t)WARMUP_TIMEOUT_MS, "env", "max_output", 4096);
+    if (!payload)
+        return api_error_set(err, -ENOMEM, 500, "internal", "out of memory");
+    cleanup_agent_req struct agent_req *req = NULL;
+    int r = agent_req_start(sb->conn, PROTO_RUN_CODE, payload, &req);
+    json_decref(payload);
+    if (r < 0)
+        return api_error_set(err, r, 500, "internal", "template %s: warm-up: send to the agent: %s", t->name,
+                             strerror(-r));
+    uint64_t deadline = t0 + WARMUP_TIMEOUT_MS + WARMUP_GRACE_MS;
+    for (;;) {
+        cleanup_frame struct agent_frame *f = NULL;
+        if ((r = agent_req_next(req, deadline, &f)) < 0) {
+            if (r == -ETIMEDOUT)
+                return api_error_set(err, r, 500, "internal", "template %s: warm-up did not finish in %d s",
+                                     t->name, WARMUP_TIMEOUT_MS / 1000);
+            return api_error_set(err, r, 500, "internal", "template %s: warm-up: agent: %s", t->name,
+                                 r == -EPIPE ? "connection lost" : strerror(-r));
+        }
+        if (f->type == PROTO_STDOUT || f->type == PROTO_STDERR)
+            continue; /* discarded */
+        if (f->type == PROTO_ERROR) {
+            struct api_error aerr = {0};
+            api_error_from_agent(&aerr, (const char *)f->data, f->len);
+            return api_error_set(err, -EREMOTEIO, 500, "internal", "template %s: warm-up failed: %s", t->name,
+                                 aerr.message);
+        }
+        if (f->type != PROTO_RESULT)
+            return api_error_set(err, -EPROTO, 500, "internal", "template %s: warm-up: agent sent %s", t->name,
+                                 proto_type_name(f->type));
+        json_t *res = json_loadb((const char *)f->data, f->len, 0, NULL);
+        json_t *e = json_object_get(res, "error");
+        bool timed_out = json_is_true(json_object_get(res, "timed_out"));
+        if (json_is_object(e) || timed_out) {
+            const char *name = json_string_value(json_object_get(e, "name"));
+            const char *value = json_string_value(json_object_get(e, "value"));
+            int ret = timed_out ? -ETIMEDOUT : -EREMOTEIO;
+            if (timed_out)
+                api_error_set(err, -ETIMEDOUT, 500, "internal", "template %s: warm-up did not finish in %d s",
+                              t->name, WARMUP_TIMEOUT_MS / 1000);
+            else
+                api_error_set(err, -EREMOTEIO, 422, "warmup_failed", "template %s: warm-up failed: %s%s%s", t->name,
+                              name ? name : "error", value && *value ? ": " : "", value ? value : "");
+            json_decref(res);
+            return ret;
+        }
+        json_decref(res);
+        log_debug("sandbox %s: template %s warm-up ran in %llu ms", sb->id, t->name,
+                  (unsigned long long)(now_mono_ms() - t0));
+        return 0;
+    }
+}
+
 int sandbox_build(struct daemon *d, const struct sandbox_shape *s, struct sandbox **out, struct api_error *err)
 {
     int r;
@@ -678,6 +746,12 @@ int sandbox_build(struct daemon *d, const struct sandbox_shape *s, struct sandbo
         api_error_set(err, -EPROTO, 500, "internal", "agent handshake: protocol version %lld, expected %d",
                       (long long)ver, PROTO_VERSION);
         r = -EPROTO;
+        goto fail;
+    }
+    /* Only built templates carry warm-up code: the host template's REPLs
+     * are zygote forks, warmed once by the zygote's --warmup. */
+    if (s->tmpl->rootfs && s->tmpl->warmup && s->tmpl->warmup[0] && (r = run_warmup(sb, s->tmpl, err)) < 0) {
+        log_error("sandbox %s: %s", sb->id, err->message);
         goto fail;
     }
     *out = sb;

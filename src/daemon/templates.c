@@ -92,6 +92,8 @@ static struct tmpl *tmpl_new(struct templates *t, json_t *manifest)
     tp->info.name = tp->name;
     tp->info.rootfs = tp->rootfs;
     tp->manifest = json_incref(manifest);
+    /* borrowed from the manifest, which lives as long as tp */
+    tp->info.warmup = json_string_value(json_object_get(json_object_get(manifest, "spec"), "warmup"));
     tp->ifd = -1;
     pthread_mutex_init(&tp->vlock, NULL);
     return tp;

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import airlock
-from conftest import CLI, ROOT, Daemon
+from conftest import CLI, ROOT, Daemon, stop_and_check, wait_until
 
 SPEC = ROOT / "templates" / "python.json"
 
@@ -267,6 +267,90 @@ def test_corrupted_tree_is_refused_at_first_use_after_restart(td, python_tmpl):
 
 
 # ---- reproducibility ---------------------------------------------------------------
+
+
+# ---- warm-up -----------------------------------------------------------------------
+
+# A module the runner never imports itself, a global, the REPL's pid, and
+# output on both streams that must not reach the user.
+WARM = {"name": "warm", "suite": "bookworm", "packages": ["python3"],
+        "description": "warm-up test",
+        "warmup": "import colorsys, os, sys\nWARM = 41 + 1\nWARM_PID = os.getpid()\n"
+                  "print('warm-noise-out')\nprint('warm-noise-err', file=sys.stderr)\n"}
+WARM_BAD = {"name": "warm-bad", "suite": "bookworm", "packages": ["python3"],
+            "description": "warm-up test", "warmup": "x = 1\nimport airlock_no_such_module\n"}
+
+WARM_CHECK = ("import os, sys; print('colorsys' in sys.modules, WARM, WARM_PID == os.getpid())")
+
+
+def _assert_warm(sb):
+    # the first user call: the warm-up's state is there, its output is not
+    r = sb.run_code(WARM_CHECK)
+    assert r.error is None, r
+    assert r.stdout == "True 42 True\n" and r.stderr == "", r
+    assert "warm-noise" not in r.stdout + r.stderr
+
+
+def test_warmup_runs_before_handout_on_a_miss(td):
+    """--pool-size 0: every create builds, and waits for the warm-up."""
+    b = _build(td, WARM)
+    assert b["state"] == "succeeded", b["all_progress"]
+    with td.sandbox(template="warm") as sb:
+        _assert_warm(sb)
+    assert td.request("DELETE", "/v1/templates/warm")[0] == 200
+
+
+def test_warmup_that_raises_fails_the_create(td):
+    b = _build(td, WARM_BAD)
+    assert b["state"] == "succeeded", b["all_progress"]
+    for _ in range(2):
+        st, _, _, j = td.request("POST", "/v1/sandboxes", {"template": "warm-bad"}, timeout=180)
+        assert st == 422, (st, j)
+        assert j["error"]["code"] == "warmup_failed", j
+        assert j["error"]["message"].startswith("template warm-bad: warm-up failed: ModuleNotFoundError: "), j
+        assert "airlock_no_such_module" in j["error"]["message"], j
+    # nothing left behind, and the daemon keeps serving
+    assert wait_until(lambda: td.descendants() == [], 20), td.descendants()
+    st, _, _, j = td.request("GET", "/v1/sandboxes")
+    assert st == 200 and j["sandboxes"] == [], j
+    with td.sandbox() as sb:
+        assert sb.run_code("print(1)").stdout == "1\n"
+    assert td.request("DELETE", "/v1/templates/warm-bad")[0] == 200
+
+
+def test_warmup_in_the_pool(tmp_path):
+    """A pooled sandbox of a built template was warmed up off the request path;
+    a template whose warm-up raises is not rebuilt over and over."""
+    from test_pool import pool, shape_of
+    d = Daemon(tmp_path / "warmpool", name="warmpool", extra_args=["--pool-size", "1", "--pool-max", "4"]).start()
+    try:
+        for spec in (WARM, WARM_BAD):
+            b = _build(d, spec)
+            assert b["state"] == "succeeded", b["all_progress"]
+        # the first create of the shape is a miss (warmed on the request path), it
+        # teaches the pool the shape; the next one is a hit, warmed beforehand
+        with d.sandbox(template="warm") as a:
+            _assert_warm(a)
+        assert wait_until(lambda: (shape_of(pool(d), 1024, template="warm") or {}).get("ready") == 1, 60), pool(d)
+        with d.sandbox(template="warm") as s:
+            assert shape_of(pool(d), 1024, template="warm")["hits"] == 1, pool(d)
+            _assert_warm(s)
+
+        st, _, _, j = d.request("POST", "/v1/sandboxes", {"template": "warm-bad"}, timeout=180)
+        assert st == 422 and j["error"]["code"] == "warmup_failed", (st, j)
+        # the pool's build of the shape fails the same way, and the pool drops
+        # the shape instead of retrying it every second
+        assert wait_until(lambda: pool(d)["build_failures"] >= 1
+                          and shape_of(pool(d), 1024, template="warm-bad") is None, 60), pool(d)
+        failures = pool(d)["build_failures"]
+        time.sleep(3)  # three of the pool's 1 s failure back-offs
+        p = pool(d)
+        assert p["build_failures"] == failures and shape_of(p, 1024, template="warm-bad") is None, p
+        assert "template warm-bad: warm-up failed: ModuleNotFoundError" in d.log_text()
+    finally:
+        if d.proc.poll() is None:
+            stop_and_check(d)
+
 
 TINY = {"suite": "bookworm", "packages": ["hello"], "description": "reproducibility test"}
 
