@@ -1,13 +1,14 @@
 """Request fast paths: SDK keep-alive (one connection, safe reconnects) and the
 daemon's per-request timing line at --log-level debug."""
 
+import os
 import re
 import socket
 import threading
 
 import pytest
 
-from airlock import AirlockConnectionError, AirlockError, NotFound, Sandbox
+from airlock import AirlockConnectionError, AirlockError, NotFound, Sandbox, close_idle_connections
 from airlock._transport import Transport
 
 from conftest import Daemon, pid_alive, scope_cgroups, stop_and_check, wait_until
@@ -250,3 +251,45 @@ def test_sdk_connection_pool_is_thread_safe(daemon, sb):
         t.join()
     assert errors == []
     assert 1 <= len(sb._http._idle) <= 4
+
+
+# ---- one pool of idle connections per process ---------------------------------------------
+
+def test_sandboxes_in_sequence_share_one_connection(daemon):
+    """create, run and close of one sandbox and then the next one all go over
+    one keep-alive connection: no connect and no daemon thread start per
+    sandbox."""
+    close_idle_connections()  # what earlier tests left in this process's pool
+    with Sandbox() as a:
+        a.run_code("1")
+        first = _conn_ids(a._http)
+    assert len(first) == 1, first
+    for _ in range(3):
+        with Sandbox() as b:
+            assert b.run_code("print(3)").stdout == "3\n"
+            assert _conn_ids(b._http) == first
+
+
+def test_forked_child_gets_its_own_connections(daemon, sb):
+    """After a fork the child must not write into the parent's sockets (two
+    processes interleaving requests on one connection)."""
+    close_idle_connections()
+    sb.run_code("1")
+    parent = _conn_ids(sb._http)
+    assert len(parent) == 1, parent
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: same Sandbox object, its own pool
+        try:
+            ok = sb.run_code("print(5)").stdout == "5\n" and _conn_ids(sb._http) not in ([], parent)
+            os.write(w, b"ok" if ok else b"shared")
+        finally:
+            os._exit(0)
+    os.close(w)
+    answer = os.read(r, 16)
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert answer == b"ok", answer
+    # the parent's connection survived the child's exit
+    assert sb.run_code("print(6)").stdout == "6\n"
+    assert _conn_ids(sb._http) == parent

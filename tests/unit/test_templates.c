@@ -3,6 +3,8 @@
  * temporary directory; no daemon. */
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,7 +167,37 @@ static void test_spec(void)
           !tmpl_name_valid("a/b") && !tmpl_name_valid("abcdefghijklmnopqrstuvwxyz0123456"));
 }
 
-int main(void)
+/* Every spec shipped in templates/ is valid and named after its file: a typo
+ * there would otherwise surface only when a user builds it. */
+static void test_shipped_specs(const char *dir)
+{
+    glob_t g;
+    char pattern[PATH_MAX];
+    snprintf(pattern, sizeof(pattern), "%s/*.json", dir);
+    CHECK(glob(pattern, 0, NULL, &g) == 0);
+    CHECK(g.gl_pathc >= 3); /* python, datasci, documents */
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        json_error_t jerr;
+        json_t *j = json_load_file(g.gl_pathv[i], 0, &jerr);
+        if (!j)
+            fprintf(stderr, "%s:%d: %s\n", g.gl_pathv[i], jerr.line, jerr.text);
+        CHECK(j != NULL);
+        struct tmpl_spec s;
+        char err[256] = "";
+        int r = tmpl_spec_parse(j, &s, err, sizeof(err));
+        if (r < 0)
+            fprintf(stderr, "%s: %s\n", g.gl_pathv[i], err);
+        CHECK(r == 0);
+        const char *base = strrchr(g.gl_pathv[i], '/') + 1;
+        const char *name = json_string_value(json_object_get(s.canon, "name"));
+        CHECK(name && strncmp(base, name, strlen(name)) == 0 && strcmp(base + strlen(name), ".json") == 0);
+        tmpl_spec_clear(&s);
+        json_decref(j);
+    }
+    globfree(&g);
+}
+
+int main(int argc, char **argv)
 {
     snprintf(root, sizeof(root), "/tmp/airlock-unit-tree.XXXXXX");
     if (!mkdtemp(root)) {
@@ -174,6 +206,8 @@ int main(void)
     }
     test_tree_hash();
     test_spec();
+    if (argc > 1)
+        test_shipped_specs(argv[1]);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
     if (system(cmd) != 0)

@@ -14,6 +14,7 @@ from .errors import (AirlockConnectionError, AirlockError, AuthError, EgressUnav
                      RateLimitError, RegionUnavailable, SandboxTimeout, ServerError,
                      TemplateCorrupt, TemplateNotFound, WheelInstallError)
 from .models import Execution, ExecutionError, Info, Result
+from ._transport import close_idle_connections
 from .sandbox import Files, Sandbox
 
 __version__ = "0.1.0"
@@ -23,4 +24,5 @@ __all__ = [
     "AirlockError", "AirlockConnectionError", "AuthError", "NotFound", "SandboxTimeout",
     "QuotaExceeded", "RateLimitError", "InvalidRequest", "PayloadTooLarge", "PathEscape", "RegionUnavailable",
     "EgressUnavailable", "TemplateNotFound", "TemplateCorrupt", "WheelInstallError", "ServerError",
+    "close_idle_connections",
 ]

@@ -1,9 +1,13 @@
 """HTTP transport: one persistent keep-alive connection, TCP or unix socket.
 
 ``AIRLOCK_URL`` (or ``base_url``) is ``http://host:port``, ``https://...`` or
-``unix:///path/to.sock``.  A ``Transport`` owns one ``http.client`` connection
-and reuses it for every request (airlockd serves each connection with one
-thread, so reuse also spares the daemon a thread start per request).  An idle
+``unix:///path/to.sock``.  Idle keep-alive connections are kept per endpoint
+and shared by every ``Transport`` (so every ``Sandbox``) of the process: a
+request takes one and gives it back, so create, run and close of one sandbox,
+and the next sandbox after it, all go over one connection (airlockd serves
+each connection with one thread, so reuse also spares the daemon a thread
+start per request).  Connections carry no credentials: the key is a header of
+each request.  An idle
 connection the daemon has closed (its idle timeout, a restart) is noticed
 before it is reused and replaced.  If a reused connection still dies before
 an answer arrives, the request is sent once more on a fresh connection, but
@@ -73,6 +77,52 @@ def decode_json(data):
         raise AirlockConnectionError("bad JSON from airlockd: %s" % e)
 
 
+class _IdlePool:
+    __slots__ = ("conns", "lock")
+
+    def __init__(self):
+        self.conns = []
+        self.lock = threading.Lock()
+
+
+_POOLS = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _idle_pool(endpoint):
+    with _POOLS_LOCK:
+        pool = _POOLS.get(endpoint)
+        if pool is None:
+            pool = _POOLS[endpoint] = _IdlePool()
+        return pool
+
+
+def _forget_pools_in_child():
+    # A forked child must not share the parent's sockets (two processes
+    # writing requests into one connection) nor inherit a lock some other
+    # thread held at the fork.  Dropping the objects closes only the child's
+    # copies of the descriptors: the parent's connections stay open.
+    global _POOLS, _POOLS_LOCK
+    _POOLS = {}
+    _POOLS_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pools_in_child)
+
+
+def close_idle_connections():
+    """Close every idle keep-alive connection of this process (the daemon
+    would close them after its idle timeout anyway)."""
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+    for pool in pools:
+        with pool.lock:
+            idle = pool.conns[:]
+            del pool.conns[:]
+        for conn in idle:
+            conn.close()
+
+
 class _UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path, timeout):
         super().__init__("localhost", timeout=timeout, blocksize=BLOCK_SIZE)
@@ -111,12 +161,22 @@ class Transport:
         else:
             raise AirlockConnectionError("bad AIRLOCK_URL %r: use http://, https:// or unix://"
                                          % self.base_url)
-        # Idle keep-alive connections.  A request takes one (or opens one) and
-        # gives it back once its response was read to the end, so a Sandbox
-        # normally reuses a single connection, while a stream being iterated
+        # Idle keep-alive connections to this endpoint, shared with every other
+        # Transport of the process.  A request takes one (or opens one) and
+        # gives it back once its response was read to the end, so requests in
+        # sequence reuse a single connection, while a stream being iterated
         # and a call made meanwhile (or from another thread) each get their own.
-        self._idle = []
-        self._lock = threading.Lock()
+        # (looked up on each use, so a transport made before a fork uses the
+        # child's own pool after it)
+        self._endpoint_key = self._endpoint()
+
+    @property
+    def _idle(self):
+        return _idle_pool(self._endpoint_key).conns
+
+    @property
+    def _lock(self):
+        return _idle_pool(self._endpoint_key).lock
 
     # -- connection management -------------------------------------------------
     def _new_conn(self):
@@ -130,9 +190,10 @@ class Transport:
 
     def _take(self):
         """Return (connection, reused)."""
+        pool = _idle_pool(self._endpoint_key)
         while True:
-            with self._lock:
-                conn = self._idle.pop() if self._idle else None
+            with pool.lock:
+                conn = pool.conns.pop() if pool.conns else None
             if conn is None:
                 return self._new_conn(), False
             if not _idle_conn_dead(conn):
@@ -143,17 +204,22 @@ class Transport:
         if resp.will_close or conn.sock is None:
             conn.close()
             return
-        with self._lock:
-            if len(self._idle) < _MAX_IDLE:
-                self._idle.append(conn)
+        pool = _idle_pool(self._endpoint_key)
+        with pool.lock:
+            if len(pool.conns) < _MAX_IDLE:
+                pool.conns.append(conn)
                 return
         conn.close()
 
+    def _endpoint(self):
+        if self._scheme == "unix":
+            return ("unix", self._unix_path)
+        return (self._scheme, self._host, self._port)
+
     def close(self):
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        """Nothing to release: idle connections belong to the process-wide
+        pool (``close_idle_connections()`` closes them), and a connection in
+        use is closed or given back by the request that holds it."""
 
     def _headers(self, extra):
         h = {"Accept": "application/json"}
