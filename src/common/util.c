@@ -1,11 +1,15 @@
 #include "util.h"
 
-#include <stdio.h>
-#include <stdarg.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 int write_all(int fd, const void *buf, size_t len)
 {
@@ -120,4 +124,17 @@ int strfmt(char *buf, size_t len, const char *fmt, ...)
     int n = vsnprintf(buf, len, fmt, ap);
     va_end(ap);
     return n < 0 ? -EINVAL : (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int thread_nice_as_process(void)
+{
+    /* PRIO_PROCESS with the pid names the main thread (nice is per thread on
+     * Linux); a thread made by a lowered thread inherits its nice value */
+    errno = 0;
+    int want = getpriority(PRIO_PROCESS, (id_t)getpid());
+    if (want == -1 && errno != 0)
+        return -errno;
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), want) < 0)
+        return -errno;
+    return 0;
 }

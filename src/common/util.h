@@ -65,4 +65,9 @@ uint64_t now_mono_ms(void);
 uint64_t now_mono_us(void); /* for durations logged below a millisecond */
 uint64_t now_wall_ms(void);
 
+/* Give the calling thread the nice value of the process's main thread (a
+ * thread started by a lowered thread, such as the warm pool's builder,
+ * inherits the lower priority). 0 or -errno. */
+int thread_nice_as_process(void);
+
 #endif

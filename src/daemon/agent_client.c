@@ -95,6 +95,9 @@ static void *reader_main(void *arg)
 {
     struct agent_conn *c = arg;
     int r;
+    /* it relays requests' frames: never at the warm pool builder's priority */
+    if ((r = thread_nice_as_process()) < 0)
+        log_debug("agent %s: reader priority: %s", c->name, strerror(-r));
     for (;;) {
         struct proto_hdr h;
         uint8_t *payload = NULL;

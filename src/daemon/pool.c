@@ -25,7 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "templates.h"
@@ -34,6 +37,7 @@
 #define POOL_PERIOD_MS 1000       /* idle re-check, and the demand window unit */
 #define POOL_FAIL_BACKOFF_MS 1000 /* after a failed build: do not spin on a broken backend */
 /* a burst's pool size halves every ~10 s (shape_target) */
+#define POOL_BUILD_NICE 10 /* the refill thread's priority below the daemon's */
 
 struct shape_pool {
     /* shape.tmpl is only valid during the create that registered the shape
@@ -376,6 +380,15 @@ static void build_one_locked(struct pool *p, struct shape_pool *sp)
 static void *refill_main(void *arg)
 {
     struct pool *p = arg;
+    /* Builds are background work: on a small host they compete for the same
+     * cores as the requests they exist to speed up. A lower priority for this
+     * thread alone (nice is per thread on Linux) lets a request preempt a
+     * build; the agents it builds get the daemon's priority back (jail.c). */
+    errno = 0;
+    int base = getpriority(PRIO_PROCESS, 0);
+    if (!(base == -1 && errno != 0) &&
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), base + POOL_BUILD_NICE) < 0)
+        log_warn("warm pool: setpriority: %s; builds run at the daemon's priority", strerror(errno));
     pthread_mutex_lock(&p->lock);
     while (!p->stop) {
         struct sandbox *sb = pop_crashed_locked(p);

@@ -61,6 +61,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -216,6 +217,10 @@ static int jail_init(void **state, const struct backend_config *cfg, char *err, 
         r = userns_probe(st, err, errlen);
     if (r >= 0)
         r = cgroup_detect(&st->cg.mode, err, errlen);
+    errno = 0;
+    st->nice = getpriority(PRIO_PROCESS, 0); /* the calling (main) thread's */
+    if (st->nice == -1 && errno != 0)
+        st->nice = 0;
     if (r >= 0)
         r = cgroup_init_parents(&st->cg, err, errlen);
     if (r >= 0) {
@@ -844,6 +849,11 @@ static int jail_create(void *state, const struct sandbox_spec *spec_in, struct b
     /* configure_and_release saw the error pipe's EOF: the child exec'd (or
      * died, which it reports as an error) */
     plan_release_after_child(p);
+    /* The clone ran at the building thread's priority (the warm pool's is
+     * lowered so that builds yield to requests); the agent and what it
+     * starts must not inherit that. */
+    if (setpriority(PRIO_PROCESS, (id_t)pid, st->nice) < 0)
+        log_warn("jail: %s: setpriority(%d) of the agent: %s", inst->id, st->nice, strerror(errno));
     child_stack_free(&cs);
     if (pf.zygote >= 0) {
         r = jail_zygote_register(st->zygote, steal_fd(&pf.zygote), inst->pidfd, &inst->cg, inst->id);

@@ -65,6 +65,8 @@ struct jail_state {
     int agent_memfd; /* sealed copy of airlock-agent, fexecve'd by every sandbox */
     bool protect_agent; /* CAP_SYS_RESOURCE: may set the agent's oom_score_adj to -1000 */
     int dumpable;       /* PR_GET_DUMPABLE at init: restored after each clone (userns.c) */
+    int nice;           /* the daemon's nice value at init: every agent runs at it, whatever
+                           the priority of the thread that built it (the pool's is lower) */
     /* create/destroy run on the daemon's HTTP threads concurrently. */
     pthread_mutex_t slot_lock;
     unsigned next_slot; /* next-fit, so a freed range is not reused at once */
