@@ -327,3 +327,63 @@ def test_pool_of_a_built_template(tmp_path):
         d.sandbox().kill()
     finally:
         stop_and_check(d)
+
+
+def _nice(path):
+    """Field 19 of a /proc/.../stat file: the task's nice value (None if the
+    task is gone)."""
+    try:
+        stat = open(path).read()
+    except FileNotFoundError:
+        return None
+    return int(stat[stat.rindex(")") + 2:].split()[16])
+
+
+def _thread_nices(pid):
+    tasks = "/proc/%d/task" % pid
+    nices = {t: _nice("%s/%s/stat" % (tasks, t)) for t in os.listdir(tasks)}
+    return {t: n for t, n in nices.items() if n is not None}
+
+
+def _sandbox_pids(d, sid):
+    import glob
+    pids = set()
+    for parent in scope_cgroups(d):
+        for procs in glob.glob("%s/%s/cgroup.procs" % (parent, sid)):
+            pids.update(int(x) for x in open(procs).read().split())
+    return pids
+
+
+def test_builds_run_below_requests_and_sandboxes_do_not(pooled):
+    """The refill thread builds at a lower priority, so that a request
+    preempts a build on a small host; nothing it builds keeps that priority:
+    not the agent, not the REPL, not what user code starts, nor the daemon
+    thread that relays the sandbox's frames."""
+    d = pooled
+    assert ready_at_least(d, 2)
+    nices = _thread_nices(d.proc.pid)
+    assert sorted(nices.values()).count(10) == 1, nices  # the refill thread alone
+    assert nices[str(d.proc.pid)] == 0
+    before = pool(d)["hits"]
+    with d.sandbox() as s:
+        assert pool(d)["hits"] == before + 1
+        inside = s.run_code("import os, subprocess\n"
+                            "p = subprocess.Popen(['sleep', '30'])\n"
+                            "print(os.nice(0), subprocess.run(['sh', '-c', 'nice'], capture_output=True,"
+                            " text=True).stdout.strip())").stdout.split()
+        assert inside == ["0", "0"], inside
+        # seen from the host: agent, REPL and the sleep, all at the daemon's priority
+        pids = _sandbox_pids(d, s.id)
+        assert len(pids) >= 3, pids
+        assert {p: _nice("/proc/%d/stat" % p) for p in pids} == {p: 0 for p in pids}
+    assert sorted(_thread_nices(d.proc.pid).values()).count(10) == 1
+
+
+def test_pooled_host_repl_was_primed(pooled):
+    """A pooled host-template REPL has already run one empty call (its
+    copy-on-write faults paid at build time), so the user's first call is
+    the REPL's second cell."""
+    d = pooled
+    assert ready_at_least(d, 1)
+    with d.sandbox() as s:
+        assert s.run_code("import sys; print(sys._getframe().f_code.co_filename)").stdout == "<cell-2>\n"
