@@ -46,19 +46,13 @@ static int parse_args(int argc, char **argv, struct agent *a, bool *debug, bool 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'f': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 0 || v > 65535)
+            if (parse_fd_arg(optarg, &a->ctl_fd) < 0)
                 return -EINVAL;
-            a->ctl_fd = (int)v;
             break;
         }
         case 'z': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 0 || v > 65535)
+            if (parse_fd_arg(optarg, &a->zygote_fd) < 0)
                 return -EINVAL;
-            a->zygote_fd = (int)v;
             break;
         }
         case 'r': a->root_path = optarg; break;

@@ -30,31 +30,13 @@
  * execs the runner (~15 ms + imports) instead. */
 #define ZYGOTE_SPAWN_TIMEOUT_MS 1000
 
+_Static_assert(ZYG_SPAWN_FDS <= SEND_FDS_MAX, "send_with_fds carries at most SEND_FDS_MAX descriptors");
+
 static int send_spawn(int sock, const struct zyg_spawn *msg, const int fds[ZYG_SPAWN_FDS])
 {
-    struct iovec iov = {.iov_base = (void *)msg, .iov_len = sizeof(*msg)};
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * ZYG_SPAWN_FDS)];
-        struct cmsghdr align;
-    } u;
-    memset(&u, 0, sizeof(u));
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * ZYG_SPAWN_FDS);
-    memcpy(CMSG_DATA(c), fds, sizeof(int) * ZYG_SPAWN_FDS);
-    for (;;) {
-        /* non-blocking: a zygote that does not read its queue is a failure,
-         * not a reason for the agent to hang */
-        ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n == (ssize_t)sizeof(*msg))
-            return 0;
-        if (n >= 0)
-            return -EIO;
-        if (errno != EINTR)
-            return -errno;
-    }
+    /* non-blocking: a zygote that does not read its queue is a failure,
+     * not a reason for the agent to hang */
+    return send_with_fds(sock, msg, sizeof(*msg), fds, ZYG_SPAWN_FDS, MSG_DONTWAIT);
 }
 
 void zygote_disable(struct agent *a, const char *why)

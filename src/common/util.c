@@ -4,9 +4,11 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -137,4 +139,42 @@ int thread_nice_as_process(void)
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), want) < 0)
         return -errno;
     return 0;
+}
+
+int parse_fd_arg(const char *s, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end || v < 0 || v > 65535)
+        return -EINVAL;
+    *out = (int)v;
+    return 0;
+}
+
+int send_with_fds(int sock, const void *msg, size_t len, const int *fds, size_t nfds, int flags)
+{
+    if (nfds == 0 || nfds > SEND_FDS_MAX)
+        return -EINVAL;
+    struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * SEND_FDS_MAX)];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof(u));
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = CMSG_SPACE(sizeof(int) * nfds)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+    for (;;) {
+        ssize_t n = sendmsg(sock, &mh, flags | MSG_NOSIGNAL);
+        if (n == (ssize_t)len)
+            return 0;
+        if (n >= 0)
+            return -EIO;
+        if (errno != EINTR)
+            return -errno;
+    }
 }

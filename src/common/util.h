@@ -70,4 +70,13 @@ uint64_t now_wall_ms(void);
  * inherits the lower priority). 0 or -errno. */
 int thread_nice_as_process(void);
 
+/* A descriptor number given on a command line (0-65535): 0, or -EINVAL. */
+int parse_fd_arg(const char *s, int *out);
+
+/* One sendmsg of len bytes with nfds (<= SEND_FDS_MAX) descriptors attached
+ * as SCM_RIGHTS, retried on EINTR. flags are sendmsg's (MSG_NOSIGNAL is
+ * always added). 0 once all len bytes went, -EIO for fewer, else -errno. */
+#define SEND_FDS_MAX 8
+int send_with_fds(int sock, const void *msg, size_t len, const int *fds, size_t nfds, int flags);
+
 #endif

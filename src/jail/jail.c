@@ -415,10 +415,10 @@ static int plan_prepare(struct jail_state *st, const struct sandbox_spec *spec, 
 
 /* ---- child ------------------------------------------------------------------- */
 
-/* The daemon's handlers and blocked mask must not leak into the sandbox:
- * a handler would run daemon code in the child, and ignored/blocked signals
- * survive exec. (32 and 33 are glibc's own and are refused: harmless.) */
-static void child_reset_signals(void)
+/* The daemon's handlers and blocked mask must not leak into a child: a
+ * handler would run daemon code in it, and ignored/blocked signals survive
+ * exec. (32 and 33 are glibc's own and are refused: harmless.) */
+void child_reset_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));

@@ -146,6 +146,11 @@ struct jail_child_error {
 /* child: record a failure; returns -err so callers can `return child_fail(...)`. */
 int child_fail(struct jail_child_error *e, const char *op, const char *path, int err);
 
+/* child of a multi-threaded daemon: every handler back to SIG_DFL and nothing
+ * blocked, so no daemon code runs in it and nothing ignored survives exec
+ * (the sandbox init, the zygote). Raw syscalls only. */
+void child_reset_signals(void);
+
 /* parent: format "op path: strerror" into err; returns r (negative errno). */
 int jail_err(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 

@@ -56,14 +56,7 @@ struct jail_zygote {
 /* Child of a multi-threaded process: raw syscalls only until execve. */
 static void __attribute__((noreturn)) zygote_child(int fd, char *const *argv)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = SIG_DFL;
-    for (int s = 1; s < NSIG; s++)
-        (void)sigaction(s, &sa, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+    child_reset_signals();
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null < 0 || dup2(null, 0) < 0)
         _exit(127);
@@ -305,25 +298,13 @@ int jail_zygote_register(struct jail_zygote *z, int ours, int pidfd, const struc
             return r;
         reg.ncgroups++;
     }
-    struct iovec iov = {.iov_base = &reg, .iov_len = sizeof(reg)};
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * 2)];
-        struct cmsghdr align;
-    } u;
-    memset(&u, 0, sizeof(u));
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * 2);
     int fds[2] = {sock, pidfd};
-    memcpy(CMSG_DATA(c), fds, sizeof(fds));
     int r = 0;
     pthread_mutex_lock(&z->lock);
     if (z->fd < 0)
         r = -ENOTCONN;
-    else if (sendmsg(z->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-        r = -errno;
+    else
+        r = send_with_fds(z->fd, &reg, sizeof(reg), fds, 2, MSG_DONTWAIT);
     pthread_mutex_unlock(&z->lock);
     /* closing our copy either way: on failure the agent's spawn request
      * finds no reader (EPIPE, or EOF on its report pipe) and it execs */

@@ -73,11 +73,8 @@ static int parse_args(int argc, char **argv, struct args *a)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'f': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 0 || v > 65535)
+            if (parse_fd_arg(optarg, &a->fd) < 0)
                 return -EINVAL;
-            a->fd = (int)v;
             break;
         }
         case 'r': a->runner = optarg; break;
