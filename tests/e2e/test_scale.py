@@ -13,15 +13,30 @@ import resource
 
 import pytest
 
-from conftest import Daemon, pid_alive, stop_and_check, wait_until
+from conftest import Daemon, _proc_stat, stop_and_check, wait_until
 
 N = 200
 
 
 def agents(d):
     """Direct children of airlockd: one agent per sandbox, pooled ones included."""
-    return [p for p in d.descendants() if pid_alive(p)
-            and open("/proc/%d/stat" % p).read().rsplit(")", 1)[1].split()[1] == str(d.proc.pid)]
+    # a pool agent can exit between the listing and the read: _proc_stat
+    # says None for it instead of raising
+    out = []
+    for p in d.descendants():
+        st = _proc_stat(p)
+        if st is not None and st[1] != "Z" and st[2] == d.proc.pid:
+            out.append(p)
+    return out
+
+
+def host_uid(pid):
+    """The real uid of a live pid, or None if it is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            return [x for x in f if x.startswith("Uid:")][0].split()[1]
+    except OSError:
+        return None
 
 
 @pytest.fixture
@@ -64,11 +79,9 @@ def test_200_live_sandboxes(many):
         for i, s in enumerate(boxes[::37]):
             assert s.run_code("print(n)").stdout == "%d\n" % (i * 37)
         # one uid range each: no two agents share a host uid
-        uids = set()
-        for p in agents(d):
-            with open("/proc/%d/status" % p) as f:
-                uids.add([x for x in f if x.startswith("Uid:")][0].split()[1])
-        assert len(uids) == len(agents(d)) >= N, (len(uids), len(agents(d)))
+        live = {p: host_uid(p) for p in agents(d)}
+        live = {p: u for p, u in live.items() if u is not None}
+        assert len(set(live.values())) == len(live) >= N, (len(set(live.values())), len(live))
         # the daemon is healthy: it lists them all and still serves new work
         st, _, _, j = d.request("GET", "/v1/sandboxes")
         assert st == 200 and len(j["sandboxes"]) == N
