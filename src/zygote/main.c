@@ -110,6 +110,7 @@ static int take_user_environment(void)
 
 static int python_start(const char *runner_path, const char *warmup, PyObject **runner_out)
 {
+    hugeheap_install();
     PyConfig config;
     PyConfig_InitPythonConfig(&config);
     config.parse_argv = 0;
@@ -174,6 +175,7 @@ static int python_start(const char *runner_path, const char *warmup, PyObject **
         Py_DECREF(mod);
         return -EINVAL;
     }
+    hugeheap_seal();
     log_info("warm-up done in %llu ms", (unsigned long long)(now_mono_ms() - t0));
     *runner_out = mod;
     return 0;

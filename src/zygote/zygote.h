@@ -6,11 +6,14 @@
  *   spawn.c  one spawn: fork into the sandbox's pid namespace, join its
  *            cgroups and other namespaces, fork the REPL, drop privileges
  *            (src/agent/proc.c), run the runner's main loop
+ *   hugeheap.c pymalloc's arenas in one huge-page region, the heap
+ *            collapsed into huge pages: cheap forks and exits
  */
 #ifndef AIRLOCK_ZYGOTE_H
 #define AIRLOCK_ZYGOTE_H
 
 #include <Python.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/resource.h>
 
@@ -40,5 +43,11 @@ struct zygote {
  * that are reported through the report fd (fds[5]) and returned. */
 int zygote_spawn_repl(struct zygote *z, const struct zsandbox *sb, const struct zyg_spawn *req,
                       int fds[ZYG_SPAWN_FDS]);
+
+/* Before Python starts: pymalloc's arenas from one huge-page region. */
+void hugeheap_install(void);
+/* After the warm-up: small pages for what REPLs allocate later, the heap
+ * and big anonymous mappings collapsed into huge pages; logs the result. */
+void hugeheap_seal(void);
 
 #endif
