@@ -50,7 +50,8 @@
 /* One region per process. Global because CPython's arena hooks are: a
  * forked REPL inherits it with the rest of the memory and goes on using it. */
 static struct {
-    char *base, *next, *end; /* [base, next) opened read-write */
+    char *base, *next, *end; /* [base, next) handed out */
+    char *open_end;          /* [base, open_end) read-write: whole huge pages */
     void *free[MAX_FREE];    /* returned arenas, read-write, pages dropped */
     unsigned nfree;
     size_t arena_sz; /* the first request's size: pymalloc asks one size only */
@@ -76,8 +77,15 @@ static void *arena_alloc(void *ctx, size_t size)
         return H.region_allocs++, H.free[--H.nfree];
     if ((size_t)(H.end - H.next) < size)
         goto fallback;
-    if (mprotect(H.next, size, PROT_READ | PROT_WRITE) < 0)
-        goto fallback; /* RLIMIT_DATA: mmap below fails the same way */
+    if ((size_t)(H.open_end - H.next) < size) {
+        /* open whole 2 MiB extents: the kernel backs an extent with a huge
+         * page at its first fault only if the extent is inside the mapping */
+        size_t want = ((size_t)(H.next + size - H.open_end) + HUGE_SZ - 1) & ~(HUGE_SZ - 1);
+        if (want > (size_t)(H.end - H.open_end) ||
+            mprotect(H.open_end, want, PROT_READ | PROT_WRITE) < 0)
+            goto fallback; /* RLIMIT_DATA: mmap below fails the same way */
+        H.open_end += want;
+    }
     void *p = H.next;
     H.next += size;
     H.region_allocs++;
@@ -118,7 +126,7 @@ void hugeheap_install(void)
     munmap(base + REGION_SZ, (size_t)(raw + HUGE_SZ - base));
     if (madvise(base, REGION_SZ, MADV_HUGEPAGE) < 0)
         log_debug("huge-page heap: MADV_HUGEPAGE: %s", strerror(errno));
-    H.base = H.next = base;
+    H.base = H.next = H.open_end = base;
     H.end = base + REGION_SZ;
     PyObjectArenaAllocator a = {.ctx = NULL, .alloc = arena_alloc, .free = arena_free};
     PyObject_SetArenaAllocator(&a);
@@ -144,11 +152,11 @@ void hugeheap_seal(void)
     size_t collapsed = 0;
     if (H.base) {
         /* the tail a REPL's new arenas come from: small pages */
-        char *tail = (char *)(((uintptr_t)H.next + HUGE_SZ - 1) & ~(HUGE_SZ - 1));
-        if (tail < H.end && madvise(tail, (size_t)(H.end - tail), MADV_NOHUGEPAGE) < 0)
+        if (H.open_end < H.end && madvise(H.open_end, (size_t)(H.end - H.open_end), MADV_NOHUGEPAGE) < 0)
             log_debug("huge-page heap: MADV_NOHUGEPAGE: %s", strerror(errno));
-        /* arenas faulted in before THP was possible (none, normally) */
-        collapsed += collapse((uintptr_t)H.base, (uintptr_t)tail);
+        /* extents the kernel could not back with a huge page at their
+         * first fault (no free huge page at that moment) */
+        collapsed += collapse((uintptr_t)H.base, (uintptr_t)H.open_end);
     }
     /* the brk heap and the libraries' own big buffers */
     FILE *f = fopen("/proc/self/maps", "re");

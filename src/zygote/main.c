@@ -410,15 +410,7 @@ int main(int argc, char **argv)
      * every disposition in the children, and the runner installs its own. */
     if (signal(SIGINT, SIG_IGN) == SIG_ERR)
         log_warn("ignore SIGINT: %s", strerror(errno));
-    int threads = 0;
-    {
-        char buf[4096];
-        if (read_file_small("/proc/self/status", buf, sizeof(buf)) >= 0) {
-            char *t = strstr(buf, "\nThreads:");
-            if (t)
-                threads = atoi(t + 9);
-        }
-    }
+    int threads = zygote_threads();
     if (threads != 1)
         log_warn("%d threads after the warm-up; spawns will be refused while more than one runs", threads);
     if (send_ready(z.daemon_fd) < 0) {

@@ -1,7 +1,7 @@
 /* spawn.c - fork one sandbox's REPL out of the warm zygote.
  *
  *   zygote (host root, host namespaces)
- *     refuse unless single-threaded (/proc/self/task): fork copies only the
+ *     refuse unless single-threaded (/proc/self/status): fork copies only the
  *       calling thread, and a lock another thread held would stay locked
  *     setns(agent pidfd, NEWPID)       our *children* go to the sandbox's
  *                                      pid namespace (we stay where we are)
@@ -35,18 +35,19 @@
  * teardown at its exit; only C2 is a real fork, one copy per spawn. C1
  * calls nothing but _Fork (glibc's async-signal-safe fork, which also gives
  * C2 its own thread id in glibc's thread descriptor) and _exit, on a stack
- * below our frame. C2's memory is a copy of ours taken inside the vfork, in
- * PyOS_BeforeFork's state, which PyOS_AfterFork_Child expects.
+ * below our frame. C2's memory is a copy of ours taken inside the vfork,
+ * with no Python lock held (see zygote_spawn_repl for why we skip
+ * PyOS_BeforeFork), the state PyOS_AfterFork_Child expects.
  *
  * Every failure goes to the agent through the report pipe as proc.c's
  * child_report ("setns into the sandbox's namespaces: Operation not
  * permitted"); the agent then execs the runner instead.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -64,18 +65,16 @@
 #define ADOPT_WAIT_US 2000000
 #define ADOPT_POLL_US 200
 
-static int count_threads(void)
+/* From /proc/self/status into a stack buffer: nothing here may write to
+ * the heap the REPLs share with us (see zygote_spawn_repl). */
+int zygote_threads(void)
 {
-    DIR *d = opendir("/proc/self/task");
-    if (!d)
-        return -errno;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)))
-        if (de->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
+    char buf[4096];
+    int r = read_file_small("/proc/self/status", buf, sizeof(buf));
+    if (r < 0)
+        return r;
+    char *t = strstr(buf, "\nThreads:");
+    return t ? atoi(t + 9) : -EPROTO;
 }
 
 static void join_sandbox(const struct zsandbox *sb, int errfd)
@@ -181,10 +180,10 @@ int zygote_spawn_repl(struct zygote *z, const struct zsandbox *sb, const struct 
 {
     char msg[200];
     int r = 0;
-    int n = count_threads();
+    int n = zygote_threads();
     if (n != 1) {
         r = n < 0 ? n : -EDEADLK;
-        snprintf(msg, sizeof(msg), n < 0 ? "zygote: read /proc/self/task" : "zygote: %d threads, fork refused", n);
+        snprintf(msg, sizeof(msg), n < 0 ? "zygote: read /proc/self/status" : "zygote: %d threads, fork refused", n);
         proc_report_failure(fds[5], n < 0 ? -n : EDEADLK, msg);
         goto out;
     }
@@ -197,10 +196,17 @@ int zygote_spawn_repl(struct zygote *z, const struct zsandbox *sb, const struct 
         proc_report_failure(fds[5], -r, msg);
         goto out;
     }
-    PyOS_BeforeFork();
+    /* No PyOS_BeforeFork / PyOS_AfterFork_Parent here: they run the
+     * os.register_at_fork callbacks (Python code) in us at every spawn, and
+     * every page that code writes is one the live REPLs share with us: a
+     * copy-on-write fault here, and a huge page split into 512 small ones
+     * that every later fork then copies. What they guard against cannot
+     * happen here: we are single-threaded (checked above) and run no Python
+     * between spawns, so no lock (the import lock among them) is held at
+     * the fork. The REPL still runs PyOS_AfterFork_Child (thread state,
+     * locks, the after-in-child callbacks such as random's reseed). */
     pid_t pid = vfork_entry(z, sb, req, fds);
     int fork_errno = errno;
-    PyOS_AfterFork_Parent();
     if (setns(z->self_pidns_fd, CLONE_NEWPID) < 0) {
         /* every later fork would land in this sandbox: stop here, the
          * daemon starts a new zygote */

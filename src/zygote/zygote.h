@@ -44,6 +44,9 @@ struct zygote {
 int zygote_spawn_repl(struct zygote *z, const struct zsandbox *sb, const struct zyg_spawn *req,
                       int fds[ZYG_SPAWN_FDS]);
 
+/* Our thread count (a fork copies only the calling thread), or -errno. */
+int zygote_threads(void);
+
 /* Before Python starts: pymalloc's arenas from one huge-page region. */
 void hugeheap_install(void);
 /* After the warm-up: small pages for what REPLs allocate later, the heap

@@ -172,6 +172,10 @@ def test_two_sandboxes_cannot_see_each_other(zd):
         # generator state is reseeded in every child)
         code = "import numpy; print(json.dumps(numpy.random.randint(0, 2**31, 4).tolist()))"
         assert run_json(a, code) != run_json(b, code)
+        # nor the random module's (its after-in-child reseed runs in every
+        # REPL even though the zygote skips the parent's at-fork callbacks)
+        code = "import random; print(json.dumps(random.getrandbits(64)))"
+        assert run_json(a, code) != run_json(b, code)
 
 
 def test_killed_zygote_falls_back_then_comes_back(tmp_path):
