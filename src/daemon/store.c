@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "util.h"
+#include "walckpt.h"
 
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS api_keys ("
@@ -75,6 +76,7 @@ struct store {
     sqlite3 *db;
     pthread_mutex_t lock; /* one connection, used by one thread at a time */
     sqlite3_stmt *st[ST__COUNT];
+    struct walckpt *ckpt; /* checkpoints on their own thread (walckpt.c) */
 };
 
 /* Log a SQLite failure with the operation; callers return -EIO. */
@@ -139,6 +141,8 @@ int store_open(const char *dir, struct store **out)
             return r;
         }
     }
+    if (walckpt_start(path, s->db, &s->ckpt) < 0)
+        log_warn("store: checkpoints stay in the committing request");
     *out = s;
     return 0;
 }
@@ -147,6 +151,7 @@ void store_close(struct store *s)
 {
     if (!s)
         return;
+    walckpt_stop(s->ckpt);
     for (int i = 0; i < ST__COUNT; i++)
         sqlite3_finalize(s->st[i]);
     if (s->db)
