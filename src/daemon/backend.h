@@ -13,6 +13,7 @@
 #ifndef AIRLOCK_BACKEND_H
 #define AIRLOCK_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -55,6 +56,8 @@ struct backend_config {
     const char *zygote_path;
     const char *runner_path;
     const char *warmup;
+    /* remount cgroup2 with favordynmods (host-wide: jail/dynmods.c) */
+    bool cgroup_favordynmods;
 };
 
 struct backend_instance; /* backend-private */

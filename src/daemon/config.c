@@ -31,6 +31,9 @@ static void usage(FILE *f)
             "  --scope NAME           this daemon's cgroup parent; cleared of a dead daemon's\n"
             "                         sandboxes at start (default: airlock, or airlock-<hash>\n"
             "                         for a non-default --state-dir)\n"
+            "  --cgroup-favordynmods  remount cgroup2 with favordynmods (host-wide) so that\n"
+            "                         moving a process into a sandbox's cgroup never waits\n"
+            "                         for an RCU grace period (docs/benchmarks.md)\n"
             "  --template-cache DIR   template builds cached by spec hash, shared by daemons\n"
             "                         (default /var/cache/airlock/templates; \"\" turns it off)\n"
             "  --log-level LEVEL      debug, info or warn (default info)\n"
@@ -136,7 +139,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
         OPT_LISTEN = 256, OPT_SOCKET, OPT_STATE, OPT_REGION, OPT_MAXSB, OPT_MAXTO, OPT_DEFTO, OPT_MAXMEM,
         OPT_MAXUP, OPT_AGENT, OPT_RUNNER, OPT_SCOPE, OPT_LOGLEVEL, OPT_HELP, OPT_RATE, OPT_BURST, OPT_MAXCONC,
         OPT_MAXSBKEY, OPT_ADMINUNL, OPT_AFRATE, OPT_AFBURST, OPT_POOLSIZE, OPT_POOLMAX, OPT_TMPLCACHE,
-        OPT_ZYGOTE, OPT_WARMUP, OPT_NOZYGOTE,
+        OPT_ZYGOTE, OPT_WARMUP, OPT_NOZYGOTE, OPT_FAVORDYN,
     };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -165,6 +168,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
         {"zygote", required_argument, NULL, OPT_ZYGOTE},
         {"warmup", required_argument, NULL, OPT_WARMUP},
         {"no-zygote", no_argument, NULL, OPT_NOZYGOTE},
+        {"cgroup-favordynmods", no_argument, NULL, OPT_FAVORDYN},
         {"template-cache", required_argument, NULL, OPT_TMPLCACHE},
         {NULL, 0, NULL, 0},
     };
@@ -263,6 +267,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
         case OPT_ZYGOTE: r = set_str(&cfg->zygote_path, optarg); break;
         case OPT_WARMUP: r = set_str(&cfg->warmup, optarg); break;
         case OPT_NOZYGOTE: cfg->no_zygote = true; break;
+        case OPT_FAVORDYN: cfg->cgroup_favordynmods = true; break;
         case OPT_AGENT: r = set_str(&cfg->agent_path, optarg); break;
         case OPT_RUNNER: r = set_str(&cfg->runner_path, optarg); break;
         case OPT_SCOPE: r = set_str(&cfg->scope, optarg); break;

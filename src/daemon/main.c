@@ -208,6 +208,7 @@ int main(int argc, char **argv)
         .zygote_path = d.cfg.no_zygote ? NULL : d.cfg.zygote_path,
         .runner_path = d.cfg.runner_path,
         .warmup = d.cfg.warmup,
+        .cgroup_favordynmods = d.cfg.cgroup_favordynmods,
     };
     if ((r = d.backend->init(&d.backend_state, &bcfg, berr, sizeof(berr))) < 0) {
         log_error("backend %s: init failed: %s", d.backend->name, berr[0] ? berr : strerror(-r));

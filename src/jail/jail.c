@@ -221,6 +221,14 @@ static int jail_init(void **state, const struct backend_config *cfg, char *err, 
     st->nice = getpriority(PRIO_PROCESS, 0); /* the calling (main) thread's */
     if (st->nice == -1 && errno != 0)
         st->nice = 0;
+    if (r >= 0) {
+        char msg[PATH_MAX + 200];
+        int f = cgroup_favordynmods(cfg->cgroup_favordynmods, msg, sizeof(msg));
+        if (f < 0 && cfg->cgroup_favordynmods)
+            log_warn("jail: %s", msg);
+        else
+            log_info("jail: %s", msg);
+    }
     if (r >= 0)
         r = cgroup_init_parents(&st->cg, err, errlen);
     if (r >= 0) {

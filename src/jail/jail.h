@@ -199,6 +199,13 @@ int cgroup_memory_usage(const struct cgroup_ctx *cg, const char *id, uint64_t *b
  * v2: only 0). Returns the number of hierarchies, or -errno. */
 int cgroup_dir(const struct cgroup_ctx *cg, int i, const char *id, char *buf, size_t len);
 int cgroup_count(enum cgroup_mode mode);
+/* cgroup2's favordynmods (dynmods.c): 1 when it is on (set now if `set`),
+ * 0 when off and not set, -errno when it could not be set (no cgroup2
+ * mount, no privilege). msg says which, for the log. */
+int cgroup_favordynmods(bool set, char *msg, size_t len);
+/* The first cgroup2 mount in /proc/self/mountinfo: its mount point and its
+ * superblock options ("rw,nsdelegate,..."). 0, or -ENOENT. */
+int cgroup2_mount(char *mnt, size_t mlen, char *opts, size_t olen);
 
 /* ---- mnt.c ---- */
 /* parent: a detached, read-only (nosuid, nodev) copy of the tree at path. */

@@ -19,6 +19,8 @@
 #include <mqueue.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -793,6 +795,60 @@ static bool no_sandbox_cgroups(void)
     return true;
 }
 
+static bool opt_in(const char *opts, const char *name)
+{
+    char a[1100], b[80];
+    snprintf(a, sizeof(a), ",%s,", opts);
+    snprintf(b, sizeof(b), ",%s,", name);
+    return strstr(a, b) != NULL;
+}
+
+/* --cgroup-favordynmods: reported without a change, then set without losing
+ * an option of the superblock or a flag of the mount; the host's state is
+ * put back afterwards. */
+static void test_favordynmods(void)
+{
+    char mnt[PATH_MAX], before[1024], after[1024], msg[PATH_MAX + 200];
+    if (cgroup2_mount(mnt, sizeof(mnt), before, sizeof(before)) < 0) {
+        ok(1, "# SKIP no cgroup2 mount on this host");
+        return;
+    }
+    bool was_on = opt_in(before, "favordynmods");
+    struct statvfs sv0, sv1;
+    ok(statvfs(mnt, &sv0) == 0, "statvfs %s", mnt);
+    int r = cgroup_favordynmods(false, msg, sizeof(msg));
+    ok(r == (was_on ? 1 : 0), "favordynmods reported (%d): %s", r, msg);
+    ok(cgroup2_mount(mnt, sizeof(mnt), after, sizeof(after)) == 0 && strcmp(before, after) == 0,
+       "reporting changes nothing (%s)", after);
+    r = cgroup_favordynmods(true, msg, sizeof(msg));
+    ok(r == 1, "favordynmods set (%d): %s", r, msg);
+    ok(cgroup2_mount(mnt, sizeof(mnt), after, sizeof(after)) == 0 && opt_in(after, "favordynmods"),
+       "the superblock has it: %s", after);
+    char copy[1024], *save = NULL;
+    snprintf(copy, sizeof(copy), "%s", before);
+    bool kept = true;
+    for (char *o = strtok_r(copy, ",", &save); o; o = strtok_r(NULL, ",", &save))
+        kept = kept && opt_in(after, o);
+    ok(kept, "every option it had is kept (%s -> %s)", before, after);
+    int sr = statvfs(mnt, &sv1);
+    ok(sr == 0 && sv0.f_flag == sv1.f_flag, "the mount's flags are unchanged (%#lx -> %#lx)", sv0.f_flag,
+       sv1.f_flag);
+    if (!was_on) {
+        /* back as it was: the same reconfiguration without the flag */
+        int fd = fspick(AT_FDCWD, mnt, FSPICK_CLOEXEC);
+        snprintf(copy, sizeof(copy), "%s", before);
+        bool put_back = fd >= 0;
+        for (char *o = strtok_r(copy, ",", &save); put_back && o; o = strtok_r(NULL, ",", &save))
+            if (strcmp(o, "rw") != 0 && strcmp(o, "ro") != 0)
+                put_back = fsconfig(fd, FSCONFIG_SET_FLAG, o, NULL, 0) == 0;
+        put_back = put_back && fsconfig(fd, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0) == 0;
+        if (fd >= 0)
+            close(fd);
+        ok(put_back && cgroup2_mount(mnt, sizeof(mnt), after, sizeof(after)) == 0 && strcmp(before, after) == 0,
+           "host state put back (%s)", after);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -850,6 +906,7 @@ int main(int argc, char **argv)
     test_concurrent(state);
     jail_backend_ops.fini(state);
     test_recovery(probe);
+    test_favordynmods();
     ok(no_sandbox_cgroups(), "no sandbox cgroups left at the end");
     for (int i = 0; i < cgroup_count(test_cg.mode); i++) { /* the test's parent dirs */
         char dir[PATH_MAX];
