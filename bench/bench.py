@@ -19,6 +19,10 @@ starting a fresh python3 for the same command. Prints the machine and a
 Markdown table (measure | n | p50 | p99 | max | reference p50 | ratio | target
 | met?), then the growth table. docs/benchmarks.md holds a full run.
 
+Each row (and each reference) starts once the machine is quiet again
+(settle(): the kernel frees a run's namespaces asynchronously, for seconds
+after 1,000 of them); the waits are printed.
+
 Timed results never go into `make test`; this is the only place they live.
 """
 import argparse
@@ -285,6 +289,33 @@ def bwrap_times(code, n):
     return timed(lambda: subprocess.run(BWRAP + [code], check=True, stdout=subprocess.DEVNULL), n, warmup=1)
 
 
+def _busy_jiffies():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)  # (busy, total): idle and iowait apart
+
+
+def settle(d, max_s=60.0, quiet=0.10, pool=2):
+    """Before a row: wait until the previous row's aftermath is over, so that
+    each row starts from the same state. The kernel tears namespaces down
+    asynchronously (a netns is freed by a kworker, after RCU grace periods),
+    so 1,000 bwrap runs or sandboxes keep both cores busy for seconds after
+    they are gone. Waits for the pool to hold `pool` ready sandboxes and for
+    the whole machine to be under `quiet` CPU use over half a second; gives
+    up after max_s. Returns the seconds waited."""
+    t0 = time.monotonic()
+    if d is not None:
+        d.wait_pool_ready(pool, timeout=max_s)
+    b0, t_0 = _busy_jiffies()
+    while time.monotonic() - t0 < max_s:
+        time.sleep(0.5)
+        b1, t_1 = _busy_jiffies()
+        if t_1 > t_0 and (b1 - b0) / (t_1 - t_0) < quiet:
+            break
+        b0, t_0 = b1, t_1
+    return time.monotonic() - t0
+
+
 def measure_pool_hit(d, n):
     """create + close, one at a time, each once the pool has a ready sandbox:
     the daemon's own time for a hit, and the client's for the same creates."""
@@ -474,7 +505,9 @@ def main():
     raw = {}
 
     # references first, on a quiet machine, like the rows they are set against
+    settle(None)
     ref_print = bwrap_times(PRINT_CODE, n)
+    settle(None)
     ref_pandas = bwrap_times(PANDAS_CODE, max(10, n_pandas // 2))
 
     # The recommended host setting (docs/benchmarks.md): cgroup migrations
@@ -487,6 +520,8 @@ def main():
         if args.only_zygote:
             table = zygote_table(d, args.n or 50, args.sustain_s or 10)
         else:
+            waits = raw["settle_s"] = {}
+            waits["pool_hit"] = settle(d)
             hits, builds, client = measure_pool_hit(d, n)
             raw["pool_hit"] = dict(hits=hits, builds=builds, client=client)
             if hits:
@@ -494,6 +529,7 @@ def main():
                           note="%d of %d creates were hits; Podflare claims 7-11 ms server-side" % (len(hits), n))
             table.add("create (pool hit), client-side (SDK, new connection)", client)
 
+            waits["run_code"] = settle(d)
             with Sandbox() as sb:
                 sb.run_code("1")
                 rt = timed(lambda: sb.run_code(PRINT_CODE), n, warmup=10)
@@ -501,20 +537,24 @@ def main():
             table.add("run_code('print(1)') round trip, SDK keep-alive", rt, ref=ref_print, target=(1, None),
                       note="Podflare claims 3-5 ms exec server-side")
 
+            waits["cycle"] = settle(d)
             cyc = timed(cycle_print, n, warmup=5)
             raw["cycle"] = cyc
             table.add("create + run_code('print(1)') + close", cyc, ref=ref_print, target=(5, 20))
 
+            waits["pandas"] = settle(d)
             pd = timed(cycle_pandas, n_pandas, warmup=2)
             raw["pandas"] = pd
             table.add("create + pandas describe() (1,000 rows) + close", pd, ref=ref_pandas, target=(30, None))
 
+            waits["burst"] = settle(d)
             walls, pooled = measure_burst(d, args.burst, rounds)
             raw["burst"] = walls
             table.add("%d concurrent creates, all returned (wall)" % args.burst, walls, target=(100, None),
                       note="%d of %d creates were pool hits (the pool refills between rounds); "
                       "E2B self-hosted: 20 concurrent in 1.6 s" % (pooled, args.burst * rounds))
 
+            waits["sustained"] = settle(d)
             lat, errors, wall = measure_sustained(d, sustain, args.workers)
             raw["sustained"] = dict(lat=lat, errors=errors, wall=wall)
             rate = len(lat) / wall
@@ -523,6 +563,8 @@ def main():
                            note="%d cycles, %d errors; latency p50 %.1f ms, p99 %.1f ms, max %.1f ms"
                            % (len(lat), errors, statistics.median(lat), pct(lat, 99), max(lat)))
 
+            waits["growth"] = settle(d)
+            print("# settled before each row (s): %s" % json.dumps({k: round(v, 1) for k, v in waits.items()}))
             growth = measure_growth(d, levels, max(20, n // 10), table)
             raw["growth"] = growth
             top = growth[levels[-1]]

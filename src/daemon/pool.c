@@ -334,7 +334,7 @@ static void build_one_locked(struct pool *p, struct shape_pool *sp)
     }
 
     struct sandbox *sb = NULL;
-    int r = sandbox_build(p->d, &shape, &sb, &err);
+    int r = sandbox_build(p->d, &shape, true, &sb, &err);
 
     pthread_mutex_lock(&p->lock);
     sp = find_locked(p, name, &shape);

@@ -682,7 +682,8 @@ static int run_warmup(struct sandbox *sb, const struct template_info *t, const c
     }
 }
 
-int sandbox_build(struct daemon *d, const struct sandbox_shape *s, struct sandbox **out, struct api_error *err)
+int sandbox_build(struct daemon *d, const struct sandbox_shape *s, bool prime, struct sandbox **out,
+                  struct api_error *err)
 {
     int r;
     struct sandbox *sb = calloc(1, sizeof(*sb));
@@ -758,12 +759,14 @@ int sandbox_build(struct daemon *d, const struct sandbox_shape *s, struct sandbo
             log_error("sandbox %s: %s", sb->id, err->message);
             goto fail;
         }
-    } else if (!s->tmpl->rootfs) {
+    } else if (!s->tmpl->rootfs && prime) {
         /* The host template's REPL is a zygote fork: its first call pays
          * ~1,000 copy-on-write faults (the runner's call path, compile,
          * output), ~2 ms here. One empty call pays them now, at build time
-         * (off the request path for a pool hit). Only a speed-up: a REPL
-         * that cannot run it is left for the user's first call to report. */
+         * (off the request path for a pool hit). Not for a pool miss: its
+         * create is waiting, and the user's first call pays them anyway,
+         * without a round trip of its own. Only a speed-up: a REPL that
+         * cannot run it is left for the user's first call to report. */
         struct api_error perr = {0};
         if (run_warmup(sb, s->tmpl, "print()", &perr) < 0)
             log_debug("sandbox %s: priming call: %s", sb->id, perr.message);
@@ -829,7 +832,7 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
         sb = NULL;
         pooled = false;
     }
-    if (!sb && (r = sandbox_build(d, &shape, &sb, err)) < 0) {
+    if (!sb && (r = sandbox_build(d, &shape, false, &sb, err)) < 0) {
         release_reservation(reg, &pc);
         return r;
     }

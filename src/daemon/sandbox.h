@@ -61,11 +61,14 @@ struct sandbox_shape {
 bool sandbox_shape_equal(const struct sandbox_shape *a, const struct sandbox_shape *b);
 
 /* For pool.c. sandbox_build: start and greet a sandbox of shape s that has
- * no owner, no record and is in no list; one reference, the caller's.
+ * no owner, no record and is in no list; one reference, the caller's. With
+ * `prime`, a host-template REPL runs one empty call first (see
+ * sandbox.c): for builds ahead of a create, not for one a create waits for.
  * sandbox_discard: destroy such a sandbox (never gone live). sandbox_crashed:
  * its agent connection died. sandbox_memory_bytes: its cgroup usage, 0 if
  * unknown. */
-int sandbox_build(struct daemon *d, const struct sandbox_shape *s, struct sandbox **out, struct api_error *err);
+int sandbox_build(struct daemon *d, const struct sandbox_shape *s, bool prime, struct sandbox **out,
+                  struct api_error *err);
 void sandbox_discard(struct sandbox *sb);
 bool sandbox_crashed(struct sandbox *sb);
 uint64_t sandbox_memory_bytes(struct sandbox *sb);

@@ -168,6 +168,9 @@ def test_pool_size_zero(tmp_path):
     try:
         assert pool(d) == {"enabled": False}
         s = d.sandbox()
+        # built for this create: not primed (the create was waiting), so
+        # the user's first call is the REPL's first cell
+        assert s.run_code("import sys; print(sys._getframe().f_code.co_filename)").stdout == "<cell-1>\n"
         assert s.run_code("1+1").text == "2"
         assert "from the warm pool" not in d.log_text()
         s.kill()
