@@ -483,12 +483,19 @@ def main():
     ap.add_argument("--daemon-arg", action="append", default=[],
                     help="extra airlockd argument (repeat), e.g. --daemon-arg=--pool-size=0")
     ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated rows to run (pool_hit, run_code, cycle, pandas, burst, sustained, growth): "
+                         "for A/B comparisons of one row")
     ap.add_argument("--no-favordynmods", action="store_true",
                     help="do not pass --cgroup-favordynmods (which remounts cgroup2 with favordynmods, "
                          "host-wide, and leaves it so: docs/benchmarks.md)")
     ap.add_argument("--only-zygote", action="store_true",
                     help="only the zygote's rows (pandas cycle, PSS per idle sandbox, sustained rate)")
     args = ap.parse_args()
+    rows = ("pool_hit", "run_code", "cycle", "pandas", "burst", "sustained", "growth")
+    only = set(args.only.split(",")) if args.only else set(rows)
+    if only - set(rows):
+        ap.error("--only: unknown row(s) %s" % ", ".join(sorted(only - set(rows))))
     q = args.quick
     n = args.n or (100 if q else 1000)
     n_pandas = args.n_pandas or (20 if q else 200)
@@ -505,10 +512,13 @@ def main():
     raw = {}
 
     # references first, on a quiet machine, like the rows they are set against
-    settle(None)
-    ref_print = bwrap_times(PRINT_CODE, n)
-    settle(None)
-    ref_pandas = bwrap_times(PANDAS_CODE, max(10, n_pandas // 2))
+    ref_print = ref_pandas = None
+    if only & {"run_code", "cycle"}:
+        settle(None)
+        ref_print = bwrap_times(PRINT_CODE, n)
+    if "pandas" in only:
+        settle(None)
+        ref_pandas = bwrap_times(PANDAS_CODE, max(10, n_pandas // 2))
 
     # The recommended host setting (docs/benchmarks.md): cgroup migrations
     # then never wait for an RCU grace period. It stays set after the run.
@@ -521,50 +531,57 @@ def main():
             table = zygote_table(d, args.n or 50, args.sustain_s or 10)
         else:
             waits = raw["settle_s"] = {}
-            waits["pool_hit"] = settle(d)
-            hits, builds, client = measure_pool_hit(d, n)
-            raw["pool_hit"] = dict(hits=hits, builds=builds, client=client)
-            if hits:
-                table.add("create (pool hit), server-side", hits, target=(1, None),
-                          note="%d of %d creates were hits; Podflare claims 7-11 ms server-side" % (len(hits), n))
-            table.add("create (pool hit), client-side (SDK, new connection)", client)
+            if "pool_hit" in only:
+                waits["pool_hit"] = settle(d)
+                hits, builds, client = measure_pool_hit(d, n)
+                raw["pool_hit"] = dict(hits=hits, builds=builds, client=client)
+                if hits:
+                    table.add("create (pool hit), server-side", hits, target=(1, None),
+                              note="%d of %d creates were hits; Podflare claims 7-11 ms server-side" % (len(hits), n))
+                table.add("create (pool hit), client-side (SDK, new connection)", client)
 
-            waits["run_code"] = settle(d)
-            with Sandbox() as sb:
-                sb.run_code("1")
-                rt = timed(lambda: sb.run_code(PRINT_CODE), n, warmup=10)
-            raw["run_code"] = rt
-            table.add("run_code('print(1)') round trip, SDK keep-alive", rt, ref=ref_print, target=(1, None),
-                      note="Podflare claims 3-5 ms exec server-side")
+            if "run_code" in only:
+                waits["run_code"] = settle(d)
+                with Sandbox() as sb:
+                    sb.run_code("1")
+                    rt = timed(lambda: sb.run_code(PRINT_CODE), n, warmup=10)
+                raw["run_code"] = rt
+                table.add("run_code('print(1)') round trip, SDK keep-alive", rt, ref=ref_print, target=(1, None),
+                          note="Podflare claims 3-5 ms exec server-side")
 
-            waits["cycle"] = settle(d)
-            cyc = timed(cycle_print, n, warmup=5)
-            raw["cycle"] = cyc
-            table.add("create + run_code('print(1)') + close", cyc, ref=ref_print, target=(5, 20))
+            if "cycle" in only:
+                waits["cycle"] = settle(d)
+                cyc = timed(cycle_print, n, warmup=5)
+                raw["cycle"] = cyc
+                table.add("create + run_code('print(1)') + close", cyc, ref=ref_print, target=(5, 20))
 
-            waits["pandas"] = settle(d)
-            pd = timed(cycle_pandas, n_pandas, warmup=2)
-            raw["pandas"] = pd
-            table.add("create + pandas describe() (1,000 rows) + close", pd, ref=ref_pandas, target=(30, None))
+            if "pandas" in only:
+                waits["pandas"] = settle(d)
+                pd = timed(cycle_pandas, n_pandas, warmup=2)
+                raw["pandas"] = pd
+                table.add("create + pandas describe() (1,000 rows) + close", pd, ref=ref_pandas, target=(30, None))
 
-            waits["burst"] = settle(d)
-            walls, pooled = measure_burst(d, args.burst, rounds)
-            raw["burst"] = walls
-            table.add("%d concurrent creates, all returned (wall)" % args.burst, walls, target=(100, None),
-                      note="%d of %d creates were pool hits (the pool refills between rounds); "
-                      "E2B self-hosted: 20 concurrent in 1.6 s" % (pooled, args.burst * rounds))
+            if "burst" in only:
+                waits["burst"] = settle(d)
+                walls, pooled = measure_burst(d, args.burst, rounds)
+                raw["burst"] = walls
+                table.add("%d concurrent creates, all returned (wall)" % args.burst, walls, target=(100, None),
+                          note="%d of %d creates were pool hits (the pool refills between rounds); "
+                          "E2B self-hosted: 20 concurrent in 1.6 s" % (pooled, args.burst * rounds))
 
-            waits["sustained"] = settle(d)
-            lat, errors, wall = measure_sustained(d, sustain, args.workers)
-            raw["sustained"] = dict(lat=lat, errors=errors, wall=wall)
-            rate = len(lat) / wall
-            table.add_text("sustained create+run+destroy for %g s (%d client processes)" % (sustain, args.workers),
-                           "%.0f /s" % rate, target=">= 300 /s", met="yes" if rate >= 300 else "no",
-                           note="%d cycles, %d errors; latency p50 %.1f ms, p99 %.1f ms, max %.1f ms"
-                           % (len(lat), errors, statistics.median(lat), pct(lat, 99), max(lat)))
+            if "sustained" in only:
+                waits["sustained"] = settle(d)
+                lat, errors, wall = measure_sustained(d, sustain, args.workers)
+                raw["sustained"] = dict(lat=lat, errors=errors, wall=wall)
+                rate = len(lat) / wall
+                table.add_text("sustained create+run+destroy for %g s (%d client processes)" % (sustain, args.workers),
+                               "%.0f /s" % rate, target=">= 300 /s", met="yes" if rate >= 300 else "no",
+                               note="%d cycles, %d errors; latency p50 %.1f ms, p99 %.1f ms, max %.1f ms"
+                               % (len(lat), errors, statistics.median(lat), pct(lat, 99), max(lat)))
 
-            waits["growth"] = settle(d)
             print("# settled before each row (s): %s" % json.dumps({k: round(v, 1) for k, v in waits.items()}))
+        if not args.only_zygote and "growth" in only:
+            settle(d)
             growth = measure_growth(d, levels, max(20, n // 10), table)
             raw["growth"] = growth
             top = growth[levels[-1]]
@@ -584,8 +601,12 @@ def main():
     print("Daemon exit: %d; total %.0f s" % (rc, time.time() - t_all))
     print()
     print(table.markdown())
-    if args.only_zygote:
+    if args.only_zygote or "growth" not in raw:
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(raw, f)
         return
+    growth = raw["growth"]
     print()
     print("Growth (each level: %d creates one at a time with the pool ready; PSS of the live sandboxes' "
           "cgroups; the zygote's own PSS is counted once, apart):" % max(20, n // 10))
