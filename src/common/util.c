@@ -111,6 +111,20 @@ static uint64_t clock_ms(clockid_t c)
 
 uint64_t now_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 
+void cond_init_monotonic(pthread_cond_t *c)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+struct timespec mono_deadline(uint64_t mono_ms)
+{
+    return (struct timespec){.tv_sec = (time_t)(mono_ms / 1000), .tv_nsec = (long)(mono_ms % 1000) * 1000000};
+}
+
 uint64_t now_mono_us(void)
 {
     struct timespec ts;

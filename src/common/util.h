@@ -10,9 +10,11 @@
 #define AIRLOCK_UTIL_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 static inline void util_freep(void *p) { free(*(void **)p); }
@@ -62,6 +64,11 @@ int random_hex(char *buf, size_t nbytes);
 int strfmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Monotonic and wall clocks in milliseconds. */
 uint64_t now_mono_ms(void);
+/* A condition variable whose timed waits count on CLOCK_MONOTONIC (a step of
+ * the wall clock must neither stretch nor cut a timeout), and the deadline
+ * such a wait takes: now_mono_ms()-based milliseconds as a timespec. */
+void cond_init_monotonic(pthread_cond_t *c);
+struct timespec mono_deadline(uint64_t mono_ms);
 uint64_t now_mono_us(void); /* for durations logged below a millisecond */
 uint64_t now_wall_ms(void);
 

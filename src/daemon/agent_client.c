@@ -278,11 +278,7 @@ int agent_req_start(struct agent_conn *c, uint8_t type, json_t *payload, struct 
     struct agent_req *r = calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&r->cond);
     r->c = c;
 
     pthread_mutex_lock(&c->lock);

@@ -207,7 +207,7 @@ static void plan_locked(struct pool *p, uint64_t now)
 static void wait_locked(struct pool *p, unsigned ms)
 {
     uint64_t deadline = now_mono_ms() + ms;
-    struct timespec ts = {.tv_sec = (time_t)(deadline / 1000), .tv_nsec = (long)(deadline % 1000) * 1000000};
+    struct timespec ts = mono_deadline(deadline);
     (void)pthread_cond_timedwait(&p->wake, &p->lock, &ts);
 }
 
@@ -436,11 +436,7 @@ int pool_new(struct daemon *d, struct pool **out)
     p->shapes[0]->target = p->shapes[0]->share = d->cfg.pool_size;
     p->nshapes = 1;
     pthread_mutex_init(&p->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&p->wake);
     pthread_cond_init(&p->built_cond, NULL);
     int r = pthread_create(&p->thread, NULL, refill_main, p);
     if (r != 0) {

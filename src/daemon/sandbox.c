@@ -524,7 +524,7 @@ static void *reaper_main(void *arg)
         if (reg->stop)
             break;
         uint64_t deadline = now_mono_ms() + REAPER_PERIOD_MS;
-        struct timespec ts = {.tv_sec = (time_t)(deadline / 1000), .tv_nsec = (long)(deadline % 1000) * 1000000};
+        struct timespec ts = mono_deadline(deadline);
         (void)pthread_cond_timedwait(&reg->wake, &reg->lock, &ts);
     }
     pthread_mutex_unlock(&reg->lock);
@@ -929,11 +929,7 @@ int registry_new(struct daemon *d, struct registry **out)
     reg->d = d;
     reg->accepting = true;
     pthread_mutex_init(&reg->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&reg->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&reg->wake);
     d->reg = reg; /* the reaper reads d->reg through sandboxes */
     int r = pthread_create(&reg->reaper, NULL, reaper_main, reg);
     if (r != 0) {

@@ -79,8 +79,7 @@ static void *ckpt_main(void *arg)
     while (!w->stop) {
         if (w->frames < WALCKPT_FRAMES) {
             uint64_t deadline = now_mono_ms() + WALCKPT_PERIOD_MS;
-            struct timespec ts = {.tv_sec = (time_t)(deadline / 1000),
-                                  .tv_nsec = (long)(deadline % 1000) * 1000000};
+            struct timespec ts = mono_deadline(deadline);
             (void)pthread_cond_timedwait(&w->wake, &w->lock, &ts);
         }
         if (w->stop || w->frames == 0)
@@ -121,11 +120,7 @@ int walckpt_start(const char *path, sqlite3 *main_db, struct walckpt **out)
         return -EIO;
     }
     pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&w->wake);
     int r = pthread_create(&w->thread, NULL, ckpt_main, w);
     if (r != 0) {
         log_error("store: start the checkpoint thread: %s", strerror(r));
