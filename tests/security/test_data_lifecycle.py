@@ -99,10 +99,38 @@ def ns_inodes(pids):
     return out - host
 
 
-def pids_in(namespaces):
+def _ppid(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _below(pid, roots):
+    """True if one of roots is pid's parent, grandparent, ..."""
+    seen = set()
+    while pid and pid not in seen:
+        seen.add(pid)
+        pid = _ppid(pid)
+        if pid in roots:
+            return True
+    return False
+
+
+def pids_in(namespaces, daemon_pids=()):
+    """Processes in any of these (kind, inode) namespaces. A namespace's
+    inode number is reused once it is freed (the kernel takes the lowest
+    free one), so a sandbox the running daemon builds after the old one is
+    gone can show up with an old number: processes below the daemon are
+    its own sandboxes' and are left out; a leftover of the old sandbox
+    would be an orphan, never below it."""
     found = []
+    roots = set(daemon_pids)
     for d in os.listdir("/proc"):
         if not d.isdigit():
+            continue
+        if roots and _below(int(d), roots):
             continue
         for k in NS_KINDS:
             try:
@@ -152,8 +180,9 @@ class Footprint:
             return [p for p in self.pids if pid_alive(p) and _start_time(p) == self.started.get(p)]
         assert wait_until(lambda: not left(), 10), \
             "sandbox processes remain: %r" % [(p, _describe(p)) for p in left()]
-        assert wait_until(lambda: not pids_in(self.namespaces), 10), \
-            "processes remain in the sandbox's namespaces: %r" % pids_in(self.namespaces)
+        assert wait_until(lambda: not pids_in(self.namespaces, daemon_pids), 10), \
+            "processes remain in the sandbox's namespaces: %r" % [
+                (p, k, _describe(p)) for p, k in pids_in(self.namespaces, daemon_pids)]
         assert wait_until(lambda: not [c for c in self.cgroups if os.path.exists(c)], 10), \
             "cgroup directories remain: %r" % [c for c in self.cgroups if os.path.exists(c)]
         assert mounts_naming(self.sb_id, daemon_pids) == []
