@@ -54,7 +54,7 @@ static struct {
     char *open_end;          /* [base, open_end) read-write: whole huge pages */
     void *free[MAX_FREE];    /* returned arenas, read-write, pages dropped */
     unsigned nfree;
-    size_t arena_sz; /* the first request's size: pymalloc asks one size only */
+    size_t arena_sz; /* the first arena-sized request: pymalloc asks one size only */
     unsigned long region_allocs, mmap_allocs;
 } H;
 
