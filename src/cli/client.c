@@ -461,6 +461,16 @@ int client_download(struct client *c, const char *path, FILE *out)
     return CLIENT_OK;
 }
 
+char *client_name_path(struct client *c, const char *prefix, const char *name)
+{
+    char *e = curl_easy_escape(c->curl, name, 0);
+    char *p = NULL;
+    if (e && asprintf(&p, "%s%s", prefix, e) < 0)
+        p = NULL;
+    curl_free(e);
+    return p;
+}
+
 char *client_sandbox_path(struct client *c, const char *id, const char *suffix, const char *remote_path)
 {
     char *eid = curl_easy_escape(c->curl, id, 0);

@@ -61,6 +61,8 @@ int client_download(struct client *c, const char *path, FILE *out);
 
 /* "/v1/sandboxes/<id><suffix>[?path=<escaped remote>]", NULL on OOM. */
 char *client_sandbox_path(struct client *c, const char *id, const char *suffix, const char *remote_path);
+/* prefix + the URL-escaped name ("/v1/keys/" + id), NULL on OOM. */
+char *client_name_path(struct client *c, const char *prefix, const char *name);
 
 /* Print "airlock: <message> (<code>)" to stderr; for a 429, what it means
  * and when to retry. */

@@ -1064,13 +1064,8 @@ static int cmd_keys(struct globals *g, int argc, char **argv)
             return usage_error("keys ", "expected keys revoke ID");
         if (open_client(&c, g) < 0)
             return EXIT_API;
-        char *eid = curl_easy_escape(c.curl, argv[optind], 0);
-        if (!eid || asprintf(&path, "/v1/keys/%s", eid) < 0) {
-            curl_free(eid);
-            path = NULL;
+        if (!(path = client_name_path(&c, "/v1/keys/", argv[optind])))
             return EXIT_API;
-        }
-        curl_free(eid);
         r = client_json(&c, "DELETE", path, NULL, &out, &raw);
     } else {
         return usage_error("keys ", "unknown keys command '%s'", sub);
@@ -1254,13 +1249,8 @@ static int cmd_template(struct globals *g, int argc, char **argv)
             return usage_error("template ", "expected template %s NAME", sub);
         if (open_client(&c, g) < 0)
             return EXIT_API;
-        char *ename = curl_easy_escape(c.curl, argv[optind], 0);
-        if (!ename || asprintf(&path, "/v1/templates/%s", ename) < 0) {
-            curl_free(ename);
-            path = NULL;
+        if (!(path = client_name_path(&c, "/v1/templates/", argv[optind])))
             return EXIT_API;
-        }
-        curl_free(ename);
         r = client_json(&c, strcmp(sub, "rm") == 0 ? "DELETE" : "GET", path, NULL, &out, &raw);
     } else {
         return usage_error("template ", "unknown template command '%s'", sub);
