@@ -180,15 +180,19 @@ struct agent_conn *sandbox_agent(struct sandbox *sb) { return sb->conn; }
 json_t *sandbox_env(struct sandbox *sb) { return sb->env; }
 unsigned sandbox_memory_mb(const struct sandbox *sb) { return sb->memory_mb; }
 
-uint64_t sandbox_oom_kills(struct sandbox *sb)
+/* One of the backend's optional counters of sb (op may be NULL); 0 when
+ * unknown or the instance is gone. */
+static uint64_t backend_counter(struct sandbox *sb, int (*op)(struct backend_instance *, uint64_t *))
 {
     uint64_t n = 0;
     pthread_mutex_lock(&sb->inst_lock);
-    if (sb->inst && sb->d->backend->oom_kills && sb->d->backend->oom_kills(sb->inst, &n) < 0)
+    if (sb->inst && op && op(sb->inst, &n) < 0)
         n = 0;
     pthread_mutex_unlock(&sb->inst_lock);
     return n;
 }
+
+uint64_t sandbox_oom_kills(struct sandbox *sb) { return backend_counter(sb, sb->d->backend->oom_kills); }
 
 int sandbox_gone_error(struct sandbox *sb, struct api_error *err)
 {
@@ -601,15 +605,7 @@ bool sandbox_crashed(struct sandbox *sb)
     return crashed;
 }
 
-uint64_t sandbox_memory_bytes(struct sandbox *sb)
-{
-    uint64_t n = 0;
-    pthread_mutex_lock(&sb->inst_lock);
-    if (sb->inst && sb->d->backend->memory_usage && sb->d->backend->memory_usage(sb->inst, &n) < 0)
-        n = 0;
-    pthread_mutex_unlock(&sb->inst_lock);
-    return n;
-}
+uint64_t sandbox_memory_bytes(struct sandbox *sb) { return backend_counter(sb, sb->d->backend->memory_usage); }
 
 void sandbox_discard(struct sandbox *sb)
 {

@@ -286,19 +286,26 @@ int store_key_list(struct store *s, json_t **out)
     return list_finish(s, st, rc, "list api keys", "keys", arr, out);
 }
 
-int store_key_revoke(struct store *s, const char *id)
+/* Run statement id on the row named key: 0, -ENOENT when it changed no
+ * row, -EIO (logged as `what`). */
+static int change_row(struct store *s, enum stmt_id id, const char *key, const char *what)
 {
     int r = 0;
     pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt(s, ST_KEY_REVOKE);
-    bind_text(st, 1, id);
+    sqlite3_stmt *st = stmt(s, id);
+    bind_text(st, 1, key);
     if (sqlite3_step(st) != SQLITE_DONE)
-        r = db_fail(s, "revoke api key");
+        r = db_fail(s, what);
     else if (sqlite3_changes(s->db) == 0)
         r = -ENOENT;
     sqlite3_reset(st);
     pthread_mutex_unlock(&s->lock);
     return r;
+}
+
+int store_key_revoke(struct store *s, const char *id)
+{
+    return change_row(s, ST_KEY_REVOKE, id, "revoke api key");
 }
 
 /* ---- sandboxes */
@@ -532,15 +539,5 @@ int store_template_list(struct store *s, json_t **out)
 
 int store_template_delete(struct store *s, const char *name)
 {
-    int r = 0;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt(s, ST_TMPL_DELETE);
-    bind_text(st, 1, name);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        r = db_fail(s, "delete template");
-    else if (sqlite3_changes(s->db) == 0)
-        r = -ENOENT;
-    sqlite3_reset(st);
-    pthread_mutex_unlock(&s->lock);
-    return r;
+    return change_row(s, ST_TMPL_DELETE, name, "delete template");
 }
