@@ -223,16 +223,31 @@ class Daemon:
         return Sandbox(**kw)
 
 
-def _proc_stat(pid):
-    """(comm, state, ppid) of a pid, or None if it is gone."""
+def _read_stat(path):
+    """(comm, [fields after it]) of a /proc/.../stat file, or None once the
+    task is gone: fields[0] is the state, [1] the ppid, [16] the nice value,
+    [19] the start time (proc(5)'s fields 3, 4, 19, 22)."""
     try:
-        with open("/proc/%d/stat" % pid) as f:
+        with open(path) as f:
             s = f.read()
     except OSError:
         return None
     rp = s.rindex(")")
-    fields = s[rp + 2:].split()
-    return s[s.index("(") + 1:rp], fields[0], int(fields[1])
+    return s[s.index("(") + 1:rp], s[rp + 2:].split()
+
+
+def stat_fields(pid, task=None):
+    """The fields of /proc/PID/stat (or of its thread TASK) after the
+    command name, or None once it is gone (see _read_stat)."""
+    path = "/proc/%d/stat" % pid if task is None else "/proc/%d/task/%s/stat" % (pid, task)
+    st = _read_stat(path)
+    return st and st[1]
+
+
+def _proc_stat(pid):
+    """(comm, state, ppid) of a pid, or None if it is gone."""
+    st = _read_stat("/proc/%d/stat" % pid)
+    return st and (st[0], st[1][0], int(st[1][1]))
 
 
 def pid_alive(pid):
@@ -255,6 +270,16 @@ def scope_cgroups(d):
     import hashlib
     h = hashlib.sha256(os.path.realpath(str(d.state_dir)).encode()).hexdigest()[:12]
     return glob.glob("/sys/fs/cgroup/airlock-%s" % h) + glob.glob("/sys/fs/cgroup/*/airlock-%s" % h)
+
+
+def serving(d):
+    """For a fixture: yield the started daemon d, then stop it and check the
+    shutdown left nothing (unless the test already stopped or killed it)."""
+    try:
+        yield d
+    finally:
+        if d.proc.poll() is None:
+            stop_and_check(d)
 
 
 def stop_and_check(d):

@@ -11,7 +11,7 @@ import signal
 import pytest
 
 import airlock
-from conftest import Daemon, pid_alive, scope_cgroups, stop_and_check, wait_until
+from conftest import Daemon, pid_alive, scope_cgroups, serving, stat_fields, stop_and_check, wait_until
 
 
 def pool(d, key=...):
@@ -28,11 +28,7 @@ def ready_at_least(d, n):
 def pooled(tmp_path):
     d = Daemon(tmp_path / "pooled", name="pooled",
                extra_args=["--pool-size", "2", "--pool-max", "4"]).start()
-    try:
-        yield d
-    finally:
-        if d.proc.poll() is None:
-            stop_and_check(d)
+    yield from serving(d)
 
 
 def ns_ids(s):
@@ -335,19 +331,14 @@ def test_pool_of_a_built_template(tmp_path):
         stop_and_check(d)
 
 
-def _nice(path):
-    """Field 19 of a /proc/.../stat file: the task's nice value (None if the
-    task is gone)."""
-    try:
-        stat = open(path).read()
-    except FileNotFoundError:
-        return None
-    return int(stat[stat.rindex(")") + 2:].split()[16])
+def _nice(pid, task=None):
+    """The nice value of a process (or of its thread task), None once it is gone."""
+    st = stat_fields(pid, task)
+    return st and int(st[16])
 
 
 def _thread_nices(pid):
-    tasks = "/proc/%d/task" % pid
-    nices = {t: _nice("%s/%s/stat" % (tasks, t)) for t in os.listdir(tasks)}
+    nices = {t: _nice(pid, t) for t in os.listdir("/proc/%d/task" % pid)}
     return {t: n for t, n in nices.items() if n is not None}
 
 
@@ -381,7 +372,7 @@ def test_builds_run_below_requests_and_sandboxes_do_not(pooled):
         # seen from the host: agent, REPL and the sleep, all at the daemon's priority
         pids = _sandbox_pids(d, s.id)
         assert len(pids) >= 3, pids
-        assert {p: _nice("/proc/%d/stat" % p) for p in pids} == {p: 0 for p in pids}
+        assert {p: _nice(p) for p in pids} == {p: 0 for p in pids}
     assert sorted(_thread_nices(d.proc.pid).values()).count(10) == 1
 
 

@@ -13,7 +13,7 @@ import resource
 
 import pytest
 
-from conftest import Daemon, _proc_stat, stop_and_check, wait_until
+from conftest import Daemon, _proc_stat, serving, stop_and_check, wait_until
 
 N = 200
 
@@ -52,11 +52,7 @@ def many(tmp_path):
         d.start()
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    try:
-        yield d
-    finally:
-        if d.proc.poll() is None:
-            stop_and_check(d)
+    yield from serving(d)
 
 
 def test_200_live_sandboxes(many):

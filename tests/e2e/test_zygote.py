@@ -17,7 +17,7 @@ import signal
 
 import pytest
 
-from conftest import Daemon, pid_alive, stop_and_check, wait_until
+from conftest import Daemon, pid_alive, serving, stat_fields, stop_and_check, wait_until
 
 ORIGIN = """
 import os, sys
@@ -75,22 +75,14 @@ def run_json(sb, code):
 def zd(tmp_path_factory):
     d = Daemon(tmp_path_factory.mktemp("zygote"), name="zygote", extra_args=["--pool-size", "1"]).start()
     assert wait_until(lambda: "zygote: pid" in d.log_text(), 10), d.log_tail()
-    try:
-        yield d
-    finally:
-        if d.proc.poll() is None:
-            stop_and_check(d)
+    yield from serving(d)
 
 
 @pytest.fixture(scope="module")
 def xd(tmp_path_factory):
     d = Daemon(tmp_path_factory.mktemp("nozygote"), name="nozygote",
                extra_args=["--no-zygote", "--pool-size", "1"]).start()
-    try:
-        yield d
-    finally:
-        if d.proc.poll() is None:
-            stop_and_check(d)
+    yield from serving(d)
 
 
 def test_repl_is_forked_by_the_zygote(zd):
@@ -275,16 +267,9 @@ def test_warmup_flag(tmp_path):
         stop_and_check(d)
 
 
-def _stat(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
 def _ppid(pid):
-    return int(_stat(pid)[1])
+    st = stat_fields(pid)
+    return st and int(st[1])
 
 
 def _comm(pid):

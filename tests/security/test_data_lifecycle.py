@@ -63,11 +63,8 @@ def sandbox_pids(sb_id):
 
 
 def _start_time(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
+    st = conftest.e2e.stat_fields(pid)
+    return st and int(st[19])
 
 
 def _describe(pid):
@@ -100,11 +97,8 @@ def ns_inodes(pids):
 
 
 def _ppid(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
+    st = conftest.e2e.stat_fields(pid)
+    return st and int(st[1])
 
 
 def _below(pid, roots):
