@@ -780,17 +780,10 @@ fail:
     return r < 0 ? r : -EIO;
 }
 
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts); /* cannot fail for CLOCK_MONOTONIC */
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char *key_id, struct sandbox **out,
                    struct api_error *err)
 {
-    uint64_t t_start = mono_us();
+    uint64_t t_start = now_mono_us();
     struct registry *reg = d->reg;
     struct pending_create pc = {.key_id = key_id ? key_id : ""};
     int r;
@@ -832,7 +825,7 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
         release_reservation(reg, &pc);
         return r;
     }
-    uint64_t t_got = mono_us();
+    uint64_t t_got = now_mono_us();
 
     /* What belongs to the request, assigned only now: a pooled sandbox had
      * no owner, env, metadata or lifetime while it waited. */
@@ -878,7 +871,7 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
     json_decref(detail);
     /* the timing split shows where a create's time goes: the pool (or the
      * build on a miss) versus the record and audit writes */
-    uint64_t t_end = mono_us();
+    uint64_t t_end = now_mono_us();
     log_info("sandbox %s created (memory %u MiB, cpus %.2f, lifetime %u s%s) in %.3f ms (%s %.3f ms, record %.3f ms)",
              sb->id, sb->memory_mb, sb->cpus, sb->timeout_s, pooled ? ", from the warm pool" : "",
              (double)(t_end - t_start) / 1000.0, pooled ? "pool take" : "build", (double)(t_got - t_start) / 1000.0,
