@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-CATEGORIES = ("egress", "kernel", "filesystem", "cross-sandbox", "exhaustion", "lifecycle")
+# "shared-objects": kernel objects that every sandbox (or the host) shares: inodes,
+# locks, fsnotify, the page cache, host-wide tables and pools (issue 10).
+CATEGORIES = ("egress", "kernel", "filesystem", "cross-sandbox", "shared-objects", "exhaustion", "lifecycle")
 
 # Filled by the exhaustion tests, printed by the summary hook (conftest.py).
 LATENCY_LOG = []
