@@ -54,7 +54,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -100,6 +102,8 @@ enum rule_kind {
     R_SOCKET,      /* allowed for AF_UNIX, AF_INET, AF_INET6 */
     R_SOCKETPAIR,  /* allowed for AF_UNIX */
     R_PERSONALITY, /* allowed for 0 (PER_LINUX) and 0xffffffff (query) */
+    R_FADVISE,     /* allowed but POSIX_FADV_DONTNEED, which succeeds doing nothing */
+    R_RW2,         /* preadv2/pwritev2: allowed unless the flags have RWF_NOWAIT */
 };
 
 struct rule {
@@ -125,7 +129,8 @@ struct rule {
 #define WHY_META "file metadata (ownership changes need capabilities the user lacks)"
 #define WHY_XATTR "extended attributes (ls, cp -a, pip)"
 #define WHY_WAIT "waiting for events: event loops, asyncio, select"
-#define WHY_AIO "Linux AIO (not io_uring): small, old interface some databases use"
+#define WHY_AIO "Linux AIO: io_setup's events come from fs.aio-max-nr, one pool for the whole host (io_setup(65536) took it all); ENOSYS, so libraries fall back to threads"
+#define WHY_PAGECACHE "the page cache is shared by every sandbox and the host"
 #define WHY_TIME "reading clocks, sleeping, timers"
 #define WHY_PROC "processes: fork, exec, wait (subprocess, multiprocessing, shells)"
 #define WHY_THREAD "threads and their synchronisation (glibc, Python, OpenBLAS)"
@@ -141,7 +146,8 @@ struct rule {
 static const struct rule rules[] = {
     /* ---- allowed ---------------------------------------------------------- */
     ALLOW(brk, WHY_MEM), ALLOW(mmap, WHY_MEM), ALLOW(munmap, WHY_MEM), ALLOW(mremap, WHY_MEM),
-    ALLOW(mprotect, WHY_MEM), ALLOW(madvise, WHY_MEM), ALLOW(msync, WHY_MEM), ALLOW(mincore, WHY_MEM),
+    ALLOW(mprotect, WHY_MEM), ALLOW(madvise, WHY_MEM), ALLOW(msync, WHY_MEM),
+    ALLOW(mincore, "page residency of the caller's own mappings: for a file it cannot write the kernel (5.2+) reports only pages in the caller's page tables, never the shared page cache"),
     ALLOW(remap_file_pages, WHY_MEM), ALLOW(memfd_create, WHY_MEM), ALLOW(membarrier, WHY_MEM),
     ALLOW(pkey_alloc, WHY_MEM), ALLOW(pkey_free, WHY_MEM), ALLOW(pkey_mprotect, WHY_MEM),
     ALLOW(mseal, WHY_MEM),
@@ -150,11 +156,11 @@ static const struct rule rules[] = {
 
     ALLOW(read, WHY_IO), ALLOW(write, WHY_IO), ALLOW(readv, WHY_IO), ALLOW(writev, WHY_IO),
     ALLOW(pread64, WHY_IO), ALLOW(pwrite64, WHY_IO), ALLOW(preadv, WHY_IO), ALLOW(pwritev, WHY_IO),
-    ALLOW(preadv2, WHY_IO), ALLOW(pwritev2, WHY_IO), ALLOW(lseek, WHY_IO), ALLOW(sendfile, WHY_IO),
+    ALLOW(lseek, WHY_IO), ALLOW(sendfile, WHY_IO),
     ALLOW(splice, WHY_IO), ALLOW(tee, WHY_IO), ALLOW(vmsplice, WHY_IO), ALLOW(copy_file_range, WHY_IO),
     ALLOW(fsync, WHY_IO), ALLOW(fdatasync, WHY_IO), ALLOW(sync, WHY_IO), ALLOW(syncfs, WHY_IO),
-    ALLOW(sync_file_range, WHY_IO), ALLOW(fallocate, WHY_IO), ALLOW(fadvise64, WHY_IO),
-    ALLOW(readahead, WHY_IO), ALLOW(ftruncate, WHY_IO), ALLOW(cachestat, WHY_IO),
+    ALLOW(sync_file_range, WHY_IO), ALLOW(fallocate, WHY_IO),
+    ALLOW(readahead, WHY_IO), ALLOW(ftruncate, WHY_IO),
 
     ALLOW(close, WHY_FD), ALLOW(close_range, WHY_FD), ALLOW(dup, WHY_FD), ALLOW(dup2, WHY_FD),
     ALLOW(dup3, WHY_FD), ALLOW(fcntl, WHY_FD), ALLOW(flock, WHY_FD), ALLOW(pipe, WHY_FD), ALLOW(pipe2, WHY_FD),
@@ -186,8 +192,6 @@ static const struct rule rules[] = {
     ALLOW(epoll_wait, WHY_WAIT), ALLOW(epoll_pwait, WHY_WAIT), ALLOW(epoll_pwait2, WHY_WAIT),
     ALLOW(eventfd, WHY_WAIT), ALLOW(eventfd2, WHY_WAIT), ALLOW(signalfd, WHY_WAIT), ALLOW(signalfd4, WHY_WAIT),
     ALLOW(timerfd_create, WHY_WAIT), ALLOW(timerfd_settime, WHY_WAIT), ALLOW(timerfd_gettime, WHY_WAIT),
-    ALLOW(io_setup, WHY_AIO), ALLOW(io_destroy, WHY_AIO), ALLOW(io_submit, WHY_AIO), ALLOW(io_cancel, WHY_AIO),
-    ALLOW(io_getevents, WHY_AIO), ALLOW(io_pgetevents, WHY_AIO),
 
     ALLOW(nanosleep, WHY_TIME), ALLOW(clock_nanosleep, WHY_TIME), ALLOW(clock_gettime, WHY_TIME),
     ALLOW(clock_getres, WHY_TIME), ALLOW(gettimeofday, WHY_TIME), ALLOW(time, WHY_TIME), ALLOW(times, WHY_TIME),
@@ -248,6 +252,9 @@ static const struct rule rules[] = {
     FILTER(ioctl, R_IOCTL, EPERM, "TIOCSTI injects input into a terminal, TIOCLINUX does console tricks; cmd compared as the 32 bits the kernel reads"),
     FILTER(socket, R_SOCKET, EAFNOSUPPORT, "AF_PACKET, AF_NETLINK, AF_VSOCK, AF_ALG...: raw kernel surface no sandbox needs"),
     FILTER(socketpair, R_SOCKETPAIR, EAFNOSUPPORT, "only AF_UNIX makes socket pairs anyway"),
+    FILTER(fadvise64, R_FADVISE, 0, WHY_PAGECACHE ": DONTNEED would evict other tenants' and the host's pages (and clear bits another sandbox probes); it answers 0 and does nothing, as the hint it is"),
+    FILTER(preadv2, R_RW2, EOPNOTSUPP, WHY_PAGECACHE ": RWF_NOWAIT answers EAGAIN for an uncached page, a probe of what others read; EOPNOTSUPP is what a file without NOWAIT support gives"),
+    FILTER(pwritev2, R_RW2, EOPNOTSUPP, WHY_PAGECACHE ": the same flag on writes"),
     FILTER(personality, R_PERSONALITY, EPERM, "READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE weaken exploit defences; the query (0xffffffff) and PER_LINUX stay"),
 
     /* ---- refused on purpose (ANCHORS.md: Docker, flatpak, kCTF) ---------- */
@@ -275,6 +282,13 @@ static const struct rule rules[] = {
     DENY(bpf, EPERM, "verifier bugs"),
     DENY(perf_event_open, EPERM, "perf bugs and side channels"),
     DENY(userfaultfd, EPERM, "stalls kernel threads to widen race windows"),
+    DENY(cachestat, EPERM, WHY_PAGECACHE ": it reports any readable file's cached pages"),
+    DENY(io_setup, ENOSYS, WHY_AIO),
+    DENY(io_destroy, ENOSYS, WHY_AIO),
+    DENY(io_submit, ENOSYS, WHY_AIO),
+    DENY(io_cancel, ENOSYS, WHY_AIO),
+    DENY(io_getevents, ENOSYS, WHY_AIO),
+    DENY(io_pgetevents, ENOSYS, WHY_AIO),
     DENY(io_uring_setup, EPERM, "most kCTF kernel exploits in 2022-23"),
     DENY(io_uring_enter, EPERM, "io_uring"),
     DENY(io_uring_register, EPERM, "io_uring"),
@@ -406,6 +420,31 @@ static int add_personality_rules(scmp_filter_ctx ctx, const struct rule *r)
     return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffUL, 0xffffffffUL));
 }
 
+/* fadvise64(fd, offset, len, advice): every advice by value but DONTNEED,
+ * which gets ERRNO(0): seccomp returns 0 without running the call. Advice
+ * with upper bits set matches none and falls to ENOSYS (the kernel would
+ * have said EINVAL for any value but these). */
+static int add_fadvise_rules(scmp_filter_ctx ctx, const struct rule *r)
+{
+    static const unsigned long ok[] = {POSIX_FADV_NORMAL, POSIX_FADV_RANDOM, POSIX_FADV_SEQUENTIAL,
+                                       POSIX_FADV_WILLNEED, POSIX_FADV_NOREUSE};
+    int rc;
+    for (size_t i = 0; i < ARRAY_SIZE(ok); i++)
+        if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A3(SCMP_CMP_EQ, ok[i]))) < 0)
+            return rc;
+    return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(r->err), r->nr, 1, SCMP_A3(SCMP_CMP_EQ, POSIX_FADV_DONTNEED));
+}
+
+/* preadv2/pwritev2(fd, iov, iovcnt, pos_l, pos_h, flags): the flag bit
+ * decides, whatever the others are. */
+static int add_rw2_rules(scmp_filter_ctx ctx, const struct rule *r)
+{
+    int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(r->err), r->nr, 1, SCMP_A5(SCMP_CMP_MASKED_EQ, RWF_NOWAIT, RWF_NOWAIT));
+    if (rc < 0)
+        return rc;
+    return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A5(SCMP_CMP_MASKED_EQ, RWF_NOWAIT, 0));
+}
+
 static int add_rule(scmp_filter_ctx ctx, const struct rule *r)
 {
     switch (r->kind) {
@@ -422,6 +461,8 @@ static int add_rule(scmp_filter_ctx ctx, const struct rule *r)
     case R_SOCKET:
     case R_SOCKETPAIR: return add_family_rules(ctx, r);
     case R_PERSONALITY: return add_personality_rules(ctx, r);
+    case R_FADVISE: return add_fadvise_rules(ctx, r);
+    case R_RW2: return add_rw2_rules(ctx, r);
     }
     return -EINVAL;
 }
@@ -437,6 +478,8 @@ static const char *kind_action(enum rule_kind k)
     case R_SOCKET: return "allow AF_UNIX/AF_INET/AF_INET6, else";
     case R_SOCKETPAIR: return "allow AF_UNIX, else";
     case R_PERSONALITY: return "allow 0 and 0xffffffff, else";
+    case R_FADVISE: return "allow but POSIX_FADV_DONTNEED, which returns";
+    case R_RW2: return "allow unless flags have RWF_NOWAIT, else";
     }
     return "?";
 }
@@ -452,7 +495,7 @@ void seccomp_print_policy(FILE *f)
     for (size_t i = 0; i < ARRAY_SIZE(rules); i++) {
         const struct rule *r = &rules[i];
         fprintf(f, "%s\t%s%s\t%s\t%s\n", r->name, kind_action(r->kind), r->quiet ? " quietly" : "",
-                r->kind == R_ALLOW ? "-" : strerrorname_np(r->err), r->why);
+                r->kind == R_ALLOW ? "-" : r->err == 0 ? "0" : strerrorname_np(r->err), r->why);
     }
 }
 

@@ -261,7 +261,12 @@ def test_seccomp_policy_table(agent):
         assert refused.get(n) == "EPERM", n
     assert refused["clone3"] == "ENOSYS"
     filtered = {n: (a, e) for n, a, e, _ in rows if a.startswith("allow ")}
-    assert set(filtered) == {"clone", "unshare", "ioctl", "socket", "socketpair", "personality"}
+    assert set(filtered) == {"clone", "unshare", "ioctl", "socket", "socketpair", "personality", "fadvise64",
+                             "preadv2", "pwritev2"}
+    # the shared page cache and the host's AIO pool (issue 10)
+    assert refused["cachestat"] == "EPERM"
+    for n in ("io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents", "io_pgetevents"):
+        assert refused.get(n) == "ENOSYS", n
 
 
 # ---- seccomp: the program the kernel holds ------------------------------------------------
@@ -387,7 +392,7 @@ def verdict(filters, nr, args=(), arch=AUDIT_ARCH_X86_64):
 
 
 def errno_ret(name):
-    return RET_ERRNO | getattr(errno, name)
+    return RET_ERRNO | (name if isinstance(name, int) else getattr(errno, name))
 
 
 @pytest.fixture(scope="module")
@@ -481,6 +486,16 @@ def test_seccomp_argument_filters_exhaustively(loaded_filters):
             assert verdict(loaded_filters, 272, [(b & ~0xFF) | f])[0] == eperm, hex(f)
     assert verdict(loaded_filters, 272, [0x80])[0] == eperm
     assert verdict(loaded_filters, 272, [0x400 | 0x200])[0] == allow
+    # fadvise64: every advice but DONTNEED (4) allowed; DONTNEED answers 0
+    # without running (SECCOMP_RET_ERRNO with errno 0); anything else ENOSYS
+    for v in list(range(0, 16)) + [h | 4 for h in high[1:]] + [h | 0 for h in high[1:]]:
+        want = allow if v in (0, 1, 2, 3, 5) else errno_ret(0) if v == 4 else errno_ret("ENOSYS")
+        assert verdict(loaded_filters, 221, [0, 0, 0, v])[0] == want, hex(v)
+    # preadv2 / pwritev2: RWF_NOWAIT (0x8) in the flags, alone or with others
+    for nr in (327, 328):
+        for flags in [0, 1, 2, 4, 8, 16, 0x8 | 0x1, 0x8 | 0x10, 0xFFFFFFFF] + [h | 8 for h in high] + [h for h in high]:
+            want = errno_ret("EOPNOTSUPP") if flags & 8 else allow
+            assert verdict(loaded_filters, nr, [0, 0, 0, 0, 0, flags])[0] == want, (nr, hex(flags))
 
 
 # ---- Landlock ---------------------------------------------------------------------------
