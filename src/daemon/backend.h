@@ -58,6 +58,9 @@ struct backend_config {
     const char *warmup;
     /* remount cgroup2 with favordynmods (host-wide: jail/dynmods.c) */
     bool cgroup_favordynmods;
+    /* at most this many sandboxes live at once (the warm pool included):
+     * host-wide pools are checked against it at init */
+    unsigned max_sandboxes;
 };
 
 struct backend_instance; /* backend-private */

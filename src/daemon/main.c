@@ -209,6 +209,7 @@ int main(int argc, char **argv)
         .runner_path = d.cfg.runner_path,
         .warmup = d.cfg.warmup,
         .cgroup_favordynmods = d.cfg.cgroup_favordynmods,
+        .max_sandboxes = d.cfg.max_sandboxes + d.cfg.pool_max,
     };
     if ((r = d.backend->init(&d.backend_state, &bcfg, berr, sizeof(berr))) < 0) {
         log_error("backend %s: init failed: %s", d.backend->name, berr[0] ? berr : strerror(-r));

@@ -364,6 +364,23 @@ static int cgroup_set_memory_max(enum cgroup_mode mode, const char *dir, uint64_
     if ((r = cgroup_write(dir, "memory.limit_in_bytes", v, err, errlen)) < 0)
         return r;
     char path[PATH_MAX];
+    /* v1 charges socket buffers to no one unless this is set (v2 charges
+     * them to memory.max): a 128 MiB sandbox pinned 2.2 GiB of TCP and as
+     * much UDP buffer memory over loopback, and a few such reach tcp_mem's
+     * hard limit, which stalls every TCP socket on the host (the daemon's
+     * API included). Despite its name the counter is the cgroup's socket
+     * memory: once it is set, mem_cgroup_sk_alloc gives every new socket of
+     * the cgroup its memcg, and UDP's buffers are charged to it as TCP's are
+     * (measured: 32 MiB of UDP, then drops). It must be set before the
+     * cgroup has sockets. */
+    snprintf(path, sizeof(path), "%s/memory.kmem.tcp.limit_in_bytes", dir);
+    if (bytes && access(path, F_OK) == 0) {
+        uint64_t tcp = bytes / 4 > CGROUP_TCP_MIN ? bytes / 4 : CGROUP_TCP_MIN;
+        u64_or_max(v, sizeof(v), tcp, "-1");
+        if ((r = cgroup_write(dir, "memory.kmem.tcp.limit_in_bytes", v, err, errlen)) < 0)
+            return r;
+        u64_or_max(v, sizeof(v), bytes, "-1");
+    }
     snprintf(path, sizeof(path), "%s/memory.memsw.limit_in_bytes", dir);
     if (access(path, F_OK) == 0)
         return cgroup_write(dir, "memory.memsw.limit_in_bytes", v, err, errlen);

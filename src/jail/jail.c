@@ -183,6 +183,7 @@ static void jail_fini(void *state)
     if (st->slot_lock_fd >= 0)
         close(st->slot_lock_fd); /* drops every slot lock this daemon held */
     cgroup_remove_parents(&st->cg);
+    layers_fini(&st->layers);
     pthread_mutex_destroy(&st->slot_lock);
     free(st);
 }
@@ -208,6 +209,7 @@ static int jail_init(void **state, const struct backend_config *cfg, char *err, 
     if (!st)
         return jail_err(err, errlen, -ENOMEM, "allocate jail state");
     st->agent_memfd = -1;
+    st->layers.empty_fd = st->layers.devskel_fd = -1;
     pthread_mutex_init(&st->slot_lock, NULL);
     (void)userns_slot_file_open(st);
     st->dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
@@ -240,6 +242,10 @@ static int jail_init(void **state, const struct backend_config *cfg, char *err, 
             log_warn("jail: recovery of leftover sandboxes incomplete: %s", strerror(-n));
         r = seal_agent_binary(agent_path, &st->agent_memfd, err, errlen);
     }
+    if (r >= 0)
+        r = layers_init(&st->layers, err, errlen);
+    if (r >= 0)
+        mnt_check_pty_pool(cfg->max_sandboxes);
     /* Lowering oom_score_adj below 0 needs CAP_SYS_RESOURCE, which some
      * container runtimes drop. Without it the agent keeps the daemon's score
      * (usually 0) and still outlives the user processes it raises to 1000:
@@ -253,6 +259,10 @@ static int jail_init(void **state, const struct backend_config *cfg, char *err, 
         return r;
     }
     log_info("jail: cgroup v%d, agent %s sealed in memfd", st->cg.mode == CGROUP_V2 ? 2 : 1, agent_path);
+    if (st->cg.mode == CGROUP_V1)
+        log_info("jail: cgroup v1: socket buffers are charged to memory.kmem.tcp.limit_in_bytes (a quarter of a "
+                 "sandbox's memory); cgroup v2, which charges them to memory.max, is the supported configuration "
+                 "for hostile tenants");
     /* Not fatal: without a zygote every REPL is exec'd, as before. */
     if (cfg->zygote_path && cfg->runner_path) {
         char zerr[512];
@@ -285,7 +295,7 @@ static void plan_init(struct jail_plan *p, struct jail_parent_fds *pf)
 {
     memset(p, 0, sizeof(*p));
     p->control_fd = p->release_fd = p->release_wr = p->error_fd = p->agent_fd = p->zygote_fd = -1;
-    p->usr.fd = p->runner.fd = -1;
+    p->usr.fd = p->dev.fd = p->runner.fd = -1;
     for (size_t i = 0; i < JAIL_MAX_ETC_BINDS; i++)
         p->etc_binds[i].fd = -1;
     pf->control = pf->release_wr = pf->error_rd = pf->zygote = -1;
@@ -302,7 +312,7 @@ static void close_fd(int *fd)
  * child's ends (the detached trees stay alive in the child through its
  * inherited copies). agent_fd is the state's memfd, not ours; release_wr is
  * the parent's own end, closed through struct jail_parent_fds. */
-#define PLAN_NFDS (6 + JAIL_MAX_ETC_BINDS)
+#define PLAN_NFDS (7 + JAIL_MAX_ETC_BINDS)
 
 static void plan_fds(struct jail_plan *p, int *fds[PLAN_NFDS])
 {
@@ -312,8 +322,9 @@ static void plan_fds(struct jail_plan *p, int *fds[PLAN_NFDS])
     fds[3] = &p->usr.fd;
     fds[4] = &p->runner.fd;
     fds[5] = &p->zygote_fd;
+    fds[6] = &p->dev.fd;
     for (size_t i = 0; i < JAIL_MAX_ETC_BINDS; i++)
-        fds[6 + i] = &p->etc_binds[i].fd;
+        fds[7 + i] = &p->etc_binds[i].fd;
 }
 
 /* No child: close and free everything. */
@@ -390,8 +401,9 @@ static void plan_mount_options(struct jail_plan *p, const struct sandbox_spec *s
     if (spec->tmpfs_bytes)
         snprintf(size, sizeof(size), ",size=%llu", (unsigned long long)spec->tmpfs_bytes);
     snprintf(p->root_opts, sizeof(p->root_opts), "mode=0755,size=1m");
-    snprintf(p->etc_opts, sizeof(p->etc_opts), "mode=0755,size=1m");
-    snprintf(p->dev_opts, sizeof(p->dev_opts), "mode=0755,size=64k");
+    /* a cap, not an allocation: the copies of the host's /etc files */
+    snprintf(p->etc_opts, sizeof(p->etc_opts), "mode=0755,size=8m");
+    snprintf(p->devpts_opts, sizeof(p->devpts_opts), "newinstance,ptmxmode=0666,mode=620,max=%u", JAIL_PTY_MAX);
     snprintf(p->scratch_opts, sizeof(p->scratch_opts), "mode=0755%s", size);
 }
 
@@ -409,14 +421,18 @@ static int plan_prepare(struct jail_state *st, const struct sandbox_spec *spec, 
      * No zygote (not ready, --no-zygote): the agent execs the runner. */
     if (st->zygote && (!spec->tmpl || !spec->tmpl->rootfs))
         (void)jail_zygote_channel(st->zygote, &pf->zygote, &p->zygote_fd);
-    if ((r = rootfs_prepare(p, spec, err, errlen)) < 0)
+    if ((r = rootfs_prepare(p, spec, &st->layers, err, errlen)) < 0)
         return r;
     if (spec->runner_path) {
         struct stat sb;
         if (stat(spec->runner_path, &sb) < 0)
             return jail_err(err, errlen, -errno, "stat %s", spec->runner_path);
-        r = mnt_clone_tree_ro(spec->runner_path, &p->runner,
-                              S_ISDIR(sb.st_mode) ? "opt/airlock" : "opt/airlock/airlock_runner.py", err, errlen);
+        if (S_ISDIR(sb.st_mode))
+            return layers_tree_ro(&st->layers, spec->runner_path, &p->runner, "opt/airlock", err, errlen);
+        char *data = NULL;
+        if ((r = rootfs_copy_file(spec->runner_path, &data, &p->runner_len, err, errlen)) < 0)
+            return r;
+        p->runner_data = data;
     }
     return r;
 }
@@ -527,7 +543,7 @@ static int child_run(const struct jail_plan *p, struct jail_child_error *e)
     int r, agent_fd;
     child_reset_signals();
     if ((r = child_wait_release(p, e)) < 0 || (r = child_enter_namespaces(p, e)) < 0 ||
-        (r = mnt_build_root(p, e)) < 0 || (r = mnt_pivot_root(e)) < 0 || (r = net_loopback_up(e)) < 0 ||
+        (r = net_cap_buffers(e)) < 0 || (r = mnt_build_root(p, e)) < 0 || (r = mnt_pivot_root(e)) < 0 || (r = net_loopback_up(e)) < 0 ||
         (r = child_setup_fds(p, &agent_fd, e)) < 0)
         return r;
     return child_exec_agent(p, agent_fd, e);

@@ -46,6 +46,9 @@
 #define JAIL_USER_UID 1000 /* "user" inside the sandbox: owns /data and /home/user */
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
+/* cgroup v1: TCP buffer memory a sandbox may hold, a quarter of its memory
+ * limit but at least this (loopback servers need some). */
+#define CGROUP_TCP_MIN (16ull << 20)
 #define CGROUP_PARENT "airlock" /* default; the daemon's backend scope overrides it */
 
 enum cgroup_mode { CGROUP_V1 = 1, CGROUP_V2 = 2 };
@@ -59,9 +62,16 @@ struct cgroup_ctx {
 
 struct jail_zygote;
 
+/* What the per-sandbox overlays are made of (layers.c): made once at init. */
+struct jail_layers {
+    int empty_fd;   /* a detached, empty, read-only tmpfs: every overlay's second layer */
+    int devskel_fd; /* a detached read-only tmpfs with /dev's nodes, mount points and links */
+};
+
 struct jail_state {
     struct cgroup_ctx cg;
     struct jail_zygote *zygote; /* NULL: --no-zygote, or it could not be set up */
+    struct jail_layers layers;
     int agent_memfd; /* sealed copy of airlock-agent, fexecve'd by every sandbox */
     bool protect_agent; /* CAP_SYS_RESOURCE: may set the agent's oom_score_adj to -1000 */
     int dumpable;       /* PR_GET_DUMPABLE at init: restored after each clone (userns.c) */
@@ -88,8 +98,13 @@ struct backend_instance {
 
 /* ---- the plan: everything the child needs, built by the parent ------------ */
 
-#define JAIL_MAX_ETC_FILES 8
-#define JAIL_MAX_ETC_BINDS 16
+#define JAIL_MAX_ETC_FILES 16 /* generated files and copies of the host's single files */
+#define JAIL_MAX_ETC_BINDS 16 /* overlays of the host's /etc directories */
+/* Largest host file copied into a sandbox (/etc's files, the runner). */
+#define JAIL_MAX_COPY_BYTES (1u << 20)
+/* Each sandbox's devpts instance holds at most this many ptys: the pty pool
+ * (kernel.pty.max) is one per host (docs/security.md, "Shared kernel objects"). */
+#define JAIL_PTY_MAX 16
 
 struct jail_etc_file {
     char name[32];    /* relative to /etc */
@@ -123,10 +138,13 @@ struct jail_plan {
     char root_opts[64];  /* the new root tmpfs: only mount points and symlinks */
     char etc_opts[64];
     char scratch_opts[64]; /* the one tmpfs behind /tmp /data /home/user /dev/shm */
-    char dev_opts[64];
 
-    struct jail_tree usr;
-    struct jail_tree runner;
+    struct jail_tree usr;  /* overlay of the template's /usr */
+    struct jail_tree dev;  /* overlay of the /dev skeleton */
+    struct jail_tree runner; /* overlay of a runner directory, or fd -1 */
+    const char *runner_data; /* a runner file's copy (heap, the plan's), or NULL */
+    size_t runner_len;
+    char devpts_opts[96];
     struct jail_tree etc_binds[JAIL_MAX_ETC_BINDS];
     size_t n_etc_binds;
     struct jail_etc_file etc_files[JAIL_MAX_ETC_FILES];
@@ -207,9 +225,20 @@ int cgroup_favordynmods(bool set, char *msg, size_t len);
  * superblock options ("rw,nsdelegate,..."). 0, or -ENOENT. */
 int cgroup2_mount(char *mnt, size_t mlen, char *opts, size_t olen);
 
+/* ---- layers.c ---- */
+int layers_init(struct jail_layers *l, char *err, size_t errlen);
+void layers_fini(struct jail_layers *l);
+/* parent: a detached read-only (nosuid, nodev) overlay of the directory at
+ * path with inodes of its own, to be attached at target. */
+int layers_tree_ro(const struct jail_layers *l, const char *path, struct jail_tree *t, const char *target,
+                   char *err, size_t errlen);
+/* parent: the sandbox's /dev, an overlay of the skeleton (nosuid, noexec). */
+int layers_dev(const struct jail_layers *l, struct jail_tree *t, char *err, size_t errlen);
+
 /* ---- mnt.c ---- */
-/* parent: a detached, read-only (nosuid, nodev) copy of the tree at path. */
-int mnt_clone_tree_ro(const char *path, struct jail_tree *t, const char *target, char *err, size_t errlen);
+/* parent: warn when `sandboxes` full devpts instances would not fit in the
+ * host's pty pool (kernel.pty.max - kernel.pty.reserve). */
+void mnt_check_pty_pool(unsigned sandboxes);
 int mnt_build_root(const struct jail_plan *p, struct jail_child_error *e); /* child */
 int mnt_pivot_root(struct jail_child_error *e);                          /* child */
 
@@ -232,11 +261,19 @@ bool jail_zygote_wait_ready(struct jail_zygote *z, unsigned timeout_ms);
 pid_t jail_zygote_pid(struct jail_zygote *z);
 
 /* ---- net.c ---- */
-int net_loopback_up(struct jail_child_error *e); /* child */
+int net_loopback_up(struct jail_child_error *e);
+/* child, in its own network namespace, before the new root: cap socket
+ * buffer sizes there (host /proc still visible). */
+int net_cap_buffers(struct jail_child_error *e); /* child */
 
 /* ---- rootfs.c ---- */
 /* Fill the plan's /usr tree, /etc contents and /etc binds for spec's template. */
-int rootfs_prepare(struct jail_plan *p, const struct sandbox_spec *spec, char *err, size_t errlen);
+int rootfs_prepare(struct jail_plan *p, const struct sandbox_spec *spec, const struct jail_layers *l, char *err,
+                   size_t errlen);
+/* parent: a copy of a host file of at most JAIL_MAX_COPY_BYTES (malloc'd). */
+int rootfs_copy_file(const char *path, char **data, size_t *len, char *err, size_t errlen);
+/* child: write len bytes to a new file rel (relative to the new root). */
+int rootfs_child_write(const char *rel, const char *data, size_t len, mode_t mode, struct jail_child_error *e);
 void rootfs_release(struct jail_plan *p);
 /* child: write the generated /etc files into dir "etc" of the new root. */
 int rootfs_write_etc(const struct jail_plan *p, struct jail_child_error *e);

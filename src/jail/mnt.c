@@ -2,12 +2,16 @@
  *
  *   /            tmpfs, read-only once built (only mount points and symlinks);
  *                nosuid, nodev, noexec
- *   /usr         host (or template) /usr, read-only, nosuid, nodev
+ *   /usr         host (or template) /usr, read-only, nosuid, nodev: an overlay
+ *                of its own per sandbox (layers.c), so the inodes, and the
+ *                locks and watches on them, are the sandbox's
  *   /bin /sbin /lib /lib64   symlinks into usr (merged-/usr layout)
- *   /etc         small tmpfs: generated files (rootfs.c) + a few read-only
- *                host files (ld.so.cache, alternatives, python3...), then ro;
+ *   /etc         small tmpfs: generated files (rootfs.c) + copies of a few
+ *                host files (ld.so.cache, mime.types...) and overlays of a few
+ *                host directories (alternatives, python3...), then ro;
  *                nosuid, nodev, noexec
- *   /opt/airlock/airlock_runner.py   read-only, nosuid, nodev
+ *   /opt/airlock/airlock_runner.py   a copy in the root tmpfs (or an overlay
+ *                of a runner directory), read-only
  *   /tmp /data /home/user /dev/shm   directories of ONE size-capped tmpfs,
  *                all nosuid, nodev: a single budget for everything the sandbox
  *                can store, set below its memory limit (see mnt_setup_scratch).
@@ -20,19 +24,21 @@
  *                extension modules (.so) under ~/.local. tests/jail checks
  *                both halves (a binary runs from /tmp and /home/user, the same
  *                binary fails with EACCES from /data and /dev/shm).
- *   /dev         tmpfs with host null zero full random urandom tty (each bind
- *                nosuid, noexec), own devpts (nosuid, noexec); nosuid, noexec
- *                but not nodev (it holds the device nodes); read-only apart
- *                from shm and pts
+ *   /dev         read-only overlay of a skeleton with null zero full random
+ *                urandom tty (nodes of its own, host numbers), nosuid, noexec
+ *                but not nodev; own devpts (nosuid, noexec, at most
+ *                JAIL_PTY_MAX ptys) and the scratch tmpfs's shm on top
  *   /proc        this pid namespace only (nosuid, nodev, noexec), with
  *                Docker's masks: kcore, keys, latency_stats, timer_list,
  *                timer_stats, sched_debug, kallsyms, modules, config.gz
  *                covered by /dev/null; acpi, asound, scsi by an empty
- *                read-only tmpfs; bus, fs, irq, sys, sysrq-trigger read-only
+ *                read-only tmpfs; bus, fs, irq, sys, sysrq-trigger read-only;
+ *                and the host-wide tables other tenants' objects show in
+ *                (locks, cgroups, key-users, pressure, a few counters)
  *   no /sys, and no cgroupfs (user code cannot mount one: no capabilities,
  *                and seccomp refuses mount)
  *
- * Host trees are cloned by the parent (open_tree, host root) into detached,
+ * Host trees are overlaid by the parent (host root, layers.c) into detached,
  * read-only mounts, and the child attaches them with move_mount. Everything
  * else is built by the child inside its own user+mount namespace, relative to
  * its cwd (the new root), then pivot_root makes it "/".
@@ -42,7 +48,7 @@
 #include "jail.h"
 
 #include <fcntl.h>
-#include <stdio.h> /* snprintf: parent only */
+#include <stdio.h> /* parent only */
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -50,34 +56,39 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "log.h"
+
 /* Where the child builds the new root: a tmpfs mounted over /tmp of its
  * private mount namespace (the host's /tmp is untouched), as bubblewrap does. */
 #define STAGING_DIR "/tmp"
 
 /* parent */
-int mnt_clone_tree_ro(const char *path, struct jail_tree *t, const char *target, char *err, size_t errlen)
+static unsigned long long sysctl_ull(const char *path)
 {
-    int fd = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-    if (fd < 0)
-        return jail_err(err, errlen, -errno, "open_tree %s", path);
-    /* Read-only before the sandbox ever sees it, so no remount is needed in
-     * the child (where flags locked by the host mount would make it EPERM). */
-    struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
-    if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0) {
-        int r = jail_err(err, errlen, -errno, "mount_setattr ro %s", path);
-        close(fd);
-        return r;
-    }
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int r = jail_err(err, errlen, -errno, "fstat %s", path);
-        close(fd);
-        return r;
-    }
-    snprintf(t->target, sizeof(t->target), "%s", target);
-    t->fd = fd;
-    t->is_dir = S_ISDIR(st.st_mode);
-    return 0;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    unsigned long long v = 0;
+    if (fscanf(f, "%llu", &v) != 1)
+        v = 0;
+    fclose(f);
+    return v;
+}
+
+/* Each sandbox's devpts is capped at JAIL_PTY_MAX, and every instance but
+ * the host's draws from kernel.pty.max minus kernel.pty.reserve (the reserve
+ * keeps the host's own ptys). Like kernel.pid_max, the operator decides. */
+void mnt_check_pty_pool(unsigned sandboxes)
+{
+    unsigned long long max = sysctl_ull("/proc/sys/kernel/pty/max");
+    unsigned long long reserve = sysctl_ull("/proc/sys/kernel/pty/reserve");
+    unsigned long long need = (unsigned long long)sandboxes * JAIL_PTY_MAX;
+    if (!max)
+        return;
+    if (max <= reserve || max - reserve < need)
+        log_warn("jail: kernel.pty.max %llu - kernel.pty.reserve %llu leaves fewer ptys than %u sandboxes of %u "
+                 "each (%llu): a sandbox's openpty may fail with ENOSPC (raise it: sysctl kernel.pty.max=%llu)",
+                 max, reserve, sandboxes, JAIL_PTY_MAX, need, need + reserve);
 }
 
 /* ---- child from here on ---------------------------------------------------- */
@@ -215,18 +226,21 @@ static int mnt_setup_etc(const struct jail_plan *p, struct jail_child_error *e)
     return child_remount_ro("etc", MS_NOSUID | MS_NODEV | MS_NOEXEC, e);
 }
 
-/* The runner is a file bound at /opt/airlock/airlock_runner.py, or a
- * directory bound at /opt/airlock. */
+/* The runner is a file copied to /opt/airlock/airlock_runner.py (the root
+ * tmpfs is made read-only at the end), or a directory overlaid at
+ * /opt/airlock. */
 static int mnt_setup_runner(const struct jail_plan *p, struct jail_child_error *e)
 {
     int r;
-    if (p->runner.fd < 0)
+    if (p->runner.fd < 0 && !p->runner_data)
         return 0;
     if ((r = child_mkdir("opt", 0755, e)) < 0)
         return r;
-    if (!p->runner.is_dir && (r = child_mkdir("opt/airlock", 0755, e)) < 0)
+    if (p->runner.fd >= 0)
+        return child_attach_tree(&p->runner, e);
+    if ((r = child_mkdir("opt/airlock", 0755, e)) < 0)
         return r;
-    return child_attach_tree(&p->runner, e);
+    return rootfs_child_write("opt/airlock/airlock_runner.py", p->runner_data, p->runner_len, 0444, e);
 }
 
 /* The writable places, all memory-backed: nothing a sandbox writes ever
@@ -292,35 +306,19 @@ static int mnt_setup_scratch(const struct jail_plan *p, struct jail_child_error 
     return 0;
 }
 
+/* /dev is the parent's overlay of the skeleton (layers.c): device nodes
+ * that work (a tmpfs mounted in our user namespace would be implicitly
+ * nodev) and are this sandbox's own inodes, read-only. On top: a devpts
+ * instance of the sandbox's own, capped (the pty pool is host-wide), and
+ * later the scratch tmpfs's shm (mnt_setup_scratch). */
 static int mnt_setup_dev(const struct jail_plan *p, struct jail_child_error *e)
 {
-    static const char *const nodes[][2] = {{"/dev/null", "dev/null"},       {"/dev/zero", "dev/zero"},
-                                           {"/dev/full", "dev/full"},       {"/dev/random", "dev/random"},
-                                           {"/dev/urandom", "dev/urandom"}, {"/dev/tty", "dev/tty"}};
-    static const char *const links[][2] = {{"pts/ptmx", "dev/ptmx"},
-                                           {"/proc/self/fd", "dev/fd"},
-                                           {"/proc/self/fd/0", "dev/stdin"},
-                                           {"/proc/self/fd/1", "dev/stdout"},
-                                           {"/proc/self/fd/2", "dev/stderr"}};
-    int r;
-    if ((r = child_mkdir("dev", 0755, e)) < 0 ||
-        (r = child_mount_tmpfs("dev", p->dev_opts, MS_NOSUID | MS_NOEXEC, e)) < 0)
+    int r = child_attach_tree(&p->dev, e);
+    if (r < 0)
         return r;
-    /* host device nodes: a tmpfs mounted in a user namespace cannot hold
-     * working device nodes of its own (it is implicitly nodev). Each bind
-     * carries the host /dev's flags (often neither nosuid nor noexec). */
-    for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++)
-        if ((r = child_touch(nodes[i][1], e)) < 0 || (r = child_bind(nodes[i][0], nodes[i][1], e)) < 0 ||
-            (r = child_remount_add(nodes[i][1], MS_NOSUID | MS_NOEXEC, e)) < 0)
-            return r;
-    if ((r = child_mkdir("dev/shm", 01777, e)) < 0 || (r = child_mkdir("dev/pts", 0755, e)) < 0)
-        return r;
-    if (mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620") < 0)
+    if (mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, p->devpts_opts) < 0)
         return fail_at(e, "mount devpts", "dev/pts", errno);
-    for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
-        if ((r = child_symlink(links[i][0], links[i][1], e)) < 0)
-            return r;
-    return 0; /* read-only once /dev/shm is bound (mnt_build_root) */
+    return 0;
 }
 
 /* A fresh proc for the new pid namespace (the child is its PID 1, so it shows
@@ -334,10 +332,19 @@ static int mnt_setup_dev(const struct jail_plan *p, struct jail_child_error *e)
 static int mnt_setup_proc(struct jail_child_error *e)
 {
     static const char *const masked_files[] = {
-        "proc/kcore",       "proc/keys",        "proc/latency_stats", "proc/timer_list", "proc/timer_stats",
-        "proc/sched_debug", "proc/kallsyms",    "proc/modules",       "proc/config.gz",
+        "proc/kcore", "proc/keys", "proc/latency_stats", "proc/timer_list", "proc/timer_stats", "proc/sched_debug",
+        "proc/kallsyms", "proc/modules", "proc/config.gz",
+        /* Host-wide tables and counters that list or count other tenants'
+         * objects (docs/security.md, "Shared kernel objects"): every OFD
+         * lock on the host with its offset (OFD locks carry no pid, so the
+         * pid namespace filters nothing), cgroup counts (how many sandboxes
+         * exist), every uid's key quota, and counters another sandbox moves
+         * at will (ptys, open files, inodes, dentries, AIO events). */
+        "proc/locks", "proc/cgroups", "proc/key-users", "proc/sys/kernel/pty/nr", "proc/sys/fs/file-nr",
+        "proc/sys/fs/inode-nr", "proc/sys/fs/inode-state", "proc/sys/fs/dentry-state", "proc/sys/fs/aio-nr",
     };
-    static const char *const masked_dirs[] = {"proc/acpi", "proc/asound", "proc/scsi"};
+    /* pressure: the host's PSI, moved by every tenant's load */
+    static const char *const masked_dirs[] = {"proc/acpi", "proc/asound", "proc/scsi", "proc/pressure"};
     static const char *const read_only[] = {"proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger"};
     int r;
     if ((r = child_mkdir("proc", 0555, e)) < 0)
@@ -364,8 +371,7 @@ int mnt_build_root(const struct jail_plan *p, struct jail_child_error *e)
     int r;
     if ((r = mnt_make_private(e)) < 0 || (r = mnt_mount_staging_root(p, e)) < 0 ||
         (r = mnt_setup_usr(p, e)) < 0 || (r = mnt_setup_etc(p, e)) < 0 || (r = mnt_setup_runner(p, e)) < 0 ||
-        (r = mnt_setup_dev(p, e)) < 0 || (r = mnt_setup_scratch(p, e)) < 0 ||
-        (r = child_remount_ro("dev", MS_NOSUID | MS_NOEXEC, e)) < 0 || (r = mnt_setup_proc(e)) < 0)
+        (r = mnt_setup_dev(p, e)) < 0 || (r = mnt_setup_scratch(p, e)) < 0 || (r = mnt_setup_proc(e)) < 0)
         return r;
     /* last: nothing more to create at the top level */
     return child_remount_ro(".", MS_NOSUID | MS_NODEV | MS_NOEXEC, e);

@@ -7,6 +7,11 @@
  * matplotlib configuration). Nothing else of the host's /etc is visible: no
  * shadow, no ssh keys, no resolver configuration, no machine-id.
  *
+ * None of it is the host's inode: the /usr tree and /etc's directories are
+ * per-sandbox overlays (layers.c), and /etc's single files are copies,
+ * read by the parent and written into the sandbox's /etc tmpfs by the child,
+ * so a lock or an inotify watch on them stays in the one sandbox.
+ *
  * A template with a rootfs directory gets the same treatment from that
  * directory's usr/ and etc/.
  */
@@ -19,6 +24,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "util.h"
 
 static const char etc_passwd[] = "root:x:0:0:root:/root:/bin/bash\n"
                                  "user:x:1000:1000:user:/home/user:/bin/bash\n"
@@ -38,7 +45,8 @@ static const char etc_nsswitch[] = "passwd: files\n"
                                    "ethers: files\n"
                                    "rpc: files\n";
 
-/* Host files programs in /usr expect, bound read-only when present. */
+/* Host files programs in /usr expect, copied (files) or overlaid
+ * (directories) when present. */
 static const char *const etc_host_files[] = {
     "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "matplotlibrc", "fonts", "mime.types",
 };
@@ -70,18 +78,73 @@ static int add_file_printf(struct jail_plan *p, const char *name, const char *fm
     return r;
 }
 
-static int add_host_bind(struct jail_plan *p, const char *root, const char *name, char *err, size_t errlen)
+int rootfs_copy_file(const char *path, char **data, size_t *len, char *err, size_t errlen)
+{
+    cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return jail_err(err, errlen, -errno, "open %s", path);
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return jail_err(err, errlen, -errno, "fstat %s", path);
+    if (!S_ISREG(st.st_mode))
+        return jail_err(err, errlen, -EINVAL, "%s is not a regular file", path);
+    if (st.st_size > (off_t)JAIL_MAX_COPY_BYTES)
+        return jail_err(err, errlen, -EFBIG, "%s is larger than %u bytes: too large to copy into a sandbox", path,
+                        JAIL_MAX_COPY_BYTES);
+    size_t cap = (size_t)st.st_size;
+    char *buf = malloc(cap ? cap : 1);
+    if (!buf)
+        return jail_err(err, errlen, -ENOMEM, "copy %s", path);
+    size_t off = 0;
+    while (off < cap) { /* a file that shrinks meanwhile is copied as far as it goes */
+        ssize_t n = read(fd, buf + off, cap - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = -errno;
+            free(buf);
+            return jail_err(err, errlen, e, "read %s", path);
+        }
+        if (n == 0)
+            break;
+        off += (size_t)n;
+    }
+    *data = buf;
+    *len = off;
+    return 0;
+}
+
+static int add_host_file(struct jail_plan *p, const char *src, const char *name, char *err, size_t errlen)
+{
+    char *data = NULL;
+    size_t len = 0;
+    int r = rootfs_copy_file(src, &data, &len, err, errlen);
+    if (r < 0)
+        return r;
+    p->etc_heap[p->n_etc_files] = data;
+    if ((r = add_file(p, name, data, len)) < 0) {
+        free(data);
+        p->etc_heap[p->n_etc_files] = NULL;
+        return jail_err(err, errlen, r, "copy /etc/%s: too many files", name);
+    }
+    return 0;
+}
+
+static int add_host_entry(struct jail_plan *p, const struct jail_layers *l, const char *root, const char *name,
+                          char *err, size_t errlen)
 {
     char src[PATH_MAX], target[64];
     struct stat st;
     snprintf(src, sizeof(src), "%s/etc/%s", root, name);
-    if (lstat(src, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
+    if (lstat(src, &st) < 0)
         return 0; /* optional: absent on this host */
-    if (p->n_etc_binds >= JAIL_MAX_ETC_BINDS)
+    if (S_ISREG(st.st_mode))
+        return add_host_file(p, src, name, err, errlen);
+    if (!S_ISDIR(st.st_mode) || p->n_etc_binds >= JAIL_MAX_ETC_BINDS)
         return 0;
     if (snprintf(target, sizeof(target), "etc/%s", name) >= (int)sizeof(target))
         return 0;
-    int r = mnt_clone_tree_ro(src, &p->etc_binds[p->n_etc_binds], target, err, errlen);
+    int r = layers_tree_ro(l, src, &p->etc_binds[p->n_etc_binds], target, err, errlen);
     if (r < 0)
         return r;
     p->n_etc_binds++;
@@ -89,7 +152,8 @@ static int add_host_bind(struct jail_plan *p, const char *root, const char *name
 }
 
 /* /etc/python3, /etc/python3.11, ...: whichever the template ships. */
-static int add_python_binds(struct jail_plan *p, const char *root, char *err, size_t errlen)
+static int add_python_binds(struct jail_plan *p, const struct jail_layers *l, const char *root, char *err,
+                            size_t errlen)
 {
     char pattern[PATH_MAX];
     snprintf(pattern, sizeof(pattern), "%s/etc/python3*", root);
@@ -98,14 +162,15 @@ static int add_python_binds(struct jail_plan *p, const char *root, char *err, si
         return 0;
     int r = 0;
     for (size_t i = 0; r == 0 && i < g.gl_pathc; i++)
-        r = add_host_bind(p, root, strrchr(g.gl_pathv[i], '/') + 1, err, errlen);
+        r = add_host_entry(p, l, root, strrchr(g.gl_pathv[i], '/') + 1, err, errlen);
     globfree(&g);
     return r;
 }
 
 /* /etc/localtime is usually a symlink into /usr/share/zoneinfo, which the
- * sandbox has: recreate the link. A plain file is bound instead. */
-static int add_localtime(struct jail_plan *p, const char *root, char *err, size_t errlen)
+ * sandbox has: recreate the link. A plain file is copied instead. */
+static int add_localtime(struct jail_plan *p, const struct jail_layers *l, const char *root, char *err,
+                         size_t errlen)
 {
     char src[PATH_MAX];
     struct stat st;
@@ -117,16 +182,17 @@ static int add_localtime(struct jail_plan *p, const char *root, char *err, size_
         p->localtime_link[n > 0 ? n : 0] = '\0';
         return 0;
     }
-    return add_host_bind(p, root, "localtime", err, errlen);
+    return add_host_entry(p, l, root, "localtime", err, errlen);
 }
 
-int rootfs_prepare(struct jail_plan *p, const struct sandbox_spec *spec, char *err, size_t errlen)
+int rootfs_prepare(struct jail_plan *p, const struct sandbox_spec *spec, const struct jail_layers *l, char *err,
+                   size_t errlen)
 {
     const char *root = spec->tmpl && spec->tmpl->rootfs ? spec->tmpl->rootfs : "";
     char usr[PATH_MAX];
     snprintf(usr, sizeof(usr), "%s/usr", root);
-    int r = mnt_clone_tree_ro(usr, &p->usr, "usr", err, errlen);
-    if (r < 0)
+    int r = layers_tree_ro(l, usr, &p->usr, "usr", err, errlen);
+    if (r < 0 || (r = layers_dev(l, &p->dev, err, errlen)) < 0)
         return r;
 
     if ((r = add_file(p, "passwd", etc_passwd, sizeof(etc_passwd) - 1)) < 0 ||
@@ -139,11 +205,11 @@ int rootfs_prepare(struct jail_plan *p, const struct sandbox_spec *spec, char *e
         return jail_err(err, errlen, r, "generate /etc");
 
     for (size_t i = 0; i < sizeof(etc_host_files) / sizeof(etc_host_files[0]); i++)
-        if ((r = add_host_bind(p, root, etc_host_files[i], err, errlen)) < 0)
+        if ((r = add_host_entry(p, l, root, etc_host_files[i], err, errlen)) < 0)
             return r;
-    if ((r = add_python_binds(p, root, err, errlen)) < 0)
+    if ((r = add_python_binds(p, l, root, err, errlen)) < 0)
         return r;
-    return add_localtime(p, root, err, errlen);
+    return add_localtime(p, l, root, err, errlen);
 }
 
 void rootfs_release(struct jail_plan *p)
@@ -152,6 +218,34 @@ void rootfs_release(struct jail_plan *p)
         free(p->etc_heap[i]);
         p->etc_heap[i] = NULL;
     }
+    free((char *)p->runner_data);
+    p->runner_data = NULL;
+}
+
+int rootfs_child_write(const char *rel, const char *data, size_t len, mode_t mode, struct jail_child_error *e)
+{
+    char shown[96]; /* "/rel" for the message */
+    shown[0] = '/';
+    size_t n = strnlen(rel, sizeof(shown) - 2);
+    memcpy(shown + 1, rel, n);
+    shown[n + 1] = '\0';
+    int fd = open(rel, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0)
+        return child_fail(e, "create", shown, errno);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int saved = w < 0 ? errno : EIO;
+            close(fd);
+            return child_fail(e, "write", shown, saved);
+        }
+        off += (size_t)w;
+    }
+    close(fd);
+    return 0;
 }
 
 /* child: write the generated files into the new root's etc tmpfs. */
@@ -159,25 +253,12 @@ int rootfs_write_etc(const struct jail_plan *p, struct jail_child_error *e)
 {
     for (size_t i = 0; i < p->n_etc_files; i++) {
         const struct jail_etc_file *f = &p->etc_files[i];
-        char shown[sizeof(f->name) + 5]; /* "/etc/name"; opened relative to the new root */
-        memcpy(shown, "/etc/", 5);
-        memcpy(shown + 5, f->name, strnlen(f->name, sizeof(f->name) - 1) + 1);
-        int fd = open(shown + 1, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (fd < 0)
-            return child_fail(e, "create", shown, errno);
-        size_t off = 0;
-        while (off < f->len) {
-            ssize_t n = write(fd, f->data + off, f->len - off);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0) {
-                int saved = n < 0 ? errno : EIO;
-                close(fd);
-                return child_fail(e, "write", shown, saved);
-            }
-            off += (size_t)n;
-        }
-        close(fd);
+        char rel[sizeof(f->name) + 4]; /* "etc/name", relative to the new root */
+        memcpy(rel, "etc/", 4);
+        memcpy(rel + 4, f->name, strnlen(f->name, sizeof(f->name) - 1) + 1);
+        int r = rootfs_child_write(rel, f->data, f->len, 0644, e);
+        if (r < 0)
+            return r;
     }
     return 0;
 }

@@ -237,9 +237,8 @@ static void cmd_checks(void)
  * mountpoint options ... */
 static void mount_flags(void)
 {
-    static const char *const points[] = {"/", "/usr", "/etc", "/opt/airlock/airlock_runner.py", "/tmp", "/data",
-                                         "/home/user", "/dev", "/dev/null", "/dev/tty", "/dev/pts", "/dev/shm",
-                                         "/proc", "/proc/sys"};
+    static const char *const points[] = {"/",          "/usr", "/etc",     "/tmp",     "/data", "/home/user",
+                                         "/dev",       "/dev/pts", "/dev/shm", "/proc", "/proc/sys"};
     static char text[65536];
     char opts[sizeof(points) / sizeof(points[0])][256];
     char no_nosuid[2048] = "", no_nodev[2048] = "";
@@ -321,10 +320,14 @@ static void proc_masks(void)
 {
     static const char *const files[] = {"/proc/kcore",       "/proc/keys",     "/proc/latency_stats",
                                         "/proc/timer_list",  "/proc/timer_stats", "/proc/sched_debug",
-                                        "/proc/kallsyms",    "/proc/modules",  "/proc/config.gz"};
-    static const char *const dirs[] = {"/proc/acpi", "/proc/asound", "/proc/scsi"};
+                                        "/proc/kallsyms",    "/proc/modules",  "/proc/config.gz",
+                                        /* host-wide tables (issue 10) */
+                                        "/proc/locks", "/proc/cgroups", "/proc/key-users", "/proc/sys/kernel/pty/nr",
+                                        "/proc/sys/fs/file-nr", "/proc/sys/fs/inode-nr", "/proc/sys/fs/inode-state",
+                                        "/proc/sys/fs/dentry-state", "/proc/sys/fs/aio-nr"};
+    static const char *const dirs[] = {"/proc/acpi", "/proc/asound", "/proc/scsi", "/proc/pressure"};
     static const char *const ro[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"};
-    char m[16] = "";
+    char m[32] = "";
     struct stat st;
     struct statvfs sv;
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
@@ -351,9 +354,28 @@ static void proc_masks(void)
     say("proc_read_only", "%s", m);
 }
 
+/* The device and inode of files every sandbox opens: the test compares them
+ * with the host's (they must be the sandbox's own: issue 10). */
+static void shared_inodes(void)
+{
+    static const char *const paths[] = {"/usr/bin/python3", "/usr/lib", "/etc/ld.so.cache", "/etc/alternatives",
+                                        "/opt/airlock/airlock_runner.py", "/dev/null", "/dev/tty"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        struct stat st;
+        char key[160];
+        snprintf(key, sizeof(key), "inode%s", paths[i]);
+        if (stat(paths[i], &st) < 0)
+            say(key, "none");
+        else
+            say(key, "%llu:%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+                (unsigned long long)st.st_rdev);
+    }
+}
+
 static void cmd_mounts(void)
 {
     mount_flags();
+    shared_inodes();
     say("exec_tmp", "%d", exec_from("/tmp"));
     say("exec_home", "%d", exec_from("/home/user"));
     say("exec_data", "%d", exec_from("/data"));
