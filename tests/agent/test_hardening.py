@@ -628,3 +628,22 @@ def test_user_code_cannot_signal_the_agent(agent):
             "    except OSError as e:\n        res.append(e.errno)\nprint(res)") % ([int(s) for s in sigs], agent.proc.pid)
     assert agent.py(code).stdout == (repr([errno.EPERM] * len(sigs)) + "\n").encode()
     assert agent.call(HELLO, {}).type == OK
+
+
+def test_agent_is_static_pie():
+    """The agent is PID 1 of every sandbox: static (no loader, no libraries
+    from the sandbox's /usr) and position-independent, so each sandbox's
+    agent is mapped at its own random address (a plain -static binary sits
+    at 0x400000 in all of them)."""
+    with open(AGENT, "rb") as f:
+        elf = f.read(64)
+        assert elf[:4] == b"\x7fELF" and elf[4] == 2, "not a 64-bit ELF"
+        e_type, = struct.unpack_from("<H", elf, 16)
+        e_phoff, = struct.unpack_from("<Q", elf, 32)
+        e_phentsize, e_phnum = struct.unpack_from("<HH", elf, 54)
+        f.seek(e_phoff)
+        phdrs = f.read(e_phentsize * e_phnum)
+    types = [struct.unpack_from("<I", phdrs, i * e_phentsize)[0] for i in range(e_phnum)]
+    assert e_type == 3, "ET_DYN expected (position-independent), got e_type %d" % e_type
+    assert 3 not in types, "the agent has a PT_INTERP: it is not static"
+    assert 2 in types, "no PT_DYNAMIC: not a static-pie"
