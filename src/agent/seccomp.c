@@ -56,6 +56,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/shm.h>
 #include <sys/uio.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -103,7 +104,7 @@ enum rule_kind {
     R_SOCKETPAIR,  /* allowed for AF_UNIX */
     R_PERSONALITY, /* allowed for 0 (PER_LINUX) and 0xffffffff (query) */
     R_FADVISE,     /* allowed but POSIX_FADV_DONTNEED, which succeeds doing nothing */
-    R_RW2,         /* preadv2/pwritev2: allowed unless the flags have RWF_NOWAIT */
+    R_FLAGBIT,     /* allowed unless argument `arg` has the flag `bits` */
 };
 
 struct rule {
@@ -113,12 +114,16 @@ struct rule {
     int err;    /* errno of the refused calls (not R_ALLOW) */
     bool quiet; /* R_DENY only: refused without an audit record */
     const char *why;
+    unsigned arg;       /* R_FLAGBIT: which argument */
+    unsigned long bits; /* R_FLAGBIT: the refused flag */
+    const char *flag;   /* R_FLAGBIT: its name, for the table */
 };
 
 #define ALLOW(sys, why) {__NR_##sys, #sys, R_ALLOW, 0, false, why}
 #define DENY(sys, err, why) {__NR_##sys, #sys, R_DENY, err, false, why}
 #define DENY_QUIET(sys, err, why) {__NR_##sys, #sys, R_DENY, err, true, why}
 #define FILTER(sys, kind, err, why) {__NR_##sys, #sys, kind, err, false, why}
+#define FILTER_FLAG(sys, argn, flagbit, err, why) {__NR_##sys, #sys, R_FLAGBIT, err, false, why, argn, flagbit, #flagbit}
 
 /* One reason per group of allowed calls. */
 #define WHY_MEM "memory: malloc, mapped files, JIT code, shared memory"
@@ -131,6 +136,7 @@ struct rule {
 #define WHY_WAIT "waiting for events: event loops, asyncio, select"
 #define WHY_AIO "Linux AIO: io_setup's events come from fs.aio-max-nr, one pool for the whole host (io_setup(65536) took it all); ENOSYS, so libraries fall back to threads"
 #define WHY_PAGECACHE "the page cache is shared by every sandbox and the host"
+#define WHY_HUGETLB "the hugetlb pool (vm.nr_hugepages) is one per host and not charged to the memory cgroup: one sandbox could take every reserved huge page (transparent huge pages are unaffected)"
 #define WHY_TIME "reading clocks, sleeping, timers"
 #define WHY_PROC "processes: fork, exec, wait (subprocess, multiprocessing, shells)"
 #define WHY_THREAD "threads and their synchronisation (glibc, Python, OpenBLAS)"
@@ -145,10 +151,10 @@ struct rule {
 
 static const struct rule rules[] = {
     /* ---- allowed ---------------------------------------------------------- */
-    ALLOW(brk, WHY_MEM), ALLOW(mmap, WHY_MEM), ALLOW(munmap, WHY_MEM), ALLOW(mremap, WHY_MEM),
+    ALLOW(brk, WHY_MEM), ALLOW(munmap, WHY_MEM), ALLOW(mremap, WHY_MEM),
     ALLOW(mprotect, WHY_MEM), ALLOW(madvise, WHY_MEM), ALLOW(msync, WHY_MEM),
     ALLOW(mincore, "page residency of the caller's own mappings: for a file it cannot write the kernel (5.2+) reports only pages in the caller's page tables, never the shared page cache"),
-    ALLOW(remap_file_pages, WHY_MEM), ALLOW(memfd_create, WHY_MEM), ALLOW(membarrier, WHY_MEM),
+    ALLOW(remap_file_pages, WHY_MEM), ALLOW(membarrier, WHY_MEM),
     ALLOW(pkey_alloc, WHY_MEM), ALLOW(pkey_free, WHY_MEM), ALLOW(pkey_mprotect, WHY_MEM),
     ALLOW(mseal, WHY_MEM),
     ALLOW(mlock, WHY_MLOCK), ALLOW(mlock2, WHY_MLOCK), ALLOW(munlock, WHY_MLOCK), ALLOW(mlockall, WHY_MLOCK),
@@ -236,7 +242,7 @@ static const struct rule rules[] = {
     ALLOW(sendmsg, WHY_SOCK), ALLOW(recvmsg, WHY_SOCK), ALLOW(sendmmsg, WHY_SOCK), ALLOW(recvmmsg, WHY_SOCK),
     ALLOW(shutdown, WHY_SOCK),
 
-    ALLOW(shmget, WHY_IPC), ALLOW(shmat, WHY_IPC), ALLOW(shmdt, WHY_IPC), ALLOW(shmctl, WHY_IPC),
+    ALLOW(shmat, WHY_IPC), ALLOW(shmdt, WHY_IPC), ALLOW(shmctl, WHY_IPC),
     ALLOW(semget, WHY_IPC), ALLOW(semop, WHY_IPC), ALLOW(semtimedop, WHY_IPC), ALLOW(semctl, WHY_IPC),
     ALLOW(msgget, WHY_IPC), ALLOW(msgsnd, WHY_IPC), ALLOW(msgrcv, WHY_IPC), ALLOW(msgctl, WHY_IPC),
     ALLOW(mq_open, WHY_IPC), ALLOW(mq_unlink, WHY_IPC), ALLOW(mq_timedsend, WHY_IPC),
@@ -253,8 +259,11 @@ static const struct rule rules[] = {
     FILTER(socket, R_SOCKET, EAFNOSUPPORT, "AF_PACKET, AF_NETLINK, AF_VSOCK, AF_ALG...: raw kernel surface no sandbox needs"),
     FILTER(socketpair, R_SOCKETPAIR, EAFNOSUPPORT, "only AF_UNIX makes socket pairs anyway"),
     FILTER(fadvise64, R_FADVISE, 0, WHY_PAGECACHE ": DONTNEED would evict other tenants' and the host's pages (and clear bits another sandbox probes); it answers 0 and does nothing, as the hint it is"),
-    FILTER(preadv2, R_RW2, EOPNOTSUPP, WHY_PAGECACHE ": RWF_NOWAIT answers EAGAIN for an uncached page, a probe of what others read; EOPNOTSUPP is what a file without NOWAIT support gives"),
-    FILTER(pwritev2, R_RW2, EOPNOTSUPP, WHY_PAGECACHE ": the same flag on writes"),
+    FILTER_FLAG(preadv2, 5, RWF_NOWAIT, EOPNOTSUPP, WHY_PAGECACHE ": RWF_NOWAIT answers EAGAIN for an uncached page, a probe of what others read; EOPNOTSUPP is what a file without NOWAIT support gives"),
+    FILTER_FLAG(pwritev2, 5, RWF_NOWAIT, EOPNOTSUPP, WHY_PAGECACHE ": the same flag on writes"),
+    FILTER_FLAG(mmap, 3, MAP_HUGETLB, EPERM, WHY_HUGETLB),
+    FILTER_FLAG(shmget, 2, SHM_HUGETLB, EPERM, WHY_HUGETLB),
+    FILTER_FLAG(memfd_create, 1, MFD_HUGETLB, EPERM, WHY_HUGETLB),
     FILTER(personality, R_PERSONALITY, EPERM, "READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE weaken exploit defences; the query (0xffffffff) and PER_LINUX stay"),
 
     /* ---- refused on purpose (ANCHORS.md: Docker, flatpak, kCTF) ---------- */
@@ -435,14 +444,16 @@ static int add_fadvise_rules(scmp_filter_ctx ctx, const struct rule *r)
     return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(r->err), r->nr, 1, SCMP_A3(SCMP_CMP_EQ, POSIX_FADV_DONTNEED));
 }
 
-/* preadv2/pwritev2(fd, iov, iovcnt, pos_l, pos_h, flags): the flag bit
- * decides, whatever the others are. */
-static int add_rw2_rules(scmp_filter_ctx ctx, const struct rule *r)
+/* The refused flag in argument r->arg, alone or with others, whatever the
+ * other bits are; everything else is allowed. */
+static int add_flagbit_rules(scmp_filter_ctx ctx, const struct rule *r)
 {
-    int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(r->err), r->nr, 1, SCMP_A5(SCMP_CMP_MASKED_EQ, RWF_NOWAIT, RWF_NOWAIT));
+    struct scmp_arg_cmp refused = {r->arg, SCMP_CMP_MASKED_EQ, r->bits, r->bits};
+    struct scmp_arg_cmp allowed = {r->arg, SCMP_CMP_MASKED_EQ, r->bits, 0};
+    int rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(r->err), r->nr, 1, &refused);
     if (rc < 0)
         return rc;
-    return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A5(SCMP_CMP_MASKED_EQ, RWF_NOWAIT, 0));
+    return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, r->nr, 1, &allowed);
 }
 
 static int add_rule(scmp_filter_ctx ctx, const struct rule *r)
@@ -462,7 +473,7 @@ static int add_rule(scmp_filter_ctx ctx, const struct rule *r)
     case R_SOCKETPAIR: return add_family_rules(ctx, r);
     case R_PERSONALITY: return add_personality_rules(ctx, r);
     case R_FADVISE: return add_fadvise_rules(ctx, r);
-    case R_RW2: return add_rw2_rules(ctx, r);
+    case R_FLAGBIT: return add_flagbit_rules(ctx, r);
     }
     return -EINVAL;
 }
@@ -479,7 +490,7 @@ static const char *kind_action(enum rule_kind k)
     case R_SOCKETPAIR: return "allow AF_UNIX, else";
     case R_PERSONALITY: return "allow 0 and 0xffffffff, else";
     case R_FADVISE: return "allow but POSIX_FADV_DONTNEED, which returns";
-    case R_RW2: return "allow unless flags have RWF_NOWAIT, else";
+    case R_FLAGBIT: return "allow unless a flag is set, else";
     }
     return "?";
 }
@@ -494,7 +505,13 @@ void seccomp_print_policy(FILE *f)
                strerrorname_np(DEFAULT_ERRNO));
     for (size_t i = 0; i < ARRAY_SIZE(rules); i++) {
         const struct rule *r = &rules[i];
-        fprintf(f, "%s\t%s%s\t%s\t%s\n", r->name, kind_action(r->kind), r->quiet ? " quietly" : "",
+        const char *action = kind_action(r->kind);
+        char flagged[96];
+        if (r->kind == R_FLAGBIT) {
+            snprintf(flagged, sizeof(flagged), "allow unless arg%u has %s, else", r->arg, r->flag);
+            action = flagged;
+        }
+        fprintf(f, "%s\t%s%s\t%s\t%s\n", r->name, action, r->quiet ? " quietly" : "",
                 r->kind == R_ALLOW ? "-" : r->err == 0 ? "0" : strerrorname_np(r->err), r->why);
     }
 }

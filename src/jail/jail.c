@@ -184,6 +184,8 @@ static void jail_fini(void *state)
         close(st->slot_lock_fd); /* drops every slot lock this daemon held */
     cgroup_remove_parents(&st->cg);
     layers_fini(&st->layers);
+    if (st->anon_lock_fd >= 0)
+        close(st->anon_lock_fd);
     pthread_mutex_destroy(&st->slot_lock);
     free(st);
 }
@@ -209,7 +211,7 @@ static int jail_init(void **state, const struct backend_config *cfg, char *err, 
     if (!st)
         return jail_err(err, errlen, -ENOMEM, "allocate jail state");
     st->agent_memfd = -1;
-    st->layers.empty_fd = st->layers.devskel_fd = -1;
+    st->layers.empty_fd = st->layers.devskel_fd = st->anon_lock_fd = -1;
     pthread_mutex_init(&st->slot_lock, NULL);
     (void)userns_slot_file_open(st);
     st->dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
@@ -244,8 +246,12 @@ static int jail_init(void **state, const struct backend_config *cfg, char *err, 
     }
     if (r >= 0)
         r = layers_init(&st->layers, err, errlen);
-    if (r >= 0)
+    if (r >= 0) {
         mnt_check_pty_pool(cfg->max_sandboxes);
+        char aerr[256];
+        if (anonlock_hold(&st->anon_lock_fd, aerr, sizeof(aerr)) < 0)
+            log_warn("jail: %s: sandboxes can signal each other through eventfd locks", aerr);
+    }
     /* Lowering oom_score_adj below 0 needs CAP_SYS_RESOURCE, which some
      * container runtimes drop. Without it the agent keeps the daemon's score
      * (usually 0) and still outlives the user processes it raises to 1000:
@@ -482,6 +488,12 @@ static int child_enter_namespaces(const struct jail_plan *p, struct jail_child_e
     /* after the parent moved us: our cgroup becomes the root we can see */
     if (unshare(CLONE_NEWCGROUP) < 0)
         return child_fail(e, "unshare", "CLONE_NEWCGROUP", errno);
+    /* a time namespace of its own, entered by the agent at exec: not for
+     * clock offsets but for its nsfs inode. In the host's one, every
+     * sandbox's /proc/self/ns/time was the same inode, and a lock on it
+     * crossed sandboxes. */
+    if (unshare(CLONE_NEWTIME) < 0)
+        return child_fail(e, "unshare", "CLONE_NEWTIME", errno);
     if (sethostname(p->hostname, strnlen(p->hostname, sizeof(p->hostname))) < 0)
         return child_fail(e, "sethostname", p->hostname, errno);
     return 0;

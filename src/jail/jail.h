@@ -72,6 +72,7 @@ struct jail_state {
     struct cgroup_ctx cg;
     struct jail_zygote *zygote; /* NULL: --no-zygote, or it could not be set up */
     struct jail_layers layers;
+    int anon_lock_fd; /* anonlock.c: holds the anonymous inode's locks, or -1 */
     int agent_memfd; /* sealed copy of airlock-agent, fexecve'd by every sandbox */
     bool protect_agent; /* CAP_SYS_RESOURCE: may set the agent's oom_score_adj to -1000 */
     int dumpable;       /* PR_GET_DUMPABLE at init: restored after each clone (userns.c) */
@@ -234,6 +235,11 @@ int layers_tree_ro(const struct jail_layers *l, const char *path, struct jail_tr
                    char *err, size_t errlen);
 /* parent: the sandbox's /dev, an overlay of the skeleton (nosuid, noexec). */
 int layers_dev(const struct jail_layers *l, struct jail_tree *t, char *err, size_t errlen);
+
+/* ---- anonlock.c ---- */
+/* Take (or wait in the background for) every lock on the host's one
+ * anonymous inode; *fd holds them (-1 while another process does). */
+int anonlock_hold(int *fd, char *err, size_t errlen);
 
 /* ---- mnt.c ---- */
 /* parent: warn when `sandboxes` full devpts instances would not fit in the

@@ -15,7 +15,7 @@
  *     write 0 to each cgroup.procs     the sandbox's memory/pids/cpu limits
  *                                      (through the host's mounts, before
  *                                      the sandbox's mount namespace)
- *     setns(agent pidfd, USER|NS|NET|IPC|UTS|CGROUP|PID)   one call; from
+ *     setns(agent pidfd, USER|NS|NET|IPC|UTS|CGROUP|PID|TIME)   one call; from
  *                                      here on only the sandbox's
  *                                      namespaces, cgroups and fds
  *     proc_child_confine (src/agent/proc.c, the exec'd runner's sequence):
@@ -58,7 +58,8 @@
 #include "zygote.h"
 
 #define SANDBOX_NS_FLAGS \
-    (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_NEWPID)
+    (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_NEWPID | \
+     CLONE_NEWTIME)
 
 /* How long C2 waits for C1's exit to hand it to the agent (C1 exits right
  * after its fork: microseconds, unless the host is swamped). */

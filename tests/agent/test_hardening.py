@@ -262,7 +262,7 @@ def test_seccomp_policy_table(agent):
     assert refused["clone3"] == "ENOSYS"
     filtered = {n: (a, e) for n, a, e, _ in rows if a.startswith("allow ")}
     assert set(filtered) == {"clone", "unshare", "ioctl", "socket", "socketpair", "personality", "fadvise64",
-                             "preadv2", "pwritev2"}
+                             "preadv2", "pwritev2", "mmap", "shmget", "memfd_create"}
     # the shared page cache and the host's AIO pool (issue 10)
     assert refused["cachestat"] == "EPERM"
     for n in ("io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents", "io_pgetevents"):
@@ -491,11 +491,16 @@ def test_seccomp_argument_filters_exhaustively(loaded_filters):
     for v in list(range(0, 16)) + [h | 4 for h in high[1:]] + [h | 0 for h in high[1:]]:
         want = allow if v in (0, 1, 2, 3, 5) else errno_ret(0) if v == 4 else errno_ret("ENOSYS")
         assert verdict(loaded_filters, 221, [0, 0, 0, v])[0] == want, hex(v)
-    # preadv2 / pwritev2: RWF_NOWAIT (0x8) in the flags, alone or with others
-    for nr in (327, 328):
-        for flags in [0, 1, 2, 4, 8, 16, 0x8 | 0x1, 0x8 | 0x10, 0xFFFFFFFF] + [h | 8 for h in high] + [h for h in high]:
-            want = errno_ret("EOPNOTSUPP") if flags & 8 else allow
-            assert verdict(loaded_filters, nr, [0, 0, 0, 0, 0, flags])[0] == want, (nr, hex(flags))
+    # one flag bit refused, alone or with others, whatever else is set:
+    # preadv2 / pwritev2 RWF_NOWAIT (arg 5), mmap MAP_HUGETLB (arg 3),
+    # shmget SHM_HUGETLB (arg 2), memfd_create MFD_HUGETLB (arg 1)
+    for nr, arg, bit, err in ((327, 5, 0x8, "EOPNOTSUPP"), (328, 5, 0x8, "EOPNOTSUPP"), (9, 3, 0x40000, "EPERM"),
+                              (29, 2, 0o4000, "EPERM"), (319, 1, 0x4, "EPERM")):
+        for flags in [0, 1, 2, 4, 8, 16, bit, bit | 1, bit | 0x22, 0xFFFFFFFF, 0x22] + [h | bit for h in high] + high:
+            args = [0] * 6
+            args[arg] = flags
+            want = errno_ret(err) if flags & bit else allow
+            assert verdict(loaded_filters, nr, args)[0] == want, (nr, hex(flags))
 
 
 # ---- Landlock ---------------------------------------------------------------------------

@@ -561,3 +561,119 @@ def test_repl_exe_is_the_sandboxs_own_inode(pair):
     run(sender, LOCK_HOLD % {"paths": ["/proc/self/exe"]})
     got = run(receiver, LOCK_TRY % {"paths": ["/proc/self/exe"]})
     assert got["/proc/self/exe"] in ("free", "open PermissionError", "open FileNotFoundError"), got
+
+
+# ---- found after the audit: pseudo-filesystem inodes every process shares ----------------
+
+PSEUDO_HOLD = '''
+import fcntl, json, os, struct
+out = {}
+HELD_PSEUDO = []
+def hold(name, fd):
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        out[name + " flock"] = "held"
+    except OSError as e:
+        out[name + " flock"] = "ERR " + type(e).__name__
+    try:
+        fcntl.fcntl(fd, 37, struct.pack("hhqqi", fcntl.F_RDLCK, 0, %(value)d, 1, 0))  # F_OFD_SETLK
+        out[name + " ofd"] = "held"
+    except OSError as e:
+        out[name + " ofd"] = "ERR " + type(e).__name__
+    HELD_PSEUDO.append(fd)
+hold("eventfd", os.eventfd(0))
+try:
+    hold("time ns", os.open("/proc/self/ns/time", os.O_RDONLY))
+except OSError as e:
+    out["time ns open"] = "ERR " + type(e).__name__
+print(json.dumps(out))
+'''
+
+PSEUDO_PROBE = '''
+import fcntl, json, os, struct
+out = {}
+def probe(name, fd):
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        out[name + " flock"] = "free"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except OSError as e:
+        out[name + " flock"] = "ERR " + type(e).__name__
+    try:
+        res = fcntl.fcntl(fd, 36, struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 0, 0))  # F_OFD_GETLK
+        typ, _, start, length, _ = struct.unpack("hhqqi", res)
+        out[name + " getlk"] = "unlocked" if typ == fcntl.F_UNLCK else "start=%d len=%d" % (start, length)
+    except OSError as e:
+        out[name + " getlk"] = "ERR " + type(e).__name__
+    os.close(fd)
+probe("eventfd", os.eventfd(0))
+try:
+    probe("time ns", os.open("/proc/self/ns/time", os.O_RDONLY))
+except OSError as e:
+    out["time ns open"] = "ERR " + type(e).__name__
+print(json.dumps(out))
+'''
+
+
+def test_pseudo_inode_locks_carry_nothing(pair):
+    """Every eventfd, epoll, timerfd, signalfd and inotify descriptor on the
+    host is a file of ONE anonymous inode, and a namespace a sandbox does not
+    have of its own (time) is one nsfs inode: a lock on either, or its
+    F_OFD_GETLK offset, crossed sandboxes (and reached the host). Whatever
+    the sender does, the receiver must read the same thing as when the sender
+    does nothing."""
+    sender, receiver = pair
+    quiet = run(receiver, PSEUDO_PROBE)
+    value = secrets.randbelow(1 << 40) + 2
+    run(sender, PSEUDO_HOLD % {"value": value})
+    loud = run(receiver, PSEUDO_PROBE)
+    assert loud == quiet, "a lock on a shared pseudo inode crossed sandboxes: %r -> %r" % (quiet, loud)
+    assert not any(str(value) in v for v in loud.values()), loud
+
+
+def _hugepages():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("HugePages_Free:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_hugetlb_pool_cannot_be_taken(pair):
+    """The hugetlb pool (vm.nr_hugepages) is one per host and not charged to
+    the memory cgroup: on a host that reserves huge pages (databases do), one
+    sandbox could take them all."""
+    sender, _ = pair
+    path = "/proc/sys/vm/nr_hugepages"
+    with open(path) as f:
+        saved = f.read().strip()
+    try:
+        with open(path, "w") as f:
+            f.write("4")
+        free = _hugepages()
+        if free < 1:
+            pytest.skip("the host could not reserve a huge page for the test")
+        got = run(sender, '''
+import ctypes, errno, json, mmap
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+res = []
+HUGE = []
+for _ in range(4):
+    p = libc.mmap(None, 2 << 20, 3, 0x22 | 0x40000, -1, 0)  # PROT_RW, MAP_PRIVATE|ANON|HUGETLB
+    if p in (None, ctypes.c_void_p(-1).value):
+        res.append(errno.errorcode.get(ctypes.get_errno(), "?"))
+        continue
+    ctypes.memset(p, 1, 1)
+    HUGE.append(p)
+    res.append("ok")
+print(json.dumps(res))
+''')
+        now = _hugepages()
+        assert now == free, "a sandbox took %d of the host's %d free huge pages (%r)" % (free - now, free, got)
+    finally:
+        run(sender, "import json\nprint(json.dumps(0))")
+        sender.close()
+        with open(path, "w") as f:
+            f.write(saved)
