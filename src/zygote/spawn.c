@@ -144,6 +144,10 @@ static void join_sandbox(struct zregistry *reg, const struct zsandbox *sb, const
     if (setns(sb->pidfd, SANDBOX_NS_FLAGS) < 0)
         proc_child_fail(errfd, errno, "setns into the sandbox's namespaces (agent pidfd)");
     close(sb->pidfd);
+    /* the credential change set dumpability from fs.suid_dumpable; not
+     * dumpable whatever that is (main.c says why) */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        proc_child_fail(errfd, errno, "prctl PR_SET_DUMPABLE 0");
 }
 
 static __attribute__((noreturn)) void repl_child(struct zygote *z, const struct zsandbox *sb,
