@@ -288,6 +288,13 @@ static void child_set_ids(int errfd)
         child_fail(errfd, errno, false, "setresgid %d", AGENT_USER_GID);
     if (setresuid(AGENT_USER_UID, AGENT_USER_UID, AGENT_USER_UID) < 0)
         child_fail(errfd, errno, false, "setresuid %d", AGENT_USER_UID);
+    /* The uid change set dumpability from fs.suid_dumpable, which a host
+     * may have at 1: uid 1000 elsewhere in the sandbox could then ptrace us
+     * before seccomp and Landlock. Not dumpable until the execve (which
+     * makes an exec'd child dumpable again) or, for a REPL forked by the
+     * zygote, until it is confined (src/zygote/spawn.c). */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        child_fail(errfd, errno, false, "prctl PR_SET_DUMPABLE 0");
 }
 
 /* setresuid away from 0 already cleared the permitted and effective sets;

@@ -11,7 +11,7 @@
  * Per sandbox: jail.c asks for a channel before the clone (a SOCK_SEQPACKET
  * pair; the agent inherits one end as fd 4), and registers the other end
  * with the zygote once the agent runs, together with the agent's pidfd and
- * the sandbox's cgroup directories. That registration is the only place
+ * the sandbox's cgroup directories (O_PATH fds). That registration is the only place
  * the zygote learns which namespaces and cgroups a socket stands for; the
  * agent can only ask it to "spawn" on its own socket. Sends never block: a
  * zygote that does not drain its queue costs the sandbox its warm REPL,
@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,6 +36,8 @@
 #include "log.h"
 #include "util.h"
 #include "zygote_proto.h"
+
+_Static_assert(ZYG_REGISTER_FDS(ZYG_MAX_CGROUPS) <= SEND_FDS_MAX, "send_with_fds carries at most SEND_FDS_MAX descriptors");
 
 #define ZYGOTE_BACKOFF_MIN_MS 500
 #define ZYGOTE_BACKOFF_MAX_MS 60000
@@ -291,21 +294,35 @@ int jail_zygote_register(struct jail_zygote *z, int ours, int pidfd, const struc
 {
     cleanup_fd int sock = ours;
     struct zyg_register reg = {.magic = ZYG_MAGIC_REGISTER};
+    int fds[ZYG_REGISTER_FDS(ZYG_MAX_CGROUPS)] = {sock, pidfd, -1, -1, -1};
     int n = cgroup_count(cg->mode);
-    for (int i = 0; i < n && i < ZYG_MAX_CGROUPS; i++) {
-        int r = cgroup_dir(cg, i, id, reg.cgroups[i], sizeof(reg.cgroups[i]));
-        if (r < 0)
-            return r;
-        reg.ncgroups++;
-    }
-    int fds[2] = {sock, pidfd};
     int r = 0;
-    pthread_mutex_lock(&z->lock);
-    if (z->fd < 0)
-        r = -ENOTCONN;
-    else
-        r = send_with_fds(z->fd, &reg, sizeof(reg), fds, 2, MSG_DONTWAIT);
-    pthread_mutex_unlock(&z->lock);
+    /* the directories as O_PATH fds, not their paths: a path names the
+     * sandbox, and the zygote's memory is copied into every REPL */
+    for (int i = 0; i < n && i < ZYG_MAX_CGROUPS && r == 0; i++) {
+        char dir[PATH_MAX];
+        r = cgroup_dir(cg, i, id, dir, sizeof(dir));
+        if (r >= 0) {
+            r = 0;
+            int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (fd < 0) {
+                r = -errno;
+                log_error("zygote: open %s: %s", dir, strerror(errno));
+            }
+            fds[2 + reg.ncgroups++] = fd;
+        }
+    }
+    if (r == 0) {
+        pthread_mutex_lock(&z->lock);
+        if (z->fd < 0)
+            r = -ENOTCONN;
+        else
+            r = send_with_fds(z->fd, &reg, sizeof(reg), fds, ZYG_REGISTER_FDS(reg.ncgroups), MSG_DONTWAIT);
+        pthread_mutex_unlock(&z->lock);
+    }
+    for (uint32_t i = 0; i < reg.ncgroups; i++)
+        if (fds[2 + i] >= 0)
+            close(fds[2 + i]);
     /* closing our copy either way: on failure the agent's spawn request
      * finds no reader (EPIPE, or EOF on its report pipe) and it execs */
     return r;

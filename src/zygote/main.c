@@ -14,8 +14,10 @@
  *      pandas when they are importable), then gc.freeze(): the collector
  *      no longer walks, and so writes to, the objects every child shares;
  *   4. tell the daemon we are ready, and serve: registrations from the
- *      daemon (a sandbox's socket, its agent's pidfd and cgroups), spawn
- *      requests from agents (spawn.c), all in one poll loop, no threads.
+ *      daemon (a sandbox's socket, its agent's pidfd and cgroup directories,
+ *      all fds, kept in registry.c's table that no REPL gets a copy of),
+ *      spawn requests from agents (spawn.c), all in one poll loop, no
+ *      threads.
  *
  * We run as host root because joining a sandbox's user namespace needs
  * CAP_SYS_ADMIN over it. Nothing we run comes from a sandbox: agents send
@@ -34,8 +36,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <linux/magic.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -220,18 +225,22 @@ static ssize_t recv_with_fds(int sock, void *buf, size_t len, int *fds, int maxf
     return n;
 }
 
-static bool cgroup_dir_ok(const char *d, size_t cap)
+/* A cgroup directory the daemon opened for us (O_PATH): a directory on a
+ * cgroup file system, nothing else a spawn would write cgroup.procs into. */
+static bool cgroup_fd_ok(int fd)
 {
-    size_t n = strnlen(d, cap);
-    return n < cap && strncmp(d, "/sys/fs/cgroup/", 15) == 0 && !strstr(d, "/..") && !strchr(d, '\n');
+    struct stat st;
+    struct statfs sfs;
+    return fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && fstatfs(fd, &sfs) == 0 &&
+           (sfs.f_type == CGROUP2_SUPER_MAGIC || sfs.f_type == CGROUP_SUPER_MAGIC);
 }
 
 static void on_daemon_message(struct zygote *z, bool *quit)
 {
     struct zyg_register reg;
-    int fds[2];
+    int fds[ZYG_REGISTER_FDS(ZYG_MAX_CGROUPS)];
     int nfds = 0;
-    ssize_t n = recv_with_fds(z->daemon_fd, &reg, sizeof(reg), fds, 2, &nfds);
+    ssize_t n = recv_with_fds(z->daemon_fd, &reg, sizeof(reg), fds, ZYG_REGISTER_FDS(ZYG_MAX_CGROUPS), &nfds);
     if (n == -EAGAIN)
         return;
     if (n == 0 || (n < 0 && n != -EPROTO)) {
@@ -240,38 +249,25 @@ static void on_daemon_message(struct zygote *z, bool *quit)
         *quit = true; /* the daemon is gone */
         return;
     }
-    bool ok = n == (ssize_t)sizeof(reg) && nfds == 2 && reg.magic == ZYG_MAGIC_REGISTER &&
-              reg.ncgroups <= ZYG_MAX_CGROUPS;
-    for (uint32_t i = 0; ok && i < reg.ncgroups; i++)
-        ok = cgroup_dir_ok(reg.cgroups[i], sizeof(reg.cgroups[i]));
-    if (ok && z->nsb == z->capsb) {
-        size_t cap = z->capsb ? z->capsb * 2 : 64;
-        struct zsandbox *p = realloc(z->sb, cap * sizeof(*p));
-        ok = p != NULL;
-        if (p) {
-            z->sb = p;
-            z->capsb = cap;
+    bool ok = n == (ssize_t)sizeof(reg) && reg.magic == ZYG_MAGIC_REGISTER && reg.ncgroups <= ZYG_MAX_CGROUPS &&
+              nfds == ZYG_REGISTER_FDS((int)reg.ncgroups);
+    struct zsandbox sb = {.sock = -1, .pidfd = -1};
+    if (ok) {
+        sb.sock = fds[0];
+        sb.pidfd = fds[1];
+        sb.ncgroups = reg.ncgroups;
+        for (uint32_t i = 0; i < reg.ncgroups; i++) {
+            sb.cgroup[i] = fds[2 + i];
+            ok = ok && cgroup_fd_ok(sb.cgroup[i]);
         }
     }
-    if (!ok) {
-        log_error("malformed or unstorable registration from the daemon (%zd bytes, %d fds); dropped", n, nfds);
+    int r = ok ? registry_add(z->reg, &sb) : -EPROTO;
+    if (r < 0) {
+        log_error("%s registration from the daemon (%zd bytes, %d fds); dropped",
+                  r == -ENOSPC ? "unstorable" : "malformed", n, nfds);
         for (int i = 0; i < nfds; i++)
             close(fds[i]);
-        return;
     }
-    struct zsandbox *sb = &z->sb[z->nsb++];
-    memset(sb, 0, sizeof(*sb));
-    sb->sock = fds[0];
-    sb->pidfd = fds[1];
-    sb->ncgroups = reg.ncgroups;
-    memcpy(sb->cgroups, reg.cgroups, sizeof(sb->cgroups));
-}
-
-static void drop_sandbox(struct zygote *z, size_t i)
-{
-    close(z->sb[i].sock);
-    close(z->sb[i].pidfd);
-    z->sb[i] = z->sb[--z->nsb];
 }
 
 /* false: drop this sandbox (its agent closed the socket or misbehaved) */
@@ -291,9 +287,9 @@ static bool on_sandbox_message(struct zygote *z, struct zsandbox *sb)
         log_warn("malformed spawn request (%zd bytes, %d fds); sandbox dropped", n, nfds);
         return false;
     }
-    z->spawns++;
+    z->reg->spawns++;
     if (zygote_spawn_repl(z, sb, &req, fds) < 0)
-        z->failures++;
+        z->reg->failures++;
     return true;
 }
 
@@ -312,47 +308,34 @@ static void reap(struct zygote *z)
 
 static int serve(struct zygote *z)
 {
-    struct pollfd *pfds = NULL;
-    size_t cap = 0;
+    /* in the registry's mapping, like the table it is built from */
+    struct pollfd *pfds = z->reg->pfds;
     bool quit = false;
     while (!quit) {
-        size_t want = 2 + z->nsb;
-        if (want > cap) {
-            struct pollfd *p = realloc(pfds, want * 2 * sizeof(*p));
-            if (!p) {
-                log_error("out of memory for %zu pollfds", want);
-                free(pfds);
-                return -ENOMEM;
-            }
-            pfds = p;
-            cap = want * 2;
-        }
         pfds[0] = (struct pollfd){.fd = z->daemon_fd, .events = POLLIN};
         pfds[1] = (struct pollfd){.fd = z->sig_fd, .events = POLLIN};
-        size_t nsb = z->nsb;
+        size_t nsb = z->reg->n;
         for (size_t i = 0; i < nsb; i++)
-            pfds[2 + i] = (struct pollfd){.fd = z->sb[i].sock, .events = POLLIN};
+            pfds[2 + i] = (struct pollfd){.fd = z->reg->sb[i].sock, .events = POLLIN};
         int n = poll(pfds, 2 + nsb, -1);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
             log_error("poll: %s", strerror(errno));
-            free(pfds);
             return -errno;
         }
         if (pfds[1].revents)
             reap(z);
-        /* backwards: drop_sandbox moves the last entry into slot i */
+        /* backwards: registry_drop moves the last entry into slot i */
         for (size_t i = nsb; i-- > 0;) {
             if (!pfds[2 + i].revents)
                 continue;
-            if (!on_sandbox_message(z, &z->sb[i]))
-                drop_sandbox(z, i);
+            if (!on_sandbox_message(z, &z->reg->sb[i]))
+                registry_drop(z->reg, i);
         }
         if (pfds[0].revents)
             on_daemon_message(z, &quit);
     }
-    free(pfds);
     return 0;
 }
 
@@ -375,6 +358,18 @@ int main(int argc, char **argv)
     }
     log_init("airlock-zygote", a.debug ? LOG_LVL_DEBUG : LOG_LVL_INFO);
     struct zygote z = {.daemon_fd = a.fd, .sig_fd = -1, .self_pidns_fd = -1};
+    /* Not dumpable, and so neither is any child until it says otherwise
+     * (a fork keeps the flag): a REPL is forked as host root and joins its
+     * sandbox's user namespace before it drops privileges, and in between
+     * the sandbox's root (the agent, CAP_SYS_PTRACE over that namespace)
+     * could ptrace it or read its /proc/PID/mem were it dumpable. Not
+     * dumpable, only CAP_SYS_PTRACE over the namespace the memory was made
+     * in, the host's, allows that. spawn.c makes the REPL dumpable again
+     * once it is confined, as execve makes an exec'd runner. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+        log_error("prctl PR_SET_DUMPABLE 0: %s", strerror(errno));
+        return 1;
+    }
     if (fcntl(z.daemon_fd, F_SETFD, FD_CLOEXEC) < 0) {
         log_error("daemon fd %d: %s", z.daemon_fd, strerror(errno));
         return 1;
@@ -404,6 +399,9 @@ int main(int argc, char **argv)
     }
     if (python_start(a.runner, a.warmup, &z.runner) < 0)
         return 1;
+    /* after the warm-up: hugeheap_seal collapses big anonymous mappings */
+    if (registry_map(&z.reg) < 0)
+        return 1;
     /* A ^C to the daemon's process group is the daemon's to handle (it
      * closes our socket). CPython's handler would only set a flag that the
      * next Python code to run, a child's runner, would raise. proc.c resets
@@ -418,9 +416,7 @@ int main(int argc, char **argv)
         return 1;
     }
     int r = serve(&z);
-    while (z.nsb)
-        drop_sandbox(&z, z.nsb - 1);
-    free(z.sb);
-    log_info("exiting after %lu spawns (%lu failed)", z.spawns, z.failures);
+    log_info("exiting after %lu spawns (%lu failed)", z.reg->spawns, z.reg->failures);
+    registry_unmap(z.reg);
     return r < 0 ? 1 : 0;
 }

@@ -11,10 +11,16 @@
  *     _Fork -> C2, _exit               C2 is orphaned; the kernel gives an
  *                                      orphan to the init of its parent's
  *                                      pid namespace: the agent, PID 1
- *   C2 (the REPL)
+ *   C2 (the REPL; not dumpable, as the zygote is: main.c)
+ *     munmap the registry              a zeroed copy (MADV_WIPEONFORK): no
+ *                                      other sandbox's entry; ours came on
+ *                                      the zygote's stack (registry.c)
  *     write 0 to each cgroup.procs     the sandbox's memory/pids/cpu limits
- *                                      (through the host's mounts, before
- *                                      the sandbox's mount namespace)
+ *                                      (openat on the cgroup directory fds,
+ *                                      before the sandbox's namespaces)
+ *     close every fd but the spawn's 6 and the pidfd   no daemon, zygote or
+ *                                      other sandbox's fd enters the
+ *                                      sandbox's user namespace
  *     setns(agent pidfd, USER|NS|NET|IPC|UTS|CGROUP|PID|TIME)   one call; from
  *                                      here on only the sandbox's
  *                                      namespaces, cgroups and fds
@@ -23,6 +29,7 @@
  *       rlimits, bounding set, setresgid/setresuid 1000, caps cleared,
  *       no_new_privs, Landlock (the agent's ruleset), seccomp last
  *     PyOS_AfterFork_Child, wait for the adoption (getppid() == 1)
+ *     PR_SET_DUMPABLE 1                like an exec'd runner after execve
  *     report {0, pid} to the agent, run airlock_runner.zygote_main()
  *
  * Why C1 must enter the pid namespace at fork: a process's pid namespace is
@@ -44,11 +51,13 @@
  * permitted"); the agent then execs the runner instead.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -78,26 +87,74 @@ int zygote_threads(void)
     return t ? atoi(t + 9) : -EPROTO;
 }
 
-static void join_sandbox(const struct zsandbox *sb, int errfd)
+/* dirfd/name <- data, for a cgroup directory the daemon gave us as an fd */
+static int write_at(int dirfd, const char *name, const char *data)
 {
+    int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t len = strlen(data);
+    ssize_t n = write(fd, data, len);
+    int e = errno;
+    close(fd);
+    return n == (ssize_t)len ? 0 : n < 0 ? -e : -EIO;
+}
+
+/* Close every fd but the n in keep (which may repeat). */
+static void close_all_but(const int *keep, int n, int errfd)
+{
+    int k[ZYG_SPAWN_FDS + 1];
+    for (int i = 0; i < n; i++) { /* insertion sort: seven numbers */
+        int v = keep[i], j = i;
+        for (; j > 0 && k[j - 1] > v; j--)
+            k[j] = k[j - 1];
+        k[j] = v;
+    }
+    unsigned lo = 0;
+    for (int i = 0; i < n; i++) {
+        if ((unsigned)k[i] > lo && close_range(lo, (unsigned)k[i] - 1, 0) < 0)
+            proc_child_fail(errfd, errno, "close_range before joining the sandbox");
+        lo = (unsigned)k[i] + 1;
+    }
+    if (close_range(lo, ~0U, 0) < 0)
+        proc_child_fail(errfd, errno, "close_range before joining the sandbox");
+}
+
+/* C2, still host root in the host's namespaces: leave with nothing of the
+ * zygote's but this sandbox's own, and enter the sandbox. */
+static void join_sandbox(struct zregistry *reg, const struct zsandbox *sb, const int fds[ZYG_SPAWN_FDS])
+{
+    int errfd = fds[5];
+    /* the kernel gave us the registry as zeros (MADV_WIPEONFORK); sb is
+     * the zygote's stack copy of our entry */
+    registry_forget(reg);
     for (uint32_t i = 0; i < sb->ncgroups; i++) {
-        char path[300];
-        snprintf(path, sizeof(path), "%s/cgroup.procs", sb->cgroups[i]);
-        int r = write_file(path, "0");
+        int r = write_at(sb->cgroup[i], "cgroup.procs", "0");
         if (r < 0) {
-            char what[340];
-            snprintf(what, sizeof(what), "write 0 to %s", path);
+            char what[80];
+            snprintf(what, sizeof(what), "write 0 to cgroup.procs of the sandbox's cgroup %u", i);
             proc_child_fail(errfd, -r, what);
         }
     }
+    /* Before the sandbox's user namespace, in which its root (the agent)
+     * holds capabilities, every fd but the spawn's own and the pidfd goes:
+     * the daemon's socket, the other sandboxes' sockets, pidfds and cgroup
+     * directories, the zygote's signalfd, stdio on the daemon's log */
+    int keep[ZYG_SPAWN_FDS + 1] = {fds[0], fds[1], fds[2], fds[3], fds[4], fds[5], sb->pidfd};
+    close_all_but(keep, ZYG_SPAWN_FDS + 1, errfd);
     if (setns(sb->pidfd, SANDBOX_NS_FLAGS) < 0)
         proc_child_fail(errfd, errno, "setns into the sandbox's namespaces (agent pidfd)");
+    close(sb->pidfd);
+    /* the credential change set dumpability from fs.suid_dumpable; not
+     * dumpable whatever that is (main.c says why) */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        proc_child_fail(errfd, errno, "prctl PR_SET_DUMPABLE 0");
 }
 
 static __attribute__((noreturn)) void repl_child(struct zygote *z, const struct zsandbox *sb,
                                                  const struct zyg_spawn *req, int fds[ZYG_SPAWN_FDS])
 {
-    join_sandbox(sb, fds[5]);
+    join_sandbox(z->reg, sb, fds);
     /* the agent's policy, but for data_limit the same constants the agent
      * loads (compiled at build time from the same table) */
     struct spawn_policy policy = {
@@ -126,6 +183,13 @@ static __attribute__((noreturn)) void repl_child(struct zygote *z, const struct 
             proc_child_fail(errfd, ETIMEDOUT, "wait to be adopted by the agent");
         usleep(ADOPT_POLL_US);
     }
+    /* Confined, and nothing of another sandbox in our memory: dumpable
+     * again, as execve makes an exec'd runner (uid 1000 in the sandbox may
+     * ptrace it, and /proc/PID is owned by uid 1000). From fork to here we
+     * were not (main.c), so nothing in the sandbox could attach while we
+     * held root, a capability or the zygote's fds. */
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+        proc_child_fail(errfd, errno, "prctl PR_SET_DUMPABLE 1");
     proc_child_ready(errfd);
 
     int code = 1;
@@ -176,9 +240,13 @@ static void close_all(int fds[ZYG_SPAWN_FDS])
         }
 }
 
-int zygote_spawn_repl(struct zygote *z, const struct zsandbox *sb, const struct zyg_spawn *req,
+int zygote_spawn_repl(struct zygote *z, const struct zsandbox *entry, const struct zyg_spawn *req,
                       int fds[ZYG_SPAWN_FDS])
 {
+    /* the child sees the registry as zeros: our sandbox's entry goes to it
+     * on our stack, the only one of the registry's entries it ever sees */
+    const struct zsandbox own = *entry;
+    const struct zsandbox *sb = &own;
     char msg[200];
     int r = 0;
     int n = zygote_threads();

@@ -3,9 +3,13 @@
  * Both are AF_UNIX SOCK_SEQPACKET: one message is one record, fds travel
  * with it as SCM_RIGHTS, and EOF is a closed peer.
  *
- *   daemon -> zygote   struct zyg_register + fds [sandbox socket, agent pidfd]
+ *   daemon -> zygote   struct zyg_register + fds [sandbox socket, agent pidfd,
+ *                      one O_PATH fd per cgroup directory]
  *                      "this socket belongs to the sandbox whose PID 1 is
- *                      that pidfd, and its cgroups are these directories"
+ *                      that pidfd, and its cgroups are these directories";
+ *                      descriptors, not paths: the zygote never holds a
+ *                      sandbox's id (its cgroup paths name it), so no
+ *                      REPL forked from it can find one in its memory
  *   zygote -> daemon   struct zyg_ready, once, after the warm-up
  *   agent  -> zygote   struct zyg_spawn + fds [stdin, stdout, stderr, cmd,
  *                      res, report] (the REPL's ends, as proc.c would give
@@ -28,11 +32,11 @@
 
 #define ZYG_MAX_CGROUPS 3   /* cgroup v1: memory, pids, cpu; v2: one */
 #define ZYG_SPAWN_FDS 6     /* stdin, stdout, stderr, cmd, res, report */
+#define ZYG_REGISTER_FDS(ncgroups) (2 + (ncgroups)) /* socket, pidfd, cgroup dirs */
 
 struct zyg_register {
     uint32_t magic;
-    uint32_t ncgroups;
-    char cgroups[ZYG_MAX_CGROUPS][256]; /* absolute directories under /sys/fs/cgroup */
+    uint32_t ncgroups; /* as many cgroup directory fds follow the pidfd */
 };
 
 struct zyg_ready {

@@ -40,6 +40,10 @@ out["rlimits"] = {n: resource.getrlimit(getattr(resource, n)) for n in
                   ("RLIMIT_CORE", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_DATA",
                    "RLIMIT_NPROC", "RLIMIT_STACK")}
 out["cwd"] = os.getcwd()
+# PR_GET_DUMPABLE (3), and who owns /proc/<pid>/mem (root for a process that is
+# not dumpable): the exec'd runner is dumpable, as execve makes any process
+out["dumpable"] = __import__("ctypes").CDLL(None).prctl(3, 0, 0, 0, 0)
+out["proc_owner"] = os.stat("/proc/%d/mem" % os.getpid()).st_uid
 out["env"] = sorted(k for k in os.environ)
 out["sid_is_pid"] = os.getsid(0) == os.getpid()
 out["ppid"] = os.getppid()
