@@ -539,6 +539,11 @@ def main():
                     table.add("create (pool hit), server-side", hits, target=(1, None),
                               note="%d of %d creates were hits; Podflare claims 7-11 ms server-side" % (len(hits), n))
                 table.add("create (pool hit), client-side (SDK, new connection)", client)
+                if builds:
+                    # the jail's create, HELLO and the priming call: what a pool
+                    # refill costs off the request path, and a miss on it
+                    table.add("sandbox build (pool refill or miss), server-side", builds,
+                              note="%d builds during the row" % len(builds))
 
             if "run_code" in only:
                 waits["run_code"] = settle(d)
