@@ -1,13 +1,25 @@
 /* jail.h - internals of the jail backend (Linux namespaces + cgroups).
  *
- * One file per kernel concern, nsjail style; jail.c holds the sequence:
+ * One file per kernel concern, nsjail style; jail.c holds the sequence
+ * and is called only through jail_backend_ops (no file here calls into it):
  *
- *   jail.c    create/destroy/recovery: clone, sync pipes, release, exec agent
- *   userns.c  host uid range slots, uid_map/gid_map, becoming root inside
- *   cgroup.c  v1/v2 detection, per-sandbox limits, kill, oom counter
- *   mnt.c     detached read-only trees, the new root, /dev, /proc, pivot_root
- *   net.c     loopback up in the empty network namespace
- *   rootfs.c  what the root of a template holds: /usr and a synthetic /etc
+ *   jail.c      init/fini, create/destroy: the parent's sequence, step by step
+ *   plan.c      the plan: channels, mount options, the trees, built before the clone
+ *   clone.c     the clone: the child's stack, the new namespaces, as the owner uid
+ *   child.c     the child's sequence, clone to execveat of the agent
+ *   report.c    jail_err (parent) and child_fail (child): how every file reports
+ *   caps.c      capabilities: the daemon's, and the thread's around the clone
+ *   userns.c    host uid range slots, uid_map/gid_map, becoming root inside,
+ *               the start-up probe
+ *   cgroup.c    v1/v2 detection and what both share; cgroup_v1.c, cgroup_v2.c
+ *               each mode's files behind struct cgroup_impl (cgroup_impl.h)
+ *   dynmods.c   cgroup2's favordynmods
+ *   mnt.c       detached read-only trees, the new root, /dev, /proc, pivot_root
+ *   net.c       loopback up in the empty network namespace, socket buffer caps
+ *   rootfs.c    what the root of a template holds: /usr and a synthetic /etc
+ *   layers.c    the per-sandbox overlays' layers
+ *   anonlock.c  the locks on the host's one anonymous inode
+ *   zygote.c    the airlock-zygote supervisor
  *
  * Two kinds of code live here and must not be mixed up:
  *  - parent code (daemon threads): may allocate, log, take locks;
@@ -27,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <unistd.h>
 #include <linux/capability.h>
 
 #include "backend.h"
@@ -75,7 +88,7 @@ struct jail_state {
     int anon_lock_fd; /* anonlock.c: holds the anonymous inode's locks, or -1 */
     int agent_memfd; /* sealed copy of airlock-agent, fexecve'd by every sandbox */
     bool protect_agent; /* CAP_SYS_RESOURCE: may set the agent's oom_score_adj to -1000 */
-    int dumpable;       /* PR_GET_DUMPABLE at init: restored after each clone (userns.c) */
+    int dumpable;       /* PR_GET_DUMPABLE at init: restored after each clone (caps.c) */
     int nice;           /* the daemon's nice value at init: every agent runs at it, whatever
                            the priority of the thread that built it (the pool's is lower) */
     /* create/destroy run on the daemon's HTTP threads concurrently. */
@@ -162,16 +175,81 @@ struct jail_child_error {
     char path[220];
 };
 
+/* ---- report.c ---- */
 /* child: record a failure; returns -err so callers can `return child_fail(...)`. */
 int child_fail(struct jail_child_error *e, const char *op, const char *path, int err);
+/* parent: format "op path: strerror" into err; returns r (negative errno). */
+int jail_err(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* ---- plan.c ---- */
+/* The parent's ends of the channels to the child. */
+struct jail_parent_fds {
+    int control;    /* becomes *agent_fd */
+    int release_wr; /* one byte releases the child */
+    int error_rd;   /* failure record, or EOF once the agent is exec'd */
+    int zygote;     /* our end of the agent's zygote channel, or -1 */
+};
+
+static inline void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+/* The descriptors of the plan that the parent closes: its copies of the
+ * child's ends (the detached trees stay alive in the child through its
+ * inherited copies). agent_fd is the state's memfd, not ours; release_wr is
+ * the parent's own end, closed through struct jail_parent_fds. */
+#define PLAN_NFDS (7 + JAIL_MAX_ETC_BINDS)
+
+void plan_init(struct jail_plan *p, struct jail_parent_fds *pf);
+/* Channels, mount options, the zygote channel, /usr, /etc and the runner. */
+int plan_prepare(struct jail_state *st, const struct sandbox_spec *spec, struct jail_plan *p,
+                 struct jail_parent_fds *pf, char *err, size_t errlen);
+/* No child: close and free everything. */
+void plan_release(struct jail_plan *p);
+/* With a child running on the plan: its descriptors' numbers, to close by number. */
+void plan_snapshot_fds(struct jail_plan *p, int out[PLAN_NFDS]);
+void close_snapshot_fds(int snap[PLAN_NFDS]);
+/* Once the child exec'd or is dead: free the rest. */
+void plan_release_after_child(struct jail_plan *p);
+void parent_fds_close(struct jail_parent_fds *pf);
+
+/* ---- clone.c ---- */
+struct clone_stack {
+    void *base; /* guard page + stack, MAP_FAILED if none */
+    size_t len;
+};
+int clone_stack_alloc(struct clone_stack *cs, char *err, size_t errlen);
+void clone_stack_free(struct clone_stack *cs); /* only once the child has exec'd or is dead */
+/* parent: clone(flags | CLONE_VM | CLONE_PIDFD) running fn(arg) on cs, as
+ * owner for the clone alone (caps.c), signals blocked. The pid, or -errno
+ * with the host settings that may forbid it in err. */
+pid_t clone_child(const struct jail_state *st, unsigned long flags, uid_t owner, int (*fn)(void *), void *arg,
+                  struct clone_stack *cs, int *pidfd, char *err, size_t errlen);
+
+/* ---- child.c ---- */
 /* child of a multi-threaded daemon: every handler back to SIG_DFL and nothing
  * blocked, so no daemon code runs in it and nothing ignored survives exec
  * (the sandbox init, the zygote). Raw syscalls only. */
 void child_reset_signals(void);
+/* The sandbox init's entry point (clone's fn, arg the plan): never returns. */
+int child_main(void *arg);
 
-/* parent: format "op path: strerror" into err; returns r (negative errno). */
-int jail_err(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* ---- caps.c ---- */
+/* Is cap in the calling thread's effective set? */
+bool caps_have(int cap);
+/* parent: the calling thread only takes host_base as its effective uid/gid
+ * (with its capabilities kept), so a user namespace it creates is owned by
+ * host_base. Restore right after the clone; restore aborts the daemon if it
+ * cannot return the thread to uid 0 with its capabilities. */
+struct caps_saved_ids {
+    struct __user_cap_data_struct caps[2];
+    int dumpable; /* the process's PR_GET_DUMPABLE, set by the caller */
+};
+int caps_become_owner(uid_t host_base, struct caps_saved_ids *saved, char *err, size_t errlen);
+void caps_restore_root(const struct caps_saved_ids *saved);
 
 /* ---- userns.c ---- */
 /* Open the host-wide slot lock file (a failure only warns: 0 either way). */
@@ -183,16 +261,9 @@ void userns_slot_free(struct jail_state *st, int slot);
 uid_t userns_host_base(int slot);
 int userns_write_maps(pid_t pid, uid_t host_base, char *err, size_t errlen);
 int userns_child_become_root(struct jail_child_error *e); /* child */
-/* parent: the calling thread only takes host_base as its effective uid/gid
- * (with its capabilities kept), so a user namespace it creates is owned by
- * host_base. Restore right after the clone; restore aborts the daemon if it
- * cannot return the thread to uid 0 with its capabilities. */
-struct userns_saved_ids {
-    struct __user_cap_data_struct caps[2];
-    int dumpable; /* the process's PR_GET_DUMPABLE, set by the caller */
-};
-int userns_become_owner(uid_t host_base, struct userns_saved_ids *saved, char *err, size_t errlen);
-void userns_restore_root(const struct userns_saved_ids *saved);
+/* At start: can this host create a user namespace owned by an unprivileged
+ * uid? 0, or -errno with the host settings that may forbid it in err. */
+int userns_probe(const struct jail_state *st, char *err, size_t errlen);
 
 /* ---- cgroup.c ---- */
 struct cgroup_limits {

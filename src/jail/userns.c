@@ -15,7 +15,7 @@
  * sandbox would make inotify_init fail everywhere. The owner is the euid of
  * the creating thread at clone time, so the creating daemon thread takes
  * the sandbox's uid as its effective uid for the clone and nothing else
- * (userns_become_owner / userns_restore_root, around the clone in jail.c).
+ * (caps_become_owner / caps_restore_root, around the clone in clone.c).
  *
  * Other users of the host's ids: a second daemon (its own --state-dir and
  * cgroup scope) numbers its slots from 0 as well. Two checks keep a slot
@@ -35,12 +35,14 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <linux/capability.h>
 
@@ -211,84 +213,30 @@ int userns_child_become_root(struct jail_child_error *e)
     return 0;
 }
 
-/* ---- the creating thread as the namespace's owner ------------------------- */
+/* ---- the start-up check ---------------------------------------------------- */
 
-static int caps_get(struct __user_cap_data_struct caps[2])
+static int child_exit_at_once(void *arg)
 {
-    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
-    memset(caps, 0, 2 * sizeof(*caps));
-    return syscall(SYS_capget, &hdr, caps) < 0 ? -errno : 0;
-}
-
-/* pid 0: the calling thread only. Raising effective bits needs them in the
- * permitted set, which a change of euid alone never clears. */
-static int caps_set(const struct __user_cap_data_struct caps[2])
-{
-    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
-    struct __user_cap_data_struct c[2] = {caps[0], caps[1]};
-    return syscall(SYS_capset, &hdr, c) < 0 ? -errno : 0;
-}
-
-/* Raw syscalls, so only the calling thread changes: glibc's wrappers would
- * make every daemon thread (HTTP handlers included) host_base for a moment.
- * Only the effective (and with it the filesystem) ids change; the real and
- * saved ids stay 0, which is what lets the thread return to 0 unprivileged
- * and what keeps the permitted capabilities. The kernel clears the
- * effective capabilities when the euid leaves 0; we put them back, so the
- * clone itself is as privileged as before (a Debian kernel with
- * kernel.unprivileged_userns_clone=0 or an LSM that restricts unprivileged
- * user namespaces lets a CAP_SYS_ADMIN caller through) and only the owner
- * differs. The caller blocks signals: no handler runs with these ids. */
-int userns_become_owner(uid_t host_base, struct userns_saved_ids *saved, char *err, size_t errlen)
-{
-    uid_t ru, eu, su;
-    gid_t rg, eg, sg;
-    if (syscall(SYS_getresuid, &ru, &eu, &su) < 0 || syscall(SYS_getresgid, &rg, &eg, &sg) < 0)
-        return jail_err(err, errlen, -errno, "getresuid");
-    if (ru != 0 || eu != 0 || su != 0 || rg != 0 || eg != 0 || sg != 0)
-        return jail_err(err, errlen, -EPERM, "sandbox creation needs uid/gid 0, this thread has %u/%u",
-                        (unsigned)eu, (unsigned)eg);
-    int r = caps_get(saved->caps);
-    if (r < 0)
-        return jail_err(err, errlen, r, "capget");
-    if (syscall(SYS_setresgid, -1, host_base, -1) < 0)
-        return jail_err(err, errlen, -errno, "setresgid(-1, %u, -1)", (unsigned)host_base);
-    if (syscall(SYS_setresuid, -1, host_base, -1) < 0) {
-        r = -errno;
-        userns_restore_root(saved);
-        return jail_err(err, errlen, r, "setresuid(-1, %u, -1)", (unsigned)host_base);
-    }
-    if ((r = caps_set(saved->caps)) < 0) {
-        userns_restore_root(saved);
-        return jail_err(err, errlen, r, "capset (effective capabilities as uid %u)", (unsigned)host_base);
-    }
+    (void)arg;
+    syscall(SYS_exit_group, 0);
     return 0;
 }
 
-/* Back to 0 for good, or no daemon: a thread that kept an unprivileged euid
- * would go on serving requests as the sandbox's host uid, failing or, worse,
- * creating files that sandbox owns. Every step is checked, and the end
- * state verified rather than assumed. */
-void userns_restore_root(const struct userns_saved_ids *saved)
+/* At start, not at the first request: can this host create a user namespace
+ * owned by an unprivileged uid? The child exits at once. */
+int userns_probe(const struct jail_state *st, char *err, size_t errlen)
 {
-    /* allowed without privilege: 0 is our real and saved uid; returning to
-     * euid 0 also makes the effective capabilities the permitted ones */
-    if (syscall(SYS_setresuid, -1, 0, -1) < 0 || syscall(SYS_setresgid, -1, 0, -1) < 0 || caps_set(saved->caps) < 0) {
-        log_error("jail: cannot return to uid 0 after creating a user namespace: %s; aborting", strerror(errno));
-        abort();
+    int pidfd = -1;
+    struct clone_stack cs;
+    int r = clone_stack_alloc(&cs, err, errlen);
+    if (r < 0)
+        return r;
+    pid_t pid = clone_child(st, CLONE_NEWUSER, userns_host_base(0), child_exit_at_once, NULL, &cs, &pidfd, err, errlen);
+    if (pid > 0) {
+        close(pidfd);
+        while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
+            ;
     }
-    uid_t ru = 1, eu = 1, su = 1;
-    gid_t rg = 1, eg = 1, sg = 1;
-    struct __user_cap_data_struct now[2];
-    if (syscall(SYS_getresuid, &ru, &eu, &su) < 0 || syscall(SYS_getresgid, &rg, &eg, &sg) < 0 ||
-        caps_get(now) < 0 || ru || eu || su || rg || eg || sg || memcmp(now, saved->caps, sizeof(now)) != 0) {
-        log_error("jail: ids or capabilities not restored after creating a user namespace "
-                  "(uid %u/%u/%u gid %u/%u/%u); aborting",
-                  (unsigned)ru, (unsigned)eu, (unsigned)su, (unsigned)rg, (unsigned)eg, (unsigned)sg);
-        abort();
-    }
-    /* A change of euid also made the whole process non-dumpable
-     * (fs.suid_dumpable, default 0). Put back what the daemon had. */
-    if (prctl(PR_SET_DUMPABLE, saved->dumpable, 0, 0, 0) < 0)
-        log_warn("jail: prctl(PR_SET_DUMPABLE, %d): %s", saved->dumpable, strerror(errno));
+    clone_stack_free(&cs); /* after the wait: the child ran on it */
+    return pid < 0 ? pid : 0;
 }
