@@ -157,7 +157,7 @@ static long userns_owner_of(pid_t pid)
     return (long)owner;
 }
 
-/* The creating thread lends its euid to the clone (userns.c): afterwards the
+/* The creating thread lends its euid to the clone (caps.c, clone.c): afterwards the
  * test process, like the daemon, must be uid/gid 0 with every capability it
  * had, and as dumpable as before. */
 static int dumpable_at_start;
