@@ -272,6 +272,23 @@ def test_download_corrupted_in_transit_raises_integrity_error(daemon, sb, tmp_pa
         airlock.close_idle_connections()
 
 
+def test_cli_download_corrupted_fails_and_leaves_no_file(daemon, sb, cli, tmp_path):
+    data = os.urandom(1000) + MARKER + os.urandom(200_000)
+    sb.upload(data, "/tmp/flipcli.bin")
+    relay = _Corrupter(daemon.port)
+    relay.start()
+    try:
+        env = dict(os.environ, AIRLOCK_URL=relay.url, AIRLOCK_API_KEY=daemon.key)
+        r = subprocess.run([str(cli), "download", sb.id, "/tmp/flipcli.bin", str(tmp_path / "c.bin")], env=env,
+                           capture_output=True, timeout=60)
+    finally:
+        relay.close()
+    assert relay.flipped == 1
+    assert r.returncode != 0, r
+    assert b"digest_mismatch" in r.stderr, r.stderr
+    assert os.listdir(tmp_path) == []
+
+
 # ---- uploads: an optional digest the agent checks ----------------------------------------
 
 def test_upload_digest_mismatch_refused_and_nothing_left(daemon, sb):
@@ -421,8 +438,14 @@ def test_declared_oversize_upload_413_before_the_body(daemon, sb):
 
 
 def test_conflicting_content_length_refused(daemon, sb):
-    extra = "Content-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 40\r\n"
-    st, h, body = _raw(daemon.port, _head("POST", "/v1/sandboxes/%s/code" % sb.id, daemon.key, extra) + b"{}")
+    """A valid body, framed by two different lengths: refused, whichever
+    length the parser would have believed (a daemon that believes the first
+    answers 200, one that believes the second waits and times out)."""
+    body = b'{"timeout_s":3600}'
+    extra = ("Content-Type: application/json\r\nContent-Length: %d\r\nContent-Length: %d\r\n"
+             % (len(body), len(body) + 40))
+    st, h, body = _raw(daemon.port, _head("POST", "/v1/sandboxes/%s/timeout" % sb.id, daemon.key, extra) + body,
+                       timeout=10)
     assert st == 400, (st, body)
     assert _json_error(body)["code"] == "invalid_request"
 
