@@ -391,19 +391,21 @@ static int put_finish(struct agent *a, struct file_op *op)
     return 0;
 }
 
+/* Clean up first, then answer: whoever gets the ERROR may look at the
+ * directory at once and must not find the temporary file. */
 static void put_fail(struct agent *a, struct file_op *op, int err, const char *what)
 {
-    if (err == EBADMSG)
-        agent_send_error(a, op->req_id, PROTO_ERR_DIGEST, "%s: the bytes received do not have the sha256 given; "
-                         "nothing was written", op->path);
-    else
-        send_errno(a, op->req_id, err, what, op->path);
     op->failed = true;
     if (op->fd >= 0)
         close(steal_fd(&op->fd));
     if (op->tmp_name[0])
         (void)unlinkat(op->dir_fd, op->tmp_name, 0);
     op->tmp_name[0] = '\0';
+    if (err == EBADMSG)
+        agent_send_error(a, op->req_id, PROTO_ERR_DIGEST, "%s: the bytes received do not have the sha256 given; "
+                         "nothing was written", op->path);
+    else
+        send_errno(a, op->req_id, err, what, op->path);
 }
 
 static void handle_put(struct agent *a, const struct proto_hdr *h, json_t *req)
