@@ -149,6 +149,38 @@ def test_download_to_path_cut_leaves_no_file(crashy, tmp_path, monkeypatch):
     crashy.proc.wait()
 
 
+class _ExpireMidway:
+    """A writable that, once `after` bytes have arrived, sets the sandbox's
+    lifetime to 1 s and waits (not reading on) until the daemon reports it
+    destroyed: the sandbox really expires mid-download."""
+
+    def __init__(self, sb, daemon, after):
+        self.sb, self.daemon, self.after, self.n, self.expired = sb, daemon, after, 0, False
+
+    def _gone(self):
+        st, _, _, j = self.daemon.request("GET", "/v1/sandboxes/" + self.sb.id)
+        return st == 200 and j["state"] != "running" or st in (404, 410)
+
+    def write(self, b):
+        self.n += len(b)
+        if self.n >= self.after and not self.expired:
+            self.expired = True
+            self.sb.set_timeout(1)
+            assert wait_until(self._gone, 30), "the sandbox did not expire"
+        return len(b)
+
+
+def test_download_cut_by_sandbox_expiry_raises(daemon, fresh, tmp_path):
+    """The sandbox expires mid-download (the audit's 98.8 of 150 MB):
+    TransferError, and to a path no file at all."""
+    s = fresh(timeout=600)
+    _make_big(s, "/tmp/big")
+    w = _ExpireMidway(s, daemon, 2 << 20)
+    with pytest.raises(airlock.TransferError):
+        s.download("/tmp/big", w)
+    assert w.expired and w.n < BIG_MB << 20, w.n
+
+
 def test_download_to_path_whole(sb, tmp_path):
     """The success path of the temporary-name download: the file is there,
     whole, and nothing else is."""
