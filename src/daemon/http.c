@@ -621,9 +621,9 @@ static int open_unix_socket(const char *path)
  * head needs). libmicrohttpd answers a head that does not fit by itself, in
  * HTML; admission.c's limits (64 headers, 32 KiB) refuse in JSON long
  * before that, as long as the pool holds the head plus libmicrohttpd's
- * bookkeeping for each header line (~60 bytes each): 2 MiB fits e.g. 20,000
- * short header lines or one 1.9 MiB line. Only a head beyond that gets
- * libmicrohttpd's own 431. */
+ * bookkeeping for each header line (~60 bytes each): 2 MiB fits about
+ * 25,000 short header lines or one 2 MiB line (measured). Only a head beyond
+ * that gets libmicrohttpd's own 431. */
 #define HTTP_CONN_MEMORY ((size_t)2 << 20)
 
 static struct MHD_Daemon *start_mhd(struct daemon *d, const struct sockaddr *sa, int listen_fd)
