@@ -617,14 +617,16 @@ static int open_unix_socket(const char *path)
     return steal_fd(&fd);
 }
 
-/* Each connection's memory pool (lazily committed: a request uses what its
- * head needs). libmicrohttpd answers a head that does not fit by itself, in
- * HTML; admission.c's limits (64 headers, 32 KiB) refuse in JSON long
- * before that, as long as the pool holds the head plus libmicrohttpd's
- * bookkeeping for each header line (~60 bytes each): 2 MiB fits about
- * 25,000 short header lines or one 2 MiB line (measured). Only a head beyond
- * that gets libmicrohttpd's own 431. */
-#define HTTP_CONN_MEMORY ((size_t)2 << 20)
+/* Each connection's memory pool. libmicrohttpd answers a head that does
+ * not fit by itself, in HTML; admission.c's limits (64 headers, 32 KiB)
+ * refuse in JSON long before that, as long as the pool holds the head plus
+ * libmicrohttpd's bookkeeping for each header line (~80 bytes each with a
+ * short line). 1 MiB fits about 12,000 short header lines (10,000 with room)
+ * or one 1 MiB header; beyond that the library's own 431 stands. Not more:
+ * libmicrohttpd 0.9.75 zeroes the whole pool when a keep-alive connection
+ * goes idle, so every idle connection holds this much resident memory
+ * (measured: 2 MiB cost 2 MiB per idle connection, 256 KiB 271 KiB). */
+#define HTTP_CONN_MEMORY ((size_t)1 << 20)
 
 static struct MHD_Daemon *start_mhd(struct daemon *d, const struct sockaddr *sa, int listen_fd)
 {
