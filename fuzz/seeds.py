@@ -154,6 +154,20 @@ def agent_seeds():
             + frame(FILE_GET, 2, {"path": "/data/f"})
         ),
         "bad_header_midway": frame(HELLO, 1, {"version": 1}) + b"ALK2" + b"\x00" * 12,
+        "digests_and_kernel_paths": (
+            frame(FILE_PUT, 1, {"path": "/data/d", "sha256": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"})
+            + frame(FILE_DATA, 1, "hello", flags=F_END)
+            + frame(FILE_PUT, 2, {"path": "/data/e", "sha256": "0" * 64})
+            + frame(FILE_DATA, 2, "hello", flags=F_END)
+            + frame(FILE_PUT, 3, {"path": "/data/f", "sha256": "NOTHEX"}, flags=F_END)
+            + frame(FILE_GET, 4, {"path": "/data/d"})
+            + frame(FILE_ACK, 4, {"bytes": 5})
+            + frame(FILE_GET, 5, {"path": "/proc/self/environ"})
+            + frame(FILE_LIST, 6, {"path": "/data/../proc/1/fd"})
+            + frame(FILE_LIST, 7, {"path": "/dev"})
+            + frame(FILE_GET, 8, {"path": "/data/\udcff"})
+            + frame(FILE_GET, 9, {"path": "/data/d\u0000.bak"})
+        ),
     }
     sched = bytes([0, 15, 2, 130])
     for name, stream in seqs.items():
@@ -330,6 +344,38 @@ def http_seeds():
         "live_list_junk": http_req("GET", "/v1/sandboxes/@/files/list", live=script((OK, b"\x00\xff", 1))),
         "live_delete": http_req("DELETE", "/v1/sandboxes/@/files?path=/tmp/a&recursive=1",
                                 live=script((OK, {}, 1))),
+        # paths that would name another file in a C string, or spell '/' and
+        # '.' without being them, or lead into /proc: refused before the agent
+        "live_put_nul": http_req("PUT", "/v1/sandboxes/@/files?path=/data/keep.csv%00.tmp", body="x",
+                                 live=script((OK, {"path": "/data/keep.csv", "size": 1}, 1))),
+        "live_get_nul": http_req("GET", "/v1/sandboxes/@/files?path=/data/keep.csv%00.bak",
+                                 live=script((OK, {"size": 1, "mode": 420, "sha256": "0" * 64}), (FILE_DATA, "x", 1))),
+        "live_delete_nul": http_req("DELETE", "/v1/sandboxes/@/files?path=%00/data/keep.csv",
+                                    live=script((OK, {}, 1))),
+        "live_list_nul": http_req("GET", "/v1/sandboxes/@/files/list?path=/data%00/x", live=script((OK, {}, 1))),
+        "live_get_overlong": http_req("GET", "/v1/sandboxes/@/files?path=/data/%C0%AF..%C0%AF..%C0%AFetc",
+                                      live=script((OK, {}, 1))),
+        "live_put_surrogate": http_req("PUT", "/v1/sandboxes/@/files?path=/data/a%ED%A0%80", body="x",
+                                       live=script((OK, {}, 1))),
+        "live_list_proc": http_req("GET", "/v1/sandboxes/@/files/list?path=/data/../proc/1/fd",
+                                   live=script((OK, {"path": "/proc/1/fd", "entries": []}, 1))),
+        "live_get_proc_environ": http_req("GET", "/v1/sandboxes/@/files?path=/proc/self/environ",
+                                          live=script((OK, {}, 1))),
+        "live_recursive_nul": http_req("DELETE", "/v1/sandboxes/@/files?path=/tmp/a&recursive=true%00x",
+                                       live=script((OK, {}, 1))),
+        "live_id_nul": http_req("GET", "/v1/sandboxes/@%00junk", live=b""),
+        "live_upload_digest": http_req("PUT", "/v1/sandboxes/@/files?path=/tmp/u", body="hello",
+                                       extra="X-Content-SHA256: " + "ab" * 32,
+                                       live=script((ERROR, {"code": "digest_mismatch", "message": "no"}, 1))),
+        "live_upload_bad_digest": http_req("PUT", "/v1/sandboxes/@/files?path=/tmp/u", body="hello",
+                                           extra="X-Content-SHA256: zz", live=script((OK, {}, 1))),
+        "live_download_sha": http_req("GET", "/v1/sandboxes/@/files?path=/tmp/a",
+                                      live=script((OK, {"size": 5, "mode": 420, "sha256": "a" * 64}),
+                                                  (FILE_DATA, "hel"), (FILE_DATA, "lo", 1))),
+        "live_download_changed": http_req("GET", "/v1/sandboxes/@/files?path=/tmp/a",
+                                          live=script((OK, {"size": 5, "mode": 420, "sha256": "a" * 64}),
+                                                      (FILE_DATA, "hel"),
+                                                      (ERROR, {"code": "internal", "message": "changed"}, 1))),
         "live_get": http_req("GET", "/v1/sandboxes/@", live=b""),
         "live_list_sandboxes": http_req("GET", "/v1/sandboxes", auth="admin", live=b""),
         "live_timeout": http_req("POST", "/v1/sandboxes/@/timeout", body={"timeout_s": 3600}, live=b""),
@@ -349,6 +395,13 @@ def http_seeds():
         "raw_bad_chunk": f"POST /v1/sandboxes HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_KEY}\r\n"
                          "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
         "raw_head": "HEAD /v1/healthz HTTP/1.1\r\nHost: a\r\n\r\n",
+        "raw_two_lengths": f"POST /v1/sandboxes HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_KEY}\r\n"
+                           "Content-Length: 2\r\nContent-Length: 40\r\n\r\n{}",
+        "raw_declared_1g": f"POST /v1/sandboxes HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_KEY}\r\n"
+                           "Content-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n{}",
+        "raw_many_headers": "GET /v1/healthz HTTP/1.1\r\nHost: a\r\n" + "".join(
+            "X-%d: v\r\n" % i for i in range(2000)) + "\r\n",
+        "raw_nul_target": "GET /v1/sandboxes/%00 HTTP/1.1\r\nHost: a\r\n\r\n",
     }
     for name, text in raw.items():
         write("http", name, bytes([3]) + text.encode())

@@ -1,10 +1,14 @@
 /* files.c - FILE_PUT / GET / LIST / DELETE / MKDIR inside the sandbox root.
  *
- * Every path from the daemon is untrusted. It is
- *   1. checked (no NUL, not empty, at most 4096 bytes),
+ * Every path from the daemon is untrusted (the daemon checks the same
+ * things first: this is defence in depth). It is
+ *   1. checked (no NUL, valid UTF-8, not empty, at most 4096 bytes),
  *   2. made absolute (relative paths start at /home/user) and normalised
- *      lexically ("//", ".", ".." collapse; ".." stops at "/"),
- *   3. for writes, required to lie under /tmp, /data or /home/user,
+ *      lexically ("//", ".", ".." collapse; ".." stops at "/"): 1 and 2 are
+ *      src/common/path.c, shared with the daemon,
+ *   3. refused if under /proc, /sys or /dev (kernel interfaces, not files:
+ *      listing /proc/1/fd would show the agent's descriptors), and for
+ *      writes, required to lie under /tmp, /data or /home/user,
  *   4. opened with openat2(root_fd, path, RESOLVE_IN_ROOT |
  *      RESOLVE_NO_MAGICLINKS): ".." and absolute symlinks resolve inside the
  *      root, and /proc/self/root-style magic links are refused,
@@ -13,9 +17,19 @@
  *      /home/user/x -> /etc lands in the sandbox's own /etc: not writable),
  *   6. and the last component is handled with *at() calls on that directory
  *      fd, never following a symlink at the leaf.
+ * Reads (GET, LIST) check step 5's way too that the file or directory
+ * reached is not under /proc, /sys or /dev (a symlink /tmp/p -> /proc).
  *
  * Uploads go to a hidden temporary file in the target directory and are
- * renamed into place on END, so a failed upload leaves nothing behind.
+ * renamed into place on END, so a failed upload leaves nothing behind; if
+ * the daemon passed the client's sha256, the bytes received must have it,
+ * or the upload fails (digest_mismatch) and nothing is renamed.
+ * Downloads are verified end to end: the agent first hashes the file (in
+ * slices, from the loop, so a big file does not stall it), announces size
+ * and sha256 in its OK, and then sends exactly that many bytes, hashing
+ * them again; a file changed meanwhile (shorter, or other bytes) ends the
+ * download with an ERROR instead of its last chunk, so the client gets a
+ * short body, never a whole-looking one that does not match its digest.
  * Downloads are streamed one PROTO_DATA_CHUNK per loop iteration, so a big
  * download does not stop the loop from serving output and timeouts, and
  * only while the daemon has acknowledged all but PROTO_GET_WINDOW bytes
@@ -34,12 +48,17 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_*: the agent is static; EVP would pull in every provider */
+#include <openssl/sha.h>
+#include <sys/vfs.h>
+
 #include "agent.h"
 #include "log.h"
+#include "path.h"
 #include "util.h"
 
-#define FILES_MAX_PATH 4096
-#define FILES_NORM_MAX (FILES_MAX_PATH + 16) /* + "/home/user/" */
+#define FILES_NORM_MAX PATH_NORM_MAX
+#define FILES_HASH_SLICES 4 /* PROTO_DATA_CHUNKs hashed per loop turn before a download starts */
 #define FILES_TMP_PREFIX ".airlock-put-"
 #define FILES_MAX_DEPTH 256 /* recursive delete */
 #define FILES_LIST_BUDGET (PROTO_MAX_PAYLOAD - 64 * 1024)
@@ -58,8 +77,13 @@ struct file_op {
     char *leaf;    /* put: final name in dir_fd */
     char *path;    /* put: normalised path for the reply */
     uint64_t size; /* put: bytes written; get: bytes sent */
-    uint64_t expect; /* get: size at open */
+    uint64_t expect; /* get: the size announced (what the first pass hashed) */
     uint64_t acked;  /* get: bytes the daemon has acknowledged (<= size) */
+    mode_t mode;     /* get: the file's permission bits, for the OK */
+    bool hashing;    /* get: first pass, before the OK */
+    bool check_sha;  /* put: the client gave a sha256 */
+    char sha_hex[65]; /* put: the client's; get: the one announced */
+    SHA256_CTX sha;  /* put: of the bytes received; get: of the pass under way */
 };
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -97,58 +121,26 @@ static void send_errno(struct agent *a, uint32_t req_id, int err, const char *op
 
 /* ---- paths ----------------------------------------------------------------- */
 
-/* Steps 1-2 above. out must hold FILES_NORM_MAX bytes. 0 or -EINVAL with
- * msg set. */
-static int path_normalize(json_t *jpath, char *out, const char **msg)
+/* Steps 1-2 above (src/common/path.c). out must hold FILES_NORM_MAX bytes.
+ * 0 or -EINVAL with msg set. */
+static int path_normalize_json(json_t *jpath, char *out, const char **msg)
 {
     const char *in = json_string_value(jpath);
     if (!in) {
         *msg = "path must be a string";
         return -EINVAL;
     }
-    size_t len = json_string_length(jpath);
-    if (len != strlen(in)) {
-        *msg = "path contains a NUL byte";
-        return -EINVAL;
-    }
-    if (len == 0) {
-        *msg = "path is empty";
-        return -EINVAL;
-    }
-    if (len > FILES_MAX_PATH) {
-        *msg = "path is longer than 4096 bytes";
-        return -EINVAL;
-    }
-    char full[FILES_NORM_MAX + 2];
-    snprintf(full, sizeof(full), "%s%s", in[0] == '/' ? "" : "/home/user/", in);
+    return path_normalize(in, json_string_length(jpath), out, msg);
+}
 
-    /* walk components, keeping a stack of where each one starts in out */
-    size_t o = 0;
-    size_t starts[FILES_NORM_MAX / 2 + 1];
-    size_t depth = 0;
-    const char *p = full;
-    while (*p) {
-        while (*p == '/')
-            p++;
-        const char *e = strchrnul(p, '/');
-        size_t clen = (size_t)(e - p);
-        if (clen == 0 || (clen == 1 && p[0] == '.')) {
-            /* empty or "." */
-        } else if (clen == 2 && p[0] == '.' && p[1] == '.') {
-            if (depth > 0)
-                o = starts[--depth];
-        } else {
-            starts[depth++] = o;
-            out[o++] = '/';
-            memcpy(out + o, p, clen);
-            o += clen;
-        }
-        p = e;
-    }
-    if (o == 0)
-        out[o++] = '/';
-    out[o] = '\0';
-    return 0;
+#define KERNEL_PATH_MSG "paths under /proc, /sys and /dev are not files; the file API refuses them"
+
+static void sha_hex(SHA256_CTX *c, char out[65])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256_Final(md, c);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
 static bool under_prefix(const char *path, const char *prefix)
@@ -195,24 +187,51 @@ static int open_in_root(struct agent *a, const char *path, int flags)
     return fd < 0 ? -errno : fd;
 }
 
-/* Step 5: where did we really end up? -EACCES if outside the writable
- * prefixes. If /proc is unavailable the lexical check (step 3) stands. */
-static int check_dir_writable(struct agent *a, int dirfd)
+/* Where did fd really end up, as a path inside the root? 0 with *inside
+ * pointing into real (PATH_MAX bytes), -EACCES if outside the root, 1 if
+ * /proc is unavailable (then only the lexical checks stand). */
+static int fd_path_in_root(struct agent *a, int fd, char *real, const char **inside)
 {
-    char link[64], real[PATH_MAX];
-    snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
-    ssize_t n = readlink(link, real, sizeof(real) - 1);
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, real, PATH_MAX - 1);
     if (n < 0)
-        return 0;
+        return 1;
     real[n] = '\0';
-    const char *inside = real;
+    *inside = real;
     size_t rlen = strlen(a->root_real);
     if (strcmp(a->root_real, "/") != 0) {
         if (strncmp(real, a->root_real, rlen) != 0 || (real[rlen] != '/' && real[rlen] != '\0'))
             return -EACCES;
-        inside = real[rlen] ? real + rlen : "/";
+        *inside = real[rlen] ? real + rlen : "/";
     }
+    return 0;
+}
+
+/* Step 5: -EACCES if dirfd is outside the writable prefixes. */
+static int check_dir_writable(struct agent *a, int dirfd)
+{
+    char real[PATH_MAX];
+    const char *inside;
+    int r = fd_path_in_root(a, dirfd, real, &inside);
+    if (r != 0)
+        return r < 0 ? r : 0;
     return path_writable(inside) ? 0 : -EACCES;
+}
+
+/* The read side of step 5: is what fd reached a kernel interface (a
+ * symlink into /proc, /sys or /dev)? The filesystem type says so even when
+ * the path cannot be read back. */
+static bool fd_is_kernel(struct agent *a, int fd)
+{
+    struct statfs sf;
+    if (fstatfs(fd, &sf) == 0 && (sf.f_type == 0x9fa0 /* PROC_SUPER_MAGIC */ || sf.f_type == 0x62656572 /* SYSFS */ ||
+                                  sf.f_type == 0x1cd1 /* DEVPTS */))
+        return true;
+    char real[PATH_MAX];
+    const char *inside;
+    int r = fd_path_in_root(a, fd, real, &inside);
+    return r == 0 && path_is_kernel(inside);
 }
 
 /* mkdir -p for every component of norm (all of it if include_leaf, else up
@@ -259,7 +278,7 @@ static int ensure_dirs(struct agent *a, const char *norm, bool include_leaf, cha
 static int open_write_parent(struct agent *a, uint32_t req_id, json_t *req, bool create, char *norm, const char **leaf)
 {
     const char *msg;
-    if (path_normalize(json_object_get(req, "path"), norm, &msg) < 0) {
+    if (path_normalize_json(json_object_get(req, "path"), norm, &msg) < 0) {
         agent_send_error(a, req_id, PROTO_ERR_INVALID, "%s", msg);
         return -1;
     }
@@ -354,8 +373,15 @@ static struct file_op *file_op_new(struct agent *a, uint32_t req_id, bool is_put
 
 /* ---- FILE_PUT ---------------------------------------------------------------- */
 
+/* The bytes received do not have the client's digest: -EBADMSG. */
 static int put_finish(struct agent *a, struct file_op *op)
 {
+    if (op->check_sha) {
+        char got[65];
+        sha_hex(&op->sha, got);
+        if (strcmp(got, op->sha_hex) != 0)
+            return -EBADMSG;
+    }
     if (close(steal_fd(&op->fd)) < 0) /* tmpfs reports ENOSPC at write, but be sure */
         return -errno;
     if (renameat(op->dir_fd, op->tmp_name, op->dir_fd, op->leaf) < 0)
@@ -365,15 +391,21 @@ static int put_finish(struct agent *a, struct file_op *op)
     return 0;
 }
 
+/* Clean up first, then answer: whoever gets the ERROR may look at the
+ * directory at once and must not find the temporary file. */
 static void put_fail(struct agent *a, struct file_op *op, int err, const char *what)
 {
-    send_errno(a, op->req_id, err, what, op->path);
     op->failed = true;
     if (op->fd >= 0)
         close(steal_fd(&op->fd));
     if (op->tmp_name[0])
         (void)unlinkat(op->dir_fd, op->tmp_name, 0);
     op->tmp_name[0] = '\0';
+    if (err == EBADMSG)
+        agent_send_error(a, op->req_id, PROTO_ERR_DIGEST, "%s: the bytes received do not have the sha256 given; "
+                         "nothing was written", op->path);
+    else
+        send_errno(a, op->req_id, err, what, op->path);
 }
 
 static void handle_put(struct agent *a, const struct proto_hdr *h, json_t *req)
@@ -405,6 +437,18 @@ static void handle_put(struct agent *a, const struct proto_hdr *h, json_t *req)
             file_op_free(a, op);
         agent_send_error(a, h->req_id, PROTO_ERR_INTERNAL, "out of memory");
         return;
+    }
+    json_t *jsha = json_object_get(req, "sha256");
+    if (json_is_string(jsha)) {
+        const char *hx = json_string_value(jsha);
+        if (strlen(hx) != 64 || strspn(hx, "0123456789abcdef") != 64) {
+            file_op_free(a, op);
+            agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "sha256 must be 64 lower-case hex digits");
+            return;
+        }
+        memcpy(op->sha_hex, hx, 65);
+        op->check_sha = true;
+        SHA256_Init(&op->sha);
     }
     op->dir_fd = steal_fd(&dfd);
     char rnd[17];
@@ -440,10 +484,13 @@ static void put_data(struct agent *a, struct file_op *op, const struct proto_hdr
     }
     if (!op->failed && h->len > 0) {
         int r = write_all(op->fd, payload, h->len);
-        if (r < 0)
+        if (r < 0) {
             put_fail(a, op, -r, "write");
-        else
+        } else {
             op->size += h->len;
+            if (op->check_sha)
+                SHA256_Update(&op->sha, payload, h->len);
+        }
     }
     if (h->flags & PROTO_F_END) {
         if (!op->failed) {
@@ -461,8 +508,12 @@ static void handle_get(struct agent *a, const struct proto_hdr *h, json_t *req)
 {
     char norm[FILES_NORM_MAX];
     const char *msg;
-    if (path_normalize(json_object_get(req, "path"), norm, &msg) < 0) {
+    if (path_normalize_json(json_object_get(req, "path"), norm, &msg) < 0) {
         agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "%s", msg);
+        return;
+    }
+    if (path_is_kernel(norm)) {
+        agent_send_error(a, h->req_id, PROTO_ERR_FORBIDDEN, "%s: " KERNEL_PATH_MSG, norm);
         return;
     }
     /* O_NONBLOCK: opening a FIFO must not hang the agent */
@@ -484,16 +535,50 @@ static void handle_get(struct agent *a, const struct proto_hdr *h, json_t *req)
         agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "%s is not a regular file", norm);
         return;
     }
+    if (fd_is_kernel(a, fd)) {
+        agent_send_error(a, h->req_id, PROTO_ERR_FORBIDDEN, "%s: " KERNEL_PATH_MSG, norm);
+        return;
+    }
     struct file_op *op = file_op_new(a, h->req_id, false);
     if (!op) {
         agent_send_error(a, h->req_id, PROTO_ERR_INTERNAL, "out of memory");
         return;
     }
     op->fd = steal_fd(&fd);
-    op->expect = (uint64_t)st.st_size;
-    json_t *ok = json_pack("{s:I, s:i}", "size", (json_int_t)st.st_size, "mode", (int)(st.st_mode & 07777));
-    agent_send_json(a, PROTO_OK, 0, h->req_id, ok); /* no END: FILE_DATA follows */
-    json_decref(ok);
+    op->hashing = true; /* the OK follows the first pass (get_hash_slice) */
+    op->mode = st.st_mode & 07777;
+    SHA256_Init(&op->sha);
+}
+
+/* Some of the first pass; once it reaches the end, announce size and
+ * digest (OK without END: FILE_DATA follows) and start the second. false
+ * if the download failed (ERROR sent). */
+static bool get_hash_slice(struct agent *a, struct file_op *op)
+{
+    static uint8_t buf[PROTO_DATA_CHUNK];
+    for (int i = 0; i < FILES_HASH_SLICES; i++) {
+        ssize_t n = pread(op->fd, buf, sizeof(buf), (off_t)op->expect);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                return true;
+            send_errno(a, op->req_id, errno, "read", "file");
+            return false;
+        }
+        if (n > 0) {
+            SHA256_Update(&op->sha, buf, (size_t)n);
+            op->expect += (uint64_t)n;
+            continue;
+        }
+        sha_hex(&op->sha, op->sha_hex);
+        op->hashing = false;
+        SHA256_Init(&op->sha);
+        json_t *ok = json_pack("{s:I, s:i, s:s}", "size", (json_int_t)op->expect, "mode", (int)op->mode, "sha256",
+                               op->sha_hex);
+        agent_send_json(a, PROTO_OK, 0, op->req_id, ok);
+        json_decref(ok);
+        return true;
+    }
+    return true;
 }
 
 /* How many more bytes the window allows; 0 while the daemon is behind. */
@@ -506,21 +591,37 @@ static size_t get_room(const struct file_op *op)
     return room < PROTO_DATA_CHUNK ? (size_t)room : PROTO_DATA_CHUNK;
 }
 
-/* One chunk of at most `room` bytes; true if the download continues. */
+/* One chunk of at most `room` bytes of the second pass; true if the
+ * download continues. Exactly the announced size is sent (bytes appended
+ * since are not: the digest does not cover them); the last chunk goes only
+ * if the whole has the digest announced. */
 static bool get_send_chunk(struct agent *a, struct file_op *op, size_t room)
 {
     /* static: one 256 KiB buffer reused by every download (single thread) */
     static uint8_t buf[PROTO_DATA_CHUNK];
-    ssize_t n = read(op->fd, buf, room);
+    uint64_t left = op->expect - op->size;
+    size_t want = left < room ? (size_t)left : room;
+    ssize_t n = want ? read(op->fd, buf, want) : 0;
     if (n < 0) {
         if (errno == EINTR || errno == EAGAIN)
             return true;
         send_errno(a, op->req_id, errno, "read", "file");
         return false;
     }
-    /* a short read at the size we announced is the end; a file that grew
-     * meanwhile is sent until read() returns 0 */
-    bool end = n == 0 || ((size_t)n < room && op->size + (uint64_t)n >= op->expect);
+    if (n == 0 && left > 0) {
+        agent_send_error(a, op->req_id, PROTO_ERR_INTERNAL, "the file shrank during the download");
+        return false;
+    }
+    SHA256_Update(&op->sha, buf, (size_t)n);
+    bool end = op->size + (uint64_t)n == op->expect;
+    if (end) {
+        char got[65];
+        sha_hex(&op->sha, got);
+        if (strcmp(got, op->sha_hex) != 0) {
+            agent_send_error(a, op->req_id, PROTO_ERR_INTERNAL, "the file changed during the download");
+            return false;
+        }
+    }
     agent_send(a, PROTO_FILE_DATA, end ? PROTO_F_END : 0, op->req_id, buf, (size_t)n);
     op->size += (uint64_t)n;
     return !end;
@@ -532,6 +633,14 @@ bool files_pump_downloads(struct agent *a)
     struct file_op *op = a->file_ops;
     while (op && !a->quit) {
         struct file_op *next = op->next;
+        if (!op->is_put && op->hashing) {
+            if (!get_hash_slice(a, op))
+                file_op_free(a, op);
+            else
+                more = true;
+            op = next;
+            continue;
+        }
         size_t room = op->is_put ? 0 : get_room(op);
         if (room > 0) {
             if (!get_send_chunk(a, op, room))
@@ -648,13 +757,21 @@ static void handle_list(struct agent *a, const struct proto_hdr *h, json_t *req)
 {
     char norm[FILES_NORM_MAX];
     const char *msg;
-    if (path_normalize(json_object_get(req, "path"), norm, &msg) < 0) {
+    if (path_normalize_json(json_object_get(req, "path"), norm, &msg) < 0) {
         agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "%s", msg);
+        return;
+    }
+    if (path_is_kernel(norm)) {
+        agent_send_error(a, h->req_id, PROTO_ERR_FORBIDDEN, "%s: " KERNEL_PATH_MSG, norm);
         return;
     }
     cleanup_fd int fd = open_in_root(a, norm, O_RDONLY | O_DIRECTORY);
     if (fd < 0) {
         send_errno(a, h->req_id, -fd, "open", norm);
+        return;
+    }
+    if (fd_is_kernel(a, fd)) {
+        agent_send_error(a, h->req_id, PROTO_ERR_FORBIDDEN, "%s: " KERNEL_PATH_MSG, norm);
         return;
     }
     cleanup_strv char **names = NULL;

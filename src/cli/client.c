@@ -11,6 +11,7 @@
 
 #include "util.h"
 
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,9 +144,11 @@ struct sink {
     struct membuf mem;   /* SINK_MEM body, or SINK_LINES partial line */
     struct membuf err;   /* body of an error answer */
     FILE *file;          /* SINK_FILE */
+    EVP_MD_CTX *sha;     /* SINK_FILE: sha256 of the body so far */
     client_event_cb cb;  /* SINK_LINES */
     void *ud;
     bool failed;         /* the sink itself failed (write error, bad line, cb stop) */
+    bool ended;          /* SINK_LINES: the terminal event ("exit" or "error") came */
     int cb_rc;
 };
 
@@ -161,6 +164,9 @@ static int sink_line(struct sink *s, const char *line, size_t n)
         set_err(s->c, 0, "protocol", "bad NDJSON line from airlockd: %s", jerr.text);
         return -1;
     }
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    if (type && (strcmp(type, "exit") == 0 || strcmp(type, "error") == 0))
+        s->ended = true;
     int rc = s->cb(ev, s->ud);
     json_decref(ev);
     if (rc != 0) {
@@ -192,6 +198,10 @@ static size_t sink_write(char *data, size_t size, size_t nmemb, void *ud)
         }
         return n;
     case SINK_FILE:
+        if (s->sha && EVP_DigestUpdate(s->sha, data, n) != 1) {
+            set_err(s->c, 0, "internal", "sha256 failed");
+            goto fail;
+        }
         if (fwrite(data, 1, n, s->file) != n) {
             set_err(s->c, 0, "io", "write failed: %m");
             goto fail;
@@ -279,6 +289,7 @@ static void parse_api_error(struct client *c, long status, const struct membuf *
 struct upload_src {
     FILE *f;
     curl_off_t size;
+    char sha_hdr[96]; /* "X-Content-SHA256: <hex>", or "" */
 };
 
 static size_t upload_read(char *buf, size_t size, size_t nitems, void *ud)
@@ -332,6 +343,8 @@ static int perform(struct client *c, const char *method, const char *path, const
         SETOPT(c, CURLOPT_INFILESIZE_LARGE, upload->size);
         if (add_header(c, &hdrs, "Content-Type: application/octet-stream") < 0)
             return CLIENT_ETRANSPORT;
+        if (upload->sha_hdr[0] && add_header(c, &hdrs, upload->sha_hdr) < 0)
+            return CLIENT_ETRANSPORT;
     } else if (json_body) {
         SETOPT(c, CURLOPT_POSTFIELDS, json_body);
         SETOPT(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(json_body));
@@ -372,11 +385,18 @@ static int perform(struct client *c, const char *method, const char *path, const
     }
     if (s->kind == SINK_LINES && s->mem.len > 0 && sink_line(s, s->mem.p, s->mem.len) < 0)
         return CLIENT_ETRANSPORT;
+    if (s->kind == SINK_LINES && !s->ended) {
+        /* every stream ends with "exit" or "error": without it, the
+         * connection was cut and the run's outcome is unknown */
+        set_err(c, 0, "connection", "the stream ended without its terminal event: the connection was cut");
+        return CLIENT_ETRANSPORT;
+    }
     return CLIENT_OK;
 }
 
 static void sink_freep(struct sink *s)
 {
+    EVP_MD_CTX_free(s->sha);
     membuf_freep(&s->mem);
     membuf_freep(&s->err);
 }
@@ -432,6 +452,39 @@ int client_stream(struct client *c, const char *path, json_t *body, client_event
     return perform(c, "POST", path, json_body, NULL, "application/x-ndjson", &s);
 }
 
+static void hex(const unsigned char *md, unsigned n, char *out)
+{
+    for (unsigned i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* sha256 of the next size bytes of f, which is then put back where it was. */
+static int file_sha256(struct client *c, FILE *f, curl_off_t size, char out[65])
+{
+    off_t pos = ftello(f);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = pos >= 0 && md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+    char buf[65536];
+    for (curl_off_t left = size; ok && left > 0;) {
+        size_t want = left < (curl_off_t)sizeof(buf) ? (size_t)left : sizeof(buf);
+        size_t n = fread(buf, 1, want, f);
+        if (n == 0)
+            break; /* shorter than its size: the upload itself will say so */
+        ok = EVP_DigestUpdate(md, buf, n) == 1;
+        left -= (curl_off_t)n;
+    }
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned dl = 0;
+    ok = ok && !ferror(f) && EVP_DigestFinal_ex(md, d, &dl) == 1 && fseeko(f, pos, SEEK_SET) == 0;
+    EVP_MD_CTX_free(md);
+    if (!ok) {
+        set_err(c, 0, "io", "cannot hash the file to upload: %m");
+        return CLIENT_ETRANSPORT;
+    }
+    hex(d, dl, out);
+    return 0;
+}
+
 int client_upload(struct client *c, const char *path, FILE *f, curl_off_t size, json_t **out)
 {
     cleanup_sink struct sink s = {.c = c, .kind = SINK_MEM};
@@ -439,6 +492,11 @@ int client_upload(struct client *c, const char *path, FILE *f, curl_off_t size, 
     memset(&c->err, 0, sizeof(c->err));
     if (out)
         *out = NULL;
+    /* the agent checks the digest before it puts the file in place */
+    char sha[65];
+    if (file_sha256(c, f, size, sha) < 0)
+        return CLIENT_ETRANSPORT;
+    snprintf(u.sha_hdr, sizeof(u.sha_hdr), "X-Content-SHA256: %s", sha);
     int r = perform(c, "PUT", path, NULL, &u, "application/json", &s);
     if (r < 0)
         return r;
@@ -449,14 +507,37 @@ int client_upload(struct client *c, const char *path, FILE *f, curl_off_t size, 
 
 int client_download(struct client *c, const char *path, FILE *out)
 {
-    cleanup_sink struct sink s = {.c = c, .kind = SINK_FILE, .file = out};
+    cleanup_sink struct sink s = {.c = c, .kind = SINK_FILE, .file = out, .sha = EVP_MD_CTX_new()};
     memset(&c->err, 0, sizeof(c->err));
+    if (!s.sha || EVP_DigestInit_ex(s.sha, EVP_sha256(), NULL) != 1) {
+        set_err(c, 0, "internal", "sha256: out of memory");
+        return CLIENT_ETRANSPORT;
+    }
+    /* A body shorter than its Content-Length is CURLE_PARTIAL_FILE (an
+     * error from perform); a body whose bytes are not the ones the agent
+     * hashed is caught here. */
     int r = perform(c, "GET", path, NULL, NULL, "*/*", &s);
     if (r < 0)
         return r;
     if (fflush(out) != 0) {
         set_err(c, 0, "io", "write failed: %m");
         return CLIENT_ETRANSPORT;
+    }
+    struct curl_header *h = NULL;
+    if (curl_easy_header(c->curl, "X-Content-SHA256", 0, CURLH_HEADER, -1, &h) == CURLHE_OK && h && h->value) {
+        unsigned char d[EVP_MAX_MD_SIZE];
+        unsigned dl = 0;
+        char got[2 * EVP_MAX_MD_SIZE + 1];
+        if (EVP_DigestFinal_ex(s.sha, d, &dl) != 1) {
+            set_err(c, 0, "internal", "sha256 failed");
+            return CLIENT_ETRANSPORT;
+        }
+        hex(d, dl, got);
+        if (strcasecmp(got, h->value) != 0) {
+            set_err(c, 0, "digest_mismatch", "download corrupted: its sha256 is %s, airlockd sent %.64s", got,
+                    h->value);
+            return CLIENT_ETRANSPORT;
+        }
     }
     return CLIENT_OK;
 }

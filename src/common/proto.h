@@ -93,6 +93,8 @@ const char *proto_type_name(uint8_t type);
 #define PROTO_ERR_NOT_FOUND "not_found"         /* 404 */
 #define PROTO_ERR_INVALID "invalid_request"     /* 400 */
 #define PROTO_ERR_PATH_ESCAPE "path_escape"     /* 400 */
+#define PROTO_ERR_FORBIDDEN "path_forbidden"    /* 400: under /proc, /sys or /dev */
+#define PROTO_ERR_DIGEST "digest_mismatch"      /* 400: an upload's bytes lack the sha256 given */
 #define PROTO_ERR_TOO_LARGE "payload_too_large" /* 413 */
 #define PROTO_ERR_NO_SPACE "no_space"           /* 507 */
 #define PROTO_ERR_IS_DIR "is_directory"         /* 409 */

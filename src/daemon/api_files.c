@@ -6,6 +6,7 @@
  * the agent (FILE_ACK) only then: the agent keeps at most PROTO_GET_WINDOW
  * bytes unacknowledged, so a client that stops reading stops its own
  * download and nothing else (the sandbox's other requests share the stream). */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "path.h"
 #include "proto.h"
 #include "sandbox.h"
 #include "util.h"
@@ -35,26 +37,53 @@ static void reply_agent_error(struct http_req *req, struct sandbox *sb, int r, s
     http_reply_error(req, err);
 }
 
-/* The `path` query parameter, required; NULL after replying 400. */
+/* The `path` query parameter, required; NULL after replying 400. The
+ * agent decides the rest (where the path leads), but what can be decided
+ * from the string is decided here, before anything reaches the agent: a
+ * NUL (libmicrohttpd decodes %00: the value is longer than its C string,
+ * which would name another file), invalid UTF-8, and /proc, /sys, /dev
+ * (src/common/path.h). http.c refuses NULs in every query value already;
+ * this is the files routes' own check. */
 static const char *path_param(struct http_req *req, bool required, const char *dflt)
 {
-    const char *path = http_query(req, "path");
-    if (!path || !*path) {
+    const char *path = NULL;
+    size_t len = 0;
+    if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, "path", 4, &path, &len) != MHD_YES || !path ||
+        len == 0) {
         if (!required)
             return dflt;
         http_reply_errorf(req, 400, "invalid_request", "the path query parameter is required");
         return NULL;
     }
-    json_t *probe = json_string(path); /* NULL if not valid UTF-8 */
-    if (!probe || strlen(path) > 4096) {
-        json_decref(probe);
-        http_reply_errorf(req, 400, "invalid_request", "path must be valid UTF-8 of at most 4096 bytes");
+    char norm[PATH_NORM_MAX];
+    const char *msg;
+    if (path_normalize(path, len, norm, &msg) < 0) {
+        http_reply_errorf(req, 400, "invalid_request", "%s", msg);
         return NULL;
     }
-    json_decref(probe);
+    if (path_is_kernel(norm)) {
+        http_reply_errorf(req, 400, "path_forbidden",
+                          "%s is under /proc, /sys or /dev: kernel interfaces, not files; the file API refuses them",
+                          norm);
+        return NULL;
+    }
     return path;
 }
 
+/* X-Content-SHA256 of an upload: 0 with hex lower-cased into out (65
+ * bytes), 1 if absent, -EINVAL if malformed. */
+static int upload_digest(struct http_req *req, char *out)
+{
+    const char *v = http_header(req, "X-Content-SHA256");
+    if (!v)
+        return 1;
+    if (strlen(v) != 64 || strspn(v, "0123456789abcdefABCDEF") != 64)
+        return -EINVAL;
+    for (int i = 0; i < 64; i++)
+        out[i] = (char)tolower((unsigned char)v[i]);
+    out[64] = '\0';
+    return 0;
+}
 
 static void audit(struct http_req *req, const char *action, const char *path, long long size)
 {
@@ -105,6 +134,12 @@ void api_files_put_begin(struct http_req *req)
         }
         mode = (unsigned)v;
     }
+    char sha[65];
+    int dr = upload_digest(req, sha);
+    if (dr < 0) {
+        http_reply_errorf(req, 400, "invalid_request", "X-Content-SHA256 must be 64 hex digits");
+        return;
+    }
     uint64_t max = req->d->cfg.max_upload_bytes;
     const char *cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > max) {
@@ -122,6 +157,8 @@ void api_files_put_begin(struct http_req *req)
     if (!(u->sb = api_route_sandbox(req)))
         return;
     json_t *payload = json_pack("{s:s,s:i}", "path", path, "mode", (int)mode);
+    if (payload && dr == 0) /* the agent checks it before it renames the file into place */
+        json_object_set_new(payload, "sha256", json_string(sha));
     int r = agent_req_start(sandbox_agent(u->sb), PROTO_FILE_PUT, payload, &u->areq);
     json_decref(payload);
     if (r < 0) {
@@ -370,6 +407,12 @@ void api_files_get(struct http_req *req)
     json_t *jsize = json_object_get(ok, "size");
     uint64_t size = json_is_integer(jsize) && json_integer_value(jsize) >= 0 ? (uint64_t)json_integer_value(jsize)
                                                                                : MHD_SIZE_UNKNOWN;
+    /* the agent hashed the file before sending it (src/agent/files.c):
+     * the client checks it against the bytes it got */
+    char sha[65] = "";
+    const char *jsha = json_string_value(json_object_get(ok, "sha256"));
+    if (jsha && strlen(jsha) == 64 && strspn(jsha, "0123456789abcdef") == 64)
+        memcpy(sha, jsha, sizeof(sha));
     json_decref(ok);
 
     struct download *dl = calloc(1, sizeof(*dl));
@@ -395,6 +438,8 @@ void api_files_get(struct http_req *req)
     dl->sb = steal_ptr(&sb);
     dl->areq = steal_ptr(&areq);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    if (sha[0])
+        MHD_add_response_header(resp, "X-Content-SHA256", sha);
     audit(req, "download", path, size == MHD_SIZE_UNKNOWN ? -1 : (long long)size);
     http_reply_response(req, 200, resp);
 }

@@ -19,6 +19,7 @@
 #include "api.h"
 #include "buf.h"
 #include "log.h"
+#include "path.h"
 #include "util.h"
 
 enum {
@@ -77,6 +78,9 @@ struct conn_ctx {
     bool discard;      /* the reply is decided; swallow the rest of the body */
     uint64_t drained;  /* body bytes swallowed after the reply was decided */
     bool upload_begun; /* R_UPLOAD: api_files_put_begin ran */
+    bool begun;        /* the first on_request call ran */
+    bool raw_nul;      /* the raw request target has a %00 (on_uri) */
+    bool must_close;   /* the body's framing is in doubt: answer at once, close */
 };
 
 /* ---- per-request timing */
@@ -223,13 +227,21 @@ struct query_check {
     const struct route_method *m;
     const char *bad;  /* not accepted by the route */
     const char *dup;  /* given twice: which one counts would be a guess */
+    bool bad_bytes;   /* a NUL or invalid UTF-8 in a name or value */
     bool seen[ARRAY_SIZE(((struct route_method *)0)->query)];
 };
 
-static enum MHD_Result check_query_arg(void *cls, enum MHD_ValueKind kind UNUSED, const char *key,
-                                       const char *value UNUSED)
+static enum MHD_Result check_query_arg(void *cls, enum MHD_ValueKind kind UNUSED, const char *key, size_t key_size,
+                                       const char *value, size_t value_size)
 {
     struct query_check *qc = cls;
+    /* libmicrohttpd %-decodes values in place: a %00 shows as a length
+     * beyond the C string, which every later step would cut there */
+    if (strlen(key) != key_size || (value && strlen(value) != value_size) || !path_utf8_valid(key, key_size) ||
+        (value && !path_utf8_valid(value, value_size))) {
+        qc->bad_bytes = true;
+        return MHD_NO;
+    }
     for (size_t i = 0; i < ARRAY_SIZE(qc->m->query) && qc->m->query[i]; i++) {
         if (strcmp(key, qc->m->query[i]) != 0)
             continue;
@@ -244,6 +256,38 @@ static enum MHD_Result check_query_arg(void *cls, enum MHD_ValueKind kind UNUSED
     return MHD_NO;
 }
 
+struct cl_count {
+    unsigned n;
+    const char *first;
+    bool differ;
+};
+
+static enum MHD_Result count_cl(void *cls, enum MHD_ValueKind kind UNUSED, const char *key, const char *value)
+{
+    struct cl_count *c = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+        return MHD_YES;
+    if (c->n++ == 0)
+        c->first = value;
+    else if (!value || !c->first || strcmp(value, c->first) != 0)
+        c->differ = true;
+    return MHD_YES;
+}
+
+/* Two different Content-Length headers: which one frames the body is a
+ * guess (and a classic request-smuggling vector), so the request is
+ * refused at once and the connection closed. */
+static bool check_framing(struct conn_ctx *ctx)
+{
+    struct cl_count c = {0};
+    MHD_get_connection_values(ctx->req.conn, MHD_HEADER_KIND, count_cl, &c);
+    if (!c.differ)
+        return true;
+    ctx->must_close = true;
+    http_reply_errorf(&ctx->req, 400, "invalid_request", "conflicting Content-Length headers");
+    return false;
+}
+
 /* Decide everything that needs only the headers: sizes, route, method,
  * shutdown, auth and limits (admission.c), query. Replies (into req) on
  * failure. */
@@ -253,6 +297,13 @@ static void begin_request(struct conn_ctx *ctx, const char *url, const char *met
     http_mark(req, HTTP_T_START);
     if (!admission_size_ok(req, url))
         return;
+    if (!check_framing(ctx))
+        return;
+    if (ctx->raw_nul || !path_utf8_valid(url, strlen(url))) {
+        /* a %00 in the path cuts the {id} segment short: another sandbox's */
+        http_reply_errorf(req, 400, "invalid_request", "the request target contains a NUL byte or is not valid UTF-8");
+        return;
+    }
     const struct route *rt = find_route(url, req->param, sizeof(req->param));
     ctx->rt = rt;
     if (!rt) {
@@ -279,7 +330,11 @@ static void begin_request(struct conn_ctx *ctx, const char *url, const char *met
     if (!(ctx->m->flags & R_NOAUTH) && !admission_auth(req, ctx->m->flags & R_ADMIN))
         return;
     struct query_check qc = {.m = ctx->m};
-    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_query_arg, &qc);
+    MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, check_query_arg, &qc);
+    if (qc.bad_bytes) {
+        http_reply_errorf(req, 400, "invalid_request", "a query parameter contains a NUL byte or is not valid UTF-8");
+        return;
+    }
     if (qc.bad) {
         http_reply_errorf(req, 400, "invalid_request", "unknown query parameter '%s'", qc.bad);
         return;
@@ -350,8 +405,14 @@ static enum MHD_Result queue_reply(struct conn_ctx *ctx)
  * is still sending it gets a reset and may never see the reply (Python's
  * http.client, requests). So answer early only when nothing would be lost:
  * no body, a client waiting for "100 Continue", or a body too big to drain. */
-static bool can_answer_early(struct http_req *req)
+static bool can_answer_early(struct conn_ctx *ctx)
 {
+    struct http_req *req = &ctx->req;
+    /* A body declared too big is refused before it is sent: reading 1 GiB
+     * only to answer 413 is what a client's limit is there to avoid. So is
+     * a body whose length is in doubt. */
+    if (ctx->must_close || req->status == 413)
+        return true;
     const char *expect = http_header(req, MHD_HTTP_HEADER_EXPECT);
     if (expect && strcasestr(expect, "100-continue"))
         return true;
@@ -371,6 +432,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!ctx)
             return MHD_NO;
         *con_cls = ctx;
+    }
+    if (!ctx->begun) {
+        ctx->begun = true;
         ctx->req.d = cls;
         ctx->req.conn = conn;
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -379,7 +443,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (ctx->req.response) {
             /* answered from the headers alone */
             ctx->discard = true;
-            if (can_answer_early(&ctx->req))
+            if (ctx->must_close)
+                MHD_add_response_header(ctx->req.response, MHD_HTTP_HEADER_CONNECTION, "close");
+            if (can_answer_early(ctx))
                 return queue_reply(ctx);
         }
         return MHD_YES;
@@ -457,6 +523,17 @@ static void on_completed(void *cls UNUSED, struct MHD_Connection *conn, void **c
     buf_free(&ctx->body);
     free(ctx);
     *con_cls = NULL;
+}
+
+/* Called with the raw request target, before libmicrohttpd %-decodes it
+ * (after which a %00 is invisible in the C strings it hands on): note it.
+ * The return value becomes the request's *con_cls. */
+static void *on_uri(void *cls UNUSED, const char *uri, struct MHD_Connection *conn UNUSED)
+{
+    struct conn_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (ctx && uri)
+        ctx->raw_nul = strstr(uri, "%00") != NULL;
+    return ctx;
 }
 
 static void mhd_log(void *cls UNUSED, const char *fmt, va_list ap)
@@ -540,6 +617,17 @@ static int open_unix_socket(const char *path)
     return steal_fd(&fd);
 }
 
+/* Each connection's memory pool. libmicrohttpd answers a head that does
+ * not fit by itself, in HTML; admission.c's limits (64 headers, 32 KiB)
+ * refuse in JSON long before that, as long as the pool holds the head plus
+ * libmicrohttpd's bookkeeping for each header line (~80 bytes each with a
+ * short line). 1 MiB fits about 12,000 short header lines (10,000 with room)
+ * or one 1 MiB header; beyond that the library's own 431 stands. Not more:
+ * libmicrohttpd 0.9.75 zeroes the whole pool when a keep-alive connection
+ * goes idle, so every idle connection holds this much resident memory
+ * (measured: 2 MiB cost 2 MiB per idle connection, 256 KiB 271 KiB). */
+#define HTTP_CONN_MEMORY ((size_t)1 << 20)
+
 static struct MHD_Daemon *start_mhd(struct daemon *d, const struct sockaddr *sa, int listen_fd)
 {
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
@@ -549,11 +637,13 @@ static struct MHD_Daemon *start_mhd(struct daemon *d, const struct sockaddr *sa,
     if (listen_fd >= 0)
         return MHD_start_daemon(flags, 0, NULL, NULL, on_request, d, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                                 MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                                NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
+                                NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONN_MEMORY,
+                                MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
                                 MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_S, MHD_OPTION_END);
     return MHD_start_daemon(flags, 0, NULL, NULL, on_request, d, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                             MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONN_MEMORY,
+                            MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
                             MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_S, MHD_OPTION_END);
 }
 

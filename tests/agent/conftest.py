@@ -174,10 +174,12 @@ class AgentClient:
     def exec(self, timeout=30, **kw):
         return self.call(EXEC, kw, timeout=timeout)
 
-    def put(self, path, data, mode=None, chunk=256 * 1024):
+    def put(self, path, data, mode=None, chunk=256 * 1024, sha256=None):
         body = {"path": path}
         if mode is not None:
             body["mode"] = mode
+        if sha256 is not None:
+            body["sha256"] = sha256
         req = self.start(FILE_PUT, body)
         for i in range(0, len(data), chunk):
             last = i + chunk >= len(data)

@@ -5,6 +5,7 @@ Run as root:  AIRLOCK_AGENT=build/airlock-agent /usr/bin/python3 -m pytest tests
 """
 
 import base64
+import hashlib
 import json
 import os
 import signal
@@ -420,7 +421,7 @@ def test_put_get_round_trip(agent, root):
     assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (USER_UID, USER_UID, 0o644)
     g = agent.get("/data/blob.bin")
     assert g.first.type == OK and not g.first.end
-    assert g.first.json() == {"size": len(data), "mode": 0o644}
+    assert g.first.json() == {"size": len(data), "mode": 0o644, "sha256": hashlib.sha256(data).hexdigest()}
     assert g.data == data
     assert all(len(f.payload) <= 256 * 1024 for f in g.frames if f.type == FILE_DATA)
     assert g.frames[-1].type == FILE_DATA and g.frames[-1].end
@@ -517,7 +518,7 @@ def test_path_escapes_read(agent, root):
         assert agent.get("etc-dir/passwd").data == b"sandbox-passwd\n"
         assert agent.get("host-link").error_code == "not_found"
         assert agent.get(host_secret).error_code == "not_found"
-        assert agent.get("/proc/self/root/etc/passwd").error_code in ("not_found", "path_escape")
+        assert agent.get("/proc/self/root/etc/passwd").error_code in ("not_found", "path_escape", "path_forbidden")
     finally:
         os.unlink(host_secret)
 
@@ -527,17 +528,78 @@ def test_proc_magic_links_refused(agent, root):
     os.mkdir(proc)
     if subprocess.run(["mount", "-t", "proc", "proc", proc]).returncode != 0:
         pytest.skip("cannot mount proc")
+    data = os.path.join(root, "data")
+    links = {"pr": "/proc/self/root", "pc": "/proc/%d/cwd" % os.getpid(), "st": "/proc/self/status",
+             "fd": "/proc/self/fd"}
     try:
-        r = agent.get("/proc/self/root/etc/passwd")
-        assert r.error_code == "path_escape"
+        # /proc by name: refused before anything is opened (issue 10)
+        for p in ("/proc/self/root/etc/passwd", "/proc/self/status", "/proc/1/fd", "/sys/kernel", "/dev/null"):
+            assert agent.get(p).error_code == "path_forbidden", p
+        assert agent.call(FILE_LIST, {"path": "/proc/self/fd"}).error_code == "path_forbidden"
+        for name, target in links.items():
+            os.symlink(target, os.path.join(data, name))
+        # through a link: a magic link is still refused by RESOLVE_NO_MAGICLINKS
+        r = agent.get("/data/pr/etc/passwd")
+        assert r.error_code == "path_escape", r.body
         # another process's cwd: RESOLVE_NO_MAGICLINKS refuses it (path_escape), unless
         # Landlock already did (EACCES: this test process is outside the agent's domain)
-        r = agent.get("/proc/%d/cwd/etc/hostname" % os.getpid())
+        r = agent.get("/data/pc/etc/hostname")
         assert r.error_code == "path_escape" or (
             r.error_code == "invalid_request" and "Permission denied" in r.body["message"]), r.body
-        assert agent.get("/proc/self/status").data.startswith(b"Name:")
+        # and a plain link into /proc leads to a file of procfs: refused too
+        r = agent.get("/data/st")
+        assert r.error_code == "path_forbidden", r.body
+        r = agent.call(FILE_LIST, {"path": "/data/fd"})
+        assert r.error_code == "path_forbidden", r.body
     finally:
+        for name in links:
+            if os.path.lexists(os.path.join(data, name)):
+                os.unlink(os.path.join(data, name))
         subprocess.run(["umount", "-l", proc])
+
+
+def test_put_sha256_checked_before_rename(agent, root):
+    """An upload with the client's sha256: bytes that do not have it are
+    refused (digest_mismatch) and nothing is left, not even the old file
+    replaced; the right digest (and none) is accepted."""
+    path = os.path.join(root, "data/digest.bin")
+    with open(path, "wb") as f:
+        f.write(b"old")
+    data = os.urandom(600_000)
+    r = agent.put("/data/digest.bin", data, sha256=hashlib.sha256(b"other").hexdigest())
+    assert r.error_code == "digest_mismatch", r.frames
+    assert open(path, "rb").read() == b"old"
+    assert not [n for n in os.listdir(os.path.join(root, "data")) if n.startswith(".airlock")]
+    r = agent.put("/data/digest.bin", data, sha256="XYZ")
+    assert r.error_code == "invalid_request", r.frames
+    r = agent.put("/data/digest.bin", data, sha256=hashlib.sha256(data).hexdigest())
+    assert r.type == OK, r.frames
+    assert open(path, "rb").read() == data
+
+
+def test_get_of_a_file_changed_meanwhile_ends_in_error(agent, root):
+    """The OK announces size and sha256 of the file as hashed; a write
+    between that and the last chunk ends the download with an ERROR instead
+    of its END data frame, so the client gets a short body and never a
+    whole-looking one that is not what was announced."""
+    path = os.path.join(root, "data/moving.bin")
+    data = os.urandom(4 << 20)
+    with open(path, "wb") as f:
+        f.write(data)
+    req = agent.start(FILE_GET, {"path": "/data/moving.bin"})
+    first = agent.frames_for(req, 5)  # the OK and one window, not acknowledged
+    assert first[0].type == OK and first[0].json()["sha256"] == hashlib.sha256(data).hexdigest()
+    with open(path, "r+b") as f:  # same size, other bytes at the end
+        f.seek(len(data) - 10)
+        f.write(b"X" * 10)
+    for f in first:
+        if f.type == FILE_DATA:
+            agent.ack(req, len(f.payload))
+    rest = agent.collect(req, 30, ack=True)
+    frames = first + rest.frames
+    assert frames[-1].type == ERROR, [(f.type, len(f.payload)) for f in frames[-3:]]
+    sent = sum(len(f.payload) for f in frames if f.type == FILE_DATA)
+    assert sent < len(data)
 
 
 def test_writes_through_symlinks_stay_in_allowed_dirs(agent, root):

@@ -56,7 +56,7 @@ def _sandbox_sha(sb, path):
     return r.stdout.strip()
 
 
-def _api_refused(call, codes=("path_escape", "invalid_request", "not_found")):
+def _api_refused(call, codes=("path_escape", "invalid_request", "not_found", "path_forbidden")):
     try:
         res = call()
     except airlock.AirlockError as e:
@@ -98,7 +98,7 @@ def then_download_refused_or_empty(path):
         try:
             data = sb.download(path)
         except airlock.AirlockError as e:
-            assert e.code in ("path_escape", "invalid_request", "not_found"), e
+            assert e.code in ("path_escape", "invalid_request", "not_found", "path_forbidden"), e
             return
         assert data == b"", "read through the agent: %r" % data[:200]
     return then
@@ -505,7 +505,7 @@ print("RESULT planted")
 ''', {"planted"}, then=then_list_refused),
     fs_attack("download_magic_link_fd", '''
 print("RESULT none-needed")
-''', {"none-needed"}, then=then_download_refused("/proc/self/fd/0", ("path_escape", "invalid_request"))),
+''', {"none-needed"}, then=then_download_refused("/proc/self/fd/0", ("path_escape", "invalid_request", "path_forbidden"))),
     fs_attack("download_fifo_hangs_agent", '''
 import os
 os.mkfifo("/data/fifo")
@@ -514,7 +514,7 @@ print("RESULT planted")
         doc="a FIFO nobody writes would block a reader forever"),
     fs_attack("download_dev_zero", '''
 print("RESULT none-needed")
-''', {"none-needed"}, then=then_download_refused("/dev/zero", ("invalid_request",)),
+''', {"none-needed"}, then=then_download_refused("/dev/zero", ("invalid_request", "path_forbidden")),
         doc="an endless file"),
     fs_attack("delete_through_symlink_opt", '''
 import os

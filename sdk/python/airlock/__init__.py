@@ -10,9 +10,10 @@ Configuration: ``AIRLOCK_URL`` (default ``http://127.0.0.1:7070``, or
 """
 
 from .errors import (AirlockConnectionError, AirlockError, AuthError, EgressUnavailable,
-                     InvalidRequest, NotFound, PathEscape, PayloadTooLarge, QuotaExceeded,
-                     RateLimitError, RegionUnavailable, SandboxTimeout, ServerError,
-                     TemplateCorrupt, TemplateNotFound, WheelInstallError)
+                     IntegrityError, InvalidRequest, NotFound, PathEscape, PathForbidden,
+                     PayloadTooLarge, QuotaExceeded, RateLimitError, RegionUnavailable,
+                     SandboxTimeout, ServerError, TemplateCorrupt, TemplateNotFound,
+                     TransferError, WheelInstallError)
 from .models import Execution, ExecutionError, Info, Result
 from ._transport import close_idle_connections
 from .sandbox import Files, Sandbox
@@ -21,8 +22,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Sandbox", "Files", "Execution", "ExecutionError", "Result", "Info",
-    "AirlockError", "AirlockConnectionError", "AuthError", "NotFound", "SandboxTimeout",
-    "QuotaExceeded", "RateLimitError", "InvalidRequest", "PayloadTooLarge", "PathEscape", "RegionUnavailable",
+    "AirlockError", "AirlockConnectionError", "TransferError", "IntegrityError", "AuthError", "NotFound", "SandboxTimeout",
+    "QuotaExceeded", "RateLimitError", "InvalidRequest", "PayloadTooLarge", "PathEscape", "PathForbidden", "RegionUnavailable",
     "EgressUnavailable", "TemplateNotFound", "TemplateCorrupt", "WheelInstallError", "ServerError",
     "close_idle_connections",
 ]

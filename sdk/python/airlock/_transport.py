@@ -27,6 +27,7 @@ refused too, ``RateLimitError`` (with ``retry_after``) is raised.  Sandbox
 quotas (``QuotaExceeded``) are never retried: only closing sandboxes helps.
 """
 
+import hashlib
 import http.client
 import json
 import os
@@ -36,7 +37,8 @@ import threading
 import time
 import urllib.parse
 
-from .errors import AirlockConnectionError, RateLimitError, error_from_response
+from .errors import (AirlockConnectionError, IntegrityError, RateLimitError, TransferError,
+                     error_from_response)
 
 DEFAULT_URL = "http://127.0.0.1:7070"
 CONNECT_TIMEOUT = 10.0
@@ -325,39 +327,67 @@ class Transport:
         return decode_json(self.request_raw(method, path, body, headers, timeout))
 
     def request_to_file(self, method, path, out, timeout=60.0):
-        """Stream a response body into the writable ``out``; return bytes written."""
+        """Stream a response body into the writable ``out``; return bytes written.
+
+        The body is verified: fewer bytes than its Content-Length raise
+        TransferError (http.client reports a premature end as an empty
+        read, like a normal one), and bytes whose sha256 is not the
+        daemon's X-Content-SHA256 raise IntegrityError."""
         conn, resp = self._open(method, path, None, self._headers({"Accept": "*/*"}), timeout)
+        try:
+            declared = int(resp.getheader("Content-Length"))
+        except (TypeError, ValueError):
+            declared = None
+        want_sha = (resp.getheader("X-Content-SHA256") or "").strip().lower() or None
+        h = hashlib.sha256()
         total = 0
         try:
             while True:
                 chunk = resp.read(BLOCK_SIZE)
                 if not chunk:
                     break
+                h.update(chunk)
                 out.write(chunk)
                 total += len(chunk)
         except (OSError, http.client.HTTPException) as e:
             conn.close()
-            raise AirlockConnectionError("connection lost during download: %s" % e)
+            raise TransferError("connection lost during download after %d bytes: %s" % (total, e))
         except BaseException:
             conn.close()
             raise
+        if declared is not None and total != declared:
+            conn.close()
+            raise TransferError("download cut short: %d of %d bytes arrived" % (total, declared))
         self._give_back(conn, resp)
+        if want_sha is not None and h.hexdigest() != want_sha:
+            raise IntegrityError("download corrupted: sha256 %s, the daemon sent %s"
+                                 % (h.hexdigest(), want_sha), code="digest_mismatch")
         return total
 
-    def stream_lines(self, method, path, payload, timeout):
-        """Send JSON and yield each NDJSON line of the response as a dict, as it arrives."""
+    def stream_lines(self, method, path, payload, timeout, terminal=None):
+        """Send JSON and yield each NDJSON line of the response as a dict, as it arrives.
+
+        With ``terminal`` (a set of event types), the stream must end with
+        one of them: a stream that ends, or breaks, before raises
+        TransferError (the connection was cut; the run's outcome is
+        unknown)."""
         body = json.dumps(payload).encode("utf-8")
         headers = self._headers({"Content-Type": "application/json",
                                  "Accept": "application/x-ndjson"})
         conn, resp = self._open(method, path, body, headers, timeout)
         done = False
+        ended = False
         try:
             while True:
                 try:
                     line = resp.readline()
                 except (OSError, http.client.HTTPException) as e:
-                    raise AirlockConnectionError("connection lost during stream: %s" % e)
+                    raise TransferError("connection lost during stream: %s" % e)
                 if not line:
+                    if terminal is not None and not ended:
+                        raise TransferError("the stream ended without its terminal event "
+                                            "(%s): the connection was cut"
+                                            % " or ".join(sorted(terminal)))
                     break
                 line = line.strip()
                 if not line:
@@ -366,6 +396,8 @@ class Transport:
                     event = json.loads(line.decode("utf-8"))
                 except ValueError as e:
                     raise AirlockConnectionError("bad NDJSON line from airlockd: %s" % e)
+                if terminal is not None and isinstance(event, dict):
+                    ended = event.get("type") in terminal
                 yield event
             done = True
         finally:

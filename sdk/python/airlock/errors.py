@@ -30,6 +30,21 @@ class AirlockConnectionError(AirlockError, ConnectionError):
     """The daemon could not be reached, or the connection broke mid-request."""
 
 
+class TransferError(AirlockConnectionError):
+    """A transfer that did not arrive whole: a download shorter than its
+    Content-Length, or a streamed run whose stream ended without its
+    terminal event (``exit`` or ``error``): the connection was cut (the
+    daemon died, the sandbox expired mid-transfer, a network failure).
+    Nothing was written where the whole content was asked for (see
+    ``Sandbox.download``)."""
+
+
+class IntegrityError(TransferError):
+    """The bytes do not have the sha256 they were sent with: a download
+    whose content differs from its ``X-Content-SHA256``, or an upload the
+    agent refused (400 ``digest_mismatch``: nothing was written)."""
+
+
 class AuthError(AirlockError):
     """401 unauthorized (missing, unknown or revoked key) or 403 forbidden."""
 
@@ -72,6 +87,11 @@ class PathEscape(InvalidRequest):
     """400 path_escape: a file path that would leave the sandbox."""
 
 
+class PathForbidden(InvalidRequest):
+    """400 path_forbidden: a path under /proc, /sys or /dev (kernel
+    interfaces, not files)."""
+
+
 class RegionUnavailable(InvalidRequest):
     """400 region_unavailable: the message lists the regions served."""
 
@@ -99,6 +119,8 @@ _BY_CODE = {
     "template_not_found": TemplateNotFound,
     "template_corrupt": TemplateCorrupt,
     "path_escape": PathEscape,
+    "path_forbidden": PathForbidden,
+    "digest_mismatch": IntegrityError,
     "payload_too_large": PayloadTooLarge,
     "sandbox_expired": SandboxTimeout,
     "quota_exceeded": QuotaExceeded,

@@ -1,11 +1,13 @@
 """The Sandbox class: one sealed sandbox on an airlockd (docs/api.md)."""
 
+import hashlib
 import math
 import os
+import tempfile
 import urllib.parse
 
 from ._transport import Transport, decode_json
-from .errors import AirlockError, NotFound, SandboxTimeout, WheelInstallError
+from .errors import AirlockError, InvalidRequest, NotFound, SandboxTimeout, WheelInstallError
 from .models import Execution, Info
 
 # Seconds the HTTP layer waits beyond a code/exec timeout before it gives up
@@ -26,6 +28,24 @@ def _q(sandbox_id):
     return urllib.parse.quote(sandbox_id, safe="")
 
 
+def _check_path(path):
+    """A sandbox path as str, refused before sending if it could name some
+    other file on the way: a NUL cuts a C string (the daemon and the agent
+    refuse it too), and a str that is not encodable as UTF-8 (a lone
+    surrogate, e.g. from os.fsdecode of invalid bytes) has no UTF-8 form."""
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str):
+        raise TypeError("a sandbox path is a str, not %s" % type(path).__name__)
+    if "\x00" in path:
+        raise InvalidRequest("path contains a NUL byte: %r" % path, code="invalid_request")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest("path is not valid UTF-8: %r" % path, code="invalid_request")
+    return path
+
+
 class Files:
     """``sb.files``: file operations inside the sandbox."""
 
@@ -34,16 +54,17 @@ class Files:
 
     def list(self, path="/home/user"):
         """Entries of a directory: dicts with name, type, size, mode, mtime."""
-        d = self._sb._call("GET", "/files/list", query={"path": path})
+        d = self._sb._call("GET", "/files/list", query={"path": _check_path(path)})
         return [Info(e) for e in d.get("entries", [])]
 
     def remove(self, path, recursive=False):
-        q = {"path": path}
+        q = {"path": _check_path(path)}
         if recursive:
             q["recursive"] = "true"
         self._sb._call("DELETE", "/files", query=q)
 
     def exists(self, path):
+        path = _check_path(path)
         parent, name = os.path.split(path.rstrip("/") or "/")
         if not name:
             return True
@@ -164,13 +185,20 @@ class Sandbox:
 
         ``data`` is the content (bytes, or str encoded as UTF-8), a local file
         path as an ``os.PathLike`` (streamed from disk), or a binary file object.
-        Returns ``{"path", "size"}``."""
-        url = self._path("/files") + "?" + urllib.parse.urlencode({"path": path})
+        Returns ``{"path", "size"}``.
+
+        The content's sha256 goes with it (``X-Content-SHA256``); the agent
+        checks it before it puts the file in place, so bytes changed on the
+        way raise ``IntegrityError`` and leave nothing written. A file is
+        read twice for that (hashed, then sent) when it can seek back."""
+        url = self._path("/files") + "?" + urllib.parse.urlencode({"path": _check_path(path)})
         headers = {"Content-Type": "application/octet-stream"}
         if isinstance(data, str):
             data = data.encode("utf-8")
         if isinstance(data, (bytes, bytearray, memoryview)):
-            return self._upload(url, bytes(data), headers, len(data))
+            data = bytes(data)
+            headers["X-Content-SHA256"] = hashlib.sha256(data).hexdigest()
+            return self._upload(url, data, headers, len(data))
         if isinstance(data, os.PathLike):
             with open(os.fspath(data), "rb") as f:
                 return self._upload_file(url, f, headers)
@@ -181,10 +209,22 @@ class Sandbox:
 
     def _upload_file(self, url, f, headers):
         try:
-            size = os.fstat(f.fileno()).st_size - f.tell()
+            pos = f.tell()
+            size = os.fstat(f.fileno()).st_size - pos
         except (AttributeError, OSError, ValueError):
             data = f.read()
+            headers["X-Content-SHA256"] = hashlib.sha256(data).hexdigest()
             return self._upload(url, data, headers, len(data))
+        h = hashlib.sha256()
+        left = size
+        while left > 0:
+            block = f.read(min(left, 1 << 20))
+            if not block:
+                break
+            h.update(block)
+            left -= len(block)
+        f.seek(pos)
+        headers["X-Content-SHA256"] = h.hexdigest()
         return self._upload(url, f, headers, size)
 
     def _upload(self, url, body, headers, size):
@@ -194,17 +234,37 @@ class Sandbox:
 
     def download(self, path, dest=None):
         """The content of ``path`` as bytes; with ``dest`` (a local path or a
-        writable binary file) the content is streamed there and its size returned."""
+        writable binary file) the content is streamed there and its size returned.
+
+        Every download is checked against its Content-Length and sha256: a
+        short one raises ``TransferError``, a corrupted one ``IntegrityError``.
+        To a local path, the content goes to a temporary file in the same
+        directory, renamed over ``dest`` only once it is whole and verified:
+        a failed download leaves ``dest`` as it was and no partial file. (A
+        file object given as ``dest`` has received what arrived before the
+        error: the caller owns it.)"""
         import io
-        url = self._path("/files") + "?" + urllib.parse.urlencode({"path": path})
+        url = self._path("/files") + "?" + urllib.parse.urlencode({"path": _check_path(path)})
         if dest is None:
             buf = io.BytesIO()
             self._http.request_to_file("GET", url, buf, timeout=300.0)
             return buf.getvalue()
         if hasattr(dest, "write"):
             return self._http.request_to_file("GET", url, dest, timeout=300.0)
-        with open(os.fspath(dest), "wb") as f:
-            return self._http.request_to_file("GET", url, f, timeout=300.0)
+        dest = os.fspath(dest)
+        d, name = os.path.split(os.path.abspath(dest))
+        fd, tmp = tempfile.mkstemp(dir=d, prefix="." + name + ".", suffix=".airlock-part")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                n = self._http.request_to_file("GET", url, f, timeout=300.0)
+            os.replace(tmp, dest)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return n
 
     # -- code --------------------------------------------------------------------
     @staticmethod
@@ -227,10 +287,14 @@ class Sandbox:
     def run_code_stream(self, code, language="python", timeout=None):
         """Like run_code, but yields event dicts as they happen:
         ``{"type": "stdout"|"stderr", "data"}``, then ``{"type": "result", ...}``,
-        then ``{"type": "exit", "exit_code"}`` (or ``{"type": "error", "error"}``)."""
+        then ``{"type": "exit", "exit_code"}`` (or ``{"type": "error", "error"}``).
+
+        ``exit`` and ``error`` are terminal: the daemon ends every stream with
+        one. A stream cut before it (the daemon died, the connection broke)
+        raises ``TransferError``: "finished" and "cut" never look alike."""
         return self._http.stream_lines("POST", self._path("/code"),
                                        self._code_body(code, language, timeout),
-                                       self._wait(timeout))
+                                       self._wait(timeout), terminal=frozenset(("exit", "error")))
 
     def exec(self, cmd, env=None, cwd=None, stdin=None, timeout=None):
         """Run a command: ``cmd`` is an argv list, or a string run by the shell."""
