@@ -9,9 +9,10 @@ Configuration: ``AIRLOCK_URL`` (default ``http://127.0.0.1:7070``, or
 ``unix:///path/to.sock``) and ``AIRLOCK_API_KEY``.
 """
 
-from .errors import (AirlockConnectionError, AirlockError, AuthError, EgressUnavailable,
+from .errors import (AirlockConnectionError, AirlockError, AuditUnavailable, AuthError, EgressUnavailable,
                      InvalidRequest, NotFound, PathEscape, PayloadTooLarge, QuotaExceeded,
-                     RateLimitError, RegionUnavailable, SandboxTimeout, ServerError,
+                     RateLimitError, RegionUnavailable, ReplRestarted, SandboxDestroyed, SandboxTimeout,
+                     ServerError,
                      TemplateCorrupt, TemplateNotFound, WheelInstallError)
 from .models import Execution, ExecutionError, Info, Result
 from ._transport import close_idle_connections
@@ -24,5 +25,6 @@ __all__ = [
     "AirlockError", "AirlockConnectionError", "AuthError", "NotFound", "SandboxTimeout",
     "QuotaExceeded", "RateLimitError", "InvalidRequest", "PayloadTooLarge", "PathEscape", "RegionUnavailable",
     "EgressUnavailable", "TemplateNotFound", "TemplateCorrupt", "WheelInstallError", "ServerError",
+    "AuditUnavailable", "SandboxDestroyed", "ReplRestarted",
     "close_idle_connections",
 ]

@@ -42,6 +42,12 @@ class SandboxTimeout(AirlockError):
     """410 sandbox_expired: the sandbox reached its lifetime and was destroyed."""
 
 
+class SandboxDestroyed(NotFound):
+    """410 sandbox_destroyed: the sandbox is being (or was just) destroyed for
+    another reason than its lifetime (deleted, crashed, shutdown); ``message``
+    names it. A NotFound, like a call on a sandbox already gone."""
+
+
 class QuotaExceeded(AirlockError):
     """429 quota_exceeded (the daemon's --max-sandboxes) or sandbox_quota
     (this key's --max-sandboxes-per-key): too many live sandboxes. Waiting
@@ -93,6 +99,18 @@ class ServerError(AirlockError):
     """5xx: a daemon or host failure (503 unavailable, 507 no_space, 500 internal)."""
 
 
+class AuditUnavailable(ServerError):
+    """503 audit_unavailable: the daemon cannot write its state database (its
+    disk is full, or the database failed), so it refused the action: nothing
+    was done, and sending it again once ``/v1/healthz`` is ``ok`` is safe."""
+
+
+class ReplRestarted(UserWarning):
+    """Warned (``warnings.warn``) by ``run_code`` when the result says the
+    sandbox's Python REPL was restarted: the variables, imports and
+    definitions of earlier calls are gone (``Execution.repl_restarted``)."""
+
+
 _BY_CODE = {
     "region_unavailable": RegionUnavailable,
     "egress_unavailable": EgressUnavailable,
@@ -101,6 +119,8 @@ _BY_CODE = {
     "path_escape": PathEscape,
     "payload_too_large": PayloadTooLarge,
     "sandbox_expired": SandboxTimeout,
+    "sandbox_destroyed": SandboxDestroyed,
+    "audit_unavailable": AuditUnavailable,
     "quota_exceeded": QuotaExceeded,
     "sandbox_quota": QuotaExceeded,
     "rate_limited": RateLimitError,
