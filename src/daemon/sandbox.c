@@ -155,6 +155,12 @@ json_t *sandbox_json(struct sandbox *sb, const struct key_info *caller)
     struct sandbox_record rec;
     pthread_mutex_lock(&reg->lock);
     fill_record_locked(sb, &rec, md);
+    if (sb->state == SB_RUNNING && now_wall_ms() >= sb->expires_ms) {
+        /* past its lifetime, the reaper not there yet: calls already answer
+         * 410 (sandbox_get), so GET must not say running */
+        snprintf(rec.state, sizeof(rec.state), "destroying");
+        snprintf(rec.destroy_reason, sizeof(rec.destroy_reason), "expired");
+    }
     pthread_mutex_unlock(&reg->lock);
     return record_json(&rec, caller->admin);
 }
@@ -244,14 +250,15 @@ static struct sandbox *find_live_locked(struct registry *reg, const char *id)
     return NULL;
 }
 
-/* The answer to a call on a sandbox on the dying list: 410 with why. */
+/* The answer to a call on a sandbox on the dying list: the one it gets
+ * once the sandbox is gone (not_live_error), so that the end of the
+ * teardown changes nothing: 410 sandbox_expired for an expiry, 404 with the
+ * reason otherwise. */
 static int dying_error_locked(const struct sandbox *sb, struct api_error *err)
 {
     if (strcmp(sb->destroy_reason, "expired") == 0)
-        return api_error_set(err, -ETIME, 410, "sandbox_expired", "sandbox %s expired%s", sb->id,
-                             sb->state == SB_DESTROYING ? " and is being destroyed" : "");
-    return api_error_set(err, -ENOENT, 410, "sandbox_destroyed", "sandbox %s %s (%s)", sb->id,
-                         sb->state == SB_DESTROYING ? "is being destroyed" : "was destroyed", sb->destroy_reason);
+        return api_error_set(err, -ETIME, 410, "sandbox_expired", "sandbox %s expired", sb->id);
+    return api_error_set(err, -ENOENT, 404, "not_found", "sandbox %s was destroyed (%s)", sb->id, sb->destroy_reason);
 }
 
 /* The stored record of id if the caller may see it (live or not): 0 and rec

@@ -11,7 +11,7 @@ Configuration: ``AIRLOCK_URL`` (default ``http://127.0.0.1:7070``, or
 
 from .errors import (AirlockConnectionError, AirlockError, AuditUnavailable, AuthError, EgressUnavailable,
                      InvalidRequest, NotFound, PathEscape, PayloadTooLarge, QuotaExceeded,
-                     RateLimitError, RegionUnavailable, ReplRestarted, SandboxDestroyed, SandboxTimeout,
+                     RateLimitError, RegionUnavailable, ReplRestarted, SandboxTimeout,
                      ServerError,
                      TemplateCorrupt, TemplateNotFound, WheelInstallError)
 from .models import Execution, ExecutionError, Info, Result
@@ -25,6 +25,6 @@ __all__ = [
     "AirlockError", "AirlockConnectionError", "AuthError", "NotFound", "SandboxTimeout",
     "QuotaExceeded", "RateLimitError", "InvalidRequest", "PayloadTooLarge", "PathEscape", "RegionUnavailable",
     "EgressUnavailable", "TemplateNotFound", "TemplateCorrupt", "WheelInstallError", "ServerError",
-    "AuditUnavailable", "SandboxDestroyed", "ReplRestarted",
+    "AuditUnavailable", "ReplRestarted",
     "close_idle_connections",
 ]

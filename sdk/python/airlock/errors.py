@@ -42,12 +42,6 @@ class SandboxTimeout(AirlockError):
     """410 sandbox_expired: the sandbox reached its lifetime and was destroyed."""
 
 
-class SandboxDestroyed(NotFound):
-    """410 sandbox_destroyed: the sandbox is being (or was just) destroyed for
-    another reason than its lifetime (deleted, crashed, shutdown); ``message``
-    names it. A NotFound, like a call on a sandbox already gone."""
-
-
 class QuotaExceeded(AirlockError):
     """429 quota_exceeded (the daemon's --max-sandboxes) or sandbox_quota
     (this key's --max-sandboxes-per-key): too many live sandboxes. Waiting
@@ -119,7 +113,6 @@ _BY_CODE = {
     "path_escape": PathEscape,
     "payload_too_large": PayloadTooLarge,
     "sandbox_expired": SandboxTimeout,
-    "sandbox_destroyed": SandboxDestroyed,
     "audit_unavailable": AuditUnavailable,
     "quota_exceeded": QuotaExceeded,
     "sandbox_quota": QuotaExceeded,
