@@ -138,6 +138,12 @@ void api_healthz(struct http_req *req)
         const char *e = json_string_value(json_object_get(store, "error"));
         json_array_append_new(reasons, json_sprintf("the state store cannot be written: %s", e ? e : "?"));
     }
+    if (json_is_true(json_object_get(store, "damaged"))) {
+        const char *e = json_string_value(json_object_get(store, "damage"));
+        json_array_append_new(reasons, json_sprintf("the state database is damaged (%s): stop airlockd, restore "
+                                                    "it from a backup or start with --init-state",
+                                                    e ? e : "?"));
+    }
     /* a full disk shows before the first write fails on it */
     struct statvfs vfs;
     if (statvfs(d->cfg.state_dir, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < STATE_DISK_LOW_BYTES)

@@ -125,6 +125,8 @@ struct store {
 
     /* under lock */
     bool unwritable;          /* the last write failed */
+    bool damaged;             /* SQLite found the file corrupt since it was opened (sticky) */
+    char damage[256];
     char write_error[256];    /* ... with this */
     char chain[HASH_HEX + 1]; /* hash of the newest audit row ("" before the first) */
     uint64_t dropped_total;   /* audit rows retention dropped, ever */
@@ -137,6 +139,12 @@ static int db_fail(struct store *s, const char *what)
 {
     int code = sqlite3_errcode(s->db);
     log_error("store: %s: %s", what, sqlite3_errmsg(s->db));
+    if ((code == SQLITE_CORRUPT || code == SQLITE_NOTADB) && !s->damaged) {
+        /* damaged under a running daemon: healthz says so until a restart
+         * (whose check then refuses the file) */
+        s->damaged = true;
+        snprintf(s->damage, sizeof(s->damage), "%s: %s", what, sqlite3_errmsg(s->db));
+    }
     return code == SQLITE_FULL ? -ENOSPC : -EIO;
 }
 
@@ -640,10 +648,12 @@ json_t *store_health(struct store *s)
         hi = sqlite3_column_int64(st, 1);
     }
     sqlite3_reset(st);
-    json_t *j = json_pack("{s:b,s:I,s:I}", "writable", !s->unwritable, "audit_rows",
+    json_t *j = json_pack("{s:b,s:b,s:I,s:I}", "writable", !s->unwritable, "damaged", s->damaged, "audit_rows",
                           (json_int_t)(lo ? hi - lo + 1 : 0), "audit_dropped", (json_int_t)s->dropped_total);
     if (j && s->unwritable)
         json_object_set_new(j, "error", json_string(s->write_error));
+    if (j && s->damaged)
+        json_object_set_new(j, "damage", json_string(s->damage));
     pthread_mutex_unlock(&s->lock);
     struct stat sb;
     if (j && stat(s->path, &sb) == 0)
