@@ -132,8 +132,11 @@ static void fill_record_locked(const struct sandbox *sb, struct sandbox_record *
 {
     *rec = (struct sandbox_record){0};
     snprintf(rec->id, sizeof(rec->id), "%s", sb->id);
+    /* "destroying" while a teardown runs, except after a DELETE: its answer
+     * already said "destroyed" (and nothing of the sandbox is reachable) */
+    bool tearing = sb->state == SB_DESTROYING && strcmp(sb->destroy_reason, "deleted") != 0;
     snprintf(rec->state, sizeof(rec->state), "%s",
-             sb->state == SB_RUNNING ? "running" : sb->state == SB_DESTROYING ? "destroying" : "destroyed");
+             sb->state == SB_RUNNING ? "running" : tearing ? "destroying" : "destroyed");
     snprintf(rec->template_name, sizeof(rec->template_name), "%s", sb->template_name);
     rec->egress = sb->egress;
     snprintf(rec->region, sizeof(rec->region), "%s", sb->region);
