@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "log.h"
+#include "statedb.h"
 #include "util.h"
 #include "walckpt.h"
 
@@ -374,130 +375,6 @@ static void prune_locked(struct store *s)
     }
 }
 
-/* ---- open: check what is there, never replace it silently */
-
-/* Move path (and its -wal, -shm) out of the way, to path.bad-<ms>. */
-static int set_aside(const char *path)
-{
-    char aside[4096];
-    snprintf(aside, sizeof(aside), "%s.bad-%llu", path, (unsigned long long)now_wall_ms());
-    if (rename(path, aside) < 0) {
-        int r = -errno;
-        log_error("store: move %s to %s: %s", path, aside, strerror(-r));
-        return r;
-    }
-    char from[4096], to[4200];
-    snprintf(from, sizeof(from), "%s-wal", path);
-    snprintf(to, sizeof(to), "%s-wal", aside);
-    if (rename(from, to) < 0 && errno != ENOENT)
-        log_warn("store: move %s: %s", from, strerror(errno));
-    snprintf(from, sizeof(from), "%s-shm", path);
-    if (unlink(from) < 0 && errno != ENOENT)
-        log_warn("store: remove %s: %s", from, strerror(errno));
-    log_warn("store: --init-state: the old database is kept as %s; a new one is created", aside);
-    return 0;
-}
-
-/* Run quick_check or integrity_check and check that it is an airlock
- * database: 0, or -EUCLEAN with why filled. */
-static int check_db(sqlite3 *db, bool full, char *why, size_t whylen)
-{
-    sqlite3_stmt *st = NULL;
-    const char *sql = full ? "PRAGMA integrity_check(20)" : "PRAGMA quick_check(20)";
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        snprintf(why, whylen, "%s", sqlite3_errmsg(db));
-        return -EUCLEAN;
-    }
-    int rc, r = 0;
-    size_t used = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *line = (const char *)sqlite3_column_text(st, 0);
-        if (line && strcmp(line, "ok") == 0)
-            continue;
-        r = -EUCLEAN;
-        if (used < whylen)
-            used += (size_t)snprintf(why + used, whylen - used, "%s%s", used ? "; " : "", line ? line : "?");
-    }
-    if (rc != SQLITE_DONE) {
-        r = -EUCLEAN;
-        snprintf(why, whylen, "%s", sqlite3_errmsg(db));
-    }
-    sqlite3_finalize(st);
-    if (r < 0)
-        return r;
-    /* an intact SQLite file that is not ours (or holds nothing) is not
-     * this daemon's state either */
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'api_keys'", -1,
-                           &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) != 1) {
-        snprintf(why, whylen, "it has no api_keys table: not an airlock state database");
-        r = -EUCLEAN;
-    }
-    sqlite3_finalize(st);
-    return r;
-}
-
-/* Open path read-write; an existing file is checked first. */
-static int open_checked(struct store *s, const struct store_opts *o)
-{
-    struct stat sb;
-    bool exists = stat(s->path, &sb) == 0;
-    if (!exists && errno != ENOENT) {
-        int r = -errno;
-        log_error("store: stat %s: %s", s->path, strerror(-r));
-        return r;
-    }
-    char why[1024] = "";
-    int r = 0;
-    if (exists && sb.st_size == 0) {
-        snprintf(why, sizeof(why), "it is empty (0 bytes)");
-        r = -EUCLEAN;
-    }
-    if (exists && r == 0) {
-        int rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL);
-        if (rc != SQLITE_OK) {
-            snprintf(why, sizeof(why), "%s", s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-            r = -EUCLEAN;
-        } else {
-            sqlite3_busy_timeout(s->db, 5000);
-            uint64_t t0 = now_mono_ms();
-            r = check_db(s->db, o->full_check, why, sizeof(why));
-            if (r == 0)
-                log_info("store: %s: %s passed in %llu ms", s->path, o->full_check ? "integrity_check" : "quick_check",
-                         (unsigned long long)(now_mono_ms() - t0));
-        }
-        if (r < 0) {
-            sqlite3_close(s->db);
-            s->db = NULL;
-        }
-    }
-    if (r < 0) {
-        if (!o->init_state) {
-            log_error("store: the state database %s is damaged: %s. It holds this daemon's API keys, sandbox "
-                      "records and audit log, so airlockd will not replace it. Restore it from a backup "
-                      "(docs/api.md, \"State and backups\"), or start once with --init-state to keep it aside "
-                      "as %s.bad-<time> and begin with a new, empty state",
-                      s->path, why, s->path);
-            return -EUCLEAN;
-        }
-        log_warn("store: the state database %s is damaged: %s", s->path, why);
-        if ((r = set_aside(s->path)) < 0)
-            return r;
-        exists = false;
-    }
-    if (!exists) {
-        log_info("store: no state database at %s: creating a new one", s->path);
-        int rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                                 NULL);
-        if (rc != SQLITE_OK) {
-            log_error("store: create %s: %s", s->path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-            return -EIO;
-        }
-        sqlite3_busy_timeout(s->db, 5000);
-    }
-    return 0;
-}
-
 /* Add the columns a database from an older version lacks. */
 static int migrate(struct store *s)
 {
@@ -552,7 +429,7 @@ int store_open(const char *dir, const struct store_opts *opts, struct store **ou
         store_close(s);
         return -ENOMEM;
     }
-    int r = open_checked(s, &s->opts);
+    int r = statedb_open(s->path, s->opts.init_state, s->opts.full_check, &s->db);
     if (r < 0) {
         store_close(s);
         return r;
