@@ -272,12 +272,21 @@ static int write_audited(struct store *s, int (*change)(struct store *, void *),
 {
     char chain[HASH_HEX + 1];
     pthread_mutex_lock(&s->lock);
-    int r = tx_begin(s);
-    if (r == 0 && change)
-        r = change(s, arg);
-    if (r == 0 && a)
+    int r;
+    if (!change && a) {
+        /* one statement: its own transaction (SQLite's autocommit), which
+         * saves the BEGIN and COMMIT round of a code run's start */
         r = audit_insert_locked(s, a, s->chain, chain, row);
-    r = tx_end(s, r, what);
+        if (r == 0)
+            s->unwritable = false;
+    } else {
+        r = tx_begin(s);
+        if (r == 0 && change)
+            r = change(s, arg);
+        if (r == 0 && a)
+            r = audit_insert_locked(s, a, s->chain, chain, row);
+        r = tx_end(s, r, what);
+    }
     if (r == 0 && a) {
         memcpy(s->chain, chain, sizeof(chain));
         if (++s->since_prune >= PRUNE_EVERY) {
