@@ -172,7 +172,9 @@ void api_healthz(struct http_req *req)
                             json_pack("{s:O?,s:O?,s:O?}", "enabled", json_object_get(pools, "enabled"), "ready",
                                       json_object_get(pools, "ready"), "target", json_object_get(pools, "target")));
         json_decref(pools);
-        z = json_pack("{s:b,s:s?}", "enabled", !d->cfg.no_zygote, "path", d->cfg.no_zygote ? NULL : d->cfg.zygote_path);
+        /* not ready: REPLs are exec'd (slower to start), nothing fails */
+        pid_t zpid = d->backend->zygote_pid ? d->backend->zygote_pid(d->backend_state) : 0;
+        z = json_pack("{s:b,s:b,s:i}", "enabled", !d->cfg.no_zygote, "ready", zpid > 0, "pid", (int)zpid);
         json_object_set_new(j, "zygote", z);
     }
     json_decref(store);

@@ -118,7 +118,7 @@ def test_full_state_disk_fails_closed_and_recovers(small_disk_daemon):
     wait_until(lambda: d.healthz()["status"] == "ok", 10)
     full = json.loads(d.request("GET", "/v1/healthz?full=1")[2])
     assert full["store"]["writable"] is True and full["disk"]["free_bytes"] > 0, full
-    assert "pools" in full and "zygote" in full
+    assert "pools" in full and full["zygote"]["ready"] is True and full["zygote"]["pid"] > 0, full
     # the refused runs did not run: n counts the ones answered 200
     assert sb.run_code("n").text == str(ok_runs)
     codes = [e for e in _events(d, sb.id) if e["action"] == "code"]
