@@ -37,7 +37,7 @@ FUZZ_HARNESSES := proto agent http
 # UBSan only prints by default: a finding must stop the run and be saved
 FUZZ_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-.PHONY: all deps build build-asan build-fuzz run stop test test-unit test-jail test-agent test-e2e test-security bench \
+.PHONY: all deps build build-asan build-fuzz run stop test test-unit test-jail test-agent test-e2e test-security bench soak \
 	test-templates-slow \
 	fuzz fuzz-smoke fuzz-run fuzz-regress clean
 
@@ -161,6 +161,16 @@ test-e2e:
 	  AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/e2e
+
+# The state soak (tests/e2e/test_soak.py) for 10 minutes; `make test-e2e`
+# runs it for AIRLOCK_SOAK_S (default 30) seconds.
+SOAK_SECONDS ?= 600
+soak: build build-asan
+	AIRLOCK_SOAK_S=$(SOAK_SECONDS) AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \
+	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(ASAN)/airlock \
+	  AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(PY) -m pytest -q -s -p no:cacheprovider tests/e2e/test_soak.py
 
 # The escape suite: attacks from inside a sandbox against the ASan daemon,
 # with a summary table by category (tests/security/conftest.py).

@@ -59,6 +59,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "admission.h"
 #include "auth.h"
@@ -107,8 +108,8 @@ static void insert_record(const char *id, const char *reason, const char *key_id
     snprintf(rec.template_name, sizeof(rec.template_name), "host");
     snprintf(rec.region, sizeof(rec.region), "local");
     snprintf(rec.key_id, sizeof(rec.key_id), "%s", key_id);
-    FUZZ_SETUP(store_sandbox_insert(d.store, &rec) == 0, "insert record %s", id);
-    FUZZ_SETUP(store_sandbox_set_destroyed(d.store, id, reason, now - 60000) == 0, "destroy record %s", id);
+    FUZZ_SETUP(store_sandbox_insert(d.store, &rec, NULL) == 0, "insert record %s", id);
+    FUZZ_SETUP(store_sandbox_set_destroyed(d.store, id, reason, now - 60000, NULL) == 0, "destroy record %s", id);
     json_t *detail = json_pack("{s:s,s:i}", "path", "/home/user/x.txt", "size", 3);
     FUZZ_SETUP(store_audit(d.store, key_id, "upload", id, detail) == 0, "audit %s", id);
     json_decref(detail);
@@ -126,13 +127,13 @@ static void daemon_start(void)
     FUZZ_SETUP(config_parse(&d.cfg, (int)ARRAY_SIZE(argv) - 1, argv) == 0, "config_parse");
     d.cfg.listen_port = 0; /* the TCP listener is not used: any free port */
     FUZZ_SETUP(mkdir(state_dir, 0700) == 0, "mkdir %s: %s", state_dir, strerror(errno));
-    FUZZ_SETUP(store_open(state_dir, &d.store) == 0, "store_open %s", state_dir);
+    FUZZ_SETUP(store_open(state_dir, NULL, &d.store) == 0, "store_open %s", state_dir);
     char where[256];
     FUZZ_SETUP(auth_bootstrap(d.store, state_dir, FUZZ_ADMIN_KEY, where, sizeof(where)) == 0, "auth_bootstrap");
     char hash[KEY_HASH_LEN + 1];
     FUZZ_SETUP(auth_hash_key(FUZZ_USER_KEY, strlen(FUZZ_USER_KEY), hash) == 0, "hash");
     uint64_t now = now_wall_ms();
-    FUZZ_SETUP(store_key_insert(d.store, FUZZ_USER_KEY_ID, "fuzz-user", hash, false, now) == 0, "user key");
+    FUZZ_SETUP(store_key_insert(d.store, FUZZ_USER_KEY_ID, "fuzz-user", hash, false, now, NULL) == 0, "user key");
     insert_record(FUZZ_SB_DELETED, "deleted", FUZZ_USER_KEY_ID, now);
     insert_record(FUZZ_SB_EXPIRED, "expired", FUZZ_USER_KEY_ID, now);
     insert_record(FUZZ_SB_ADMINS, "deleted", "", now);
@@ -362,6 +363,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (verbose) /* and the daemon's own log */
         log_init("fuzz_http", LOG_LVL_DEBUG);
     fuzz_scratch_register(scratch);
+    /* cleanup stops the daemon, whose last audit events are hashed: OpenSSL
+     * must not have run its own exit handler before (it would, registered
+     * after ours at its first use) */
+    FUZZ_SETUP(OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL) == 1, "OPENSSL_init_crypto");
     atexit(cleanup);
     daemon_start();
     return 0;

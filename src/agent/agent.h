@@ -197,6 +197,7 @@ struct repl {
     uint64_t started_ms;     /* when the current runner was spawned */
     char start_error[600];   /* why the last start failed, for ERROR replies */
     bool restart_pending;    /* died while idle: start again on the next RUN_CODE */
+    bool state_lost;         /* died while idle: the next call's RESULT says repl_restarted */
 
     uint8_t *rbuf;           /* partial result message from res_fd */
     size_t rlen, rcap;

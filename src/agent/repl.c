@@ -245,6 +245,7 @@ void repl_handle_run(struct agent *a, uint32_t req_id, json_t *req)
     if (rc == -EPIPE || rc == -EBADF) {
         /* it died between calls and we have not reaped it yet: start over */
         log_warn("python runner gone before call %u; restarting", req_id);
+        r->state_lost = true;
         repl_kill_and_reap(a);
         if (repl_start(a) == 0)
             rc = repl_write_command(r, cmd);
@@ -384,7 +385,8 @@ static void repl_finish_with_message(struct agent *a, const uint8_t *msg, size_t
         json_object_set_new(res, "exit_code", json_integer(124));
     json_object_set_new(res, "results", json_is_array(results) ? json_incref(results) : json_array());
     json_object_set_new(res, "killed_signal", json_null());
-    json_object_set_new(res, "repl_restarted", json_boolean(restarting));
+    json_object_set_new(res, "repl_restarted", json_boolean(restarting || r->state_lost));
+    r->state_lost = false;
     json_decref(rep);
     repl_end_call(a, res);
     if (restarting) {
@@ -503,7 +505,12 @@ void repl_on_exit(struct agent *a, int wstatus)
         json_object_set_new(res, "results", json_array());
         json_object_set_new(res, "killed_signal", killed);
         json_object_set_new(res, "repl_restarted", json_true());
+        r->state_lost = false;
         repl_end_call(a, res);
+    } else {
+        /* between calls: what it held is gone, and the next call must say
+         * so (the caller's variables are not there any more) */
+        r->state_lost = true;
     }
     if (!in_call && lived < REPL_HOT_RESTART_MS) {
         /* dying right after start (broken python?) must not become a fork

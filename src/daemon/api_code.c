@@ -44,7 +44,9 @@ struct run {
     uint64_t deadline;   /* CLOCK_MONOTONIC ms */
     int client_fd;
     char key_id[KEY_ID_LEN + 1];
-    json_t *audit;       /* detail of the audit event, written when the run ends */
+    json_t *audit;       /* outcome of the run, merged into its audit event when the run ends */
+    int64_t audit_row;   /* that event, written before the run was sent */
+    bool repl_restarted; /* the result said so: a repl_restarted event follows */
     bool finished;       /* RESULT or ERROR received, or the agent is gone */
 
     /* collecting */
@@ -70,11 +72,15 @@ static void run_free(struct run *run)
         json_decref(sig);
     }
     if (run->audit) {
-        if (!run->finished)
-            json_object_set_new(run->audit, "completed", json_false());
-        (void)store_audit(run->d->store, run->key_id, run->is_exec ? "exec" : "code", sandbox_id(run->sb),
-                          run->audit);
+        json_object_set_new(run->audit, "completed", json_boolean(run->finished));
+        (void)store_audit_outcome(run->d->store, run->audit_row, run->audit);
         json_decref(run->audit);
+    }
+    if (run->repl_restarted) {
+        /* the sandbox's events tell that its REPL state was lost here */
+        json_t *detail = json_pack("{s:s}", "message", "the Python REPL was restarted; its state is lost");
+        (void)store_audit(run->d->store, NULL, "repl_restarted", sandbox_id(run->sb), detail);
+        json_decref(detail);
     }
     agent_req_free(run->areq);
     if (run->sb)
@@ -134,7 +140,8 @@ static json_t *result_fields(struct run *run, const struct agent_frame *f)
     json_t *error = json_object_get(res, "error");
     json_t *results = json_object_get(res, "results");
     json_t *ks = json_object_get(res, "killed_signal");
-    json_t *out = json_pack("{s:o,s:o,s:o,s:I,s:b,s:b,s:b,s:o}", "exit_code",
+    run->repl_restarted = json_is_true(json_object_get(res, "repl_restarted"));
+    json_t *out = json_pack("{s:o,s:o,s:o,s:I,s:b,s:b,s:b,s:o,s:b}", "exit_code",
                             json_is_integer(exit_code) ? json_incref(exit_code) : json_null(), "error",
                             json_is_object(error) ? json_incref(error) : json_null(), "results",
                             json_is_array(results) ? json_incref(results) : json_array(), "duration_ms",
@@ -146,7 +153,8 @@ static json_t *result_fields(struct run *run, const struct agent_frame *f)
                                 agent_req_output_dropped(run->areq, PROTO_STDERR),
                             "timed_out",
                             json_is_true(json_object_get(res, "timed_out")), "killed_signal",
-                            json_is_integer(ks) ? json_incref(ks) : json_null());
+                            json_is_integer(ks) ? json_incref(ks) : json_null(), "repl_restarted",
+                            run->repl_restarted);
     json_decref(res);
     if (!out)
         return NULL;
@@ -167,8 +175,11 @@ static json_t *result_fields(struct run *run, const struct agent_frame *f)
         json_object_set_new(out, "error",
                             json_pack("{s:s,s:s,s:s}", "name", "OutOfMemory", "value", msg, "traceback", ""));
     }
-    if (run->audit)
+    if (run->audit) {
         json_object_set(run->audit, "exit_code", json_object_get(out, "exit_code"));
+        if (run->repl_restarted)
+            json_object_set_new(run->audit, "repl_restarted", json_true());
+    }
     return out;
 }
 
@@ -380,9 +391,24 @@ static void run_start(struct http_req *req, bool is_exec, const char *language, 
     json_object_set_new(payload, "max_output", json_integer(0));
     run->deadline = now_mono_ms() + (uint64_t)timeout_s * 1000 + RUN_GRACE_MS;
 
-    int r = agent_req_start(sandbox_agent(run->sb), is_exec ? PROTO_EXEC : PROTO_RUN_CODE, payload, &run->areq);
+    /* The audit log fails closed: the event is written before the run is
+     * sent, and a run whose event cannot be written does not happen. Its
+     * outcome is added when it ends (run_free). */
+    struct audit_rec a = {.key_id = req->key.id, .action = is_exec ? "exec" : "code",
+                          .sandbox_id = sandbox_id(run->sb), .detail = audit};
+    int r = store_audit_begin(d->store, &a, &run->audit_row);
+    json_decref(audit);
+    audit = NULL;
     if (r < 0) {
-        json_decref(audit);
+        api_error_audit(&err, r, is_exec ? "the command" : "the code");
+        http_reply_error(req, &err);
+        return;
+    }
+    r = agent_req_start(sandbox_agent(run->sb), is_exec ? PROTO_EXEC : PROTO_RUN_CODE, payload, &run->areq);
+    if (r < 0) {
+        json_t *o = json_pack("{s:b,s:s}", "completed", 0, "error", "not sent to the agent");
+        (void)store_audit_outcome(d->store, run->audit_row, o);
+        json_decref(o);
         if (r == -EMSGSIZE)
             api_error_set(&err, r, 413, "payload_too_large", "the request is larger than the agent protocol allows (1 MiB)");
         else if (r == -EPIPE)
@@ -392,7 +418,7 @@ static void run_start(struct http_req *req, bool is_exec, const char *language, 
         http_reply_error(req, &err);
         return;
     }
-    run->audit = audit; /* from now on the run is audited, whatever happens */
+    run->audit = json_object(); /* from now on the run's outcome is recorded, whatever happens */
 
     if (!wants_ndjson(req)) {
         run_collect(req, run);

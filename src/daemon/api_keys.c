@@ -30,13 +30,16 @@ void api_keys_create(struct http_req *req)
         return;
     }
     uint64_t now = now_wall_ms();
-    if (store_key_insert(req->d->store, id, name, hash, admin, now) < 0) {
-        http_reply_errorf(req, 500, "internal", "store the new key");
+    json_t *detail = json_pack("{s:s,s:s,s:b}", "id", id, "name", name, "admin", admin);
+    struct audit_rec a = {.key_id = req->key.id, .action = "key_create", .detail = detail};
+    r = store_key_insert(req->d->store, id, name, hash, admin, now, &a);
+    json_decref(detail);
+    if (r < 0) {
+        struct api_error err = {0};
+        api_error_audit(&err, r, "the key");
+        http_reply_error(req, &err);
         return;
     }
-    json_t *detail = json_pack("{s:s,s:s,s:b}", "id", id, "name", name, "admin", admin);
-    (void)store_audit(req->d->store, req->key.id, "key_create", NULL, detail);
-    json_decref(detail);
     log_info("key %s (%s%s) created by %s", id, name, admin ? ", admin" : "", req->key.id);
     format_time(now, false, ts, sizeof(ts));
     http_reply_json(req, 201,
@@ -57,18 +60,20 @@ void api_keys_list(struct http_req *req)
 
 void api_keys_revoke(struct http_req *req)
 {
-    int r = store_key_revoke(req->d->store, req->param);
+    json_t *detail = json_pack("{s:s}", "id", req->param);
+    struct audit_rec a = {.key_id = req->key.id, .action = "key_revoke", .detail = detail};
+    int r = store_key_revoke(req->d->store, req->param, &a);
+    json_decref(detail);
     if (r == -ENOENT) {
         http_reply_errorf(req, 404, "not_found", "no active key %s", req->param);
         return;
     }
     if (r < 0) {
-        http_reply_errorf(req, 500, "internal", "revoke key %s", req->param);
+        struct api_error err = {0};
+        api_error_audit(&err, r, "the revocation");
+        http_reply_error(req, &err);
         return;
     }
-    json_t *detail = json_pack("{s:s}", "id", req->param);
-    (void)store_audit(req->d->store, req->key.id, "key_revoke", NULL, detail);
-    json_decref(detail);
     log_info("key %s revoked by %s", req->param, req->key.id);
     http_reply_json(req, 200, json_pack("{s:s,s:b}", "id", req->param, "revoked", 1));
 }

@@ -3,6 +3,7 @@
  * sandbox.c trusts its parameters. */
 #include <errno.h>
 #include <math.h>
+#include <sys/statvfs.h>
 #include <sys/param.h> /* MIN */
 #include <string.h>
 
@@ -16,6 +17,8 @@
 #define ENV_MAX_BYTES (64u * 1024u)
 #define ENV_MAX_VARS 256u
 #define METADATA_MAX_BYTES (16u * 1024u)
+/* Below this, /v1/healthz says the state disk is (nearly) full. */
+#define STATE_DISK_LOW_BYTES (1u << 20)
 
 /* ---- field helpers (shared with the other api_*.c) */
 
@@ -112,12 +115,70 @@ struct sandbox *api_route_sandbox(struct http_req *req)
 
 /* ---- handlers */
 
+/* Free and total bytes of the filesystem holding path. */
+static json_t *disk_json(const char *path)
+{
+    struct statvfs vfs;
+    if (statvfs(path, &vfs) < 0)
+        return json_pack("{s:s,s:s}", "path", path, "error", strerror(errno));
+    return json_pack("{s:s,s:I,s:I}", "path", path, "free_bytes", (json_int_t)((uint64_t)vfs.f_bavail * vfs.f_frsize),
+                     "total_bytes", (json_int_t)((uint64_t)vfs.f_blocks * vfs.f_frsize));
+}
+
+/* "ok", or "degraded" with the reasons: the state store cannot be written
+ * (then every action that must be audited is refused, 503
+ * audit_unavailable). ?full=1 adds the store, the pools, the zygote and the
+ * state disk. */
 void api_healthz(struct http_req *req)
 {
-    http_reply_json(req, 200,
-                    json_pack("{s:s,s:s,s:s,s:s,s:i}", "status", "ok", "version", AIRLOCK_VERSION, "region",
-                              req->d->cfg.region, "backend", req->d->backend->name, "sandboxes",
-                              (int)sandbox_count(req->d)));
+    struct daemon *d = req->d;
+    json_t *store = store_health(d->store);
+    json_t *reasons = json_array();
+    if (!json_is_true(json_object_get(store, "writable"))) {
+        const char *e = json_string_value(json_object_get(store, "error"));
+        json_array_append_new(reasons, json_sprintf("the state store cannot be written: %s", e ? e : "?"));
+    }
+    if (json_is_true(json_object_get(store, "damaged"))) {
+        const char *e = json_string_value(json_object_get(store, "damage"));
+        json_array_append_new(reasons, json_sprintf("the state database is damaged (%s): stop airlockd, restore "
+                                                    "it from a backup or start with --init-state",
+                                                    e ? e : "?"));
+    }
+    /* a full disk shows before the first write fails on it */
+    struct statvfs vfs;
+    if (statvfs(d->cfg.state_dir, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < STATE_DISK_LOW_BYTES)
+        json_array_append_new(reasons, json_sprintf("the state disk (%s) has %llu bytes free", d->cfg.state_dir,
+                                                    (unsigned long long)vfs.f_bavail * vfs.f_frsize));
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:i}", "status", json_array_size(reasons) ? "degraded" : "ok", "version",
+                          AIRLOCK_VERSION, "region", d->cfg.region, "backend", d->backend->name, "sandboxes",
+                          (int)sandbox_count(d));
+    if (!j) {
+        json_decref(store);
+        json_decref(reasons);
+        http_reply_errorf(req, 500, "internal", "out of memory");
+        return;
+    }
+    if (json_array_size(reasons))
+        json_object_set(j, "reasons", reasons);
+    json_decref(reasons);
+    const char *full = http_query(req, "full");
+    if (full && strcmp(full, "0") != 0) {
+        json_object_set_new(j, "store", store);
+        store = NULL;
+        json_object_set_new(j, "disk", disk_json(d->cfg.state_dir));
+        json_t *pools = pool_stats_json(d->pool), *z;
+        /* counts only: the hit and build counters stay admin-only (/v1/pool) */
+        json_object_set_new(j, "pools",
+                            json_pack("{s:O?,s:O?,s:O?}", "enabled", json_object_get(pools, "enabled"), "ready",
+                                      json_object_get(pools, "ready"), "target", json_object_get(pools, "target")));
+        json_decref(pools);
+        /* not ready: REPLs are exec'd (slower to start), nothing fails */
+        pid_t zpid = d->backend->zygote_pid ? d->backend->zygote_pid(d->backend_state) : 0;
+        z = json_pack("{s:b,s:b,s:i}", "enabled", !d->cfg.no_zygote, "ready", zpid > 0, "pid", (int)zpid);
+        json_object_set_new(j, "zygote", z);
+    }
+    json_decref(store);
+    http_reply_json(req, 200, j);
 }
 
 /* Admin only: the hit and build counters tell how busy other keys are. */
@@ -244,7 +305,14 @@ void api_sandbox_delete(struct http_req *req)
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
         return;
-    if (sandbox_destroy_detached(sb, "deleted", req->key.id) < 0) {
+    int r = sandbox_destroy_detached(sb, "deleted", req->key.id);
+    if (r > 0) {
+        /* destroyed, but the state store refused the record: 202, and the
+         * record is written when it can be (GET answers from memory until) */
+        http_reply_json(req, 202, json_pack("{s:s,s:s,s:b}", "id", req->param, "state", "destroyed", "recorded", 0));
+        return;
+    }
+    if (r < 0) {
         /* lost a race with the reaper or another DELETE */
         struct api_error err = {0};
         sandbox_gone_error(sb, &err);
@@ -277,7 +345,9 @@ void api_sandbox_timeout(struct http_req *req)
         return;
     }
     if (r < 0) {
-        http_reply_errorf(req, 500, "internal", "record the new lifetime of %s", req->param);
+        struct api_error err = {0};
+        api_error_audit(&err, r, "the new lifetime");
+        http_reply_error(req, &err);
         return;
     }
     http_reply_json(req, 200, sandbox_json(sb, &req->key));

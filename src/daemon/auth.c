@@ -82,7 +82,7 @@ static int ensure_key(struct store *s, const char *key, const char *name, bool a
         return 0;
     if ((r = auth_new_key_id(id)) < 0)
         return r;
-    r = store_key_insert(s, id, name, hash, admin, now_wall_ms());
+    r = store_key_insert(s, id, name, hash, admin, now_wall_ms(), NULL);
     /* -EEXIST: the hash is stored but revoked. Revoking the env key and
      * restarting with it still set keeps it revoked: the revocation wins. */
     return r == -EEXIST ? 0 : r;

@@ -84,6 +84,9 @@ struct backend_ops {
     int (*memory_usage)(struct backend_instance *inst, uint64_t *bytes);
     /* Host pid of the agent, for logs and records. */
     pid_t (*agent_pid)(struct backend_instance *inst);
+    /* Host pid of the running, ready Python zygote, 0 if none (healthz).
+     * Optional. */
+    pid_t (*zygote_pid)(void *state);
     void (*fini)(void *state);
 };
 

@@ -37,6 +37,16 @@ static void usage(FILE *f)
             "  --template-cache DIR   template builds cached by spec hash, shared by daemons\n"
             "                         (default /var/cache/airlock/templates; \"\" turns it off)\n"
             "  --log-level LEVEL      debug, info or warn (default info)\n"
+            "\nState database (<state-dir>/airlock.db; docs/api.md, \"State and backups\"):\n"
+            "  --init-state           an existing database that is empty or damaged is kept\n"
+            "                         aside (airlock.db.bad-<time>) and a new one created;\n"
+            "                         without it airlockd refuses to start on one\n"
+            "  --check-integrity      full PRAGMA integrity_check and audit chain check at\n"
+            "                         start (default: quick_check)\n"
+            "  --audit-max-rows N     audit events kept; older ones are dropped behind a\n"
+            "                         checkpoint event (default 1000000; 0: keep all)\n"
+            "  --audit-max-age S      audit events older than S seconds are dropped the same\n"
+            "                         way (default 0: no age limit)\n"
             "  --help                 show this help\n"
             "\nPer API key (429 when exceeded; 0 turns a limit off):\n"
             "  --rate-limit R         requests per second (default 100; decimals ok)\n"
@@ -139,7 +149,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
         OPT_LISTEN = 256, OPT_SOCKET, OPT_STATE, OPT_REGION, OPT_MAXSB, OPT_MAXTO, OPT_DEFTO, OPT_MAXMEM,
         OPT_MAXUP, OPT_AGENT, OPT_RUNNER, OPT_SCOPE, OPT_LOGLEVEL, OPT_HELP, OPT_RATE, OPT_BURST, OPT_MAXCONC,
         OPT_MAXSBKEY, OPT_ADMINUNL, OPT_AFRATE, OPT_AFBURST, OPT_POOLSIZE, OPT_POOLMAX, OPT_TMPLCACHE,
-        OPT_ZYGOTE, OPT_WARMUP, OPT_NOZYGOTE, OPT_FAVORDYN,
+        OPT_ZYGOTE, OPT_WARMUP, OPT_NOZYGOTE, OPT_FAVORDYN, OPT_INITSTATE, OPT_CHECKINT, OPT_AUDITROWS,
+        OPT_AUDITAGE,
     };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -170,6 +181,10 @@ int config_parse(struct config *cfg, int argc, char **argv)
         {"no-zygote", no_argument, NULL, OPT_NOZYGOTE},
         {"cgroup-favordynmods", no_argument, NULL, OPT_FAVORDYN},
         {"template-cache", required_argument, NULL, OPT_TMPLCACHE},
+        {"init-state", no_argument, NULL, OPT_INITSTATE},
+        {"check-integrity", no_argument, NULL, OPT_CHECKINT},
+        {"audit-max-rows", required_argument, NULL, OPT_AUDITROWS},
+        {"audit-max-age", required_argument, NULL, OPT_AUDITAGE},
         {NULL, 0, NULL, 0},
     };
 
@@ -194,6 +209,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
         .auth_fail_burst = 20,
         .pool_size = 2,
         .pool_max = 8,
+        .audit_max_rows = 1000000,
         .log_level = LOG_LVL_INFO,
     };
     if (set_str(&cfg->state_dir, "/var/lib/airlock") < 0 || set_str(&cfg->region, "local") < 0 ||
@@ -268,6 +284,16 @@ int config_parse(struct config *cfg, int argc, char **argv)
         case OPT_WARMUP: r = set_str(&cfg->warmup, optarg); break;
         case OPT_NOZYGOTE: cfg->no_zygote = true; break;
         case OPT_FAVORDYN: cfg->cgroup_favordynmods = true; break;
+        case OPT_INITSTATE: cfg->init_state = true; break;
+        case OPT_CHECKINT: cfg->check_integrity = true; break;
+        case OPT_AUDITROWS:
+            if ((r = parse_uint("--audit-max-rows", optarg, 0, UINT64_C(1) << 40, &v)) == 0)
+                cfg->audit_max_rows = v;
+            break;
+        case OPT_AUDITAGE:
+            if ((r = parse_uint("--audit-max-age", optarg, 0, UINT64_C(100) * 365 * 86400, &v)) == 0)
+                cfg->audit_max_age_s = v;
+            break;
         case OPT_AGENT: r = set_str(&cfg->agent_path, optarg); break;
         case OPT_RUNNER: r = set_str(&cfg->runner_path, optarg); break;
         case OPT_SCOPE: r = set_str(&cfg->scope, optarg); break;

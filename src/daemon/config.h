@@ -39,6 +39,11 @@ struct config {
     bool cgroup_favordynmods; /* remount cgroup2 with favordynmods at start */
     char *template_cache; /* template build cache by spec hash; "" disables it */
     char *scope;         /* NULL: derived from state_dir (main.c) */
+    /* the state database (store.c) */
+    bool init_state;          /* set a damaged or empty database aside, start anew */
+    bool check_integrity;     /* full integrity_check and audit chain at start */
+    uint64_t audit_max_rows;  /* 0: no limit */
+    uint64_t audit_max_age_s; /* 0: no limit */
     enum log_level log_level;
 };
 

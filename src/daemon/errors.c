@@ -86,3 +86,11 @@ json_t *api_error_json(const struct api_error *err)
     buf_free(&clean);
     return j;
 }
+
+int api_error_audit(struct api_error *err, int r, const char *what)
+{
+    return api_error_set(err, r, 503, "audit_unavailable",
+                         "%s was not done: its record cannot be written to the state database (%s); "
+                         "GET /v1/healthz tells when it can again",
+                         what, r == -ENOSPC ? "the state disk is full" : "database error");
+}

@@ -22,6 +22,11 @@ struct api_error {
 int api_error_set(struct api_error *err, int ret, unsigned status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* 503 audit_unavailable: `what` was refused (not done) because its state
+ * record and audit event could not be written (r: -ENOSPC, the state disk
+ * is full; else a database error). Returns r. */
+int api_error_audit(struct api_error *err, int r, const char *what);
+
 /* HTTP status of an agent error code (docs/protocol.md); 500 for unknown ones. */
 unsigned api_status_for_agent_code(const char *code);
 

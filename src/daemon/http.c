@@ -42,7 +42,7 @@ struct route {
 };
 
 static const struct route ROUTES[] = {
-    {"/v1/healthz", {{"GET", R_NOAUTH, api_healthz, {NULL}}}},
+    {"/v1/healthz", {{"GET", R_NOAUTH, api_healthz, {"full"}}}},
     {"/v1/sandboxes", {{"POST", R_JSON, api_sandbox_create, {NULL}}, {"GET", 0, api_sandbox_list, {NULL}}}},
     {"/v1/sandboxes/*", {{"GET", 0, api_sandbox_get, {NULL}}, {"DELETE", 0, api_sandbox_delete, {NULL}}}},
     {"/v1/sandboxes/*/timeout", {{"POST", R_JSON, api_sandbox_timeout, {NULL}}}},

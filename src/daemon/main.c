@@ -192,7 +192,13 @@ int main(int argc, char **argv)
         snprintf(scope, sizeof(scope), "%s", d.cfg.scope);
     if (make_state_dir(d.cfg.state_dir) < 0 || (!d.cfg.scope && backend_scope(d.cfg.state_dir, scope, sizeof(scope)) < 0))
         goto out;
-    if ((r = store_open(d.cfg.state_dir, &d.store)) < 0)
+    struct store_opts sopts = {
+        .init_state = d.cfg.init_state,
+        .full_check = d.cfg.check_integrity,
+        .audit_max_rows = d.cfg.audit_max_rows,
+        .audit_max_age_ms = d.cfg.audit_max_age_s * 1000,
+    };
+    if ((r = store_open(d.cfg.state_dir, &sopts, &d.store)) < 0)
         goto out;
     if ((r = auth_bootstrap(d.store, d.cfg.state_dir, env_key, where, sizeof(where))) < 0) {
         log_error("bootstrap the admin key: %s", strerror(-r));

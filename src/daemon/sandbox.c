@@ -50,7 +50,15 @@ struct sandbox {
     unsigned timeout_s;
     uint64_t expires_ms; /* wall clock, like the API's expires_at */
     char destroy_reason[32];
-    struct sandbox *next;      /* live list */
+    uint64_t destroyed_ms;
+    char destroy_key[KEY_ID_LEN + 1]; /* who asked ("" the daemon), for a late record */
+    /* a destroyed sandbox stays on the dying list (with the registry's
+     * reference) until both are true: GET and the other calls find it there
+     * and answer "destroying" / 410 while it is torn down, and "destroyed"
+     * from memory while its record waits for the state store */
+    bool torn_down;
+    bool recorded;
+    struct sandbox *next;      /* live list, or dying list */
 };
 
 /* A create in progress, between reserving its place and joining the live
@@ -66,6 +74,7 @@ struct registry {
     pthread_mutex_t lock;
     pthread_cond_t wake; /* wakes the reaper (CLOCK_MONOTONIC) */
     struct sandbox *live, *live_tail; /* oldest first */
+    struct sandbox *dying;   /* destroyed, not yet torn down or not yet recorded */
     unsigned count;    /* live */
     unsigned reserved; /* being created, count against the quota */
     struct pending_create *pending; /* the `reserved` creates, by key */
@@ -123,7 +132,11 @@ static void fill_record_locked(const struct sandbox *sb, struct sandbox_record *
 {
     *rec = (struct sandbox_record){0};
     snprintf(rec->id, sizeof(rec->id), "%s", sb->id);
-    snprintf(rec->state, sizeof(rec->state), "%s", sb->state == SB_RUNNING ? "running" : "destroyed");
+    /* "destroying" while a teardown runs, except after a DELETE: its answer
+     * already said "destroyed" (and nothing of the sandbox is reachable) */
+    bool tearing = sb->state == SB_DESTROYING && strcmp(sb->destroy_reason, "deleted") != 0;
+    snprintf(rec->state, sizeof(rec->state), "%s",
+             sb->state == SB_RUNNING ? "running" : tearing ? "destroying" : "destroyed");
     snprintf(rec->template_name, sizeof(rec->template_name), "%s", sb->template_name);
     rec->egress = sb->egress;
     snprintf(rec->region, sizeof(rec->region), "%s", sb->region);
@@ -132,6 +145,7 @@ static void fill_record_locked(const struct sandbox *sb, struct sandbox_record *
     rec->timeout_s = sb->timeout_s;
     rec->created_ms = sb->created_ms;
     rec->expires_ms = sb->expires_ms;
+    rec->destroyed_ms = sb->destroyed_ms;
     snprintf(rec->destroy_reason, sizeof(rec->destroy_reason), "%s", sb->destroy_reason);
     rec->metadata = metadata;
     snprintf(rec->key_id, sizeof(rec->key_id), "%s", sb->key_id);
@@ -144,6 +158,12 @@ json_t *sandbox_json(struct sandbox *sb, const struct key_info *caller)
     struct sandbox_record rec;
     pthread_mutex_lock(&reg->lock);
     fill_record_locked(sb, &rec, md);
+    if (sb->state == SB_RUNNING && now_wall_ms() >= sb->expires_ms) {
+        /* past its lifetime, the reaper not there yet: calls already answer
+         * 410 (sandbox_get), so GET must not say running */
+        snprintf(rec.state, sizeof(rec.state), "destroying");
+        snprintf(rec.destroy_reason, sizeof(rec.destroy_reason), "expired");
+    }
     pthread_mutex_unlock(&reg->lock);
     return record_json(&rec, caller->admin);
 }
@@ -220,12 +240,28 @@ static bool valid_sandbox_id(const char *id)
     return true;
 }
 
+/* A sandbox in the registry: live, or destroyed and still on the dying
+ * list. */
 static struct sandbox *find_live_locked(struct registry *reg, const char *id)
 {
     for (struct sandbox *sb = reg->live; sb; sb = sb->next)
         if (strcmp(sb->id, id) == 0)
             return sb;
+    for (struct sandbox *sb = reg->dying; sb; sb = sb->next)
+        if (strcmp(sb->id, id) == 0)
+            return sb;
     return NULL;
+}
+
+/* The answer to a call on a sandbox on the dying list: the one it gets
+ * once the sandbox is gone (not_live_error), so that the end of the
+ * teardown changes nothing: 410 sandbox_expired for an expiry, 404 with the
+ * reason otherwise. */
+static int dying_error_locked(const struct sandbox *sb, struct api_error *err)
+{
+    if (strcmp(sb->destroy_reason, "expired") == 0)
+        return api_error_set(err, -ETIME, 410, "sandbox_expired", "sandbox %s expired", sb->id);
+    return api_error_set(err, -ENOENT, 404, "not_found", "sandbox %s was destroyed (%s)", sb->id, sb->destroy_reason);
 }
 
 /* The stored record of id if the caller may see it (live or not): 0 and rec
@@ -284,6 +320,11 @@ int sandbox_get(struct daemon *d, const struct key_info *caller, const char *id,
         pthread_mutex_unlock(&reg->lock);
         *out = sb;
         return 0;
+    }
+    if (sb) {
+        int r = dying_error_locked(sb, err);
+        pthread_mutex_unlock(&reg->lock);
+        return r;
     }
     pthread_mutex_unlock(&reg->lock);
     return not_live_error(d, caller, id, err);
@@ -402,8 +443,9 @@ static const char *audit_action_for(const char *reason)
     return "destroy";
 }
 
-/* Take sb out of the registry: from here on no request can find it, and it
- * no longer counts against the quotas. False if it was already going. */
+/* Move sb from the live list to the dying list: from here on no request
+ * can use it (calls answer 410, GET "destroying"), and it no longer counts
+ * against the quotas. False if it was already going. */
 static bool unlink_live(struct sandbox *sb, const char *reason)
 {
     struct registry *reg = sb->d->reg;
@@ -413,6 +455,7 @@ static bool unlink_live(struct sandbox *sb, const char *reason)
         return false;
     }
     sb->state = SB_DESTROYING;
+    sb->destroyed_ms = now_wall_ms();
     snprintf(sb->destroy_reason, sizeof(sb->destroy_reason), "%s", reason);
     for (struct sandbox **pp = &reg->live, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
         if (*pp == sb) {
@@ -423,7 +466,8 @@ static bool unlink_live(struct sandbox *sb, const char *reason)
             break;
         }
     }
-    sb->next = NULL;
+    sb->next = reg->dying;
+    reg->dying = sb;
     pthread_mutex_unlock(&reg->lock);
     return true;
 }
@@ -441,57 +485,129 @@ static void release_backend(struct sandbox *sb)
         log_error("sandbox %s: backend destroy failed: %s", sb->id, strerror(-r));
 }
 
-static void record_destroyed(struct sandbox *sb, const char *reason, const char *key_id)
+/* Off the dying list once torn down and recorded; drops the registry's
+ * reference. Caller holds the lock; true if the caller must unref. */
+static bool settle_locked(struct registry *reg, struct sandbox *sb)
 {
-    struct daemon *d = sb->d;
-    (void)store_sandbox_set_destroyed(d->store, sb->id, reason, now_wall_ms());
-    json_t *detail = json_pack("{s:s}", "reason", reason);
-    (void)store_audit(d->store, key_id, audit_action_for(reason), sb->id, detail);
-    json_decref(detail);
-    log_info("sandbox %s destroyed (%s)", sb->id, reason);
+    if (!sb->torn_down || !sb->recorded)
+        return false;
+    for (struct sandbox **pp = &reg->dying; *pp; pp = &(*pp)->next) {
+        if (*pp == sb) {
+            *pp = sb->next;
+            sb->next = NULL;
+            return true;
+        }
+    }
+    return false;
 }
 
-static void mark_destroyed(struct sandbox *sb)
+/* Write the destroyed record and its audit event (one transaction). The
+ * reason and time are the ones unlink_live fixed, so a late write (after
+ * the disk had room again) tells what happened when it happened. */
+static int record_destroyed(struct sandbox *sb, const char *key_id)
+{
+    struct daemon *d = sb->d;
+    struct registry *reg = d->reg;
+    char reason[32];
+    char key[KEY_ID_LEN + 1];
+    pthread_mutex_lock(&reg->lock);
+    snprintf(reason, sizeof(reason), "%s", sb->destroy_reason);
+    if (key_id)
+        snprintf(sb->destroy_key, sizeof(sb->destroy_key), "%s", key_id);
+    snprintf(key, sizeof(key), "%s", sb->destroy_key);
+    uint64_t when = sb->destroyed_ms;
+    pthread_mutex_unlock(&reg->lock);
+    json_t *detail = json_pack("{s:s}", "reason", reason);
+    struct audit_rec a = {.key_id = key, .action = audit_action_for(reason), .sandbox_id = sb->id,
+                          .detail = detail};
+    int r = store_sandbox_set_destroyed(d->store, sb->id, reason, when, &a);
+    json_decref(detail);
+    if (r < 0) {
+        log_warn("sandbox %s: destroyed (%s), its record waits for the state store: %s", sb->id, reason,
+                 strerror(-r));
+        return r;
+    }
+    pthread_mutex_lock(&reg->lock);
+    sb->recorded = true;
+    bool unref = settle_locked(reg, sb);
+    pthread_mutex_unlock(&reg->lock);
+    if (unref)
+        sandbox_unref(sb);
+    return 0;
+}
+
+/* Write the records the state store refused before (the reaper, every
+ * period, and at shutdown). */
+static void record_pending(struct registry *reg)
+{
+    pthread_mutex_lock(&reg->lock);
+    size_t n = 0;
+    for (struct sandbox *sb = reg->dying; sb; sb = sb->next)
+        n += !sb->recorded && sb->torn_down;
+    struct sandbox **v = n ? calloc(n, sizeof(*v)) : NULL;
+    size_t k = 0;
+    for (struct sandbox *sb = reg->dying; v && sb && k < n; sb = sb->next)
+        if (!sb->recorded && sb->torn_down) {
+            sb->refs++;
+            v[k++] = sb;
+        }
+    pthread_mutex_unlock(&reg->lock);
+    for (size_t i = 0; i < k; i++) {
+        if (record_destroyed(v[i], NULL) == 0)
+            log_info("sandbox %s: destroyed record written late (%s)", v[i]->id, v[i]->destroy_reason);
+        sandbox_unref(v[i]);
+    }
+    free(v);
+}
+
+static void mark_torn_down(struct sandbox *sb)
 {
     struct registry *reg = sb->d->reg;
     pthread_mutex_lock(&reg->lock);
     sb->state = SB_DESTROYED;
+    sb->torn_down = true;
+    bool unref = settle_locked(reg, sb);
     pthread_mutex_unlock(&reg->lock);
-    sandbox_unref(sb); /* the registry's reference */
+    log_info("sandbox %s destroyed (%s)", sb->id, sb->destroy_reason);
+    if (unref)
+        sandbox_unref(sb); /* the registry's reference */
 }
 
 static void teardown_job(void *arg)
 {
     release_backend(arg);
-    mark_destroyed(arg);
+    mark_torn_down(arg);
 }
 
+/* The record first (the state change is written before anyone is told),
+ * then the teardown. A record the store refuses does not stop the
+ * teardown: a sandbox asked to go (or past its lifetime) must stop running
+ * whatever the disk holds; its record is written when the store can be
+ * written again (record_pending), and until then the registry answers for
+ * it. */
 int sandbox_destroy(struct sandbox *sb, const char *reason, const char *key_id)
 {
     if (!unlink_live(sb, reason))
         return -ESRCH;
+    int rec = record_destroyed(sb, key_id);
     /* Close our end first (the agent, seeing EOF, exits and takes every
      * process with it), then let the backend kill and reap what is left.
      * Requests waiting on the agent wake up with "agent gone". */
     agent_conn_shutdown(sb->conn);
     release_backend(sb);
-    record_destroyed(sb, reason, key_id);
-    mark_destroyed(sb);
-    return 0;
+    mark_torn_down(sb);
+    return rec < 0 ? 1 : 0;
 }
 
 int sandbox_destroy_detached(struct sandbox *sb, const char *reason, const char *key_id)
 {
     if (!unlink_live(sb, reason))
         return -ESRCH;
+    int rec = record_destroyed(sb, key_id);
     agent_conn_shutdown(sb->conn);
-    /* Recorded before the teardown: the sandbox is already unreachable and
-     * its agent is exiting, and a GET right after the DELETE must not show
-     * it running. */
-    record_destroyed(sb, reason, key_id);
     if (!bgwork_submit(sb->d->teardown, teardown_job, sb))
         teardown_job(sb); /* queue full, or shutting down: pay it here */
-    return 0;
+    return rec < 0 ? 1 : 0;
 }
 
 void sandbox_destroy_all(struct daemon *d, const char *reason)
@@ -524,6 +640,7 @@ static void *reaper_main(void *arg)
             sandbox_unref(v[i]);
         }
         free(v);
+        record_pending(reg);
         pthread_mutex_lock(&reg->lock);
         if (reg->stop)
             break;
@@ -836,12 +953,20 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
     sb->created_ms = now_wall_ms();
     sb->expires_ms = sb->created_ms + (uint64_t)p->timeout_s * 1000;
     {
+        /* the record and the create event in one transaction, before the
+         * sandbox is visible: a create the store refuses never happened */
         cleanup_free char *md = json_dumps(sb->metadata, JSON_COMPACT);
         struct sandbox_record rec;
         fill_record_locked(sb, &rec, md); /* not yet shared: no lock needed */
         rec.agent_pid = d->backend->agent_pid ? (int)d->backend->agent_pid(sb->inst) : 0;
-        if ((r = store_sandbox_insert(d->store, &rec)) < 0) {
-            api_error_set(err, r, 500, "internal", "record the sandbox in the state database");
+        json_t *detail = json_pack("{s:s,s:i,s:f,s:i,s:b}", "template", sb->template_name, "memory_mb",
+                                   (int)sb->memory_mb, "cpus", sb->cpus, "timeout_s", (int)sb->timeout_s, "pooled",
+                                   pooled);
+        struct audit_rec a = {.key_id = key_id, .action = "create", .sandbox_id = sb->id, .detail = detail};
+        r = store_sandbox_insert(d->store, &rec, &a);
+        json_decref(detail);
+        if (r < 0) {
+            api_error_audit(err, r, "the create");
             goto fail;
         }
     }
@@ -849,7 +974,10 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
     pthread_mutex_lock(&reg->lock);
     if (!reg->accepting) {
         pthread_mutex_unlock(&reg->lock); /* the reservation is released by fail: */
-        (void)store_sandbox_set_destroyed(d->store, sb->id, "shutdown", now_wall_ms());
+        json_t *detail = json_pack("{s:s}", "reason", "shutdown");
+        struct audit_rec a = {.action = "destroy", .sandbox_id = sb->id, .detail = detail};
+        (void)store_sandbox_set_destroyed(d->store, sb->id, "shutdown", now_wall_ms(), &a);
+        json_decref(detail);
         api_error_set(err, -ESHUTDOWN, 503, "unavailable", "the daemon is shutting down");
         r = -ESHUTDOWN;
         goto fail;
@@ -864,11 +992,6 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
     reg->count++;
     pthread_mutex_unlock(&reg->lock);
 
-    json_t *detail = json_pack("{s:s,s:i,s:f,s:i,s:b}", "template", sb->template_name, "memory_mb",
-                               (int)sb->memory_mb, "cpus", sb->cpus, "timeout_s", (int)sb->timeout_s, "pooled",
-                               pooled);
-    (void)store_audit(d->store, key_id, "create", sb->id, detail);
-    json_decref(detail);
     /* the timing split shows where a create's time goes: the pool (or the
      * build on a miss) versus the record and audit writes */
     uint64_t t_end = now_mono_us();
@@ -891,20 +1014,24 @@ int sandbox_set_timeout(struct sandbox *sb, unsigned timeout_s, const char *key_
 {
     struct registry *reg = sb->d->reg;
     pthread_mutex_lock(&reg->lock);
-    if (sb->state != SB_RUNNING) {
-        pthread_mutex_unlock(&reg->lock);
-        return -ESRCH;
-    }
-    sb->timeout_s = timeout_s;
-    sb->expires_ms = now_wall_ms() + (uint64_t)timeout_s * 1000;
-    uint64_t expires = sb->expires_ms;
+    bool running = sb->state == SB_RUNNING;
     pthread_mutex_unlock(&reg->lock);
-    int r = store_sandbox_set_expiry(sb->d->store, sb->id, timeout_s, expires);
+    if (!running)
+        return -ESRCH;
+    /* written first: a lifetime the store refuses is not taken */
+    uint64_t expires = now_wall_ms() + (uint64_t)timeout_s * 1000;
+    json_t *detail = json_pack("{s:i}", "timeout_s", (int)timeout_s);
+    struct audit_rec a = {.key_id = key_id, .action = "timeout", .sandbox_id = sb->id, .detail = detail};
+    int r = store_sandbox_set_expiry(sb->d->store, sb->id, timeout_s, expires, &a);
+    json_decref(detail);
     if (r < 0)
         return r;
-    json_t *detail = json_pack("{s:i}", "timeout_s", (int)timeout_s);
-    (void)store_audit(sb->d->store, key_id, "timeout", sb->id, detail);
-    json_decref(detail);
+    pthread_mutex_lock(&reg->lock);
+    if (sb->state == SB_RUNNING) {
+        sb->timeout_s = timeout_s;
+        sb->expires_ms = expires;
+    }
+    pthread_mutex_unlock(&reg->lock);
     return 0;
 }
 
@@ -942,6 +1069,20 @@ void registry_free(struct registry *reg)
     pthread_mutex_unlock(&reg->lock);
     pthread_join(reg->reaper, NULL);
     sandbox_destroy_all(reg->d, "shutdown");
+    /* the teardown worker is stopped (main.c): every sandbox is torn down;
+     * what the store still refuses is lost here, and the next start marks
+     * those records destroyed (daemon_restart) */
+    record_pending(reg);
+    pthread_mutex_lock(&reg->lock);
+    while (reg->dying) {
+        struct sandbox *sb = reg->dying;
+        reg->dying = sb->next;
+        pthread_mutex_unlock(&reg->lock);
+        log_error("sandbox %s: destroyed (%s) but its record could not be written", sb->id, sb->destroy_reason);
+        sandbox_unref(sb);
+        pthread_mutex_lock(&reg->lock);
+    }
+    pthread_mutex_unlock(&reg->lock);
     pthread_cond_destroy(&reg->wake);
     pthread_mutex_destroy(&reg->lock);
     reg->d->reg = NULL;

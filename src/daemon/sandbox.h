@@ -3,7 +3,9 @@
  * A live sandbox is a backend instance (the jail) plus the agent connection.
  * Request handlers take a reference with sandbox_get() and drop it with
  * sandbox_unref(); destroying a sandbox (DELETE, expiry, crash, shutdown)
- * removes it from the registry and kills its processes at once, which makes
+ * moves it from the live list to the dying list (where lookups find it and
+ * answer as for a destroyed sandbox: GET "destroying", calls 410/404) and
+ * kills its processes at once, which makes
  * every request still running in it fail with "agent gone"; the memory of
  * the struct goes with the last reference. So a DELETE during a request is
  * safe, and no request can outlive the agent connection it uses.
@@ -81,11 +83,13 @@ void registry_free(struct registry *reg);
 /* Create a sandbox: a ready one from the warm pool if d->pool has one of
  * this shape, else start and greet a new one. 0 and a referenced *out, or an error
  * filled in err (429 quota_exceeded: --max-sandboxes, 429 sandbox_quota:
- * p->per_key_max, 500 backend failure, 503 shutting down). */
+ * p->per_key_max, 500 backend failure, 503 shutting down, 503
+ * audit_unavailable: its record and create event could not be written). */
 int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char *key_id, struct sandbox **out,
                    struct api_error *err);
 /* A referenced live sandbox the caller may use, or err: 404 unknown / not
- * the caller's / destroyed, 410 expired. */
+ * the caller's / destroyed (or being destroyed), 410 expired (or being torn
+ * down after its expiry). */
 int sandbox_get(struct daemon *d, const struct key_info *caller, const char *id, struct sandbox **out,
                 struct api_error *err);
 void sandbox_unref(struct sandbox *sb);
@@ -96,16 +100,20 @@ static inline void sandbox_unrefp(struct sandbox **sb)
 }
 #define cleanup_sandbox __attribute__((cleanup(sandbox_unrefp)))
 
-/* Destroy now. 0, or -ESRCH if it was already being destroyed. key_id may be
- * NULL (daemon-initiated). */
+/* Destroy now: recorded (with its audit event) first, then torn down. 0;
+ * 1 when destroyed but the state store refused the record (written later
+ * by the reaper; until then the registry answers for it); -ESRCH if it was
+ * already being destroyed. key_id may be NULL (daemon-initiated). */
 int sandbox_destroy(struct sandbox *sb, const char *reason, const char *key_id);
 /* The same for a request that should not wait for the teardown: sb is
- * unreachable and recorded destroyed on return (its agent told to exit), and
- * its processes, cgroup and mounts are released by the d->teardown worker,
- * or here when that queue is full. */
+ * unreachable and recorded destroyed on return (unless 1), its agent told to
+ * exit, and its processes, cgroup and mounts are released by the
+ * d->teardown worker, or here when that queue is full. */
 int sandbox_destroy_detached(struct sandbox *sb, const char *reason, const char *key_id);
 /* Destroy every live sandbox (shutdown) and refuse new ones. */
 void sandbox_destroy_all(struct daemon *d, const char *reason);
+/* Written (with its audit event) before it takes effect: -ENOSPC/-EIO
+ * leave the lifetime as it was; -ESRCH: no longer running. */
 int sandbox_set_timeout(struct sandbox *sb, unsigned timeout_s, const char *key_id);
 
 /* The API sandbox object of any sandbox the store knows (live or not) that

@@ -5,12 +5,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <sqlite3.h>
 
 #include "log.h"
+#include "statedb.h"
 #include "util.h"
 #include "walckpt.h"
 
@@ -29,9 +33,23 @@ static const char SCHEMA[] =
     "CREATE INDEX IF NOT EXISTS audit_sandbox ON audit(sandbox_id, ts);"
     "CREATE TABLE IF NOT EXISTS templates ("
     "  name TEXT PRIMARY KEY, spec_hash TEXT NOT NULL, tree_hash TEXT NOT NULL, built_at INTEGER NOT NULL,"
-    "  manifest TEXT NOT NULL);";
+    "  manifest TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);";
+
+/* Columns added after the first release: a database from before gets them
+ * at open (rows written before have no hash: the chain starts after them). */
+static const char *const AUDIT_COLUMNS[] = {"hash", "outcome"};
+
+/* Retention runs after this many audit rows, and drops at most
+ * PRUNE_BATCH rows per run, so that no single request pays for a large
+ * delete. */
+#define PRUNE_EVERY 64
+#define PRUNE_BATCH 4096
 
 enum stmt_id {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
     ST_KEY_INSERT,
     ST_KEY_FIND,
     ST_KEY_COUNT,
@@ -42,8 +60,18 @@ enum stmt_id {
     ST_SB_SET_EXPIRY,
     ST_SB_SET_DESTROYED,
     ST_SB_RUNNING_IDS,
+    ST_SB_PRUNE,
     ST_AUDIT_INSERT,
     ST_AUDIT_LIST,
+    ST_AUDIT_OUTCOME,
+    ST_AUDIT_BOUNDS,
+    ST_AUDIT_ROW,
+    ST_AUDIT_OLD,
+    ST_AUDIT_DELETE,
+    ST_AUDIT_LAST,
+    ST_AUDIT_LAST_CKPT,
+    ST_AUDIT_ALL,
+    ST_PROBE,
     ST_TMPL_PUT,
     ST_TMPL_LIST,
     ST_TMPL_DELETE,
@@ -51,6 +79,9 @@ enum stmt_id {
 };
 
 static const char *const STMT_SQL[ST__COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
     [ST_KEY_INSERT] = "INSERT INTO api_keys(id,name,hash,admin,created_at,revoked) VALUES(?,?,?,?,?,0)",
     [ST_KEY_FIND] = "SELECT id, hash, admin FROM api_keys WHERE hash = ? AND revoked = 0",
     [ST_KEY_COUNT] = "SELECT count(*) FROM api_keys",
@@ -65,25 +96,66 @@ static const char *const STMT_SQL[ST__COUNT] = {
     [ST_SB_SET_DESTROYED] = "UPDATE sandboxes SET state = 'destroyed', destroy_reason = ?, destroyed_at = ?"
                             " WHERE id = ? AND state = 'running'",
     [ST_SB_RUNNING_IDS] = "SELECT id FROM sandboxes WHERE state = 'running'",
-    [ST_AUDIT_INSERT] = "INSERT INTO audit(ts,key_id,action,sandbox_id,detail) VALUES(?,?,?,?,?)",
-    [ST_AUDIT_LIST] = "SELECT ts, action, key_id, detail FROM audit WHERE sandbox_id = ? ORDER BY ts, rowid",
+    /* the records of sandboxes whose whole audit trail retention dropped */
+    [ST_SB_PRUNE] = "DELETE FROM sandboxes WHERE state = 'destroyed' AND destroyed_at <= ?",
+    [ST_AUDIT_INSERT] = "INSERT INTO audit(ts,key_id,action,sandbox_id,detail,hash) VALUES(?,?,?,?,?,?)",
+    [ST_AUDIT_LIST] = "SELECT ts, action, key_id, detail, outcome FROM audit WHERE sandbox_id = ? ORDER BY ts, rowid",
+    [ST_AUDIT_OUTCOME] = "UPDATE audit SET outcome = ? WHERE rowid = ?",
+    [ST_AUDIT_BOUNDS] = "SELECT min(rowid), max(rowid) FROM audit",
+    [ST_AUDIT_ROW] = "SELECT ts, hash FROM audit WHERE rowid = ?",
+    [ST_AUDIT_OLD] = "SELECT rowid FROM audit WHERE rowid <= ? AND ts < ? ORDER BY rowid DESC LIMIT 1",
+    [ST_AUDIT_DELETE] = "DELETE FROM audit WHERE rowid <= ?",
+    [ST_AUDIT_LAST] = "SELECT hash FROM audit ORDER BY rowid DESC LIMIT 1",
+    [ST_AUDIT_LAST_CKPT] = "SELECT detail FROM audit WHERE action = 'audit_checkpoint' ORDER BY rowid DESC LIMIT 1",
+    [ST_AUDIT_ALL] = "SELECT rowid, ts, key_id, action, sandbox_id, detail, hash FROM audit ORDER BY rowid",
+    [ST_PROBE] = "INSERT OR REPLACE INTO meta(k, v) VALUES('write_probe', ?)",
     [ST_TMPL_PUT] = "INSERT OR REPLACE INTO templates(name,spec_hash,tree_hash,built_at,manifest) VALUES(?,?,?,?,?)",
     [ST_TMPL_LIST] = "SELECT name, manifest FROM templates ORDER BY name",
     [ST_TMPL_DELETE] = "DELETE FROM templates WHERE name = ?",
 };
 
+#define HASH_HEX 64
+
 struct store {
     sqlite3 *db;
+    char *path;
     pthread_mutex_t lock; /* one connection, used by one thread at a time */
     sqlite3_stmt *st[ST__COUNT];
     struct walckpt *ckpt; /* checkpoints on their own thread (walckpt.c) */
+    struct store_opts opts;
+
+    /* under lock */
+    bool unwritable;          /* the last write failed */
+    bool damaged;             /* SQLite found the file corrupt since it was opened (sticky) */
+    char damage[256];
+    char write_error[256];    /* ... with this */
+    char chain[HASH_HEX + 1]; /* hash of the newest audit row ("" before the first) */
+    uint64_t dropped_total;   /* audit rows retention dropped, ever */
+    unsigned since_prune;
 };
 
-/* Log a SQLite failure with the operation; callers return -EIO. */
+/* Log a SQLite failure with the operation: -ENOSPC for a full disk, -EIO
+ * otherwise. */
 static int db_fail(struct store *s, const char *what)
 {
+    int code = sqlite3_errcode(s->db);
     log_error("store: %s: %s", what, sqlite3_errmsg(s->db));
-    return -EIO;
+    if ((code == SQLITE_CORRUPT || code == SQLITE_NOTADB) && !s->damaged) {
+        /* damaged under a running daemon: healthz says so until a restart
+         * (whose check then refuses the file) */
+        s->damaged = true;
+        snprintf(s->damage, sizeof(s->damage), "%s: %s", what, sqlite3_errmsg(s->db));
+    }
+    return code == SQLITE_FULL ? -ENOSPC : -EIO;
+}
+
+/* The same for a write: the store is unwritable until a write succeeds. */
+static int write_fail(struct store *s, const char *what)
+{
+    int r = db_fail(s, what);
+    s->unwritable = true;
+    snprintf(s->write_error, sizeof(s->write_error), "%s: %s", what, sqlite3_errmsg(s->db));
+    return r;
 }
 
 /* Fetch a prepared statement, reset and cleared. Caller holds the lock. */
@@ -109,39 +181,306 @@ static void copy_col(sqlite3_stmt *st, int col, char *dst, size_t cap)
     snprintf(dst, cap, "%s", v ? (const char *)v : "");
 }
 
-int store_open(const char *dir, struct store **out)
+/* Run a statement without result rows (BEGIN, COMMIT, ...). */
+static int step_done(struct store *s, enum stmt_id id)
 {
-    cleanup_free char *path = NULL;
-    if (asprintf(&path, "%s/airlock.db", dir) < 0)
+    sqlite3_stmt *st = stmt(s, id);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- write transactions: begin, the statements, the audit row, commit.
+ * The chain head moves only when the commit succeeded. */
+
+static int tx_begin(struct store *s)
+{
+    if (step_done(s, ST_BEGIN) < 0)
+        return write_fail(s, "begin a write");
+    return 0;
+}
+
+static int tx_end(struct store *s, int r, const char *what)
+{
+    if (r == 0 && step_done(s, ST_COMMIT) < 0)
+        r = write_fail(s, what);
+    if (r < 0) {
+        /* after SQLITE_FULL the transaction may already be rolled back:
+         * then this fails harmlessly */
+        (void)step_done(s, ST_ROLLBACK);
+        return r;
+    }
+    s->unwritable = false;
+    return 0;
+}
+
+/* SHA-256 hex of [prev, ts, key_id, action, sandbox_id, detail] as compact
+ * JSON: one canonical text per row, so that fields cannot run into each
+ * other. */
+static int audit_hash(const char *prev, int64_t ts, const char *key_id, const char *action, const char *sandbox_id,
+                      const char *detail, char out[HASH_HEX + 1])
+{
+    json_t *a = json_pack("[s,I,s?,s,s?,s]", prev, (json_int_t)ts, key_id, action, sandbox_id, detail);
+    char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    if (!text)
         return -ENOMEM;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    int ok = EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL);
+    free(text);
+    if (!ok || mdlen != 32)
+        return -EIO;
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+/* Insert one audit row (in the caller's transaction): its hash goes to
+ * new_chain, its rowid to *row (may be NULL). */
+static int audit_insert_locked(struct store *s, const struct audit_rec *a, const char *prev, char *new_chain,
+                               int64_t *row)
+{
+    cleanup_free char *text = a->detail ? json_dumps(a->detail, JSON_COMPACT) : NULL;
+    const char *detail = text ? text : "{}";
+    const char *key_id = a->key_id && *a->key_id ? a->key_id : NULL;
+    int64_t ts = (int64_t)now_wall_ms();
+    int r = audit_hash(prev, ts, key_id, a->action, a->sandbox_id, detail, new_chain);
+    if (r < 0)
+        return r;
+    sqlite3_stmt *st = stmt(s, ST_AUDIT_INSERT);
+    sqlite3_bind_int64(st, 1, ts);
+    bind_text(st, 2, key_id);
+    bind_text(st, 3, a->action);
+    bind_text(st, 4, a->sandbox_id);
+    bind_text(st, 5, detail);
+    bind_text(st, 6, new_chain);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        r = write_fail(s, "write audit event");
+    else if (row)
+        *row = sqlite3_last_insert_rowid(s->db);
+    sqlite3_reset(st);
+    return r;
+}
+
+static void prune_locked(struct store *s);
+
+/* One state change and its audit record, atomically. change(s, arg) runs
+ * the statement(s) in the transaction (0, -ENOENT, or -errno). */
+static int write_audited(struct store *s, int (*change)(struct store *, void *), void *arg,
+                         const struct audit_rec *a, const char *what, int64_t *row)
+{
+    char chain[HASH_HEX + 1];
+    pthread_mutex_lock(&s->lock);
+    int r;
+    if (!change && a) {
+        /* one statement: its own transaction (SQLite's autocommit), which
+         * saves the BEGIN and COMMIT round of a code run's start */
+        r = audit_insert_locked(s, a, s->chain, chain, row);
+        if (r == 0)
+            s->unwritable = false;
+    } else {
+        r = tx_begin(s);
+        if (r == 0 && change)
+            r = change(s, arg);
+        if (r == 0 && a)
+            r = audit_insert_locked(s, a, s->chain, chain, row);
+        r = tx_end(s, r, what);
+    }
+    if (r == 0 && a) {
+        memcpy(s->chain, chain, sizeof(chain));
+        if (++s->since_prune >= PRUNE_EVERY) {
+            s->since_prune = 0;
+            prune_locked(s);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+/* ---- retention */
+
+/* Drop the oldest audit rows past opts' count or age (at most PRUNE_BATCH)
+ * and append the checkpoint that starts the chain of what remains. Failure
+ * is logged: the rows stay until the next run. */
+static void prune_locked(struct store *s)
+{
+    if (!s->opts.audit_max_rows && !s->opts.audit_max_age_ms)
+        return;
+    sqlite3_stmt *st = stmt(s, ST_AUDIT_BOUNDS);
+    int64_t lo = 0, hi = 0;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        lo = sqlite3_column_int64(st, 0);
+        hi = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    if (!lo)
+        return;
+    /* rows are only ever deleted from the oldest end, so [lo, hi] has no
+     * gaps: hi - lo + 1 is the count */
+    int64_t cut = 0; /* drop rowid <= cut */
+    if (s->opts.audit_max_rows && (uint64_t)(hi - lo + 1) > s->opts.audit_max_rows)
+        cut = hi - (int64_t)s->opts.audit_max_rows;
+    if (cut > lo + PRUNE_BATCH - 1)
+        cut = lo + PRUNE_BATCH - 1;
+    if (s->opts.audit_max_age_ms && cut < lo + PRUNE_BATCH - 1) {
+        st = stmt(s, ST_AUDIT_OLD);
+        sqlite3_bind_int64(st, 1, lo + PRUNE_BATCH - 1);
+        sqlite3_bind_int64(st, 2, (int64_t)(now_wall_ms() - s->opts.audit_max_age_ms));
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > cut)
+            cut = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+    }
+    if (cut < lo || cut >= hi) /* nothing to drop; the newest row always stays */
+        return;
+    int64_t first_ts = 0, last_ts = 0;
+    char through[HASH_HEX + 1] = "";
+    st = stmt(s, ST_AUDIT_ROW);
+    sqlite3_bind_int64(st, 1, lo);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        first_ts = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    st = stmt(s, ST_AUDIT_ROW);
+    sqlite3_bind_int64(st, 1, cut);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        last_ts = sqlite3_column_int64(st, 0);
+        copy_col(st, 1, through, sizeof(through));
+    }
+    sqlite3_reset(st);
+
+    uint64_t n = (uint64_t)(cut - lo + 1);
+    char chain[HASH_HEX + 1];
+    char first[40], last[40];
+    format_time((uint64_t)first_ts, true, first, sizeof(first));
+    format_time((uint64_t)last_ts, true, last, sizeof(last));
+    json_t *detail = json_pack("{s:I,s:I,s:s,s:s,s:s}", "dropped", (json_int_t)n, "dropped_total",
+                               (json_int_t)(s->dropped_total + n), "first_ts", first, "last_ts", last,
+                               "through_hash", through);
+    struct audit_rec a = {.action = "audit_checkpoint", .detail = detail};
+    int r = detail ? tx_begin(s) : -ENOMEM;
+    if (r == 0) {
+        st = stmt(s, ST_AUDIT_DELETE);
+        sqlite3_bind_int64(st, 1, cut);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            r = write_fail(s, "drop old audit events");
+        sqlite3_reset(st);
+    }
+    if (r == 0) {
+        st = stmt(s, ST_SB_PRUNE);
+        sqlite3_bind_int64(st, 1, last_ts);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            r = write_fail(s, "drop old sandbox records");
+        sqlite3_reset(st);
+    }
+    if (r == 0)
+        r = audit_insert_locked(s, &a, s->chain, chain, NULL);
+    r = tx_end(s, r, "audit retention");
+    json_decref(detail);
+    if (r == 0) {
+        memcpy(s->chain, chain, sizeof(chain));
+        s->dropped_total += n;
+        log_debug("store: audit retention dropped %llu events (%llu in all)", (unsigned long long)n,
+                  (unsigned long long)s->dropped_total);
+    }
+}
+
+/* Add the columns a database from an older version lacks. */
+static int migrate(struct store *s)
+{
+    for (size_t i = 0; i < sizeof(AUDIT_COLUMNS) / sizeof(AUDIT_COLUMNS[0]); i++) {
+        sqlite3_stmt *st = NULL;
+        int have = 0;
+        if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM pragma_table_info('audit') WHERE name = ?", -1, &st,
+                               NULL) != SQLITE_OK)
+            return db_fail(s, "read the audit table's columns");
+        sqlite3_bind_text(st, 1, AUDIT_COLUMNS[i], -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            have = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        if (have)
+            continue;
+        char sql[128];
+        snprintf(sql, sizeof(sql), "ALTER TABLE audit ADD COLUMN %s TEXT", AUDIT_COLUMNS[i]);
+        if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+            return db_fail(s, sql);
+    }
+    return 0;
+}
+
+/* The chain head and the dropped count, from the newest row and the newest
+ * checkpoint. Caller holds the lock (or is alone). */
+static void load_chain(struct store *s)
+{
+    sqlite3_stmt *st = stmt(s, ST_AUDIT_LAST);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        copy_col(st, 0, s->chain, sizeof(s->chain));
+    sqlite3_reset(st);
+    st = stmt(s, ST_AUDIT_LAST_CKPT);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *d = sqlite3_column_text(st, 0);
+        json_t *j = d ? json_loads((const char *)d, 0, NULL) : NULL;
+        s->dropped_total = (uint64_t)json_integer_value(json_object_get(j, "dropped_total"));
+        json_decref(j);
+    }
+    sqlite3_reset(st);
+}
+
+int store_open(const char *dir, const struct store_opts *opts, struct store **out)
+{
     struct store *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
     pthread_mutex_init(&s->lock, NULL);
-    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        log_error("store: open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+    if (opts)
+        s->opts = *opts;
+    if (asprintf(&s->path, "%s/airlock.db", dir) < 0) {
+        s->path = NULL;
         store_close(s);
-        return -EIO;
+        return -ENOMEM;
     }
-    sqlite3_busy_timeout(s->db, 5000);
+    int r = statedb_open(s->path, s->opts.init_state, s->opts.full_check, &s->db);
+    if (r < 0) {
+        store_close(s);
+        return r;
+    }
     char *msg = NULL;
-    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", NULL,
+    /* journal_size_limit: a WAL that grew under a burst (the checkpoint
+     * thread cannot reset it while commits keep coming) is cut back to
+     * 64 MiB once it restarts, so the state dir stays bounded */
+    if (sqlite3_exec(s->db,
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+                     " PRAGMA journal_size_limit=67108864;",
+                     NULL,
                      NULL, &msg) != SQLITE_OK ||
         sqlite3_exec(s->db, SCHEMA, NULL, NULL, &msg) != SQLITE_OK) {
-        log_error("store: initialise %s: %s", path, msg ? msg : "?");
+        log_error("store: initialise %s: %s", s->path, msg ? msg : "?");
         sqlite3_free(msg);
         store_close(s);
         return -EIO;
     }
+    if ((r = migrate(s)) < 0) {
+        store_close(s);
+        return r;
+    }
     for (int i = 0; i < ST__COUNT; i++) {
         if (sqlite3_prepare_v3(s->db, STMT_SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
-            int r = db_fail(s, STMT_SQL[i]);
+            r = db_fail(s, STMT_SQL[i]);
             store_close(s);
             return r;
         }
     }
-    if (walckpt_start(path, s->db, &s->ckpt) < 0)
+    load_chain(s);
+    if (s->opts.full_check) {
+        uint64_t rows = 0;
+        char why[512] = "";
+        if (store_audit_verify(s, &rows, why, sizeof(why)) < 0) {
+            log_error("store: the audit log of %s does not verify: %s", s->path, why);
+            store_close(s);
+            return -EUCLEAN;
+        }
+        log_info("store: audit chain verified (%llu events)", (unsigned long long)rows);
+    }
+    if (walckpt_start(s->path, s->db, &s->ckpt) < 0)
         log_warn("store: checkpoints stay in the committing request");
     *out = s;
     return 0;
@@ -157,7 +496,106 @@ void store_close(struct store *s)
     if (s->db)
         sqlite3_close(s->db);
     pthread_mutex_destroy(&s->lock);
+    free(s->path);
     free(s);
+}
+
+/* ---- health */
+
+bool store_writable(struct store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool w = !s->unwritable;
+    pthread_mutex_unlock(&s->lock);
+    return w;
+}
+
+json_t *store_health(struct store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->unwritable) {
+        /* space may have come back: one small write tells */
+        char v[32];
+        snprintf(v, sizeof(v), "%llu", (unsigned long long)now_wall_ms());
+        int r = tx_begin(s);
+        if (r == 0) {
+            sqlite3_stmt *st = stmt(s, ST_PROBE);
+            bind_text(st, 1, v);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                r = write_fail(s, "write probe");
+            sqlite3_reset(st);
+        }
+        (void)tx_end(s, r, "write probe");
+    }
+    int64_t lo = 0, hi = 0;
+    sqlite3_stmt *st = stmt(s, ST_AUDIT_BOUNDS);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        lo = sqlite3_column_int64(st, 0);
+        hi = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    json_t *j = json_pack("{s:b,s:b,s:I,s:I}", "writable", !s->unwritable, "damaged", s->damaged, "audit_rows",
+                          (json_int_t)(lo ? hi - lo + 1 : 0), "audit_dropped", (json_int_t)s->dropped_total);
+    if (j && s->unwritable)
+        json_object_set_new(j, "error", json_string(s->write_error));
+    if (j && s->damaged)
+        json_object_set_new(j, "damage", json_string(s->damage));
+    pthread_mutex_unlock(&s->lock);
+    struct stat sb;
+    if (j && stat(s->path, &sb) == 0)
+        json_object_set_new(j, "db_bytes", json_integer((json_int_t)sb.st_size));
+    return j;
+}
+
+/* ---- audit chain verification */
+
+int store_audit_verify(struct store *s, uint64_t *rows, char *why, size_t whylen)
+{
+    int r = 0;
+    *rows = 0;
+    pthread_mutex_lock(&s->lock);
+    /* the chain of what remains starts where the newest checkpoint says the
+     * dropped rows ended ("" when nothing was ever dropped) */
+    char prev[HASH_HEX + 1] = "";
+    sqlite3_stmt *st = stmt(s, ST_AUDIT_LAST_CKPT);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *d = sqlite3_column_text(st, 0);
+        json_t *j = d ? json_loads((const char *)d, 0, NULL) : NULL;
+        const char *t = json_string_value(json_object_get(j, "through_hash"));
+        snprintf(prev, sizeof(prev), "%s", t ? t : "");
+        json_decref(j);
+    }
+    sqlite3_reset(st);
+    st = stmt(s, ST_AUDIT_ALL);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *stored = (const char *)sqlite3_column_text(st, 6);
+        if (!stored) { /* written before the chain existed */
+            prev[0] = '\0';
+            continue;
+        }
+        char h[HASH_HEX + 1];
+        const char *detail = (const char *)sqlite3_column_text(st, 5);
+        if (audit_hash(prev, sqlite3_column_int64(st, 1), (const char *)sqlite3_column_text(st, 2),
+                       (const char *)sqlite3_column_text(st, 3), (const char *)sqlite3_column_text(st, 4),
+                       detail ? detail : "{}", h) < 0) {
+            r = -ENOMEM;
+            break;
+        }
+        if (strcmp(h, stored) != 0) {
+            snprintf(why, whylen, "audit row %lld (%s) does not match its hash: changed, or a row before it "
+                     "was removed", (long long)sqlite3_column_int64(st, 0), sqlite3_column_text(st, 3));
+            r = -EBADMSG;
+            break;
+        }
+        memcpy(prev, h, sizeof(h));
+        (*rows)++;
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = db_fail(s, "read the audit log");
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&s->lock);
+    return r;
 }
 
 void format_time(uint64_t ms, bool with_ms, char *buf, size_t len)
@@ -175,25 +613,36 @@ void format_time(uint64_t ms, bool with_ms, char *buf, size_t len)
 
 /* ---- keys */
 
-int store_key_insert(struct store *s, const char *id, const char *name, const char *hash, bool admin,
-                     uint64_t created_ms)
+struct key_insert {
+    const char *id, *name, *hash;
+    bool admin;
+    uint64_t created_ms;
+};
+
+static int key_insert_tx(struct store *s, void *arg)
 {
-    pthread_mutex_lock(&s->lock);
+    const struct key_insert *k = arg;
     sqlite3_stmt *st = stmt(s, ST_KEY_INSERT);
-    bind_text(st, 1, id);
-    bind_text(st, 2, name);
-    bind_text(st, 3, hash);
-    sqlite3_bind_int(st, 4, admin);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)created_ms);
+    bind_text(st, 1, k->id);
+    bind_text(st, 2, k->name);
+    bind_text(st, 3, k->hash);
+    sqlite3_bind_int(st, 4, k->admin);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)k->created_ms);
     int rc = sqlite3_step(st);
     int r = 0;
     if (rc == SQLITE_CONSTRAINT)
         r = -EEXIST;
     else if (rc != SQLITE_DONE)
-        r = db_fail(s, "insert api key");
+        r = write_fail(s, "insert api key");
     sqlite3_reset(st);
-    pthread_mutex_unlock(&s->lock);
     return r;
+}
+
+int store_key_insert(struct store *s, const char *id, const char *name, const char *hash, bool admin,
+                     uint64_t created_ms, const struct audit_rec *audit)
+{
+    struct key_insert k = {id, name, hash, admin, created_ms};
+    return write_audited(s, key_insert_tx, &k, audit, "insert api key", NULL);
 }
 
 /* Why an indexed lookup by hash does not leak the key through timing.
@@ -286,26 +735,37 @@ int store_key_list(struct store *s, json_t **out)
     return list_finish(s, st, rc, "list api keys", "keys", arr, out);
 }
 
-/* Run statement id on the row named key: 0, -ENOENT when it changed no
- * row, -EIO (logged as `what`). */
-static int change_row(struct store *s, enum stmt_id id, const char *key, const char *what)
+struct row_change {
+    enum stmt_id id;
+    const char *key, *what;
+};
+
+static int change_row_tx(struct store *s, void *arg)
 {
+    const struct row_change *c = arg;
     int r = 0;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt(s, id);
-    bind_text(st, 1, key);
+    sqlite3_stmt *st = stmt(s, c->id);
+    bind_text(st, 1, c->key);
     if (sqlite3_step(st) != SQLITE_DONE)
-        r = db_fail(s, what);
+        r = write_fail(s, c->what);
     else if (sqlite3_changes(s->db) == 0)
         r = -ENOENT;
     sqlite3_reset(st);
-    pthread_mutex_unlock(&s->lock);
     return r;
 }
 
-int store_key_revoke(struct store *s, const char *id)
+/* Run statement id on the row named key, with its audit record: 0, -ENOENT
+ * when it changed no row (nothing written), -errno (logged as `what`). */
+static int change_row(struct store *s, enum stmt_id id, const char *key, const char *what,
+                      const struct audit_rec *audit)
 {
-    return change_row(s, ST_KEY_REVOKE, id, "revoke api key");
+    struct row_change c = {id, key, what};
+    return write_audited(s, change_row_tx, &c, audit, what, NULL);
+}
+
+int store_key_revoke(struct store *s, const char *id, const struct audit_rec *audit)
+{
+    return change_row(s, ST_KEY_REVOKE, id, "revoke api key", audit);
 }
 
 /* ---- sandboxes */
@@ -316,10 +776,10 @@ void store_record_clear(struct sandbox_record *r)
     r->metadata = NULL;
 }
 
-int store_sandbox_insert(struct store *s, const struct sandbox_record *rec)
+static int sandbox_insert_tx(struct store *s, void *arg)
 {
+    const struct sandbox_record *rec = arg;
     int r = 0;
-    pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st = stmt(s, ST_SB_INSERT);
     bind_text(st, 1, rec->id);
     bind_text(st, 2, rec->state);
@@ -335,10 +795,14 @@ int store_sandbox_insert(struct store *s, const struct sandbox_record *rec)
     sqlite3_bind_int(st, 12, rec->agent_pid);
     bind_text(st, 13, rec->key_id[0] ? rec->key_id : NULL);
     if (sqlite3_step(st) != SQLITE_DONE)
-        r = db_fail(s, "insert sandbox record");
+        r = write_fail(s, "insert sandbox record");
     sqlite3_reset(st);
-    pthread_mutex_unlock(&s->lock);
     return r;
+}
+
+int store_sandbox_insert(struct store *s, const struct sandbox_record *rec, const struct audit_rec *audit)
+{
+    return write_audited(s, sandbox_insert_tx, (void *)rec, audit, "insert sandbox record", NULL);
 }
 
 int store_sandbox_get(struct store *s, const char *id, struct sandbox_record *out)
@@ -378,40 +842,52 @@ int store_sandbox_get(struct store *s, const char *id, struct sandbox_record *ou
     return r;
 }
 
-int store_sandbox_set_expiry(struct store *s, const char *id, unsigned timeout_s, uint64_t expires_ms)
+struct sb_update {
+    const char *id, *reason;
+    unsigned timeout_s;
+    uint64_t ms;
+};
+
+static int set_expiry_tx(struct store *s, void *arg)
 {
+    const struct sb_update *u = arg;
     int r = 0;
-    pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st = stmt(s, ST_SB_SET_EXPIRY);
-    sqlite3_bind_int64(st, 1, timeout_s);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)expires_ms);
-    bind_text(st, 3, id);
+    sqlite3_bind_int64(st, 1, u->timeout_s);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)u->ms);
+    bind_text(st, 3, u->id);
     if (sqlite3_step(st) != SQLITE_DONE)
-        r = db_fail(s, "update sandbox expiry");
+        r = write_fail(s, "update sandbox expiry");
     sqlite3_reset(st);
-    pthread_mutex_unlock(&s->lock);
     return r;
 }
 
-static int set_destroyed_locked(struct store *s, const char *id, const char *reason, uint64_t when_ms)
+int store_sandbox_set_expiry(struct store *s, const char *id, unsigned timeout_s, uint64_t expires_ms,
+                             const struct audit_rec *audit)
 {
+    struct sb_update u = {.id = id, .timeout_s = timeout_s, .ms = expires_ms};
+    return write_audited(s, set_expiry_tx, &u, audit, "update sandbox expiry", NULL);
+}
+
+static int set_destroyed_tx(struct store *s, void *arg)
+{
+    const struct sb_update *u = arg;
     int r = 0;
     sqlite3_stmt *st = stmt(s, ST_SB_SET_DESTROYED);
-    bind_text(st, 1, reason);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)when_ms);
-    bind_text(st, 3, id);
+    bind_text(st, 1, u->reason);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)u->ms);
+    bind_text(st, 3, u->id);
     if (sqlite3_step(st) != SQLITE_DONE)
-        r = db_fail(s, "mark sandbox destroyed");
+        r = write_fail(s, "mark sandbox destroyed");
     sqlite3_reset(st);
     return r;
 }
 
-int store_sandbox_set_destroyed(struct store *s, const char *id, const char *reason, uint64_t when_ms)
+int store_sandbox_set_destroyed(struct store *s, const char *id, const char *reason, uint64_t when_ms,
+                                const struct audit_rec *audit)
 {
-    pthread_mutex_lock(&s->lock);
-    int r = set_destroyed_locked(s, id, reason, when_ms);
-    pthread_mutex_unlock(&s->lock);
-    return r;
+    struct sb_update u = {.id = id, .reason = reason, .ms = when_ms};
+    return write_audited(s, set_destroyed_tx, &u, audit, "mark sandbox destroyed", NULL);
 }
 
 int store_sandbox_destroy_all_running(struct store *s, const char *reason, uint64_t when_ms, unsigned *count)
@@ -441,11 +917,12 @@ int store_sandbox_destroy_all_running(struct store *s, const char *reason, uint6
         const char *id = json_string_value(v);
         if (!id)
             continue;
-        if ((r = store_sandbox_set_destroyed(s, id, reason, when_ms)) < 0)
-            break;
         json_t *detail = json_pack("{s:s}", "reason", reason);
-        (void)store_audit(s, NULL, "destroy", id, detail);
+        struct audit_rec a = {.action = "destroy", .sandbox_id = id, .detail = detail};
+        r = store_sandbox_set_destroyed(s, id, reason, when_ms, &a);
         json_decref(detail);
+        if (r < 0)
+            break;
         (*count)++;
     }
     json_decref(ids);
@@ -454,22 +931,33 @@ int store_sandbox_destroy_all_running(struct store *s, const char *reason, uint6
 
 /* ---- audit */
 
+int store_audit_begin(struct store *s, const struct audit_rec *a, int64_t *row)
+{
+    return write_audited(s, NULL, NULL, a, "write audit event", row);
+}
+
 int store_audit(struct store *s, const char *key_id, const char *action, const char *sandbox_id, json_t *detail)
 {
-    char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+    struct audit_rec a = {.key_id = key_id, .action = action, .sandbox_id = sandbox_id, .detail = detail};
+    return store_audit_begin(s, &a, NULL);
+}
+
+int store_audit_outcome(struct store *s, int64_t row, json_t *outcome)
+{
+    cleanup_free char *text = json_dumps(outcome, JSON_COMPACT);
+    if (!text)
+        return -ENOMEM;
     int r = 0;
     pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt(s, ST_AUDIT_INSERT);
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)now_wall_ms());
-    bind_text(st, 2, key_id && *key_id ? key_id : NULL);
-    bind_text(st, 3, action);
-    bind_text(st, 4, sandbox_id);
-    bind_text(st, 5, text ? text : "{}");
+    sqlite3_stmt *st = stmt(s, ST_AUDIT_OUTCOME);
+    bind_text(st, 1, text);
+    sqlite3_bind_int64(st, 2, row);
     if (sqlite3_step(st) != SQLITE_DONE)
-        r = db_fail(s, "write audit event");
+        r = write_fail(s, "record a run's outcome");
+    else
+        s->unwritable = false;
     sqlite3_reset(st);
     pthread_mutex_unlock(&s->lock);
-    free(text);
     return r;
 }
 
@@ -487,6 +975,11 @@ int store_audit_list(struct store *s, const char *sandbox_id, json_t **out)
         format_time((uint64_t)sqlite3_column_int64(st, 0), true, ts, sizeof(ts));
         const unsigned char *d = sqlite3_column_text(st, 3);
         json_t *detail = d ? json_loads((const char *)d, 0, NULL) : NULL;
+        const unsigned char *o = sqlite3_column_text(st, 4);
+        json_t *outcome = o ? json_loads((const char *)o, 0, NULL) : NULL;
+        if (json_is_object(detail) && json_is_object(outcome))
+            json_object_update(detail, outcome);
+        json_decref(outcome);
         const unsigned char *kid = sqlite3_column_text(st, 2);
         json_array_append_new(arr, json_pack("{s:s,s:s,s:s?,s:o}", "ts", ts, "action", sqlite3_column_text(st, 1),
                                              "key_id", kid, "detail", detail ? detail : json_object()));
@@ -496,11 +989,18 @@ int store_audit_list(struct store *s, const char *sandbox_id, json_t **out)
 
 /* ---- templates */
 
-int store_template_put(struct store *s, const char *name, const char *spec_hash, const char *tree_hash,
-                       uint64_t built_at_ms, const char *manifest)
+struct tmpl_put {
+    const char *name, *spec_hash, *tree_hash;
+    uint64_t built_at_ms;
+    const char *manifest;
+};
+
+static int tmpl_put_tx(struct store *s, void *arg)
 {
+    const struct tmpl_put *t = arg;
+    const char *name = t->name, *spec_hash = t->spec_hash, *tree_hash = t->tree_hash, *manifest = t->manifest;
+    uint64_t built_at_ms = t->built_at_ms;
     int r = 0;
-    pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st = stmt(s, ST_TMPL_PUT);
     bind_text(st, 1, name);
     bind_text(st, 2, spec_hash);
@@ -508,10 +1008,16 @@ int store_template_put(struct store *s, const char *name, const char *spec_hash,
     sqlite3_bind_int64(st, 4, (sqlite3_int64)built_at_ms);
     bind_text(st, 5, manifest);
     if (sqlite3_step(st) != SQLITE_DONE)
-        r = db_fail(s, "record template");
+        r = write_fail(s, "record template");
     sqlite3_reset(st);
-    pthread_mutex_unlock(&s->lock);
     return r;
+}
+
+int store_template_put(struct store *s, const char *name, const char *spec_hash, const char *tree_hash,
+                       uint64_t built_at_ms, const char *manifest)
+{
+    struct tmpl_put t = {name, spec_hash, tree_hash, built_at_ms, manifest};
+    return write_audited(s, tmpl_put_tx, &t, NULL, "record template", NULL);
 }
 
 int store_template_list(struct store *s, json_t **out)
@@ -539,5 +1045,5 @@ int store_template_list(struct store *s, json_t **out)
 
 int store_template_delete(struct store *s, const char *name)
 {
-    return change_row(s, ST_TMPL_DELETE, name, "delete template");
+    return change_row(s, ST_TMPL_DELETE, name, "delete template", NULL);
 }

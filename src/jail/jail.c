@@ -524,6 +524,12 @@ static pid_t jail_agent_pid(struct backend_instance *inst)
     return inst->pid;
 }
 
+static pid_t jail_zygote_pid_of(void *state)
+{
+    struct jail_state *st = state;
+    return st ? jail_zygote_pid(st->zygote) : 0;
+}
+
 const struct backend_ops jail_backend_ops = {
     .name = "jail",
     .init = jail_init,
@@ -532,5 +538,6 @@ const struct backend_ops jail_backend_ops = {
     .oom_kills = jail_oom_kills,
     .memory_usage = jail_memory_usage,
     .agent_pid = jail_agent_pid,
+    .zygote_pid = jail_zygote_pid_of,
     .fini = jail_fini,
 };

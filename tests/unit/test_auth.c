@@ -43,7 +43,7 @@ static void test_bearer(void)
 static void test_bootstrap(void)
 {
     struct store *s = NULL;
-    CHECK(store_open(dir, &s) == 0);
+    CHECK(store_open(dir, NULL, &s) == 0);
     if (!s)
         return;
     char where[256], path[256], key[64] = "";
@@ -78,7 +78,7 @@ static void test_bootstrap(void)
     CHECK(store_key_count(s, &n) == 0 && n == 2);
     CHECK(auth_check(s, "Bearer test", &ki) == 0 && ki.admin);
     /* revoked stays revoked across restarts */
-    CHECK(store_key_revoke(s, ki.id) == 0);
+    CHECK(store_key_revoke(s, ki.id, NULL) == 0);
     CHECK(auth_bootstrap(s, dir, "test", where, sizeof(where)) == 0);
     CHECK(auth_check(s, "Bearer test", &ki) == -EACCES);
     store_close(s);

@@ -24,6 +24,20 @@ static void test_defaults(void)
     CHECK(cfg.auth_fail_rate == 1 && cfg.auth_fail_burst == 20);
     CHECK(cfg.max_sandboxes == 64);
     CHECK(cfg.pool_size == 2 && cfg.pool_max == 8);
+    /* the audit log is bounded unless told otherwise; damaged state is
+     * refused unless told otherwise */
+    CHECK(cfg.audit_max_rows == 1000000 && cfg.audit_max_age_s == 0);
+    CHECK(!cfg.init_state && !cfg.check_integrity);
+    config_free(&cfg);
+}
+
+static void test_state(void)
+{
+    struct config cfg;
+    char *argv[] = {"airlockd", "--init-state", "--check-integrity", "--audit-max-rows", "0", "--audit-max-age",
+                    "86400", NULL};
+    CHECK(parse(&cfg, argv) == 0);
+    CHECK(cfg.init_state && cfg.check_integrity && cfg.audit_max_rows == 0 && cfg.audit_max_age_s == 86400);
     config_free(&cfg);
 }
 
@@ -73,6 +87,7 @@ static void test_refused(void)
         {"--rate-burst", "0"},     {"--rate-burst", "-3"},       {"--max-concurrent-requests", "1.5"},
         {"--max-sandboxes-per-key", "many"}, {"--auth-fail-burst", "0"}, {"--auth-fail-rate", ""},
         {"--pool-size", "-1"},     {"--pool-size", "1001"},      {"--pool-max", "x"},
+        {"--audit-max-rows", "-1"}, {"--audit-max-rows", "lots"}, {"--audit-max-age", "1d"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct config cfg;
@@ -90,6 +105,7 @@ int main(void)
     test_defaults();
     test_limits();
     test_pool();
+    test_state();
     test_refused();
     UNIT_DONE();
 }

@@ -9,9 +9,9 @@ Configuration: ``AIRLOCK_URL`` (default ``http://127.0.0.1:7070``, or
 ``unix:///path/to.sock``) and ``AIRLOCK_API_KEY``.
 """
 
-from .errors import (AirlockConnectionError, AirlockError, AuthError, EgressUnavailable,
+from .errors import (AirlockConnectionError, AirlockError, AuditUnavailable, AuthError, EgressUnavailable,
                      IntegrityError, InvalidRequest, NotFound, PathEscape, PathForbidden,
-                     PayloadTooLarge, QuotaExceeded, RateLimitError, RegionUnavailable,
+                     PayloadTooLarge, QuotaExceeded, RateLimitError, RegionUnavailable, ReplRestarted,
                      SandboxTimeout, ServerError, TemplateCorrupt, TemplateNotFound,
                      TransferError, WheelInstallError)
 from .models import Execution, ExecutionError, Info, Result
@@ -25,5 +25,6 @@ __all__ = [
     "AirlockError", "AirlockConnectionError", "TransferError", "IntegrityError", "AuthError", "NotFound", "SandboxTimeout",
     "QuotaExceeded", "RateLimitError", "InvalidRequest", "PayloadTooLarge", "PathEscape", "PathForbidden", "RegionUnavailable",
     "EgressUnavailable", "TemplateNotFound", "TemplateCorrupt", "WheelInstallError", "ServerError",
+    "AuditUnavailable", "ReplRestarted",
     "close_idle_connections",
 ]

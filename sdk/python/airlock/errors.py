@@ -113,6 +113,18 @@ class ServerError(AirlockError):
     """5xx: a daemon or host failure (503 unavailable, 507 no_space, 500 internal)."""
 
 
+class AuditUnavailable(ServerError):
+    """503 audit_unavailable: the daemon cannot write its state database (its
+    disk is full, or the database failed), so it refused the action: nothing
+    was done, and sending it again once ``/v1/healthz`` is ``ok`` is safe."""
+
+
+class ReplRestarted(UserWarning):
+    """Warned (``warnings.warn``) by ``run_code`` when the result says the
+    sandbox's Python REPL was restarted: the variables, imports and
+    definitions of earlier calls are gone (``Execution.repl_restarted``)."""
+
+
 _BY_CODE = {
     "region_unavailable": RegionUnavailable,
     "egress_unavailable": EgressUnavailable,
@@ -123,6 +135,7 @@ _BY_CODE = {
     "digest_mismatch": IntegrityError,
     "payload_too_large": PayloadTooLarge,
     "sandbox_expired": SandboxTimeout,
+    "audit_unavailable": AuditUnavailable,
     "quota_exceeded": QuotaExceeded,
     "sandbox_quota": QuotaExceeded,
     "rate_limited": RateLimitError,

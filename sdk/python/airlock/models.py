@@ -78,6 +78,9 @@ class Execution:
         self.timed_out = bool(d.get("timed_out", False))
         self.stdout_truncated = bool(d.get("stdout_truncated", False))
         self.stderr_truncated = bool(d.get("stderr_truncated", False))
+        # the Python REPL was restarted during this call or since the last
+        # one: the state of earlier calls is gone
+        self.repl_restarted = bool(d.get("repl_restarted", False))
 
     @property
     def text(self):
@@ -102,6 +105,8 @@ class Execution:
             parts.append("text=%r" % _short(self.text))
         if self.timed_out:
             parts.append("timed_out=True")
+        if self.repl_restarted:
+            parts.append("repl_restarted=True")
         parts.append("duration_ms=%r" % self.duration_ms)
         return "Execution(%s)" % ", ".join(parts)
 

@@ -5,9 +5,10 @@ import math
 import os
 import tempfile
 import urllib.parse
+import warnings
 
 from ._transport import Transport, decode_json
-from .errors import AirlockError, InvalidRequest, NotFound, SandboxTimeout, WheelInstallError
+from .errors import AirlockError, InvalidRequest, NotFound, ReplRestarted, SandboxTimeout, WheelInstallError
 from .models import Execution, Info
 
 # Seconds the HTTP layer waits beyond a code/exec timeout before it gives up
@@ -282,7 +283,12 @@ class Sandbox:
         """Run code in the sandbox's persistent Python REPL (or a fresh bash)."""
         d = self._call("POST", "/code", self._code_body(code, language, timeout),
                        timeout=self._wait(timeout))
-        return Execution(d)
+        ex = Execution(d)
+        if ex.repl_restarted:
+            warnings.warn(ReplRestarted(
+                "sandbox %s: the Python REPL was restarted; the variables and imports of earlier "
+                "calls are gone" % self._id), stacklevel=2)
+        return ex
 
     def run_code_stream(self, code, language="python", timeout=None):
         """Like run_code, but yields event dicts as they happen:
