@@ -556,9 +556,14 @@ def main():
 
             if "cycle" in only:
                 waits["cycle"] = settle(d)
+                since = d.log_size()
                 cyc = timed(cycle_print, n, warmup=5)
                 raw["cycle"] = cyc
                 table.add("create + run_code('print(1)') + close", cyc, ref=ref_print, target=(5, 20))
+                hits, builds = d.create_times(since)
+                if builds and not hits:
+                    # --daemon-arg=--pool-size=0: every create of the row was a miss
+                    table.add("create (pool miss: built in the request), server-side", builds)
 
             if "pandas" in only:
                 waits["pandas"] = settle(d)
