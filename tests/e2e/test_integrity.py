@@ -158,8 +158,10 @@ class _ExpireMidway:
         self.sb, self.daemon, self.after, self.n, self.expired = sb, daemon, after, 0, False
 
     def _gone(self):
+        # torn down, not only past its lifetime: an expired sandbox reads
+        # "destroying" until the reaper has destroyed it
         st, _, _, j = self.daemon.request("GET", "/v1/sandboxes/" + self.sb.id)
-        return st == 200 and j["state"] != "running" or st in (404, 410)
+        return st == 200 and j["state"] == "destroyed" or st in (404, 410)
 
     def write(self, b):
         self.n += len(b)
