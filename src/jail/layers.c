@@ -118,6 +118,9 @@ static int make_readonly(int mnt, const char *what, char *err, size_t errlen)
     return 0;
 }
 
+static int overlay_of(const struct jail_layers *l, int lower_fd, unsigned attrs, const char *what, char *err,
+                      size_t errlen);
+
 int layers_init(struct jail_layers *l, char *err, size_t errlen)
 {
     l->empty_fd = l->devskel_fd = -1;
@@ -137,6 +140,14 @@ int layers_init(struct jail_layers *l, char *err, size_t errlen)
     if ((r = devskel_fill(l->devskel_fd, err, errlen)) < 0 ||
         (r = make_readonly(l->devskel_fd, "/dev skeleton", err, errlen)) < 0)
         goto fail;
+    /* one overlay now: a host without overlayfs fails at start, with the
+     * reason, rather than at every create */
+    int probe = overlay_of(l, l->devskel_fd, MOUNT_ATTR_RDONLY, "probe at start", err, errlen);
+    if (probe < 0) {
+        r = probe;
+        goto fail;
+    }
+    close(probe);
     return 0;
 fail:
     layers_fini(l);
