@@ -114,6 +114,14 @@ static int add_kv(struct cli_ctx *ctx, const struct cli_option *o, const char *k
     return k && v && json_object_set_new(obj, k, v) == 0 ? 0 : -1;
 }
 
+static bool is_choice(const struct cli_option *o, const char *v)
+{
+    for (const char *const *c = o->choices; c && *c; c++)
+        if (strcmp(*c, v) == 0)
+            return true;
+    return !o->choices;
+}
+
 /* Record the value v (NULL for a flag) of option o. */
 static int take_value(struct cli_ctx *ctx, const struct cli_command *cmd, const struct cli_option *o,
                       struct cli_value *val, const char *v)
@@ -127,12 +135,8 @@ static int take_value(struct cli_ctx *ctx, const struct cli_command *cmd, const 
         j = json_true();
         break;
     case ARG_STRING:
-        for (const char *const *c = o->choices; c && *c; c++)
-            if (strcmp(*c, v) == 0)
-                goto chosen;
-        if (o->choices)
+        if (!is_choice(o, v))
             return bad_value(cmd, o, v);
-chosen:
         if (o->repeat) {
             const char **l = realloc(val->list, sizeof(*l) * (size_t)(val->count + 1));
             if (!l)

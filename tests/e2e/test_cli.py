@@ -208,6 +208,16 @@ def test_help_lists_every_option(run_cli):
         assert verb in p.out, (verb, p.out)
 
 
+def test_long_options_as_getopt_took_them(run_cli):
+    """--opt=V and unique prefixes, as getopt_long accepted them before the table."""
+    sb = json.loads(run_cli("create", "--time=600", "--mem", "256", "--json", check=0).out)
+    try:
+        assert sb["timeout_s"] == 600 and sb["memory_mb"] == 256
+    finally:
+        run_cli("rm", sb["id"], check=0)
+    assert "ambiguous" in run_cli("create", "--e", "A=1", check=2).err
+
+
 def test_exit_0_ok(run_cli):
     run_cli("ls", check=0)
     run_cli("--version", check=0)
