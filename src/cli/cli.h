@@ -129,8 +129,8 @@ int jset(json_t *o, const char *k, json_t *v);
 char *read_whole(const char *path, size_t *len);
 /* client_json, printing the error: 0, or EXIT_ERROR. */
 int call_json(struct cli_ctx *ctx, const char *method, const char *path, json_t *body, json_t **out, char **raw);
-/* GET path; with --json print the raw answer and return 1; 0 with *out to
- * show as text; EXIT_ERROR after printing the error (as a negative: -1). */
+/* GET path: 1 when --json printed the raw answer, 0 with *out to show as
+ * text, -1 after printing the error. */
 int fetch_or_print(struct cli_ctx *ctx, const char *path, json_t **out);
 
 /* ---- the commands ------------------------------------------------------- */
