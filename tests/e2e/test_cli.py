@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-COMMANDS = ["create", "ls", "info", "rm", "run", "exec", "upload", "download", "keys", "logs"]
+COMMANDS = ["create", "ls", "info", "rm", "run", "exec", "upload", "download", "keys", "logs",
+            "template", "install-wheels"]
 
 
 @pytest.fixture
@@ -184,3 +185,120 @@ def test_bad_key_and_unreachable(run_cli, daemon):
 def test_unix_socket(run_cli, daemon):
     p = run_cli("ls", "--json", url=daemon.unix_url, check=0)
     assert "sandboxes" in json.loads(p.out)
+
+
+# ---- one set of exit codes for every command (README "CLI"): 0 ok, 1 error,
+# 2 usage, 124 timed out, 130 interrupted, else the code's own exit code.
+
+def test_help_command_shows_that_commands_help(run_cli):
+    for cmd in COMMANDS:
+        p = run_cli("help", cmd, check=0)
+        assert p.out.startswith("usage: airlock " + cmd), (cmd, p.out)
+        assert p.out == run_cli(cmd, "--help", check=0).out
+    assert "unknown command" in run_cli("help", "frobnicate", check=2).err
+
+
+def test_help_lists_every_option(run_cli):
+    p = run_cli("help", "create", check=0)
+    for opt in ("--template", "--timeout", "--memory-mb", "--cpus", "--env", "--metadata", "--region",
+                "--egress", "--json", "--url", "--key"):
+        assert opt in p.out, (opt, p.out)
+    p = run_cli("help", "keys", check=0)
+    for verb in ("keys create NAME", "keys ls", "keys revoke ID", "--admin"):
+        assert verb in p.out, (verb, p.out)
+
+
+def test_long_options_as_getopt_took_them(run_cli):
+    """--opt=V and unique prefixes, as getopt_long accepted them before the table."""
+    sb = json.loads(run_cli("create", "--time=600", "--mem", "256", "--json", check=0).out)
+    try:
+        assert sb["timeout_s"] == 600 and sb["memory_mb"] == 256
+    finally:
+        run_cli("rm", sb["id"], check=0)
+    assert "ambiguous" in run_cli("create", "--e", "A=1", check=2).err
+
+
+def test_exit_0_ok(run_cli):
+    run_cli("ls", check=0)
+    run_cli("--version", check=0)
+
+
+def test_exit_1_error(run_cli):
+    p = run_cli("info", "sb_" + "0" * 32, check=1)
+    assert "(not_found)" in p.err
+    run_cli("exec", "sb_" + "0" * 32, "true", check=1)
+    run_cli("ls", url="http://127.0.0.1:1", check=1)
+
+
+def test_exit_2_usage(run_cli):
+    for args in (["ls", "--frobnicate"], ["create", "--cpus", "lots"], ["info"], ["rm"],
+                 ["download", "sb_x"], ["exec"], ["template", "build"], ["run", "a.py", "b.py"],
+                 ["run", "--language", "cobol", "a.py"], ["--frobnicate"], ["keys"]):
+        p = run_cli(*args, check=2)
+        assert p.err.startswith("airlock: ") or p.err.startswith("usage: "), (args, p.err)
+
+
+def test_exit_124_run_timeout(run_cli, daemon, tmp_path):
+    before = daemon.healthz()["sandboxes"]
+    s = tmp_path / "loop.py"
+    s.write_text("while True: pass\n")
+    p = run_cli("run", "--timeout", "1", str(s), check=124)
+    assert "TimeoutError" in p.err
+    run_cli("run", "--json", "--timeout", "1", str(s), check=124)
+    s = tmp_path / "loop.sh"
+    s.write_text("sleep 60\n")
+    run_cli("run", "--timeout", "1", str(s), check=124)
+    assert daemon.healthz()["sandboxes"] == before
+
+
+def test_exit_124_exec_timeout(run_cli, sb):
+    run_cli("exec", sb.id, "--timeout", "1", "--", "sleep", "60", check=124)
+    run_cli("exec", "--json", sb.id, "--timeout", "1", "--", "sleep", "60", check=124)
+
+
+def _interrupt(cli, daemon, args):
+    env = dict(os.environ, AIRLOCK_URL=daemon.url, AIRLOCK_API_KEY=daemon.key)
+    p = subprocess.Popen([str(cli), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"started\n"
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    return rc, p.stderr.read().decode(errors="replace")
+
+
+def test_exit_130_interrupted_run_and_exec(cli, daemon, sb, tmp_path):
+    s = tmp_path / "slow.sh"
+    s.write_text("echo started\nsleep 60\n")
+    rc, err = _interrupt(cli, daemon, ["run", str(s)])
+    assert rc == 130, err
+    rc, err = _interrupt(cli, daemon, ["run", "--sandbox", sb.id, str(s)])
+    assert rc == 130, err
+    rc, err = _interrupt(cli, daemon, ["exec", sb.id, "sh", "-c", "echo started; sleep 60"])
+    assert rc == 130, err
+    assert "interrupted" in err
+    assert sb.exec(["true"]).exit_code == 0  # the sandbox is still there
+
+
+def test_exit_code_of_the_code(run_cli, sb, tmp_path):
+    run_cli("exec", sb.id, "--", "sh", "-c", "exit 7", check=7)
+    run_cli("exec", "--json", sb.id, "--", "sh", "-c", "exit 9", check=9)
+    run_cli("exec", sb.id, "--shell", "exit 3", check=3)
+    s = tmp_path / "exit5.sh"
+    s.write_text("exit 5\n")
+    run_cli("run", "--sandbox", sb.id, str(s), check=5)
+    s = tmp_path / "exit4.py"
+    s.write_text("import sys\nsys.exit(4)\n")
+    run_cli("run", "--sandbox", sb.id, str(s), check=4)
+
+
+def test_exec_command_without_dashdash(run_cli, sb):
+    p = run_cli("exec", sb.id, "ls", "-l", "/", check=0)
+    assert "tmp" in p.out
+    # options before the command word are the CLI's; after it, the command's
+    p = run_cli("exec", sb.id, "--cwd", "/tmp", "sh", "-c", "pwd; echo \"$@\"", "x", "--cwd", "-h", check=0)
+    assert p.out == "/tmp\n--cwd -h\n"
+    p = run_cli("exec", "--env", "A=1", sb.id, "--env", "B=2", "sh", "-c", "echo $A$B", check=0)
+    assert p.out == "12\n"
