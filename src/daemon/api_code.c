@@ -19,7 +19,7 @@
 #include "buf.h"
 #include "log.h"
 #include "proto.h"
-#include "sandbox.h"
+#include "registry.h"
 #include "utf8.h"
 #include "util.h"
 

@@ -16,7 +16,7 @@
 #include "log.h"
 #include "path.h"
 #include "proto.h"
-#include "sandbox.h"
+#include "registry.h"
 #include "util.h"
 
 #define FILE_OP_TIMEOUT_MS 120000   /* list, delete, final upload reply */

@@ -11,7 +11,7 @@
 #include "log.h"
 #include "pool.h"
 #include "templates.h"
-#include "sandbox.h"
+#include "registry.h"
 #include "util.h"
 
 #define ENV_MAX_BYTES (64u * 1024u)

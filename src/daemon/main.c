@@ -25,7 +25,7 @@
 #include "http.h"
 #include "log.h"
 #include "pool.h"
-#include "sandbox.h"
+#include "registry.h"
 #include "store.h"
 #include "util.h"
 

@@ -28,7 +28,7 @@
 #include <jansson.h>
 
 #include "daemon.h"
-#include "sandbox.h"
+#include "registry.h"
 
 /* How many shapes are tracked at once; a create of a further shape is a
  * plain build until an idle shape is forgotten. */

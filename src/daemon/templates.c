@@ -18,7 +18,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "pool.h"
-#include "sandbox.h"
+#include "registry.h"
 #include "tmpl_build.h"
 #include "tmpl_spec.h"
 #include "treehash.h"

@@ -1,4 +1,4 @@
-/* sandbox.h - the registry of live sandboxes, their lifetimes, the reaper.
+/* registry.h - the registry of live sandboxes, their lifetimes, the reaper.
  *
  * A live sandbox is a backend instance (the jail) plus the agent connection.
  * Request handlers take a reference with sandbox_get() and drop it with
@@ -21,8 +21,8 @@
  * and someone else's sandbox is answered exactly like an unknown id (404
  * "no sandbox <id>"), so its existence does not leak.
  */
-#ifndef AIRLOCK_SANDBOX_H
-#define AIRLOCK_SANDBOX_H
+#ifndef AIRLOCK_REGISTRY_H
+#define AIRLOCK_REGISTRY_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-#include "sandbox.h"
+#include "registry.h"
 
 #include <errno.h>
 #include <pthread.h>
