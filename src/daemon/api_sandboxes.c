@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_errors.h"
 #include "log.h"
 #include "pool.h"
 #include "templates.h"
@@ -101,12 +102,27 @@ int api_field_env(struct http_req *req, const char *name, size_t max_bytes, json
     return 0;
 }
 
+int api_error_gone(struct api_error *err, struct sandbox *sb)
+{
+    struct op_error op = {0};
+    int r = sandbox_gone_error(sb, &op);
+    return api_error_from_op(err, r, &op);
+}
+
+void api_reply_op_error(struct http_req *req, int r, const struct op_error *op)
+{
+    struct api_error err = {0};
+    api_error_from_op(&err, r, op);
+    http_reply_error(req, &err);
+}
+
 struct sandbox *api_route_sandbox(struct http_req *req)
 {
     struct sandbox *sb = NULL;
-    struct api_error err = {0};
-    if (sandbox_get(req->d, &req->key, req->param, &sb, &err) < 0) {
-        http_reply_error(req, &err);
+    struct op_error err = {0};
+    int r = sandbox_get(req->d, &req->key, req->param, &sb, &err);
+    if (r < 0) {
+        api_reply_op_error(req, r, &err);
         return NULL;
     }
     http_mark(req, HTTP_T_LOOKUP);
@@ -213,9 +229,16 @@ void api_sandbox_create(struct http_req *req)
     /* held (cannot be removed) until the sandbox is in the registry */
     __attribute__((cleanup(release_template))) struct held_template held = {.t = d->templates};
     if (strcmp(tmpl, d->host_template.name) != 0) {
-        struct api_error terr = {0};
-        if (templates_acquire(d->templates, tmpl, &held.tp, &terr) < 0) {
-            http_reply_error(req, &terr);
+        struct op_error terr = {0};
+        int r = templates_acquire(d->templates, tmpl, &held.tp, &terr);
+        if (r < 0) {
+            /* an unknown template in a create body is a bad request (GET and
+             * DELETE of /v1/templates/{name} answer 404 for it) */
+            struct api_error err = {0};
+            api_error_from_op(&err, r, &terr);
+            if (terr.code == ERR_NO_TEMPLATE)
+                err.status = 400;
+            http_reply_error(req, &err);
             return;
         }
         p.tmpl = tmpl_info(held.tp);
@@ -279,9 +302,14 @@ void api_sandbox_create(struct http_req *req)
     }
 
     cleanup_sandbox struct sandbox *sb = NULL;
-    struct api_error err = {0};
-    if (sandbox_create(d, &p, req->key.id, &sb, &err) < 0) {
-        http_reply_error(req, &err);
+    struct op_error err = {0};
+    int r = sandbox_create(d, &p, req->key.id, &sb, &err);
+    if (r < 0) {
+        /* a warm-up that raises is the template's defect, answered 422
+         * (which http.c does not log): the operator hears of it here */
+        if (err.code == ERR_WARMUP)
+            log_warn("create: %s", err.msg);
+        api_reply_op_error(req, r, &err);
         return;
     }
     http_mark(req, HTTP_T_CREATED);
@@ -293,9 +321,10 @@ void api_sandbox_list(struct http_req *req) { http_reply_json(req, 200, sandbox_
 void api_sandbox_get(struct http_req *req)
 {
     json_t *j = NULL;
-    struct api_error err = {0};
-    if (sandbox_describe(req->d, &req->key, req->param, &j, &err) < 0)
-        http_reply_error(req, &err);
+    struct op_error err = {0};
+    int r = sandbox_describe(req->d, &req->key, req->param, &j, &err);
+    if (r < 0)
+        api_reply_op_error(req, r, &err);
     else
         http_reply_json(req, 200, j);
 }
@@ -315,7 +344,7 @@ void api_sandbox_delete(struct http_req *req)
     if (r < 0) {
         /* lost a race with the reaper or another DELETE */
         struct api_error err = {0};
-        sandbox_gone_error(sb, &err);
+        api_error_gone(&err, sb);
         if (err.status == 503)
             api_error_set(&err, -ENOENT, 404, "not_found", "sandbox %s was destroyed", req->param);
         http_reply_error(req, &err);
@@ -340,7 +369,7 @@ void api_sandbox_timeout(struct http_req *req)
     r = sandbox_set_timeout(sb, timeout_s, req->key.id);
     if (r == -ESRCH) {
         struct api_error err = {0};
-        sandbox_gone_error(sb, &err);
+        api_error_gone(&err, sb);
         http_reply_error(req, &err);
         return;
     }
@@ -357,9 +386,10 @@ void api_sandbox_logs(struct http_req *req)
 {
     /* also for destroyed sandboxes: only the record must exist */
     json_t *events = NULL;
-    struct api_error err = {0};
-    if (sandbox_logs_json(req->d, &req->key, req->param, &events, &err) < 0)
-        http_reply_error(req, &err);
+    struct op_error err = {0};
+    int r = sandbox_logs_json(req->d, &req->key, req->param, &events, &err);
+    if (r < 0)
+        api_reply_op_error(req, r, &err);
     else
         http_reply_json(req, 200, events);
 }
