@@ -11,6 +11,7 @@
 #include "build.h"
 #include "log.h"
 #include "pool.h"
+#include "record.h"
 #include "sandbox_impl.h"
 #include "util.h"
 
@@ -58,61 +59,13 @@ static int no_such_sandbox(const char *id, struct op_error *err)
 
 /* ---- records and JSON */
 
-/* show_owner: only admins learn which key owns a sandbox. */
-static json_t *record_json(const struct sandbox_record *rec, bool show_owner)
-{
-    char created[40], expires[40], destroyed[40];
-    format_time(rec->created_ms, false, created, sizeof(created));
-    format_time(rec->expires_ms, false, expires, sizeof(expires));
-    format_time(rec->destroyed_ms, false, destroyed, sizeof(destroyed));
-    json_t *md = json_loads(rec->metadata ? rec->metadata : "{}", 0, NULL);
-    bool gone = strcmp(rec->state, "running") != 0;
-    json_t *j = json_pack("{s:s,s:s,s:s,s:b,s:s,s:i,s:f,s:i,s:s,s:s,s:s?,s:s?,s:o}", "id", rec->id, "state",
-                          rec->state, "template", rec->template_name, "egress", rec->egress, "region", rec->region,
-                          "memory_mb", (int)rec->memory_mb, "cpus", rec->cpus, "timeout_s", (int)rec->timeout_s,
-                          "created_at", created, "expires_at", expires, "destroyed_at",
-                          gone && rec->destroyed_ms ? destroyed : NULL, "destroy_reason",
-                          gone && rec->destroy_reason[0] ? rec->destroy_reason : NULL, "metadata",
-                          md ? md : json_object());
-    if (j && show_owner &&
-        json_object_set_new(j, "key_id", rec->key_id[0] ? json_string(rec->key_id) : json_null()) < 0) {
-        json_decref(j);
-        return NULL;
-    }
-    return j;
-}
-
-/* Caller holds the registry lock (for timeout/expiry). metadata borrowed. */
-static void fill_record_locked(const struct sandbox *sb, struct sandbox_record *rec, char *metadata)
-{
-    *rec = (struct sandbox_record){0};
-    snprintf(rec->id, sizeof(rec->id), "%s", sb->id);
-    /* "destroying" while a teardown runs, except after a DELETE: its answer
-     * already said "destroyed" (and nothing of the sandbox is reachable) */
-    bool tearing = sb->state == SB_DESTROYING && strcmp(sb->destroy_reason, "deleted") != 0;
-    snprintf(rec->state, sizeof(rec->state), "%s",
-             sb->state == SB_RUNNING ? "running" : tearing ? "destroying" : "destroyed");
-    snprintf(rec->template_name, sizeof(rec->template_name), "%s", sb->template_name);
-    rec->egress = sb->egress;
-    snprintf(rec->region, sizeof(rec->region), "%s", sb->region);
-    rec->memory_mb = sb->memory_mb;
-    rec->cpus = sb->cpus;
-    rec->timeout_s = sb->timeout_s;
-    rec->created_ms = sb->created_ms;
-    rec->expires_ms = sb->expires_ms;
-    rec->destroyed_ms = sb->destroyed_ms;
-    snprintf(rec->destroy_reason, sizeof(rec->destroy_reason), "%s", sb->destroy_reason);
-    rec->metadata = metadata;
-    snprintf(rec->key_id, sizeof(rec->key_id), "%s", sb->key_id);
-}
-
 json_t *sandbox_json(struct sandbox *sb, const struct key_info *caller)
 {
     struct registry *reg = sb->d->reg;
     cleanup_free char *md = json_dumps(sb->metadata, JSON_COMPACT);
     struct sandbox_record rec;
     pthread_mutex_lock(&reg->lock);
-    fill_record_locked(sb, &rec, md);
+    sandbox_fill_record(sb, &rec, md);
     if (sb->state == SB_RUNNING && now_wall_ms() >= sb->expires_ms) {
         /* past its lifetime, the reaper not there yet: calls already answer
          * 410 (sandbox_get), so GET must not say running */
@@ -120,7 +73,7 @@ json_t *sandbox_json(struct sandbox *sb, const struct key_info *caller)
         snprintf(rec.destroy_reason, sizeof(rec.destroy_reason), "expired");
     }
     pthread_mutex_unlock(&reg->lock);
-    return record_json(&rec, caller->admin);
+    return sandbox_record_json(&rec, caller->admin);
 }
 
 /* ---- references */
@@ -153,16 +106,6 @@ int sandbox_gone_error(struct sandbox *sb, struct op_error *err)
 
 /* ---- lookup */
 
-static bool valid_sandbox_id(const char *id)
-{
-    if (strlen(id) != SANDBOX_ID_LEN || strncmp(id, "sb_", 3) != 0)
-        return false;
-    for (const char *p = id + 3; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return false;
-    return true;
-}
-
 /* A sandbox in the registry: live, or destroyed and still on the dying
  * list. */
 static struct sandbox *find_live_locked(struct registry *reg, const char *id)
@@ -192,7 +135,7 @@ static int dying_error_locked(const struct sandbox *sb, struct op_error *err)
 static int visible_record(struct daemon *d, const struct key_info *caller, const char *id,
                           struct sandbox_record *rec, struct op_error *err)
 {
-    int r = valid_sandbox_id(id) ? store_sandbox_get(d->store, id, rec) : -ENOENT;
+    int r = sandbox_id_valid(id) ? store_sandbox_get(d->store, id, rec) : -ENOENT;
     if (r == -ENOENT)
         return no_such_sandbox(id, err);
     if (r < 0)
@@ -276,7 +219,7 @@ int sandbox_describe(struct daemon *d, const struct key_info *caller, const char
     int r = visible_record(d, caller, id, &rec, err);
     if (r < 0)
         return r;
-    *out = record_json(&rec, caller->admin);
+    *out = sandbox_record_json(&rec, caller->admin);
     store_record_clear(&rec);
     return *out ? 0 : op_error_set(err, -ENOMEM, ERR_INTERNAL, "out of memory");
 }
@@ -668,7 +611,7 @@ static int record_created(struct sandbox *sb, const char *key_id, bool pooled, s
     struct daemon *d = sb->d;
     cleanup_free char *md = json_dumps(sb->metadata, JSON_COMPACT);
     struct sandbox_record rec;
-    fill_record_locked(sb, &rec, md); /* not yet shared: no lock needed */
+    sandbox_fill_record(sb, &rec, md); /* not yet shared: no lock needed */
     rec.agent_pid = d->backend->agent_pid ? (int)d->backend->agent_pid(sb->inst) : 0;
     json_t *detail = json_pack("{s:s,s:i,s:f,s:i,s:b}", "template", sb->template_name, "memory_mb",
                                (int)sb->memory_mb, "cpus", sb->cpus, "timeout_s", (int)sb->timeout_s, "pooled", pooled);
