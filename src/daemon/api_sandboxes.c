@@ -211,6 +211,37 @@ static void release_template(struct held_template *h)
         templates_release(h->t, h->tp);
 }
 
+/* Acquire the built template `name` into held and take its limits (cut to
+ * the daemon's ceilings; tmpl_spec.c checked their lower bounds) as p's
+ * defaults; -errno after replying. */
+static int use_template(struct http_req *req, const char *name, struct held_template *held,
+                        struct sandbox_params *p)
+{
+    struct daemon *d = req->d;
+    const struct config *cfg = &d->cfg;
+    struct op_error terr = {0};
+    int r = templates_acquire(d->templates, name, &held->tp, &terr);
+    if (r < 0) {
+        /* an unknown template in a create body is a bad request (GET and
+         * DELETE of /v1/templates/{name} answer 404 for it) */
+        struct api_error err = {0};
+        api_error_from_op(&err, r, &terr);
+        if (terr.code == ERR_NO_TEMPLATE)
+            err.status = 400;
+        http_reply_error(req, &err);
+        return r;
+    }
+    p->tmpl = tmpl_info(held->tp);
+    json_t *limits = tmpl_limits(held->tp), *v;
+    if ((v = json_object_get(limits, "memory_mb")))
+        p->memory_mb = (unsigned)MIN(json_integer_value(v), (json_int_t)cfg->max_memory_mb);
+    if ((v = json_object_get(limits, "timeout_s")))
+        p->timeout_s = (unsigned)MIN(json_integer_value(v), (json_int_t)cfg->max_timeout_s);
+    if ((v = json_object_get(limits, "cpus")))
+        p->cpus = MIN(json_number_value(v), (double)d->nproc);
+    return 0;
+}
+
 void api_sandbox_create(struct http_req *req)
 {
     struct daemon *d = req->d;
@@ -228,30 +259,8 @@ void api_sandbox_create(struct http_req *req)
         return;
     /* held (cannot be removed) until the sandbox is in the registry */
     __attribute__((cleanup(release_template))) struct held_template held = {.t = d->templates};
-    if (strcmp(tmpl, d->host_template.name) != 0) {
-        struct op_error terr = {0};
-        int r = templates_acquire(d->templates, tmpl, &held.tp, &terr);
-        if (r < 0) {
-            /* an unknown template in a create body is a bad request (GET and
-             * DELETE of /v1/templates/{name} answer 404 for it) */
-            struct api_error err = {0};
-            api_error_from_op(&err, r, &terr);
-            if (terr.code == ERR_NO_TEMPLATE)
-                err.status = 400;
-            http_reply_error(req, &err);
-            return;
-        }
-        p.tmpl = tmpl_info(held.tp);
-        /* the template's limits are the defaults, cut to the daemon's
-         * ceilings (tmpl_spec.c checked their lower bounds) */
-        json_t *limits = tmpl_limits(held.tp), *v;
-        if ((v = json_object_get(limits, "memory_mb")))
-            p.memory_mb = (unsigned)MIN(json_integer_value(v), (json_int_t)cfg->max_memory_mb);
-        if ((v = json_object_get(limits, "timeout_s")))
-            p.timeout_s = (unsigned)MIN(json_integer_value(v), (json_int_t)cfg->max_timeout_s);
-        if ((v = json_object_get(limits, "cpus")))
-            p.cpus = MIN(json_number_value(v), (double)d->nproc);
-    }
+    if (strcmp(tmpl, d->host_template.name) != 0 && use_template(req, tmpl, &held, &p) < 0)
+        return;
     if (api_field_bool(req, "egress", &p.egress) < 0)
         return;
     if (p.egress) {
