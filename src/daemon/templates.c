@@ -17,6 +17,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "rmtree.h"
 #include "tmpl_build.h"
 #include "tmpl_spec.h"
 #include "treehash.h"
@@ -250,41 +251,6 @@ int templates_get_json(struct templates *t, const char *name, json_t **out, stru
     return m ? 0 : op_error_set(err, -ENOMEM, ERR_INTERNAL, "out of memory");
 }
 
-/* rm -rf of a directory the daemon made: no symlink is followed (the tree
- * holds absolute links that point at the host's own files). */
-static int remove_tree_at(int parent, const char *name)
-{
-    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOTDIR || errno == ELOOP ? (unlinkat(parent, name, 0) < 0 ? -errno : 0) : -errno;
-    DIR *dir = fdopendir(fd);
-    if (!dir) {
-        close(fd);
-        return -errno;
-    }
-    int r = 0;
-    struct dirent *de;
-    while ((de = readdir(dir))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        int q = de->d_type == DT_DIR ? remove_tree_at(dirfd(dir), de->d_name)
-                                     : (unlinkat(dirfd(dir), de->d_name, 0) < 0 ? -errno : 0);
-        if (q == -EISDIR)
-            q = remove_tree_at(dirfd(dir), de->d_name);
-        if (q < 0 && r == 0)
-            r = q;
-    }
-    closedir(dir);
-    if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && r == 0)
-        r = -errno;
-    return r;
-}
-
-int templates_remove_dir(const char *path)
-{
-    return remove_tree_at(AT_FDCWD, path);
-}
-
 int templates_remove(struct templates *t, const char *name, unsigned (*live_count)(void *ctx, const char *name),
                      void *ctx, struct op_error *err)
 {
@@ -316,7 +282,7 @@ int templates_remove(struct templates *t, const char *name, unsigned (*live_coun
     bool shared = tree_referenced_locked(t, tp->tree_hash);
     pthread_mutex_unlock(&t->lock);
     if (!shared) {
-        r = templates_remove_dir(tp->dir);
+        r = rmtree(tp->dir);
         if (r < 0)
             log_warn("template %s: remove %s: %s", name, tp->dir, strerror(-r));
     }
@@ -532,7 +498,7 @@ static void collect_garbage(struct templates *t)
             continue;
         char path[PATH_MAX];
         strfmt(path, sizeof(path), "%s/%s", t->store_dir, de->d_name);
-        int r = templates_remove_dir(path);
+        int r = rmtree(path);
         log_info("templates: removed unreferenced %s%s%s", path, r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
     }
     closedir(dir);
