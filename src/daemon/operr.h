@@ -53,7 +53,7 @@ int op_error_set(struct op_error *e, int ret, enum err_code code, const char *fm
  * the agent is only partly trusted) as ERR_AGENT. Returns -EREMOTEIO. */
 int op_error_from_agent(struct op_error *e, const char *payload, size_t len);
 
-/* 503-class: `what` was refused (not done) because its state record and
+/* ERR_AUDIT: `what` was refused (not done) because its state record and
  * audit event could not be written (r: -ENOSPC, the state disk is full;
  * else a database error). Returns r. */
 int op_error_audit(struct op_error *e, int r, const char *what);

@@ -131,7 +131,8 @@ static int dying_error_locked(const struct sandbox *sb, struct op_error *err)
 }
 
 /* The stored record of id if the caller may see it (live or not): 0 and rec
- * filled (store_record_clear it), or err (404 unknown or not the caller's). */
+ * filled (store_record_clear it), or err (ERR_NOT_FOUND: unknown or not the
+ * caller's). */
 static int visible_record(struct daemon *d, const struct key_info *caller, const char *id,
                           struct sandbox_record *rec, struct op_error *err)
 {
