@@ -1,6 +1,6 @@
 /* api_sandboxes.c - /v1/healthz and the sandbox resource: create, list, get,
  * delete, timeout, logs (docs/api.md). Validation happens here, at the edge;
- * sandbox.c trusts its parameters. */
+ * registry.c trusts its parameters. */
 #include <errno.h>
 #include <math.h>
 #include <sys/statvfs.h>
