@@ -72,7 +72,7 @@
 #include "http.h"
 #include "log.h"
 #include "proto.h"
-#include "sandbox.h"
+#include "registry.h"
 #include "store.h"
 #include "util.h"
 

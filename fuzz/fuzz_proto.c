@@ -34,7 +34,7 @@
 
 #include "agent_client.h"
 #include "buf.h"
-#include "errors.h"
+#include "api_errors.h"
 #include "fuzz.h"
 #include "log.h"
 #include "proto.h"
@@ -193,12 +193,15 @@ static void fuzz_conn(const uint8_t *stream, size_t len, const uint8_t *sched, s
          * a fast agent would */
         FUZZ_SETUP(fuzz_writer_start(sv[1], stream, len, sched, nsched, &w) == 0, "writer thread");
         json_t *reply = NULL;
-        struct api_error err = {0};
-        int r = agent_call(c, PROTO_HELLO, hello, WAIT_MS, &reply, &err);
+        struct op_error oerr = {0};
+        int r = agent_call(c, PROTO_HELLO, hello, WAIT_MS, &reply, &oerr);
         if (r == 0) {
             FUZZ_CHECK(json_is_object(reply), "agent_call succeeded without an object");
             json_decref(reply);
         } else {
+            /* what the API layer would answer for it */
+            struct api_error err = {0};
+            api_error_from_op(&err, r, &oerr);
             FUZZ_CHECK(err.status >= 400 && err.status < 600 && err.code[0], "agent_call %d without an error", r);
             FUZZ_CHECK(r != -ETIMEDOUT, "agent_call timed out on a finite stream");
             json_t *j = api_error_json(&err);

@@ -14,7 +14,7 @@
  * address. /v1/healthz skips steps 2-6.
  *
  * The limits (config.h) are per key id: every key, admin ones included,
- * unless --admin-unlimited. The per-key sandbox quota is sandbox.c's. */
+ * unless --admin-unlimited. The per-key sandbox quota is registry.c's. */
 #ifndef AIRLOCK_ADMISSION_H
 #define AIRLOCK_ADMISSION_H
 

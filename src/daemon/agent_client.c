@@ -389,36 +389,34 @@ int agent_send_oneway(struct agent_conn *c, uint8_t type, json_t *payload)
 }
 
 int agent_call(struct agent_conn *c, uint8_t type, json_t *payload, uint64_t timeout_ms, json_t **reply,
-               struct api_error *err)
+               struct op_error *err)
 {
     cleanup_agent_req struct agent_req *req = NULL;
     int r = agent_req_start(c, type, payload, &req);
     if (r == -EMSGSIZE)
-        return api_error_set(err, r, 413, "payload_too_large", "request too large for the agent protocol");
+        return op_error_set(err, r, ERR_TOO_LARGE, "request too large for the agent protocol");
     if (r == -EPIPE)
-        return api_error_set(err, r, 503, "unavailable", "sandbox agent is gone");
+        return op_error_set(err, r, ERR_AGENT_GONE, "sandbox agent is gone");
     if (r < 0)
-        return api_error_set(err, r, 500, "internal", "send %s to the agent: %s", proto_type_name(type),
-                             strerror(-r));
+        return op_error_set(err, r, ERR_INTERNAL, "send %s to the agent: %s", proto_type_name(type), strerror(-r));
     cleanup_frame struct agent_frame *f = NULL;
     r = agent_req_next(req, now_mono_ms() + timeout_ms, &f);
     if (r == -EPIPE)
-        return api_error_set(err, r, 503, "unavailable", "sandbox agent is gone");
+        return op_error_set(err, r, ERR_AGENT_GONE, "sandbox agent is gone");
     if (r == -ETIMEDOUT)
-        return api_error_set(err, r, 503, "unavailable", "sandbox agent did not answer %s within %llu s",
-                             proto_type_name(type), (unsigned long long)(timeout_ms / 1000));
+        return op_error_set(err, r, ERR_AGENT_TIMEOUT, "sandbox agent did not answer %s within %llu s",
+                            proto_type_name(type), (unsigned long long)(timeout_ms / 1000));
     if (r < 0)
-        return api_error_set(err, r, 500, "internal", "agent %s: %s", proto_type_name(type), strerror(-r));
+        return op_error_set(err, r, ERR_INTERNAL, "agent %s: %s", proto_type_name(type), strerror(-r));
     if (f->type == PROTO_ERROR)
-        return api_error_from_agent(err, (const char *)f->data, f->len);
+        return op_error_from_agent(err, (const char *)f->data, f->len);
     if (f->type != PROTO_OK)
-        return api_error_set(err, -EPROTO, 500, "internal", "agent answered %s with %s", proto_type_name(type),
-                             proto_type_name(f->type));
+        return op_error_set(err, -EPROTO, ERR_INTERNAL, "agent answered %s with %s", proto_type_name(type),
+                            proto_type_name(f->type));
     json_t *j = json_loadb((const char *)f->data, f->len, 0, NULL);
     if (!json_is_object(j)) {
         json_decref(j);
-        return api_error_set(err, -EPROTO, 500, "internal", "agent sent a malformed %s reply",
-                             proto_type_name(type));
+        return op_error_set(err, -EPROTO, ERR_INTERNAL, "agent sent a malformed %s reply", proto_type_name(type));
     }
     *reply = j;
     return 0;

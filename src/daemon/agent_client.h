@@ -32,7 +32,7 @@
 
 #include <jansson.h>
 
-#include "errors.h"
+#include "operr.h"
 
 #define AGENT_QUEUE_MAX_BYTES (4u << 20)
 /* above twice the agent's default 10 MiB per-stream cap, plus slack */
@@ -83,9 +83,10 @@ int agent_send_oneway(struct agent_conn *c, uint8_t type, json_t *payload);
 
 /* One round trip for control requests (HELLO, FILE_LIST, FILE_DELETE...):
  * returns 0 with *reply = the OK payload, or fills err:
- *   -EREMOTEIO agent ERROR (code/message passed through),
- *   -EPIPE agent gone (503), -ETIMEDOUT (503), -EPROTO bad reply (500). */
+ *   -EREMOTEIO ERR_AGENT (the agent's code/message passed through),
+ *   -EPIPE ERR_AGENT_GONE, -ETIMEDOUT ERR_AGENT_TIMEOUT, -EMSGSIZE
+ *   ERR_TOO_LARGE, -EPROTO bad reply ERR_INTERNAL. */
 int agent_call(struct agent_conn *c, uint8_t type, json_t *payload, uint64_t timeout_ms, json_t **reply,
-               struct api_error *err);
+               struct op_error *err);
 
 #endif

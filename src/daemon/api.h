@@ -49,6 +49,15 @@ void api_build_get(struct http_req *req);
 struct sandbox;
 struct sandbox *api_route_sandbox(struct http_req *req);
 
+/* Errors from below the API layer (operr.h), answered (api_sandboxes.c):
+ * api_error_gone fills err for a request on sb whose agent went away (410
+ * if it expired meanwhile, 503 otherwise) and returns its errno;
+ * api_reply_op_error replies with the status and code of op. */
+struct api_error;
+struct op_error;
+int api_error_gone(struct api_error *err, struct sandbox *sb);
+void api_reply_op_error(struct http_req *req, int r, const struct op_error *op);
+
 /* Field helpers shared by the handlers (api_sandboxes.c). Each returns 0,
  * 1 if absent/null (default kept), or replies 400 naming the field and
  * returns -EINVAL. */

@@ -16,10 +16,11 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_errors.h"
 #include "buf.h"
 #include "log.h"
 #include "proto.h"
-#include "sandbox.h"
+#include "registry.h"
 #include "utf8.h"
 #include "util.h"
 
@@ -120,7 +121,7 @@ static void run_error(struct run *run, int r, const struct agent_frame *f, struc
     else if (f)
         api_error_set(err, -EPROTO, 500, "internal", "agent sent %s during a run", proto_type_name(f->type));
     else if (r == -EPIPE)
-        sandbox_gone_error(run->sb, err);
+        api_error_gone(err, run->sb);
     else if (r == -ETIMEDOUT)
         api_error_set(err, r, 503, "unavailable", "sandbox agent did not finish the run in time");
     else
@@ -375,9 +376,11 @@ static void run_start(struct http_req *req, bool is_exec, const char *language, 
     snprintf(run->language, sizeof(run->language), "%s", language);
     snprintf(run->key_id, sizeof(run->key_id), "%s", req->key.id);
     struct api_error err = {0};
-    if (sandbox_get(d, &req->key, req->param, &run->sb, &err) < 0) {
+    struct op_error oerr = {0};
+    int gr = sandbox_get(d, &req->key, req->param, &run->sb, &oerr);
+    if (gr < 0) {
         json_decref(audit);
-        http_reply_error(req, &err);
+        api_reply_op_error(req, gr, &oerr);
         return;
     }
     http_mark(req, HTTP_T_LOOKUP);
@@ -412,7 +415,7 @@ static void run_start(struct http_req *req, bool is_exec, const char *language, 
         if (r == -EMSGSIZE)
             api_error_set(&err, r, 413, "payload_too_large", "the request is larger than the agent protocol allows (1 MiB)");
         else if (r == -EPIPE)
-            sandbox_gone_error(run->sb, &err);
+            api_error_gone(&err, run->sb);
         else
             api_error_set(&err, r, 500, "internal", "send the run to the agent: %s", strerror(-r));
         http_reply_error(req, &err);

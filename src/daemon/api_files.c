@@ -13,10 +13,11 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_errors.h"
 #include "log.h"
 #include "path.h"
 #include "proto.h"
-#include "sandbox.h"
+#include "registry.h"
 #include "util.h"
 
 #define FILE_OP_TIMEOUT_MS 120000   /* list, delete, final upload reply */
@@ -33,7 +34,7 @@ _Static_assert(PROTO_GET_WINDOW <= AGENT_QUEUE_MAX_BYTES, "download window large
 static void reply_agent_error(struct http_req *req, struct sandbox *sb, int r, struct api_error *err)
 {
     if (r == -EPIPE)
-        sandbox_gone_error(sb, err);
+        api_error_gone(err, sb);
     http_reply_error(req, err);
 }
 
@@ -454,12 +455,13 @@ void api_files_list(struct http_req *req)
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
         return;
-    struct api_error err = {0};
+    struct op_error oerr = {0};
     json_t *reply = NULL, *payload = json_pack("{s:s}", "path", path);
-    int r = agent_call(sandbox_agent(sb), PROTO_FILE_LIST, payload, FILE_OP_TIMEOUT_MS, &reply, &err);
+    int r = agent_call(sandbox_agent(sb), PROTO_FILE_LIST, payload, FILE_OP_TIMEOUT_MS, &reply, &oerr);
     json_decref(payload);
     if (r < 0) {
-        reply_agent_error(req, sb, r, &err);
+        struct api_error err = {0};
+        reply_agent_error(req, sb, api_error_from_op(&err, r, &oerr), &err);
         return;
     }
     json_t *entries = json_object_get(reply, "entries");
@@ -489,12 +491,13 @@ void api_files_delete(struct http_req *req)
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
         return;
-    struct api_error err = {0};
+    struct op_error oerr = {0};
     json_t *reply = NULL, *payload = json_pack("{s:s,s:b}", "path", path, "recursive", recursive);
-    int r = agent_call(sandbox_agent(sb), PROTO_FILE_DELETE, payload, FILE_OP_TIMEOUT_MS, &reply, &err);
+    int r = agent_call(sandbox_agent(sb), PROTO_FILE_DELETE, payload, FILE_OP_TIMEOUT_MS, &reply, &oerr);
     json_decref(payload);
     if (r < 0) {
-        reply_agent_error(req, sb, r, &err);
+        struct api_error err = {0};
+        reply_agent_error(req, sb, api_error_from_op(&err, r, &oerr), &err);
         return;
     }
     json_decref(reply);

@@ -1,6 +1,6 @@
 /* api_sandboxes.c - /v1/healthz and the sandbox resource: create, list, get,
  * delete, timeout, logs (docs/api.md). Validation happens here, at the edge;
- * sandbox.c trusts its parameters. */
+ * registry.c trusts its parameters. */
 #include <errno.h>
 #include <math.h>
 #include <sys/statvfs.h>
@@ -8,10 +8,11 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_errors.h"
 #include "log.h"
 #include "pool.h"
 #include "templates.h"
-#include "sandbox.h"
+#include "registry.h"
 #include "util.h"
 
 #define ENV_MAX_BYTES (64u * 1024u)
@@ -101,12 +102,27 @@ int api_field_env(struct http_req *req, const char *name, size_t max_bytes, json
     return 0;
 }
 
+int api_error_gone(struct api_error *err, struct sandbox *sb)
+{
+    struct op_error op = {0};
+    int r = sandbox_gone_error(sb, &op);
+    return api_error_from_op(err, r, &op);
+}
+
+void api_reply_op_error(struct http_req *req, int r, const struct op_error *op)
+{
+    struct api_error err = {0};
+    api_error_from_op(&err, r, op);
+    http_reply_error(req, &err);
+}
+
 struct sandbox *api_route_sandbox(struct http_req *req)
 {
     struct sandbox *sb = NULL;
-    struct api_error err = {0};
-    if (sandbox_get(req->d, &req->key, req->param, &sb, &err) < 0) {
-        http_reply_error(req, &err);
+    struct op_error err = {0};
+    int r = sandbox_get(req->d, &req->key, req->param, &sb, &err);
+    if (r < 0) {
+        api_reply_op_error(req, r, &err);
         return NULL;
     }
     http_mark(req, HTTP_T_LOOKUP);
@@ -195,6 +211,37 @@ static void release_template(struct held_template *h)
         templates_release(h->t, h->tp);
 }
 
+/* Acquire the built template `name` into held and take its limits (cut to
+ * the daemon's ceilings; tmpl_spec.c checked their lower bounds) as p's
+ * defaults; -errno after replying. */
+static int use_template(struct http_req *req, const char *name, struct held_template *held,
+                        struct sandbox_params *p)
+{
+    struct daemon *d = req->d;
+    const struct config *cfg = &d->cfg;
+    struct op_error terr = {0};
+    int r = templates_acquire(d->templates, name, &held->tp, &terr);
+    if (r < 0) {
+        /* an unknown template in a create body is a bad request (GET and
+         * DELETE of /v1/templates/{name} answer 404 for it) */
+        struct api_error err = {0};
+        api_error_from_op(&err, r, &terr);
+        if (terr.code == ERR_NO_TEMPLATE)
+            err.status = 400;
+        http_reply_error(req, &err);
+        return r;
+    }
+    p->tmpl = tmpl_info(held->tp);
+    json_t *limits = tmpl_limits(held->tp), *v;
+    if ((v = json_object_get(limits, "memory_mb")))
+        p->memory_mb = (unsigned)MIN(json_integer_value(v), (json_int_t)cfg->max_memory_mb);
+    if ((v = json_object_get(limits, "timeout_s")))
+        p->timeout_s = (unsigned)MIN(json_integer_value(v), (json_int_t)cfg->max_timeout_s);
+    if ((v = json_object_get(limits, "cpus")))
+        p->cpus = MIN(json_number_value(v), (double)d->nproc);
+    return 0;
+}
+
 void api_sandbox_create(struct http_req *req)
 {
     struct daemon *d = req->d;
@@ -212,23 +259,8 @@ void api_sandbox_create(struct http_req *req)
         return;
     /* held (cannot be removed) until the sandbox is in the registry */
     __attribute__((cleanup(release_template))) struct held_template held = {.t = d->templates};
-    if (strcmp(tmpl, d->host_template.name) != 0) {
-        struct api_error terr = {0};
-        if (templates_acquire(d->templates, tmpl, &held.tp, &terr) < 0) {
-            http_reply_error(req, &terr);
-            return;
-        }
-        p.tmpl = tmpl_info(held.tp);
-        /* the template's limits are the defaults, cut to the daemon's
-         * ceilings (tmpl_spec.c checked their lower bounds) */
-        json_t *limits = tmpl_limits(held.tp), *v;
-        if ((v = json_object_get(limits, "memory_mb")))
-            p.memory_mb = (unsigned)MIN(json_integer_value(v), (json_int_t)cfg->max_memory_mb);
-        if ((v = json_object_get(limits, "timeout_s")))
-            p.timeout_s = (unsigned)MIN(json_integer_value(v), (json_int_t)cfg->max_timeout_s);
-        if ((v = json_object_get(limits, "cpus")))
-            p.cpus = MIN(json_number_value(v), (double)d->nproc);
-    }
+    if (strcmp(tmpl, d->host_template.name) != 0 && use_template(req, tmpl, &held, &p) < 0)
+        return;
     if (api_field_bool(req, "egress", &p.egress) < 0)
         return;
     if (p.egress) {
@@ -279,9 +311,14 @@ void api_sandbox_create(struct http_req *req)
     }
 
     cleanup_sandbox struct sandbox *sb = NULL;
-    struct api_error err = {0};
-    if (sandbox_create(d, &p, req->key.id, &sb, &err) < 0) {
-        http_reply_error(req, &err);
+    struct op_error err = {0};
+    int r = sandbox_create(d, &p, req->key.id, &sb, &err);
+    if (r < 0) {
+        /* a warm-up that raises is the template's defect, answered 422
+         * (which http.c does not log): the operator hears of it here */
+        if (err.code == ERR_WARMUP)
+            log_warn("create: %s", err.msg);
+        api_reply_op_error(req, r, &err);
         return;
     }
     http_mark(req, HTTP_T_CREATED);
@@ -293,9 +330,10 @@ void api_sandbox_list(struct http_req *req) { http_reply_json(req, 200, sandbox_
 void api_sandbox_get(struct http_req *req)
 {
     json_t *j = NULL;
-    struct api_error err = {0};
-    if (sandbox_describe(req->d, &req->key, req->param, &j, &err) < 0)
-        http_reply_error(req, &err);
+    struct op_error err = {0};
+    int r = sandbox_describe(req->d, &req->key, req->param, &j, &err);
+    if (r < 0)
+        api_reply_op_error(req, r, &err);
     else
         http_reply_json(req, 200, j);
 }
@@ -315,7 +353,7 @@ void api_sandbox_delete(struct http_req *req)
     if (r < 0) {
         /* lost a race with the reaper or another DELETE */
         struct api_error err = {0};
-        sandbox_gone_error(sb, &err);
+        api_error_gone(&err, sb);
         if (err.status == 503)
             api_error_set(&err, -ENOENT, 404, "not_found", "sandbox %s was destroyed", req->param);
         http_reply_error(req, &err);
@@ -340,7 +378,7 @@ void api_sandbox_timeout(struct http_req *req)
     r = sandbox_set_timeout(sb, timeout_s, req->key.id);
     if (r == -ESRCH) {
         struct api_error err = {0};
-        sandbox_gone_error(sb, &err);
+        api_error_gone(&err, sb);
         http_reply_error(req, &err);
         return;
     }
@@ -357,9 +395,10 @@ void api_sandbox_logs(struct http_req *req)
 {
     /* also for destroyed sandboxes: only the record must exist */
     json_t *events = NULL;
-    struct api_error err = {0};
-    if (sandbox_logs_json(req->d, &req->key, req->param, &events, &err) < 0)
-        http_reply_error(req, &err);
+    struct op_error err = {0};
+    int r = sandbox_logs_json(req->d, &req->key, req->param, &events, &err);
+    if (r < 0)
+        api_reply_op_error(req, r, &err);
     else
         http_reply_json(req, 200, events);
 }

@@ -12,8 +12,10 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_errors.h"
 #include "daemon.h"
-#include "errors.h"
+#include "pool.h"
+#include "registry.h"
 #include "templates.h"
 
 void api_template_build(struct http_req *req)
@@ -24,9 +26,10 @@ void api_template_build(struct http_req *req)
         return;
     }
     json_t *build = NULL;
-    struct api_error err = {0};
-    if (templates_build_start(req->d->templates, req->body, !cache || strcmp(cache, "true") == 0, &build, &err) < 0)
-        http_reply_error(req, &err);
+    struct op_error err = {0};
+    int r = templates_build_start(req->d->templates, req->body, !cache || strcmp(cache, "true") == 0, &build, &err);
+    if (r < 0)
+        api_reply_op_error(req, r, &err);
     else
         http_reply_json(req, 202, build);
 }
@@ -36,28 +39,39 @@ void api_template_list(struct http_req *req) { http_reply_json(req, 200, templat
 void api_template_get(struct http_req *req)
 {
     json_t *m = NULL;
-    struct api_error err = {0};
+    struct op_error err = {0};
     if (strcmp(req->param, "host") == 0) {
         http_reply_json(req, 200,
                         json_pack("{s:s,s:s}", "name", "host", "description",
                                   "built in: the host's /usr, read-only, with a generated /etc"));
         return;
     }
-    if (templates_get_json(req->d->templates, req->param, &m, &err) < 0)
-        http_reply_error(req, &err);
+    int r = templates_get_json(req->d->templates, req->param, &m, &err);
+    if (r < 0)
+        api_reply_op_error(req, r, &err);
     else
         http_reply_json(req, 200, m);
 }
 
+/* templates_remove's count of live sandboxes on a template: the registry's. */
+static unsigned live_on_template(void *ctx, const char *name) { return sandbox_count_template(ctx, name); }
+
 void api_template_delete(struct http_req *req)
 {
-    struct api_error err = {0};
+    struct op_error err = {0};
     if (strcmp(req->param, "host") == 0) {
         http_reply_errorf(req, 400, "invalid_request", "the built-in template 'host' cannot be removed");
         return;
     }
-    if (templates_remove(req->d->templates, req->param, &err) < 0)
-        http_reply_error(req, &err);
+    /* The warm pool's ready sandboxes of this template are nobody's and are
+     * not counted by the registry: destroy them first (outside the
+     * templates' lock: the pool's thread acquires templates). One the pool
+     * is building holds the template, and the removal is then refused as in
+     * use. The removal itself asks the registry for the live ones. */
+    pool_drop_template(req->d->pool, req->param);
+    int r = templates_remove(req->d->templates, req->param, live_on_template, req->d, &err);
+    if (r < 0)
+        api_reply_op_error(req, r, &err);
     else
         http_reply_json(req, 200, json_pack("{s:s,s:s}", "name", req->param, "state", "removed"));
 }
@@ -76,9 +90,10 @@ void api_build_get(struct http_req *req)
         since = (unsigned)v;
     }
     json_t *j = NULL;
-    struct api_error err = {0};
-    if (templates_build_json(req->d->templates, req->param, since, &j, &err) < 0)
-        http_reply_error(req, &err);
+    struct op_error err = {0};
+    int r = templates_build_json(req->d->templates, req->param, since, &j, &err);
+    if (r < 0)
+        api_reply_op_error(req, r, &err);
     else
         http_reply_json(req, 200, j);
 }

@@ -26,7 +26,7 @@ struct template_info {
     const char *rootfs;   /* directory holding a root filesystem, or NULL for
                              the synthetic `host` template (host /usr + generated /etc) */
     const char *warmup;   /* a built template's warm-up Python, run in each of its
-                             sandboxes before it is handed out (sandbox.c); NULL or
+                             sandboxes before it is handed out (build.c); NULL or
                              "" for none. The host template's is the zygote's --warmup. */
 };
 

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,51 +144,116 @@ static int set_str(char **dst, const char *v)
     return *dst ? 0 : -ENOMEM;
 }
 
-int config_parse(struct config *cfg, int argc, char **argv)
-{
-    enum {
-        OPT_LISTEN = 256, OPT_SOCKET, OPT_STATE, OPT_REGION, OPT_MAXSB, OPT_MAXTO, OPT_DEFTO, OPT_MAXMEM,
-        OPT_MAXUP, OPT_AGENT, OPT_RUNNER, OPT_SCOPE, OPT_LOGLEVEL, OPT_HELP, OPT_RATE, OPT_BURST, OPT_MAXCONC,
-        OPT_MAXSBKEY, OPT_ADMINUNL, OPT_AFRATE, OPT_AFBURST, OPT_POOLSIZE, OPT_POOLMAX, OPT_TMPLCACHE,
-        OPT_ZYGOTE, OPT_WARMUP, OPT_NOZYGOTE, OPT_FAVORDYN, OPT_INITSTATE, OPT_CHECKINT, OPT_AUDITROWS,
-        OPT_AUDITAGE,
-    };
-    static const struct option opts[] = {
-        {"listen", required_argument, NULL, OPT_LISTEN},
-        {"socket", required_argument, NULL, OPT_SOCKET},
-        {"state-dir", required_argument, NULL, OPT_STATE},
-        {"region", required_argument, NULL, OPT_REGION},
-        {"max-sandboxes", required_argument, NULL, OPT_MAXSB},
-        {"max-timeout", required_argument, NULL, OPT_MAXTO},
-        {"default-timeout", required_argument, NULL, OPT_DEFTO},
-        {"max-memory-mb", required_argument, NULL, OPT_MAXMEM},
-        {"max-upload-mb", required_argument, NULL, OPT_MAXUP},
-        {"agent", required_argument, NULL, OPT_AGENT},
-        {"runner", required_argument, NULL, OPT_RUNNER},
-        {"scope", required_argument, NULL, OPT_SCOPE},
-        {"log-level", required_argument, NULL, OPT_LOGLEVEL},
-        {"help", no_argument, NULL, OPT_HELP},
-        {"rate-limit", required_argument, NULL, OPT_RATE},
-        {"rate-burst", required_argument, NULL, OPT_BURST},
-        {"max-concurrent-requests", required_argument, NULL, OPT_MAXCONC},
-        {"max-sandboxes-per-key", required_argument, NULL, OPT_MAXSBKEY},
-        {"admin-unlimited", no_argument, NULL, OPT_ADMINUNL},
-        {"auth-fail-rate", required_argument, NULL, OPT_AFRATE},
-        {"auth-fail-burst", required_argument, NULL, OPT_AFBURST},
-        {"pool-size", required_argument, NULL, OPT_POOLSIZE},
-        {"pool-max", required_argument, NULL, OPT_POOLMAX},
-        {"zygote", required_argument, NULL, OPT_ZYGOTE},
-        {"warmup", required_argument, NULL, OPT_WARMUP},
-        {"no-zygote", no_argument, NULL, OPT_NOZYGOTE},
-        {"cgroup-favordynmods", no_argument, NULL, OPT_FAVORDYN},
-        {"template-cache", required_argument, NULL, OPT_TMPLCACHE},
-        {"init-state", no_argument, NULL, OPT_INITSTATE},
-        {"check-integrity", no_argument, NULL, OPT_CHECKINT},
-        {"audit-max-rows", required_argument, NULL, OPT_AUDITROWS},
-        {"audit-max-age", required_argument, NULL, OPT_AUDITAGE},
-        {NULL, 0, NULL, 0},
-    };
+/* ---- the option table: one row per flag, what it sets and what it accepts */
 
+enum opt_kind {
+    K_UINT,   /* unsigned field, min..max */
+    K_U64,    /* uint64_t field, min..max, shifted left by `shift` */
+    K_RATE,   /* double field, 0 or 0.001..max */
+    K_STR,    /* char * field, strdup'd */
+    K_FLAG,   /* bool field, set to true */
+    K_CUSTOM, /* parse(cfg, optarg) */
+};
+
+struct opt_def {
+    const char *name;
+    enum opt_kind kind;
+    size_t off; /* of the field in struct config */
+    uint64_t min, max;
+    unsigned shift;
+    int (*parse)(struct config *cfg, const char *arg);
+};
+
+#define F(field) offsetof(struct config, field)
+
+static int parse_region(struct config *cfg, const char *arg)
+{
+    if (!*arg) {
+        fprintf(stderr, "airlockd: --region: empty name\n");
+        return -EINVAL;
+    }
+    return set_str(&cfg->region, arg);
+}
+
+static int parse_log_level(struct config *cfg, const char *arg)
+{
+    if (strcmp(arg, "debug") == 0)
+        cfg->log_level = LOG_LVL_DEBUG;
+    else if (strcmp(arg, "info") == 0)
+        cfg->log_level = LOG_LVL_INFO;
+    else if (strcmp(arg, "warn") == 0)
+        cfg->log_level = LOG_LVL_WARN;
+    else {
+        fprintf(stderr, "airlockd: --log-level: expected debug, info or warn, got '%s'\n", arg);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static const struct opt_def OPTS[] = {
+    {"listen", K_CUSTOM, 0, 0, 0, 0, parse_listen},
+    {"socket", K_STR, F(socket_path)},
+    {"state-dir", K_STR, F(state_dir)},
+    {"region", K_CUSTOM, 0, 0, 0, 0, parse_region},
+    {"max-sandboxes", K_UINT, F(max_sandboxes), 1, 100000},
+    {"max-timeout", K_UINT, F(max_timeout_s), 1, 365u * 86400u},
+    {"default-timeout", K_UINT, F(default_timeout_s), 1, 365u * 86400u},
+    {"max-memory-mb", K_UINT, F(max_memory_mb), 64, 1u << 24},
+    {"max-upload-mb", K_U64, F(max_upload_bytes), 1, 1u << 24, 20},
+    {"agent", K_STR, F(agent_path)},
+    {"runner", K_STR, F(runner_path)},
+    {"scope", K_STR, F(scope)},
+    {"log-level", K_CUSTOM, 0, 0, 0, 0, parse_log_level},
+    {"rate-limit", K_RATE, F(rate_limit), 0, 1000000},
+    {"rate-burst", K_UINT, F(rate_burst), 1, 1000000},
+    {"max-concurrent-requests", K_UINT, F(max_concurrent), 0, 100000},
+    {"max-sandboxes-per-key", K_UINT, F(max_sandboxes_per_key), 0, 100000},
+    {"admin-unlimited", K_FLAG, F(admin_unlimited)},
+    {"auth-fail-rate", K_RATE, F(auth_fail_rate), 0, 1000000},
+    {"auth-fail-burst", K_UINT, F(auth_fail_burst), 1, 1000000},
+    {"pool-size", K_UINT, F(pool_size), 0, 1000},
+    {"pool-max", K_UINT, F(pool_max), 0, 1000},
+    {"zygote", K_STR, F(zygote_path)},
+    {"warmup", K_STR, F(warmup)},
+    {"no-zygote", K_FLAG, F(no_zygote)},
+    {"cgroup-favordynmods", K_FLAG, F(cgroup_favordynmods)},
+    {"template-cache", K_STR, F(template_cache)},
+    {"init-state", K_FLAG, F(init_state)},
+    {"check-integrity", K_FLAG, F(check_integrity)},
+    {"audit-max-rows", K_U64, F(audit_max_rows), 0, UINT64_C(1) << 40},
+    {"audit-max-age", K_U64, F(audit_max_age_s), 0, UINT64_C(100) * 365 * 86400},
+};
+#define N_OPTS (sizeof(OPTS) / sizeof(OPTS[0]))
+#define OPT_BASE 256 /* getopt values: OPT_BASE + row; OPT_HELP after them */
+#define OPT_HELP (OPT_BASE + (int)N_OPTS)
+
+/* Apply one row to cfg with its argument (NULL for a flag). */
+static int apply_opt(struct config *cfg, const struct opt_def *o, const char *arg)
+{
+    char *field = (char *)cfg + o->off;
+    char flag[64];
+    snprintf(flag, sizeof(flag), "--%s", o->name);
+    uint64_t v;
+    int r;
+    switch (o->kind) {
+    case K_UINT:
+        if ((r = parse_uint(flag, arg, o->min, o->max, &v)) == 0)
+            *(unsigned *)(void *)field = (unsigned)v;
+        return r;
+    case K_U64:
+        if ((r = parse_uint(flag, arg, o->min, o->max, &v)) == 0)
+            *(uint64_t *)(void *)field = v << o->shift;
+        return r;
+    case K_RATE: return parse_rate(flag, arg, (double)o->max, (double *)(void *)field);
+    case K_STR: return set_str((char **)(void *)field, arg);
+    case K_FLAG: *(bool *)(void *)field = true; return 0;
+    case K_CUSTOM: return o->parse(cfg, arg);
+    }
+    return -EINVAL;
+}
+
+static int set_defaults(struct config *cfg)
+{
     *cfg = (struct config){
         .listen_host = "127.0.0.1",
         .listen_port = 7070,
@@ -215,111 +281,12 @@ int config_parse(struct config *cfg, int argc, char **argv)
     if (set_str(&cfg->state_dir, "/var/lib/airlock") < 0 || set_str(&cfg->region, "local") < 0 ||
         set_str(&cfg->template_cache, "/var/cache/airlock/templates") < 0)
         return -ENOMEM;
+    return 0;
+}
 
-    int c;
-    uint64_t v;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int r = 0;
-        switch (c) {
-        case OPT_LISTEN: r = parse_listen(cfg, optarg); break;
-        case OPT_SOCKET: r = set_str(&cfg->socket_path, optarg); break;
-        case OPT_STATE: r = set_str(&cfg->state_dir, optarg); break;
-        case OPT_TMPLCACHE: r = set_str(&cfg->template_cache, optarg); break;
-        case OPT_REGION:
-            if (!*optarg) {
-                fprintf(stderr, "airlockd: --region: empty name\n");
-                return -EINVAL;
-            }
-            r = set_str(&cfg->region, optarg);
-            break;
-        case OPT_MAXSB:
-            if ((r = parse_uint("--max-sandboxes", optarg, 1, 100000, &v)) == 0)
-                cfg->max_sandboxes = (unsigned)v;
-            break;
-        case OPT_MAXTO:
-            if ((r = parse_uint("--max-timeout", optarg, 1, 365u * 86400u, &v)) == 0)
-                cfg->max_timeout_s = (unsigned)v;
-            break;
-        case OPT_DEFTO:
-            if ((r = parse_uint("--default-timeout", optarg, 1, 365u * 86400u, &v)) == 0)
-                cfg->default_timeout_s = (unsigned)v;
-            break;
-        case OPT_MAXMEM:
-            if ((r = parse_uint("--max-memory-mb", optarg, 64, 1u << 24, &v)) == 0)
-                cfg->max_memory_mb = (unsigned)v;
-            break;
-        case OPT_MAXUP:
-            if ((r = parse_uint("--max-upload-mb", optarg, 1, 1u << 24, &v)) == 0)
-                cfg->max_upload_bytes = v << 20;
-            break;
-        case OPT_RATE: r = parse_rate("--rate-limit", optarg, 1e6, &cfg->rate_limit); break;
-        case OPT_BURST:
-            if ((r = parse_uint("--rate-burst", optarg, 1, 1000000, &v)) == 0)
-                cfg->rate_burst = (unsigned)v;
-            break;
-        case OPT_MAXCONC:
-            if ((r = parse_uint("--max-concurrent-requests", optarg, 0, 100000, &v)) == 0)
-                cfg->max_concurrent = (unsigned)v;
-            break;
-        case OPT_MAXSBKEY:
-            if ((r = parse_uint("--max-sandboxes-per-key", optarg, 0, 100000, &v)) == 0)
-                cfg->max_sandboxes_per_key = (unsigned)v;
-            break;
-        case OPT_ADMINUNL: cfg->admin_unlimited = true; break;
-        case OPT_AFRATE: r = parse_rate("--auth-fail-rate", optarg, 1e6, &cfg->auth_fail_rate); break;
-        case OPT_AFBURST:
-            if ((r = parse_uint("--auth-fail-burst", optarg, 1, 1000000, &v)) == 0)
-                cfg->auth_fail_burst = (unsigned)v;
-            break;
-        case OPT_POOLSIZE:
-            if ((r = parse_uint("--pool-size", optarg, 0, 1000, &v)) == 0)
-                cfg->pool_size = (unsigned)v;
-            break;
-        case OPT_POOLMAX:
-            if ((r = parse_uint("--pool-max", optarg, 0, 1000, &v)) == 0)
-                cfg->pool_max = (unsigned)v;
-            break;
-        case OPT_ZYGOTE: r = set_str(&cfg->zygote_path, optarg); break;
-        case OPT_WARMUP: r = set_str(&cfg->warmup, optarg); break;
-        case OPT_NOZYGOTE: cfg->no_zygote = true; break;
-        case OPT_FAVORDYN: cfg->cgroup_favordynmods = true; break;
-        case OPT_INITSTATE: cfg->init_state = true; break;
-        case OPT_CHECKINT: cfg->check_integrity = true; break;
-        case OPT_AUDITROWS:
-            if ((r = parse_uint("--audit-max-rows", optarg, 0, UINT64_C(1) << 40, &v)) == 0)
-                cfg->audit_max_rows = v;
-            break;
-        case OPT_AUDITAGE:
-            if ((r = parse_uint("--audit-max-age", optarg, 0, UINT64_C(100) * 365 * 86400, &v)) == 0)
-                cfg->audit_max_age_s = v;
-            break;
-        case OPT_AGENT: r = set_str(&cfg->agent_path, optarg); break;
-        case OPT_RUNNER: r = set_str(&cfg->runner_path, optarg); break;
-        case OPT_SCOPE: r = set_str(&cfg->scope, optarg); break;
-        case OPT_LOGLEVEL:
-            if (strcmp(optarg, "debug") == 0)
-                cfg->log_level = LOG_LVL_DEBUG;
-            else if (strcmp(optarg, "info") == 0)
-                cfg->log_level = LOG_LVL_INFO;
-            else if (strcmp(optarg, "warn") == 0)
-                cfg->log_level = LOG_LVL_WARN;
-            else {
-                fprintf(stderr, "airlockd: --log-level: expected debug, info or warn, got '%s'\n", optarg);
-                r = -EINVAL;
-            }
-            break;
-        case OPT_HELP:
-        case 'h': usage(stdout); return 1;
-        default: usage(stderr); return -EINVAL;
-        }
-        if (r < 0)
-            return r;
-    }
-    if (optind < argc) {
-        fprintf(stderr, "airlockd: unexpected argument '%s'\n", argv[optind]);
-        return -EINVAL;
-    }
+/* What no single flag can check, and the defaults that depend on others. */
+static int finish(struct config *cfg)
+{
     if (cfg->default_timeout_s > cfg->max_timeout_s) {
         fprintf(stderr, "airlockd: --default-timeout %u exceeds --max-timeout %u\n", cfg->default_timeout_s,
                 cfg->max_timeout_s);
@@ -338,6 +305,39 @@ int config_parse(struct config *cfg, int argc, char **argv)
     if (!cfg->zygote_path && !(cfg->zygote_path = next_to_self("airlock-zygote")))
         return -ENOMEM;
     return 0;
+}
+
+int config_parse(struct config *cfg, int argc, char **argv)
+{
+    struct option opts[N_OPTS + 2];
+    for (size_t i = 0; i < N_OPTS; i++)
+        opts[i] = (struct option){OPTS[i].name, OPTS[i].kind == K_FLAG ? no_argument : required_argument, NULL,
+                                  OPT_BASE + (int)i};
+    opts[N_OPTS] = (struct option){"help", no_argument, NULL, OPT_HELP};
+    opts[N_OPTS + 1] = (struct option){NULL, 0, NULL, 0};
+
+    int r = set_defaults(cfg);
+    if (r < 0)
+        return r;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == OPT_HELP || c == 'h') {
+            usage(stdout);
+            return 1;
+        }
+        if (c < OPT_BASE || c >= OPT_HELP) {
+            usage(stderr);
+            return -EINVAL;
+        }
+        if ((r = apply_opt(cfg, &OPTS[c - OPT_BASE], optarg)) < 0)
+            return r;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "airlockd: unexpected argument '%s'\n", argv[optind]);
+        return -EINVAL;
+    }
+    return finish(cfg);
 }
 
 void config_free(struct config *cfg)

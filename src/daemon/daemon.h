@@ -24,6 +24,8 @@ struct daemon {
     struct config cfg;
     struct store *store;
     struct registry *reg;
+    /* build.c calls it when an agent connection dies (the registry wakes its reaper) */
+    void (*sandbox_crash_hook)(struct daemon *d);
     struct pool *pool;           /* warm sandboxes (pool.c); NULL: no pool */
     struct admission *adm;       /* per-key and per-address limits (admission.c) */
     struct bgwork *teardown;     /* deleted sandboxes released off the request path */

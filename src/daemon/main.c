@@ -25,7 +25,7 @@
 #include "http.h"
 #include "log.h"
 #include "pool.h"
-#include "sandbox.h"
+#include "registry.h"
 #include "store.h"
 #include "util.h"
 
@@ -142,6 +142,161 @@ static void check_pid_max(const struct config *cfg)
                  have, cfg->max_sandboxes + cfg->pool_max, SANDBOX_PIDS_MAX, need);
 }
 
+/* A client that hangs up must not kill the daemon; SIGTERM and SIGINT are
+ * blocked here, before any thread exists, and collected by sigwait. */
+static int setup_signals(sigset_t *stop)
+{
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        log_error("ignore SIGPIPE: %s", strerror(errno));
+        return -errno;
+    }
+    sigemptyset(stop);
+    sigaddset(stop, SIGTERM);
+    sigaddset(stop, SIGINT);
+    int r = pthread_sigmask(SIG_BLOCK, stop, NULL);
+    if (r != 0) {
+        log_error("block SIGTERM/SIGINT: %s", strerror(r));
+        return -r;
+    }
+    return 0;
+}
+
+/* The bootstrap key must not leak into anything the daemon starts, nor stay
+ * readable in /proc/<pid>/environ, which shows the bytes of the initial
+ * environment whatever unsetenv does to environ: keep a copy (*out, NULL if
+ * unset), overwrite the original. */
+static int take_env_key(char **out)
+{
+    char *env_orig = getenv("AIRLOCK_API_KEY");
+    *out = env_orig ? strdup(env_orig) : NULL;
+    if (env_orig && !*out) {
+        log_error("copy AIRLOCK_API_KEY: %s", strerror(ENOMEM));
+        return -ENOMEM;
+    }
+    if (env_orig)
+        explicit_bzero(env_orig, strlen(env_orig));
+    (void)unsetenv("AIRLOCK_API_KEY");
+    return 0;
+}
+
+/* The state directory, the backend scope it implies, the store and the
+ * bootstrap admin key (where: how to find it, for the start-up line). */
+static int open_state(struct daemon *d, char *env_key, char *scope, size_t scope_len, char *where, size_t where_len)
+{
+    int r;
+    if (d->cfg.scope)
+        snprintf(scope, scope_len, "%s", d->cfg.scope);
+    if ((r = make_state_dir(d->cfg.state_dir)) < 0 ||
+        (!d->cfg.scope && (r = backend_scope(d->cfg.state_dir, scope, scope_len)) < 0))
+        return r;
+    struct store_opts sopts = {
+        .init_state = d->cfg.init_state,
+        .full_check = d->cfg.check_integrity,
+        .audit_max_rows = d->cfg.audit_max_rows,
+        .audit_max_age_ms = d->cfg.audit_max_age_s * 1000,
+    };
+    if ((r = store_open(d->cfg.state_dir, &sopts, &d->store)) < 0)
+        return r;
+    if ((r = auth_bootstrap(d->store, d->cfg.state_dir, env_key, where, where_len)) < 0) {
+        log_error("bootstrap the admin key: %s", strerror(-r));
+        return r;
+    }
+    return 0;
+}
+
+/* The isolation backend (its init kills what a dead daemon left in scope). */
+static int start_backend(struct daemon *d, const char *scope)
+{
+    char berr[512] = "";
+    d->backend = &jail_backend_ops;
+    struct backend_config bcfg = {
+        .agent_path = d->cfg.agent_path,
+        .scope = scope,
+        .zygote_path = d->cfg.no_zygote ? NULL : d->cfg.zygote_path,
+        .runner_path = d->cfg.runner_path,
+        .warmup = d->cfg.warmup,
+        .cgroup_favordynmods = d->cfg.cgroup_favordynmods,
+        .max_sandboxes = d->cfg.max_sandboxes + d->cfg.pool_max,
+    };
+    int r = d->backend->init(&d->backend_state, &bcfg, berr, sizeof(berr));
+    if (r < 0) {
+        log_error("backend %s: init failed: %s", d->backend->name, berr[0] ? berr : strerror(-r));
+        d->backend = NULL;
+        return r;
+    }
+    if (access(d->cfg.runner_path, R_OK) < 0)
+        log_warn("runner %s: %s (Python code will not run)", d->cfg.runner_path, strerror(errno));
+    d->host_template = (struct template_info){.name = "host", .rootfs = NULL};
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    d->nproc = n > 0 ? (unsigned)n : 1;
+    return 0;
+}
+
+/* Records of a previous run closed, then the parts that serve requests, each
+ * after what it uses: limits, teardown worker, registry (and reaper),
+ * templates, warm pool. */
+static int start_services(struct daemon *d)
+{
+    unsigned stale = 0;
+    int r = store_sandbox_destroy_all_running(d->store, "daemon_restart", now_wall_ms(), &stale);
+    if (r < 0)
+        return r;
+    if (stale)
+        log_info("marked %u sandbox(es) of a previous run destroyed (daemon_restart)", stale);
+    if ((r = admission_new(&d->cfg, &d->adm)) < 0) {
+        log_error("set up the request limits: %s", strerror(-r));
+        return r;
+    }
+    /* 16: deletes faster than teardown keep at most this many sandboxes
+     * half-released; beyond it DELETE tears down inline. */
+    if ((r = bgwork_new("teardown", 16, &d->teardown)) < 0) {
+        log_error("start the teardown worker: %s", strerror(-r));
+        return r;
+    }
+    if ((r = registry_new(d, &d->reg)) < 0) {
+        log_error("start the sandbox registry: %s", strerror(-r));
+        return r;
+    }
+    if ((r = templates_open(d, d->cfg.template_cache, true, &d->templates)) < 0) {
+        log_error("open the template store: %s", strerror(-r));
+        return r;
+    }
+    if ((r = pool_new(d, &d->pool)) < 0) {
+        log_error("start the warm pool: %s", strerror(-r));
+        return r;
+    }
+    return 0;
+}
+
+/* Everything start-up made, in the reverse order (any part may be missing:
+ * a start-up that failed half-way comes here too). */
+static void shut_down(struct daemon *d, struct http_server *http)
+{
+    atomic_store(&d->shutting_down, true);
+    if (http)
+        http_quiesce(http);
+    /* the pool first: its thread builds sandboxes, which must not outlive
+     * the backend, and a create that already took one still finds the
+     * registry refusing (accepting = false below). Its memory stays until
+     * the requests in flight, which may still ask it, are done. */
+    pool_stop(d->pool);
+    if (d->reg)
+        sandbox_destroy_all(d, "shutdown"); /* wakes every request waiting on an agent */
+    http_stop(http);                        /* joins the connection threads */
+    templates_close(d->templates);          /* kills a build in progress */
+    d->templates = NULL;
+    pool_free(d->pool);
+    d->pool = NULL;
+    bgwork_free(d->teardown);               /* finishes every queued teardown */
+    d->teardown = NULL;
+    registry_free(d->reg);
+    admission_free(d->adm);
+    if (d->backend && d->backend->fini)
+        d->backend->fini(d->backend_state);
+    store_close(d->store);
+    config_free(&d->cfg);
+}
+
 int main(int argc, char **argv)
 {
     struct daemon d = {0};
@@ -153,110 +308,19 @@ int main(int argc, char **argv)
     log_init("airlockd", d.cfg.log_level);
     raise_fd_limit();
     check_pid_max(&d.cfg);
-
-    /* A client that hangs up must not kill the daemon. */
-    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
-        log_error("ignore SIGPIPE: %s", strerror(errno));
-        return 1;
-    }
     sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    if ((r = pthread_sigmask(SIG_BLOCK, &stop, NULL)) != 0) {
-        log_error("block SIGTERM/SIGINT: %s", strerror(r));
+    cleanup_free char *env_key = NULL;
+    if (setup_signals(&stop) < 0 || take_env_key(&env_key) < 0)
         return 1;
-    }
-
-    /* The bootstrap key must not leak into anything the daemon starts, nor
-     * stay readable in /proc/<pid>/environ, which shows the bytes of the
-     * initial environment whatever unsetenv does to environ: keep a copy,
-     * overwrite the original. */
-    char *env_orig = getenv("AIRLOCK_API_KEY");
-    cleanup_free char *env_key = env_orig ? strdup(env_orig) : NULL;
-    if (env_orig && !env_key) {
-        log_error("copy AIRLOCK_API_KEY: %s", strerror(ENOMEM));
-        return 1;
-    }
-    if (env_orig)
-        explicit_bzero(env_orig, strlen(env_orig));
-    (void)unsetenv("AIRLOCK_API_KEY");
 
     int exit_code = 1;
     struct http_server *http = NULL;
     char where[512] = "";
-    char berr[512] = "";
-
     char scope[64];
-    if (d.cfg.scope)
-        snprintf(scope, sizeof(scope), "%s", d.cfg.scope);
-    if (make_state_dir(d.cfg.state_dir) < 0 || (!d.cfg.scope && backend_scope(d.cfg.state_dir, scope, sizeof(scope)) < 0))
-        goto out;
-    struct store_opts sopts = {
-        .init_state = d.cfg.init_state,
-        .full_check = d.cfg.check_integrity,
-        .audit_max_rows = d.cfg.audit_max_rows,
-        .audit_max_age_ms = d.cfg.audit_max_age_s * 1000,
-    };
-    if ((r = store_open(d.cfg.state_dir, &sopts, &d.store)) < 0)
-        goto out;
-    if ((r = auth_bootstrap(d.store, d.cfg.state_dir, env_key, where, sizeof(where))) < 0) {
-        log_error("bootstrap the admin key: %s", strerror(-r));
-        goto out;
-    }
+    r = open_state(&d, env_key, scope, sizeof(scope), where, sizeof(where));
     if (env_key)
         explicit_bzero(env_key, strlen(env_key));
-
-    d.backend = &jail_backend_ops;
-    struct backend_config bcfg = {
-        .agent_path = d.cfg.agent_path,
-        .scope = scope,
-        .zygote_path = d.cfg.no_zygote ? NULL : d.cfg.zygote_path,
-        .runner_path = d.cfg.runner_path,
-        .warmup = d.cfg.warmup,
-        .cgroup_favordynmods = d.cfg.cgroup_favordynmods,
-        .max_sandboxes = d.cfg.max_sandboxes + d.cfg.pool_max,
-    };
-    if ((r = d.backend->init(&d.backend_state, &bcfg, berr, sizeof(berr))) < 0) {
-        log_error("backend %s: init failed: %s", d.backend->name, berr[0] ? berr : strerror(-r));
-        d.backend = NULL;
-        goto out;
-    }
-    if (access(d.cfg.runner_path, R_OK) < 0)
-        log_warn("runner %s: %s (Python code will not run)", d.cfg.runner_path, strerror(errno));
-    d.host_template = (struct template_info){.name = "host", .rootfs = NULL};
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    d.nproc = n > 0 ? (unsigned)n : 1;
-
-    unsigned stale = 0;
-    if ((r = store_sandbox_destroy_all_running(d.store, "daemon_restart", now_wall_ms(), &stale)) < 0)
-        goto out;
-    if (stale)
-        log_info("marked %u sandbox(es) of a previous run destroyed (daemon_restart)", stale);
-
-    if ((r = admission_new(&d.cfg, &d.adm)) < 0) {
-        log_error("set up the request limits: %s", strerror(-r));
-        goto out;
-    }
-    /* 16: deletes faster than teardown keep at most this many sandboxes
-     * half-released; beyond it DELETE tears down inline. */
-    if ((r = bgwork_new("teardown", 16, &d.teardown)) < 0) {
-        log_error("start the teardown worker: %s", strerror(-r));
-        goto out;
-    }
-    if ((r = registry_new(&d, &d.reg)) < 0) {
-        log_error("start the sandbox registry: %s", strerror(-r));
-        goto out;
-    }
-    if ((r = templates_open(&d, d.cfg.template_cache, true, &d.templates)) < 0) {
-        log_error("open the template store: %s", strerror(-r));
-        goto out;
-    }
-    if ((r = pool_new(&d, &d.pool)) < 0) {
-        log_error("start the warm pool: %s", strerror(-r));
-        goto out;
-    }
-    if ((r = http_start(&d, &http)) < 0)
+    if (r < 0 || start_backend(&d, scope) < 0 || start_services(&d) < 0 || http_start(&d, &http) < 0)
         goto out;
 
     log_info("airlockd %s listening on http://%s:%u%s%s (region %s, backend %s); %s", AIRLOCK_VERSION,
@@ -268,29 +332,7 @@ int main(int argc, char **argv)
     exit_code = 0;
 
 out:
-    atomic_store(&d.shutting_down, true);
-    if (http)
-        http_quiesce(http);
-    /* the pool first: its thread builds sandboxes, which must not outlive
-     * the backend, and a create that already took one still finds the
-     * registry refusing (accepting = false below). Its memory stays until
-     * the requests in flight, which may still ask it, are done. */
-    pool_stop(d.pool);
-    if (d.reg)
-        sandbox_destroy_all(&d, "shutdown"); /* wakes every request waiting on an agent */
-    http_stop(http);                         /* joins the connection threads */
-    templates_close(d.templates);            /* kills a build in progress */
-    d.templates = NULL;
-    pool_free(d.pool);
-    d.pool = NULL;
-    bgwork_free(d.teardown);                 /* finishes every queued teardown */
-    d.teardown = NULL;
-    registry_free(d.reg);
-    admission_free(d.adm);
-    if (d.backend && d.backend->fini)
-        d.backend->fini(d.backend_state);
-    store_close(d.store);
-    config_free(&d.cfg);
+    shut_down(&d, http);
     if (exit_code == 0)
         log_info("stopped");
     return exit_code;

@@ -221,8 +221,8 @@ static struct sandbox *pop_at(struct shape_pool *sp, unsigned i)
 
 /* A ready sandbox whose agent died (OOM, a kill from the host) would only be
  * found at take time and cost that create a build: drop it now. Returns one
- * such sandbox, removed from its stack, or NULL. Lock order: pool, then the
- * registry (sandbox_crashed); nothing takes them the other way round. */
+ * such sandbox, removed from its stack, or NULL. sandbox_crashed is an
+ * atomic flag (build.c): no other lock is taken under the pool's. */
 static struct sandbox *pop_crashed_locked(struct pool *p)
 {
     for (unsigned i = 0; i < p->nshapes; i++) {
@@ -288,7 +288,7 @@ static void discard_unlocked(struct pool *p, struct sandbox *sb)
  * acquired (verified, and held against removal) until the build is done;
  * *held is then the caller's to release. */
 static int resolve_template(struct pool *p, const char *name, struct sandbox_shape *shape, struct tmpl **held,
-                            struct api_error *err)
+                            struct op_error *err)
 {
     struct daemon *d = p->d;
     *held = NULL;
@@ -297,7 +297,7 @@ static int resolve_template(struct pool *p, const char *name, struct sandbox_sha
         return 0;
     }
     if (!d->templates)
-        return api_error_set(err, -ENOENT, 404, "template_not_found", "no template store");
+        return op_error_set(err, -ENOENT, ERR_NO_TEMPLATE, "no template store");
     int r = templates_acquire(d->templates, name, held, err);
     if (r < 0)
         return r;
@@ -319,11 +319,11 @@ static void build_one_locked(struct pool *p, struct shape_pool *sp)
     p->building = true;
     memcpy(p->building_tmpl, name, sizeof(p->building_tmpl));
     pthread_mutex_unlock(&p->lock);
-    struct api_error err = {0};
+    struct op_error err = {0};
     struct tmpl *held = NULL;
     if (resolve_template(p, name, &shape, &held, &err) < 0) {
         /* removed or corrupt: nobody can create on it, so stop pooling it */
-        log_warn("warm pool: template %s: %s; its pool is dropped", name, err.message);
+        log_warn("warm pool: template %s: %s; its pool is dropped", name, err.msg);
         pthread_mutex_lock(&p->lock);
         p->building = false; /* before the drop, which would wait for it */
         pthread_cond_broadcast(&p->built_cond);
@@ -342,7 +342,7 @@ static void build_one_locked(struct pool *p, struct shape_pool *sp)
         p->build_failures++;
         if (sp)
             sp->build_failures++;
-        log_warn("warm pool: build failed: %s", err.message);
+        log_warn("warm pool: build failed: %s", err.msg);
     } else if (p->stop || !sp || total_ready_locked(p) >= p->d->cfg.pool_max) {
         discard_unlocked(p, sb);
     } else {
@@ -362,7 +362,7 @@ static void build_one_locked(struct pool *p, struct shape_pool *sp)
     }
     p->building = false;
     pthread_cond_broadcast(&p->built_cond);
-    if (r < 0 && err.status == 422 && !p->stop) {
+    if (r < 0 && err.code == ERR_WARMUP && !p->stop) {
         /* A template defect (its warm-up raises): every build of it would
          * fail the same way, so stop pooling it rather than rebuild it once
          * a second. A later create on it is a miss that tries again, and

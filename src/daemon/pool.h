@@ -4,7 +4,7 @@
  * A pooled sandbox is fully started (namespaces, mounts, cgroup, seccomp,
  * agent up and answering HELLO) but has no owner, no store record, no
  * lifetime, and is not in the registry: nobody can see or reach it. A create
- * whose shape matches takes one (sandbox.c assigns everything that belongs to
+ * whose shape matches takes one (registry.c assigns everything that belongs to
  * the request: owner, env, metadata, lifetime, record, audit) and the pool
  * builds a replacement in its own thread. A taken sandbox never comes back:
  * it lives and dies like a freshly built one, so no process, file or memory
@@ -28,7 +28,7 @@
 #include <jansson.h>
 
 #include "daemon.h"
-#include "sandbox.h"
+#include "build.h"
 
 /* How many shapes are tracked at once; a create of a further shape is a
  * plain build until an idle shape is forgotten. */

@@ -17,8 +17,7 @@
 
 #include "daemon.h"
 #include "log.h"
-#include "pool.h"
-#include "sandbox.h"
+#include "rmtree.h"
 #include "tmpl_build.h"
 #include "tmpl_spec.h"
 #include "treehash.h"
@@ -132,7 +131,7 @@ static bool tree_changed(int ifd)
 
 /* Caller holds tp->vlock. Watches first, then the hash: a change made while
  * hashing is either seen by the hash or queued as an event for next time. */
-static int verify_locked(struct tmpl *tp, struct api_error *err)
+static int verify_locked(struct tmpl *tp, struct op_error *err)
 {
     if (tp->verified && tp->ifd >= 0 && !tree_changed(tp->ifd))
         return 0;
@@ -158,13 +157,13 @@ static int verify_locked(struct tmpl *tp, struct api_error *err)
     int r = tree_hash(tp->rootfs, hash, NULL, herr, sizeof(herr));
     if (r < 0) {
         log_error("template %s: verify: %s", tp->name, herr);
-        return api_error_set(err, -EIO, 409, "template_corrupt",
+        return op_error_set(err, -EIO, ERR_TEMPLATE_CORRUPT,
                              "template '%s' failed verification: %s; rebuild it (airlock template build) or remove it",
                              tp->name, herr);
     }
     if (strcmp(hash, tp->tree_hash) != 0) {
         log_error("template %s: tree hash %s, recorded %s", tp->name, hash, tp->tree_hash);
-        return api_error_set(err, -EIO, 409, "template_corrupt",
+        return op_error_set(err, -EIO, ERR_TEMPLATE_CORRUPT,
                              "template '%s' failed verification: its tree hash is %s, the manifest records %s; "
                              "rebuild it (airlock template build) or remove it",
                              tp->name, hash, tp->tree_hash);
@@ -175,7 +174,7 @@ static int verify_locked(struct tmpl *tp, struct api_error *err)
     return 0;
 }
 
-int templates_acquire(struct templates *t, const char *name, struct tmpl **out, struct api_error *err)
+int templates_acquire(struct templates *t, const char *name, struct tmpl **out, struct op_error *err)
 {
     pthread_mutex_lock(&t->lock);
     struct tmpl *tp = find_locked(t, name);
@@ -196,7 +195,7 @@ int templates_acquire(struct templates *t, const char *name, struct tmpl **out, 
             fclose(f);
         }
         json_decref(all);
-        return api_error_set(err, -ENOENT, 400, "template_not_found", "no template '%s'; available: %s", name,
+        return op_error_set(err, -ENOENT, ERR_NO_TEMPLATE, "no template '%s'; available: %s", name,
                              names ? names : "host");
     }
     pthread_mutex_lock(&tp->vlock);
@@ -238,7 +237,7 @@ json_t *templates_list_json(struct templates *t)
     return json_pack("{s:o}", "templates", arr);
 }
 
-int templates_get_json(struct templates *t, const char *name, json_t **out, struct api_error *err)
+int templates_get_json(struct templates *t, const char *name, json_t **out, struct op_error *err)
 {
     pthread_mutex_lock(&t->lock);
     struct tmpl *tp = find_locked(t, name);
@@ -247,72 +246,34 @@ int templates_get_json(struct templates *t, const char *name, json_t **out, stru
         json_object_set_new(m, "path", json_string(tp->dir));
     pthread_mutex_unlock(&t->lock);
     if (!tp)
-        return api_error_set(err, -ENOENT, 404, "template_not_found", "no template '%s'", name);
+        return op_error_set(err, -ENOENT, ERR_NO_TEMPLATE, "no template '%s'", name);
     *out = m;
-    return m ? 0 : api_error_set(err, -ENOMEM, 500, "internal", "out of memory");
+    return m ? 0 : op_error_set(err, -ENOMEM, ERR_INTERNAL, "out of memory");
 }
 
-/* rm -rf of a directory the daemon made: no symlink is followed (the tree
- * holds absolute links that point at the host's own files). */
-static int remove_tree_at(int parent, const char *name)
+int templates_remove(struct templates *t, const char *name, unsigned (*live_count)(void *ctx, const char *name),
+                     void *ctx, struct op_error *err)
 {
-    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOTDIR || errno == ELOOP ? (unlinkat(parent, name, 0) < 0 ? -errno : 0) : -errno;
-    DIR *dir = fdopendir(fd);
-    if (!dir) {
-        close(fd);
-        return -errno;
-    }
-    int r = 0;
-    struct dirent *de;
-    while ((de = readdir(dir))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        int q = de->d_type == DT_DIR ? remove_tree_at(dirfd(dir), de->d_name)
-                                     : (unlinkat(dirfd(dir), de->d_name, 0) < 0 ? -errno : 0);
-        if (q == -EISDIR)
-            q = remove_tree_at(dirfd(dir), de->d_name);
-        if (q < 0 && r == 0)
-            r = q;
-    }
-    closedir(dir);
-    if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && r == 0)
-        r = -errno;
-    return r;
-}
-
-int templates_remove_dir(const char *path)
-{
-    return remove_tree_at(AT_FDCWD, path);
-}
-
-int templates_remove(struct templates *t, const char *name, struct api_error *err)
-{
-    /* The warm pool's ready sandboxes of this template are nobody's and
-     * are not counted below: destroy them first (outside t->lock: the pool's
-     * thread acquires templates). One the pool is building holds the
-     * template, and the removal is then refused as in use. */
-    pool_drop_template(t->d->pool, name);
     pthread_mutex_lock(&t->lock);
     struct tmpl *tp = find_locked(t, name);
     if (!tp) {
         pthread_mutex_unlock(&t->lock);
-        return api_error_set(err, -ENOENT, 404, "template_not_found", "no template '%s'", name);
+        return op_error_set(err, -ENOENT, ERR_NO_TEMPLATE, "no template '%s'", name);
     }
-    /* sandbox_create registers the sandbox before it releases the template,
-     * so a create in flight is counted by one or the other */
-    unsigned live = sandbox_count_template(t->d, name);
+    /* a create registers its sandbox before it releases the template, so
+     * a create in flight is counted by one or the other (live_count is
+     * asked under t->lock for that reason) */
+    unsigned live = live_count ? live_count(ctx, name) : 0;
     if (live || tp->users) {
         pthread_mutex_unlock(&t->lock);
-        return api_error_set(err, -EBUSY, 409, "template_in_use",
+        return op_error_set(err, -EBUSY, ERR_TEMPLATE_IN_USE,
                              "template '%s' is used by %u live sandbox(es); delete them first", name,
                              live ? live : tp->users);
     }
     int r = store_template_delete(t->d->store, name);
     if (r < 0 && r != -ENOENT) {
         pthread_mutex_unlock(&t->lock);
-        return api_error_set(err, r, 500, "internal", "cannot remove the record of template '%s'", name);
+        return op_error_set(err, r, ERR_INTERNAL, "cannot remove the record of template '%s'", name);
     }
     struct tmpl **pp = &t->list;
     while (*pp != tp)
@@ -321,7 +282,7 @@ int templates_remove(struct templates *t, const char *name, struct api_error *er
     bool shared = tree_referenced_locked(t, tp->tree_hash);
     pthread_mutex_unlock(&t->lock);
     if (!shared) {
-        r = templates_remove_dir(tp->dir);
+        r = rmtree(tp->dir);
         if (r < 0)
             log_warn("template %s: remove %s: %s", name, tp->dir, strerror(-r));
     }
@@ -355,15 +316,15 @@ static void trim_builds_locked(struct templates *t)
     }
 }
 
-int templates_build_start(struct templates *t, json_t *spec_in, bool use_cache, json_t **out, struct api_error *err)
+int templates_build_start(struct templates *t, json_t *spec_in, bool use_cache, json_t **out, struct op_error *err)
 {
     struct tmpl_spec spec;
     char perr[256];
     if (tmpl_spec_parse(spec_in, &spec, perr, sizeof(perr)) < 0)
-        return api_error_set(err, -EINVAL, 400, "invalid_spec", "%s", perr);
+        return op_error_set(err, -EINVAL, ERR_INVALID_SPEC, "%s", perr);
     if (!t->builds_enabled) {
         tmpl_spec_clear(&spec);
-        return api_error_set(err, -EPERM, 503, "unavailable", "template builds are off in this daemon");
+        return op_error_set(err, -EPERM, ERR_BUILDS_OFF, "template builds are off in this daemon");
     }
     pthread_mutex_lock(&t->lock);
     for (size_t i = 0; i < t->n_builds; i++) {
@@ -371,21 +332,21 @@ int templates_build_start(struct templates *t, json_t *spec_in, bool use_cache, 
         if (strcmp(b->name, spec.name) == 0 && (b->state == BUILD_QUEUED || b->state == BUILD_RUNNING)) {
             pthread_mutex_unlock(&t->lock);
             tmpl_spec_clear(&spec);
-            return api_error_set(err, -EBUSY, 409, "build_in_progress", "template '%s' is already being built (%s)",
+            return op_error_set(err, -EBUSY, ERR_BUILD_BUSY, "template '%s' is already being built (%s)",
                                  spec.name, b->id);
         }
     }
     if (t->n_builds >= ARRAY_SIZE(t->builds)) {
         pthread_mutex_unlock(&t->lock);
         tmpl_spec_clear(&spec);
-        return api_error_set(err, -EAGAIN, 429, "too_many_builds", "too many template builds queued");
+        return op_error_set(err, -EAGAIN, ERR_TOO_MANY_BUILDS, "too many template builds queued");
     }
     struct tmpl_build *b = NULL;
     int r = tmpl_build_new(&spec, use_cache, &b);
     if (r < 0) {
         pthread_mutex_unlock(&t->lock);
         tmpl_spec_clear(&spec);
-        return api_error_set(err, r, 500, "internal", "cannot start a build: %s", strerror(-r));
+        return op_error_set(err, r, ERR_INTERNAL, "cannot start a build: %s", strerror(-r));
     }
     t->builds[t->n_builds++] = b;
     *out = tmpl_build_json(b, 0);
@@ -395,14 +356,14 @@ int templates_build_start(struct templates *t, json_t *spec_in, bool use_cache, 
     return 0;
 }
 
-int templates_build_json(struct templates *t, const char *id, unsigned since, json_t **out, struct api_error *err)
+int templates_build_json(struct templates *t, const char *id, unsigned since, json_t **out, struct op_error *err)
 {
     pthread_mutex_lock(&t->lock);
     struct tmpl_build *b = find_build_locked(t, id);
     if (b)
         *out = tmpl_build_json(b, since);
     pthread_mutex_unlock(&t->lock);
-    return b ? 0 : api_error_set(err, -ENOENT, 404, "not_found", "no build '%s'", id);
+    return b ? 0 : op_error_set(err, -ENOENT, ERR_NOT_FOUND, "no build '%s'", id);
 }
 
 /* A build finished: its tree replaces the template of that name. */
@@ -478,7 +439,7 @@ static void verify_all(struct templates *t)
         if (stop)
             return;
         struct tmpl *tp = NULL;
-        struct api_error err = {0};
+        struct op_error err = {0};
         if (templates_acquire(t, names[i], &tp, &err) == 0) /* logs a failure itself */
             templates_release(t, tp);
     }
@@ -537,7 +498,7 @@ static void collect_garbage(struct templates *t)
             continue;
         char path[PATH_MAX];
         strfmt(path, sizeof(path), "%s/%s", t->store_dir, de->d_name);
-        int r = templates_remove_dir(path);
+        int r = rmtree(path);
         log_info("templates: removed unreferenced %s%s%s", path, r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
     }
     closedir(dir);

@@ -27,7 +27,7 @@
 #include <jansson.h>
 
 #include "backend.h"
-#include "errors.h"
+#include "operr.h"
 
 struct daemon;
 struct templates;
@@ -40,22 +40,30 @@ int templates_open(struct daemon *d, const char *cache_dir, bool builds, struct 
 void templates_close(struct templates *t);
 
 /* A ready template for a new sandbox, verified (tree hash) and held until
- * templates_release: it cannot be removed meanwhile. 404 template_not_found,
- * 409 template_corrupt. info/env/limits/warmup are the template's. */
-int templates_acquire(struct templates *t, const char *name, struct tmpl **out, struct api_error *err);
+ * templates_release: it cannot be removed meanwhile. ERR_NO_TEMPLATE,
+ * ERR_TEMPLATE_CORRUPT. info/env/limits/warmup are the template's. */
+int templates_acquire(struct templates *t, const char *name, struct tmpl **out, struct op_error *err);
 void templates_release(struct templates *t, struct tmpl *tp);
 const struct template_info *tmpl_info(const struct tmpl *tp);
 json_t *tmpl_env(const struct tmpl *tp);    /* borrowed: object string->string */
 json_t *tmpl_limits(const struct tmpl *tp); /* borrowed: {memory_mb?, cpus?, timeout_s?} */
 
 json_t *templates_list_json(struct templates *t);
-int templates_get_json(struct templates *t, const char *name, json_t **out, struct api_error *err);
-/* 404, or 409 template_in_use while a live sandbox runs on it. */
-int templates_remove(struct templates *t, const char *name, struct api_error *err);
+int templates_get_json(struct templates *t, const char *name, json_t **out, struct op_error *err);
+/* Remove a template: ERR_NO_TEMPLATE, or ERR_TEMPLATE_IN_USE while it is
+ * held (a create or a pool build in progress) or live_count(ctx, name) (the
+ * caller's count of live sandboxes on it, asked under the templates' lock)
+ * is not 0. The caller coordinates what lives above: the API layer first
+ * drops the warm pool's ready sandboxes of it, and passes the registry's
+ * count, so this file calls neither. */
+int templates_remove(struct templates *t, const char *name, unsigned (*live_count)(void *ctx, const char *name),
+                     void *ctx, struct op_error *err);
 
-/* Queue a build of spec (validated here: 400). 202 object of the build. */
-int templates_build_start(struct templates *t, json_t *spec, bool use_cache, json_t **out, struct api_error *err);
-/* The build's state and its progress lines from index `since`. */
-int templates_build_json(struct templates *t, const char *id, unsigned since, json_t **out, struct api_error *err);
+/* Queue a build of spec (validated here: ERR_INVALID_SPEC; ERR_BUILDS_OFF,
+ * ERR_BUILD_BUSY, ERR_TOO_MANY_BUILDS). *out: the build's object. */
+int templates_build_start(struct templates *t, json_t *spec, bool use_cache, json_t **out, struct op_error *err);
+/* The build's state and its progress lines from index `since`;
+ * ERR_NOT_FOUND. */
+int templates_build_json(struct templates *t, const char *id, unsigned since, json_t **out, struct op_error *err);
 
 #endif

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "rmtree.h"
 #include "treehash.h"
 #include "util.h"
 
@@ -41,7 +42,6 @@
  * maintainer scripts clamp the times they write to it) and the same image. */
 #define SOURCE_DATE_EPOCH "1700000000"
 
-int templates_remove_dir(const char *path); /* templates.c */
 
 int tmpl_build_new(struct tmpl_spec *spec, bool use_cache, struct tmpl_build **out)
 {
@@ -515,10 +515,10 @@ static int from_cache(struct tmpl_build *b, pthread_mutex_t *lock, const char *c
     }
     if (r < 0) {
         json_decref(m);
-        templates_remove_dir(to);
+        rmtree(to);
         strfmt(to, sizeof(to), "%s/image.erofs", dir);
         unlink(to);
-        int q = templates_remove_dir(cdir);
+        int q = rmtree(cdir);
         if (q < 0)
             progress(b, lock, "cache: remove %s: %s", cdir, strerror(-q));
         /* the copy's failure is not the build's */
@@ -565,16 +565,16 @@ static void save_to_cache(struct tmpl_build *b, pthread_mutex_t *lock, const cha
         return;
     }
     if (copy_path(b, lock, dir, tmp) < 0) {
-        templates_remove_dir(tmp);
+        rmtree(tmp);
         pthread_mutex_lock(lock);
         b->error[0] = '\0';
         pthread_mutex_unlock(lock);
         return;
     }
-    templates_remove_dir(cdir); /* a damaged entry, or a lost race: ours is as good */
+    rmtree(cdir); /* a damaged entry, or a lost race: ours is as good */
     if (rename(tmp, cdir) < 0) {
         progress(b, lock, "cache: rename to %s: %s (not cached)", cdir, strerror(errno));
-        templates_remove_dir(tmp);
+        rmtree(tmp);
         return;
     }
     progress(b, lock, "cached as %s", cdir);
@@ -604,7 +604,7 @@ int tmpl_build_run(struct tmpl_build *b, const char *store_dir, const char *cach
             save_to_cache(b, lock, dir, cache_dir, cdir);
     }
     if (r < 0) {
-        templates_remove_dir(dir);
+        rmtree(dir);
         return r;
     }
     const char *hash = json_string_value(json_object_get(*manifest, "tree_hash"));
@@ -618,7 +618,7 @@ int tmpl_build_run(struct tmpl_build *b, const char *store_dir, const char *cach
     if (rename(dir, final) < 0) {
         if (errno != ENOTEMPTY && errno != EEXIST) {
             int e = errno;
-            templates_remove_dir(dir);
+            rmtree(dir);
             json_decref(*manifest);
             *manifest = NULL;
             return tmpl_build_fail(b, lock, "rename %s to %s: %s", dir, final, strerror(e));
@@ -629,7 +629,7 @@ int tmpl_build_run(struct tmpl_build *b, const char *store_dir, const char *cach
                       sizeof(err)) == 0 &&
             strcmp(have, hash) == 0) {
             write_manifest(final, *manifest);
-            templates_remove_dir(dir);
+            rmtree(dir);
             progress(b, lock, "the store already holds this tree: %s", final);
             return 0;
         }
@@ -637,12 +637,12 @@ int tmpl_build_run(struct tmpl_build *b, const char *store_dir, const char *cach
         progress(b, lock, "the stored copy %s is damaged (%s): replacing it", final, have[0] ? have : err);
         if (rename(final, old) < 0 || rename(dir, final) < 0) {
             int e = errno;
-            templates_remove_dir(dir);
+            rmtree(dir);
             json_decref(*manifest);
             *manifest = NULL;
             return tmpl_build_fail(b, lock, "replace %s: %s", final, strerror(e));
         }
-        templates_remove_dir(old);
+        rmtree(old);
         progress(b, lock, "stored as %s", final);
     } else {
         progress(b, lock, "stored as %s", final);

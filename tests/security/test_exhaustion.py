@@ -78,7 +78,7 @@ def _sandbox_recovers(arena, sb, outcome):
     assert sb.run_code("6 * 7", timeout=20).text == "42"
 
 
-PIDS_MAX = 512       # the daemon's default pids.max per sandbox (src/daemon/sandbox.c)
+PIDS_MAX = 512       # the daemon's default pids.max per sandbox (src/daemon/build.h)
 NOFILE_MAX = 1024    # RLIMIT_NOFILE of every user process (src/agent/proc.c)
 
 

@@ -1,6 +1,8 @@
 #include <errno.h>
 
+#include "api_errors.h"
 #include "errors.h"
+#include "operr.h"
 #include "unit.h"
 
 int main(void)
@@ -65,5 +67,67 @@ int main(void)
     CHECK_STREQ(json_string_value(json_object_get(json_object_get(j, "error"), "message")),
                 "no route GET /v1/file\xEF\xBF\xBDs");
     json_decref(j);
+
+    /* operation errors (operr.h) answered by the API layer: every code a
+     * client sees stays what it was when the layers below chose statuses */
+    static const struct {
+        enum err_code code;
+        unsigned status;
+        const char *api_code;
+    } map[] = {
+        {ERR_INTERNAL, 500, "internal"},          {ERR_NOT_FOUND, 404, "not_found"},
+        {ERR_EXPIRED, 410, "sandbox_expired"},    {ERR_SHUTTING_DOWN, 503, "unavailable"},
+        {ERR_AGENT_GONE, 503, "unavailable"},     {ERR_AGENT_TIMEOUT, 503, "unavailable"},
+        {ERR_TOO_LARGE, 413, "payload_too_large"}, {ERR_QUOTA, 429, "quota_exceeded"},
+        {ERR_KEY_QUOTA, 429, "sandbox_quota"},    {ERR_AUDIT, 503, "audit_unavailable"},
+        {ERR_WARMUP, 422, "warmup_failed"},       {ERR_NO_TEMPLATE, 404, "template_not_found"},
+        {ERR_TEMPLATE_CORRUPT, 409, "template_corrupt"}, {ERR_TEMPLATE_IN_USE, 409, "template_in_use"},
+        {ERR_INVALID_SPEC, 400, "invalid_spec"},  {ERR_BUILDS_OFF, 503, "unavailable"},
+        {ERR_BUILD_BUSY, 409, "build_in_progress"}, {ERR_TOO_MANY_BUILDS, 429, "too_many_builds"},
+        {ERR_NONE, 500, "internal"},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        struct op_error op = {0};
+        CHECK(op_error_set(&op, -EIO, map[i].code, "step %zu failed", i) == -EIO);
+        CHECK(api_error_from_op(&err, -EIO, &op) == -EIO);
+        CHECK(err.status == map[i].status);
+        CHECK_STREQ(err.code, map[i].api_code);
+        char want[32];
+        snprintf(want, sizeof(want), "step %zu failed", i);
+        CHECK_STREQ(err.message, want);
+    }
+    /* an agent's error keeps its code when the protocol knows it, else internal */
+    struct op_error op = {0};
+    const char agent_ok[] = "{\"code\":\"path_forbidden\",\"message\":\"/proc is not yours\"}";
+    CHECK(op_error_from_agent(&op, agent_ok, sizeof(agent_ok) - 1) == -EREMOTEIO);
+    CHECK(op.code == ERR_AGENT);
+    api_error_from_op(&err, -EREMOTEIO, &op);
+    CHECK(err.status == 400);
+    CHECK_STREQ(err.code, "path_forbidden");
+    CHECK_STREQ(err.message, "/proc is not yours");
+    CHECK(op_error_from_agent(&op, odd, sizeof(odd) - 1) == -EREMOTEIO);
+    api_error_from_op(&err, -EREMOTEIO, &op);
+    CHECK(err.status == 500);
+    CHECK_STREQ(err.code, "internal");
+    CHECK(op_error_from_agent(&op, junk, sizeof(junk) - 1) == -EREMOTEIO);
+    api_error_from_op(&err, -EREMOTEIO, &op);
+    CHECK(err.status == 500);
+    CHECK_STREQ(err.code, "internal");
+    CHECK_STREQ(err.message, "the sandbox agent reported an error");
+    op_error_audit(&op, -ENOSPC, "the create");
+    api_error_from_op(&err, -ENOSPC, &op);
+    struct api_error old = {0};
+    api_error_audit(&old, -ENOSPC, "the create");
+    CHECK(err.status == old.status);
+    CHECK_STREQ(err.code, old.code);
+    CHECK_STREQ(err.message, old.message);
+    /* a long message cut inside a multi-byte character still makes JSON */
+    for (int shift = 0; shift < 3; shift++) {
+        op_error_set(&op, -1, ERR_INTERNAL, "%s", longmsg + shift);
+        api_error_from_op(&err, -1, &op);
+        j = api_error_json(&err);
+        CHECK(j != NULL);
+        json_decref(j);
+    }
     UNIT_DONE();
 }

@@ -1,4 +1,4 @@
-/* sandbox.h - the registry of live sandboxes, their lifetimes, the reaper.
+/* registry.h - the registry of live sandboxes, their lifetimes, the reaper.
  *
  * A live sandbox is a backend instance (the jail) plus the agent connection.
  * Request handlers take a reference with sandbox_get() and drop it with
@@ -21,8 +21,8 @@
  * and someone else's sandbox is answered exactly like an unknown id (404
  * "no sandbox <id>"), so its existence does not leak.
  */
-#ifndef AIRLOCK_SANDBOX_H
-#define AIRLOCK_SANDBOX_H
+#ifndef AIRLOCK_REGISTRY_H
+#define AIRLOCK_REGISTRY_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -30,8 +30,9 @@
 #include <jansson.h>
 
 #include "agent_client.h"
+#include "build.h"
 #include "daemon.h"
-#include "errors.h"
+#include "operr.h"
 #include "store.h"
 
 struct sandbox_params {
@@ -46,52 +47,23 @@ struct sandbox_params {
     unsigned per_key_max; /* live sandboxes the owner key may have; 0: no limit */
 };
 
-/* Processes (and threads) one sandbox may hold: its cgroup's pids.max. */
-#define SANDBOX_PIDS_MAX 512
-
-struct sandbox; /* opaque outside sandbox.c */
-
-/* What a pooled sandbox is built for: everything fixed when the backend
- * starts it. The lifetime, env, metadata and owner are not part of it; they
- * are assigned when a create takes the sandbox. */
-struct sandbox_shape {
-    const struct template_info *tmpl;
-    unsigned memory_mb;
-    double cpus;
-    bool egress;
-};
-bool sandbox_shape_equal(const struct sandbox_shape *a, const struct sandbox_shape *b);
-
-/* For pool.c. sandbox_build: start and greet a sandbox of shape s that has
- * no owner, no record and is in no list; one reference, the caller's. With
- * `prime`, a host-template REPL runs one empty call first (see
- * sandbox.c): for builds ahead of a create, not for one a create waits for.
- * sandbox_discard: destroy such a sandbox (never gone live). sandbox_crashed:
- * its agent connection died. sandbox_memory_bytes: its cgroup usage, 0 if
- * unknown. */
-int sandbox_build(struct daemon *d, const struct sandbox_shape *s, bool prime, struct sandbox **out,
-                  struct api_error *err);
-void sandbox_discard(struct sandbox *sb);
-bool sandbox_crashed(struct sandbox *sb);
-uint64_t sandbox_memory_bytes(struct sandbox *sb);
-
 int registry_new(struct daemon *d, struct registry **out);
 /* Stop the reaper and free. Call after sandbox_destroy_all and after the HTTP
  * servers stopped (no references left). */
 void registry_free(struct registry *reg);
 
 /* Create a sandbox: a ready one from the warm pool if d->pool has one of
- * this shape, else start and greet a new one. 0 and a referenced *out, or an error
- * filled in err (429 quota_exceeded: --max-sandboxes, 429 sandbox_quota:
- * p->per_key_max, 500 backend failure, 503 shutting down, 503
- * audit_unavailable: its record and create event could not be written). */
+ * this shape, else build a new one (build.h). 0 and a referenced *out, or an
+ * error filled in err (ERR_QUOTA: --max-sandboxes, ERR_KEY_QUOTA:
+ * p->per_key_max, the build's error, ERR_SHUTTING_DOWN, ERR_AUDIT: its
+ * record and create event could not be written). */
 int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char *key_id, struct sandbox **out,
-                   struct api_error *err);
-/* A referenced live sandbox the caller may use, or err: 404 unknown / not
- * the caller's / destroyed (or being destroyed), 410 expired (or being torn
- * down after its expiry). */
+                   struct op_error *err);
+/* A referenced live sandbox the caller may use, or err: ERR_NOT_FOUND
+ * unknown / not the caller's / destroyed (or being destroyed), ERR_EXPIRED
+ * expired (or being torn down after its expiry). */
 int sandbox_get(struct daemon *d, const struct key_info *caller, const char *id, struct sandbox **out,
-                struct api_error *err);
+                struct op_error *err);
 void sandbox_unref(struct sandbox *sb);
 static inline void sandbox_unrefp(struct sandbox **sb)
 {
@@ -117,13 +89,13 @@ void sandbox_destroy_all(struct daemon *d, const char *reason);
 int sandbox_set_timeout(struct sandbox *sb, unsigned timeout_s, const char *key_id);
 
 /* The API sandbox object of any sandbox the store knows (live or not) that
- * the caller may see; 404 otherwise. */
+ * the caller may see; ERR_NOT_FOUND otherwise. */
 int sandbox_describe(struct daemon *d, const struct key_info *caller, const char *id, json_t **out,
-                     struct api_error *err);
+                     struct op_error *err);
 /* {"events":[...]}: the audit trail of a sandbox (live or not) the caller
- * may see; 404 otherwise. */
+ * may see; ERR_NOT_FOUND otherwise. */
 int sandbox_logs_json(struct daemon *d, const struct key_info *caller, const char *id, json_t **out,
-                      struct api_error *err);
+                      struct op_error *err);
 /* The API object of a live sandbox, as the caller sees it (admins also get
  * "key_id"). The caller must already be allowed to see sb. */
 json_t *sandbox_json(struct sandbox *sb, const struct key_info *caller);
@@ -133,15 +105,8 @@ unsigned sandbox_count(struct daemon *d);
 /* Live sandboxes running on template `name`. */
 unsigned sandbox_count_template(struct daemon *d, const char *name);
 
-/* Accessors for request handlers. */
-const char *sandbox_id(const struct sandbox *sb);
-struct agent_conn *sandbox_agent(struct sandbox *sb);
-json_t *sandbox_env(struct sandbox *sb); /* borrowed, immutable */
-unsigned sandbox_memory_mb(const struct sandbox *sb);
-/* OOM kills so far (0 if the backend cannot tell). */
-uint64_t sandbox_oom_kills(struct sandbox *sb);
-/* The error for a request whose agent went away: 410 if the sandbox
- * expired meanwhile, else 503 "sandbox agent is gone". */
-int sandbox_gone_error(struct sandbox *sb, struct api_error *err);
+/* The error for a request whose agent went away: ERR_EXPIRED if the
+ * sandbox expired meanwhile, ERR_SHUTTING_DOWN, else ERR_AGENT_GONE. */
+int sandbox_gone_error(struct sandbox *sb, struct op_error *err);
 
 #endif

@@ -1,0 +1,65 @@
+/* build.h - the build sequence of one sandbox: backend create, agent
+ * connection, hello, warm-up. Below both the registry (registry.c) and the
+ * warm pool (pool.c), which both call it; it calls only the backend and the
+ * agent client, so registry -> pool -> build -> backend has no cycle.
+ *
+ * A built sandbox has no owner, no record and is in no list; it holds one
+ * reference, its builder's. The registry gives it an owner and a lifetime
+ * when a create takes it (registry.h). */
+#ifndef AIRLOCK_BUILD_H
+#define AIRLOCK_BUILD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "agent_client.h"
+#include "daemon.h"
+#include "operr.h"
+
+/* Processes (and threads) one sandbox may hold: its cgroup's pids.max. */
+#define SANDBOX_PIDS_MAX 512
+
+struct sandbox; /* opaque outside build.c and registry.c */
+
+/* What a pooled sandbox is built for: everything fixed when the backend
+ * starts it. The lifetime, env, metadata and owner are not part of it; they
+ * are assigned when a create takes the sandbox. */
+struct sandbox_shape {
+    const struct template_info *tmpl;
+    unsigned memory_mb;
+    double cpus;
+    bool egress;
+};
+bool sandbox_shape_equal(const struct sandbox_shape *a, const struct sandbox_shape *b);
+
+/* Start and greet a sandbox of shape s. With `prime`, a host-template REPL
+ * runs one empty call first (see build.c): for builds ahead of a create, not
+ * for one a create waits for. 0 and *out, or -errno and err: ERR_WARMUP (a
+ * template's warm-up raised), else ERR_INTERNAL naming the failed step.
+ * Logs nothing on failure: the caller decides and logs. */
+int sandbox_build(struct daemon *d, const struct sandbox_shape *s, bool prime, struct sandbox **out,
+                  struct op_error *err);
+/* Free a sandbox nobody else references: closes the agent connection (joins
+ * its reader) and destroys a backend instance still held. */
+void sandbox_discard(struct sandbox *sb);
+/* Its agent connection died. */
+bool sandbox_crashed(struct sandbox *sb);
+
+/* Called (from the agent's reader thread) when any sandbox's agent
+ * connection dies, after sandbox_crashed turned true; the registry sets it at
+ * init to wake its reaper. */
+void sandbox_set_crash_hook(struct daemon *d, void (*hook)(struct daemon *d));
+
+/* Accessors. */
+const char *sandbox_id(const struct sandbox *sb);
+struct agent_conn *sandbox_agent(struct sandbox *sb);
+json_t *sandbox_env(struct sandbox *sb); /* borrowed, immutable once created */
+unsigned sandbox_memory_mb(const struct sandbox *sb);
+/* OOM kills so far (0 if the backend cannot tell). */
+uint64_t sandbox_oom_kills(struct sandbox *sb);
+/* Its cgroup's memory usage, 0 if unknown. */
+uint64_t sandbox_memory_bytes(struct sandbox *sb);
+
+#endif

@@ -1,0 +1,66 @@
+/* sandbox_impl.h - struct sandbox, shared by the two files that own it:
+ * build.c makes and frees one (backend instance, agent connection), and
+ * registry.c gives it an owner, a lifetime and a place in the live list.
+ * Nobody else includes this: the rest of the daemon uses the accessors of
+ * build.h and the registry's functions (registry.h). */
+#ifndef AIRLOCK_SANDBOX_IMPL_H
+#define AIRLOCK_SANDBOX_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "agent_client.h"
+#include "daemon.h"
+#include "store.h"
+
+enum sb_state { SB_RUNNING, SB_DESTROYING, SB_DESTROYED };
+
+struct sandbox {
+    struct daemon *d;
+    char id[SANDBOX_ID_LEN + 1];
+
+    /* set by the build, immutable afterwards */
+    char template_name[64];
+    bool egress;
+    char region[64];
+    unsigned memory_mb;
+    double cpus;
+    struct agent_conn *conn;
+    /* set by the agent reader when the connection dies (build.c), read by
+     * the pool and the reaper: atomic, so neither needs the other's lock */
+    atomic_bool crashed;
+
+    /* set by the registry when a create takes the sandbox, immutable
+     * afterwards */
+    uint64_t created_ms;
+    json_t *env;
+    json_t *metadata;
+    char key_id[KEY_ID_LEN + 1];
+
+    /* the backend instance; destroy frees it while requests may still ask
+     * for oom_kills, so it is guarded by its own lock */
+    pthread_mutex_t inst_lock;
+    struct backend_instance *inst;
+
+    /* guarded by the registry lock */
+    unsigned refs;
+    enum sb_state state;
+    unsigned timeout_s;
+    uint64_t expires_ms; /* wall clock, like the API's expires_at */
+    char destroy_reason[32];
+    uint64_t destroyed_ms;
+    char destroy_key[KEY_ID_LEN + 1]; /* who asked ("" the daemon), for a late record */
+    /* a destroyed sandbox stays on the dying list (with the registry's
+     * reference) until both are true: GET and the other calls find it there
+     * and answer "destroying" / 410 while it is torn down, and "destroyed"
+     * from memory while its record waits for the state store */
+    bool torn_down;
+    bool recorded;
+    struct sandbox *next; /* live list, or dying list */
+};
+
+#endif
