@@ -33,25 +33,17 @@ static int make_handle(int slot, unsigned gen)
     return (int)((gen & EV_GEN_MASK) << EV_SLOT_BITS) | (slot + 1);
 }
 
-/* The slot of a handle if it is still current, else -1. */
-static int handle_slot(int h, int nslots, unsigned gen_of_slot(const struct ev *, int), const struct ev *ev)
+/* The slot a handle names, -1 if it names none (0, or out of range). */
+static int handle_slot(int h, int nslots)
 {
-    if (h <= 0)
-        return -1;
-    int slot = (h & ((1 << EV_SLOT_BITS) - 1)) - 1;
-    if (slot < 0 || slot >= nslots)
-        return -1;
-    return (gen_of_slot(ev, slot) & EV_GEN_MASK) == ((unsigned)h >> EV_SLOT_BITS) ? slot : -1;
+    int slot = h > 0 ? (h & ((1 << EV_SLOT_BITS) - 1)) - 1 : -1;
+    return slot < nslots ? slot : -1;
 }
 
-static unsigned watch_gen(const struct ev *ev, int slot)
+/* Is the handle's generation the one its slot holds now? */
+static bool handle_current(int h, unsigned slot_gen)
 {
-    return ev->watches[slot].fn ? ev->watches[slot].gen : ~0u;
-}
-
-static unsigned timer_gen(const struct ev *ev, int slot)
-{
-    return ev->timers[slot].fn ? ev->timers[slot].gen : ~0u;
+    return ((unsigned)h >> EV_SLOT_BITS) == (slot_gen & EV_GEN_MASK);
 }
 
 /* ---- fds ------------------------------------------------------------------- */
@@ -74,10 +66,12 @@ int ev_watch(struct agent *a, int fd, short events, ev_fd_fn *fn, void *ctx)
 
 void ev_unwatch(struct agent *a, int handle)
 {
-    int slot = handle_slot(handle, EV_MAX_WATCHES, watch_gen, &a->ev);
+    int slot = handle_slot(handle, EV_MAX_WATCHES);
     if (slot < 0)
         return;
     struct ev_watch *w = &a->ev.watches[slot];
+    if (!w->fn || !handle_current(handle, w->gen))
+        return; /* already removed: the slot may be someone else's now */
     w->fn = NULL;
     w->ctx = NULL;
     w->fd = -1;
@@ -102,11 +96,14 @@ int ev_timer_add(struct agent *a, uint64_t at_ms, ev_timer_fn *fn, void *ctx)
 
 void ev_timer_cancel(struct agent *a, int handle)
 {
-    int slot = handle_slot(handle, EV_MAX_TIMERS, timer_gen, &a->ev);
+    int slot = handle_slot(handle, EV_MAX_TIMERS);
     if (slot < 0)
         return;
-    a->ev.timers[slot].fn = NULL;
-    a->ev.timers[slot].ctx = NULL;
+    struct ev_timer *t = &a->ev.timers[slot];
+    if (!t->fn || !handle_current(handle, t->gen))
+        return; /* fired or cancelled: the slot may be someone else's now */
+    t->fn = NULL;
+    t->ctx = NULL;
 }
 
 static void fire_timers(struct agent *a, uint64_t now)
