@@ -25,17 +25,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_*: the agent is static; EVP would pull in every provider */
 #include <openssl/sha.h>
-#include <sys/vfs.h>
 
 #include "agent.h"
 #include "log.h"

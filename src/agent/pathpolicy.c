@@ -105,6 +105,8 @@ static void path_split(const char *norm, char *parent, const char **leaf)
     *leaf = slash + 1;
 }
 
+/* Step 4: every daemon-supplied path is resolved here; callers work only on
+ * a leaf name relative to a directory fd this returned. */
 static int open_in_root(struct agent *a, const char *path, int flags)
 {
     struct open_how how = {
