@@ -473,8 +473,11 @@ static void repl_on_result_readable(struct agent *a)
 static void repl_on_exit(struct agent *a, void *ctx, pid_t pid, int wstatus)
 {
     (void)ctx;
-    (void)pid;
     struct repl *r = &a->repl;
+    if (pid != r->pid) {
+        log_debug("reaped former python runner %d", (int)pid);
+        return; /* one we replaced already: its exit is nobody's business */
+    }
     /* a result written just before dying still counts */
     repl_on_result_readable(a);
     bool in_call = r->req_id != 0;
@@ -492,6 +495,12 @@ static void repl_on_exit(struct agent *a, void *ctx, pid_t pid, int wstatus)
                  WEXITSTATUS(wstatus), (unsigned long long)lived);
     /* whatever it left in the group (subprocesses) goes with it */
     (void)kill(-r->pid, SIGKILL);
+    /* r->pid is not pid when the result read above restarted the runner
+     * (its exit seen before its restart result): the fresh one is killed
+     * too and, as before the loop had a child registry, reaped as an
+     * orphan; the next call starts another */
+    if (r->pid != pid)
+        ev_child_cancel(a, r->pid);
     r->pid = 0;
     repl_close_fds(a, r);
 
