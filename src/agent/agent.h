@@ -13,8 +13,10 @@
  * All state lives in one `struct agent` passed around; there is no other
  * global mutable state.
  *
- * Who owns what (calls go down this list, never up; ev.c and wire.c are
- * called by the others and call none of them):
+ * Who owns what. Calls go one way: main.c -> ctl.c -> repl.c, job.c,
+ * files.c -> proc.c, stream.c, tree.c, pathpolicy.c, zygote_client.c; any
+ * of them may call ev.c (registration) and wire.c (frames out), which call
+ * none of them. No two files call each other.
  *   main.c     arguments, signals, Landlock, then ctl_start + repl_start + ev_run
  *   ctl.c      frames in: parse, dispatch to repl / job / files
  *   ev.c       the poll loop, timers, the child-exit registry (ev.h)
@@ -29,7 +31,7 @@
  *   tree.c     finding and killing what a timed-out call started (/proc)
  *   files.c    FILE_* requests: transfers, listings, deletes
  *   pathpolicy.c  which paths the file API accepts and how they are opened
- *              (pathpolicy.h: read it alone for a security review)
+ *              (its header comment is the whole policy, for a security review)
  */
 #ifndef AIRLOCK_AGENT_H
 #define AIRLOCK_AGENT_H
