@@ -1,6 +1,6 @@
 /* fuzz_agent.c - airlock-agent's side of the protocol: the real event loop
- * (src/agent/loop.c) reading a fuzzed control stream, with the FILE_*
- * requests (files.c) working in a scratch root.
+ * (src/agent/ev.c, ctl.c) reading a fuzzed control stream, with the FILE_*
+ * requests (files.c, pathpolicy.c) working in a scratch root.
  *
  * Input layout:
  *   byte 0       n: the next n % 17 bytes are the split schedule (how the
@@ -245,7 +245,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .python_path = "/nonexistent/python3",
     };
     repl_init(&a.repl);
-    (void)agent_loop(&a); /* until EOF, a bad header, or SHUTDOWN */
+    FUZZ_SETUP(ctl_start(&a) == 0, "ctl_start");
+    (void)ev_run(&a); /* until EOF, a bad header, or SHUTDOWN */
     files_free_all(&a);
     repl_free(&a);
     FUZZ_CHECK(a.jobs == NULL && a.repl.pid == 0, "the agent spawned a process");

@@ -1,17 +1,26 @@
 /* agent.h - internal interfaces of airlock-agent (PID 1 inside a sandbox).
  *
- * The agent is one single-threaded event loop (loop.c) over:
- *   - the control stream to airlockd (framed, docs/protocol.md),
- *   - a signalfd for SIGCHLD (every child and orphan is reaped there),
- *   - the persistent Python REPL's pipes (repl.c),
- *   - the pipes of fresh bash / exec children (job.c),
- *   - pending file downloads (files.c streams one chunk per iteration, at
+ * The agent is one single-threaded event loop (ev.c) over fds, timers
+ * and child exits that their owners register with a callback:
+ *   - the control stream to airlockd (ctl.c, framed, docs/protocol.md),
+ *   - a signalfd for SIGCHLD (ev.c reaps every child and orphan there and
+ *     hands a job's or the runner's exit to its owner),
+ *   - the persistent Python REPL's pipes and its call deadline (repl.c),
+ *   - the pipes and deadlines of fresh bash / exec children (job.c),
+ *   - pending file downloads (files.c, an idle hook: one chunk per turn, at
  *     most PROTO_GET_WINDOW unacknowledged bytes each: a stalled download
  *     waits for FILE_ACK without holding the loop).
  * All state lives in one `struct agent` passed around; there is no other
  * global mutable state.
  *
- * Who owns what:
+ * Who owns what. Calls go one way: main.c -> ctl.c -> repl.c, job.c,
+ * files.c -> proc.c, stream.c, tree.c, pathpolicy.c, zygote_client.c; any
+ * of them may call ev.c (registration) and wire.c (frames out), which call
+ * none of them. No two files call each other.
+ *   main.c     arguments, signals, Landlock, then ctl_start + repl_start + ev_run
+ *   ctl.c      frames in: parse, dispatch to repl / job / files
+ *   ev.c       the poll loop, timers, the child-exit registry (ev.h)
+ *   wire.c     frames out: agent_send* (replies, output, LOG lines)
  *   proc.c     fork + the privilege drop sequence + execve of user code
  *   seccomp.c  the seccomp allow-list installed last before execve
  *   landlock.c the Landlock domain the agent puts itself (and so all user
@@ -20,7 +29,9 @@
  *   repl.c     the runner process and RUN_CODE language=python
  *   job.c      RUN_CODE language=bash and EXEC (fresh processes)
  *   tree.c     finding and killing what a timed-out call started (/proc)
- *   files.c    FILE_* requests, all paths resolved inside --root
+ *   files.c    FILE_* requests: transfers, listings, deletes
+ *   pathpolicy.c  which paths the file API accepts and how they are opened
+ *              (its header comment is the whole policy, for a security review)
  */
 #ifndef AIRLOCK_AGENT_H
 #define AIRLOCK_AGENT_H
@@ -35,6 +46,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "ev.h"
 #include "log.h"
 #include "proto.h"
 
@@ -55,6 +67,7 @@
  * full pipe) but discarded, and `truncated` is set. */
 struct outstream {
     int fd;           /* read end, O_NONBLOCK; -1 once closed */
+    int watch;        /* its ev_watch handle, 0 if none */
     uint8_t type;     /* PROTO_STDOUT or PROTO_STDERR */
     size_t forwarded; /* bytes sent in frames for the current request */
     bool truncated;
@@ -63,6 +76,8 @@ struct outstream {
 struct agent;
 
 void outstream_init(struct outstream *s, int fd, uint8_t type);
+/* Register s with the loop: fn is called when it is readable. */
+void outstream_watch(struct agent *a, struct outstream *s, ev_fd_fn *fn, void *ctx);
 /* Start counting for a new request (the REPL's pipes outlive requests). */
 void outstream_reset(struct outstream *s);
 /* Read one chunk and forward it for req_id (0: discard). 1 if data was read,
@@ -70,7 +85,7 @@ void outstream_reset(struct outstream *s);
 int outstream_pump(struct agent *a, struct outstream *s, uint32_t req_id, size_t max);
 /* Pump until EAGAIN or EOF: everything the child wrote so far is sent. */
 void outstream_drain(struct agent *a, struct outstream *s, uint32_t req_id, size_t max);
-void outstream_close(struct outstream *s);
+void outstream_close(struct agent *a, struct outstream *s); /* unwatch, close */
 
 /* ---- user processes (proc.c) --------------------------------------------- */
 
@@ -194,6 +209,8 @@ struct repl {
     int cmd_fd;              /* agent -> runner commands (runner's fd 3) */
     int res_fd;              /* runner -> agent results (runner's fd 4), O_NONBLOCK */
     struct outstream out, err;
+    int res_watch;           /* ev handles: res_fd, the call's deadline */
+    int timer;
     uint64_t started_ms;     /* when the current runner was spawned */
     char start_error[600];   /* why the last start failed, for ERROR replies */
     bool restart_pending;    /* died while idle: start again on the next RUN_CODE */
@@ -212,8 +229,10 @@ struct repl {
     bool timed_out;
     bool killed_by_agent;    /* we sent SIGKILL after the grace period */
     struct tree_mark call_mark; /* processes started after it belong to the call */
-    bool job_ended_in_call;  /* a job ended normally during the call: its
-                                leftovers and the call's orphans both are ours */
+    unsigned long jobs_ended_at_start; /* a->jobs_ended when the call started: if
+                                it grew, a job ended normally during the call,
+                                and its leftovers and the call's orphans both
+                                are ours */
     char restart_reason[200]; /* the runner asked to be restarted (threads that would not stop) */
     bool restart_now;         /* ... and its result is sent: restart it */
     pid_t reap[REPL_MAX_REAP]; /* its children we killed; sent to it to reap */
@@ -223,11 +242,8 @@ struct repl {
 void repl_init(struct repl *r);
 int repl_start(struct agent *a);
 void repl_handle_run(struct agent *a, uint32_t req_id, json_t *req);
-void repl_add_pollfds(struct agent *a);
-void repl_on_result_readable(struct agent *a);
-void repl_on_exit(struct agent *a, int wstatus);
-void repl_on_timer(struct agent *a, uint64_t now);
-uint64_t repl_next_deadline(const struct agent *a);
+/* The runner's process group if req_id is its call in progress, else 0. */
+pid_t repl_pgid_of(const struct agent *a, uint32_t req_id);
 void repl_kill(struct agent *a);
 void repl_free(struct agent *a); /* at exit: close pipes, free buffers */
 
@@ -250,6 +266,8 @@ struct job {
     int wstatus;
     struct outstream out, err;
     int stdin_fd;     /* write end while stdin is pending, else -1 */
+    int stdin_watch;  /* ev handles of stdin_fd and the deadline */
+    int timer;
     char *stdin_buf;
     size_t stdin_len, stdin_off;
     size_t max_output;
@@ -260,14 +278,9 @@ struct job {
 
 void job_handle_run_bash(struct agent *a, uint32_t req_id, json_t *req);
 void job_handle_exec(struct agent *a, uint32_t req_id, json_t *req);
-void job_on_exit(struct agent *a, struct job *j, int wstatus);
-void job_on_stdin_writable(struct agent *a, struct job *j);
-void job_finish_if_done(struct agent *a, struct job *j);
-void job_on_timer(struct agent *a, uint64_t now);
-struct job *job_find_pid(struct agent *a, pid_t pid);
-struct job *job_find_req(struct agent *a, uint32_t req_id);
+/* The process group of the running job of req_id, else 0. */
+pid_t job_pgid_of(struct agent *a, uint32_t req_id);
 void job_kill_all(struct agent *a);
-int job_count(const struct agent *a);
 
 /* ---- files (files.c) ------------------------------------------------------ */
 
@@ -278,27 +291,19 @@ void files_handle(struct agent *a, const struct proto_hdr *h, json_t *req);
  * upload data or abort, download acknowledgement or cancel. Frames for
  * unknown requests are dropped. */
 void files_handle_peer_frame(struct agent *a, const struct proto_hdr *h, const uint8_t *payload);
-/* Send the next chunk of every download the window allows; true if one can
- * send more at once (the loop must not sleep in poll). */
-bool files_pump_downloads(struct agent *a);
+/* Register the download pump with the loop (an idle hook). */
+int files_init(struct agent *a);
 void files_free_all(struct agent *a);
 
-/* ---- the loop and replies (loop.c) ---------------------------------------- */
+/* ---- the agent ------------------------------------------------------------- */
 
-/* What a pollfd slot belongs to, so the loop can dispatch by index. */
-enum watch_kind { W_CTL, W_SIG, W_REPL_OUT, W_REPL_ERR, W_REPL_RES, W_JOB_OUT, W_JOB_ERR, W_JOB_IN };
-
-struct watch {
-    enum watch_kind kind;
-    struct job *job;
-};
-
-#define AGENT_MAX_POLL (8 + 3 * AGENT_MAX_JOBS)
+_Static_assert(EV_MAX_WATCHES >= 8 + 3 * AGENT_MAX_JOBS, "every job's three pipes fit the watch table");
+_Static_assert(EV_MAX_TIMERS >= 8 + AGENT_MAX_JOBS && EV_MAX_CHILDREN >= 8 + AGENT_MAX_JOBS, "every job fits the loop");
 
 struct agent {
     int ctl_fd;               /* control stream to airlockd (blocking) */
     int sig_fd;               /* signalfd for SIGCHLD */
-    int root_fd;              /* O_PATH of --root: files.c resolves inside it */
+    int root_fd;              /* O_PATH of --root: pathpolicy.c resolves inside it */
     const char *root_path;
     char *root_real;          /* realpath of --root: strips /proc/self/fd links back to sandbox paths */
     const char *runner_path;
@@ -308,23 +313,27 @@ struct agent {
     int last_pid_fd;          /* /proc/sys/kernel/ns_last_pid, or -1 (tree.c) */
     struct spawn_policy policy;
     bool is_pid1;
-    bool quit;
+    bool quit;                /* the loop stops at the end of this turn */
     int exit_code;
 
     struct repl repl;
     struct job *jobs;
+    unsigned long jobs_ended; /* jobs whose root exited by itself (not a timeout) */
     struct file_op *file_ops;
 
-    /* rebuilt every iteration */
-    struct pollfd pfds[AGENT_MAX_POLL];
-    struct watch watches[AGENT_MAX_POLL];
-    int npfds;
+    struct ev ev;
 };
 
-int agent_loop(struct agent *a);
+/* ---- control stream in (ctl.c) ---------------------------------------------- */
+
+/* Watch the control stream (the first watch: served first every turn) and
+ * register the file transfers' pump. Then ev_run(a) serves it. */
+int ctl_start(struct agent *a);
+
+/* ---- frames out (wire.c) ------------------------------------------------------ */
+
 /* log.c sink: every log line also goes to the daemon as a LOG frame. */
 void agent_log_sink(void *ctx, enum log_level lvl, const char *line);
-void agent_watch(struct agent *a, int fd, short events, enum watch_kind kind, struct job *job);
 
 /* Replies. A failure to write to the control stream means the daemon is
  * gone: the loop is told to quit (a->quit) and the caller carries on. */
@@ -333,11 +342,12 @@ void agent_send_json(struct agent *a, uint8_t type, uint16_t flags, uint32_t req
 void agent_send_ok(struct agent *a, uint32_t req_id, json_t *obj); /* steals obj, END */
 void agent_send_error(struct agent *a, uint32_t req_id, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* ERROR "op path: strerror(err)" with the protocol code for err (ENOENT ->
+ * not_found, ELOOP/EXDEV -> path_escape, ...). */
+void agent_send_errno(struct agent *a, uint32_t req_id, int err, const char *op, const char *path);
 /* RESULT frame; steals obj. Shrinks "results" if the frame would be too big. */
 void agent_send_result(struct agent *a, uint32_t req_id, json_t *obj);
 /* Parse {timeout_ms, max_output} with defaults; -EINVAL with err set on bad types. */
 int agent_parse_limits(json_t *req, unsigned *timeout_ms, size_t *max_output, char *err, size_t errlen);
-/* Kill every child process group we know about (shutdown / lost daemon). */
-void agent_kill_children(struct agent *a);
 
 #endif

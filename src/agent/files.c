@@ -1,24 +1,9 @@
 /* files.c - FILE_PUT / GET / LIST / DELETE / MKDIR inside the sandbox root.
  *
- * Every path from the daemon is untrusted (the daemon checks the same
- * things first: this is defence in depth). It is
- *   1. checked (no NUL, valid UTF-8, not empty, at most 4096 bytes),
- *   2. made absolute (relative paths start at /home/user) and normalised
- *      lexically ("//", ".", ".." collapse; ".." stops at "/"): 1 and 2 are
- *      src/common/path.c, shared with the daemon,
- *   3. refused if under /proc, /sys or /dev (kernel interfaces, not files:
- *      listing /proc/1/fd would show the agent's descriptors), and for
- *      writes, required to lie under /tmp, /data or /home/user,
- *   4. opened with openat2(root_fd, path, RESOLVE_IN_ROOT |
- *      RESOLVE_NO_MAGICLINKS): ".." and absolute symlinks resolve inside the
- *      root, and /proc/self/root-style magic links are refused,
- *   5. for writes, the directory actually reached is read back through
- *      /proc/self/fd and must still be under an allowed prefix (a symlink
- *      /home/user/x -> /etc lands in the sandbox's own /etc: not writable),
- *   6. and the last component is handled with *at() calls on that directory
- *      fd, never following a symlink at the leaf.
- * Reads (GET, LIST) check step 5's way too that the file or directory
- * reached is not under /proc, /sys or /dev (a symlink /tmp/p -> /proc).
+ * Which paths are accepted, and how they are opened inside --root, is
+ * pathpolicy.c: this file gets directory and file descriptors from it and
+ * works on the last component with *at() calls that never follow a
+ * symlink at the leaf.
  *
  * Uploads go to a hidden temporary file in the target directory and are
  * renamed into place on END, so a failed upload leaves nothing behind; if
@@ -40,31 +25,24 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_*: the agent is static; EVP would pull in every provider */
 #include <openssl/sha.h>
-#include <sys/vfs.h>
 
 #include "agent.h"
 #include "log.h"
-#include "path.h"
+#include "pathpolicy.h"
 #include "util.h"
 
-#define FILES_NORM_MAX PATH_NORM_MAX
 #define FILES_HASH_SLICES 4 /* PROTO_DATA_CHUNKs hashed per loop turn before a download starts */
 #define FILES_TMP_PREFIX ".airlock-put-"
 #define FILES_MAX_DEPTH 256 /* recursive delete */
 #define FILES_LIST_BUDGET (PROTO_MAX_PAYLOAD - 64 * 1024)
 
-static const char *const writable_roots[] = {"/tmp", "/data", "/home/user"};
-#define WRITES_ONLY_MSG "writes are allowed only under /tmp, /data and /home/user"
 
 struct file_op {
     struct file_op *next;
@@ -86,55 +64,6 @@ struct file_op {
     SHA256_CTX sha;  /* put: of the bytes received; get: of the pass under way */
 };
 
-/* ---- errors ---------------------------------------------------------------- */
-
-static const char *errno_code(int e)
-{
-    switch (e) {
-    case ENOENT: return PROTO_ERR_NOT_FOUND;
-    case EISDIR: return PROTO_ERR_IS_DIR;
-    case ENOTDIR: return PROTO_ERR_NOT_DIR;
-    case EEXIST: return PROTO_ERR_EXISTS;
-    case ENOSPC:
-    case EDQUOT: return PROTO_ERR_NO_SPACE;
-    case EXDEV: /* RESOLVE_BENEATH-style escapes */
-    case ELOOP: /* magic links, or symlink loops: either way not followed */
-        return PROTO_ERR_PATH_ESCAPE;
-    case EFBIG: return PROTO_ERR_TOO_LARGE;
-    case ENAMETOOLONG:
-    case EINVAL:
-    case EROFS:
-    case EACCES:
-    case EPERM:
-    case ENOTEMPTY: return PROTO_ERR_INVALID;
-    default: return PROTO_ERR_INTERNAL;
-    }
-}
-
-static void send_errno(struct agent *a, uint32_t req_id, int err, const char *op, const char *path)
-{
-    if (err == ELOOP || err == EXDEV)
-        agent_send_error(a, req_id, PROTO_ERR_PATH_ESCAPE, "%s %s: path leaves the sandbox or loops", op, path);
-    else
-        agent_send_error(a, req_id, errno_code(err), "%s %s: %s", op, path, strerror(err));
-}
-
-/* ---- paths ----------------------------------------------------------------- */
-
-/* Steps 1-2 above (src/common/path.c). out must hold FILES_NORM_MAX bytes.
- * 0 or -EINVAL with msg set. */
-static int path_normalize_json(json_t *jpath, char *out, const char **msg)
-{
-    const char *in = json_string_value(jpath);
-    if (!in) {
-        *msg = "path must be a string";
-        return -EINVAL;
-    }
-    return path_normalize(in, json_string_length(jpath), out, msg);
-}
-
-#define KERNEL_PATH_MSG "paths under /proc, /sys and /dev are not files; the file API refuses them"
-
 static void sha_hex(SHA256_CTX *c, char out[65])
 {
     unsigned char md[SHA256_DIGEST_LENGTH];
@@ -143,175 +72,6 @@ static void sha_hex(SHA256_CTX *c, char out[65])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-static bool under_prefix(const char *path, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
-}
-
-static bool path_writable(const char *norm)
-{
-    for (size_t i = 0; i < ARRAY_SIZE(writable_roots); i++)
-        if (under_prefix(norm, writable_roots[i]))
-            return true;
-    return false;
-}
-
-static bool path_is_writable_root(const char *norm)
-{
-    for (size_t i = 0; i < ARRAY_SIZE(writable_roots); i++)
-        if (strcmp(norm, writable_roots[i]) == 0)
-            return true;
-    return false;
-}
-
-/* "/a/b/c" -> parent "/a/b", leaf "c"; "/a" -> "/", "a". */
-static void path_split(const char *norm, char *parent, const char **leaf)
-{
-    const char *slash = strrchr(norm, '/');
-    size_t plen = (size_t)(slash - norm);
-    if (plen == 0)
-        plen = 1;
-    memcpy(parent, norm, plen);
-    parent[plen] = '\0';
-    *leaf = slash + 1;
-}
-
-static int open_in_root(struct agent *a, const char *path, int flags)
-{
-    struct open_how how = {
-        .flags = (uint64_t)(flags | O_CLOEXEC),
-        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-    };
-    int fd = (int)syscall(SYS_openat2, a->root_fd, path, &how, sizeof(how));
-    return fd < 0 ? -errno : fd;
-}
-
-/* Where did fd really end up, as a path inside the root? 0 with *inside
- * pointing into real (PATH_MAX bytes), -EACCES if outside the root, 1 if
- * /proc is unavailable (then only the lexical checks stand). */
-static int fd_path_in_root(struct agent *a, int fd, char *real, const char **inside)
-{
-    char link[64];
-    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(link, real, PATH_MAX - 1);
-    if (n < 0)
-        return 1;
-    real[n] = '\0';
-    *inside = real;
-    size_t rlen = strlen(a->root_real);
-    if (strcmp(a->root_real, "/") != 0) {
-        if (strncmp(real, a->root_real, rlen) != 0 || (real[rlen] != '/' && real[rlen] != '\0'))
-            return -EACCES;
-        *inside = real[rlen] ? real + rlen : "/";
-    }
-    return 0;
-}
-
-/* Step 5: -EACCES if dirfd is outside the writable prefixes. */
-static int check_dir_writable(struct agent *a, int dirfd)
-{
-    char real[PATH_MAX];
-    const char *inside;
-    int r = fd_path_in_root(a, dirfd, real, &inside);
-    if (r != 0)
-        return r < 0 ? r : 0;
-    return path_writable(inside) ? 0 : -EACCES;
-}
-
-/* The read side of step 5: is what fd reached a kernel interface (a
- * symlink into /proc, /sys or /dev)? The filesystem type says so even when
- * the path cannot be read back. */
-static bool fd_is_kernel(struct agent *a, int fd)
-{
-    struct statfs sf;
-    if (fstatfs(fd, &sf) == 0 && (sf.f_type == 0x9fa0 /* PROC_SUPER_MAGIC */ || sf.f_type == 0x62656572 /* SYSFS */ ||
-                                  sf.f_type == 0x1cd1 /* DEVPTS */))
-        return true;
-    char real[PATH_MAX];
-    const char *inside;
-    int r = fd_path_in_root(a, fd, real, &inside);
-    return r == 0 && path_is_kernel(inside);
-}
-
-/* mkdir -p for every component of norm (all of it if include_leaf, else up
- * to its parent). New directories are 0755 and owned by the user. */
-static int ensure_dirs(struct agent *a, const char *norm, bool include_leaf, char *failed_at)
-{
-    char prefix[FILES_NORM_MAX];
-    size_t len = strlen(norm);
-    size_t end = len;
-    if (!include_leaf)
-        end = (size_t)(strrchr(norm, '/') - norm);
-    for (size_t i = 1; i <= end; i++) {
-        if (i != end && norm[i] != '/')
-            continue;
-        memcpy(prefix, norm, i);
-        prefix[i] = '\0';
-        strcpy(failed_at, prefix);
-        int fd = open_in_root(a, prefix, O_PATH | O_DIRECTORY);
-        if (fd >= 0) {
-            close(fd);
-            continue;
-        }
-        if (fd != -ENOENT)
-            return fd;
-        char parent[FILES_NORM_MAX];
-        const char *leaf;
-        path_split(prefix, parent, &leaf);
-        cleanup_fd int pfd = open_in_root(a, parent, O_PATH | O_DIRECTORY);
-        if (pfd < 0)
-            return pfd;
-        int r = check_dir_writable(a, pfd);
-        if (r < 0)
-            return r;
-        if (mkdirat(pfd, leaf, 0755) < 0 && errno != EEXIST)
-            return -errno;
-        if (fchownat(pfd, leaf, AGENT_USER_UID, AGENT_USER_GID, AT_SYMLINK_NOFOLLOW) < 0)
-            return -errno;
-    }
-    return 0;
-}
-
-/* Parse the path of a write request and open its parent directory (creating
- * it if asked). Sends the ERROR itself and returns -1 on failure. */
-static int open_write_parent(struct agent *a, uint32_t req_id, json_t *req, bool create, char *norm, const char **leaf)
-{
-    const char *msg;
-    if (path_normalize_json(json_object_get(req, "path"), norm, &msg) < 0) {
-        agent_send_error(a, req_id, PROTO_ERR_INVALID, "%s", msg);
-        return -1;
-    }
-    if (!path_writable(norm)) {
-        agent_send_error(a, req_id, PROTO_ERR_INVALID, WRITES_ONLY_MSG);
-        return -1;
-    }
-    char where[FILES_NORM_MAX];
-    if (create) {
-        int r = ensure_dirs(a, norm, false, where);
-        if (r == -EACCES) {
-            agent_send_error(a, req_id, PROTO_ERR_INVALID, WRITES_ONLY_MSG " (%s resolves elsewhere)", where);
-            return -1;
-        }
-        if (r < 0) {
-            send_errno(a, req_id, -r, "mkdir", where);
-            return -1;
-        }
-    }
-    char parent[FILES_NORM_MAX];
-    path_split(norm, parent, leaf);
-    int dfd = open_in_root(a, parent, O_PATH | O_DIRECTORY);
-    if (dfd < 0) {
-        send_errno(a, req_id, -dfd, "open", parent);
-        return -1;
-    }
-    if (check_dir_writable(a, dfd) < 0) {
-        close(dfd);
-        agent_send_error(a, req_id, PROTO_ERR_INVALID, WRITES_ONLY_MSG " (%s resolves elsewhere)", parent);
-        return -1;
-    }
-    return dfd;
-}
 
 /* ---- the op list ------------------------------------------------------------ */
 
@@ -405,7 +165,7 @@ static void put_fail(struct agent *a, struct file_op *op, int err, const char *w
         agent_send_error(a, op->req_id, PROTO_ERR_DIGEST, "%s: the bytes received do not have the sha256 given; "
                          "nothing was written", op->path);
     else
-        send_errno(a, op->req_id, err, what, op->path);
+        agent_send_errno(a, op->req_id, err, what, op->path);
 }
 
 static void handle_put(struct agent *a, const struct proto_hdr *h, json_t *req)
@@ -417,12 +177,12 @@ static void handle_put(struct agent *a, const struct proto_hdr *h, json_t *req)
     }
     /* no setuid/setgid/sticky bits on user files */
     mode_t mode = json_is_integer(jmode) ? (mode_t)(json_integer_value(jmode) & 0777) : 0644;
-    char norm[FILES_NORM_MAX];
+    char norm[PATHPOLICY_NORM_MAX];
     const char *leaf;
-    cleanup_fd int dfd = open_write_parent(a, h->req_id, req, true, norm, &leaf);
+    cleanup_fd int dfd = pathpolicy_open_write_parent(a, h->req_id, req, true, norm, &leaf);
     if (dfd < 0)
         return;
-    if (path_is_writable_root(norm)) {
+    if (pathpolicy_is_writable_root(norm)) {
         agent_send_error(a, h->req_id, PROTO_ERR_IS_DIR, "%s is a directory", norm);
         return;
     }
@@ -506,39 +266,11 @@ static void put_data(struct agent *a, struct file_op *op, const struct proto_hdr
 
 static void handle_get(struct agent *a, const struct proto_hdr *h, json_t *req)
 {
-    char norm[FILES_NORM_MAX];
-    const char *msg;
-    if (path_normalize_json(json_object_get(req, "path"), norm, &msg) < 0) {
-        agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "%s", msg);
-        return;
-    }
-    if (path_is_kernel(norm)) {
-        agent_send_error(a, h->req_id, PROTO_ERR_FORBIDDEN, "%s: " KERNEL_PATH_MSG, norm);
-        return;
-    }
-    /* O_NONBLOCK: opening a FIFO must not hang the agent */
-    cleanup_fd int fd = open_in_root(a, norm, O_RDONLY | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) {
-        send_errno(a, h->req_id, -fd, "open", norm);
-        return;
-    }
+    char norm[PATHPOLICY_NORM_MAX];
     struct stat st;
-    if (fstat(fd, &st) < 0) {
-        send_errno(a, h->req_id, errno, "stat", norm);
+    cleanup_fd int fd = pathpolicy_open_read(a, h->req_id, json_object_get(req, "path"), PATHPOLICY_FILE, norm, &st);
+    if (fd < 0)
         return;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        agent_send_error(a, h->req_id, PROTO_ERR_IS_DIR, "%s is a directory", norm);
-        return;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "%s is not a regular file", norm);
-        return;
-    }
-    if (fd_is_kernel(a, fd)) {
-        agent_send_error(a, h->req_id, PROTO_ERR_FORBIDDEN, "%s: " KERNEL_PATH_MSG, norm);
-        return;
-    }
     struct file_op *op = file_op_new(a, h->req_id, false);
     if (!op) {
         agent_send_error(a, h->req_id, PROTO_ERR_INTERNAL, "out of memory");
@@ -561,7 +293,7 @@ static bool get_hash_slice(struct agent *a, struct file_op *op)
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN)
                 return true;
-            send_errno(a, op->req_id, errno, "read", "file");
+            agent_send_errno(a, op->req_id, errno, "read", "file");
             return false;
         }
         if (n > 0) {
@@ -605,7 +337,7 @@ static bool get_send_chunk(struct agent *a, struct file_op *op, size_t room)
     if (n < 0) {
         if (errno == EINTR || errno == EAGAIN)
             return true;
-        send_errno(a, op->req_id, errno, "read", "file");
+        agent_send_errno(a, op->req_id, errno, "read", "file");
         return false;
     }
     if (n == 0 && left > 0) {
@@ -627,8 +359,11 @@ static bool get_send_chunk(struct agent *a, struct file_op *op, size_t room)
     return !end;
 }
 
-bool files_pump_downloads(struct agent *a)
+/* The loop's idle hook: send the next chunk of every download the window
+ * allows; true if one can send more at once (the loop must not sleep). */
+static bool files_pump_downloads(struct agent *a, void *ctx)
 {
+    (void)ctx;
     bool more = false;
     struct file_op *op = a->file_ops;
     while (op && !a->quit) {
@@ -755,29 +490,15 @@ static int read_dir_names(int dirfd, char ***out)
 
 static void handle_list(struct agent *a, const struct proto_hdr *h, json_t *req)
 {
-    char norm[FILES_NORM_MAX];
-    const char *msg;
-    if (path_normalize_json(json_object_get(req, "path"), norm, &msg) < 0) {
-        agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "%s", msg);
+    char norm[PATHPOLICY_NORM_MAX];
+    struct stat dst;
+    cleanup_fd int fd = pathpolicy_open_read(a, h->req_id, json_object_get(req, "path"), PATHPOLICY_DIR, norm, &dst);
+    if (fd < 0)
         return;
-    }
-    if (path_is_kernel(norm)) {
-        agent_send_error(a, h->req_id, PROTO_ERR_FORBIDDEN, "%s: " KERNEL_PATH_MSG, norm);
-        return;
-    }
-    cleanup_fd int fd = open_in_root(a, norm, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) {
-        send_errno(a, h->req_id, -fd, "open", norm);
-        return;
-    }
-    if (fd_is_kernel(a, fd)) {
-        agent_send_error(a, h->req_id, PROTO_ERR_FORBIDDEN, "%s: " KERNEL_PATH_MSG, norm);
-        return;
-    }
     cleanup_strv char **names = NULL;
     int n = read_dir_names(fd, &names);
     if (n < 0) {
-        send_errno(a, h->req_id, -n, "readdir", norm);
+        agent_send_errno(a, h->req_id, -n, "readdir", norm);
         return;
     }
     json_t *entries = json_array();
@@ -851,25 +572,25 @@ static void handle_delete(struct agent *a, const struct proto_hdr *h, json_t *re
         agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "recursive must be a boolean");
         return;
     }
-    char norm[FILES_NORM_MAX];
+    char norm[PATHPOLICY_NORM_MAX];
     const char *leaf;
-    cleanup_fd int dfd = open_write_parent(a, h->req_id, req, false, norm, &leaf);
+    cleanup_fd int dfd = pathpolicy_open_write_parent(a, h->req_id, req, false, norm, &leaf);
     if (dfd < 0)
         return;
-    if (path_is_writable_root(norm)) {
+    if (pathpolicy_is_writable_root(norm)) {
         agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "%s itself cannot be deleted", norm);
         return;
     }
     struct stat st;
     if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-        send_errno(a, h->req_id, errno, "stat", norm);
+        agent_send_errno(a, h->req_id, errno, "stat", norm);
         return;
     }
     if (S_ISDIR(st.st_mode)) {
         if (json_is_true(jrec)) {
             int r = remove_tree_contents(dfd, leaf, 0);
             if (r < 0) {
-                send_errno(a, h->req_id, -r, "delete", norm);
+                agent_send_errno(a, h->req_id, -r, "delete", norm);
                 return;
             }
         }
@@ -877,11 +598,11 @@ static void handle_delete(struct agent *a, const struct proto_hdr *h, json_t *re
             if (errno == ENOTEMPTY || errno == EEXIST)
                 agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "directory %s is not empty (set recursive)", norm);
             else
-                send_errno(a, h->req_id, errno, "rmdir", norm);
+                agent_send_errno(a, h->req_id, errno, "rmdir", norm);
             return;
         }
     } else if (unlinkat(dfd, leaf, 0) < 0) {
-        send_errno(a, h->req_id, errno, "unlink", norm);
+        agent_send_errno(a, h->req_id, errno, "unlink", norm);
         return;
     }
     agent_send_ok(a, h->req_id, NULL);
@@ -891,12 +612,12 @@ static void handle_delete(struct agent *a, const struct proto_hdr *h, json_t *re
 
 static void handle_mkdir(struct agent *a, const struct proto_hdr *h, json_t *req)
 {
-    char norm[FILES_NORM_MAX];
+    char norm[PATHPOLICY_NORM_MAX];
     const char *leaf;
-    cleanup_fd int dfd = open_write_parent(a, h->req_id, req, true, norm, &leaf);
+    cleanup_fd int dfd = pathpolicy_open_write_parent(a, h->req_id, req, true, norm, &leaf);
     if (dfd < 0)
         return;
-    if (path_is_writable_root(norm)) {
+    if (pathpolicy_is_writable_root(norm)) {
         agent_send_ok(a, h->req_id, NULL); /* exists by construction */
         return;
     }
@@ -907,11 +628,11 @@ static void handle_mkdir(struct agent *a, const struct proto_hdr *h, json_t *req
             agent_send_ok(a, h->req_id, NULL); /* mkdir -p semantics */
             return;
         }
-        send_errno(a, h->req_id, e, "mkdir", norm);
+        agent_send_errno(a, h->req_id, e, "mkdir", norm);
         return;
     }
     if (fchownat(dfd, leaf, AGENT_USER_UID, AGENT_USER_GID, AT_SYMLINK_NOFOLLOW) < 0) {
-        send_errno(a, h->req_id, errno, "chown", norm);
+        agent_send_errno(a, h->req_id, errno, "chown", norm);
         return;
     }
     agent_send_ok(a, h->req_id, NULL);
@@ -937,4 +658,9 @@ void files_handle(struct agent *a, const struct proto_hdr *h, json_t *req)
     case PROTO_FILE_MKDIR: handle_mkdir(a, h, req); break;
     default: break;
     }
+}
+
+int files_init(struct agent *a)
+{
+    return ev_idle_add(a, files_pump_downloads, NULL);
 }

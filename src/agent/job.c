@@ -35,15 +35,7 @@
 
 #define EXEC_MAX_ARGS 4096
 
-struct job *job_find_pid(struct agent *a, pid_t pid)
-{
-    for (struct job *j = a->jobs; j; j = j->next)
-        if (j->pid == pid && !j->exited)
-            return j;
-    return NULL;
-}
-
-struct job *job_find_req(struct agent *a, uint32_t req_id)
+static struct job *job_find_req(struct agent *a, uint32_t req_id)
 {
     for (struct job *j = a->jobs; j; j = j->next)
         if (j->req_id == req_id)
@@ -51,7 +43,13 @@ struct job *job_find_req(struct agent *a, uint32_t req_id)
     return NULL;
 }
 
-int job_count(const struct agent *a)
+pid_t job_pgid_of(struct agent *a, uint32_t req_id)
+{
+    struct job *j = job_find_req(a, req_id);
+    return j && !j->exited ? j->pid : 0;
+}
+
+static int job_count(const struct agent *a)
 {
     int n = 0;
     for (const struct job *j = a->jobs; j; j = j->next)
@@ -59,8 +57,10 @@ int job_count(const struct agent *a)
     return n;
 }
 
-static void job_close_stdin(struct job *j)
+static void job_close_stdin(struct agent *a, struct job *j)
 {
+    ev_unwatch(a, j->stdin_watch);
+    j->stdin_watch = 0;
     if (j->stdin_fd >= 0)
         close(j->stdin_fd);
     j->stdin_fd = -1;
@@ -76,9 +76,12 @@ static void job_free(struct agent *a, struct job *j)
             break;
         }
     }
-    outstream_close(&j->out);
-    outstream_close(&j->err);
-    job_close_stdin(j);
+    if (!j->exited)
+        ev_child_cancel(a, j->pid); /* killed or abandoned: reaped as an orphan */
+    ev_timer_cancel(a, j->timer);
+    outstream_close(a, &j->out);
+    outstream_close(a, &j->err);
+    job_close_stdin(a, j);
     free(j);
 }
 
@@ -141,37 +144,57 @@ static void job_finish(struct agent *a, struct job *j)
     job_free(a, j);
 }
 
-void job_on_exit(struct agent *a, struct job *j, int wstatus)
+/* The root exited (reaped by the loop). */
+static void job_on_exit(struct agent *a, void *ctx, pid_t pid, int wstatus)
 {
+    (void)pid;
+    struct job *j = ctx;
     /* what it left running is ours now, as are the orphans of a python call
      * in progress: the REPL's timeout must tell them apart (tree.c) */
-    if (!j->timed_out && a->repl.req_id != 0)
-        a->repl.job_ended_in_call = true;
+    if (!j->timed_out)
+        a->jobs_ended++;
     j->exited = true;
     j->wstatus = wstatus;
     job_finish(a, j);
 }
 
-void job_finish_if_done(struct agent *a, struct job *j)
+static void job_on_output(struct agent *a, struct job *j, struct outstream *s)
 {
+    (void)outstream_pump(a, s, j->req_id, j->max_output);
     if (j->exited)
         job_finish(a, j);
 }
 
-void job_on_timer(struct agent *a, uint64_t now)
+static void job_on_stdout(struct agent *a, void *ctx, short revents)
 {
-    for (struct job *j = a->jobs; j; j = j->next) {
-        if (!j->exited && !j->timed_out && now >= j->deadline_ms) {
-            j->timed_out = true;
-            /* RESULT follows from job_on_exit once the kernel reports it */
-            job_kill_tree(j);
-        }
+    (void)revents;
+    struct job *j = ctx;
+    job_on_output(a, j, &j->out);
+}
+
+static void job_on_stderr(struct agent *a, void *ctx, short revents)
+{
+    (void)revents;
+    struct job *j = ctx;
+    job_on_output(a, j, &j->err);
+}
+
+static void job_on_deadline(struct agent *a, void *ctx)
+{
+    (void)a;
+    struct job *j = ctx;
+    j->timer = 0;
+    if (!j->exited && !j->timed_out) {
+        j->timed_out = true;
+        /* RESULT follows from job_on_exit once the kernel reports it */
+        job_kill_tree(j);
     }
 }
 
-void job_on_stdin_writable(struct agent *a, struct job *j)
+static void job_on_stdin_writable(struct agent *a, void *ctx, short revents)
 {
-    (void)a;
+    (void)revents;
+    struct job *j = ctx;
     while (j->stdin_off < j->stdin_len) {
         ssize_t n = write(j->stdin_fd, j->stdin_buf + j->stdin_off, j->stdin_len - j->stdin_off);
         if (n < 0) {
@@ -181,7 +204,7 @@ void job_on_stdin_writable(struct agent *a, struct job *j)
         }
         j->stdin_off += (size_t)n;
     }
-    job_close_stdin(j);
+    job_close_stdin(a, j);
 }
 
 /* ---- starting -------------------------------------------------------------- */
@@ -206,6 +229,27 @@ static void send_exec_failure(struct agent *a, uint32_t req_id, const struct spa
                             "ExecError", "value", se->msg, "traceback", "", "results", "duration_ms", 0, "stdout_truncated",
                             false, "stderr_truncated", false, "timed_out", false, "killed_signal", "repl_restarted", false);
     agent_send_result(a, req_id, res);
+}
+
+/* Its exit, pipes and deadline, to the loop. */
+static int job_register(struct agent *a, struct job *j)
+{
+    int r = ev_child_add(a, j->pid, job_on_exit, j);
+    if (r < 0)
+        return r;
+    j->timer = ev_timer_add(a, j->deadline_ms, job_on_deadline, j);
+    if (j->timer < 0) {
+        j->timer = 0;
+        return -ENOSPC;
+    }
+    outstream_watch(a, &j->out, job_on_stdout, j);
+    outstream_watch(a, &j->err, job_on_stderr, j);
+    j->stdin_watch = ev_watch(a, j->stdin_fd, POLLOUT, job_on_stdin_writable, j);
+    if (!j->out.watch || !j->err.watch || j->stdin_watch < 0) {
+        j->stdin_watch = 0;
+        return -ENOSPC;
+    }
+    return 0;
 }
 
 static void job_start(struct agent *a, uint32_t req_id, json_t *req, const struct job_request *jr)
@@ -288,12 +332,18 @@ static void job_start(struct agent *a, uint32_t req_id, json_t *req, const struc
         j->stdin_fd = steal_fd(&in_w);
         if (fcntl(j->stdin_fd, F_SETFL, O_NONBLOCK) < 0) {
             log_warn("fcntl O_NONBLOCK on stdin of request %u: %s; stdin dropped", req_id, strerror(errno));
-            job_close_stdin(j);
+            job_close_stdin(a, j);
         }
     }
     /* else in_w closes here: the child reads EOF */
     j->next = a->jobs;
     a->jobs = j;
+    if (job_register(a, j) < 0) {
+        job_kill_tree(j); /* reaped as an orphan by the loop */
+        job_free(a, j);
+        agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "the event loop is full");
+        return;
+    }
     log_debug("request %u started pid %d", req_id, (int)pid);
 }
 

@@ -130,6 +130,32 @@ static int confine(struct agent *a)
     return r < 0 ? r : 0;
 }
 
+/* Kill every child process group we know about (shutdown / lost daemon). */
+static void kill_children(struct agent *a)
+{
+    repl_kill(a);
+    job_kill_all(a);
+    /* As PID 1 our exit kills the namespace anyway; doing it first also takes
+     * orphans that started their own sessions. kill(-1) outside PID 1 would
+     * hit the whole host, so only here. */
+    if (a->is_pid1)
+        (void)kill(-1, SIGKILL);
+}
+
+/* The control stream first (it is served first every turn), then the
+ * reaper, then the REPL's pipes as repl_start registers them. */
+static int start_loop(struct agent *a)
+{
+    int r = ctl_start(a);
+    if (r == 0)
+        r = ev_reap_children(a, a->sig_fd);
+    if (r < 0) {
+        log_error("event loop setup: %s", strerror(-r));
+        return r;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct agent a = {
@@ -200,12 +226,14 @@ int main(int argc, char **argv)
     if (r < 0)
         return 1;
     repl_init(&a.repl);
+    if (start_loop(&a) < 0)
+        return 1;
     r = repl_start(&a);
     if (r < 0)
         log_warn("python runner did not start: %s", a.repl.start_error);
 
-    r = agent_loop(&a);
-    agent_kill_children(&a);
+    r = ev_run(&a);
+    kill_children(&a);
     files_free_all(&a);
     repl_free(&a);
     free(a.root_real);

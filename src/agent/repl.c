@@ -61,15 +61,17 @@ void repl_init(struct repl *r)
     outstream_init(&r->err, -1, PROTO_STDERR);
 }
 
-static void repl_close_fds(struct repl *r)
+static void repl_close_fds(struct agent *a, struct repl *r)
 {
+    ev_unwatch(a, r->res_watch);
+    r->res_watch = 0;
     if (r->cmd_fd >= 0)
         close(r->cmd_fd);
     if (r->res_fd >= 0)
         close(r->res_fd);
     r->cmd_fd = r->res_fd = -1;
-    outstream_close(&r->out);
-    outstream_close(&r->err);
+    outstream_close(a, &r->out);
+    outstream_close(a, &r->err);
     free(r->rbuf);
     r->rbuf = NULL;
     r->rlen = r->rcap = 0;
@@ -90,6 +92,8 @@ static int set_nonblock(int fd)
         return -errno;
     return 0;
 }
+
+static void repl_register(struct agent *a);
 
 int repl_start(struct agent *a)
 {
@@ -144,6 +148,7 @@ int repl_start(struct agent *a)
     if (set_nonblock(r->res_fd) < 0 || set_nonblock(r->out.fd) < 0 || set_nonblock(r->err.fd) < 0)
         log_warn("fcntl O_NONBLOCK on runner pipes: %s", strerror(errno));
     r->started_ms = now_mono_ms();
+    repl_register(a);
     log_debug("python runner started, pid %d", (int)pid);
 out:
     close_pair(in);
@@ -162,7 +167,12 @@ void repl_kill(struct agent *a)
 
 void repl_free(struct agent *a)
 {
-    repl_close_fds(&a->repl);
+    repl_close_fds(a, &a->repl);
+}
+
+pid_t repl_pgid_of(const struct agent *a, uint32_t req_id)
+{
+    return req_id != 0 && a->repl.req_id == req_id && a->repl.pid > 0 ? a->repl.pid : 0;
 }
 
 /* Kill and collect the runner synchronously; used when it is already broken
@@ -173,19 +183,12 @@ static void repl_kill_and_reap(struct agent *a)
     if (r->pid <= 0)
         return;
     (void)kill(-r->pid, SIGKILL);
+    ev_child_cancel(a, r->pid); /* reaped here, not by the loop */
     int st;
     while (waitpid(r->pid, &st, 0) < 0 && errno == EINTR)
         ;
     r->pid = 0;
-    repl_close_fds(r);
-}
-
-void repl_add_pollfds(struct agent *a)
-{
-    struct repl *r = &a->repl;
-    agent_watch(a, r->out.fd, POLLIN, W_REPL_OUT, NULL);
-    agent_watch(a, r->err.fd, POLLIN, W_REPL_ERR, NULL);
-    agent_watch(a, r->res_fd, POLLIN, W_REPL_RES, NULL);
+    repl_close_fds(a, r);
 }
 
 /* ---- sending a call -------------------------------------------------------- */
@@ -212,6 +215,8 @@ static int validate_env(json_t *env, char *err, size_t errlen)
     cleanup_strv char **v = proc_build_env(env, err, errlen);
     return v ? 0 : -EINVAL;
 }
+
+static void repl_arm_timer(struct agent *a);
 
 void repl_handle_run(struct agent *a, uint32_t req_id, json_t *req)
 {
@@ -266,11 +271,12 @@ void repl_handle_run(struct agent *a, uint32_t req_id, json_t *req)
     r->kill_at_ms = 0;
     r->timed_out = false;
     r->killed_by_agent = false;
-    r->job_ended_in_call = false;
+    r->jobs_ended_at_start = a->jobs_ended;
     r->restart_reason[0] = '\0';
     r->nreap = 0;
     outstream_reset(&r->out);
     outstream_reset(&r->err);
+    repl_arm_timer(a);
 }
 
 /* ---- what a timed-out call started ------------------------------------------ */
@@ -285,7 +291,8 @@ static void repl_kill_call_processes(struct agent *a, bool stop)
         return;
     if (stop && kill(r->pid, SIGSTOP) < 0)
         log_warn("kill SIGSTOP %d: %s", (int)r->pid, strerror(errno));
-    int n = tree_kill_call(a, r->pid, &r->call_mark, r->job_ended_in_call, r->reap, &r->nreap, REPL_MAX_REAP);
+    bool job_ended = a->jobs_ended != r->jobs_ended_at_start;
+    int n = tree_kill_call(a, r->pid, &r->call_mark, job_ended, r->reap, &r->nreap, REPL_MAX_REAP);
     if (n > 0)
         log_debug("request %u timed out: killed %d processes it started", r->req_id, n);
     if (stop && kill(r->pid, SIGCONT) < 0)
@@ -342,6 +349,8 @@ static void repl_end_call(struct agent *a, json_t *result)
     uint32_t req_id = r->req_id;
     r->req_id = 0;
     r->kill_at_ms = 0;
+    ev_timer_cancel(a, r->timer);
+    r->timer = 0;
     agent_send_result(a, req_id, result);
 }
 
@@ -399,7 +408,7 @@ static void repl_finish_with_message(struct agent *a, const uint8_t *msg, size_t
 
 /* Read what is available of the runner's result. A message is a u32le length
  * and that many bytes of JSON; it may arrive in pieces. */
-void repl_on_result_readable(struct agent *a)
+static void repl_on_result_readable(struct agent *a)
 {
     struct repl *r = &a->repl;
     while (r->res_fd >= 0) {
@@ -423,6 +432,8 @@ void repl_on_result_readable(struct agent *a)
         }
         if (n == 0) {
             /* the runner is exiting; repl_on_exit handles it when reaped */
+            ev_unwatch(a, r->res_watch);
+            r->res_watch = 0;
             close(r->res_fd);
             r->res_fd = -1;
             return;
@@ -459,9 +470,14 @@ void repl_on_result_readable(struct agent *a)
 
 /* The runner process ended. If a call was running, it ends here with an
  * error saying why; then a fresh runner is started. */
-void repl_on_exit(struct agent *a, int wstatus)
+static void repl_on_exit(struct agent *a, void *ctx, pid_t pid, int wstatus)
 {
+    (void)ctx;
     struct repl *r = &a->repl;
+    if (pid != r->pid) {
+        log_debug("reaped former python runner %d", (int)pid);
+        return; /* one we replaced already: its exit is nobody's business */
+    }
     /* a result written just before dying still counts */
     repl_on_result_readable(a);
     bool in_call = r->req_id != 0;
@@ -479,8 +495,14 @@ void repl_on_exit(struct agent *a, int wstatus)
                  WEXITSTATUS(wstatus), (unsigned long long)lived);
     /* whatever it left in the group (subprocesses) goes with it */
     (void)kill(-r->pid, SIGKILL);
+    /* r->pid is not pid when the result read above restarted the runner
+     * (its exit seen before its restart result): the fresh one is killed
+     * too and, as before the loop had a child registry, reaped as an
+     * orphan; the next call starts another */
+    if (r->pid != pid)
+        ev_child_cancel(a, r->pid);
     r->pid = 0;
-    repl_close_fds(r);
+    repl_close_fds(a, r);
 
     if (in_call) {
         json_t *res = result_base(r);
@@ -524,7 +546,7 @@ void repl_on_exit(struct agent *a, int wstatus)
 
 /* ---- timeouts -------------------------------------------------------------- */
 
-uint64_t repl_next_deadline(const struct agent *a)
+static uint64_t repl_next_deadline(const struct agent *a)
 {
     const struct repl *r = &a->repl;
     if (!r->req_id || r->killed_by_agent)
@@ -532,7 +554,7 @@ uint64_t repl_next_deadline(const struct agent *a)
     return r->timed_out ? r->kill_at_ms : r->deadline_ms;
 }
 
-void repl_on_timer(struct agent *a, uint64_t now)
+static void repl_on_timer(struct agent *a, uint64_t now)
 {
     struct repl *r = &a->repl;
     if (!r->req_id || r->pid <= 0)
@@ -559,4 +581,60 @@ void repl_on_timer(struct agent *a, uint64_t now)
             log_warn("kill SIGKILL -%d: %s", (int)r->pid, strerror(errno));
         /* RESULT is sent from repl_on_exit once the kernel reports it dead */
     }
+}
+
+static void repl_on_deadline(struct agent *a, void *ctx)
+{
+    (void)ctx;
+    a->repl.timer = 0; /* fired */
+    repl_on_timer(a, now_mono_ms());
+    repl_arm_timer(a);
+}
+
+/* One timer at the call's next deadline: the timeout, then the grace
+ * before SIGKILL; none when idle or once the runner is being killed. */
+static void repl_arm_timer(struct agent *a)
+{
+    struct repl *r = &a->repl;
+    ev_timer_cancel(a, r->timer);
+    r->timer = 0;
+    uint64_t at = repl_next_deadline(a);
+    if (at != 0 && (r->timer = ev_timer_add(a, at, repl_on_deadline, NULL)) < 0)
+        r->timer = 0; /* cannot happen (one timer per job and one here) */
+}
+
+/* ---- the loop's callbacks ---------------------------------------------------- */
+
+static void repl_on_stdout(struct agent *a, void *ctx, short revents)
+{
+    (void)ctx;
+    (void)revents;
+    (void)outstream_pump(a, &a->repl.out, a->repl.req_id, a->repl.max_output);
+}
+
+static void repl_on_stderr(struct agent *a, void *ctx, short revents)
+{
+    (void)ctx;
+    (void)revents;
+    (void)outstream_pump(a, &a->repl.err, a->repl.req_id, a->repl.max_output);
+}
+
+static void repl_on_result(struct agent *a, void *ctx, short revents)
+{
+    (void)ctx;
+    (void)revents;
+    repl_on_result_readable(a);
+}
+
+/* A started runner: its exit and pipes to the loop. */
+static void repl_register(struct agent *a)
+{
+    struct repl *r = &a->repl;
+    if (ev_child_add(a, r->pid, repl_on_exit, NULL) < 0)
+        log_error("python runner %d: its exit cannot be tracked", (int)r->pid);
+    outstream_watch(a, &r->out, repl_on_stdout, NULL);
+    outstream_watch(a, &r->err, repl_on_stderr, NULL);
+    r->res_watch = ev_watch(a, r->res_fd, POLLIN, repl_on_result, NULL);
+    if (r->res_watch < 0)
+        r->res_watch = 0;
 }

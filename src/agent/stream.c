@@ -17,6 +17,7 @@
 void outstream_init(struct outstream *s, int fd, uint8_t type)
 {
     s->fd = fd;
+    s->watch = 0;
     s->type = type;
     outstream_reset(s);
 }
@@ -27,8 +28,22 @@ void outstream_reset(struct outstream *s)
     s->truncated = false;
 }
 
-void outstream_close(struct outstream *s)
+void outstream_watch(struct agent *a, struct outstream *s, ev_fd_fn *fn, void *ctx)
 {
+    ev_unwatch(a, s->watch);
+    s->watch = ev_watch(a, s->fd, POLLIN, fn, ctx);
+    if (s->watch < 0) {
+        /* cannot happen (the table holds every job's pipes); unread, the
+         * child would block, so say why */
+        log_error("cannot watch child %s pipe", s->type == PROTO_STDOUT ? "stdout" : "stderr");
+        s->watch = 0;
+    }
+}
+
+void outstream_close(struct agent *a, struct outstream *s)
+{
+    ev_unwatch(a, s->watch);
+    s->watch = 0;
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;
@@ -47,11 +62,11 @@ int outstream_pump(struct agent *a, struct outstream *s, uint32_t req_id, size_t
             return 0;
         int e = errno;
         log_warn("read child %s: %s", s->type == PROTO_STDOUT ? "stdout" : "stderr", strerror(e));
-        outstream_close(s);
+        outstream_close(a, s);
         return -e;
     }
     if (n == 0) {
-        outstream_close(s);
+        outstream_close(a, s);
         return -EPIPE;
     }
     if (req_id == 0)

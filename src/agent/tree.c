@@ -325,17 +325,16 @@ struct call_ctx {
     bool ambiguous;
 };
 
-static bool is_job_root(const struct agent *a, pid_t pid)
+/* The children registered with the loop are the runner and the jobs' roots
+ * (ev.h), so any other registered one is a job's root, until it is reaped. */
+static bool is_job_root(const struct call_ctx *c, pid_t pid)
 {
-    for (const struct job *j = a->jobs; j; j = j->next)
-        if (j->pid == pid)
-            return true;
-    return false;
+    return pid != c->runner && ev_child_known(c->a, pid);
 }
 
 static bool adopted_by_call(const struct pentry *e, const struct call_ctx *c)
 {
-    if (e->ppid != c->agent || e->pid == c->runner || is_job_root(c->a, e->pid))
+    if (e->ppid != c->agent || e->pid == c->runner || is_job_root(c, e->pid))
         return false;
     if (!started_after(e, c->since))
         return false;
@@ -348,7 +347,7 @@ static bool mark_call(struct ptable *t, void *ctx)
     /* a job root that has exited but is not reaped yet: its leftovers
      * are already ours, indistinguishable by time */
     for (size_t i = 0; i < t->n && !c->ambiguous; i++)
-        if (t->v[i].ppid == c->agent && t->v[i].state == 'Z' && is_job_root(c->a, t->v[i].pid))
+        if (t->v[i].ppid == c->agent && t->v[i].state == 'Z' && is_job_root(c, t->v[i].pid))
             c->ambiguous = true;
     struct pentry *r = ptable_find(t, c->runner);
     if (r)

@@ -1,7 +1,7 @@
 /* path.h - the lexical part of the file API's path policy, shared by the
  * daemon (which refuses a bad path before anything reaches the agent) and
  * the agent (which refuses it again, and then checks where the path really
- * leads: src/agent/files.c).
+ * leads: src/agent/pathpolicy.c).
  *
  * A path is refused if it is empty, longer than PATH_API_MAX bytes, contains
  * a NUL or is not valid UTF-8 (a NUL would cut it to another file's name

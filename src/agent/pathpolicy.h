@@ -1,0 +1,38 @@
+/* pathpolicy.h - which paths the file API accepts and how it opens them
+ * (pathpolicy.c's header says the whole policy). */
+#ifndef AIRLOCK_AGENT_PATHPOLICY_H
+#define AIRLOCK_AGENT_PATHPOLICY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "path.h"
+
+#define PATHPOLICY_NORM_MAX PATH_NORM_MAX
+
+struct agent;
+
+enum pathpolicy_kind { PATHPOLICY_FILE, PATHPOLICY_DIR };
+
+/* A read (GET: a regular file; LIST: a directory) of the request's path:
+ * the fd, opened inside the root, with the normalised path in norm
+ * (PATHPOLICY_NORM_MAX bytes) and, for a file, its stat in *st; or -1 with
+ * the ERROR sent. */
+int pathpolicy_open_read(struct agent *a, uint32_t req_id, json_t *jpath, enum pathpolicy_kind kind, char *norm,
+                         struct stat *st);
+
+/* A write (PUT, DELETE, MKDIR) of the request's "path": the O_PATH fd of its
+ * parent directory, checked writable where it really is (created first if
+ * `create`), with norm set and *leaf the last component (inside norm); or -1
+ * with the ERROR sent. The caller works on leaf with *at() calls that do not
+ * follow a symlink. */
+int pathpolicy_open_write_parent(struct agent *a, uint32_t req_id, json_t *req, bool create, char *norm,
+                                 const char **leaf);
+
+/* /tmp, /data or /home/user itself: exists by construction, never deleted
+ * or replaced by a file. */
+bool pathpolicy_is_writable_root(const char *norm);
+
+#endif
