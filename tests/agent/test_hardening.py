@@ -29,7 +29,7 @@ import tempfile
 
 import pytest
 
-from conftest import AGENT, HELLO, OK, PYTHON, USER_UID, AgentClient, make_root
+from agent_support import AGENT, HELLO, OK, PYTHON, USER_UID, AgentClient, make_root
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the agent tests need root (setresuid to 1000)")
 
