@@ -20,6 +20,7 @@
 #include "admission.h"
 #include "api.h"
 #include "buf.h"
+#include "faultinj.h"
 #include "log.h"
 #include "path.h"
 #include "util.h"
@@ -688,6 +689,7 @@ int http_start(struct daemon *d, struct http_server **out)
         }
     }
     *out = s;
+    faultinj_arm(); /* test builds only: injected faults count from here */
     return 0;
 }
 
