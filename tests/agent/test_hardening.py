@@ -245,7 +245,7 @@ def test_seccomp_foreign_arch_kills(agent):
 
 
 def test_seccomp_policy_table(agent):
-    """--seccomp-policy prints one row per rule with a reason; ANCHORS.md's
+    """--seccomp-policy prints one row per rule with a reason; docs/kernel-facts.md's
     list is in it as refused."""
     rows = policy_rows()
     assert all(why.strip() for _, _, _, why in rows)
