@@ -113,3 +113,21 @@ def test_the_check_can_fail():
     row = re.search(r"^\| GET \| `/v1/pool` \| admin \|.*$", doc, re.M)
     assert row, "the /v1/pool row is not in the route table"
     assert doc_table(doc.replace(row.group(0), row.group(0).replace("admin", "key"), 1)) != doc_table(doc)
+
+
+def handler_names_outside_routes(text):
+    """The API handlers (declared in src/daemon/api.h) that http.c names
+    anywhere but in ROUTES[]."""
+    handlers = set(re.findall(r"^void (api_\w+)\(", (ROOT / "src" / "daemon" / "api.h").read_text(), re.M))
+    assert handlers, "no handlers found in api.h"
+    rest = re.sub(r"static const struct route ROUTES\[\]\s*=\s*\{.*?\n\};", "", text, flags=re.S)
+    rest = re.sub(r'"(?:\\.|[^"\\])*"|/\*.*?\*/|//[^\n]*', "", rest, flags=re.S)
+    return {h for h in handlers if re.search(r"\b%s\b" % h, rest)}
+
+
+def test_http_reaches_handlers_only_through_routes():
+    """Issue 12: http.c called api_files_put_* by name, beside its table."""
+    assert handler_names_outside_routes(HTTP_C.read_text()) == set()
+    # and the check sees such a call
+    assert handler_names_outside_routes(HTTP_C.read_text() + "\nstatic void f(void) { api_files_put_end(0); }\n") \
+        == {"api_files_put_end"}
