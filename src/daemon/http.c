@@ -139,9 +139,28 @@ void http_reply_response(struct http_req *req, unsigned status, struct MHD_Respo
     req->response = resp;
 }
 
+/* The compact text of j in a buffer of our own, or NULL. Not json_dumps:
+ * jansson 2.14 ignores a failed append of an object's key into its growing
+ * buffer, so out of memory it returns invalid JSON ({"id":"x",":"python"},
+ * found by fault injection, tests/e2e/test_faults.py). json_dumpb into a
+ * buffer sized first never appends to a jansson buffer. */
+static char *dump_json(const json_t *j)
+{
+    size_t n = j ? json_dumpb(j, NULL, 0, JSON_COMPACT) : 0;
+    char *text = n ? malloc(n + 1) : NULL;
+    if (!text)
+        return NULL;
+    if (json_dumpb(j, text, n, JSON_COMPACT) != n) {
+        free(text);
+        return NULL;
+    }
+    text[n] = '\0';
+    return text;
+}
+
 void http_reply_json(struct http_req *req, unsigned status, json_t *body)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = dump_json(body);
     json_decref(body);
     if (!text) {
         static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
