@@ -240,14 +240,18 @@ PARAMS = [pytest.param(k, f, id="%s@%s" % (k, f), marks=[_JSON_ALLOC_BUG] if k =
           for k, f in KINDS if SWEEP == "full" or k != "json_alloc"]
 
 
+def _probe(tmp_path, kind, monkeypatch):
+    """Skip unless the daemon was built with fault injection (its log is
+    read once it stopped: the line may still sit in a buffer before)."""
+    d = _start(tmp_path / "probe", kind + ":1000000", monkeypatch)
+    stop_and_check(d)
+    if "faultinj: armed" not in d.log_text():
+        pytest.skip("%s has no fault injection (meson configure -Dfault_injection=true)" % d.name)
+
+
 @pytest.mark.parametrize("kind,frm", PARAMS)
 def test_every_fault_is_a_clean_error(kind, frm, tmp_path, monkeypatch):
-    d = _start(tmp_path / "probe", kind + ":1000000", monkeypatch)
-    try:
-        if "faultinj: armed" not in d.log_text():
-            pytest.skip("%s has no fault injection (meson configure -Dfault_injection=true)" % d.name)
-    finally:
-        stop_and_check(d)
+    _probe(tmp_path, kind, monkeypatch)
     fired = []
     for n in _points(kind):
         if not _one(tmp_path, kind, frm, n, monkeypatch):
@@ -276,9 +280,11 @@ def _build_under(d, spec):
     st, j = _answered(d, "POST", "/v1/templates", spec)
     if st >= 300:
         return None
+    build_id = j["id"]
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
-        st, j = _answered(d, "GET", "/v1/builds/%s" % j["id"])
+        # a failed poll (an error answer) is retried, as a client would
+        st, j = _answered(d, "GET", "/v1/builds/%s" % build_id)
         if st < 300 and j["state"] in ("succeeded", "failed"):
             if j["state"] == "failed":
                 assert j.get("error"), "a failed build says nothing: %s" % j
@@ -316,6 +322,7 @@ def test_template_build_under_faults(kind, frm, tmp_path, monkeypatch):
     build ends succeeded or failed with an error, the template is listed
     exactly when it succeeded, the listing, the tree on disk and a sandbox
     on it agree, and after a restart (no fault) the registry says the same."""
+    _probe(tmp_path, kind, monkeypatch)
     spec = _template_spec()
     d = _start(tmp_path / "warm")
     try:
@@ -326,21 +333,18 @@ def test_template_build_under_faults(kind, frm, tmp_path, monkeypatch):
     for n in _points(kind):
         workdir = tmp_path / ("%s_%d" % (kind, n))
         d = _start(workdir, "%s:%d" % (kind, n), monkeypatch)
-        if "faultinj: armed" not in d.log_text():
-            stop_and_check(d)
-            pytest.skip("%s has no fault injection (meson configure -Dfault_injection=true)" % d.name)
         try:
             state = _build_under(d, spec)
             assert d.proc.poll() is None, "airlockd died:\n" + d.log_tail()
             exists = _template_agrees(d, "python")
             if state == "succeeded":
                 assert exists, "the build succeeded but the template is not there"
-            hit = "faultinj: failing" in d.log_text()
         except BaseException:
             print("AIRLOCK_FAULT=%s:%d, answers %s, daemon log:\n%s" % (kind, n, d.answers, d.log_tail(80)))
             raise
         finally:
             _stop(d)
+        hit = "faultinj: failing" in d.log_text()
         print("AIRLOCK_FAULT=%s:%d build: %s, template %s" % (kind, n, state, "listed" if exists else "absent"))
         d = _start(workdir)
         try:
