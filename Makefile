@@ -38,6 +38,7 @@ FUZZ_HARNESSES := proto agent http
 FUZZ_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 .PHONY: all deps build build-asan build-fuzz run stop test test-unit test-jail test-agent test-e2e test-security bench soak \
+	test-faults test-py \
 	test-templates-slow \
 	fuzz fuzz-smoke fuzz-run fuzz-regress clean
 
@@ -58,12 +59,14 @@ $(BUILD)/build.ninja:
 	meson setup $(BUILD)
 
 $(ASAN)/build.ninja:
-	meson setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false -Dbuild_agent=false
+	meson setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false -Dbuild_agent=false -Dfault_injection=true
 
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
+# An ASan build dir set up before fault injection existed gets it turned on.
 build-asan: deps $(ASAN)/build.ninja
+	@meson configure $(ASAN) | grep -qE '^ *fault_injection +true' || meson setup --reconfigure $(ASAN) -Dfault_injection=true
 	ninja -C $(ASAN)
 
 # ---- fuzzing (fuzz/README.md). Everything is instrumented for coverage;
@@ -161,6 +164,25 @@ test-e2e:
 	  AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/e2e
+
+# Fault injection (tests/e2e/test_faults.py, src/daemon/faultinj.h): every N
+# until the fault stops firing, JSON allocations included; `make test-e2e`
+# runs a short sweep without them.
+test-faults: build build-asan
+	AIRLOCK_FAULT_SWEEP=full AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \
+	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(ASAN)/airlock \
+	  AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(PY) -m pytest -q -s -p no:cacheprovider tests/e2e/test_faults.py
+
+# Every Python suite in one pytest run (tests/conftest.py fills in the same
+# AIRLOCK_* as test-e2e; each suite still runs alone through its target).
+test-py: build build-asan
+	AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \
+	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(ASAN)/airlock \
+	  AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(PY) -m pytest -q -p no:cacheprovider tests
 
 # The state soak (tests/e2e/test_soak.py) for 10 minutes; `make test-e2e`
 # runs it for AIRLOCK_SOAK_S (default 30) seconds.

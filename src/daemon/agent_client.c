@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "faultinj.h"
 #include "log.h"
 #include "proto.h"
 #include "util.h"
@@ -248,7 +249,7 @@ static int conn_send(struct agent_conn *c, uint8_t type, uint16_t flags, uint32_
     if (agent_conn_is_dead(c))
         return -EPIPE;
     pthread_mutex_lock(&c->write_lock);
-    int r = proto_send(c->fd, type, flags, id, data, len);
+    int r = faultinj_agent_write() ?: proto_send(c->fd, type, flags, id, data, len);
     pthread_mutex_unlock(&c->write_lock);
     if (r == -EMSGSIZE)
         return r; /* nothing was written */

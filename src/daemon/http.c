@@ -1,6 +1,8 @@
 /* http.c - libmicrohttpd glue: one thread per connection (handlers may block
- * on a sandbox's agent), routing, the Bearer check, request bodies, and the
- * JSON error envelope. The request path continues in api_*.c. */
+ * on a sandbox's agent), the route table, request bodies, and the JSON error
+ * envelope. What is admitted (sizes, the Bearer key, rate and in-flight
+ * limits) is admission.c's; the request path continues in api_*.c, reached
+ * only through ROUTES[]. */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -18,6 +20,7 @@
 #include "admission.h"
 #include "api.h"
 #include "buf.h"
+#include "faultinj.h"
 #include "log.h"
 #include "path.h"
 #include "util.h"
@@ -32,8 +35,14 @@ enum {
 struct route_method {
     const char *method;
     unsigned flags;
+    /* the whole body is here (R_JSON: parsed into req->body; R_UPLOAD: the
+     * last chunk was handed to chunk) */
     void (*handle)(struct http_req *req);
     const char *query[3]; /* accepted query parameters */
+    /* R_UPLOAD only: the body streams to the handler as it arrives */
+    void (*begin)(struct http_req *req); /* headers admitted, before the body */
+    void (*chunk)(struct http_req *req, const char *data, size_t size);
+    void (*cleanup)(struct http_req *req); /* the request is over, whatever happened */
 };
 
 struct route {
@@ -47,7 +56,8 @@ static const struct route ROUTES[] = {
     {"/v1/sandboxes/*", {{"GET", 0, api_sandbox_get, {NULL}}, {"DELETE", 0, api_sandbox_delete, {NULL}}}},
     {"/v1/sandboxes/*/timeout", {{"POST", R_JSON, api_sandbox_timeout, {NULL}}}},
     {"/v1/sandboxes/*/files",
-     {{"PUT", R_UPLOAD, NULL, {"path", "mode"}},
+     {{"PUT", R_UPLOAD, api_files_put_end, {"path", "mode"}, api_files_put_begin, api_files_put_data,
+       api_files_put_cleanup},
       {"GET", 0, api_files_get, {"path"}},
       {"DELETE", 0, api_files_delete, {"path", "recursive"}}}},
     {"/v1/sandboxes/*/files/list", {{"GET", 0, api_files_list, {"path"}}}},
@@ -77,7 +87,7 @@ struct conn_ctx {
     struct buf body;   /* R_JSON */
     bool discard;      /* the reply is decided; swallow the rest of the body */
     uint64_t drained;  /* body bytes swallowed after the reply was decided */
-    bool upload_begun; /* R_UPLOAD: api_files_put_begin ran */
+    bool upload_begun; /* R_UPLOAD: the route's begin ran */
     bool begun;        /* the first on_request call ran */
     bool raw_nul;      /* the raw request target has a %00 (on_uri) */
     bool must_close;   /* the body's framing is in doubt: answer at once, close */
@@ -129,9 +139,28 @@ void http_reply_response(struct http_req *req, unsigned status, struct MHD_Respo
     req->response = resp;
 }
 
+/* The compact text of j in a buffer of our own, or NULL. Not json_dumps:
+ * jansson 2.14 ignores a failed append of an object's key into its growing
+ * buffer, so out of memory it returns invalid JSON ({"id":"x",":"python"},
+ * found by fault injection, tests/e2e/test_faults.py). json_dumpb into a
+ * buffer sized first never appends to a jansson buffer. */
+static char *dump_json(const json_t *j)
+{
+    size_t n = j ? json_dumpb(j, NULL, 0, JSON_COMPACT) : 0;
+    char *text = n ? malloc(n + 1) : NULL;
+    if (!text)
+        return NULL;
+    if (json_dumpb(j, text, n, JSON_COMPACT) != n) {
+        free(text);
+        return NULL;
+    }
+    text[n] = '\0';
+    return text;
+}
+
 void http_reply_json(struct http_req *req, unsigned status, json_t *body)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = dump_json(body);
     json_decref(body);
     if (!text) {
         static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
@@ -353,7 +382,7 @@ static void begin_request(struct conn_ctx *ctx, const char *url, const char *met
     }
     if (ctx->m->flags & R_UPLOAD) {
         ctx->upload_begun = true;
-        api_files_put_begin(req);
+        ctx->m->begin(req);
     }
 }
 
@@ -459,7 +488,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return ctx->drained > DRAIN_MAX ? MHD_NO : MHD_YES;
         }
         if (ctx->m->flags & R_UPLOAD) {
-            api_files_put_data(&ctx->req, upload_data, n);
+            ctx->m->chunk(&ctx->req, upload_data, n);
         } else if (ctx->body.len + n > HTTP_MAX_JSON_BODY) {
             http_reply_errorf(&ctx->req, 413, "payload_too_large", "JSON body larger than %u MiB",
                               HTTP_MAX_JSON_BODY >> 20);
@@ -484,10 +513,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         run_json_handler(ctx);
     } else {
         http_mark(&ctx->req, HTTP_T_BODY);
-        if (ctx->m->flags & R_UPLOAD)
-            api_files_put_end(&ctx->req);
-        else
-            ctx->m->handle(&ctx->req);
+        ctx->m->handle(&ctx->req);
     }
     return queue_reply(ctx);
 }
@@ -516,7 +542,7 @@ static void on_completed(void *cls UNUSED, struct MHD_Connection *conn, void **c
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, HTTP_IDLE_TIMEOUT_S);
     admission_end(&ctx->req);
     if (ctx->upload_begun)
-        api_files_put_cleanup(&ctx->req);
+        ctx->m->cleanup(&ctx->req);
     if (ctx->req.response)
         MHD_destroy_response(ctx->req.response);
     json_decref(ctx->req.body);
@@ -682,6 +708,7 @@ int http_start(struct daemon *d, struct http_server **out)
         }
     }
     *out = s;
+    faultinj_arm(); /* test builds only: injected faults count from here */
     return 0;
 }
 

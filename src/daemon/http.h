@@ -1,8 +1,11 @@
-/* http.h - the HTTP layer: libmicrohttpd daemons, routing, auth, bodies.
+/* http.h - the HTTP layer: libmicrohttpd daemons, the route table, bodies.
  *
- * http.c owns everything about HTTP; an api_*.c handler sees one
- * struct http_req with the authenticated key, the path parameter and the
- * parsed JSON body, and answers with one of the http_reply_* calls. */
+ * http.c owns the HTTP mechanics and calls handlers only through its
+ * ROUTES[]; who may come in (the Bearer key, sizes, rate and in-flight
+ * limits) is decided by admission.c (with auth.c), which fills in the key.
+ * An api_*.c handler sees one struct http_req with the authenticated key,
+ * the path parameter and the parsed JSON body, and answers with one of the
+ * http_reply_* calls. */
 #ifndef AIRLOCK_HTTP_H
 #define AIRLOCK_HTTP_H
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import (
+from agent_support import (
     EXEC, ERROR, FILE_ACK, FILE_DATA, FILE_DELETE, FILE_GET, FILE_LIST, FILE_MKDIR, FILE_PUT, F_END, GET_WINDOW,
     HDR, HELLO, MAGIC, MAX_PAYLOAD, OK, RESULT, RUN_CODE, SHUTDOWN, SIGNAL, STDOUT, USER_UID,
 )

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from conftest import AGENT, HELLO, OK, PYTHON, RUNNER, SHUTDOWN, AgentClient
+from agent_support import AGENT, HELLO, OK, PYTHON, RUNNER, SHUTDOWN, AgentClient
 
 CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWPID = 0x10000000, 0x00020000, 0x20000000
 MS_REC, MS_PRIVATE = 0x4000, 0x40000

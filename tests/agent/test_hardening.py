@@ -29,7 +29,7 @@ import tempfile
 
 import pytest
 
-from conftest import AGENT, HELLO, OK, PYTHON, USER_UID, AgentClient, make_root
+from agent_support import AGENT, HELLO, OK, PYTHON, USER_UID, AgentClient, make_root
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the agent tests need root (setresuid to 1000)")
 
@@ -245,7 +245,7 @@ def test_seccomp_foreign_arch_kills(agent):
 
 
 def test_seccomp_policy_table(agent):
-    """--seccomp-policy prints one row per rule with a reason; ANCHORS.md's
+    """--seccomp-policy prints one row per rule with a reason; docs/kernel-facts.md's
     list is in it as refused."""
     rows = policy_rows()
     assert all(why.strip() for _, _, _, why in rows)

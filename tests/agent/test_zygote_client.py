@@ -8,7 +8,7 @@ import socket
 import struct
 import threading
 
-from conftest import AgentClient, HELLO, OK
+from agent_support import AgentClient, HELLO, OK
 
 ZYG_MAGIC_SPAWN = 0x5A53504E
 SPAWN = struct.Struct("<IIQ")           # struct zyg_spawn

@@ -9,7 +9,7 @@ import pytest
 
 import airlock
 from airlock import Sandbox
-from conftest import Daemon, stop_and_check
+from e2e_support import Daemon, stop_and_check
 
 NO_SUCH_ID = "sb_" + "0" * 32
 

@@ -11,7 +11,7 @@ import pytest
 from airlock import AirlockConnectionError, AirlockError, NotFound, Sandbox, close_idle_connections
 from airlock._transport import Transport
 
-from conftest import Daemon, pid_alive, scope_cgroups, stop_and_check, wait_until
+from e2e_support import Daemon, pid_alive, scope_cgroups, stop_and_check, wait_until
 
 
 def _conn_ids(transport):
@@ -39,7 +39,7 @@ def test_sdk_replaces_idle_connection_the_daemon_closed(tmp_path, monkeypatch):
     must go through on a fresh one, even a POST (which is never re-sent once
     it may have reached the daemon). Over TCP, writing into a connection the
     peer closed succeeds, so only the check before reuse saves the POST."""
-    import conftest
+    import e2e_support as conftest
     d = Daemon(tmp_path / "d").start()
     port = d.port
     try:

@@ -30,7 +30,7 @@ import pytest
 
 import airlock
 from airlock import Sandbox
-from conftest import Daemon, stop_and_check, wait_until
+from e2e_support import Daemon, stop_and_check, wait_until
 
 BIG_MB = 64
 

@@ -8,7 +8,7 @@ import pytest
 
 import airlock
 from airlock import Sandbox
-from conftest import Daemon, pid_alive, stop_and_check, wait_until
+from e2e_support import Daemon, pid_alive, stop_and_check, wait_until
 
 
 def test_expiry_and_set_timeout(daemon, assert_alive):

@@ -17,7 +17,7 @@ import pytest
 import airlock
 from airlock import Sandbox
 from airlock._transport import Transport
-from conftest import Daemon, stop_and_check, wait_until
+from e2e_support import Daemon, stop_and_check, wait_until
 from test_errors import check_error
 
 

@@ -10,7 +10,7 @@ import socket
 import sqlite3
 
 from airlock import Sandbox
-from conftest import Daemon, stop_and_check, wait_until
+from e2e_support import Daemon, stop_and_check, wait_until
 
 O_CLOEXEC = 0o2000000
 

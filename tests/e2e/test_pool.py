@@ -11,7 +11,7 @@ import signal
 import pytest
 
 import airlock
-from conftest import Daemon, pid_alive, scope_cgroups, serving, stat_fields, stop_and_check, wait_until
+from e2e_support import Daemon, pid_alive, scope_cgroups, serving, stat_fields, stop_and_check, wait_until
 
 
 def pool(d, key=...):
@@ -300,7 +300,7 @@ def test_pool_of_a_built_template(tmp_path):
     leaving them; the pool keeps the template's name, never a pointer into
     the template store. Uses the `python` template through the build cache."""
     import json as _json
-    from conftest import ROOT
+    from e2e_support import ROOT
     from test_templates import _build
     d = Daemon(tmp_path / "tpool", name="tpool", extra_args=["--pool-size", "1", "--pool-max", "4"]).start()
     try:

@@ -13,7 +13,7 @@ import resource
 
 import pytest
 
-from conftest import Daemon, _proc_stat, serving, stop_and_check, wait_until
+from e2e_support import Daemon, _proc_stat, serving, stop_and_check, wait_until
 
 N = 200
 

@@ -3,7 +3,7 @@
 import os
 import subprocess
 
-from conftest import ROOT
+from e2e_support import ROOT
 
 
 def test_seed_example_end_to_end(daemon, python_bin):

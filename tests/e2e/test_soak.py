@@ -13,7 +13,7 @@ import os
 import sqlite3
 import time
 
-from conftest import Daemon, stop_and_check
+from e2e_support import Daemon, stop_and_check
 
 SOAK_S = float(os.environ.get("AIRLOCK_SOAK_S", "30"))
 MAX_ROWS = 500

@@ -15,7 +15,7 @@ import warnings
 import pytest
 
 import airlock
-from conftest import Daemon, serving, stop_and_check, wait_until
+from e2e_support import Daemon, serving, stop_and_check, wait_until
 
 
 def _mount_tmpfs(path, size):

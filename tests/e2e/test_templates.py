@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import airlock
-from conftest import CLI, ROOT, Daemon, stop_and_check, wait_until
+from e2e_support import CLI, ROOT, Daemon, stop_and_check, wait_until
 
 SPEC = ROOT / "templates" / "python.json"
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, Daemon
+from e2e_support import ROOT, Daemon
 from test_templates import _build, make_wheel
 
 pytestmark = pytest.mark.skipif(os.environ.get("AIRLOCK_SLOW") != "1",

@@ -17,7 +17,7 @@ import signal
 
 import pytest
 
-from conftest import Daemon, pid_alive, serving, stat_fields, stop_and_check, wait_until
+from e2e_support import Daemon, pid_alive, serving, stat_fields, stop_and_check, wait_until
 
 ORIGIN = """
 import os, sys

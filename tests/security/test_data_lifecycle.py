@@ -11,8 +11,8 @@ import stat
 
 import pytest
 
-import conftest
-from conftest import Daemon, pid_alive, wait_until
+import sec_support as conftest
+from sec_support import Daemon, pid_alive, wait_until
 
 pytestmark = pytest.mark.category("lifecycle")
 

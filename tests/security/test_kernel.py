@@ -50,7 +50,7 @@ NRX32 = _syscall_numbers("unistd_x32.h")
 NR32 = _syscall_numbers("unistd_32.h")
 
 EPERM = frozenset({"EPERM"})
-# The ANCHORS.md classes are refused with EPERM; a call that is simply not on
+# The classes of docs/kernel-facts.md ("Hardening lessons") are refused with EPERM; a call that is simply not on
 # the allow-list gets ENOSYS. Either way the call did nothing.
 DENIED = frozenset({"EPERM", "ENOSYS"})
 

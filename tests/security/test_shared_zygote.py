@@ -155,7 +155,7 @@ def test_shared_zygote(arena, attack):
 
 @pytest.fixture(scope="module")
 def no_zygote(tmp_path_factory):
-    import conftest
+    import sec_support as conftest
     d = conftest.Daemon(tmp_path_factory.mktemp("secd-nozygote"), name="nozygote",
                         extra_args=conftest.daemon_args() + ["--no-zygote", "--pool-size", "0"]).start()
     try:
