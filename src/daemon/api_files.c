@@ -86,12 +86,31 @@ static int upload_digest(struct http_req *req, char *out)
     return 0;
 }
 
-static void audit(struct http_req *req, const char *action, const char *path, long long size)
+/* The audit log fails closed (docs/api.md): a file operation's event is
+ * written before the operation, and an operation whose event cannot be
+ * written is refused with 503 audit_unavailable and does not happen. Its
+ * outcome is added to the same row afterwards (best effort: the act is
+ * on record either way). 0 and *row, or -errno with the reply made. */
+static int audit_before(struct http_req *req, const char *action, const char *path, long long size, int64_t *row)
 {
     json_t *detail = size >= 0 ? json_pack("{s:s,s:I}", "path", path, "size", (json_int_t)size)
                                : json_pack("{s:s}", "path", path);
-    (void)store_audit(req->d->store, req->key.id, action, req->param, detail);
+    struct audit_rec a = {.key_id = req->key.id, .action = action, .sandbox_id = req->param, .detail = detail};
+    int r = store_audit_begin(req->d->store, &a, row);
     json_decref(detail);
+    if (r < 0) {
+        struct api_error err = {0};
+        api_error_audit(&err, r, action);
+        http_reply_error(req, &err);
+    }
+    return r;
+}
+
+static void audit_outcome(struct http_req *req, int64_t row, json_t *outcome)
+{
+    if (row > 0 && outcome)
+        (void)store_audit_outcome(req->d->store, row, outcome);
+    json_decref(outcome);
 }
 
 /* ---- PUT: streamed upload */
@@ -102,6 +121,8 @@ struct upload {
     char *path;
     uint64_t received;
     bool done; /* the request is over on the agent side (END or ERROR sent, or it answered) */
+    int64_t audit_row;  /* the upload's event, written before the first byte went to the agent */
+    long long stored;   /* bytes the agent confirmed, or -1: not (yet) stored */
 };
 
 /* Abort the agent-side file: an ERROR frame instead of the final data frame. */
@@ -155,7 +176,10 @@ void api_files_put_begin(struct http_req *req)
         return;
     }
     req->upload = u;
+    u->stored = -1;
     if (!(u->sb = api_route_sandbox(req)))
+        return;
+    if (audit_before(req, "upload", u->path, -1, &u->audit_row) < 0)
         return;
     json_t *payload = json_pack("{s:s,s:i}", "path", path, "mode", (int)mode);
     if (payload && dr == 0) /* the agent checks it before it renames the file into place */
@@ -253,7 +277,7 @@ void api_files_put_end(struct http_req *req)
         http_reply_errorf(req, 500, "internal", "agent answered FILE_PUT with %s", proto_type_name(f->type));
         return;
     }
-    audit(req, "upload", u->path, size);
+    u->stored = size;
     http_reply_json(req, 201, json_pack("{s:s,s:I}", "path", u->path, "size", (json_int_t)size));
 }
 
@@ -264,6 +288,9 @@ void api_files_put_cleanup(struct http_req *req)
         return;
     /* the client went away mid-upload: drop the partial file */
     upload_abort(u, "internal", "upload aborted by the client");
+    audit_outcome(req, u->audit_row,
+                  u->stored >= 0 ? json_pack("{s:b,s:I}", "completed", 1, "size", (json_int_t)u->stored)
+                                 : json_pack("{s:b}", "completed", 0));
     agent_req_free(u->areq);
     if (u->sb)
         sandbox_unref(u->sb);
@@ -441,7 +468,11 @@ void api_files_get(struct http_req *req)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
     if (sha[0])
         MHD_add_response_header(resp, "X-Content-SHA256", sha);
-    audit(req, "download", path, size == MHD_SIZE_UNKNOWN ? -1 : (long long)size);
+    int64_t row = 0;
+    if (audit_before(req, "download", path, size == MHD_SIZE_UNKNOWN ? -1 : (long long)size, &row) < 0) {
+        MHD_destroy_response(resp); /* download_free releases the agent request and the sandbox */
+        return;
+    }
     http_reply_response(req, 200, resp);
 }
 
@@ -491,16 +522,19 @@ void api_files_delete(struct http_req *req)
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
         return;
+    int64_t row = 0;
+    if (audit_before(req, "file_delete", path, -1, &row) < 0)
+        return;
     struct op_error oerr = {0};
     json_t *reply = NULL, *payload = json_pack("{s:s,s:b}", "path", path, "recursive", recursive);
     int r = agent_call(sandbox_agent(sb), PROTO_FILE_DELETE, payload, FILE_OP_TIMEOUT_MS, &reply, &oerr);
     json_decref(payload);
+    audit_outcome(req, row, json_pack("{s:b}", "completed", r >= 0));
     if (r < 0) {
         struct api_error err = {0};
         reply_agent_error(req, sb, api_error_from_op(&err, r, &oerr), &err);
         return;
     }
     json_decref(reply);
-    audit(req, "file_delete", path, -1);
     http_reply_json(req, 200, json_pack("{s:s,s:b}", "path", path, "deleted", 1));
 }

@@ -38,13 +38,11 @@ SWEEP = os.environ.get("AIRLOCK_FAULT_SWEEP", "short")
 KINDS = [("sqlite_write", "serve"), ("sqlite_full", "serve"), ("sqlite_sync", "serve"), ("agent_write", "serve"),
          ("json_alloc", "serve"), ("sqlite_read", "start"), ("sqlite_write", "start")]
 CALL_TIMEOUT = 60.0
-# The audit action of each call that answered success, for the calls whose
-# event is written before they happen (fail closed) or, for a DELETE, as soon
-# as the store can be written. Uploads and downloads are audited after the
-# fact and a failed write of their event is not reported (docs/security.md,
-# "Audit integrity"): under sqlite_write an upload answers 201 with no
-# upload event. That gap is documented, so it is not asserted here.
-ACTIONS = {("POST", "sandboxes"): "create", ("POST", "code"): "code", ("DELETE", "sb"): "delete"}
+# The audit action of each call that answered success: every one's event is
+# written before it happens (fail closed) or, for a DELETE, as soon as the
+# store can be written (docs/security.md, "Audit integrity").
+ACTIONS = {("POST", "sandboxes"): "create", ("POST", "code"): "code", ("DELETE", "sb"): "delete",
+           ("PUT", "files"): "upload", ("GET", "files"): "download"}
 
 
 def _points(kind):

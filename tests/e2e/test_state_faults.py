@@ -61,8 +61,9 @@ def _events(d, sid):
 
 def test_full_state_disk_fails_closed_and_recovers(small_disk_daemon):
     """With the state disk full: healthz says degraded (and why); a code run,
-    an exec, a new lifetime and a create whose audit record cannot be
-    written are refused with 503 audit_unavailable and do not happen; a
+    an exec, a new lifetime, a create, an upload, a download and a file
+    delete whose audit record cannot be written are refused with 503
+    audit_unavailable and do not happen; a
     DELETE destroys the sandbox (202, recorded: false) and GET says
     destroyed, not running. Once space is back: healthz is ok, the DELETE's
     record and audit event are written with its own reason (and survive a
@@ -74,6 +75,7 @@ def test_full_state_disk_fails_closed_and_recovers(small_disk_daemon):
     sb = d.sandbox(timeout=600)
     victim = d.sandbox(timeout=600)
     sb.run_code("n = 0")
+    sb.upload(b"recorded", "/data/recorded.txt")
     before = sb.info()
     fill = _fill(d.state_dir)
     try:
@@ -99,6 +101,13 @@ def test_full_state_disk_fails_closed_and_recovers(small_disk_daemon):
         st, _, _, body = d.request("POST", "/v1/sandboxes/%s/timeout" % sb.id, {"timeout_s": 5})
         assert st == 503 and body["error"]["code"] == "audit_unavailable", body
         assert sb.info()["expires_at"] == before["expires_at"]
+        # the file calls too: refused before anything reaches the sandbox
+        with pytest.raises(airlock.AuditUnavailable):
+            sb.upload(b"unrecorded", "/data/unrecorded.txt")
+        with pytest.raises(airlock.AuditUnavailable):
+            sb.download("/data/recorded.txt")
+        with pytest.raises(airlock.AuditUnavailable):
+            sb.files.remove("/data/recorded.txt")
         live = len(airlock.Sandbox.list(api_key=d.key, base_url=d.url))
         st, _, _, body = d.request("POST", "/v1/sandboxes", {})
         assert st == 503 and body["error"]["code"] == "audit_unavailable", body
@@ -124,6 +133,11 @@ def test_full_state_disk_fails_closed_and_recovers(small_disk_daemon):
     codes = [e for e in _events(d, sb.id) if e["action"] == "code"]
     assert len(codes) == 1 + ok_runs + 1, codes  # "n = 0", the 200s, "n" just now
     assert not [e for e in _events(d, sb.id) if e["action"] == "timeout"]
+    # the refused file calls did not happen
+    assert sb.files.exists("/data/recorded.txt") and not sb.files.exists("/data/unrecorded.txt")
+    ups = [e for e in _events(d, sb.id) if e["action"] == "upload"]
+    assert [e["detail"]["path"] for e in ups] == ["/data/recorded.txt"], ups
+    assert ups[0]["detail"].get("completed") is True, ups
     # the DELETE's record, written late, with its reason
     wait_until(lambda: any(e["action"] == "delete" for e in _events(d, victim.id)), 10)
     st, _, _, body = d.request("GET", "/v1/sandboxes/" + victim.id)
