@@ -1,4 +1,4 @@
-#include "store.h"
+#include "store_impl.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -9,7 +9,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <sqlite3.h>
 
@@ -46,37 +45,6 @@ static const char *const AUDIT_COLUMNS[] = {"hash", "outcome"};
 #define PRUNE_EVERY 64
 #define PRUNE_BATCH 4096
 
-enum stmt_id {
-    ST_BEGIN,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST_KEY_INSERT,
-    ST_KEY_FIND,
-    ST_KEY_COUNT,
-    ST_KEY_LIST,
-    ST_KEY_REVOKE,
-    ST_SB_INSERT,
-    ST_SB_GET,
-    ST_SB_SET_EXPIRY,
-    ST_SB_SET_DESTROYED,
-    ST_SB_RUNNING_IDS,
-    ST_SB_PRUNE,
-    ST_AUDIT_INSERT,
-    ST_AUDIT_LIST,
-    ST_AUDIT_OUTCOME,
-    ST_AUDIT_BOUNDS,
-    ST_AUDIT_ROW,
-    ST_AUDIT_OLD,
-    ST_AUDIT_DELETE,
-    ST_AUDIT_LAST,
-    ST_AUDIT_LAST_CKPT,
-    ST_AUDIT_ALL,
-    ST_PROBE,
-    ST_TMPL_PUT,
-    ST_TMPL_LIST,
-    ST_TMPL_DELETE,
-    ST__COUNT,
-};
 
 static const char *const STMT_SQL[ST__COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -114,29 +82,11 @@ static const char *const STMT_SQL[ST__COUNT] = {
     [ST_TMPL_DELETE] = "DELETE FROM templates WHERE name = ?",
 };
 
-#define HASH_HEX 64
 
-struct store {
-    sqlite3 *db;
-    char *path;
-    pthread_mutex_t lock; /* one connection, used by one thread at a time */
-    sqlite3_stmt *st[ST__COUNT];
-    struct walckpt *ckpt; /* checkpoints on their own thread (walckpt.c) */
-    struct store_opts opts;
-
-    /* under lock */
-    bool unwritable;          /* the last write failed */
-    bool damaged;             /* SQLite found the file corrupt since it was opened (sticky) */
-    char damage[256];
-    char write_error[256];    /* ... with this */
-    char chain[HASH_HEX + 1]; /* hash of the newest audit row ("" before the first) */
-    uint64_t dropped_total;   /* audit rows retention dropped, ever */
-    unsigned since_prune;
-};
 
 /* Log a SQLite failure with the operation: -ENOSPC for a full disk, -EIO
  * otherwise. */
-static int db_fail(struct store *s, const char *what)
+int store_db_fail(struct store *s, const char *what)
 {
     int code = sqlite3_errcode(s->db);
     log_error("store: %s: %s", what, sqlite3_errmsg(s->db));
@@ -150,16 +100,16 @@ static int db_fail(struct store *s, const char *what)
 }
 
 /* The same for a write: the store is unwritable until a write succeeds. */
-static int write_fail(struct store *s, const char *what)
+int store_write_fail(struct store *s, const char *what)
 {
-    int r = db_fail(s, what);
+    int r = store_db_fail(s, what);
     s->unwritable = true;
     snprintf(s->write_error, sizeof(s->write_error), "%s: %s", what, sqlite3_errmsg(s->db));
     return r;
 }
 
 /* Fetch a prepared statement, reset and cleared. Caller holds the lock. */
-static sqlite3_stmt *stmt(struct store *s, enum stmt_id id)
+sqlite3_stmt *store_stmt(struct store *s, enum stmt_id id)
 {
     sqlite3_stmt *st = s->st[id];
     sqlite3_reset(st);
@@ -167,7 +117,7 @@ static sqlite3_stmt *stmt(struct store *s, enum stmt_id id)
     return st;
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
+void store_bind_text(sqlite3_stmt *st, int i, const char *v)
 {
     if (v)
         sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
@@ -175,16 +125,16 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
         sqlite3_bind_null(st, i);
 }
 
-static void copy_col(sqlite3_stmt *st, int col, char *dst, size_t cap)
+void store_copy_col(sqlite3_stmt *st, int col, char *dst, size_t cap)
 {
     const unsigned char *v = sqlite3_column_text(st, col);
     snprintf(dst, cap, "%s", v ? (const char *)v : "");
 }
 
 /* Run a statement without result rows (BEGIN, COMMIT, ...). */
-static int step_done(struct store *s, enum stmt_id id)
+int store_step_done(struct store *s, enum stmt_id id)
 {
-    sqlite3_stmt *st = stmt(s, id);
+    sqlite3_stmt *st = store_stmt(s, id);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : -1;
@@ -195,19 +145,19 @@ static int step_done(struct store *s, enum stmt_id id)
 
 static int tx_begin(struct store *s)
 {
-    if (step_done(s, ST_BEGIN) < 0)
-        return write_fail(s, "begin a write");
+    if (store_step_done(s, ST_BEGIN) < 0)
+        return store_write_fail(s, "begin a write");
     return 0;
 }
 
 static int tx_end(struct store *s, int r, const char *what)
 {
-    if (r == 0 && step_done(s, ST_COMMIT) < 0)
-        r = write_fail(s, what);
+    if (r == 0 && store_step_done(s, ST_COMMIT) < 0)
+        r = store_write_fail(s, what);
     if (r < 0) {
         /* after SQLITE_FULL the transaction may already be rolled back:
          * then this fails harmlessly */
-        (void)step_done(s, ST_ROLLBACK);
+        (void)store_step_done(s, ST_ROLLBACK);
         return r;
     }
     s->unwritable = false;
@@ -248,15 +198,15 @@ static int audit_insert_locked(struct store *s, const struct audit_rec *a, const
     int r = audit_hash(prev, ts, key_id, a->action, a->sandbox_id, detail, new_chain);
     if (r < 0)
         return r;
-    sqlite3_stmt *st = stmt(s, ST_AUDIT_INSERT);
+    sqlite3_stmt *st = store_stmt(s, ST_AUDIT_INSERT);
     sqlite3_bind_int64(st, 1, ts);
-    bind_text(st, 2, key_id);
-    bind_text(st, 3, a->action);
-    bind_text(st, 4, a->sandbox_id);
-    bind_text(st, 5, detail);
-    bind_text(st, 6, new_chain);
+    store_bind_text(st, 2, key_id);
+    store_bind_text(st, 3, a->action);
+    store_bind_text(st, 4, a->sandbox_id);
+    store_bind_text(st, 5, detail);
+    store_bind_text(st, 6, new_chain);
     if (sqlite3_step(st) != SQLITE_DONE)
-        r = write_fail(s, "write audit event");
+        r = store_write_fail(s, "write audit event");
     else if (row)
         *row = sqlite3_last_insert_rowid(s->db);
     sqlite3_reset(st);
@@ -267,8 +217,8 @@ static void prune_locked(struct store *s);
 
 /* One state change and its audit record, atomically. change(s, arg) runs
  * the statement(s) in the transaction (0, -ENOENT, or -errno). */
-static int write_audited(struct store *s, int (*change)(struct store *, void *), void *arg,
-                         const struct audit_rec *a, const char *what, int64_t *row)
+int store_write_audited(struct store *s, int (*change)(struct store *, void *), void *arg,
+                        const struct audit_rec *a, const char *what, int64_t *row)
 {
     char chain[HASH_HEX + 1];
     pthread_mutex_lock(&s->lock);
@@ -307,7 +257,7 @@ static void prune_locked(struct store *s)
 {
     if (!s->opts.audit_max_rows && !s->opts.audit_max_age_ms)
         return;
-    sqlite3_stmt *st = stmt(s, ST_AUDIT_BOUNDS);
+    sqlite3_stmt *st = store_stmt(s, ST_AUDIT_BOUNDS);
     int64_t lo = 0, hi = 0;
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
         lo = sqlite3_column_int64(st, 0);
@@ -324,7 +274,7 @@ static void prune_locked(struct store *s)
     if (cut > lo + PRUNE_BATCH - 1)
         cut = lo + PRUNE_BATCH - 1;
     if (s->opts.audit_max_age_ms && cut < lo + PRUNE_BATCH - 1) {
-        st = stmt(s, ST_AUDIT_OLD);
+        st = store_stmt(s, ST_AUDIT_OLD);
         sqlite3_bind_int64(st, 1, lo + PRUNE_BATCH - 1);
         sqlite3_bind_int64(st, 2, (int64_t)(now_wall_ms() - s->opts.audit_max_age_ms));
         if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > cut)
@@ -335,16 +285,16 @@ static void prune_locked(struct store *s)
         return;
     int64_t first_ts = 0, last_ts = 0;
     char through[HASH_HEX + 1] = "";
-    st = stmt(s, ST_AUDIT_ROW);
+    st = store_stmt(s, ST_AUDIT_ROW);
     sqlite3_bind_int64(st, 1, lo);
     if (sqlite3_step(st) == SQLITE_ROW)
         first_ts = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
-    st = stmt(s, ST_AUDIT_ROW);
+    st = store_stmt(s, ST_AUDIT_ROW);
     sqlite3_bind_int64(st, 1, cut);
     if (sqlite3_step(st) == SQLITE_ROW) {
         last_ts = sqlite3_column_int64(st, 0);
-        copy_col(st, 1, through, sizeof(through));
+        store_copy_col(st, 1, through, sizeof(through));
     }
     sqlite3_reset(st);
 
@@ -359,17 +309,17 @@ static void prune_locked(struct store *s)
     struct audit_rec a = {.action = "audit_checkpoint", .detail = detail};
     int r = detail ? tx_begin(s) : -ENOMEM;
     if (r == 0) {
-        st = stmt(s, ST_AUDIT_DELETE);
+        st = store_stmt(s, ST_AUDIT_DELETE);
         sqlite3_bind_int64(st, 1, cut);
         if (sqlite3_step(st) != SQLITE_DONE)
-            r = write_fail(s, "drop old audit events");
+            r = store_write_fail(s, "drop old audit events");
         sqlite3_reset(st);
     }
     if (r == 0) {
-        st = stmt(s, ST_SB_PRUNE);
+        st = store_stmt(s, ST_SB_PRUNE);
         sqlite3_bind_int64(st, 1, last_ts);
         if (sqlite3_step(st) != SQLITE_DONE)
-            r = write_fail(s, "drop old sandbox records");
+            r = store_write_fail(s, "drop old sandbox records");
         sqlite3_reset(st);
     }
     if (r == 0)
@@ -392,7 +342,7 @@ static int migrate(struct store *s)
         int have = 0;
         if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM pragma_table_info('audit') WHERE name = ?", -1, &st,
                                NULL) != SQLITE_OK)
-            return db_fail(s, "read the audit table's columns");
+            return store_db_fail(s, "read the audit table's columns");
         sqlite3_bind_text(st, 1, AUDIT_COLUMNS[i], -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW)
             have = sqlite3_column_int(st, 0);
@@ -402,7 +352,7 @@ static int migrate(struct store *s)
         char sql[128];
         snprintf(sql, sizeof(sql), "ALTER TABLE audit ADD COLUMN %s TEXT", AUDIT_COLUMNS[i]);
         if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-            return db_fail(s, sql);
+            return store_db_fail(s, sql);
     }
     return 0;
 }
@@ -411,11 +361,11 @@ static int migrate(struct store *s)
  * checkpoint. Caller holds the lock (or is alone). */
 static void load_chain(struct store *s)
 {
-    sqlite3_stmt *st = stmt(s, ST_AUDIT_LAST);
+    sqlite3_stmt *st = store_stmt(s, ST_AUDIT_LAST);
     if (sqlite3_step(st) == SQLITE_ROW)
-        copy_col(st, 0, s->chain, sizeof(s->chain));
+        store_copy_col(st, 0, s->chain, sizeof(s->chain));
     sqlite3_reset(st);
-    st = stmt(s, ST_AUDIT_LAST_CKPT);
+    st = store_stmt(s, ST_AUDIT_LAST_CKPT);
     if (sqlite3_step(st) == SQLITE_ROW) {
         const unsigned char *d = sqlite3_column_text(st, 0);
         json_t *j = d ? json_loads((const char *)d, 0, NULL) : NULL;
@@ -464,7 +414,7 @@ int store_open(const char *dir, const struct store_opts *opts, struct store **ou
     }
     for (int i = 0; i < ST__COUNT; i++) {
         if (sqlite3_prepare_v3(s->db, STMT_SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
-            r = db_fail(s, STMT_SQL[i]);
+            r = store_db_fail(s, STMT_SQL[i]);
             store_close(s);
             return r;
         }
@@ -519,16 +469,16 @@ json_t *store_health(struct store *s)
         snprintf(v, sizeof(v), "%llu", (unsigned long long)now_wall_ms());
         int r = tx_begin(s);
         if (r == 0) {
-            sqlite3_stmt *st = stmt(s, ST_PROBE);
-            bind_text(st, 1, v);
+            sqlite3_stmt *st = store_stmt(s, ST_PROBE);
+            store_bind_text(st, 1, v);
             if (sqlite3_step(st) != SQLITE_DONE)
-                r = write_fail(s, "write probe");
+                r = store_write_fail(s, "write probe");
             sqlite3_reset(st);
         }
         (void)tx_end(s, r, "write probe");
     }
     int64_t lo = 0, hi = 0;
-    sqlite3_stmt *st = stmt(s, ST_AUDIT_BOUNDS);
+    sqlite3_stmt *st = store_stmt(s, ST_AUDIT_BOUNDS);
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
         lo = sqlite3_column_int64(st, 0);
         hi = sqlite3_column_int64(st, 1);
@@ -557,7 +507,7 @@ int store_audit_verify(struct store *s, uint64_t *rows, char *why, size_t whylen
     /* the chain of what remains starts where the newest checkpoint says the
      * dropped rows ended ("" when nothing was ever dropped) */
     char prev[HASH_HEX + 1] = "";
-    sqlite3_stmt *st = stmt(s, ST_AUDIT_LAST_CKPT);
+    sqlite3_stmt *st = store_stmt(s, ST_AUDIT_LAST_CKPT);
     if (sqlite3_step(st) == SQLITE_ROW) {
         const unsigned char *d = sqlite3_column_text(st, 0);
         json_t *j = d ? json_loads((const char *)d, 0, NULL) : NULL;
@@ -566,7 +516,7 @@ int store_audit_verify(struct store *s, uint64_t *rows, char *why, size_t whylen
         json_decref(j);
     }
     sqlite3_reset(st);
-    st = stmt(s, ST_AUDIT_ALL);
+    st = store_stmt(s, ST_AUDIT_ALL);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *stored = (const char *)sqlite3_column_text(st, 6);
@@ -592,7 +542,7 @@ int store_audit_verify(struct store *s, uint64_t *rows, char *why, size_t whylen
         (*rows)++;
     }
     if (r == 0 && rc != SQLITE_DONE)
-        r = db_fail(s, "read the audit log");
+        r = store_db_fail(s, "read the audit log");
     sqlite3_reset(st);
     pthread_mutex_unlock(&s->lock);
     return r;
@@ -611,329 +561,11 @@ void format_time(uint64_t ms, bool with_ms, char *buf, size_t len)
                  tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-/* ---- keys */
-
-struct key_insert {
-    const char *id, *name, *hash;
-    bool admin;
-    uint64_t created_ms;
-};
-
-static int key_insert_tx(struct store *s, void *arg)
-{
-    const struct key_insert *k = arg;
-    sqlite3_stmt *st = stmt(s, ST_KEY_INSERT);
-    bind_text(st, 1, k->id);
-    bind_text(st, 2, k->name);
-    bind_text(st, 3, k->hash);
-    sqlite3_bind_int(st, 4, k->admin);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)k->created_ms);
-    int rc = sqlite3_step(st);
-    int r = 0;
-    if (rc == SQLITE_CONSTRAINT)
-        r = -EEXIST;
-    else if (rc != SQLITE_DONE)
-        r = write_fail(s, "insert api key");
-    sqlite3_reset(st);
-    return r;
-}
-
-int store_key_insert(struct store *s, const char *id, const char *name, const char *hash, bool admin,
-                     uint64_t created_ms, const struct audit_rec *audit)
-{
-    struct key_insert k = {id, name, hash, admin, created_ms};
-    return write_audited(s, key_insert_tx, &k, audit, "insert api key", NULL);
-}
-
-/* Why an indexed lookup by hash does not leak the key through timing.
- *
- * The B-tree search behind "WHERE hash = ?" compares the presented key's
- * SHA-256 with stored hashes byte by byte and stops at the first difference,
- * so its timing can tell an attacker how many leading bytes of SHA-256(their
- * guess) match some stored hash. That is information about the stored hash,
- * not about the key: passing the check needs the key itself, i.e. a preimage
- * of a known hash (infeasible for SHA-256), and keys are 128 random bits, so
- * there is nothing to guess byte by byte either. The attacker controls the
- * guess but not its hash, so they cannot steer the search one byte at a time
- * as with a plain memcmp of secrets. The hashes are exactly what the
- * database holds at rest, which is why the database is not secret-bearing.
- *
- * The final comparison is constant-time anyway (CRYPTO_memcmp): whether the
- * row found is really this hash must not be decided by an early-exit memcmp,
- * whatever the index did. A full scan comparing every key in constant time
- * would hide even the hash prefix, at O(keys) per request under the store
- * lock; the index is O(log keys) and hides what matters. */
-int store_key_find(struct store *s, const char *hash, struct key_info *out)
-{
-    if (strlen(hash) != KEY_HASH_LEN)
-        return -ENOENT;
-    int r = -ENOENT;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt(s, ST_KEY_FIND);
-    bind_text(st, 1, hash);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const unsigned char *h = sqlite3_column_text(st, 1);
-        if (h && (size_t)sqlite3_column_bytes(st, 1) == KEY_HASH_LEN && CRYPTO_memcmp(h, hash, KEY_HASH_LEN) == 0) {
-            copy_col(st, 0, out->id, sizeof(out->id));
-            out->admin = sqlite3_column_int(st, 2) != 0;
-            r = 0;
-        }
-    } else if (rc != SQLITE_DONE) {
-        r = db_fail(s, "look up api key");
-    }
-    sqlite3_reset(st);
-    pthread_mutex_unlock(&s->lock);
-    return r;
-}
-
-int store_key_count(struct store *s, unsigned *count)
-{
-    int r = 0;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt(s, ST_KEY_COUNT);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        *count = (unsigned)sqlite3_column_int(st, 0);
-    else
-        r = db_fail(s, "count api keys");
-    sqlite3_reset(st);
-    pthread_mutex_unlock(&s->lock);
-    return r;
-}
-
-/* The end every list query shares (called with the lock held): reset the
- * statement, unlock, and hand out {key: arr}, or the error and no array. */
-static int list_finish(struct store *s, sqlite3_stmt *st, int rc, const char *what, const char *key, json_t *arr,
-                       json_t **out)
-{
-    int r = rc == SQLITE_DONE ? 0 : db_fail(s, what);
-    sqlite3_reset(st);
-    pthread_mutex_unlock(&s->lock);
-    if (r < 0) {
-        json_decref(arr);
-        return r;
-    }
-    *out = json_pack("{s:o}", key, arr);
-    return *out ? 0 : -ENOMEM;
-}
-
-int store_key_list(struct store *s, json_t **out)
-{
-    json_t *arr = json_array();
-    if (!arr)
-        return -ENOMEM;
-    int rc;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt(s, ST_KEY_LIST);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        char ts[40];
-        format_time((uint64_t)sqlite3_column_int64(st, 3), false, ts, sizeof(ts));
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:b,s:s,s:b}", "id", sqlite3_column_text(st, 0), "name",
-                                             sqlite3_column_text(st, 1), "admin", sqlite3_column_int(st, 2),
-                                             "created_at", ts, "revoked", sqlite3_column_int(st, 4)));
-    }
-    return list_finish(s, st, rc, "list api keys", "keys", arr, out);
-}
-
-struct row_change {
-    enum stmt_id id;
-    const char *key, *what;
-};
-
-static int change_row_tx(struct store *s, void *arg)
-{
-    const struct row_change *c = arg;
-    int r = 0;
-    sqlite3_stmt *st = stmt(s, c->id);
-    bind_text(st, 1, c->key);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        r = write_fail(s, c->what);
-    else if (sqlite3_changes(s->db) == 0)
-        r = -ENOENT;
-    sqlite3_reset(st);
-    return r;
-}
-
-/* Run statement id on the row named key, with its audit record: 0, -ENOENT
- * when it changed no row (nothing written), -errno (logged as `what`). */
-static int change_row(struct store *s, enum stmt_id id, const char *key, const char *what,
-                      const struct audit_rec *audit)
-{
-    struct row_change c = {id, key, what};
-    return write_audited(s, change_row_tx, &c, audit, what, NULL);
-}
-
-int store_key_revoke(struct store *s, const char *id, const struct audit_rec *audit)
-{
-    return change_row(s, ST_KEY_REVOKE, id, "revoke api key", audit);
-}
-
-/* ---- sandboxes */
-
-void store_record_clear(struct sandbox_record *r)
-{
-    free(r->metadata);
-    r->metadata = NULL;
-}
-
-static int sandbox_insert_tx(struct store *s, void *arg)
-{
-    const struct sandbox_record *rec = arg;
-    int r = 0;
-    sqlite3_stmt *st = stmt(s, ST_SB_INSERT);
-    bind_text(st, 1, rec->id);
-    bind_text(st, 2, rec->state);
-    bind_text(st, 3, rec->template_name);
-    sqlite3_bind_int(st, 4, rec->egress);
-    bind_text(st, 5, rec->region);
-    sqlite3_bind_int(st, 6, (int)rec->memory_mb);
-    sqlite3_bind_double(st, 7, rec->cpus);
-    sqlite3_bind_int64(st, 8, rec->timeout_s);
-    sqlite3_bind_int64(st, 9, (sqlite3_int64)rec->created_ms);
-    sqlite3_bind_int64(st, 10, (sqlite3_int64)rec->expires_ms);
-    bind_text(st, 11, rec->metadata ? rec->metadata : "{}");
-    sqlite3_bind_int(st, 12, rec->agent_pid);
-    bind_text(st, 13, rec->key_id[0] ? rec->key_id : NULL);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        r = write_fail(s, "insert sandbox record");
-    sqlite3_reset(st);
-    return r;
-}
-
-int store_sandbox_insert(struct store *s, const struct sandbox_record *rec, const struct audit_rec *audit)
-{
-    return write_audited(s, sandbox_insert_tx, (void *)rec, audit, "insert sandbox record", NULL);
-}
-
-int store_sandbox_get(struct store *s, const char *id, struct sandbox_record *out)
-{
-    int r = 0;
-    *out = (struct sandbox_record){0};
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt(s, ST_SB_GET);
-    bind_text(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        copy_col(st, 0, out->id, sizeof(out->id));
-        copy_col(st, 1, out->state, sizeof(out->state));
-        copy_col(st, 2, out->template_name, sizeof(out->template_name));
-        out->egress = sqlite3_column_int(st, 3) != 0;
-        copy_col(st, 4, out->region, sizeof(out->region));
-        out->memory_mb = (unsigned)sqlite3_column_int(st, 5);
-        out->cpus = sqlite3_column_double(st, 6);
-        out->timeout_s = (unsigned)sqlite3_column_int64(st, 7);
-        out->created_ms = (uint64_t)sqlite3_column_int64(st, 8);
-        out->expires_ms = (uint64_t)sqlite3_column_int64(st, 9);
-        out->destroyed_ms = (uint64_t)sqlite3_column_int64(st, 10);
-        copy_col(st, 11, out->destroy_reason, sizeof(out->destroy_reason));
-        const unsigned char *md = sqlite3_column_text(st, 12);
-        out->metadata = strdup(md ? (const char *)md : "{}");
-        out->agent_pid = sqlite3_column_int(st, 13);
-        copy_col(st, 14, out->key_id, sizeof(out->key_id));
-        if (!out->metadata)
-            r = -ENOMEM;
-    } else if (rc == SQLITE_DONE) {
-        r = -ENOENT;
-    } else {
-        r = db_fail(s, "read sandbox record");
-    }
-    sqlite3_reset(st);
-    pthread_mutex_unlock(&s->lock);
-    return r;
-}
-
-struct sb_update {
-    const char *id, *reason;
-    unsigned timeout_s;
-    uint64_t ms;
-};
-
-static int set_expiry_tx(struct store *s, void *arg)
-{
-    const struct sb_update *u = arg;
-    int r = 0;
-    sqlite3_stmt *st = stmt(s, ST_SB_SET_EXPIRY);
-    sqlite3_bind_int64(st, 1, u->timeout_s);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)u->ms);
-    bind_text(st, 3, u->id);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        r = write_fail(s, "update sandbox expiry");
-    sqlite3_reset(st);
-    return r;
-}
-
-int store_sandbox_set_expiry(struct store *s, const char *id, unsigned timeout_s, uint64_t expires_ms,
-                             const struct audit_rec *audit)
-{
-    struct sb_update u = {.id = id, .timeout_s = timeout_s, .ms = expires_ms};
-    return write_audited(s, set_expiry_tx, &u, audit, "update sandbox expiry", NULL);
-}
-
-static int set_destroyed_tx(struct store *s, void *arg)
-{
-    const struct sb_update *u = arg;
-    int r = 0;
-    sqlite3_stmt *st = stmt(s, ST_SB_SET_DESTROYED);
-    bind_text(st, 1, u->reason);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)u->ms);
-    bind_text(st, 3, u->id);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        r = write_fail(s, "mark sandbox destroyed");
-    sqlite3_reset(st);
-    return r;
-}
-
-int store_sandbox_set_destroyed(struct store *s, const char *id, const char *reason, uint64_t when_ms,
-                                const struct audit_rec *audit)
-{
-    struct sb_update u = {.id = id, .reason = reason, .ms = when_ms};
-    return write_audited(s, set_destroyed_tx, &u, audit, "mark sandbox destroyed", NULL);
-}
-
-int store_sandbox_destroy_all_running(struct store *s, const char *reason, uint64_t when_ms, unsigned *count)
-{
-    /* Collect the ids first: updating rows while stepping a SELECT on the
-     * same table is legal in SQLite but easy to get wrong. */
-    json_t *ids = json_array();
-    if (!ids)
-        return -ENOMEM;
-    int r = 0, rc;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt(s, ST_SB_RUNNING_IDS);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(ids, json_string((const char *)sqlite3_column_text(st, 0)));
-    if (rc != SQLITE_DONE)
-        r = db_fail(s, "list running sandboxes");
-    sqlite3_reset(st);
-    pthread_mutex_unlock(&s->lock);
-
-    size_t i;
-    json_t *v;
-    *count = 0;
-    json_array_foreach(ids, i, v)
-    {
-        if (r < 0)
-            break;
-        const char *id = json_string_value(v);
-        if (!id)
-            continue;
-        json_t *detail = json_pack("{s:s}", "reason", reason);
-        struct audit_rec a = {.action = "destroy", .sandbox_id = id, .detail = detail};
-        r = store_sandbox_set_destroyed(s, id, reason, when_ms, &a);
-        json_decref(detail);
-        if (r < 0)
-            break;
-        (*count)++;
-    }
-    json_decref(ids);
-    return r;
-}
-
 /* ---- audit */
 
 int store_audit_begin(struct store *s, const struct audit_rec *a, int64_t *row)
 {
-    return write_audited(s, NULL, NULL, a, "write audit event", row);
+    return store_write_audited(s, NULL, NULL, a, "write audit event", row);
 }
 
 int store_audit(struct store *s, const char *key_id, const char *action, const char *sandbox_id, json_t *detail)
@@ -949,11 +581,11 @@ int store_audit_outcome(struct store *s, int64_t row, json_t *outcome)
         return -ENOMEM;
     int r = 0;
     pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt(s, ST_AUDIT_OUTCOME);
-    bind_text(st, 1, text);
+    sqlite3_stmt *st = store_stmt(s, ST_AUDIT_OUTCOME);
+    store_bind_text(st, 1, text);
     sqlite3_bind_int64(st, 2, row);
     if (sqlite3_step(st) != SQLITE_DONE)
-        r = write_fail(s, "record a run's outcome");
+        r = store_write_fail(s, "record a run's outcome");
     else
         s->unwritable = false;
     sqlite3_reset(st);
@@ -968,8 +600,8 @@ int store_audit_list(struct store *s, const char *sandbox_id, json_t **out)
         return -ENOMEM;
     int rc;
     pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt(s, ST_AUDIT_LIST);
-    bind_text(st, 1, sandbox_id);
+    sqlite3_stmt *st = store_stmt(s, ST_AUDIT_LIST);
+    store_bind_text(st, 1, sandbox_id);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         char ts[40];
         format_time((uint64_t)sqlite3_column_int64(st, 0), true, ts, sizeof(ts));
@@ -984,66 +616,49 @@ int store_audit_list(struct store *s, const char *sandbox_id, json_t **out)
         json_array_append_new(arr, json_pack("{s:s,s:s,s:s?,s:o}", "ts", ts, "action", sqlite3_column_text(st, 1),
                                              "key_id", kid, "detail", detail ? detail : json_object()));
     }
-    return list_finish(s, st, rc, "read audit events", "events", arr, out);
+    return store_list_finish(s, st, rc, "read audit events", "events", arr, out);
 }
 
-/* ---- templates */
+/* The end every list query shares (called with the lock held): reset the
+ * statement, unlock, and hand out {key: arr}, or the error and no array. */
+int store_list_finish(struct store *s, sqlite3_stmt *st, int rc, const char *what, const char *key, json_t *arr,
+                       json_t **out)
+{
+    int r = rc == SQLITE_DONE ? 0 : store_db_fail(s, what);
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&s->lock);
+    if (r < 0) {
+        json_decref(arr);
+        return r;
+    }
+    *out = json_pack("{s:o}", key, arr);
+    return *out ? 0 : -ENOMEM;
+}
 
-struct tmpl_put {
-    const char *name, *spec_hash, *tree_hash;
-    uint64_t built_at_ms;
-    const char *manifest;
+struct row_change {
+    enum stmt_id id;
+    const char *key, *what;
 };
 
-static int tmpl_put_tx(struct store *s, void *arg)
+static int change_row_tx(struct store *s, void *arg)
 {
-    const struct tmpl_put *t = arg;
-    const char *name = t->name, *spec_hash = t->spec_hash, *tree_hash = t->tree_hash, *manifest = t->manifest;
-    uint64_t built_at_ms = t->built_at_ms;
+    const struct row_change *c = arg;
     int r = 0;
-    sqlite3_stmt *st = stmt(s, ST_TMPL_PUT);
-    bind_text(st, 1, name);
-    bind_text(st, 2, spec_hash);
-    bind_text(st, 3, tree_hash);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)built_at_ms);
-    bind_text(st, 5, manifest);
+    sqlite3_stmt *st = store_stmt(s, c->id);
+    store_bind_text(st, 1, c->key);
     if (sqlite3_step(st) != SQLITE_DONE)
-        r = write_fail(s, "record template");
+        r = store_write_fail(s, c->what);
+    else if (sqlite3_changes(s->db) == 0)
+        r = -ENOENT;
     sqlite3_reset(st);
     return r;
 }
 
-int store_template_put(struct store *s, const char *name, const char *spec_hash, const char *tree_hash,
-                       uint64_t built_at_ms, const char *manifest)
+/* Run statement id on the row named key, with its audit record: 0, -ENOENT
+ * when it changed no row (nothing written), -errno (logged as `what`). */
+int store_change_row(struct store *s, enum stmt_id id, const char *key, const char *what,
+                      const struct audit_rec *audit)
 {
-    struct tmpl_put t = {name, spec_hash, tree_hash, built_at_ms, manifest};
-    return write_audited(s, tmpl_put_tx, &t, NULL, "record template", NULL);
-}
-
-int store_template_list(struct store *s, json_t **out)
-{
-    json_t *arr = json_array();
-    if (!arr)
-        return -ENOMEM;
-    int rc;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt(s, ST_TMPL_LIST);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *text = (const char *)sqlite3_column_text(st, 1);
-        json_error_t jerr;
-        json_t *m = text ? json_loads(text, 0, &jerr) : NULL;
-        if (!json_is_object(m)) {
-            /* one damaged row must not hide the others */
-            log_error("store: template %s: unreadable manifest", sqlite3_column_text(st, 0));
-            json_decref(m);
-            continue;
-        }
-        json_array_append_new(arr, m);
-    }
-    return list_finish(s, st, rc, "list templates", "templates", arr, out);
-}
-
-int store_template_delete(struct store *s, const char *name)
-{
-    return change_row(s, ST_TMPL_DELETE, name, "delete template", NULL);
+    struct row_change c = {id, key, what};
+    return store_write_audited(s, change_row_tx, &c, audit, what, NULL);
 }
