@@ -49,6 +49,7 @@
 
 #include <fcntl.h>
 #include <stdio.h> /* parent only */
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -57,6 +58,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 /* Where the child builds the new root: a tmpfs mounted over /tmp of its
  * private mount namespace (the host's /tmp is untouched), as bubblewrap does. */
@@ -65,14 +67,8 @@
 /* parent */
 static unsigned long long sysctl_ull(const char *path)
 {
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return 0;
-    unsigned long long v = 0;
-    if (fscanf(f, "%llu", &v) != 1)
-        v = 0;
-    fclose(f);
-    return v;
+    char buf[32];
+    return read_file_small(path, buf, sizeof(buf)) < 0 ? 0 : strtoull(buf, NULL, 10);
 }
 
 /* Each sandbox's devpts is capped at JAIL_PTY_MAX, and every instance but
