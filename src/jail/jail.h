@@ -113,12 +113,21 @@ struct backend_instance {
 /* ---- the plan: everything the child needs, built by the parent ------------ */
 
 #define JAIL_MAX_ETC_FILES 16 /* generated files and copies of the host's single files */
+#define JAIL_MAX_ETC_LINKS 2  /* /etc/localtime, /etc/os-release */
 #define JAIL_MAX_ETC_BINDS 16 /* overlays of the host's /etc directories */
 /* Largest host file copied into a sandbox (/etc's files, the runner). */
 #define JAIL_MAX_COPY_BYTES (1u << 20)
 /* Each sandbox's devpts instance holds at most this many ptys: the pty pool
  * (kernel.pty.max) is one per host (docs/security.md, "Shared kernel objects"). */
 #define JAIL_PTY_MAX 16
+
+/* A host /etc entry that is a symlink into /usr (localtime -> zoneinfo,
+ * os-release -> ../usr/lib/os-release): recreated as the same link, since
+ * its target is in the sandbox's /usr overlay. */
+struct jail_etc_link {
+    char name[32];    /* "localtime" */
+    char target[256]; /* what the host's link says */
+};
 
 struct jail_etc_file {
     char name[32];    /* relative to /etc */
@@ -163,7 +172,8 @@ struct jail_plan {
     size_t n_etc_binds;
     struct jail_etc_file etc_files[JAIL_MAX_ETC_FILES];
     size_t n_etc_files;
-    char localtime_link[256]; /* target of /etc/localtime, "" if none */
+    struct jail_etc_link etc_links[JAIL_MAX_ETC_LINKS];
+    size_t n_etc_links;
     char *etc_heap[JAIL_MAX_ETC_FILES]; /* parent frees these */
 };
 

@@ -217,8 +217,12 @@ static int mnt_setup_etc(const struct jail_plan *p, struct jail_child_error *e)
     for (size_t i = 0; i < p->n_etc_binds; i++)
         if ((r = child_attach_tree(&p->etc_binds[i], e)) < 0)
             return r;
-    if (p->localtime_link[0] && (r = child_symlink(p->localtime_link, "etc/localtime", e)) < 0)
-        return r;
+    for (size_t i = 0; i < p->n_etc_links; i++) {
+        char rel[sizeof(p->etc_links[i].name) + 4]; /* "etc/name", relative to the new root */
+        snprintf(rel, sizeof(rel), "etc/%s", p->etc_links[i].name);
+        if ((r = child_symlink(p->etc_links[i].target, rel, e)) < 0)
+            return r;
+    }
     return child_remount_ro("etc", MS_NOSUID | MS_NODEV | MS_NOEXEC, e);
 }
 

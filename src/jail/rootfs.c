@@ -167,22 +167,32 @@ static int add_python_binds(struct jail_plan *p, const struct jail_layers *l, co
     return r;
 }
 
-/* /etc/localtime is usually a symlink into /usr/share/zoneinfo, which the
- * sandbox has: recreate the link. A plain file is copied instead. */
-static int add_localtime(struct jail_plan *p, const struct jail_layers *l, const char *root, char *err,
-                         size_t errlen)
+/* /etc/localtime is usually a symlink into /usr/share/zoneinfo and
+ * /etc/os-release one to ../usr/lib/os-release, both of which the sandbox's
+ * /usr has: recreate the link. A plain file is copied instead; a link too
+ * long to record is left out like an absent file. */
+static int add_host_link(struct jail_plan *p, const struct jail_layers *l, const char *root, const char *name,
+                         char *err, size_t errlen)
 {
     char src[PATH_MAX];
     struct stat st;
-    snprintf(src, sizeof(src), "%s/etc/localtime", root);
+    snprintf(src, sizeof(src), "%s/etc/%s", root, name);
     if (lstat(src, &st) < 0)
         return 0;
-    if (S_ISLNK(st.st_mode)) {
-        ssize_t n = readlink(src, p->localtime_link, sizeof(p->localtime_link) - 1);
-        p->localtime_link[n > 0 ? n : 0] = '\0';
+    if (!S_ISLNK(st.st_mode))
+        return add_host_entry(p, l, root, name, err, errlen);
+    if (p->n_etc_links >= JAIL_MAX_ETC_LINKS)
+        return jail_err(err, errlen, -E2BIG, "link /etc/%s: too many links", name);
+    struct jail_etc_link *k = &p->etc_links[p->n_etc_links];
+    ssize_t n = readlink(src, k->target, sizeof(k->target));
+    if (n < 0)
+        return jail_err(err, errlen, -errno, "readlink %s", src);
+    if ((size_t)n >= sizeof(k->target))
         return 0;
-    }
-    return add_host_entry(p, l, root, "localtime", err, errlen);
+    k->target[n] = '\0';
+    snprintf(k->name, sizeof(k->name), "%s", name);
+    p->n_etc_links++;
+    return 0;
 }
 
 int rootfs_prepare(struct jail_plan *p, const struct sandbox_spec *spec, const struct jail_layers *l, char *err,
@@ -209,7 +219,9 @@ int rootfs_prepare(struct jail_plan *p, const struct sandbox_spec *spec, const s
             return r;
     if ((r = add_python_binds(p, l, root, err, errlen)) < 0)
         return r;
-    return add_localtime(p, l, root, err, errlen);
+    if ((r = add_host_link(p, l, root, "localtime", err, errlen)) < 0)
+        return r;
+    return add_host_link(p, l, root, "os-release", err, errlen);
 }
 
 void rootfs_release(struct jail_plan *p)

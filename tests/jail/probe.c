@@ -211,6 +211,8 @@ static void cmd_checks(void)
         close(fd);
     file_contains("passwd_user", "/etc/passwd", "user:x:1000:1000:");
     file_contains("hosts", "/etc/hosts", "127.0.0.1 localhost");
+    file_contains("os_release", "/etc/os-release", "ID=");
+    file_contains("localtime", "/etc/localtime", "TZif");
     file_contains("cgroup_root", "/proc/self/cgroup", ":/\n");
     say("resolv_size", "%lld", stat("/etc/resolv.conf", &st) == 0 ? (long long)st.st_size : -1LL);
     say("ldcache", "%d", stat("/etc/ld.so.cache", &st) == 0);

@@ -275,6 +275,8 @@ static void test_inside(int fd, const char *hostname)
     ok(ival(&r, "sys") == ENOENT, "/sys does not exist (%s)", val(&r, "sys"));
     ok(ival(&r, "devnull") == 1 && ival(&r, "urandom") == 1, "/dev/null and /dev/urandom work");
     ok(ival(&r, "passwd_user") == 1 && ival(&r, "hosts") == 1, "/etc/passwd has user 1000, /etc/hosts localhost");
+    ok(ival(&r, "os_release") == 1, "/etc/os-release names the distribution (libraries read it)");
+    ok(access("/etc/localtime", R_OK) != 0 || ival(&r, "localtime") == 1, "/etc/localtime is the host's zone");
     ok(ival(&r, "resolv_size") == 0, "/etc/resolv.conf is empty");
     ok(ival(&r, "ldcache") == 1, "/etc/ld.so.cache is bound");
     ok(ival(&r, "runner") == 1 && ival(&r, "runner_ro") == 1 && ival(&r, "runner_write") != 0,
