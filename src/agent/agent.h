@@ -54,6 +54,7 @@
 #define AGENT_USER_UID 1000
 #define AGENT_USER_GID 1000
 #define AGENT_DEFAULT_TIMEOUT_MS 60000u
+#define AGENT_MAX_TIMEOUT_MS (365ll * 86400 * 1000) /* the daemon's longest --max-timeout */
 #define AGENT_DEFAULT_MAX_OUTPUT (10u * 1024u * 1024u)
 #define AGENT_OUTPUT_FRAME (64u * 1024u) /* STDOUT/STDERR frames are at most this big */
 #define AGENT_INTERRUPT_GRACE_MS 2000u   /* SIGINT -> SIGKILL delay for the REPL */
@@ -225,7 +226,7 @@ struct repl {
     uint64_t call_start_ms;
     uint64_t deadline_ms;    /* timeout: send SIGINT */
     uint64_t kill_at_ms;     /* SIGINT ignored: SIGKILL the group (0: not armed) */
-    unsigned timeout_ms;
+    uint64_t timeout_ms;
     bool timed_out;
     bool killed_by_agent;    /* we sent SIGKILL after the grace period */
     struct tree_mark call_mark; /* processes started after it belong to the call */
@@ -272,7 +273,7 @@ struct job {
     size_t stdin_len, stdin_off;
     size_t max_output;
     uint64_t start_ms, deadline_ms;
-    unsigned timeout_ms;
+    uint64_t timeout_ms;
     bool timed_out;
 };
 
@@ -348,6 +349,6 @@ void agent_send_errno(struct agent *a, uint32_t req_id, int err, const char *op,
 /* RESULT frame; steals obj. Shrinks "results" if the frame would be too big. */
 void agent_send_result(struct agent *a, uint32_t req_id, json_t *obj);
 /* Parse {timeout_ms, max_output} with defaults; -EINVAL with err set on bad types. */
-int agent_parse_limits(json_t *req, unsigned *timeout_ms, size_t *max_output, char *err, size_t errlen);
+int agent_parse_limits(json_t *req, uint64_t *timeout_ms, size_t *max_output, char *err, size_t errlen);
 
 #endif

@@ -125,7 +125,7 @@ static void job_finish(struct agent *a, struct job *j)
     char msg[160];
     if (j->timed_out) {
         code = 124; /* what timeout(1) reports */
-        snprintf(msg, sizeof(msg), "execution exceeded %g s and was killed", j->timeout_ms / 1000.0);
+        snprintf(msg, sizeof(msg), "execution exceeded %g s and was killed", (double)j->timeout_ms / 1000.0);
         error = json_pack("{s:s, s:s, s:s}", "name", "TimeoutError", "value", msg, "traceback", "");
     } else if (WIFSIGNALED(st)) {
         int sig = WTERMSIG(st);
@@ -263,7 +263,7 @@ static void job_start(struct agent *a, uint32_t req_id, json_t *req, const struc
         return;
     }
     char err[256];
-    unsigned timeout_ms;
+    uint64_t timeout_ms;
     size_t max_output;
     if (agent_parse_limits(req, &timeout_ms, &max_output, err, sizeof(err)) < 0) {
         agent_send_error(a, req_id, PROTO_ERR_INVALID, "%s", err);

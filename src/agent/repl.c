@@ -226,7 +226,7 @@ void repl_handle_run(struct agent *a, uint32_t req_id, json_t *req)
         return;
     }
     char err[256];
-    unsigned timeout_ms;
+    uint64_t timeout_ms;
     size_t max_output;
     if (agent_parse_limits(req, &timeout_ms, &max_output, err, sizeof(err)) < 0 ||
         validate_env(json_object_get(req, "env"), err, sizeof(err)) < 0) {
@@ -325,13 +325,13 @@ static json_t *timeout_error(const struct repl *r, bool restarted, json_t *trace
     char msg[400];
     if (restarted && r->restart_reason[0])
         snprintf(msg, sizeof(msg), "execution exceeded %g s and was interrupted, but %s; the REPL was restarted and its state is lost",
-                 r->timeout_ms / 1000.0, r->restart_reason);
+                 (double)r->timeout_ms / 1000.0, r->restart_reason);
     else if (restarted)
         snprintf(msg, sizeof(msg),
                  "execution exceeded %g s; the REPL did not respond to the interrupt and was restarted, its state is lost",
-                 r->timeout_ms / 1000.0);
+                 (double)r->timeout_ms / 1000.0);
     else
-        snprintf(msg, sizeof(msg), "execution exceeded %g s and was interrupted", r->timeout_ms / 1000.0);
+        snprintf(msg, sizeof(msg), "execution exceeded %g s and was interrupted", (double)r->timeout_ms / 1000.0);
     return json_pack("{s:s, s:s, s:s}", "name", "TimeoutError", "value", msg, "traceback",
                      json_is_string(traceback) ? json_string_value(traceback) : "");
 }

@@ -112,20 +112,21 @@ void agent_send_result(struct agent *a, uint32_t req_id, json_t *obj)
     json_decref(obj);
 }
 
-int agent_parse_limits(json_t *req, unsigned *timeout_ms, size_t *max_output, char *err, size_t errlen)
+int agent_parse_limits(json_t *req, uint64_t *timeout_ms, size_t *max_output, char *err, size_t errlen)
 {
     json_t *t = json_object_get(req, "timeout_ms");
     json_t *m = json_object_get(req, "max_output");
     *timeout_ms = AGENT_DEFAULT_TIMEOUT_MS;
     *max_output = AGENT_DEFAULT_MAX_OUTPUT;
     if (t && !json_is_null(t)) {
-        /* up to 24 h; the daemon enforces the sandbox lifetime anyway */
-        if (!json_is_integer(t) || json_integer_value(t) < 0 || json_integer_value(t) > 86400000) {
-            snprintf(err, errlen, "timeout_ms must be an integer between 0 and 86400000");
+        /* up to the daemon's longest sandbox lifetime (365 days): a call may
+         * run as long as its sandbox lives, and the daemon ends it with it */
+        if (!json_is_integer(t) || json_integer_value(t) < 0 || json_integer_value(t) > AGENT_MAX_TIMEOUT_MS) {
+            snprintf(err, errlen, "timeout_ms must be an integer between 0 and %lld", (long long)AGENT_MAX_TIMEOUT_MS);
             return -EINVAL;
         }
         if (json_integer_value(t) > 0)
-            *timeout_ms = (unsigned)json_integer_value(t);
+            *timeout_ms = (uint64_t)json_integer_value(t);
     }
     if (m && !json_is_null(m)) {
         if (!json_is_integer(m) || json_integer_value(m) < 0 || json_integer_value(m) > (1ll << 32)) {

@@ -88,7 +88,13 @@ static int run_prepare(struct cli_ctx *ctx, const char *script)
         fprintf(stderr, "airlock: %s is not valid UTF-8 text\n", script);
         return EXIT_ERROR;
     }
-    return jset(ctx->body, "code", jcode) | jset(ctx->body, "language", json_string(language)) ? EXIT_ERROR : 0;
+    if (jset(ctx->body, "code", jcode) | jset(ctx->body, "language", json_string(language)))
+        return EXIT_ERROR;
+    /* a script runs until it ends or its sandbox does: no per-call limit
+     * unless --timeout gives one */
+    if (cli_opt(ctx, "timeout")->l <= 0 && jset(ctx->body, "timeout_s", json_integer(0)))
+        return EXIT_ERROR;
+    return 0;
 }
 
 static int run_run(struct cli_ctx *ctx, int argc, char **argv)
@@ -125,7 +131,8 @@ const struct cli_command cmd_run = {
     .args = "SCRIPT",
     .description = "Run SCRIPT (Python, or bash for *.sh; '-' = stdin) in a fresh sealed sandbox, print\n"
                    "its output and exit with its exit code. The sandbox is always destroyed, also on\n"
-                   "Ctrl-C. With --sandbox, use that existing sandbox and leave it running.",
+                   "Ctrl-C. With --sandbox, use that existing sandbox and leave it running.\n"
+                   "Without --timeout the script runs until it ends or its sandbox's lifetime does.",
     .options = run_options,
     .min_args = 1,
     .max_args = 1,

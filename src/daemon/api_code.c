@@ -24,8 +24,7 @@
 #include "utf8.h"
 #include "util.h"
 
-#define RUN_TIMEOUT_DEFAULT_S 60
-#define RUN_TIMEOUT_MAX_S 3600
+#define RUN_TIMEOUT_DEFAULT_S 60 /* when a call gives none; --max-call-timeout caps what it may give */
 /* The agent protocol carries a request in one frame of PROTO_MAX_PAYLOAD
  * (1 MiB), so no code can be longer; refusing it here names the field. A
  * shorter code can still make the frame too big with a large env or many
@@ -439,10 +438,17 @@ static void run_start(struct http_req *req, bool is_exec, const char *language, 
     http_reply_response(req, 200, resp);
 }
 
+/* timeout_s: absent is the default, 0 is "no per-call limit": the longest a
+ * call may take, which no sandbox outlives (its expiry ends the call). */
 static int timeout_field(struct http_req *req, unsigned *timeout_s)
 {
-    *timeout_s = RUN_TIMEOUT_DEFAULT_S;
-    return api_field_uint(req, "timeout_s", 1, RUN_TIMEOUT_MAX_S, timeout_s) < 0 ? -EINVAL : 0;
+    unsigned max = req->d->cfg.max_call_timeout_s;
+    *timeout_s = RUN_TIMEOUT_DEFAULT_S < max ? RUN_TIMEOUT_DEFAULT_S : max;
+    if (api_field_uint(req, "timeout_s", 0, max, timeout_s) < 0)
+        return -EINVAL;
+    if (*timeout_s == 0)
+        *timeout_s = max;
+    return 0;
 }
 
 void api_code(struct http_req *req)

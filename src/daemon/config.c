@@ -25,6 +25,8 @@ static void usage(FILE *f)
             "  --max-sandboxes N      live sandboxes at most (default 64)\n"
             "  --max-timeout S        longest sandbox lifetime in seconds (default 86400)\n"
             "  --default-timeout S    lifetime when the client gives none (default 300)\n"
+            "  --max-call-timeout S   longest timeout of one code/exec call (default: --max-timeout);\n"
+            "                         a call's timeout_s 0 means no limit beyond the sandbox's life\n"
             "  --max-memory-mb N      largest memory_mb (default 16384)\n"
             "  --max-upload-mb N      largest file upload (default 1024)\n"
             "  --agent PATH           airlock-agent binary (default: next to airlockd)\n"
@@ -198,6 +200,7 @@ static const struct opt_def OPTS[] = {
     {"max-sandboxes", K_UINT, F(max_sandboxes), 1, 100000},
     {"max-timeout", K_UINT, F(max_timeout_s), 1, 365u * 86400u},
     {"default-timeout", K_UINT, F(default_timeout_s), 1, 365u * 86400u},
+    {"max-call-timeout", K_UINT, F(max_call_timeout_s), 1, 365u * 86400u},
     {"max-memory-mb", K_UINT, F(max_memory_mb), 64, 1u << 24},
     {"max-upload-mb", K_U64, F(max_upload_bytes), 1, 1u << 24, 20},
     {"agent", K_STR, F(agent_path)},
@@ -292,6 +295,10 @@ static int finish(struct config *cfg)
                 cfg->max_timeout_s);
         return -EINVAL;
     }
+    /* No call outlives its sandbox, so by default none is cut shorter than
+     * the longest lifetime; a larger cap than that would mean nothing. */
+    if (cfg->max_call_timeout_s == 0 || cfg->max_call_timeout_s > cfg->max_timeout_s)
+        cfg->max_call_timeout_s = cfg->max_timeout_s;
     /* --pool-max is a ceiling for the adaptive size, not a second knob that
      * can contradict --pool-size; and a disabled pool stays disabled. */
     if (cfg->pool_max < cfg->pool_size)

@@ -16,6 +16,9 @@ struct config {
     unsigned max_sandboxes;
     unsigned max_timeout_s;
     unsigned default_timeout_s;
+    /* longest timeout_s of one code/exec call; 0 in a call means this many.
+     * Defaults to max_timeout_s: a call may run as long as a sandbox lives. */
+    unsigned max_call_timeout_s;
     unsigned max_memory_mb;
     uint64_t max_upload_bytes;
     /* per-key admission (admission.c); 0 turns a limit off */

@@ -47,7 +47,7 @@ def test_create_wrong_field_types(daemon, assert_alive, body):
 
 @pytest.mark.parametrize("suffix,body", [
     ("/code", {}), ("/code", {"code": 123}), ("/code", {"code": "1", "language": "cobol"}),
-    ("/code", {"code": "1", "timeout_s": "5"}), ("/code", {"code": "1", "timeout_s": 0}),
+    ("/code", {"code": "1", "timeout_s": "5"}), ("/code", {"code": "1", "timeout_s": 86401}),
     ("/exec", {}), ("/exec", {"cmd": []}), ("/exec", {"cmd": 5}), ("/exec", {"cmd": ["ls", 1]}),
     ("/exec", {"cmd": ["ls"], "env": {"A": 1}}), ("/exec", {"cmd": ["ls"], "cwd": 3}),
     ("/timeout", {}), ("/timeout", {"timeout_s": "10"}),

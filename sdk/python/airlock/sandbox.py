@@ -270,7 +270,11 @@ class Sandbox:
     # -- code --------------------------------------------------------------------
     @staticmethod
     def _wait(timeout):
-        return (timeout + _GRACE_S) if timeout else _DEFAULT_RUN_WAIT_S
+        if timeout is None:
+            return _DEFAULT_RUN_WAIT_S
+        if timeout == 0:  # no per-call limit: the call ends when it does, or with the sandbox
+            return None
+        return timeout + _GRACE_S
 
     @staticmethod
     def _code_body(code, language, timeout):
@@ -280,7 +284,12 @@ class Sandbox:
         return body
 
     def run_code(self, code, language="python", timeout=None):
-        """Run code in the sandbox's persistent Python REPL (or a fresh bash)."""
+        """Run code in the sandbox's persistent Python REPL (or a fresh bash).
+
+        ``timeout``: seconds (default 60 on the server); 0 means no per-call
+        limit, the call may run as long as the sandbox lives. A timed-out call
+        is an ``Execution`` whose ``error.name`` is ``TimeoutError``;
+        ``SandboxTimeout`` is raised only when the sandbox itself expired."""
         d = self._call("POST", "/code", self._code_body(code, language, timeout),
                        timeout=self._wait(timeout))
         ex = Execution(d)
