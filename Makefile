@@ -38,7 +38,7 @@ FUZZ_HARNESSES := proto agent http
 FUZZ_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 .PHONY: all deps build build-asan build-fuzz run stop test test-unit test-jail test-agent test-e2e test-security bench soak \
-	test-faults test-py \
+	test-faults test-py lint-openapi \
 	test-templates-slow \
 	fuzz fuzz-smoke fuzz-run fuzz-regress clean
 
@@ -145,8 +145,15 @@ stop:
 
 # Unit tests run under ASan/UBSan; the jail and agent suites create real
 # namespaces, cgroups and seccomp filters; e2e runs the ASan daemon.
-test: build build-asan
+test: build build-asan lint-openapi
 	$(MAKE) --no-print-directory test-unit test-jail test-agent test-e2e test-security fuzz-smoke
+
+# docs/openapi.yaml through a real OpenAPI linter (@redocly/cli, pinned in
+# tools/openapi/package-lock.json; npm ci reuses npm's cache when offline).
+lint-openapi:
+	cd tools/openapi && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+	cd tools/openapi && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+	  npx --no-install redocly lint --config redocly.yaml $(CURDIR)/docs/openapi.yaml
 
 test-unit:
 	meson test -C $(ASAN) --print-errorlogs
