@@ -151,6 +151,7 @@ test: build build-asan lint-openapi
 # docs/openapi.yaml through a real OpenAPI linter (@redocly/cli, pinned in
 # tools/openapi/package-lock.json; npm ci reuses npm's cache when offline).
 lint-openapi:
+	command -v npm >/dev/null || { apt-get update && apt-get install -y --no-install-recommends nodejs npm; }
 	cd tools/openapi && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
 	cd tools/openapi && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
 	  npx --no-install redocly lint --config redocly.yaml $(CURDIR)/docs/openapi.yaml
