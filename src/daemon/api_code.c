@@ -455,6 +455,7 @@ void api_code(struct http_req *req)
 {
     const char *code = NULL, *language = "python";
     unsigned timeout_s;
+    json_t *env = NULL; /* the call's own variables, over the sandbox's (borrowed) */
     int r = api_field_string(req, "code", &code);
     if (r < 0)
         return;
@@ -468,7 +469,7 @@ void api_code(struct http_req *req)
         http_reply_errorf(req, 400, "invalid_request", "language must be \"python\" or \"bash\"");
         return;
     }
-    if (timeout_field(req, &timeout_s) < 0)
+    if (timeout_field(req, &timeout_s) < 0 || api_field_env(req, "env", 64 * 1024, &env) < 0)
         return;
     size_t code_len = json_string_length(json_object_get(req->body, "code"));
     if (code_len > RUN_CODE_MAX_BYTES) {
@@ -476,6 +477,8 @@ void api_code(struct http_req *req)
         return;
     }
     json_t *payload = json_pack("{s:s%,s:s}", "code", code, code_len, "language", language);
+    if (payload && env)
+        json_object_set(payload, "env", env);
     json_t *audit = json_pack("{s:s,s:I,s:i}", "language", language, "code_bytes", (json_int_t)code_len,
                               "timeout_s", (int)timeout_s);
     run_start(req, false, language, timeout_s, payload, audit);

@@ -277,20 +277,24 @@ class Sandbox:
         return timeout + _GRACE_S
 
     @staticmethod
-    def _code_body(code, language, timeout):
+    def _code_body(code, language, timeout, envs=None):
         body = {"code": code, "language": language}
         if timeout is not None:
             body["timeout_s"] = _secs(timeout)
+        if envs:
+            body["env"] = {str(k): str(v) for k, v in envs.items()}
         return body
 
-    def run_code(self, code, language="python", timeout=None):
+    def run_code(self, code, language="python", timeout=None, envs=None):
         """Run code in the sandbox's persistent Python REPL (or a fresh bash).
 
         ``timeout``: seconds (default 60 on the server); 0 means no per-call
         limit, the call may run as long as the sandbox lives. A timed-out call
         is an ``Execution`` whose ``error.name`` is ``TimeoutError``;
-        ``SandboxTimeout`` is raised only when the sandbox itself expired."""
-        d = self._call("POST", "/code", self._code_body(code, language, timeout),
+        ``SandboxTimeout`` is raised only when the sandbox itself expired.
+        ``envs``: environment variables for this call only, over the
+        sandbox's ``env`` (``os.environ`` is put back after the call)."""
+        d = self._call("POST", "/code", self._code_body(code, language, timeout, envs),
                        timeout=self._wait(timeout))
         ex = Execution(d)
         if ex.repl_restarted:
@@ -299,7 +303,7 @@ class Sandbox:
                 "calls are gone" % self._id), stacklevel=2)
         return ex
 
-    def run_code_stream(self, code, language="python", timeout=None):
+    def run_code_stream(self, code, language="python", timeout=None, envs=None):
         """Like run_code, but yields event dicts as they happen:
         ``{"type": "stdout"|"stderr", "data"}``, then ``{"type": "result", ...}``,
         then ``{"type": "exit", "exit_code"}`` (or ``{"type": "error", "error"}``).
@@ -308,7 +312,7 @@ class Sandbox:
         one. A stream cut before it (the daemon died, the connection broke)
         raises ``TransferError``: "finished" and "cut" never look alike."""
         return self._http.stream_lines("POST", self._path("/code"),
-                                       self._code_body(code, language, timeout),
+                                       self._code_body(code, language, timeout, envs),
                                        self._wait(timeout), terminal=frozenset(("exit", "error")))
 
     def exec(self, cmd, env=None, cwd=None, stdin=None, timeout=None):
