@@ -20,6 +20,12 @@ static const struct cli_option run_options[] = {
      .want = "a positive number of seconds", .help = "stop the script after S seconds (exit 124)"},
     {.name = "language", .arg = ARG_STRING, .metavar = "L", .choices = languages, .want = "python or bash",
      .help = "python or bash (default: from the extension)"},
+    {.name = "env", .arg = ARG_KV, .metavar = "K=V", .body_key = "env", .want = "K=V",
+     .help = "environment variable of the script"},
+    /* the fresh sandbox's shape: no body_key, they go into the create */
+    {.name = "template", .arg = ARG_STRING, .metavar = "T", .help = "template of the fresh sandbox (default: host)"},
+    {.name = "memory-mb", .arg = ARG_INT, .metavar = "N", .min = 1, .max = INT_MAX, .want = "a positive integer",
+     .help = "memory limit of the fresh sandbox"},
     {0},
 };
 
@@ -47,9 +53,11 @@ static int run_in(struct cli_ctx *ctx, const char *id)
  * we never learnt the id of. */
 static char *create_sandbox(struct cli_ctx *ctx)
 {
-    json_auto_t *body = json_pack("{s:s, s:b}", "template", "host", "egress", 0);
-    long t = cli_opt(ctx, "timeout")->l;
-    if (!body || (t > 0 && jset(body, "timeout_s", json_integer(t + 60 > 300 ? t + 60 : 300))))
+    const char *tmpl = cli_opt(ctx, "template")->str;
+    json_auto_t *body = json_pack("{s:s, s:b}", "template", tmpl ? tmpl : "host", "egress", 0);
+    long t = cli_opt(ctx, "timeout")->l, mem = cli_opt(ctx, "memory-mb")->l;
+    if (!body || (t > 0 && jset(body, "timeout_s", json_integer(t + 60 > 300 ? t + 60 : 300))) ||
+        (mem > 0 && jset(body, "memory_mb", json_integer(mem))))
         return NULL;
     json_auto_t *sb = NULL;
     ctx->client.abort_flag = NULL;
@@ -104,6 +112,8 @@ static int run_run(struct cli_ctx *ctx, int argc, char **argv)
     if (rc)
         return rc;
     const char *sandbox = cli_opt(ctx, "sandbox")->str;
+    if (sandbox && (cli_opt(ctx, "template")->count || cli_opt(ctx, "memory-mb")->count))
+        return cli_usage_error(ctx->cmd, "--template and --memory-mb shape a fresh sandbox; not with --sandbox");
     if (sandbox)
         return run_in(ctx, sandbox);
     cleanup_free char *sid = create_sandbox(ctx);
