@@ -51,11 +51,64 @@ const struct cli_command cmd_create = {
 
 /* ---- ls / info / rm / logs --------------------------------------------- */
 
+static const char *const ls_states[] = {"running", "destroying", NULL};
+
+static const struct cli_option ls_options[] = {
+    /* collected into the (unsent) body, then written as the query */
+    {.name = "metadata", .arg = ARG_KV, .metavar = "K=V", .body_key = "metadata", .want = "K=V",
+     .help = "only sandboxes with this label"},
+    {.name = "template", .arg = ARG_STRING, .metavar = "T", .help = "only sandboxes of this template"},
+    {.name = "state", .arg = ARG_STRING, .metavar = "S", .choices = ls_states, .want = "running or destroying",
+     .help = "only sandboxes in this state"},
+    {0},
+};
+
+/* "/v1/sandboxes?metadata=k%3Dv%26k2%3Dv2&template=T&state=S": the pairs
+ * escaped, joined, then escaped once more as one value (E2B's encoding). */
+static char *ls_path(struct cli_ctx *ctx)
+{
+    char *path = strdup("/v1/sandboxes");
+    char sep = '?';
+    const char *k;
+    json_t *v;
+    cleanup_free char *pairs = NULL;
+    json_object_foreach(json_object_get(ctx->body, "metadata"), k, v)
+    {
+        cleanup_free char *ek = client_name_path(&ctx->client, "", k);
+        cleanup_free char *ev = client_name_path(&ctx->client, "", json_string_value(v));
+        char *joined = NULL;
+        if (!ek || !ev || asprintf(&joined, "%s%s%s=%s", pairs ? pairs : "", pairs ? "&" : "", ek, ev) < 0)
+            goto oom;
+        free(pairs);
+        pairs = joined;
+    }
+    const char *names[] = {"metadata", "template", "state"};
+    const char *vals[] = {pairs, cli_opt(ctx, "template")->str, cli_opt(ctx, "state")->str};
+    for (size_t i = 0; path && i < 3; i++) {
+        if (!vals[i])
+            continue;
+        cleanup_free char *e = client_name_path(&ctx->client, "", vals[i]);
+        char *next = NULL;
+        if (!e || asprintf(&next, "%s%c%s=%s", path, sep, names[i], e) < 0)
+            goto oom;
+        free(path);
+        path = next;
+        sep = '&';
+    }
+    return path;
+oom:
+    free(path);
+    return NULL;
+}
+
 static int ls_run(struct cli_ctx *ctx, int argc, char **argv)
 {
     (void)argc, (void)argv;
     json_auto_t *out = NULL;
-    int r = fetch_or_print(ctx, "/v1/sandboxes", &out);
+    cleanup_free char *path = ls_path(ctx);
+    if (!path)
+        return EXIT_ERROR;
+    int r = fetch_or_print(ctx, path, &out);
     if (r != 0)
         return r < 0 ? EXIT_ERROR : 0;
     printf("%-35s %-9s %-10s %-8s %s\n", "ID", "STATE", "TEMPLATE", "REGION", "EXPIRES");
@@ -73,7 +126,8 @@ const struct cli_command cmd_ls = {
     .name = "ls",
     .alias = "list",
     .summary = "list live sandboxes",
-    .description = "List live sandboxes.",
+    .description = "List live sandboxes (filtered by the server with --metadata, --template, --state).",
+    .options = ls_options,
     .needs_client = true,
     .run = ls_run,
 };

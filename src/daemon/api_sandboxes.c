@@ -10,6 +10,7 @@
 #include "api.h"
 #include "api_errors.h"
 #include "log.h"
+#include "listq.h"
 #include "pool.h"
 #include "templates.h"
 #include "registry.h"
@@ -325,7 +326,28 @@ void api_sandbox_create(struct http_req *req)
     http_reply_json(req, 201, sandbox_json(sb, &req->key));
 }
 
-void api_sandbox_list(struct http_req *req) { http_reply_json(req, 200, sandbox_list_json(req->d, &req->key)); }
+/* GET /v1/sandboxes: the caller's live sandboxes, filtered by state,
+ * template and metadata, paginated by limit and next_token (listq.h). */
+void api_sandbox_list(struct http_req *req)
+{
+    struct listq q;
+    char err[256];
+    if (listq_parse(&q, http_query(req, "state"), http_query(req, "template"), http_query(req, "metadata"),
+                    http_query(req, "limit"), http_query(req, "next_token"), err, sizeof(err)) < 0) {
+        http_reply_errorf(req, 400, "invalid_request", "%s", err);
+        return;
+    }
+    json_t *all = sandbox_list_json(req->d, &req->key);
+    json_t *next = NULL;
+    json_t *page = all ? listq_page(json_object_get(all, "sandboxes"), &q, &next) : NULL;
+    json_decref(all);
+    listq_free(&q);
+    if (!page) {
+        http_reply_errorf(req, 500, "internal", "out of memory");
+        return;
+    }
+    http_reply_json(req, 200, json_pack("{s:o,s:o}", "sandboxes", page, "next_token", next ? next : json_null()));
+}
 
 void api_sandbox_get(struct http_req *req)
 {

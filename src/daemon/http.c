@@ -38,7 +38,7 @@ struct route_method {
     /* the whole body is here (R_JSON: parsed into req->body; R_UPLOAD: the
      * last chunk was handed to chunk) */
     void (*handle)(struct http_req *req);
-    const char *query[3]; /* accepted query parameters */
+    const char *query[6]; /* accepted query parameters */
     /* R_UPLOAD only: the body streams to the handler as it arrives */
     void (*begin)(struct http_req *req); /* headers admitted, before the body */
     void (*chunk)(struct http_req *req, const char *data, size_t size);
@@ -52,7 +52,7 @@ struct route {
 
 static const struct route ROUTES[] = {
     {"/v1/healthz", {{"GET", R_NOAUTH, api_healthz, {"full"}}}},
-    {"/v1/sandboxes", {{"POST", R_JSON, api_sandbox_create, {NULL}}, {"GET", 0, api_sandbox_list, {NULL}}}},
+    {"/v1/sandboxes", {{"POST", R_JSON, api_sandbox_create, {NULL}}, {"GET", 0, api_sandbox_list, {"state", "template", "metadata", "limit", "next_token"}}}},
     {"/v1/sandboxes/*", {{"GET", 0, api_sandbox_get, {NULL}}, {"DELETE", 0, api_sandbox_delete, {NULL}}}},
     {"/v1/sandboxes/*/timeout", {{"POST", R_JSON, api_sandbox_timeout, {NULL}}}},
     {"/v1/sandboxes/*/files",

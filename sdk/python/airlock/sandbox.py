@@ -18,6 +18,11 @@ _GRACE_S = 30.0
 _DEFAULT_RUN_WAIT_S = 600.0
 
 
+class SandboxList(list):
+    """A page of ``Sandbox.list``: a list, plus ``next_token`` (None on the last page)."""
+    next_token = None
+
+
 def _secs(v):
     """The API takes whole seconds: round a fractional timeout up."""
     if isinstance(v, float):
@@ -150,13 +155,28 @@ class Sandbox:
         return self._info
 
     @classmethod
-    def list(cls, api_key=None, base_url=None):
-        """Live sandboxes, as ``Info`` dicts."""
+    def list(cls, api_key=None, base_url=None, metadata=None, state=None, template=None, limit=None,
+             next_token=None):
+        """Live sandboxes, as ``Info`` dicts, filtered by the server: every
+        ``metadata`` pair must match, ``state`` ("running" | "destroying"),
+        ``template``. With ``limit`` the list is one page (in id order) whose
+        ``next_token`` attribute, when not None, asks for the next one."""
+        q = {}
+        if metadata:
+            q["metadata"] = "&".join("%s=%s" % (urllib.parse.quote(str(k), safe=""),
+                                                urllib.parse.quote(str(v), safe=""))
+                                     for k, v in metadata.items())
+        for k, v in (("state", state), ("template", template), ("limit", limit), ("next_token", next_token)):
+            if v is not None:
+                q[k] = str(v)
         t = Transport(base_url=base_url, api_key=api_key)
         try:
-            return [Info(s) for s in t.request_json("GET", "/v1/sandboxes").get("sandboxes", [])]
+            d = t.request_json("GET", "/v1/sandboxes", query=q or None)
         finally:
             t.close()
+        page = SandboxList(Info(s) for s in d.get("sandboxes", []))
+        page.next_token = d.get("next_token")
+        return page
 
     @classmethod
     def connect(cls, sandbox_id, api_key=None, base_url=None):
