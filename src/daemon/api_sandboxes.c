@@ -397,7 +397,10 @@ void api_sandbox_timeout(struct http_req *req)
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
         return;
-    r = sandbox_set_timeout(sb, timeout_s, req->key.id);
+    bool extend_only = false;
+    if (api_field_bool(req, "extend_only", &extend_only) < 0)
+        return;
+    r = sandbox_set_timeout(sb, timeout_s, extend_only, req->key.id);
     if (r == -ESRCH) {
         struct api_error err = {0};
         api_error_gone(&err, sb);

@@ -693,16 +693,19 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
     return 0;
 }
 
-int sandbox_set_timeout(struct sandbox *sb, unsigned timeout_s, const char *key_id)
+int sandbox_set_timeout(struct sandbox *sb, unsigned timeout_s, bool extend_only, const char *key_id)
 {
     struct registry *reg = sb->d->reg;
+    uint64_t expires = now_wall_ms() + (uint64_t)timeout_s * 1000;
     pthread_mutex_lock(&reg->lock);
     bool running = sb->state == SB_RUNNING;
+    bool later = sb->expires_ms >= expires;
     pthread_mutex_unlock(&reg->lock);
     if (!running)
         return -ESRCH;
+    if (extend_only && later)
+        return 1;
     /* written first: a lifetime the store refuses is not taken */
-    uint64_t expires = now_wall_ms() + (uint64_t)timeout_s * 1000;
     json_t *detail = json_pack("{s:i}", "timeout_s", (int)timeout_s);
     struct audit_rec a = {.key_id = key_id, .action = "timeout", .sandbox_id = sb->id, .detail = detail};
     int r = store_sandbox_set_expiry(sb->d->store, sb->id, timeout_s, expires, &a);
@@ -710,7 +713,8 @@ int sandbox_set_timeout(struct sandbox *sb, unsigned timeout_s, const char *key_
     if (r < 0)
         return r;
     pthread_mutex_lock(&reg->lock);
-    if (sb->state == SB_RUNNING) {
+    /* an extension racing another one keeps the later end */
+    if (sb->state == SB_RUNNING && !(extend_only && sb->expires_ms >= expires)) {
         sb->timeout_s = timeout_s;
         sb->expires_ms = expires;
     }

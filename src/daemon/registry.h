@@ -85,8 +85,9 @@ int sandbox_destroy_detached(struct sandbox *sb, const char *reason, const char 
 /* Destroy every live sandbox (shutdown) and refuse new ones. */
 void sandbox_destroy_all(struct daemon *d, const char *reason);
 /* Written (with its audit event) before it takes effect: -ENOSPC/-EIO
- * leave the lifetime as it was; -ESRCH: no longer running. */
-int sandbox_set_timeout(struct sandbox *sb, unsigned timeout_s, const char *key_id);
+ * leave the lifetime as it was; -ESRCH: no longer running. extend_only:
+ * a lifetime that already ends later is left as it is (1, nothing written). */
+int sandbox_set_timeout(struct sandbox *sb, unsigned timeout_s, bool extend_only, const char *key_id);
 
 /* The API sandbox object of any sandbox the store knows (live or not) that
  * the caller may see; ERR_NOT_FOUND otherwise. */

@@ -179,10 +179,21 @@ class Sandbox:
         return page
 
     @classmethod
-    def connect(cls, sandbox_id, api_key=None, base_url=None):
-        """Attach to an existing live sandbox. Closing it destroys it."""
+    def connect(cls, sandbox_id, api_key=None, base_url=None, timeout=None):
+        """Attach to an existing live sandbox. Closing it destroys it.
+
+        ``timeout``: the sandbox lives at least this many seconds from now; a
+        lifetime that already ends later is kept (connect never shortens it)."""
         t = Transport(base_url=base_url, api_key=api_key)
-        info = t.request_json("GET", "/v1/sandboxes/" + _q(sandbox_id))
+        try:
+            if timeout is not None:
+                info = t.request_json("POST", "/v1/sandboxes/" + _q(sandbox_id) + "/timeout",
+                                      {"timeout_s": _secs(timeout), "extend_only": True})
+            else:
+                info = t.request_json("GET", "/v1/sandboxes/" + _q(sandbox_id))
+        except BaseException:
+            t.close()
+            raise
         if info.get("state") != "running":
             t.close()
             reason = info.get("destroy_reason") or info.get("state")
