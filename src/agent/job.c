@@ -22,10 +22,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -387,6 +389,33 @@ void job_handle_run_bash(struct agent *a, uint32_t req_id, json_t *req)
     job_start(a, req_id, req, &jr);
 }
 
+/* An exec's working directory: relative to /home/user like every path of
+ * the API, and one that does not exist is the caller's error, never a
+ * silent run somewhere else. */
+static int exec_cwd(const char *given, char *out, char *err, size_t errlen)
+{
+    if (!given || !*given) {
+        snprintf(out, PATH_MAX, "/home/user");
+        return 0; /* the default: proc.c's chdir says why it is not checked */
+    }
+    int n = given[0] == '/' ? snprintf(out, PATH_MAX, "%s", given) : snprintf(out, PATH_MAX, "/home/user/%s", given);
+    if (n < 0 || n >= PATH_MAX) {
+        snprintf(err, errlen, "cwd is longer than %d bytes", PATH_MAX - 1);
+        return -ENAMETOOLONG;
+    }
+    struct stat st;
+    if (stat(out, &st) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "cwd %s: %s", out, strerror(e));
+        return -e;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "cwd %s: Not a directory", out);
+        return -ENOTDIR;
+    }
+    return 0;
+}
+
 void job_handle_exec(struct agent *a, uint32_t req_id, json_t *req)
 {
     json_t *jargv = json_object_get(req, "argv");
@@ -425,13 +454,25 @@ void job_handle_exec(struct agent *a, uint32_t req_id, json_t *req)
             argv[i] = (char *)json_string_value(s);
         }
     } else {
-        argv[0] = "/bin/sh";
+        /* bash, as agents and their users expect of a shell string ([[ ]],
+         * arrays, pipefail); a template without it falls back to sh */
+        argv[0] = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh";
         argv[1] = "-c";
         argv[2] = (char *)json_string_value(jshell);
     }
+    char cwd[PATH_MAX];
+    char err[PATH_MAX + 64];
+    if (json_is_string(jcwd) && json_string_length(jcwd) != strlen(json_string_value(jcwd))) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "cwd must not contain NUL");
+        return;
+    }
+    if (exec_cwd(json_is_string(jcwd) ? json_string_value(jcwd) : NULL, cwd, err, sizeof(err)) < 0) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "%s", err);
+        return;
+    }
     struct job_request jr = {
         .argv = argv,
-        .cwd = json_is_string(jcwd) ? json_string_value(jcwd) : "/home/user",
+        .cwd = cwd,
         .stdin_data = json_is_string(jstdin) ? json_string_value(jstdin) : NULL,
         .stdin_len = json_is_string(jstdin) ? json_string_length(jstdin) : 0,
         .extra_fd = -1,

@@ -18,7 +18,8 @@
  *                              ignores SIGPIPE and blocks SIGCHLD)
  *   oom_score_adj 1000         user code is the OOM killer's first choice;
  *                              the agent (PID 1) is -1000
- *   chdir                      the requested cwd, "/" if it does not exist
+ *   chdir                      the requested cwd (job.c checked it exists);
+ *                              "/" if the default /home/user does not
  *   rlimits                    no core dumps, bounded fds and locked memory
  *   capability bounding set    dropped entirely while we still may (root)
  *   ambient capabilities       cleared
@@ -234,9 +235,12 @@ static void child_chdir(int errfd, const char *cwd)
 {
     if (!cwd)
         cwd = "/home/user";
+    /* an exec's cwd was checked to exist (job.c); one removed since is an
+     * error too, never a silent run in /. Only the default may be missing:
+     * an agent outside a jail (tests/agent) has no /home/user. */
     if (chdir(cwd) == 0)
         return;
-    if (errno != ENOENT)
+    if (errno != ENOENT || strcmp(cwd, "/home/user") != 0)
         child_fail(errfd, errno, false, "chdir %s", cwd);
     if (chdir("/") < 0)
         child_fail(errfd, errno, false, "chdir /");

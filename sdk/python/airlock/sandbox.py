@@ -347,7 +347,8 @@ class Sandbox:
                                        self._wait(timeout), terminal=frozenset(("exit", "error")))
 
     def exec(self, cmd, env=None, cwd=None, stdin=None, timeout=None):
-        """Run a command: ``cmd`` is an argv list, or a string run by the shell."""
+        """Run a command: ``cmd`` is an argv list, or a string run by bash. ``cwd``:
+        relative to /home/user; a missing one raises ``InvalidRequest``."""
         if isinstance(cmd, (list, tuple)):
             cmd = [str(a) for a in cmd]
         elif not isinstance(cmd, str):
