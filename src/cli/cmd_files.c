@@ -29,6 +29,18 @@ int do_upload(struct client *c, const char *id, const char *local, const char *r
         fprintf(stderr, "airlock: %s is not a regular file\n", local);
         return -1;
     }
+    /* a remote path ending in '/' is a directory: the file keeps its name */
+    cleanup_free char *named = NULL;
+    size_t rl = strlen(remote);
+    if (rl && remote[rl - 1] == '/') {
+        const char *base = strrchr(local, '/');
+        base = base ? base + 1 : local;
+        if (!*base || asprintf(&named, "%s%s", remote, base) < 0) {
+            fprintf(stderr, "airlock: cannot name the upload of %s into %s\n", local, remote);
+            return -1;
+        }
+        remote = named;
+    }
     cleanup_free char *path = client_sandbox_path(c, id, "/files", remote);
     if (!path || client_upload(c, path, f, (curl_off_t)st.st_size, out) < 0) {
         client_print_error(c);

@@ -45,18 +45,23 @@ static void reply_agent_error(struct http_req *req, struct sandbox *sb, int r, s
  * which would name another file), invalid UTF-8, and /proc, /sys, /dev
  * (src/common/path.h). http.c refuses NULs in every query value already;
  * this is the files routes' own check. */
-static const char *path_param(struct http_req *req, bool required, const char *dflt)
+/* The path normalised (absolute: a relative one is under /home/user) is
+ * written to norm (PATH_NORM_MAX bytes) and returned, so every answer names
+ * the file it acted on. names_file: a path ending in '/' names a directory,
+ * which an upload cannot write (the CLI and SDK append the local name). */
+static const char *path_param(struct http_req *req, bool required, const char *dflt, char *norm, bool names_file)
 {
     const char *path = NULL;
     size_t len = 0;
     if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, "path", 4, &path, &len) != MHD_YES || !path ||
         len == 0) {
-        if (!required)
-            return dflt;
+        if (!required) {
+            snprintf(norm, PATH_NORM_MAX, "%s", dflt);
+            return norm;
+        }
         http_reply_errorf(req, 400, "invalid_request", "the path query parameter is required");
         return NULL;
     }
-    char norm[PATH_NORM_MAX];
     const char *msg;
     if (path_normalize(path, len, norm, &msg) < 0) {
         http_reply_errorf(req, 400, "invalid_request", "%s", msg);
@@ -68,7 +73,13 @@ static const char *path_param(struct http_req *req, bool required, const char *d
                           norm);
         return NULL;
     }
-    return path;
+    if (names_file && path[len - 1] == '/') {
+        http_reply_errorf(req, 400, "invalid_request",
+                          "path %s ends in '/': name the file to write (the CLI and SDK add the local file's name)",
+                          path);
+        return NULL;
+    }
+    return norm;
 }
 
 /* X-Content-SHA256 of an upload: 0 with hex lower-cased into out (65
@@ -141,7 +152,8 @@ static void upload_abort(struct upload *u, const char *code, const char *message
 
 void api_files_put_begin(struct http_req *req)
 {
-    const char *path = path_param(req, true, NULL);
+    char norm[PATH_NORM_MAX];
+    const char *path = path_param(req, true, NULL, norm, true);
     if (!path)
         return;
     unsigned mode = 0644;
@@ -396,7 +408,8 @@ static void download_free(void *cls)
 
 void api_files_get(struct http_req *req)
 {
-    const char *path = path_param(req, true, NULL);
+    char norm[PATH_NORM_MAX];
+    const char *path = path_param(req, true, NULL, norm, false);
     if (!path)
         return;
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
@@ -480,7 +493,8 @@ void api_files_get(struct http_req *req)
 
 void api_files_list(struct http_req *req)
 {
-    const char *path = path_param(req, false, "/home/user");
+    char norm[PATH_NORM_MAX];
+    const char *path = path_param(req, false, "/home/user", norm, false);
     if (!path)
         return;
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
@@ -506,15 +520,21 @@ void api_files_list(struct http_req *req)
 
 void api_files_delete(struct http_req *req)
 {
-    const char *path = path_param(req, true, NULL);
+    char norm[PATH_NORM_MAX];
+    const char *path = path_param(req, true, NULL, norm, false);
     if (!path)
         return;
-    bool recursive = false;
+    /* a directory goes with everything in it, as users of every peer's
+     * files.remove expect; recursive=false keeps the old refusal of a
+     * non-empty one */
+    bool recursive = true;
     const char *rs = http_query(req, "recursive");
     if (rs) {
         if (strcmp(rs, "true") == 0 || strcmp(rs, "1") == 0)
             recursive = true;
-        else if (strcmp(rs, "false") != 0 && strcmp(rs, "0") != 0) {
+        else if (strcmp(rs, "false") == 0 || strcmp(rs, "0") == 0)
+            recursive = false;
+        else {
             http_reply_errorf(req, 400, "invalid_request", "recursive must be true or false");
             return;
         }
@@ -532,7 +552,13 @@ void api_files_delete(struct http_req *req)
     audit_outcome(req, row, json_pack("{s:b}", "completed", r >= 0));
     if (r < 0) {
         struct api_error err = {0};
-        reply_agent_error(req, sb, api_error_from_op(&err, r, &oerr), &err);
+        int e = api_error_from_op(&err, r, &oerr);
+        if (e != -EPIPE && err.status == 404) {
+            /* nothing there: the wanted state already holds (deleted: false) */
+            http_reply_json(req, 200, json_pack("{s:s,s:b}", "path", path, "deleted", 0));
+            return;
+        }
+        reply_agent_error(req, sb, e, &err);
         return;
     }
     json_decref(reply);

@@ -61,11 +61,11 @@ def test_list_and_remove(sb):
     with pytest.raises(airlock.NotFound) as ei:
         sb.download("/data/ls/one.txt")
     assert ei.value.status == 404 and ei.value.code == "not_found"
-    # a non-empty directory needs recursive=True
+    # recursive=False refuses a non-empty directory; the default takes it all
     with pytest.raises(airlock.InvalidRequest) as ei:
-        sb.files.remove("/data/ls/sub")
+        sb.files.remove("/data/ls/sub", recursive=False)
     assert ei.value.status in (400, 409)
-    sb.files.remove("/data/ls/sub", recursive=True)
+    assert sb.files.remove("/data/ls/sub") is True
     assert sb.files.list("/data/ls") == []
     with pytest.raises(airlock.NotFound):
         sb.files.list("/data/ls/nope")

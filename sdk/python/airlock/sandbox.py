@@ -63,21 +63,30 @@ class Files:
         d = self._sb._call("GET", "/files/list", query={"path": _check_path(path)})
         return [Info(e) for e in d.get("entries", [])]
 
-    def remove(self, path, recursive=False):
-        q = {"path": _check_path(path)}
-        if recursive:
-            q["recursive"] = "true"
-        self._sb._call("DELETE", "/files", query=q)
+    def remove(self, path, recursive=True):
+        """Remove a file, or a directory with everything in it
+        (``recursive=False``: only an empty one). A missing path is not an
+        error: returns False then, True when something was removed."""
+        q = {"path": _check_path(path), "recursive": "true" if recursive else "false"}
+        return bool(self._sb._call("DELETE", "/files", query=q).get("deleted", True))
 
     def exists(self, path):
+        """Whether path exists (a relative path is under /home/user, as for
+        every file call)."""
         path = _check_path(path)
+        if not path.startswith("/"):
+            path = "/home/user/" + path
         parent, name = os.path.split(path.rstrip("/") or "/")
         if not name:
             return True
         try:
             return any(e["name"] == name for e in self.list(parent or "/"))
         except NotFound:
-            return False
+            return False  # no parent
+        except InvalidRequest as e:
+            if e.code == "not_directory":
+                return False  # a parent that is a file
+            raise
 
     def read(self, path):
         return self._sb.download(path)
@@ -222,7 +231,16 @@ class Sandbox:
         The content's sha256 goes with it (``X-Content-SHA256``); the agent
         checks it before it puts the file in place, so bytes changed on the
         way raise ``IntegrityError`` and leave nothing written. A file is
-        read twice for that (hashed, then sent) when it can seek back."""
+        read twice for that (hashed, then sent) when it can seek back.
+
+        A ``path`` ending in ``/`` is a directory: a local file (PathLike, or
+        a file object with a ``name``) keeps its name there; bytes need a
+        file name (``InvalidRequest`` from the daemon)."""
+        path = _check_path(path)
+        if path.endswith("/"):
+            name = os.fspath(data) if isinstance(data, os.PathLike) else getattr(data, "name", None)
+            if isinstance(name, str) and os.path.basename(name):
+                path += os.path.basename(name)
         url = self._path("/files") + "?" + urllib.parse.urlencode({"path": _check_path(path)})
         headers = {"Content-Type": "application/octet-stream"}
         if isinstance(data, str):
