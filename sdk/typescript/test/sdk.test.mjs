@@ -188,10 +188,23 @@ test("typed API errors: 404 NotFound on an unknown id, digest mismatch is Integr
   }
 });
 
-test("a download whose bytes do not match X-Content-SHA256 or Content-Length throws", async () => {
+test("against a fake daemon: bad digest / short download / cut stream throw, upload sends its sha256", async () => {
   const { createServer: httpServer } = await import("node:http");
+  let uploaded = null;
   const srv = httpServer((req, res) => {
-    if (req.url.startsWith("/v1/sandboxes/sb_x/files?") && req.url.includes("short")) {
+    if (req.method === "PUT") {
+      const chunks = [];
+      req.on("data", (c) => chunks.push(c));
+      req.on("end", () => {
+        uploaded = { sha: req.headers["x-content-sha256"], body: Buffer.concat(chunks) };
+        res.writeHead(200, { "Content-Type": "application/json" });
+        res.end(JSON.stringify({ path: "/p", size: uploaded.body.length }));
+      });
+    } else if (req.method === "POST") {
+      // a stream cut before its terminal event
+      res.writeHead(200, { "Content-Type": "application/x-ndjson" });
+      res.end('{"type":"stdout","data":"x"}\n');
+    } else if (req.url.startsWith("/v1/sandboxes/sb_x/files?") && req.url.includes("short")) {
       res.writeHead(200, { "Content-Length": "10" });
       res.flushHeaders();
       res.write("abc");
@@ -209,6 +222,13 @@ test("a download whose bytes do not match X-Content-SHA256 or Content-Length thr
     const sb = await Sandbox.connect("sb_x", { baseUrl: `http://127.0.0.1:${srv.address().port}`, apiKey: "k" });
     await assert.rejects(sb.download("/bad"), IntegrityError);
     await assert.rejects(sb.download("/short"), TransferError);
+    await sb.upload("payload", "/p");
+    assert.equal(uploaded.body.toString(), "payload");
+    assert.equal(uploaded.sha, createHash("sha256").update("payload").digest("hex"));
+    const seen = [];
+    await assert.rejects((async () => { for await (const ev of sb.runCodeStream("1")) seen.push(ev); })(), TransferError);
+    assert.equal(seen.length, 1);
+    await assert.rejects(sb.runCode("1", { onStdout: () => {} }), TransferError);
   } finally {
     srv.close();
     srv.closeAllConnections();
