@@ -8,7 +8,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes, createHash } from "node:crypto";
-import { Sandbox, NotFound, AirlockError, IntegrityError, TransferError, Execution } from "../dist/index.js";
+import { Sandbox, NotFound, AuthError, AirlockError, IntegrityError, TransferError, Execution } from "../dist/index.js";
 
 const ROOT = new URL("../../..", import.meta.url).pathname;
 const DAEMON = process.env.AIRLOCK_DAEMON ?? join(ROOT, "build-asan/airlockd");
@@ -173,6 +173,7 @@ test("file round trip with digest; list, exists, remove", async () => {
 
 test("typed API errors: 404 NotFound on an unknown id, digest mismatch is IntegrityError", async () => {
   await assert.rejects(Sandbox.connect("sb_doesnotexist"), (e) => e instanceof NotFound && e.status === 404 && e instanceof AirlockError);
+  await assert.rejects(Sandbox.list({ apiKey: "ak_" + "0".repeat(32) }), (e) => e instanceof AuthError && e.status === 401);
   // a raw PUT with a wrong X-Content-SHA256: the agent refuses it (400 digest_mismatch)
   const sb = await Sandbox.create({ timeout: 120 });
   try {
@@ -233,4 +234,12 @@ test("against a fake daemon: bad digest / short download / cut stream throw, upl
     srv.close();
     srv.closeAllConnections();
   }
+});
+
+test("the package has no runtime dependencies and exports its types", () => {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+  assert.equal(pkg.dependencies, undefined);
+  assert.equal(pkg.type, "module");
+  assert.equal(pkg.exports["."].types, "./dist/index.d.ts");
+  assert.ok(existsSync(new URL("../dist/index.d.ts", import.meta.url)));
 });
