@@ -37,7 +37,7 @@ FUZZ_HARNESSES := proto agent http
 # UBSan only prints by default: a finding must stop the run and be saved
 FUZZ_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-.PHONY: all deps build build-asan build-fuzz run stop test test-unit test-jail test-agent test-e2e test-security bench soak \
+.PHONY: all deps build build-asan build-fuzz run stop test test-unit test-jail test-agent test-e2e test-ts test-security bench soak \
 	test-faults test-py lint-openapi \
 	test-templates-slow \
 	fuzz fuzz-smoke fuzz-run fuzz-regress clean
@@ -146,7 +146,7 @@ stop:
 # Unit tests run under ASan/UBSan; the jail and agent suites create real
 # namespaces, cgroups and seccomp filters; e2e runs the ASan daemon.
 test: build build-asan lint-openapi
-	$(MAKE) --no-print-directory test-unit test-jail test-agent test-e2e test-security fuzz-smoke
+	$(MAKE) --no-print-directory test-unit test-jail test-agent test-e2e test-ts test-security fuzz-smoke
 
 # docs/openapi.yaml through a real OpenAPI linter (@redocly/cli, pinned in
 # tools/openapi/package-lock.json; npm ci reuses npm's cache when offline).
@@ -185,6 +185,17 @@ test-faults: build build-asan
 
 # Every Python suite in one pytest run (tests/conftest.py fills in the same
 # AIRLOCK_* as test-e2e; each suite still runs alone through its target).
+# The TypeScript SDK (sdk/typescript) against a real ASan airlockd the test
+# starts itself; typescript is pinned in its package-lock.json.
+test-ts: build build-asan
+	command -v npm >/dev/null || { apt-get update && apt-get install -y --no-install-recommends nodejs npm; }
+	cd sdk/typescript && npm ci --prefer-offline --no-audit --no-fund && npm run build
+	cd sdk/typescript && AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \
+	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(ASAN)/airlock \
+	  AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  node --test test/
+
 test-py: build build-asan
 	AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \
 	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(ASAN)/airlock \

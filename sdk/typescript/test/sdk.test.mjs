@@ -1,0 +1,245 @@
+// Against a real airlockd started here (as tests/e2e/e2e_support.py's Daemon does).
+// Env: AIRLOCK_DAEMON, AIRLOCK_AGENT, AIRLOCK_RUNNER, AIRLOCK_ZYGOTE (see the Makefile's test-ts).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, existsSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes, createHash } from "node:crypto";
+import { Sandbox, NotFound, AuthError, AirlockError, IntegrityError, TransferError, Execution } from "../dist/index.js";
+
+const ROOT = new URL("../../..", import.meta.url).pathname;
+const DAEMON = process.env.AIRLOCK_DAEMON ?? join(ROOT, "build-asan/airlockd");
+const AGENT = process.env.AIRLOCK_AGENT ?? join(ROOT, "build/airlock-agent");
+const RUNNER = process.env.AIRLOCK_RUNNER ?? join(ROOT, "runner/airlock_runner.py");
+const ZYGOTE = process.env.AIRLOCK_ZYGOTE ?? join(ROOT, "build/airlock-zygote");
+
+let proc, work, url, key, logPath;
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => res(p)); });
+    s.on("error", rej);
+  });
+}
+
+before(async () => {
+  assert.ok(existsSync(DAEMON), `no daemon binary at ${DAEMON} (make build-asan, or set AIRLOCK_DAEMON)`);
+  work = mkdtempSync(join(tmpdir(), "airlock-ts-"));
+  const port = await freePort();
+  key = "ak_" + randomBytes(16).toString("hex");
+  url = `http://127.0.0.1:${port}`;
+  logPath = join(work, "airlockd.log");
+  const { openSync } = await import("node:fs");
+  const log = openSync(logPath, "w");
+  proc = spawn(DAEMON, ["--listen", `127.0.0.1:${port}`, "--socket", join(work, "airlockd.sock"),
+    "--state-dir", join(work, "state"), "--region", "eu", "--agent", AGENT, "--runner", RUNNER,
+    "--zygote", ZYGOTE], {
+    stdio: ["ignore", log, log],
+    env: { ...process.env, AIRLOCK_API_KEY: key, ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? "detect_leaks=1:abort_on_error=0" },
+  });
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error("airlockd exited during start:\n" + readFileSync(logPath, "utf8"));
+    try {
+      const r = await fetch(url + "/v1/healthz");
+      if ((await r.json()).status === "ok") break;
+    } catch { /* not yet */ }
+    if (Date.now() > deadline) throw new Error("airlockd did not answer /v1/healthz:\n" + readFileSync(logPath, "utf8"));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  process.env.AIRLOCK_URL = url;
+  process.env.AIRLOCK_API_KEY = key;
+});
+
+after(async () => {
+  if (proc && proc.exitCode === null) {
+    const done = new Promise((r) => proc.once("exit", r));
+    proc.kill("SIGTERM");
+    await done;
+  }
+  const log = existsSync(logPath) ? readFileSync(logPath, "utf8") : "";
+  if (work) rmSync(work, { recursive: true, force: true });
+  assert.ok(!/ERROR: (Address|Leak)Sanitizer|runtime error:/.test(log), "sanitizer report in the daemon log:\n" + log);
+});
+
+test("create, runCode keeps state across calls, list, setTimeout, kill", async () => {
+  const sb = await Sandbox.create({ timeout: 120, metadata: { who: "ts" } });
+  try {
+    assert.match(sb.id, /.+/);
+    let ex = await sb.runCode("x = 41\nprint('hi')");
+    assert.ok(ex instanceof Execution);
+    assert.equal(ex.stdout, "hi\n");
+    assert.equal(ex.logs.stdout, "hi\n");
+    assert.equal(ex.error, null);
+    ex = await sb.runCode("x + 1");
+    assert.equal(ex.text, "42");
+    assert.ok(ex.results[0].isMainResult);
+    const ids = (await Sandbox.list()).map((s) => s.id);
+    assert.ok(ids.includes(sb.id));
+    const info = await sb.setTimeout(600);
+    assert.equal(info.id, sb.id);
+    const again = await Sandbox.connect(sb.id);
+    assert.equal((await again.runCode("x")).text, "41");
+  } finally {
+    await sb.kill();
+  }
+  await sb.kill(); // idempotent
+  await assert.rejects(Sandbox.connect(sb.id), NotFound);
+  assert.ok(!(await Sandbox.list()).map((s) => s.id).includes(sb.id));
+});
+
+test("streaming: async iterator and callbacks", async () => {
+  const sb = await Sandbox.create({ timeout: 120 });
+  try {
+    const code = "import sys\nprint('a')\nprint('b', file=sys.stderr)\n6*7";
+    const events = [];
+    for await (const ev of sb.runCodeStream(code)) events.push(ev);
+    const types = events.map((e) => e.type);
+    assert.equal(events.find((e) => e.type === "result").results[0]["text/plain"], "42");
+    assert.ok(types.includes("stdout") && types.includes("stderr") && types.includes("result"), types.join(","));
+    assert.equal(types.at(-1), "exit");
+    assert.equal(events.filter((e) => e.type === "stdout").map((e) => e.data).join(""), "a\n");
+
+    const out = [], err = [], res = [];
+    const ex = await sb.runCode(code, { onStdout: (d) => out.push(d), onStderr: (d) => err.push(d), onResult: (r) => res.push(r) });
+    assert.equal(out.join(""), "a\n");
+    assert.equal(err.join(""), "b\n");
+    assert.equal(res[0]["text/plain"], "42");
+    assert.equal(ex.stdout, "a\n");
+    assert.equal(ex.text, "42");
+
+    const errs = [];
+    const bad = await sb.runCode("1/0", { onError: (e) => errs.push(e) });
+    assert.equal(bad.error?.name, "ZeroDivisionError");
+    assert.equal(errs[0]?.name, "ZeroDivisionError");
+  } finally {
+    await sb.kill();
+  }
+});
+
+test("an error result: name, value, traceback", async () => {
+  const sb = await Sandbox.create({ timeout: 120 });
+  try {
+    const ex = await sb.runCode("raise ValueError('boom')");
+    assert.equal(ex.error.name, "ValueError");
+    assert.equal(ex.error.value, "boom");
+    assert.match(ex.error.traceback, /ValueError/);
+    assert.equal(ex.ok, false);
+  } finally {
+    await sb.kill();
+  }
+});
+
+test("exec with env, cwd, stdin; bash language", async () => {
+  const sb = await Sandbox.create({ timeout: 120, env: { FROM_CREATE: "c" } });
+  try {
+    const ex = await sb.exec(["sh", "-c", "echo $FOO $FROM_CREATE; pwd; cat"], { env: { FOO: "bar" }, cwd: "/tmp", stdin: "in\n" });
+    assert.equal(ex.exitCode, 0, ex.stderr);
+    assert.equal(ex.stdout, "bar c\n/tmp\nin\n");
+    const fail = await sb.exec("exit 3");
+    assert.equal(fail.exitCode, 3);
+    const b = await sb.runCode("echo $((2+3))", { language: "bash" });
+    assert.equal(b.stdout, "5\n");
+  } finally {
+    await sb.kill();
+  }
+});
+
+test("file round trip with digest; list, exists, remove", async () => {
+  const sb = await Sandbox.create({ timeout: 120 });
+  try {
+    const data = randomBytes(300000);
+    const w = await sb.files.write("/home/user/blob.bin", data);
+    assert.equal(w.size, data.length);
+    const back = await sb.files.read("/home/user/blob.bin");
+    assert.equal(createHash("sha256").update(back).digest("hex"), createHash("sha256").update(data).digest("hex"));
+    const py = await sb.runCode("import hashlib; hashlib.sha256(open('/home/user/blob.bin','rb').read()).hexdigest()");
+    assert.equal(py.text, `'${createHash("sha256").update(data).digest("hex")}'`);
+    await sb.files.write("/home/user/t.txt", "héllo");
+    assert.equal(await sb.files.readText("/home/user/t.txt"), "héllo");
+    assert.ok((await sb.files.list("/home/user")).some((e) => e.name === "t.txt"));
+    assert.equal(await sb.files.exists("/home/user/t.txt"), true);
+    await sb.files.remove("/home/user/t.txt");
+    assert.equal(await sb.files.exists("/home/user/t.txt"), false);
+    await assert.rejects(sb.files.read("/home/user/nope"), NotFound);
+  } finally {
+    await sb.kill();
+  }
+});
+
+test("typed API errors: 404 NotFound on an unknown id, digest mismatch is IntegrityError", async () => {
+  await assert.rejects(Sandbox.connect("sb_doesnotexist"), (e) => e instanceof NotFound && e.status === 404 && e instanceof AirlockError);
+  await assert.rejects(Sandbox.list({ apiKey: "ak_" + "0".repeat(32) }), (e) => e instanceof AuthError && e.status === 401);
+  // a raw PUT with a wrong X-Content-SHA256: the agent refuses it (400 digest_mismatch)
+  const sb = await Sandbox.create({ timeout: 120 });
+  try {
+    const { Transport } = await import("../dist/index.js");
+    const t = new Transport();
+    await assert.rejects(t.requestJson("PUT", `/v1/sandboxes/${sb.id}/files`, undefined, {
+      query: { path: "/home/user/x" }, body: new TextEncoder().encode("abc"),
+      headers: { "Content-Type": "application/octet-stream", "X-Content-SHA256": "0".repeat(64) },
+    }), (e) => e instanceof IntegrityError && e instanceof TransferError && e.code === "digest_mismatch");
+    assert.equal(await sb.files.exists("/home/user/x"), false);
+  } finally {
+    await sb.kill();
+  }
+});
+
+test("against a fake daemon: bad digest / short download / cut stream throw, upload sends its sha256", async () => {
+  const { createServer: httpServer } = await import("node:http");
+  let uploaded = null;
+  const srv = httpServer((req, res) => {
+    if (req.method === "PUT") {
+      const chunks = [];
+      req.on("data", (c) => chunks.push(c));
+      req.on("end", () => {
+        uploaded = { sha: req.headers["x-content-sha256"], body: Buffer.concat(chunks) };
+        res.writeHead(200, { "Content-Type": "application/json" });
+        res.end(JSON.stringify({ path: "/p", size: uploaded.body.length }));
+      });
+    } else if (req.method === "POST") {
+      // a stream cut before its terminal event
+      res.writeHead(200, { "Content-Type": "application/x-ndjson" });
+      res.end('{"type":"stdout","data":"x"}\n');
+    } else if (req.url.startsWith("/v1/sandboxes/sb_x/files?") && req.url.includes("short")) {
+      res.writeHead(200, { "Content-Length": "10" });
+      res.flushHeaders();
+      res.write("abc");
+      setTimeout(() => res.socket.destroy(), 100);
+    } else if (req.url.startsWith("/v1/sandboxes/sb_x/files?")) {
+      res.writeHead(200, { "Content-Length": "3", "X-Content-SHA256": "0".repeat(64) });
+      res.end("abc");
+    } else {
+      res.writeHead(200, { "Content-Type": "application/json" });
+      res.end(JSON.stringify({ id: "sb_x", state: "running" }));
+    }
+  });
+  await new Promise((r) => srv.listen(0, "127.0.0.1", r));
+  try {
+    const sb = await Sandbox.connect("sb_x", { baseUrl: `http://127.0.0.1:${srv.address().port}`, apiKey: "k" });
+    await assert.rejects(sb.download("/bad"), IntegrityError);
+    await assert.rejects(sb.download("/short"), TransferError);
+    await sb.upload("payload", "/p");
+    assert.equal(uploaded.body.toString(), "payload");
+    assert.equal(uploaded.sha, createHash("sha256").update("payload").digest("hex"));
+    const seen = [];
+    await assert.rejects((async () => { for await (const ev of sb.runCodeStream("1")) seen.push(ev); })(), TransferError);
+    assert.equal(seen.length, 1);
+    await assert.rejects(sb.runCode("1", { onStdout: () => {} }), TransferError);
+  } finally {
+    srv.close();
+    srv.closeAllConnections();
+  }
+});
+
+test("the package has no runtime dependencies and exports its types", () => {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+  assert.equal(pkg.dependencies, undefined);
+  assert.equal(pkg.type, "module");
+  assert.equal(pkg.exports["."].types, "./dist/index.d.ts");
+  assert.ok(existsSync(new URL("../dist/index.d.ts", import.meta.url)));
+});
