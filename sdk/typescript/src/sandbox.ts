@@ -1,6 +1,6 @@
 /** The Sandbox class: one sealed sandbox on an airlockd (docs/api.md). */
 import { Transport, ConnectionOptions, sha256Hex } from "./transport.js";
-import { InvalidRequest, NotFound, SandboxTimeout, errorFromResponse } from "./errors.js";
+import { AirlockError, InvalidRequest, NotFound, SandboxTimeout, errorFromResponse } from "./errors.js";
 import { Execution, EntryInfo, SandboxInfo } from "./models.js";
 
 const GRACE_S = 30;
@@ -70,14 +70,21 @@ export class Files {
     const d = await this.sb._call("GET", "/files/list", undefined, { path: checkPath(path) });
     return d.entries ?? [];
   }
-  async remove(path: string, opts: { recursive?: boolean } = {}): Promise<void> {
-    const query: Record<string, string> = { path: checkPath(path) };
-    if (opts.recursive) query.recursive = "true";
-    await this.sb._call("DELETE", "/files", undefined, query);
+  /** Remove a file, or a directory with everything in it (`recursive: false`:
+   * only an empty one). A missing path is not an error: false then. */
+  async remove(path: string, opts: { recursive?: boolean } = {}): Promise<boolean> {
+    const query: Record<string, string> = {
+      path: checkPath(path),
+      recursive: opts.recursive === false ? "false" : "true",
+    };
+    const d = (await this.sb._call("DELETE", "/files", undefined, query)) as { deleted?: boolean };
+    return d.deleted !== false;
   }
+  /** Whether path exists (relative paths are under /home/user). */
   async exists(path: string): Promise<boolean> {
     checkPath(path);
-    const p = path.replace(/\/+$/, "") || "/";
+    const abs = path.startsWith("/") ? path : "/home/user/" + path;
+    const p = abs.replace(/\/+$/, "") || "/";
     const i = p.lastIndexOf("/");
     const name = p.slice(i + 1);
     if (!name) return true;
@@ -86,6 +93,7 @@ export class Files {
       return (await this.list(parent)).some((e) => e.name === name);
     } catch (e) {
       if (e instanceof NotFound) return false;
+      if (e instanceof AirlockError && e.code === "not_directory") return false;
       throw e;
     }
   }

@@ -163,8 +163,10 @@ test("file round trip with digest; list, exists, remove", async () => {
     assert.equal(await sb.files.readText("/home/user/t.txt"), "héllo");
     assert.ok((await sb.files.list("/home/user")).some((e) => e.name === "t.txt"));
     assert.equal(await sb.files.exists("/home/user/t.txt"), true);
-    await sb.files.remove("/home/user/t.txt");
+    assert.equal(await sb.files.exists("t.txt"), true); // relative: under /home/user
+    assert.equal(await sb.files.remove("t.txt"), true);
     assert.equal(await sb.files.exists("/home/user/t.txt"), false);
+    assert.equal(await sb.files.remove("t.txt"), false); // missing: not an error
     await assert.rejects(sb.files.read("/home/user/nope"), NotFound);
   } finally {
     await sb.kill();
