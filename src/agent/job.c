@@ -22,7 +22,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,6 +32,7 @@
 
 #include "agent.h"
 #include "log.h"
+#include "path.h"
 #include "util.h"
 
 #define EXEC_MAX_ARGS 4096
@@ -389,19 +389,20 @@ void job_handle_run_bash(struct agent *a, uint32_t req_id, json_t *req)
     job_start(a, req_id, req, &jr);
 }
 
-/* An exec's working directory: relative to /home/user like every path of
- * the API, and one that does not exist is the caller's error, never a
- * silent run somewhere else. */
-static int exec_cwd(const char *given, char *out, char *err, size_t errlen)
+/* An exec's working directory, made absolute and normalised by the file
+ * API's own rule (src/common/path.c: relative to /home/user, no NUL); one
+ * that does not exist is the caller's error, never a silent run somewhere
+ * else. out holds PATH_NORM_MAX bytes. */
+static int exec_cwd(json_t *jcwd, char *out, char *err, size_t errlen)
 {
-    if (!given || !*given) {
-        snprintf(out, PATH_MAX, "/home/user");
+    if (!json_is_string(jcwd) || json_string_length(jcwd) == 0) {
+        snprintf(out, PATH_NORM_MAX, "/home/user");
         return 0; /* the default: proc.c's chdir says why it is not checked */
     }
-    int n = given[0] == '/' ? snprintf(out, PATH_MAX, "%s", given) : snprintf(out, PATH_MAX, "/home/user/%s", given);
-    if (n < 0 || n >= PATH_MAX) {
-        snprintf(err, errlen, "cwd is longer than %d bytes", PATH_MAX - 1);
-        return -ENAMETOOLONG;
+    const char *msg;
+    if (path_normalize(json_string_value(jcwd), json_string_length(jcwd), out, &msg) < 0) {
+        snprintf(err, errlen, "cwd: %s", msg);
+        return -EINVAL;
     }
     struct stat st;
     if (stat(out, &st) < 0) {
@@ -460,13 +461,9 @@ void job_handle_exec(struct agent *a, uint32_t req_id, json_t *req)
         argv[1] = "-c";
         argv[2] = (char *)json_string_value(jshell);
     }
-    char cwd[PATH_MAX];
-    char err[PATH_MAX + 64];
-    if (json_is_string(jcwd) && json_string_length(jcwd) != strlen(json_string_value(jcwd))) {
-        agent_send_error(a, req_id, PROTO_ERR_INVALID, "cwd must not contain NUL");
-        return;
-    }
-    if (exec_cwd(json_is_string(jcwd) ? json_string_value(jcwd) : NULL, cwd, err, sizeof(err)) < 0) {
+    char cwd[PATH_NORM_MAX];
+    char err[PATH_NORM_MAX + 64];
+    if (exec_cwd(jcwd, cwd, err, sizeof(err)) < 0) {
         agent_send_error(a, req_id, PROTO_ERR_INVALID, "%s", err);
         return;
     }

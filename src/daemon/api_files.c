@@ -38,17 +38,17 @@ static void reply_agent_error(struct http_req *req, struct sandbox *sb, int r, s
     http_reply_error(req, err);
 }
 
-/* The `path` query parameter, required; NULL after replying 400. The
+/* The `path` query parameter, required; NULL after replying 400. It is
+ * normalised (absolute: a relative one is under /home/user) into norm
+ * (PATH_NORM_MAX bytes) and returned, so every answer names the file it
+ * acted on. names_file: a path ending in '/' names a directory, which an
+ * upload cannot write (the CLI and SDK append the local name). The
  * agent decides the rest (where the path leads), but what can be decided
  * from the string is decided here, before anything reaches the agent: a
  * NUL (libmicrohttpd decodes %00: the value is longer than its C string,
  * which would name another file), invalid UTF-8, and /proc, /sys, /dev
  * (src/common/path.h). http.c refuses NULs in every query value already;
  * this is the files routes' own check. */
-/* The path normalised (absolute: a relative one is under /home/user) is
- * written to norm (PATH_NORM_MAX bytes) and returned, so every answer names
- * the file it acted on. names_file: a path ending in '/' names a directory,
- * which an upload cannot write (the CLI and SDK append the local name). */
 static const char *path_param(struct http_req *req, bool required, const char *dflt, char *norm, bool names_file)
 {
     const char *path = NULL;
