@@ -25,7 +25,14 @@ APT_PKGS := meson ninja-build pkg-config gcc libc6-dev \
 	python3 python3-dev python3-pip python3-pytest python3-setuptools \
 	$(TEMPLATE_PKGS) \
 	iproute2 curl procps \
-	$(TEMPLATE_BUILD_PKGS)
+	$(TEMPLATE_BUILD_PKGS) \
+	$(VM_PKGS)
+
+# The vm backend (docs/vm.md): QEMU, and what `make vm` packs the guest with.
+VM_PKGS := qemu-system-x86 cpio binutils
+VM_DIR := $(BUILD)/vm
+# the `host` template's root image holds these packages and their closure
+VM_HOST_PKGS := python3 $(TEMPLATE_PKGS) bash coreutils iproute2 procps
 
 # The fuzz build (make fuzz, fuzz-smoke): clang with libFuzzer and the
 # sanitizer runtimes (libclang_rt.fuzzer, asan, ubsan).
@@ -37,12 +44,22 @@ FUZZ_HARNESSES := proto agent http
 # UBSan only prints by default: a finding must stop the run and be saved
 FUZZ_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-.PHONY: all deps build build-asan build-fuzz run stop test test-unit test-jail test-agent test-e2e test-ts test-security bench soak \
+.PHONY: all deps build build-asan build-fuzz vm run stop test test-unit test-jail test-agent test-e2e test-ts test-security bench soak \
 	test-faults test-py lint-openapi \
 	test-templates-slow \
 	fuzz fuzz-smoke fuzz-run fuzz-regress clean
 
 all: build
+
+# The guest of the vm backend: Debian's cloud kernel (fetched, never
+# installed), the initramfs (the static agent as /init), the host
+# template's root image (cached by the hash of its packages). airlockd
+# finds them in vm/ next to itself; the ASan build links to the same.
+vm: build
+	vm/fetch-kernel.sh $(VM_DIR)/kernel
+	vm/build-initramfs.sh $(VM_DIR)/kernel $(BUILD)/airlock-agent runner/airlock_runner.py $(VM_DIR)/initramfs.cpio
+	vm/build-host-image.sh $(VM_DIR) $(VM_HOST_PKGS)
+	@if [ -d $(ASAN) ]; then ln -sfn ../$(BUILD)/vm $(ASAN)/vm; fi
 
 # Install only what is missing, but always refresh the package lists first
 # when something is (a fresh machine has stale or empty lists).

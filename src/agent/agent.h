@@ -351,4 +351,10 @@ void agent_send_result(struct agent *a, uint32_t req_id, json_t *obj);
 /* Parse {timeout_ms, max_output} with defaults; -EINVAL with err set on bad types. */
 int agent_parse_limits(json_t *req, uint64_t *timeout_ms, size_t *max_output, char *err, size_t errlen);
 
+/* guest.c: the vm backend's /init. Builds the sandbox root in guest RAM and
+ * sets a->ctl_fd to the virtio serial port; 0 or -errno (logged to the
+ * kernel log). guest_poweroff never returns. */
+int guest_boot(struct agent *a);
+void guest_poweroff(void) __attribute__((noreturn));
+
 #endif

@@ -268,6 +268,23 @@ void api_sandbox_create(struct http_req *req)
         http_reply_errorf(req, 400, "egress_unavailable", "egress policies are not available yet; sandboxes are sealed");
         return;
     }
+    p.isolation = cfg->isolation;
+    const char *iso = NULL;
+    if (api_field_string(req, "isolation", &iso) < 0)
+        return;
+    if (iso && strcmp(iso, "jail") == 0) {
+        p.isolation = ISO_JAIL;
+    } else if (iso && strcmp(iso, "vm") == 0) {
+        p.isolation = ISO_VM;
+    } else if (iso) {
+        http_reply_errorf(req, 400, "invalid_request", "isolation must be \"jail\" or \"vm\"");
+        return;
+    }
+    if (p.isolation == ISO_VM && !d->vm_backend) {
+        http_reply_errorf(req, 400, "isolation_unavailable", "the vm backend is not available on this host: %s",
+                          d->vm_error);
+        return;
+    }
     const char *region = NULL;
     if (api_field_string(req, "region", &region) < 0)
         return;
