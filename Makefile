@@ -32,7 +32,9 @@ APT_PKGS := meson ninja-build pkg-config gcc libc6-dev \
 VM_PKGS := qemu-system-x86 cpio binutils
 VM_DIR := $(BUILD)/vm
 # the `host` template's root image holds these packages and their closure
-VM_HOST_PKGS := python3 $(TEMPLATE_PKGS) bash coreutils iproute2 procps
+# (and Debian's essential tools, which no package lists as a dependency)
+VM_HOST_PKGS := python3 $(TEMPLATE_PKGS) base-files bash dash coreutils debianutils diffutils findutils grep gzip \
+	hostname libc-bin mawk ncurses-bin perl-base sed tar util-linux iproute2 procps
 
 # The fuzz build (make fuzz, fuzz-smoke): clang with libFuzzer and the
 # sanitizer runtimes (libclang_rt.fuzzer, asan, ubsan).
@@ -45,7 +47,7 @@ FUZZ_HARNESSES := proto agent http
 FUZZ_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 .PHONY: all deps build build-asan build-fuzz vm run stop test test-unit test-jail test-agent test-e2e test-ts test-security bench soak \
-	test-faults test-py lint-openapi \
+	test-faults test-py test-vm lint-openapi \
 	test-templates-slow \
 	fuzz fuzz-smoke fuzz-run fuzz-regress clean
 
@@ -162,8 +164,8 @@ stop:
 
 # Unit tests run under ASan/UBSan; the jail and agent suites create real
 # namespaces, cgroups and seccomp filters; e2e runs the ASan daemon.
-test: build build-asan lint-openapi
-	$(MAKE) --no-print-directory test-unit test-jail test-agent test-e2e test-ts test-security fuzz-smoke
+test: build build-asan vm lint-openapi
+	$(MAKE) --no-print-directory test-unit test-jail test-agent test-e2e test-vm test-ts test-security fuzz-smoke
 
 # docs/openapi.yaml through a real OpenAPI linter (@redocly/cli, pinned in
 # tools/openapi/package-lock.json; npm ci reuses npm's cache when offline).
@@ -189,6 +191,14 @@ test-e2e:
 	  AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/e2e
+
+# The vm backend (tests/vm): the same API on QEMU microvms, under TCG here.
+test-vm: build build-asan vm
+	AIRLOCK_VM_DIR=$(CURDIR)/$(VM_DIR) AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \
+	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(ASAN)/airlock \
+	  AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/vm
 
 # Fault injection (tests/e2e/test_faults.py, src/daemon/faultinj.h): every N
 # until the fault stops firing, JSON allocations included; `make test-e2e`

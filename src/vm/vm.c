@@ -47,6 +47,8 @@ struct vm_state {
     enum vm_accel accel;        /* resolved: KVM or TCG; AUTO until the first create */
     int accel_error;            /* forced kvm that failed its probe: every create fails */
     char accel_why[256];
+    pthread_t prober;           /* decides the accelerator at start, off the request path */
+    bool prober_started;
     pthread_mutex_t lock;       /* the uid slots */
     unsigned next_slot;
     bool slot_used[VM_SLOTS];
@@ -78,6 +80,8 @@ static void vmm_last_words(struct backend_instance *in, char *buf, size_t len)
     char *last = strrchr(text, '\n');
     snprintf(buf, len, "%.300s", last ? last + 1 : text);
 }
+
+static void *prober_main(void *arg);
 
 static int path_in(char *buf, size_t len, const char *dir, const char *name, char *err, size_t errlen)
 {
@@ -138,6 +142,10 @@ static int vm_init(void **state, const struct backend_config *cfg, char *err, si
     }
     st->accel = st->want == VM_ACCEL_TCG ? VM_ACCEL_TCG : VM_ACCEL_AUTO;
     st->tsc_khz = vm_host_tsc_khz();
+    /* the KVM probe boots a guest: at start, so the first create finds the
+     * verdict made (or waits for it on accel_lock) */
+    if (st->accel == VM_ACCEL_AUTO)
+        st->prober_started = pthread_create(&st->prober, NULL, prober_main, st) == 0;
     log_info("vm: kernel %s, qemu %s, accel %s", st->files.kernel_version, VM_QEMU, vm_accel_name(st->want));
     *state = st;
     return 0;
@@ -354,6 +362,14 @@ static int resolve_accel(struct vm_state *st, bool *kvm, char *err, size_t errle
     return r;
 }
 
+static void *prober_main(void *arg)
+{
+    bool kvm;
+    char err[256];
+    (void)resolve_accel(arg, &kvm, err, sizeof(err));
+    return NULL;
+}
+
 static int vm_create(void *state, const struct sandbox_spec *spec, struct backend_instance **inst, int *agent_fd,
                      char *err, size_t errlen)
 {
@@ -389,6 +405,8 @@ static void vm_fini(void *state)
     struct vm_state *st = state;
     if (!st)
         return;
+    if (st->prober_started)
+        pthread_join(st->prober, NULL);
     vm_spawner_stop(st->spawner);
     cgroup_remove_parents(&st->cg);
     pthread_mutex_destroy(&st->lock);
