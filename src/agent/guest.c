@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/random.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
@@ -445,12 +446,64 @@ int guest_boot(struct agent *a)
         close(port);
     }
     a->ctl_fd = 3;
+    a->guest = true;
     a->memory_limit = gp.mem_bytes;
     a->root_path = "/";
     return 0;
 fail:
     kmsg(err);
     return r;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+void guest_sync(struct agent *a, uint32_t req_id, json_t *req)
+{
+    if (!a->guest) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "GUEST_SYNC is for vm guests only");
+        return;
+    }
+    const char *hex = json_string_value(json_object_get(req, "entropy"));
+    json_t *ns = json_object_get(req, "realtime_ns");
+    size_t n = hex ? strlen(hex) : 0;
+    if (!hex || n % 2 || n > 512 || !json_is_integer(ns) || json_integer_value(ns) <= 0) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "GUEST_SYNC needs entropy (hex, <= 256 bytes) and realtime_ns");
+        return;
+    }
+    struct {
+        struct rand_pool_info info;
+        unsigned char buf[256];
+    } pool = {0};
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            agent_send_error(a, req_id, PROTO_ERR_INVALID, "entropy is not lower-case hex");
+            return;
+        }
+        pool.buf[i] = (unsigned char)(hi << 4 | lo);
+    }
+    pool.info.buf_size = (int)(n / 2);
+    pool.info.entropy_count = (int)(n / 2 * 8);
+    /* credited entropy, then a reseed: the next getrandom draws from a key
+     * no other restore of the same snapshot has */
+    int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ioctl(fd, RNDADDENTROPY, &pool) < 0 || ioctl(fd, RNDRESEEDCRNG) < 0) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "reseed the guest's CRNG: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    close(fd);
+    json_int_t v = json_integer_value(ns);
+    struct timespec ts = {.tv_sec = (time_t)(v / 1000000000), .tv_nsec = (long)(v % 1000000000)};
+    if (clock_settime(CLOCK_REALTIME, &ts) < 0) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "set the guest's clock: %s", strerror(errno));
+        return;
+    }
+    agent_send_ok(a, req_id, NULL);
 }
 
 /* PID 1 must not return; a guest whose agent is done powers off (QEMU then

@@ -64,6 +64,7 @@ struct backend_config {
      * host.erofs) and --vm-accel (auto, kvm, tcg) */
     const char *vm_dir;
     const char *vm_accel;
+    bool vm_snapshots; /* start VMs from warm snapshots (false: every one boots cold) */
     /* at most this many sandboxes live at once (the warm pool included):
      * host-wide pools are checked against it at init */
     unsigned max_sandboxes;

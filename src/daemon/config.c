@@ -48,6 +48,8 @@ static void usage(FILE *f)
             "  --vm-accel auto|kvm|tcg\n"
             "                         auto boots one guest under KVM with a short deadline and\n"
             "                         falls back to TCG, saying why (default auto)\n"
+            "  --vm-no-snapshots      boot every VM cold instead of restoring it from its\n"
+            "                         shape's warm snapshot (docs/vm.md)\n"
             "\nState database (<state-dir>/airlock.db; docs/api.md, \"State and backups\"):\n"
             "  --init-state           an existing database that is empty or damaged is kept\n"
             "                         aside (airlock.db.bad-<time>) and a new one created;\n"
@@ -258,6 +260,7 @@ static const struct opt_def OPTS[] = {
     {"isolation", K_CUSTOM, 0, 0, 0, 0, parse_isolation},
     {"vm-dir", K_STR, F(vm_dir)},
     {"vm-accel", K_CUSTOM, 0, 0, 0, 0, parse_vm_accel},
+    {"vm-no-snapshots", K_FLAG, F(vm_no_snapshots)},
 };
 #define N_OPTS (sizeof(OPTS) / sizeof(OPTS[0]))
 #define OPT_BASE 256 /* getopt values: OPT_BASE + row; OPT_HELP after them */

@@ -47,6 +47,7 @@ struct config {
     int isolation;       /* enum isolation (backend.h) */
     char *vm_dir;        /* kernel/, initramfs.cpio, host.erofs (default: vm/ next to airlockd) */
     char *vm_accel;      /* auto, kvm or tcg */
+    bool vm_no_snapshots; /* every VM boots cold */
     /* the state database (store.c) */
     bool init_state;          /* set a damaged or empty database aside, start anew */
     bool check_integrity;     /* full integrity_check and audit chain at start */

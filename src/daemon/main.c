@@ -219,6 +219,7 @@ static int start_backend(struct daemon *d, const char *scope)
         .max_sandboxes = d->cfg.max_sandboxes + d->cfg.pool_max,
         .vm_dir = d->cfg.vm_dir,
         .vm_accel = d->cfg.vm_accel,
+        .vm_snapshots = !d->cfg.vm_no_snapshots,
     };
     int r = d->backend->init(&d->backend_state, &bcfg, berr, sizeof(berr));
     if (r < 0) {

@@ -83,6 +83,19 @@ int vm_qemu_argv(const struct vm_qemu_opts *o, char ***out)
     add(b, "%u", o->vcpus ? o->vcpus : 1);
     add(b, "-m");
     add(b, "%uM", o->memory_mb);
+    if (o->ram != VM_RAM_ANON) {
+        /* a snapshot's RAM: shared while it is taken, a private mapping
+         * (copy-on-write) of the sealed memfd in every restore (snapshot.c) */
+        add(b, "-object");
+        add(b, "memory-backend-file,id=ram0,size=%uM,mem-path=/proc/self/fd/%d,share=%s", o->memory_mb, VM_FD_RAM,
+            o->ram == VM_RAM_SHARED ? "on" : "off");
+        add(b, "-machine");
+        add(b, "memory-backend=ram0");
+    }
+    if (o->incoming) {
+        add(b, "-incoming");
+        add(b, "defer");
+    }
     add(b, "-nodefaults");
     add(b, "-no-user-config");
     add(b, "-display");

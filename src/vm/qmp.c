@@ -14,8 +14,10 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -144,4 +146,43 @@ int qmp_handshake(int fd, unsigned timeout_ms, char *err, size_t errlen)
     if (!ok)
         return jail_err(err, errlen, -EPROTO, "qmp: no greeting");
     return qmp_command(fd, "qmp_capabilities", NULL, timeout_ms, NULL, err, errlen);
+}
+
+int qmp_send_fd(int fd, const char *name, int passed, unsigned timeout_ms, char *err, size_t errlen)
+{
+    uint64_t deadline = now_mono_ms() + timeout_ms;
+    json_t *msg = json_pack("{s:s,s:{s:s}}", "execute", "getfd", "arguments", "fdname", name);
+    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    json_decref(msg);
+    if (!text)
+        return jail_err(err, errlen, -ENOMEM, "qmp getfd");
+    size_t len = strlen(text);
+    text[len] = '\n'; /* json_dumps left room: its NUL becomes the line's end */
+    struct iovec iov = {.iov_base = text, .iov_len = len + 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof(u));
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &passed, sizeof(int));
+    ssize_t n;
+    while ((n = sendmsg(fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    int r = n < 0 ? -errno : (size_t)n != len + 1 ? -EIO : 0;
+    free(text);
+    if (r < 0)
+        return jail_err(err, errlen, r, "qmp getfd: sendmsg");
+    json_t *reply = NULL;
+    if ((r = read_reply(fd, deadline, &reply, err, errlen)) < 0)
+        return r;
+    json_t *e = json_object_get(reply, "error");
+    if (e)
+        r = jail_err(err, errlen, -EREMOTEIO, "qmp getfd: %s", json_string_value(json_object_get(e, "desc")));
+    json_decref(reply);
+    return r;
 }

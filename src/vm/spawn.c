@@ -128,14 +128,14 @@ static void build_root(const struct child_args *a)
         fail(a, "chdir", "/", errno);
 }
 
-/* The request's fds to 3..7, everything else closed. Two passes, so a
+/* The request's fds to 3..8, everything else closed. Two passes, so a
  * source already sitting on a target number is not overwritten. */
 static void place_fds(const struct child_args *a, int *err_wr)
 {
     int moved[VM_NFDS];
     for (int i = 0; i < VM_NFDS; i++) {
-        moved[i] = fcntl(a->req->fds[i], F_DUPFD_CLOEXEC, 64);
-        if (moved[i] < 0)
+        moved[i] = a->req->fds[i] < 0 ? -1 : fcntl(a->req->fds[i], F_DUPFD_CLOEXEC, 64);
+        if (a->req->fds[i] >= 0 && moved[i] < 0)
             fail(a, "fcntl F_DUPFD_CLOEXEC", "", errno);
     }
     int e = fcntl(*err_wr, F_DUPFD_CLOEXEC, 64 + VM_NFDS);
@@ -148,9 +148,12 @@ static void place_fds(const struct child_args *a, int *err_wr)
         fail(a, "open", "/dev/null", errno);
     if (a->req->stderr_fd >= 0 && (dup2(a->req->stderr_fd, 1) < 0 || dup2(a->req->stderr_fd, 2) < 0))
         fail(a, "dup2", "stderr", errno);
-    for (int i = 0; i < VM_NFDS; i++)
-        if (dup2(moved[i], VM_FD_AGENT + i) < 0) /* dup2 clears CLOEXEC: these survive exec */
+    for (int i = 0; i < VM_NFDS; i++) {
+        if (moved[i] < 0)
+            (void)close(VM_FD_AGENT + i); /* a daemon fd that happened to sit there */
+        else if (dup2(moved[i], VM_FD_AGENT + i) < 0) /* dup2 clears CLOEXEC: these survive exec */
             fail(a, "dup2", "", errno);
+    }
     /* the moved copies and everything else are CLOEXEC from here */
     if (syscall(SYS_close_range, (unsigned)(VM_FD_AGENT + VM_NFDS), ~0U, CLOSE_RANGE_CLOEXEC) < 0)
         fail(a, "close_range", "", errno);

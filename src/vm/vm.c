@@ -32,12 +32,15 @@
 #include "log.h"
 #include "proto.h"
 #include "util.h"
+#include "warmup.h"
 
 #define QMP_TIMEOUT_MS 5000
 #define KVM_PROBE_MS 8000 /* a KVM guest boots to its agent in well under a second */
 
 struct vm_state {
     struct vm_files files;
+    const char *warmup;           /* the host template's (backend_config), NULL: default_warmup */
+    struct vm_snapshots *snaps;   /* NULL: every create boots cold (--vm-snapshots off) */
     enum vm_accel want;
     struct cgroup_ctx cg;
     struct vm_spawner *spawner;
@@ -134,6 +137,9 @@ static int vm_init(void **state, const struct backend_config *cfg, char *err, si
     }
     if (r == 0)
         r = vm_spawner_start(&st->spawner, err, errlen);
+    if (r == 0 && cfg->vm_snapshots && (r = vm_snapshots_new(&st->snaps)) < 0)
+        jail_err(err, errlen, r, "vm snapshot cache");
+    st->warmup = cfg->warmup;
     if (r < 0) {
         pthread_mutex_destroy(&st->lock);
         pthread_mutex_destroy(&st->accel_lock);
@@ -177,7 +183,19 @@ static void slot_free(struct vm_state *st, int slot)
     pthread_mutex_unlock(&st->lock);
 }
 
-static void instance_free(struct vm_state *st, struct backend_instance *in)
+struct vm_state *vm_state_of(void *state) { return state; }
+struct vm_snapshots *vm_snapshot_cache(struct vm_state *st) { return st->snaps; }
+int vm_instance_qmp(const struct backend_instance *in) { return in->qmp_fd; }
+const char *vm_host_image(struct vm_state *st) { return st->files.host_image; }
+
+const char *vm_warmup_of(struct vm_state *st, const struct sandbox_spec *spec)
+{
+    if (spec->tmpl && spec->tmpl->rootfs)
+        return spec->tmpl->warmup && spec->tmpl->warmup[0] ? spec->tmpl->warmup : NULL;
+    return st->warmup ? st->warmup : default_warmup;
+}
+
+void vm_instance_free(struct vm_state *st, struct backend_instance *in)
 {
     if (in->pidfd >= 0) {
         (void)syscall(SYS_pidfd_send_signal, in->pidfd, SIGKILL, NULL, 0);
@@ -194,9 +212,8 @@ static void instance_free(struct vm_state *st, struct backend_instance *in)
     free(in);
 }
 
-/* Start one VMM for spec on the given accelerator. */
-static int start_vm(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, struct backend_instance **out,
-                    int *agent_fd, char *err, size_t errlen)
+int vm_start(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, enum vm_ram ram, int ram_fd,
+             struct backend_instance **out, int *agent_fd, char *err, size_t errlen)
 {
     const char *image = spec->tmpl && spec->tmpl->image ? spec->tmpl->image : st->files.host_image;
     struct backend_instance *in = calloc(1, sizeof(*in));
@@ -243,6 +260,8 @@ static int start_vm(struct vm_state *st, const struct sandbox_spec *spec, bool k
         .scratch_bytes = spec->tmpfs_bytes,
         .tsc_khz = kvm ? 0 : st->tsc_khz,
         .hostname = spec->hostname,
+        .ram = ram,
+        .incoming = ram == VM_RAM_PRIVATE,
     };
     if ((r = vm_qemu_argv(&qo, &argv)) < 0) {
         jail_err(err, errlen, r, "qemu command line");
@@ -250,7 +269,7 @@ static int start_vm(struct vm_state *st, const struct sandbox_spec *spec, bool k
     }
     struct vm_spawn_req req = {
         .argv = argv,
-        .fds = {agent[1], qmp[1], kfd, ifd, imgfd},
+        .fds = {agent[1], qmp[1], kfd, ifd, imgfd, ram == VM_RAM_ANON ? -1 : ram_fd},
         .uid = VM_UID_BASE + (unsigned)in->slot,
         .kvm = kvm,
         .kvm_rdev = kvm_st.st_rdev,
@@ -284,8 +303,40 @@ static int start_vm(struct vm_state *st, const struct sandbox_spec *spec, bool k
 fail:
     free(argv);
     close_fd(&agent[0]), close_fd(&agent[1]), close_fd(&qmp[0]), close_fd(&qmp[1]), close_fd(&errp[1]);
-    instance_free(st, in);
+    vm_instance_free(st, in);
     return r;
+}
+
+int vm_guest_call(int fd, uint8_t type, uint32_t id, const char *json, unsigned timeout_ms, uint8_t *rtype,
+                  json_t **reply, char *err, size_t errlen)
+{
+    uint64_t deadline = now_mono_ms() + timeout_ms;
+    int r = proto_send(fd, type, 0, id, json, strlen(json));
+    if (r < 0)
+        return jail_err(err, errlen, r, "send to the guest's agent");
+    for (;;) {
+        uint64_t now = now_mono_ms();
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int pr = now < deadline ? poll(&p, 1, (int)(deadline - now)) : 0;
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            return jail_err(err, errlen, -ETIMEDOUT, "the guest's agent did not answer within %u ms", timeout_ms);
+        struct proto_hdr h;
+        uint8_t *payload = NULL;
+        if ((r = proto_recv(fd, &h, &payload)) < 0)
+            return jail_err(err, errlen, r, "the guest's agent stream");
+        bool last = h.req_id == id && (h.type == PROTO_OK || h.type == PROTO_ERROR || (h.flags & PROTO_F_END));
+        if (last) {
+            if (rtype)
+                *rtype = h.type;
+            if (reply)
+                *reply = json_loadb((const char *)payload, h.len, 0, NULL);
+        }
+        free(payload);
+        if (last)
+            return 0;
+    }
 }
 
 /* HELLO answered within KVM_PROBE_MS: this host's KVM runs our guest. */
@@ -299,36 +350,17 @@ static int probe_kvm(struct vm_state *st, char *why, size_t whylen)
     memcpy(spec.id, "sb_kvmprobe", 12);
     struct backend_instance *in = NULL;
     int fd = -1;
-    int r = start_vm(st, &spec, true, &in, &fd, why, whylen);
+    int r = vm_start(st, &spec, true, VM_RAM_ANON, -1, &in, &fd, why, whylen);
     if (r < 0)
         return r;
-    uint64_t deadline = now_mono_ms() + KVM_PROBE_MS;
-    static const char hello[] = "{\"version\":1}";
-    r = proto_send(fd, PROTO_HELLO, 0, 1, hello, sizeof(hello) - 1);
-    while (r == 0) {
-        uint64_t now = now_mono_ms();
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int pr = now < deadline ? poll(&p, 1, (int)(deadline - now)) : 0;
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr <= 0) {
-            r = jail_err(why, whylen, -ETIMEDOUT, "a KVM guest did not reach its agent within %d ms",
-                         KVM_PROBE_MS);
-            break;
-        }
-        struct proto_hdr h;
-        uint8_t *payload = NULL;
-        r = proto_recv(fd, &h, &payload);
-        free(payload);
-        if (r < 0) {
-            jail_err(why, whylen, r, "the KVM guest's agent stream");
-            break;
-        }
-        if (h.type == PROTO_OK && h.req_id == 1)
-            break; /* r == 0 */
-    }
+    uint8_t type = 0;
+    r = vm_guest_call(fd, PROTO_HELLO, 1, "{\"version\":1}", KVM_PROBE_MS, &type, NULL, why, whylen);
+    if (r == -ETIMEDOUT)
+        jail_err(why, whylen, r, "a KVM guest did not reach its agent within %d ms", KVM_PROBE_MS);
+    else if (r == 0 && type != PROTO_OK)
+        r = jail_err(why, whylen, -EPROTO, "the KVM guest's agent refused HELLO");
     close(fd);
-    instance_free(st, in);
+    vm_instance_free(st, in);
     return r;
 }
 
@@ -378,13 +410,15 @@ static int vm_create(void *state, const struct sandbox_spec *spec, struct backen
     int r = resolve_accel(st, &kvm, err, errlen);
     if (r < 0)
         return r;
-    return start_vm(st, spec, kvm, inst, agent_fd, err, errlen);
+    if (!st->snaps)
+        return vm_start(st, spec, kvm, VM_RAM_ANON, -1, inst, agent_fd, err, errlen);
+    return vm_snapshot_restore(st, spec, kvm, inst, agent_fd, err, errlen);
 }
 
 static int vm_destroy(void *state, struct backend_instance *in)
 {
     if (in)
-        instance_free(state, in);
+        vm_instance_free(state, in);
     return 0;
 }
 
@@ -408,6 +442,7 @@ static void vm_fini(void *state)
     if (st->prober_started)
         pthread_join(st->prober, NULL);
     vm_spawner_stop(st->spawner);
+    vm_snapshots_free(st->snaps);
     cgroup_remove_parents(&st->cg);
     pthread_mutex_destroy(&st->lock);
     pthread_mutex_destroy(&st->accel_lock);

@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "backend.h"
 #include "jail_shared.h" /* cgroups, child reports: the VMM is jailed by the jail's code */
 
@@ -39,7 +41,15 @@ enum vm_fd {
     VM_FD_KERNEL = 5, /* -kernel /proc/self/fd/5 */
     VM_FD_INITRD = 6, /* -initrd /proc/self/fd/6 */
     VM_FD_IMAGE = 7,  /* -add-fd: the root image, read-only */
-    VM_NFDS = 5,
+    VM_FD_RAM = 8,    /* a snapshot's guest RAM (memfd), or closed */
+    VM_NFDS = 6,
+};
+
+/* Where guest RAM lives (snapshot.c says why). */
+enum vm_ram {
+    VM_RAM_ANON,    /* QEMU's private anonymous memory: a cold boot */
+    VM_RAM_SHARED,  /* the snapshot's memfd, shared: the VM a snapshot is taken of */
+    VM_RAM_PRIVATE, /* the snapshot's sealed memfd mapped copy-on-write: a restore */
 };
 
 enum vm_accel { VM_ACCEL_AUTO, VM_ACCEL_KVM, VM_ACCEL_TCG };
@@ -55,7 +65,7 @@ struct vm_files {
  * clone: the child only makes system calls. */
 struct vm_spawn_req {
     char *const *argv;
-    int fds[VM_NFDS];   /* become 3..7; the caller keeps ownership */
+    int fds[VM_NFDS];   /* become 3..8 (-1: left closed); the caller keeps ownership */
     uid_t uid;          /* the VMM's host uid and gid */
     bool kvm;           /* a /dev/kvm node of its own is in its /dev */
     dev_t kvm_rdev;     /* the host's /dev/kvm device number */
@@ -82,6 +92,8 @@ struct vm_qemu_opts {
     uint64_t scratch_bytes;
     unsigned tsc_khz; /* 0: not given (KVM) */
     const char *hostname;
+    enum vm_ram ram;
+    bool incoming; /* -incoming defer: the state comes by QMP (a restore) */
 };
 /* A NULL-terminated argv in one allocation (free it with free()). */
 int vm_qemu_argv(const struct vm_qemu_opts *o, char ***argv);
@@ -92,12 +104,38 @@ const char *vm_accel_name(enum vm_accel a);
 /* The host TSC frequency in kHz (the guest's tsc_early_khz under TCG), 0 if unknown. */
 unsigned vm_host_tsc_khz(void);
 
+/* snapshot.c: a warm snapshot per (template image, memory, vCPUs, accel). */
+struct vm_state;
+struct vm_snapshots; /* the cache */
+int vm_snapshots_new(struct vm_snapshots **out);
+void vm_snapshots_free(struct vm_snapshots *c);
+/* A sandbox from spec's snapshot: restored, reseeded, its clock set. */
+int vm_snapshot_restore(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, struct backend_instance **out,
+                        int *agent_fd, char *err, size_t errlen);
+
+/* vm.c, for snapshot.c */
+struct vm_state *vm_state_of(void *state);
+struct vm_snapshots *vm_snapshot_cache(struct vm_state *st);
+const char *vm_host_image(struct vm_state *st);
+const char *vm_warmup_of(struct vm_state *st, const struct sandbox_spec *spec);
+/* Start one VMM: a cold boot (ram VM_RAM_ANON), the VM a snapshot is taken
+ * of (VM_RAM_SHARED, ram_fd its memfd) or a restore (VM_RAM_PRIVATE). */
+int vm_start(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, enum vm_ram ram, int ram_fd,
+             struct backend_instance **out, int *agent_fd, char *err, size_t errlen);
+void vm_instance_free(struct vm_state *st, struct backend_instance *in);
+int vm_instance_qmp(const struct backend_instance *in);
+/* One request to the guest's agent on fd with a deadline: *reply gets the
+ * final frame's JSON (OK, RESULT or ERROR: *type says which). */
+int vm_guest_call(int fd, uint8_t type, uint32_t id, const char *json, unsigned timeout_ms, uint8_t *rtype,
+                  json_t **reply, char *err, size_t errlen);
+
 /* qmp.c: one QMP session on a connected stream fd. */
 int qmp_handshake(int fd, unsigned timeout_ms, char *err, size_t errlen);
 /* Run a command; *ret (may be NULL) gets its "return" value (a new
  * reference). Events that arrive first are skipped. */
-struct json_t;
-int qmp_command(int fd, const char *cmd, struct json_t *args, unsigned timeout_ms, struct json_t **ret, char *err,
+int qmp_command(int fd, const char *cmd, json_t *args, unsigned timeout_ms, json_t **ret, char *err,
                 size_t errlen);
+/* getfd: hand QEMU a descriptor under a name (SCM_RIGHTS), for "fd:NAME" URIs. */
+int qmp_send_fd(int fd, const char *name, int passed, unsigned timeout_ms, char *err, size_t errlen);
 
 #endif

@@ -1,8 +1,8 @@
 """The vm backend end to end: the same API, SDK and agent, every sandbox a QEMU
 microvm with its own kernel and no network device (docs/vm.md).
 
-Under TCG here a VM boots in ~2 s and its first Python call starts the REPL
-(~1.5 s); the suite takes about a minute and a half.
+Under TCG here the first VM of a shape pays its snapshot (~17 s: boot, then
+numpy and pandas imported); every later one is restored from it in ~0.2 s.
 """
 
 import csv
@@ -152,7 +152,8 @@ def test_the_vmm_is_jailed(vmd, vm):
     assert sorted(os.listdir("/proc/%d/root" % p)) == ["bin", "dev", "lib", "lib64", "proc", "sbin", "usr"]
     assert sorted(os.listdir("/proc/%d/root/dev" % p)) == ["null", "urandom", "zero"]
     # its network namespace is empty: only lo
-    assert sorted(open("/proc/%d/net/dev" % p).read().split()[::1]).count("lo:") == 1
+    ifaces = [l.split(":")[0].strip() for l in open("/proc/%d/net/dev" % p).read().splitlines()[2:]]
+    assert ifaces == ["lo"], ifaces
     # its cgroup caps memory (guest RAM + overhead) and has no swap
     cg = [g for g in vm_cgroups(vmd) if "/memory/" in g]
     assert cg, vm_cgroups(vmd)
@@ -163,7 +164,7 @@ def test_the_vmm_is_jailed(vmd, vm):
 
 
 def test_a_vmm_killed_from_the_host_is_a_clear_error_and_others_live(vmd, vm):
-    victim = vmd.sandbox(isolation="vm", memory_mb=256)
+    victim = vmd.sandbox(isolation="vm", memory_mb=512)
     assert victim.run_code("1+1").text == "2"
     before = set(qemu_pids(vmd))
     # the newest QEMU is the victim's
@@ -178,7 +179,8 @@ def test_a_vmm_killed_from_the_host_is_a_clear_error_and_others_live(vmd, vm):
 
 
 def test_kill9_of_the_daemon_leaves_no_vmm_behind(tmp_path):
-    d = vm_daemon(tmp_path / "k9").start()
+    # cold boots (no snapshot to take first): the crash path of both kinds is the same VMM
+    d = vm_daemon(tmp_path / "k9", "--vm-no-snapshots").start()
     try:
         sbs = [d.sandbox(isolation="vm", memory_mb=256) for _ in range(3)]
         assert all(s.run_code("print(7)").stdout == "7\n" for s in sbs)
