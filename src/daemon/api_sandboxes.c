@@ -178,6 +178,11 @@ void api_healthz(struct http_req *req)
     if (json_array_size(reasons))
         json_object_set(j, "reasons", reasons);
     json_decref(reasons);
+    /* which backends a create may name, and why one is missing */
+    json_object_set_new(j, "isolation",
+                        json_pack("{s:s,s:[s,s*],s:s*}", "default", d->cfg.isolation == ISO_VM ? "vm" : "jail",
+                                  "available", "jail", d->vm_backend ? "vm" : NULL, "vm_unavailable",
+                                  d->vm_backend ? NULL : d->vm_error));
     const char *full = http_query(req, "full");
     if (full && strcmp(full, "0") != 0) {
         json_object_set_new(j, "store", store);
