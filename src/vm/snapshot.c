@@ -274,7 +274,7 @@ out:
 static int snap_get(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, const char *key,
                     struct vm_snapshot **out, char *err, size_t errlen)
 {
-    struct vm_snapshots *c = vm_snapshot_cache(st);
+    struct vm_snapshots *c = st->snaps;
     pthread_mutex_lock(&c->lock);
     for (;;) {
         struct vm_snapshot *s = NULL;
@@ -369,7 +369,7 @@ static int resync(int afd, char *err, size_t errlen)
  * next get takes it again. Releases the caller's reference. */
 static void snap_settle(struct vm_state *st, struct vm_snapshot *s, int r, bool *bad)
 {
-    struct vm_snapshots *c = vm_snapshot_cache(st);
+    struct vm_snapshots *c = st->snaps;
     pthread_mutex_lock(&c->lock);
     *bad = false;
     if (r == 0) {
@@ -388,7 +388,7 @@ static int restore_once(struct vm_state *st, const struct sandbox_spec *spec, bo
 {
     const char *image = spec->tmpl && spec->tmpl->image ? spec->tmpl->image : NULL;
     char key[512];
-    int r = snap_key(st, spec, kvm, image ? image : vm_host_image(st), key, sizeof(key));
+    int r = snap_key(st, spec, kvm, image ? image : st->files.host_image, key, sizeof(key));
     if (r < 0)
         return jail_err(err, errlen, r, "stat the root image");
     struct vm_snapshot *s = NULL;

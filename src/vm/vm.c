@@ -1,10 +1,10 @@
-/* vm.c - the vm backend: one QEMU microvm per sandbox (docs/vm.md).
+/* vm.c - the vm backend's ops: one QEMU microvm per sandbox (docs/vm.md).
  *
- * create: open the guest's kernel, initramfs and the template's root image,
- * make the two socket pairs (agent stream, QMP), build the command line
- * (qemu.c), start the jailed VMM (spawn.c) and greet its monitor. The
- * daemon's end of the agent pair is the sandbox's protocol stream; the
- * guest's agent (src/agent/guest.c) answers on it once it has booted.
+ * init finds the guest's files, makes the VMMs' cgroup parent (killing what a
+ * dead daemon left in it), starts the spawner and the KVM probe. create
+ * restores the sandbox's shape from its warm snapshot (snapshot.c), or boots
+ * it cold (vmm.c) with --vm-no-snapshots; either way the daemon gets the
+ * agent stream of a guest whose agent (src/agent/guest.c) is ready.
  *
  * What the guest runs from (vm/ at build time, `make vm`):
  *   <vm-dir>/kernel/vmlinuz     Debian's cloud kernel (vm/fetch-kernel.sh)
@@ -15,16 +15,9 @@
 #include "vm.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -34,55 +27,7 @@
 #include "util.h"
 #include "warmup.h"
 
-#define QMP_TIMEOUT_MS 5000
 #define KVM_PROBE_MS 8000 /* a KVM guest boots to its agent in well under a second */
-
-struct vm_state {
-    struct vm_files files;
-    const char *warmup;           /* the host template's (backend_config), NULL: default_warmup */
-    struct vm_snapshots *snaps;   /* NULL: every create boots cold (--vm-snapshots off) */
-    enum vm_accel want;
-    struct cgroup_ctx cg;
-    struct vm_spawner *spawner;
-    unsigned tsc_khz;
-
-    pthread_mutex_t accel_lock; /* the three below; held across the probe */
-    enum vm_accel accel;        /* resolved: KVM or TCG; AUTO until the first create */
-    int accel_error;            /* forced kvm that failed its probe: every create fails */
-    char accel_why[256];
-    pthread_t prober;           /* decides the accelerator at start, off the request path */
-    bool prober_started;
-    pthread_mutex_t lock;       /* the uid slots */
-    unsigned next_slot;
-    bool slot_used[VM_SLOTS];
-};
-
-struct backend_instance {
-    char id[SANDBOX_ID_LEN + 1];
-    struct cgroup_ctx cg;
-    pid_t pid;
-    int pidfd;
-    int qmp_fd;
-    int stderr_fd; /* read end of the VMM's stdout/stderr: why it failed to start */
-    int slot;
-};
-
-/* What a VMM said before it failed: its last line, for the error message. */
-static void vmm_last_words(struct backend_instance *in, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    if (in->stderr_fd < 0)
-        return;
-    char text[4096];
-    ssize_t n = read(in->stderr_fd, text, sizeof(text) - 1);
-    if (n <= 0)
-        return;
-    text[n] = '\0';
-    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
-        text[--n] = '\0';
-    char *last = strrchr(text, '\n');
-    snprintf(buf, len, "%.300s", last ? last + 1 : text);
-}
 
 static void *prober_main(void *arg);
 
@@ -155,188 +100,6 @@ static int vm_init(void **state, const struct backend_config *cfg, char *err, si
     log_info("vm: kernel %s, qemu %s, accel %s", st->files.kernel_version, VM_QEMU, vm_accel_name(st->want));
     *state = st;
     return 0;
-}
-
-static int slot_alloc(struct vm_state *st)
-{
-    pthread_mutex_lock(&st->lock);
-    int slot = -ENOSPC;
-    for (unsigned i = 0; i < VM_SLOTS; i++) {
-        unsigned s = (st->next_slot + i) % VM_SLOTS;
-        if (!st->slot_used[s]) {
-            st->slot_used[s] = true;
-            st->next_slot = (s + 1) % VM_SLOTS;
-            slot = (int)s;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&st->lock);
-    return slot;
-}
-
-static void slot_free(struct vm_state *st, int slot)
-{
-    if (slot < 0)
-        return;
-    pthread_mutex_lock(&st->lock);
-    st->slot_used[slot] = false;
-    pthread_mutex_unlock(&st->lock);
-}
-
-struct vm_state *vm_state_of(void *state) { return state; }
-struct vm_snapshots *vm_snapshot_cache(struct vm_state *st) { return st->snaps; }
-int vm_instance_qmp(const struct backend_instance *in) { return in->qmp_fd; }
-const char *vm_host_image(struct vm_state *st) { return st->files.host_image; }
-
-const char *vm_warmup_of(struct vm_state *st, const struct sandbox_spec *spec)
-{
-    if (spec->tmpl && spec->tmpl->rootfs)
-        return spec->tmpl->warmup && spec->tmpl->warmup[0] ? spec->tmpl->warmup : NULL;
-    return st->warmup ? st->warmup : default_warmup;
-}
-
-void vm_instance_free(struct vm_state *st, struct backend_instance *in)
-{
-    if (in->pidfd >= 0) {
-        (void)syscall(SYS_pidfd_send_signal, in->pidfd, SIGKILL, NULL, 0);
-        while (waitpid(in->pid, NULL, __WALL) < 0 && errno == EINTR)
-            ;
-        close(in->pidfd);
-    }
-    if (in->qmp_fd >= 0)
-        close(in->qmp_fd);
-    if (in->stderr_fd >= 0)
-        close(in->stderr_fd);
-    (void)cgroup_destroy(&in->cg, in->id);
-    slot_free(st, in->slot);
-    free(in);
-}
-
-int vm_start(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, enum vm_ram ram, int ram_fd,
-             struct backend_instance **out, int *agent_fd, char *err, size_t errlen)
-{
-    const char *image = spec->tmpl && spec->tmpl->image ? spec->tmpl->image : st->files.host_image;
-    struct backend_instance *in = calloc(1, sizeof(*in));
-    if (!in)
-        return jail_err(err, errlen, -ENOMEM, "vm instance");
-    memcpy(in->id, spec->id, sizeof(in->id));
-    in->cg = st->cg;
-    in->pidfd = in->qmp_fd = in->stderr_fd = -1;
-    in->slot = slot_alloc(st);
-    int r = 0;
-    cleanup_fd int kfd = -1, ifd = -1, imgfd = -1;
-    int agent[2] = {-1, -1}, qmp[2] = {-1, -1}, errp[2] = {-1, -1};
-    struct stat kvm_st = {0};
-    char **argv = NULL;
-    if (in->slot < 0) {
-        r = jail_err(err, errlen, -ENOSPC, "vm: all %d VMM uids are in use", VM_SLOTS);
-        goto fail;
-    }
-    if ((kfd = open(st->files.kernel, O_RDONLY | O_CLOEXEC)) < 0 ||
-        (ifd = open(st->files.initrd, O_RDONLY | O_CLOEXEC)) < 0) {
-        r = jail_err(err, errlen, -errno, "open the guest kernel or initramfs");
-        goto fail;
-    }
-    if ((imgfd = open(image, O_RDONLY | O_CLOEXEC)) < 0) {
-        r = jail_err(err, errlen, -errno, "open the root image %s", image);
-        goto fail;
-    }
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0 ||
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) < 0 ||
-        pipe2(errp, O_CLOEXEC | O_NONBLOCK) < 0) {
-        r = jail_err(err, errlen, -errno, "socketpair");
-        goto fail;
-    }
-    in->stderr_fd = steal_fd(&errp[0]);
-    if (kvm && stat("/dev/kvm", &kvm_st) < 0) {
-        r = jail_err(err, errlen, -errno, "stat /dev/kvm");
-        goto fail;
-    }
-    unsigned vcpus = (spec->cpu_millis + 999) / 1000;
-    struct vm_qemu_opts qo = {
-        .kvm = kvm,
-        .vcpus = vcpus ? vcpus : 1,
-        .memory_mb = (unsigned)(spec->memory_bytes >> 20),
-        .scratch_bytes = spec->tmpfs_bytes,
-        .tsc_khz = kvm ? 0 : st->tsc_khz,
-        .hostname = spec->hostname,
-        .ram = ram,
-        .incoming = ram == VM_RAM_PRIVATE,
-    };
-    if ((r = vm_qemu_argv(&qo, &argv)) < 0) {
-        jail_err(err, errlen, r, "qemu command line");
-        goto fail;
-    }
-    struct vm_spawn_req req = {
-        .argv = argv,
-        .fds = {agent[1], qmp[1], kfd, ifd, imgfd, ram == VM_RAM_ANON ? -1 : ram_fd},
-        .uid = VM_UID_BASE + (unsigned)in->slot,
-        .kvm = kvm,
-        .kvm_rdev = kvm_st.st_rdev,
-        .stderr_fd = errp[1],
-        .cg = &st->cg,
-        .cg_id = in->id,
-        .lim = {.memory_bytes = spec->memory_bytes + VM_OVERHEAD_BYTES + ((uint64_t)VM_TCG_TB_MB << 20),
-                .cpu_millis = spec->cpu_millis,
-                .pids_max = 64 + 4 * qo.vcpus},
-    };
-    if ((r = vm_spawn(st->spawner, &req, err, errlen)) < 0)
-        goto fail;
-    in->pid = req.pid;
-    in->pidfd = req.pidfd;
-    close_fd(&agent[1]);
-    close_fd(&qmp[1]);
-    close_fd(&errp[1]);
-    in->qmp_fd = steal_fd(&qmp[0]);
-    if ((r = qmp_handshake(in->qmp_fd, QMP_TIMEOUT_MS, err, errlen)) < 0) {
-        char said[512];
-        vmm_last_words(in, said, sizeof(said));
-        if (said[0])
-            snprintf(err, errlen, "the VMM failed to start: %s", said);
-        goto fail;
-    }
-    /* the daemon's reader blocks on it (backend.h) */
-    *agent_fd = steal_fd(&agent[0]);
-    *out = in;
-    free(argv);
-    return 0;
-fail:
-    free(argv);
-    close_fd(&agent[0]), close_fd(&agent[1]), close_fd(&qmp[0]), close_fd(&qmp[1]), close_fd(&errp[1]);
-    vm_instance_free(st, in);
-    return r;
-}
-
-int vm_guest_call(int fd, uint8_t type, uint32_t id, const char *json, unsigned timeout_ms, uint8_t *rtype,
-                  json_t **reply, char *err, size_t errlen)
-{
-    uint64_t deadline = now_mono_ms() + timeout_ms;
-    int r = proto_send(fd, type, 0, id, json, strlen(json));
-    if (r < 0)
-        return jail_err(err, errlen, r, "send to the guest's agent");
-    for (;;) {
-        uint64_t now = now_mono_ms();
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int pr = now < deadline ? poll(&p, 1, (int)(deadline - now)) : 0;
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr <= 0)
-            return jail_err(err, errlen, -ETIMEDOUT, "the guest's agent did not answer within %u ms", timeout_ms);
-        struct proto_hdr h;
-        uint8_t *payload = NULL;
-        if ((r = proto_recv(fd, &h, &payload)) < 0)
-            return jail_err(err, errlen, r, "the guest's agent stream");
-        bool last = h.req_id == id && (h.type == PROTO_OK || h.type == PROTO_ERROR || (h.flags & PROTO_F_END));
-        if (last) {
-            if (rtype)
-                *rtype = h.type;
-            if (reply)
-                *reply = json_loadb((const char *)payload, h.len, 0, NULL);
-        }
-        free(payload);
-        if (last)
-            return 0;
-    }
 }
 
 /* HELLO answered within KVM_PROBE_MS: this host's KVM runs our guest. */
@@ -424,15 +187,15 @@ static int vm_destroy(void *state, struct backend_instance *in)
 
 static int vm_oom_kills(struct backend_instance *in, uint64_t *count)
 {
-    return cgroup_oom_kills(&in->cg, in->id, count);
+    return cgroup_oom_kills(vm_instance_cgroup(in), vm_instance_id(in), count);
 }
 
 static int vm_memory_usage(struct backend_instance *in, uint64_t *bytes)
 {
-    return cgroup_memory_usage(&in->cg, in->id, bytes);
+    return cgroup_memory_usage(vm_instance_cgroup(in), vm_instance_id(in), bytes);
 }
 
-static pid_t vm_agent_pid(struct backend_instance *in) { return in->pid; }
+static pid_t vm_agent_pid(struct backend_instance *in) { return vm_instance_pid(in); }
 
 static void vm_fini(void *state)
 {

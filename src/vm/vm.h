@@ -1,12 +1,14 @@
 /* vm.h - internals of the vm backend (docs/vm.md): every sandbox in its own
  * QEMU microvm, the same agent as PID 1 of the guest.
  *
- *   vm.c      the backend ops: init, create, destroy, counters
+ *   vm.c      the backend ops: init, create, destroy, counters; the KVM probe
+ *   vmm.c     one VMM: started, greeted over QMP, talked to, killed
+ *   snapshot.c  warm snapshots and restores from them
  *   qemu.c    the QEMU command line of one sandbox (pure: tested alone)
  *   spawn.c   the jailed VMM: a child in new namespaces with a tmpfs root,
  *             an unprivileged uid, no capabilities, its own cgroup, killed
  *             with the daemon; started from one long-lived thread
- *   accel.c   --vm-accel auto|kvm|tcg: the KVM probe
+ *   accel.c   --vm-accel parsing, the host TSC rate
  *   qmp.c     the QMP client (jansson) on each VMM's monitor socket
  */
 #ifndef AIRLOCK_VM_H
@@ -104,19 +106,38 @@ const char *vm_accel_name(enum vm_accel a);
 /* The host TSC frequency in kHz (the guest's tsc_early_khz under TCG), 0 if unknown. */
 unsigned vm_host_tsc_khz(void);
 
+struct vm_snapshots; /* snapshot.c's cache */
+
+/* The backend's state (vm.c makes it; vmm.c and snapshot.c read it). */
+struct vm_state {
+    struct vm_files files;
+    const char *warmup;           /* the host template's (backend_config), NULL: default_warmup */
+    struct vm_snapshots *snaps;   /* NULL: every create boots cold (--vm-snapshots off) */
+    enum vm_accel want;
+    struct cgroup_ctx cg;
+    struct vm_spawner *spawner;
+    unsigned tsc_khz;
+
+    pthread_mutex_t accel_lock; /* the three below; held across the probe */
+    enum vm_accel accel;        /* resolved: KVM or TCG; AUTO until the first create */
+    int accel_error;            /* forced kvm that failed its probe: every create fails */
+    char accel_why[256];
+    pthread_t prober;           /* decides the accelerator at start, off the request path */
+    bool prober_started;
+    pthread_mutex_t lock;       /* the uid slots */
+    unsigned next_slot;
+    bool slot_used[VM_SLOTS];
+};
+
+
 /* snapshot.c: a warm snapshot per (template image, memory, vCPUs, accel). */
-struct vm_state;
-struct vm_snapshots; /* the cache */
 int vm_snapshots_new(struct vm_snapshots **out);
 void vm_snapshots_free(struct vm_snapshots *c);
 /* A sandbox from spec's snapshot: restored, reseeded, its clock set. */
 int vm_snapshot_restore(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, struct backend_instance **out,
                         int *agent_fd, char *err, size_t errlen);
 
-/* vm.c, for snapshot.c */
-struct vm_state *vm_state_of(void *state);
-struct vm_snapshots *vm_snapshot_cache(struct vm_state *st);
-const char *vm_host_image(struct vm_state *st);
+/* vmm.c: one VMM, for vm.c and snapshot.c */
 const char *vm_warmup_of(struct vm_state *st, const struct sandbox_spec *spec);
 /* Start one VMM: a cold boot (ram VM_RAM_ANON), the VM a snapshot is taken
  * of (VM_RAM_SHARED, ram_fd its memfd) or a restore (VM_RAM_PRIVATE). */
@@ -124,6 +145,9 @@ int vm_start(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, enu
              struct backend_instance **out, int *agent_fd, char *err, size_t errlen);
 void vm_instance_free(struct vm_state *st, struct backend_instance *in);
 int vm_instance_qmp(const struct backend_instance *in);
+pid_t vm_instance_pid(const struct backend_instance *in);
+const struct cgroup_ctx *vm_instance_cgroup(const struct backend_instance *in);
+const char *vm_instance_id(const struct backend_instance *in);
 /* One request to the guest's agent on fd with a deadline: *reply gets the
  * final frame's JSON (OK, RESULT or ERROR: *type says which). */
 int vm_guest_call(int fd, uint8_t type, uint32_t id, const char *json, unsigned timeout_ms, uint8_t *rtype,
