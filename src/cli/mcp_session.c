@@ -31,7 +31,11 @@ void mcp_session_end(struct mcp_session *s)
         cleanup_free char *path = client_sandbox_path(&s->client, s->sandbox_id, "", NULL);
         s->client.abort_flag = NULL;
         s->client.timeout_s = 30;
-        if (!path || client_json(&s->client, "DELETE", path, NULL, NULL, NULL) < 0)
+        int r = path ? client_json(&s->client, "DELETE", path, NULL, NULL, NULL) : -1;
+        if (r < 0 && (s->client.err.status == 404 || s->client.err.status == 410))
+            fprintf(stderr, "airlock mcp: session ended; sandbox %s was already gone (%s)\n", s->sandbox_id,
+                    s->client.err.message);
+        else if (r < 0)
             fprintf(stderr, "airlock mcp: could not destroy sandbox %s: %s (%s)\n", s->sandbox_id,
                     s->client.err.message, s->client.err.code);
         else
