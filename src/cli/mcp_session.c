@@ -79,13 +79,20 @@ static json_t *create_body(const struct mcp_session *s)
     return body;
 }
 
+/* A failure of our own (not airlockd's answer) in s->client.err. */
+static int own_error(struct mcp_session *s, const char *message)
+{
+    memset(&s->client.err, 0, sizeof(s->client.err));
+    snprintf(s->client.err.code, sizeof(s->client.err.code), "internal");
+    snprintf(s->client.err.message, sizeof(s->client.err.message), "%s", message);
+    return -1;
+}
+
 static int create_sandbox(struct mcp_session *s)
 {
     json_auto_t *body = create_body(s);
-    if (!body) {
-        snprintf(s->client.err.message, sizeof(s->client.err.message), "out of memory");
-        return -1;
-    }
+    if (!body)
+        return own_error(s, "out of memory");
     /* a create cut off half-way could leave a sandbox we never learnt the id of */
     s->client.abort_flag = NULL;
     json_auto_t *sb = NULL;
@@ -95,11 +102,8 @@ static int create_sandbox(struct mcp_session *s)
         return -1;
     const char *id = json_string_value(json_object_get(sb, "id"));
     s->sandbox_id = id ? strdup(id) : NULL;
-    if (!s->sandbox_id) {
-        snprintf(s->client.err.message, sizeof(s->client.err.message), "airlockd's create answered without an id");
-        s->client.err.code[0] = '\0';
-        return -1;
-    }
+    if (!s->sandbox_id)
+        return own_error(s, "airlockd's create answered without an id");
     fprintf(stderr, "airlock mcp: sandbox %s created\n", s->sandbox_id);
     return 0;
 }

@@ -107,6 +107,19 @@ test("a sandbox that expired while the session was idle is replaced, and the mod
   assert.match(text(r), /False/);
 });
 
+test("an unreachable airlockd is a tool error, not a broken session", async (t) => {
+  const { client } = await session(t);
+  // the same server, pointed at a port nothing listens on
+  const s = await stdioClient({ url: "http://127.0.0.1:1", key: daemon.key });
+  t.after(async () => { await s.client.close(); });
+  const r = await s.client.callTool({ name: "run_python", arguments: { code: "1" } });
+  assert.equal(r.isError, true);
+  assert.match(text(r), /cannot reach airlockd/);
+  assert.equal(r._meta, undefined, "no sandbox");
+  await s.client.ping();
+  assert.equal(text(await client.callTool({ name: "run_python", arguments: { code: "2" } })), "2");
+});
+
 // ---- the wire itself: JSON-RPC by hand, one message a line
 
 function rawServer() {
