@@ -41,7 +41,7 @@ static const struct cli_option mcp_options[] = {
      .want = "a positive number of seconds",
      .help = "a sandbox's lifetime, renewed at every tool call (default 1800)"},
     {.name = "call-timeout", .arg = ARG_INT, .metavar = "S", .min = 1, .max = INT_MAX,
-     .want = "a positive number of seconds", .help = "limit of one run_python/run_bash call (default 60)"},
+     .want = "a positive number of seconds", .help = "limit of one run_python/run_bash call (default 50)"},
     {.name = "max-file-mb", .arg = ARG_INT, .metavar = "N", .min = 1, .max = 1024, .want = "1 to 1024",
      .help = "largest file download_file returns (default 16)"},
     {0},
@@ -105,7 +105,10 @@ static int mcp_run(struct cli_ctx *ctx, int argc, char **argv)
         .memory_mb = cli_opt(ctx, "memory-mb")->l,
         .cpus = cli_opt(ctx, "cpus")->d,
         .lifetime_s = cli_opt(ctx, "sandbox-timeout")->count ? cli_opt(ctx, "sandbox-timeout")->l : 1800,
-        .call_timeout_s = cli_opt(ctx, "call-timeout")->count ? cli_opt(ctx, "call-timeout")->l : 60,
+        /* under the 60 s MCP clients commonly wait for an answer (the
+         * TypeScript SDK's default): a timed-out call is then the tool's
+         * error result, not the client giving up on the request */
+        .call_timeout_s = cli_opt(ctx, "call-timeout")->count ? cli_opt(ctx, "call-timeout")->l : 50,
         .egress = cli_opt(ctx, "egress")->count > 0,
         .env = json_object_get(ctx->body, "env"),
         .max_file_bytes = (cli_opt(ctx, "max-file-mb")->count ? cli_opt(ctx, "max-file-mb")->l : 16) << 20,

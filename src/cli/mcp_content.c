@@ -183,11 +183,17 @@ int mcp_base64_decode(const char *text, size_t len, unsigned char **out, size_t 
     *out = NULL;
     if (len % 4 || len > (size_t)INT32_MAX)
         return -EINVAL;
-    /* EVP_DecodeBlock skips surrounding blanks: the text must have none */
-    for (size_t i = 0; i < len; i++)
-        if (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n')
+    /* EVP_DecodeBlock skips blanks and takes "====": only the alphabet,
+     * then at most two '=' at the very end, are base64 */
+    size_t pad = 0;
+    while (pad < len && text[len - 1 - pad] == '=')
+        pad++;
+    if (pad > 2)
+        return -EINVAL;
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < len - pad; i++)
+        if (!text[i] || !strchr(alphabet, text[i]))
             return -EINVAL;
-    size_t pad = len && text[len - 1] == '=' ? (len > 1 && text[len - 2] == '=' ? 2 : 1) : 0;
     cleanup_free unsigned char *buf = malloc(len / 4 * 3 + 1);
     if (!buf)
         return -ENOMEM;

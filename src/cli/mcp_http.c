@@ -267,7 +267,7 @@ static enum MHD_Result on_post(struct server *srv, struct MHD_Connection *conn, 
     if (req->too_big)
         return fail(conn, MHD_HTTP_CONTENT_TOO_LARGE, -32000, "message too large");
     json_error_t jerr;
-    json_auto_t *msg = json_loadb(req->body ? req->body : "", req->len, JSON_REJECT_DUPLICATES, &jerr);
+    json_auto_t *msg = json_loadb(req->body ? req->body : "", req->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!msg) {
         cleanup_free char *text = NULL;
         if (asprintf(&text, "Parse error: %s", jerr.text) < 0)

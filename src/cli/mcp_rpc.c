@@ -157,7 +157,7 @@ json_t *mcp_handle(struct mcp_session *s, json_t *msg)
 json_t *mcp_handle_text(struct mcp_session *s, const char *buf, size_t len)
 {
     json_error_t jerr;
-    json_auto_t *msg = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_auto_t *msg = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!msg) {
         cleanup_free char *text = NULL;
         if (asprintf(&text, "Parse error: %s", jerr.text) < 0)
