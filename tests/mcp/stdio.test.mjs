@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
-import { CLI, CLI_ENV, SANITIZER, startDaemon, stdioClient, text, sandboxOf, destroyed } from "./support.mjs";
+import { CLI, CLI_ENV, SANITIZER, startDaemon, stdioClient, text, sandboxOf, destroyed, waitFor } from "./support.mjs";
 import { listTools, statefulPython, csvAnalysis, imageResult, errorResults } from "./scenarios.mjs";
 
 let daemon;
@@ -118,6 +118,39 @@ test("an unreachable airlockd is a tool error, not a broken session", async (t) 
   assert.equal(r._meta, undefined, "no sandbox");
   await s.client.ping();
   assert.equal(text(await client.callTool({ name: "run_python", arguments: { code: "2" } })), "2");
+});
+
+test("a call past --call-timeout and a file past --max-file-mb are tool errors", async (t) => {
+  const { client } = await session(t, ["--call-timeout", "1", "--max-file-mb", "1"]);
+  let r = await client.callTool({ name: "run_python", arguments: { code: "kept = 1\nimport time\ntime.sleep(30)" } });
+  assert.equal(r.isError, true);
+  assert.match(text(r), /TimeoutError|timed out/);
+  r = await client.callTool({ name: "run_bash", arguments: { command: "sleep 30" } });
+  assert.equal(r.isError, true);
+  r = await client.callTool({ name: "run_bash", arguments: { command: "head -c 3000000 /dev/zero > /tmp/big" } });
+  assert.equal(r.isError ?? false, false, JSON.stringify(r));
+  r = await client.callTool({ name: "download_file", arguments: { path: "/tmp/big" } });
+  assert.equal(r.isError, true);
+  assert.match(text(r), /larger than this server's limit of 1048576 bytes/);
+  r = await client.callTool({ name: "run_python", arguments: { code: "kept + 1" } });
+  assert.equal(text(r), "2");
+});
+
+test("SIGTERM during a call ends the session and destroys its sandbox", async () => {
+  const { client, transport, stderr } = await stdioClient(daemon);
+  const id = sandboxOf(await client.callTool({ name: "run_python", arguments: { code: "1" } }));
+  const call = client.callTool({ name: "run_bash", arguments: { command: "echo started > /tmp/s; sleep 40" } });
+  // the call is running once its file is there (asked through the REST API)
+  await waitFor(async () => (await fetch(`${daemon.url}/v1/sandboxes/${id}/files?path=/tmp/s`,
+    { headers: { authorization: `Bearer ${daemon.key}` } })).status === 200, "the call to start");
+  process.kill(transport.pid, "SIGTERM");
+  // the call in flight is cut, and answered as a tool error before the server goes
+  const r = await call;
+  assert.equal(r.isError, true);
+  assert.match(text(r), /interrupted/);
+  assert.equal((await destroyed(daemon, id)).destroy_reason, "deleted");
+  await client.close();
+  assert.ok(!SANITIZER.test(stderr()), stderr());
 });
 
 // ---- the wire itself: JSON-RPC by hand, one message a line
