@@ -37,6 +37,8 @@
 /* upload_file's content travels inside the message (base64: 4/3 of the file) */
 #define MAX_BODY (96u << 20)
 #define SESSION_ID_BYTES 16
+/* connections at once: each may hold a body of up to MAX_BODY */
+#define MAX_CONNECTIONS 32
 
 struct http_session {
     char id[2 * SESSION_ID_BYTES + 1];
@@ -336,6 +338,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct server *srv = cls;
     struct request *req = *con_cls;
     if (!req) {
+        /* refused before its body is read: a stranger's upload costs nothing */
+        if (strcmp(url, "/mcp") != 0)
+            return fail(conn, MHD_HTTP_NOT_FOUND, -32000, "not found: the MCP endpoint is /mcp");
+        if (!origin_ok(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin")))
+            return fail(conn, MHD_HTTP_FORBIDDEN, -32000, "Origin not allowed");
+        if (!token_ok(srv, conn))
+            return fail(conn, MHD_HTTP_UNAUTHORIZED, -32000, "missing or wrong bearer token (--token)");
         if (!(req = calloc(1, sizeof(*req))))
             return MHD_NO;
         *con_cls = req;
@@ -357,12 +366,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->len += n;
         return MHD_YES;
     }
-    if (strcmp(url, "/mcp") != 0)
-        return fail(conn, MHD_HTTP_NOT_FOUND, -32000, "not found: the MCP endpoint is /mcp");
-    if (!origin_ok(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin")))
-        return fail(conn, MHD_HTTP_FORBIDDEN, -32000, "Origin not allowed");
-    if (!token_ok(srv, conn))
-        return fail(conn, MHD_HTTP_UNAUTHORIZED, -32000, "missing or wrong bearer token (--token)");
     if (strcmp(method, "POST") == 0)
         return on_post(srv, conn, req);
     if (strcmp(method, "DELETE") == 0)
@@ -438,6 +441,7 @@ int mcp_http_serve(const struct mcp_config *cfg, const char *listen, const char 
     struct MHD_Daemon *d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, &srv, MHD_OPTION_EXTERNAL_LOGGER,
                                             mhd_log, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
                                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!d) {

@@ -150,6 +150,11 @@ static json_t *upload_schema(void)
 static int upload_bytes(json_t *args, unsigned char **data, size_t *len, json_t **err)
 {
     json_t *text = json_object_get(args, "content"), *b64 = json_object_get(args, "content_base64");
+    /* models often send the unused one as null */
+    if (json_is_null(text))
+        text = NULL;
+    if (json_is_null(b64))
+        b64 = NULL;
     *data = NULL;
     if (!!json_is_string(text) == !!json_is_string(b64) || (text && !json_is_string(text)) ||
         (b64 && !json_is_string(b64))) {

@@ -39,7 +39,8 @@ export async function statefulPython(client) {
 // Upload a CSV, analyse it with pandas, list and download it.
 export async function csvAnalysis(client) {
   const csv = "region,sales\nnorth,10\nsouth,32\nnorth,5\n";
-  let r = await client.callTool({ name: "upload_file", arguments: { path: "data/sales.csv", content: csv } });
+  // the unused one of content / content_base64 sent as null, as models do
+  let r = await client.callTool({ name: "upload_file", arguments: { path: "data/sales.csv", content: csv, content_base64: null } });
   assert.equal(r.isError ?? false, false, JSON.stringify(r));
   assert.match(text(r), /wrote 39 bytes to \/home\/user\/data\/sales\.csv/);
   r = await client.callTool({
