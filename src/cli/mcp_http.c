@@ -269,7 +269,9 @@ static enum MHD_Result on_post(struct server *srv, struct MHD_Connection *conn, 
     if (req->too_big)
         return fail(conn, MHD_HTTP_CONTENT_TOO_LARGE, -32000, "message too large");
     json_error_t jerr;
-    json_auto_t *msg = json_loadb(req->body ? req->body : "", req->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    /* flags as in mcp_handle_text (mcp_rpc.c) */
+    json_auto_t *msg = json_loadb(req->body ? req->body : "", req->len,
+                                  JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (!msg) {
         cleanup_free char *text = NULL;
         if (asprintf(&text, "Parse error: %s", jerr.text) < 0)

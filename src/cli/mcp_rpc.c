@@ -154,10 +154,13 @@ json_t *mcp_handle(struct mcp_session *s, json_t *msg)
     return NULL;
 }
 
+/* JSON_ALLOW_NUL: a "\u0000" inside a string is valid JSON; refusing the
+ * message would leave its request unanswered (its id unread), so the tools
+ * check their own strings instead (mcp_tools.c). */
 json_t *mcp_handle_text(struct mcp_session *s, const char *buf, size_t len)
 {
     json_error_t jerr;
-    json_auto_t *msg = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    json_auto_t *msg = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (!msg) {
         cleanup_free char *text = NULL;
         if (asprintf(&text, "Parse error: %s", jerr.text) < 0)

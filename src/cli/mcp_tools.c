@@ -42,10 +42,13 @@ static json_t *api_error(struct mcp_session *s, const char *what)
     return mcp_tool_error("%s: %s", what, e->message);
 }
 
-/* args[name] as a string: NULL when absent or not a string. */
+/* args[name] as a C string: NULL when absent, not a string, or holding a
+ * NUL (which would cut a path short). */
 static const char *str_arg(json_t *args, const char *name)
 {
-    return json_string_value(json_object_get(args, name));
+    json_t *v = json_object_get(args, name);
+    const char *s = json_string_value(v);
+    return s && strlen(s) == json_string_length(v) ? s : NULL;
 }
 
 /* The session's sandbox for a tool call; NULL with *err set to the tool error. */
@@ -104,7 +107,8 @@ static json_t *run_python(struct mcp_session *s, json_t *args)
 {
     const char *code = str_arg(args, "code");
     if (!code)
-        return mcp_tool_error("run_python needs \"code\": the Python code to run, as a string");
+        return mcp_tool_error("run_python needs \"code\": the Python code to run, as a string without NUL "
+                              "characters");
     json_auto_t *body = json_pack("{s:s, s:s, s:I}", "code", code, "language", "python", "timeout_s",
                                   (json_int_t)s->cfg->call_timeout_s);
     return body ? run(s, "/code", body, false, "run_python failed") : NULL;
@@ -122,10 +126,11 @@ static json_t *run_bash(struct mcp_session *s, json_t *args)
 {
     const char *command = str_arg(args, "command");
     if (!command)
-        return mcp_tool_error("run_bash needs \"command\": a bash command line, as a string");
+        return mcp_tool_error("run_bash needs \"command\": a bash command line, as a string without NUL "
+                              "characters");
     json_t *cwd = json_object_get(args, "cwd");
-    if (cwd && !json_is_string(cwd) && !json_is_null(cwd))
-        return mcp_tool_error("run_bash: \"cwd\" must be a string");
+    if (cwd && !json_is_null(cwd) && !str_arg(args, "cwd"))
+        return mcp_tool_error("run_bash: \"cwd\" must be a string (without NUL characters)");
     json_auto_t *body = json_pack("{s:s, s:I}", "cmd", command, "timeout_s", (json_int_t)s->cfg->call_timeout_s);
     if (!body || (json_is_string(cwd) && json_object_set(body, "cwd", cwd) < 0))
         return NULL;
@@ -182,7 +187,8 @@ static json_t *upload_file(struct mcp_session *s, json_t *args)
 {
     const char *remote = str_arg(args, "path");
     if (!remote || !*remote)
-        return mcp_tool_error("upload_file needs \"path\": where to write the file in the sandbox");
+        return mcp_tool_error("upload_file needs \"path\": where to write the file in the sandbox, a string "
+                              "without NUL characters");
     cleanup_free unsigned char *data = NULL;
     size_t len = 0;
     json_t *err = NULL;
@@ -276,7 +282,8 @@ static json_t *download_file(struct mcp_session *s, json_t *args)
 {
     const char *remote = str_arg(args, "path");
     if (!remote || !*remote)
-        return mcp_tool_error("download_file needs \"path\": the file to read in the sandbox");
+        return mcp_tool_error("download_file needs \"path\": the file to read in the sandbox, a string without "
+                              "NUL characters");
     const char *note;
     json_t *err = NULL;
     const char *id = sandbox_for_call(s, &note, &err);
@@ -331,8 +338,8 @@ static json_t *list_schema(void)
 static json_t *list_files(struct mcp_session *s, json_t *args)
 {
     json_t *p = json_object_get(args, "path");
-    if (p && !json_is_string(p) && !json_is_null(p))
-        return mcp_tool_error("list_files: \"path\" must be a string");
+    if (p && !json_is_null(p) && !str_arg(args, "path"))
+        return mcp_tool_error("list_files: \"path\" must be a string (without NUL characters)");
     const char *dir = json_is_string(p) && *json_string_value(p) ? json_string_value(p) : "/home/user";
     const char *note;
     json_t *err = NULL;

@@ -113,6 +113,14 @@ export async function errorResults(client) {
   r = await client.callTool({ name: "upload_file", arguments: { path: "/tmp/x", content_base64: "not base64!" } });
   assert.equal(r.isError, true);
   assert.match(text(r), /base64/);
+  // a NUL inside a string is valid JSON: answered (not a parse error that
+  // leaves the request hanging), and refused rather than cutting a path short
+  r = await client.callTool({ name: "run_python", arguments: { code: "print(1)\u0000import os" } });
+  assert.equal(r.isError, true);
+  assert.match(text(r), /NUL/);
+  r = await client.callTool({ name: "download_file", arguments: { path: "/etc/passwd\u0000.txt" } });
+  assert.equal(r.isError, true);
+  assert.match(text(r), /NUL/);
   // an unknown tool is a protocol error (JSON-RPC -32602), not a crash
   await assert.rejects(client.callTool({ name: "rm_rf", arguments: {} }), /Unknown tool/);
   // the REPL survived all of it
