@@ -301,6 +301,12 @@ void files_free_all(struct agent *a);
 _Static_assert(EV_MAX_WATCHES >= 8 + 3 * AGENT_MAX_JOBS, "every job's three pipes fit the watch table");
 _Static_assert(EV_MAX_TIMERS >= 8 + AGENT_MAX_JOBS && EV_MAX_CHILDREN >= 8 + AGENT_MAX_JOBS, "every job fits the loop");
 
+#define AGENT_OOM_MARKS 16
+struct oom_mark {
+    uint32_t req_id; /* 0: free */
+    uint64_t oom_kills;
+};
+
 struct agent {
     int ctl_fd;               /* control stream to airlockd (blocking) */
     int sig_fd;               /* signalfd for SIGCHLD */
@@ -315,6 +321,8 @@ struct agent {
     struct spawn_policy policy;
     bool is_pid1;
     bool guest;               /* the vm backend's /init (guest.c) */
+    struct oom_mark oom_marks[AGENT_OOM_MARKS]; /* oomwatch.c: guest OOM count at each call's start */
+    unsigned oom_next;
     bool quit;                /* the loop stops at the end of this turn */
     int exit_code;
 
@@ -360,5 +368,8 @@ int guest_boot(struct agent *a);
  * the CRNG reseeded, the clock set. Replies OK or ERROR. */
 void guest_sync(struct agent *a, uint32_t req_id, json_t *req);
 void guest_poweroff(void) __attribute__((noreturn));
+/* oomwatch.c: a guest's calls that its OOM killer hit ("oom_killed" in RESULT) */
+void oomwatch_call_started(struct agent *a, uint32_t req_id);
+void oomwatch_result(struct agent *a, uint32_t req_id, json_t *result);
 
 #endif

@@ -176,8 +176,10 @@ int vm_start(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, enu
                 .cpu_millis = spec->cpu_millis,
                 .pids_max = 64 + 4 * qo.vcpus},
     };
+    uint64_t t0 = now_mono_us();
     if ((r = vm_spawn(st->spawner, &req, err, errlen)) < 0)
         goto fail;
+    uint64_t t_spawn = now_mono_us();
     in->pid = req.pid;
     in->pidfd = req.pidfd;
     close_fd(&agent[1]);
@@ -191,6 +193,8 @@ int vm_start(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, enu
             snprintf(err, errlen, "the VMM failed to start: %s", said);
         goto fail;
     }
+    log_debug("vm %s: vmm spawned in %.1f ms, QMP up %.1f ms later", in->id, (t_spawn - t0) / 1000.0,
+              (now_mono_us() - t_spawn) / 1000.0);
     /* the daemon's reader blocks on it (backend.h) */
     *agent_fd = steal_fd(&agent[0]);
     *out = in;

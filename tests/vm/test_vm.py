@@ -203,3 +203,19 @@ def _alive(pid):
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_guest_oom_is_out_of_memory_and_the_vm_lives_on(vmd):
+    s = vmd.sandbox(isolation="vm", memory_mb=512)
+    try:
+        s.run_code("keep = 'me'")
+        r = s.run_code("chunks = []\nwhile True:\n    chunks.append(bytearray(8 * 1024 * 1024))\n", timeout=120)
+        assert r.error is not None, r
+        assert r.error.name == "OutOfMemory", r.error
+        assert "512" in r.error.value
+        # the REPL was restarted: usable, state gone; the guest and its agent are fine
+        assert s.run_code("'fresh'").text == "'fresh'"
+        assert s.run_code("chunks").error.name == "NameError"
+        assert s.exec(["echo", "ok"]).stdout == "ok\n"
+    finally:
+        s.close()
