@@ -101,6 +101,7 @@ struct spawn_policy {
     struct sock_fprog filter; /* the allow-list, loaded with FLAG_LOG */
     struct sock_fprog quiet;  /* loaded after it: routine refusals, unlogged */
     rlim_t data_limit; /* RLIM_INFINITY when the sandbox memory is unknown */
+    rlim_t nproc_limit; /* 0: unset. A vm guest's pids cap (its uid 1000 is the sandbox) */
 };
 
 struct spawn_spec {
@@ -317,6 +318,7 @@ struct agent {
     const char *python_path;
     int zygote_fd;            /* --zygote-fd: SOCK_SEQPACKET to airlock-zygote, -1 if none (zygote_client.c) */
     uint64_t memory_limit;    /* --memory-limit: the sandbox's memory, 0 if unknown */
+    uint64_t pids_limit;      /* a guest's processes+threads of user code (guest.c), 0: the cgroup's */
     int last_pid_fd;          /* /proc/sys/kernel/ns_last_pid, or -1 (tree.c) */
     struct spawn_policy policy;
     bool is_pid1;

@@ -108,6 +108,8 @@ static int build_spawn_policy(struct agent *a)
     a->policy.data_limit = RLIM_INFINITY;
     if (a->memory_limit)
         a->policy.data_limit = (rlim_t)(2 * a->memory_limit + (256ull << 20));
+    if (a->pids_limit)
+        a->policy.nproc_limit = (rlim_t)a->pids_limit;
     return 0;
 }
 

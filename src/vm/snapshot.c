@@ -119,7 +119,7 @@ static int snap_key(struct vm_state *st, const struct sandbox_spec *spec, bool k
         h = h * 33 + (unsigned char)*p;
     return strfmt(key, len, "%lx:%lx:%lld.%ld:%lld|mem=%llu|cpu=%u|scratch=%llu|%s|w=%lx", (unsigned long)si.st_dev,
                   (unsigned long)si.st_ino, (long long)si.st_mtim.tv_sec, si.st_mtim.tv_nsec, (long long)si.st_size,
-                  (unsigned long long)spec->memory_bytes, spec->cpu_millis, (unsigned long long)spec->tmpfs_bytes,
+                  (unsigned long long)spec->memory_bytes, spec->cpu_millis, (unsigned long long)vm_scratch_bytes(spec),
                   kvm ? "kvm" : "tcg", h);
 }
 
