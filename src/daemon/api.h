@@ -27,6 +27,9 @@ void api_files_put_cleanup(struct http_req *req);
 void api_files_get(struct http_req *req);
 void api_files_list(struct http_req *req);
 void api_files_delete(struct http_req *req);
+void api_files_mkdir(struct http_req *req);
+void api_files_rename(struct http_req *req);
+void api_files_info(struct http_req *req);
 
 /* api_code.c */
 void api_code(struct http_req *req);

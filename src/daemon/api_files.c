@@ -1,5 +1,5 @@
 /* api_files.c - files inside a sandbox: PUT (streamed upload), GET (streamed
- * download), list, delete. File bytes pass through the daemon in chunks and
+ * download), list (with a depth), delete, mkdir, rename, info. File bytes pass through the daemon in chunks and
  * are never written to the host disk nor held whole in memory: an upload
  * chunk from libmicrohttpd becomes a FILE_DATA frame at once, a download
  * frame is copied to the client as the client reads, and acknowledged to
@@ -48,18 +48,20 @@ static void reply_agent_error(struct http_req *req, struct sandbox *sb, int r, s
  * NUL (libmicrohttpd decodes %00: the value is longer than its C string,
  * which would name another file), invalid UTF-8, and /proc, /sys, /dev
  * (src/common/path.h). http.c refuses NULs in every query value already;
- * this is the files routes' own check. */
-static const char *path_param(struct http_req *req, bool required, const char *dflt, char *norm, bool names_file)
+ * this is the files routes' own check. The rename's destination (`to`) is
+ * a path too and is checked the same way (path_param_named). */
+static const char *path_param_named(struct http_req *req, const char *name, bool required, const char *dflt,
+                                    char *norm, bool names_file)
 {
     const char *path = NULL;
     size_t len = 0;
-    if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, "path", 4, &path, &len) != MHD_YES || !path ||
-        len == 0) {
+    if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &path, &len) != MHD_YES ||
+        !path || len == 0) {
         if (!required) {
             snprintf(norm, PATH_NORM_MAX, "%s", dflt);
             return norm;
         }
-        http_reply_errorf(req, 400, "invalid_request", "the path query parameter is required");
+        http_reply_errorf(req, 400, "invalid_request", "the %s query parameter is required", name);
         return NULL;
     }
     const char *msg;
@@ -80,6 +82,11 @@ static const char *path_param(struct http_req *req, bool required, const char *d
         return NULL;
     }
     return norm;
+}
+
+static const char *path_param(struct http_req *req, bool required, const char *dflt, char *norm, bool names_file)
+{
+    return path_param_named(req, "path", required, dflt, norm, names_file);
 }
 
 /* X-Content-SHA256 of an upload: 0 with hex lower-cased into out (65
@@ -489,7 +496,127 @@ void api_files_get(struct http_req *req)
     http_reply_response(req, 200, resp);
 }
 
-/* ---- list, delete */
+/* ---- list, delete, mkdir, rename, info */
+
+#define LIST_MAX_DEPTH 64 /* the agent's FILES_LIST_MAX_DEPTH */
+
+/* An optional true/false query parameter into *out (left as is when
+ * absent); -EINVAL after replying 400. */
+static int bool_param(struct http_req *req, const char *name, bool *out)
+{
+    const char *v = http_query(req, name);
+    if (!v)
+        return 0;
+    if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+        *out = true;
+    else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+        *out = false;
+    else {
+        http_reply_errorf(req, 400, "invalid_request", "%s must be true or false", name);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* An optional integer query parameter in [min, max] into *out; -EINVAL
+ * after replying 400. */
+static int int_param(struct http_req *req, const char *name, int min, int max, int *out)
+{
+    const char *v = http_query(req, name);
+    if (!v)
+        return 0;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || errno || n < min || n > max) {
+        http_reply_errorf(req, 400, "invalid_request", "%s must be an integer from %d to %d", name, min, max);
+        return -EINVAL;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+/* One agent call of a files route, answered with the agent's OK object as
+ * it is (status) or its error. */
+static void files_call(struct http_req *req, struct sandbox *sb, uint8_t type, json_t *payload, unsigned status,
+                       int64_t audit_row)
+{
+    struct op_error oerr = {0};
+    json_t *reply = NULL;
+    int r = agent_call(sandbox_agent(sb), type, payload, FILE_OP_TIMEOUT_MS, &reply, &oerr);
+    json_decref(payload);
+    if (audit_row)
+        audit_outcome(req, audit_row, json_pack("{s:b}", "completed", r >= 0));
+    if (r < 0) {
+        struct api_error err = {0};
+        reply_agent_error(req, sb, api_error_from_op(&err, r, &oerr), &err);
+        return;
+    }
+    if (!json_is_object(reply)) {
+        json_decref(reply);
+        http_reply_errorf(req, 500, "internal", "agent answered %s without an object", proto_type_name(type));
+        return;
+    }
+    http_reply_json(req, status, reply);
+}
+
+void api_files_mkdir(struct http_req *req)
+{
+    char norm[PATH_NORM_MAX];
+    const char *path = path_param(req, true, NULL, norm, false);
+    if (!path)
+        return;
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
+    if (!sb)
+        return;
+    int64_t row = 0;
+    if (audit_before(req, "file_mkdir", path, -1, &row) < 0)
+        return;
+    files_call(req, sb, PROTO_FILE_MKDIR, json_pack("{s:s}", "path", path), 200, row);
+}
+
+void api_files_rename(struct http_req *req)
+{
+    char from[PATH_NORM_MAX], to[PATH_NORM_MAX];
+    const char *src = path_param(req, true, NULL, from, false);
+    if (!src)
+        return;
+    const char *dst = path_param_named(req, "to", true, NULL, to, false);
+    if (!dst)
+        return;
+    bool overwrite = false;
+    if (bool_param(req, "overwrite", &overwrite) < 0)
+        return;
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
+    if (!sb)
+        return;
+    /* the event names both ends: "path" the source, "to" the destination */
+    json_t *detail = json_pack("{s:s,s:s}", "path", src, "to", dst);
+    struct audit_rec a = {.key_id = req->key.id, .action = "file_rename", .sandbox_id = req->param, .detail = detail};
+    int64_t row = 0;
+    int r = store_audit_begin(req->d->store, &a, &row);
+    json_decref(detail);
+    if (r < 0) {
+        struct api_error err = {0};
+        api_error_audit(&err, r, "file_rename");
+        http_reply_error(req, &err);
+        return;
+    }
+    files_call(req, sb, PROTO_FILE_RENAME, json_pack("{s:s,s:s,s:b}", "path", src, "to", dst, "overwrite", overwrite),
+               200, row);
+}
+
+void api_files_info(struct http_req *req)
+{
+    char norm[PATH_NORM_MAX];
+    const char *path = path_param(req, true, NULL, norm, false);
+    if (!path)
+        return;
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
+    if (!sb)
+        return;
+    files_call(req, sb, PROTO_FILE_STAT, json_pack("{s:s}", "path", path), 200, 0);
+}
 
 void api_files_list(struct http_req *req)
 {
@@ -497,11 +624,14 @@ void api_files_list(struct http_req *req)
     const char *path = path_param(req, false, "/home/user", norm, false);
     if (!path)
         return;
+    int depth = 1;
+    if (int_param(req, "depth", 1, LIST_MAX_DEPTH, &depth) < 0)
+        return;
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
         return;
     struct op_error oerr = {0};
-    json_t *reply = NULL, *payload = json_pack("{s:s}", "path", path);
+    json_t *reply = NULL, *payload = json_pack("{s:s,s:i}", "path", path, "depth", depth);
     int r = agent_call(sandbox_agent(sb), PROTO_FILE_LIST, payload, FILE_OP_TIMEOUT_MS, &reply, &oerr);
     json_decref(payload);
     if (r < 0) {
@@ -514,6 +644,8 @@ void api_files_list(struct http_req *req)
      * empty one when the agent sent none (with "O", that one leaked) */
     json_t *out = json_pack("{s:s,s:o}", "path", path, "entries",
                             json_is_array(entries) ? json_incref(entries) : json_array());
+    if (json_is_true(json_object_get(reply, "truncated")))
+        json_object_set_new(out, "truncated", json_true());
     json_decref(reply);
     http_reply_json(req, 200, out);
 }
@@ -528,17 +660,8 @@ void api_files_delete(struct http_req *req)
      * files.remove expect; recursive=false keeps the old refusal of a
      * non-empty one */
     bool recursive = true;
-    const char *rs = http_query(req, "recursive");
-    if (rs) {
-        if (strcmp(rs, "true") == 0 || strcmp(rs, "1") == 0)
-            recursive = true;
-        else if (strcmp(rs, "false") == 0 || strcmp(rs, "0") == 0)
-            recursive = false;
-        else {
-            http_reply_errorf(req, 400, "invalid_request", "recursive must be true or false");
-            return;
-        }
-    }
+    if (bool_param(req, "recursive", &recursive) < 0)
+        return;
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
         return;

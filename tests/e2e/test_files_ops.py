@@ -1,0 +1,192 @@
+"""The files API's directory operations (issue 14, item 5): make_dir (with
+parents, answering whether it created the directory), rename/move (inside
+the writable trees only; an existing destination is 409 unless overwrite),
+get_info (path, name, type, size, mode, permissions, owner, group, mtime,
+symlink target) and list with a depth, whose entries carry the same fields.
+Through the raw API first, then the Python SDK."""
+
+import re
+import urllib.parse
+
+from test_errors import check_error
+
+INFO_KEYS = {"path", "name", "type", "size", "mode", "mode_octal", "permissions", "owner", "group", "uid", "gid",
+             "mtime", "modified_at", "symlink_target"}
+
+
+def _url(sb, route, **q):
+    return "/v1/sandboxes/%s/files%s?%s" % (sb.id, route, urllib.parse.urlencode(q))
+
+
+def _ok(resp, status=200):
+    st, _, data, body = resp
+    assert st == status, (st, data)
+    return body
+
+
+# ---- make_dir ------------------------------------------------------------------------
+
+def test_make_dir_with_parents(sb, daemon):
+    body = _ok(daemon.request("POST", _url(sb, "/mkdir", path="mk/a/b")))
+    assert body == {"path": "/home/user/mk/a/b", "created": True}
+    assert sb.exec(["test", "-d", "/home/user/mk/a/b"]).exit_code == 0
+    assert _ok(daemon.request("POST", _url(sb, "/mkdir", path="/home/user/mk/a/b")))["created"] is False
+    # a file in the way is a conflict, not "already there"
+    sb.files.write("/data/plain", b"x")
+    check_error(daemon.request("POST", _url(sb, "/mkdir", path="/data/plain")), 409, "exists")
+    check_error(daemon.request("POST", _url(sb, "/mkdir", path="/data/plain/below")), 409, "not_directory")
+    # the path policy is as strict as for uploads
+    check_error(daemon.request("POST", _url(sb, "/mkdir", path="/etc/new")), 400, "invalid_request")
+    check_error(daemon.request("POST", _url(sb, "/mkdir", path="/proc/x")), 400, "path_forbidden")
+    check_error(daemon.request("POST", _url(sb, "/mkdir")), 400, "invalid_request")
+    # the writable roots exist by construction
+    assert _ok(daemon.request("POST", _url(sb, "/mkdir", path="/tmp")))["created"] is False
+    # the new directories belong to the sandbox's user, as the ones code makes
+    assert sb.exec(["stat", "-c", "%u:%g %a", "/home/user/mk/a"]).stdout.strip() == "1000:1000 755"
+
+
+# ---- rename ----------------------------------------------------------------------------
+
+def test_rename_file_and_directory(sb, daemon):
+    sb.files.write("/data/mv/src.txt", b"hello")
+    body = _ok(daemon.request("POST", _url(sb, "/rename", path="/data/mv/src.txt", to="/data/mv/deeper/dst.txt")))
+    assert body["path"] == "/data/mv/deeper/dst.txt" and body["type"] == "file" and body["size"] == 5, body
+    assert not sb.files.exists("/data/mv/src.txt")
+    assert sb.files.read("/data/mv/deeper/dst.txt") == b"hello"
+    # a directory moves with its contents; relative paths are under /home/user
+    body = _ok(daemon.request("POST", _url(sb, "/rename", path="/data/mv/deeper", to="/data/moved")))
+    assert body["path"] == "/data/moved" and body["type"] == "dir", body
+    sb.files.write("rel-src", b"r")
+    assert _ok(daemon.request("POST", _url(sb, "/rename", path="rel-src", to="rel-dst")))["path"] == "/home/user/rel-dst"
+    # /tmp, /data and /home/user are separate mounts: a move between them is
+    # refused with a reason, and nothing moves
+    msg = check_error(daemon.request("POST", _url(sb, "/rename", path="/data/moved", to="/tmp/moved")), 400,
+                      "invalid_request")
+    assert "different mounts" in msg, msg
+    assert sb.files.read("/data/moved/dst.txt") == b"hello"
+
+
+def test_rename_destination_exists(sb, daemon):
+    sb.files.write("/data/ow/a", b"A")
+    sb.files.write("/data/ow/b", b"B")
+    msg = check_error(daemon.request("POST", _url(sb, "/rename", path="/data/ow/a", to="/data/ow/b")), 409, "exists")
+    assert "overwrite" in msg, msg
+    assert sb.files.read("/data/ow/a") == b"A" and sb.files.read("/data/ow/b") == b"B"
+    _ok(daemon.request("POST", _url(sb, "/rename", path="/data/ow/a", to="/data/ow/b", overwrite="true")))
+    assert sb.files.read("/data/ow/b") == b"A" and not sb.files.exists("/data/ow/a")
+    check_error(daemon.request("POST", _url(sb, "/rename", path="/data/ow/b", to="/data/ow/c", overwrite="maybe")),
+                400, "invalid_request")
+    check_error(daemon.request("POST", _url(sb, "/rename", path="/data/ow/nope", to="/data/ow/c")), 404, "not_found")
+
+
+def test_rename_keeps_the_path_policy(sb, daemon):
+    sb.files.write("/data/pp/f", b"x")
+    # neither end may leave the writable trees
+    check_error(daemon.request("POST", _url(sb, "/rename", path="/data/pp/f", to="/etc/f")), 400, "invalid_request")
+    check_error(daemon.request("POST", _url(sb, "/rename", path="/etc/hostname", to="/data/pp/h")), 400,
+                "invalid_request")
+    check_error(daemon.request("POST", _url(sb, "/rename", path="/data/pp/f", to="/proc/f")), 400, "path_forbidden")
+    # a symlink inside /data that leads to /etc does not make /etc writable
+    sb.exec(["ln", "-s", "/etc", "/data/pp/etc-link"])
+    check_error(daemon.request("POST", _url(sb, "/rename", path="/data/pp/f", to="/data/pp/etc-link/f")), 400,
+                "invalid_request")
+    # the writable roots themselves stay where they are
+    check_error(daemon.request("POST", _url(sb, "/rename", path="/data", to="/tmp/data")), 400, "invalid_request")
+    check_error(daemon.request("POST", _url(sb, "/rename", path="/data/pp/f", to="/tmp", overwrite="true")), 400,
+                "invalid_request")
+    check_error(daemon.request("POST", _url(sb, "/rename", path="/data/pp/f")), 400, "invalid_request")
+    assert sb.files.read("/data/pp/f") == b"x"
+    assert sb.exec(["test", "-e", "/etc/f"]).exit_code != 0
+
+
+# ---- get_info ----------------------------------------------------------------------------
+
+def test_get_info(sb, daemon):
+    sb.files.write("/data/info/f.txt", b"12345")
+    sb.exec(["chmod", "0640", "/data/info/f.txt"])
+    sb.exec(["ln", "-s", "f.txt", "/data/info/link"])
+    f = _ok(daemon.request("GET", _url(sb, "/info", path="/data/info/f.txt")))
+    assert set(f) == INFO_KEYS, set(f) ^ INFO_KEYS
+    assert f["path"] == "/data/info/f.txt" and f["name"] == "f.txt" and f["type"] == "file" and f["size"] == 5
+    assert f["mode"] == 0o640 and f["mode_octal"] == "0640" and f["permissions"] == "-rw-r-----", f
+    assert f["uid"] == 1000 and f["gid"] == 1000 and f["owner"] and f["group"], f
+    # the sandbox's own names for them, as `stat` inside it shows
+    assert f["owner"] == sb.exec(["stat", "-c", "%U", "/data/info/f.txt"]).stdout.strip()
+    assert f["group"] == sb.exec(["stat", "-c", "%G", "/data/info/f.txt"]).stdout.strip()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", f["modified_at"]), f
+    assert f["mtime"] == int(sb.exec(["stat", "-c", "%Y", "/data/info/f.txt"]).stdout)
+    assert f["symlink_target"] is None
+    # a symlink is described, not followed
+    ln = _ok(daemon.request("GET", _url(sb, "/info", path="/data/info/link")))
+    assert ln["type"] == "symlink" and ln["symlink_target"] == "f.txt" and ln["name"] == "link", ln
+    assert ln["permissions"].startswith("l")
+    d = _ok(daemon.request("GET", _url(sb, "/info", path="/data/info")))
+    assert d["type"] == "dir" and d["permissions"].startswith("d") and d["name"] == "info", d
+    # reads may look outside the writable trees, but not at kernel files
+    root = _ok(daemon.request("GET", _url(sb, "/info", path="/")))
+    assert root["path"] == "/" and root["type"] == "dir", root
+    assert _ok(daemon.request("GET", _url(sb, "/info", path="/etc/hostname")))["type"] == "file"
+    assert _ok(daemon.request("GET", _url(sb, "/info", path="/home/user")))["path"] == "/home/user"
+    check_error(daemon.request("GET", _url(sb, "/info", path="/data/info/nope")), 404, "not_found")
+    check_error(daemon.request("GET", _url(sb, "/info", path="/proc/self/status")), 400, "path_forbidden")
+    sb.exec(["ln", "-s", "/proc", "/data/info/proc-link"])
+    check_error(daemon.request("GET", _url(sb, "/info", path="/data/info/proc-link/self/status")), 400,
+                "path_forbidden")
+
+
+# ---- list with a depth ----------------------------------------------------------------------
+
+def test_list_depth(sb, daemon):
+    sb.exec(["mkdir", "-p", "/data/tree/a/b/c"])
+    sb.files.write("/data/tree/top.txt", b"1")
+    sb.files.write("/data/tree/a/mid.txt", b"22")
+    sb.files.write("/data/tree/a/b/c/deep.txt", b"333")
+    one = _ok(daemon.request("GET", _url(sb, "/list", path="/data/tree")))
+    assert [e["name"] for e in one["entries"]] == ["a", "top.txt"]
+    assert all(set(e) == INFO_KEYS for e in one["entries"]), one
+    # today's fields keep their meaning
+    top = one["entries"][1]
+    assert top["path"] == "/data/tree/top.txt" and top["mode"] == 0o644 and isinstance(top["mtime"], int)
+    two = _ok(daemon.request("GET", _url(sb, "/list", path="/data/tree", depth=2)))
+    assert [e["path"] for e in two["entries"]] == [
+        "/data/tree/a", "/data/tree/a/b", "/data/tree/a/mid.txt", "/data/tree/top.txt"]
+    deep = _ok(daemon.request("GET", _url(sb, "/list", path="/data/tree", depth=10)))
+    paths = [e["path"] for e in deep["entries"]]
+    assert "/data/tree/a/b/c/deep.txt" in paths and len(paths) == 6, paths
+    assert {e["name"]: e["size"] for e in deep["entries"] if e["type"] == "file"} == {
+        "top.txt": 1, "mid.txt": 2, "deep.txt": 3}
+    for bad in ("0", "-1", "x", "1000"):
+        check_error(daemon.request("GET", _url(sb, "/list", path="/data/tree", depth=bad)), 400, "invalid_request")
+    # symlinks are listed, never followed, and kernel trees are not walked
+    sb.exec(["ln", "-s", "/etc", "/data/tree/etc-link"])
+    deep = _ok(daemon.request("GET", _url(sb, "/list", path="/data/tree", depth=5)))
+    assert not any(e["path"].startswith("/data/tree/etc-link/") for e in deep["entries"])
+    root = _ok(daemon.request("GET", _url(sb, "/list", path="/", depth=2)))
+    names = [e["path"] for e in root["entries"]]
+    assert "/proc" in names or "/dev" in names, names
+    assert not any(re.match(r"/(proc|sys|dev)/", p) for p in names), names
+
+
+# ---- the Python SDK ---------------------------------------------------------------------------
+
+def test_sdk_file_ops(sb):
+    assert sb.files.make_dir("sdk/x/y") is True
+    assert sb.files.make_dir("sdk/x/y") is False
+    sb.files.write("sdk/x/y/f.txt", b"abc")
+    info = sb.files.get_info("sdk/x/y/f.txt")
+    assert info["path"] == "/home/user/sdk/x/y/f.txt" and info["size"] == 3 and info["type"] == "file"
+    assert info.name == "f.txt" and info.mode_octal == "0644"
+    moved = sb.files.rename("sdk/x/y/f.txt", "sdk/g.txt")
+    assert moved["path"] == "/home/user/sdk/g.txt"
+    sb.files.write("sdk/h.txt", b"h")
+    import airlock
+    try:
+        sb.files.rename("sdk/g.txt", "sdk/h.txt")
+        raise AssertionError("rename over an existing file succeeded")
+    except airlock.AirlockError as e:
+        assert e.status == 409 and e.code == "exists", e
+    sb.files.rename("sdk/g.txt", "sdk/h.txt", overwrite=True)
+    assert sb.files.read("sdk/h.txt") == b"abc"
+    assert [e["path"] for e in sb.files.list("sdk", depth=3)] == [
+        "/home/user/sdk/h.txt", "/home/user/sdk/x", "/home/user/sdk/x/y"]
+    assert [e["name"] for e in sb.files.list("sdk")] == ["h.txt", "x"]
