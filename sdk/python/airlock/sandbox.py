@@ -58,10 +58,39 @@ class Files:
     def __init__(self, sb):
         self._sb = sb
 
-    def list(self, path="/home/user"):
-        """Entries of a directory: dicts with name, type, size, mode, mtime."""
-        d = self._sb._call("GET", "/files/list", query={"path": _check_path(path)})
+    def list(self, path="/home/user", depth=1):
+        """Entries of a directory, each with get_info's fields (keys also
+        read as attributes). ``depth`` > 1 lists subdirectories too, each
+        followed by its own entries (``path`` tells them apart); symlinks
+        are listed, never followed."""
+        q = {"path": _check_path(path)}
+        if depth != 1:
+            q["depth"] = str(int(depth))
+        d = self._sb._call("GET", "/files/list", query=q)
         return [Info(e) for e in d.get("entries", [])]
+
+    def get_info(self, path):
+        """What path is, without following a symlink: path, name, type
+        (file, dir, symlink, other), size, mode (int), mode_octal ("0644"),
+        permissions ("-rw-r--r--"), owner, group, uid, gid, mtime (Unix
+        seconds), modified_at (ISO-8601), symlink_target. NotFound if it
+        does not exist."""
+        return Info(self._sb._call("GET", "/files/info", query={"path": _check_path(path)}))
+
+    def make_dir(self, path):
+        """Create a directory and its missing parents. True if it was
+        created, False if it was there already (a file in the way is a 409
+        ``exists`` error)."""
+        return bool(self._sb._call("POST", "/files/mkdir", query={"path": _check_path(path)}).get("created"))
+
+    def rename(self, old_path, new_path, overwrite=False):
+        """Move a file or directory (within the writable trees; missing
+        parents of new_path are made). An existing new_path is a 409
+        ``exists`` error unless ``overwrite``. Returns new_path's info."""
+        q = {"path": _check_path(old_path), "to": _check_path(new_path)}
+        if overwrite:
+            q["overwrite"] = "true"
+        return Info(self._sb._call("POST", "/files/rename", query=q))
 
     def remove(self, path, recursive=True):
         """Remove a file, or a directory with everything in it
@@ -72,18 +101,13 @@ class Files:
 
     def exists(self, path):
         """Whether path exists (a relative path is under /home/user, as for
-        every file call)."""
-        path = _check_path(path)
-        if not path.startswith("/"):
-            path = "/home/user/" + path
-        parent, name = os.path.split(path.rstrip("/") or "/")
-        if not name:
-            return True
+        every file call; a symlink exists even when its target does not)."""
         try:
-            return any(e["name"] == name for e in self.list(parent or "/"))
+            self.get_info(path)
+            return True
         except NotFound:
-            return False  # no parent
-        except InvalidRequest as e:
+            return False
+        except AirlockError as e:
             if e.code == "not_directory":
                 return False  # a parent that is a file
             raise
