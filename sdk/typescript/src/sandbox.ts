@@ -65,10 +65,32 @@ function checkPath(path: string): string {
 /** `sb.files`: file operations inside the sandbox. */
 export class Files {
   constructor(private readonly sb: Sandbox) {}
-  /** Entries of a directory. */
-  async list(path = "/home/user"): Promise<EntryInfo[]> {
-    const d = await this.sb._call("GET", "/files/list", undefined, { path: checkPath(path) });
+  /** Entries of a directory, each with getInfo's fields. `depth` > 1 lists
+   * subdirectories too, each followed by its own entries (`path` tells them
+   * apart); symlinks are listed, never followed. */
+  async list(path = "/home/user", opts: { depth?: number } = {}): Promise<EntryInfo[]> {
+    const query: Record<string, string> = { path: checkPath(path) };
+    if (opts.depth !== undefined && opts.depth !== 1) query.depth = String(Math.trunc(opts.depth));
+    const d = await this.sb._call("GET", "/files/list", undefined, query);
     return d.entries ?? [];
+  }
+  /** What path is, without following a symlink (NotFound if nothing is there). */
+  async getInfo(path: string): Promise<EntryInfo> {
+    return (await this.sb._call("GET", "/files/info", undefined, { path: checkPath(path) })) as EntryInfo;
+  }
+  /** Create a directory and its missing parents: true if this call created
+   * it, false if it was there (a file in the way is a 409 `exists` error). */
+  async makeDir(path: string): Promise<boolean> {
+    const d = (await this.sb._call("POST", "/files/mkdir", undefined, { path: checkPath(path) })) as { created?: boolean };
+    return d.created === true;
+  }
+  /** Move a file or directory within the writable trees (missing parents of
+   * newPath are made). An existing newPath is a 409 `exists` error unless
+   * `overwrite`. Returns newPath's info. */
+  async rename(oldPath: string, newPath: string, opts: { overwrite?: boolean } = {}): Promise<EntryInfo> {
+    const query: Record<string, string> = { path: checkPath(oldPath), to: checkPath(newPath) };
+    if (opts.overwrite) query.overwrite = "true";
+    return (await this.sb._call("POST", "/files/rename", undefined, query)) as EntryInfo;
   }
   /** Remove a file, or a directory with everything in it (`recursive: false`:
    * only an empty one). A missing path is not an error: false then. */
@@ -80,17 +102,12 @@ export class Files {
     const d = (await this.sb._call("DELETE", "/files", undefined, query)) as { deleted?: boolean };
     return d.deleted !== false;
   }
-  /** Whether path exists (relative paths are under /home/user). */
+  /** Whether path exists (relative paths are under /home/user; a symlink
+   * exists even when its target does not). */
   async exists(path: string): Promise<boolean> {
-    checkPath(path);
-    const abs = path.startsWith("/") ? path : "/home/user/" + path;
-    const p = abs.replace(/\/+$/, "") || "/";
-    const i = p.lastIndexOf("/");
-    const name = p.slice(i + 1);
-    if (!name) return true;
-    const parent = p.slice(0, i) || "/";
     try {
-      return (await this.list(parent)).some((e) => e.name === name);
+      await this.getInfo(path);
+      return true;
     } catch (e) {
       if (e instanceof NotFound) return false;
       if (e instanceof AirlockError && e.code === "not_directory") return false;

@@ -173,6 +173,37 @@ test("file round trip with digest; list, exists, remove", async () => {
   }
 });
 
+test("files: makeDir, rename (409 exists unless overwrite), getInfo, list with a depth", async () => {
+  const sb = await Sandbox.create({ timeout: 120 });
+  try {
+    assert.equal(await sb.files.makeDir("ts/x/y"), true);
+    assert.equal(await sb.files.makeDir("/home/user/ts/x/y"), false);
+    await sb.files.write("ts/x/y/f.txt", "abc");
+    const info = await sb.files.getInfo("ts/x/y/f.txt");
+    assert.equal(info.path, "/home/user/ts/x/y/f.txt");
+    assert.equal(info.type, "file");
+    assert.equal(info.size, 3);
+    assert.equal(info.mode_octal, "0644");
+    assert.equal(info.permissions, "-rw-r--r--");
+    assert.equal(info.symlink_target, null);
+    assert.match(info.modified_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    const moved = await sb.files.rename("ts/x/y/f.txt", "ts/g.txt");
+    assert.equal(moved.path, "/home/user/ts/g.txt");
+    await sb.files.write("ts/h.txt", "h");
+    await assert.rejects(sb.files.rename("ts/g.txt", "ts/h.txt"),
+      (e) => e instanceof AirlockError && e.status === 409 && e.code === "exists");
+    await sb.files.rename("ts/g.txt", "ts/h.txt", { overwrite: true });
+    assert.equal(await sb.files.readText("ts/h.txt"), "abc");
+    assert.deepEqual((await sb.files.list("ts", { depth: 3 })).map((e) => e.path),
+      ["/home/user/ts/h.txt", "/home/user/ts/x", "/home/user/ts/x/y"]);
+    assert.deepEqual((await sb.files.list("ts")).map((e) => e.name), ["h.txt", "x"]);
+    await assert.rejects(sb.files.getInfo("ts/nope"), NotFound);
+    assert.equal(await sb.files.exists("ts/x/y"), true);
+  } finally {
+    await sb.kill();
+  }
+});
+
 test("typed API errors: 404 NotFound on an unknown id, digest mismatch is IntegrityError", async () => {
   await assert.rejects(Sandbox.connect("sb_doesnotexist"), (e) => e instanceof NotFound && e.status === 404 && e instanceof AirlockError);
   await assert.rejects(Sandbox.list({ apiKey: "ak_" + "0".repeat(32) }), (e) => e instanceof AuthError && e.status === 401);
