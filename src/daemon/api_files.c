@@ -14,13 +14,14 @@
 
 #include "api.h"
 #include "api_errors.h"
+#include "api_files.h"
 #include "log.h"
 #include "path.h"
 #include "proto.h"
 #include "registry.h"
 #include "util.h"
 
-#define FILE_OP_TIMEOUT_MS 120000   /* list, delete, final upload reply */
+/* FILE_OP_TIMEOUT_MS (list, delete, final upload reply) is api_files.h's */
 #define DOWNLOAD_FRAME_TIMEOUT_MS 120000
 #define GONE_POLL_MS 1000
 #define DOWNLOAD_ACK_BATCH PROTO_DATA_CHUNK /* acknowledge in chunks: few frames */
@@ -31,7 +32,7 @@ _Static_assert(PROTO_GET_WINDOW <= AGENT_QUEUE_MAX_BYTES, "download window large
 
 /* The reply for a failed agent request: 410 if the sandbox expired under
  * it, 503 if its agent went away, else the error as filled. */
-static void reply_agent_error(struct http_req *req, struct sandbox *sb, int r, struct api_error *err)
+void api_files_reply_agent_error(struct http_req *req, struct sandbox *sb, int r, struct api_error *err)
 {
     if (r == -EPIPE)
         api_error_gone(err, sb);
@@ -64,24 +65,28 @@ static const char *path_param_named(struct http_req *req, const char *name, bool
         http_reply_errorf(req, 400, "invalid_request", "the %s query parameter is required", name);
         return NULL;
     }
-    const char *msg;
-    if (path_normalize(path, len, norm, &msg) < 0) {
-        http_reply_errorf(req, 400, "invalid_request", "%s", msg);
-        return NULL;
-    }
-    if (path_is_kernel(norm)) {
-        http_reply_errorf(req, 400, "path_forbidden",
-                          "%s is under /proc, /sys or /dev: kernel interfaces, not files; the file API refuses them",
-                          norm);
-        return NULL;
-    }
-    if (names_file && path[len - 1] == '/') {
-        http_reply_errorf(req, 400, "invalid_request",
-                          "path %s ends in '/': name the file to write (the CLI and SDK add the local file's name)",
-                          path);
+    struct api_error err = {0};
+    if (api_files_check_path(path, len, norm, names_file, &err) < 0) {
+        http_reply_error(req, &err);
         return NULL;
     }
     return norm;
+}
+
+int api_files_check_path(const char *path, size_t len, char *norm, bool names_file, struct api_error *err)
+{
+    const char *msg;
+    if (path_normalize(path, len, norm, &msg) < 0)
+        return api_error_set(err, -EINVAL, 400, "invalid_request", "%s", msg);
+    if (path_is_kernel(norm))
+        return api_error_set(err, -EINVAL, 400, "path_forbidden",
+                             "%s is under /proc, /sys or /dev: kernel interfaces, not files; the file API refuses them",
+                             norm);
+    if (names_file && (len == 0 || path[len - 1] == '/'))
+        return api_error_set(err, -EINVAL, 400, "invalid_request",
+                             "path %.*s ends in '/': name the file to write (the CLI and SDK add the local file's name)",
+                             (int)(len > 400 ? 400 : len), path);
+    return 0;
 }
 
 static const char *path_param(struct http_req *req, bool required, const char *dflt, char *norm, bool names_file)
@@ -109,7 +114,7 @@ static int upload_digest(struct http_req *req, char *out)
  * written is refused with 503 audit_unavailable and does not happen. Its
  * outcome is added to the same row afterwards (best effort: the act is
  * on record either way). 0 and *row, or -errno with the reply made. */
-static int audit_before(struct http_req *req, const char *action, const char *path, long long size, int64_t *row)
+int api_files_audit_before(struct http_req *req, const char *action, const char *path, long long size, int64_t *row)
 {
     json_t *detail = size >= 0 ? json_pack("{s:s,s:I}", "path", path, "size", (json_int_t)size)
                                : json_pack("{s:s}", "path", path);
@@ -124,7 +129,7 @@ static int audit_before(struct http_req *req, const char *action, const char *pa
     return r;
 }
 
-static void audit_outcome(struct http_req *req, int64_t row, json_t *outcome)
+void api_files_audit_outcome(struct http_req *req, int64_t row, json_t *outcome)
 {
     if (row > 0 && outcome)
         (void)store_audit_outcome(req->d->store, row, outcome);
@@ -198,7 +203,7 @@ void api_files_put_begin(struct http_req *req)
     u->stored = -1;
     if (!(u->sb = api_route_sandbox(req)))
         return;
-    if (audit_before(req, "upload", u->path, -1, &u->audit_row) < 0)
+    if (api_files_audit_before(req, "upload", u->path, -1, &u->audit_row) < 0)
         return;
     json_t *payload = json_pack("{s:s,s:i}", "path", path, "mode", (int)mode);
     if (payload && dr == 0) /* the agent checks it before it renames the file into place */
@@ -209,7 +214,7 @@ void api_files_put_begin(struct http_req *req)
         u->done = true;
         struct api_error err = {0};
         api_error_set(&err, r, 500, "internal", "send FILE_PUT: %s", strerror(-r));
-        reply_agent_error(req, u->sb, r, &err);
+        api_files_reply_agent_error(req, u->sb, r, &err);
     }
 }
 
@@ -223,9 +228,9 @@ static bool upload_check_agent(struct http_req *req, struct upload *u)
     struct api_error err = {0};
     u->done = true;
     if (r < 0)
-        reply_agent_error(req, u->sb, r, &err);
+        api_files_reply_agent_error(req, u->sb, r, &err);
     else if (f->type == PROTO_ERROR)
-        reply_agent_error(req, u->sb, api_error_from_agent(&err, (const char *)f->data, f->len), &err);
+        api_files_reply_agent_error(req, u->sb, api_error_from_agent(&err, (const char *)f->data, f->len), &err);
     else
         http_reply_errorf(req, 500, "internal", "agent answered FILE_PUT early with %s", proto_type_name(f->type));
     return false;
@@ -253,7 +258,7 @@ void api_files_put_data(struct http_req *req, const char *data, size_t size)
             u->done = true;
             struct api_error err = {0};
             api_error_set(&err, r, 500, "internal", "send FILE_DATA: %s", strerror(-r));
-            reply_agent_error(req, u->sb, r, &err);
+            api_files_reply_agent_error(req, u->sb, r, &err);
             return;
         }
         data += n;
@@ -274,18 +279,18 @@ void api_files_put_end(struct http_req *req)
     u->done = true;
     if (r < 0) {
         api_error_set(&err, r, 500, "internal", "send FILE_DATA: %s", strerror(-r));
-        reply_agent_error(req, u->sb, r, &err);
+        api_files_reply_agent_error(req, u->sb, r, &err);
         return;
     }
     cleanup_frame struct agent_frame *f = NULL;
     r = agent_req_next(u->areq, now_mono_ms() + FILE_OP_TIMEOUT_MS, &f);
     if (r < 0) {
         api_error_set(&err, r, 503, "unavailable", "sandbox agent did not confirm the upload");
-        reply_agent_error(req, u->sb, r, &err);
+        api_files_reply_agent_error(req, u->sb, r, &err);
         return;
     }
     if (f->type == PROTO_ERROR) {
-        reply_agent_error(req, u->sb, api_error_from_agent(&err, (const char *)f->data, f->len), &err);
+        api_files_reply_agent_error(req, u->sb, api_error_from_agent(&err, (const char *)f->data, f->len), &err);
         return;
     }
     json_t *ok = f->type == PROTO_OK ? json_loadb((const char *)f->data, f->len, 0, NULL) : NULL;
@@ -307,7 +312,7 @@ void api_files_put_cleanup(struct http_req *req)
         return;
     /* the client went away mid-upload: drop the partial file */
     upload_abort(u, "internal", "upload aborted by the client");
-    audit_outcome(req, u->audit_row,
+    api_files_audit_outcome(req, u->audit_row,
                   u->stored >= 0 ? json_pack("{s:b,s:I}", "completed", 1, "size", (json_int_t)u->stored)
                                  : json_pack("{s:b}", "completed", 0));
     agent_req_free(u->areq);
@@ -429,7 +434,7 @@ void api_files_get(struct http_req *req)
     json_decref(payload);
     if (r < 0) {
         api_error_set(&err, r, 500, "internal", "send FILE_GET: %s", strerror(-r));
-        reply_agent_error(req, sb, r, &err);
+        api_files_reply_agent_error(req, sb, r, &err);
         return;
     }
     cleanup_frame struct agent_frame *f = NULL;
@@ -438,11 +443,11 @@ void api_files_get(struct http_req *req)
         if (r == -ETIMEDOUT) /* a late OK would park a download nobody reads */
             download_cancel(areq);
         api_error_set(&err, r, 503, "unavailable", "sandbox agent did not answer FILE_GET");
-        reply_agent_error(req, sb, r, &err);
+        api_files_reply_agent_error(req, sb, r, &err);
         return;
     }
     if (f->type == PROTO_ERROR) {
-        reply_agent_error(req, sb, api_error_from_agent(&err, (const char *)f->data, f->len), &err);
+        api_files_reply_agent_error(req, sb, api_error_from_agent(&err, (const char *)f->data, f->len), &err);
         return;
     }
     if (f->type != PROTO_OK) {
@@ -489,7 +494,7 @@ void api_files_get(struct http_req *req)
     if (sha[0])
         MHD_add_response_header(resp, "X-Content-SHA256", sha);
     int64_t row = 0;
-    if (audit_before(req, "download", path, size == MHD_SIZE_UNKNOWN ? -1 : (long long)size, &row) < 0) {
+    if (api_files_audit_before(req, "download", path, size == MHD_SIZE_UNKNOWN ? -1 : (long long)size, &row) < 0) {
         MHD_destroy_response(resp); /* download_free releases the agent request and the sandbox */
         return;
     }
@@ -546,10 +551,10 @@ static void files_call(struct http_req *req, struct sandbox *sb, uint8_t type, j
     int r = agent_call(sandbox_agent(sb), type, payload, FILE_OP_TIMEOUT_MS, &reply, &oerr);
     json_decref(payload);
     if (audit_row)
-        audit_outcome(req, audit_row, json_pack("{s:b}", "completed", r >= 0));
+        api_files_audit_outcome(req, audit_row, json_pack("{s:b}", "completed", r >= 0));
     if (r < 0) {
         struct api_error err = {0};
-        reply_agent_error(req, sb, api_error_from_op(&err, r, &oerr), &err);
+        api_files_reply_agent_error(req, sb, api_error_from_op(&err, r, &oerr), &err);
         return;
     }
     if (!json_is_object(reply)) {
@@ -570,7 +575,7 @@ void api_files_mkdir(struct http_req *req)
     if (!sb)
         return;
     int64_t row = 0;
-    if (audit_before(req, "file_mkdir", path, -1, &row) < 0)
+    if (api_files_audit_before(req, "file_mkdir", path, -1, &row) < 0)
         return;
     files_call(req, sb, PROTO_FILE_MKDIR, json_pack("{s:s}", "path", path), 200, row);
 }
@@ -636,7 +641,7 @@ void api_files_list(struct http_req *req)
     json_decref(payload);
     if (r < 0) {
         struct api_error err = {0};
-        reply_agent_error(req, sb, api_error_from_op(&err, r, &oerr), &err);
+        api_files_reply_agent_error(req, sb, api_error_from_op(&err, r, &oerr), &err);
         return;
     }
     json_t *entries = json_object_get(reply, "entries");
@@ -666,13 +671,13 @@ void api_files_delete(struct http_req *req)
     if (!sb)
         return;
     int64_t row = 0;
-    if (audit_before(req, "file_delete", path, -1, &row) < 0)
+    if (api_files_audit_before(req, "file_delete", path, -1, &row) < 0)
         return;
     struct op_error oerr = {0};
     json_t *reply = NULL, *payload = json_pack("{s:s,s:b}", "path", path, "recursive", recursive);
     int r = agent_call(sandbox_agent(sb), PROTO_FILE_DELETE, payload, FILE_OP_TIMEOUT_MS, &reply, &oerr);
     json_decref(payload);
-    audit_outcome(req, row, json_pack("{s:b}", "completed", r >= 0));
+    api_files_audit_outcome(req, row, json_pack("{s:b}", "completed", r >= 0));
     if (r < 0) {
         struct api_error err = {0};
         int e = api_error_from_op(&err, r, &oerr);
@@ -681,7 +686,7 @@ void api_files_delete(struct http_req *req)
             http_reply_json(req, 200, json_pack("{s:s,s:b}", "path", path, "deleted", 0));
             return;
         }
-        reply_agent_error(req, sb, e, &err);
+        api_files_reply_agent_error(req, sb, e, &err);
         return;
     }
     json_decref(reply);

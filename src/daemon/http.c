@@ -58,6 +58,8 @@ static const struct route ROUTES[] = {
     {"/v1/sandboxes/*/files",
      {{"PUT", R_UPLOAD, api_files_put_end, {"path", "mode"}, api_files_put_begin, api_files_put_data,
        api_files_put_cleanup},
+      {"POST", R_UPLOAD, api_files_batch_end, {NULL}, api_files_batch_begin, api_files_batch_data,
+       api_files_batch_cleanup},
       {"GET", 0, api_files_get, {"path"}},
       {"DELETE", 0, api_files_delete, {"path", "recursive"}}}},
     {"/v1/sandboxes/*/files/list", {{"GET", 0, api_files_list, {"path", "depth"}}}},

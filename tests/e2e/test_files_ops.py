@@ -190,3 +190,57 @@ def test_sdk_file_ops(sb):
     assert [e["path"] for e in sb.files.list("sdk", depth=3)] == [
         "/home/user/sdk/h.txt", "/home/user/sdk/x", "/home/user/sdk/x/y"]
     assert [e["name"] for e in sb.files.list("sdk")] == ["h.txt", "x"]
+
+
+# ---- several files in one request --------------------------------------------------------------
+
+def _multipart(parts, boundary="airlock-test-boundary"):
+    out = b""
+    for name, filename, data in parts:
+        disp = 'form-data; name="%s"' % name + ('; filename="%s"' % filename if filename is not None else "")
+        out += b"--" + boundary.encode() + b"\r\nContent-Disposition: " + disp.encode() + \
+            b"\r\nContent-Type: application/octet-stream\r\n\r\n" + data + b"\r\n"
+    out += b"--" + boundary.encode() + b"--\r\n"
+    return out, {"Content-Type": "multipart/form-data; boundary=" + boundary}
+
+
+def test_write_several_files_in_one_request(sb, daemon):
+    big = bytes(range(256)) * 4096  # 1 MiB: several chunks of the daemon's parser
+    body, hdrs = _multipart([("file", "/data/batch/a.txt", b"alpha"), ("file", "batch/b.bin", big),
+                             ("file", "/tmp/batch/empty", b"")])
+    st, _, data, out = daemon.request("POST", "/v1/sandboxes/%s/files" % sb.id, body, headers=hdrs)
+    assert st == 201, (st, data)
+    assert out == {"files": [{"path": "/data/batch/a.txt", "size": 5}, {"path": "/home/user/batch/b.bin",
+                                                                         "size": len(big)},
+                             {"path": "/tmp/batch/empty", "size": 0}]}, out
+    assert sb.files.read("/data/batch/a.txt") == b"alpha"
+    assert sb.files.read("batch/b.bin") == big
+    assert sb.files.read("/tmp/batch/empty") == b""
+
+
+def test_batch_refusals(sb, daemon):
+    url = "/v1/sandboxes/%s/files" % sb.id
+    # the path policy of a single upload holds for every part; the files
+    # before a refused one are written (each file is whole or absent)
+    body, hdrs = _multipart([("file", "/data/ok1", b"1"), ("file", "/etc/evil", b"x"), ("file", "/data/ok2", b"2")])
+    check_error(daemon.request("POST", url, body, headers=hdrs), 400, "invalid_request")
+    assert sb.files.read("/data/ok1") == b"1" and not sb.files.exists("/data/ok2")
+    assert sb.exec(["test", "-e", "/etc/evil"]).exit_code != 0
+    body, hdrs = _multipart([("file", "/proc/x", b"x")])
+    check_error(daemon.request("POST", url, body, headers=hdrs), 400, "path_forbidden")
+    body, hdrs = _multipart([("file", "/data/dir/", b"x")])
+    check_error(daemon.request("POST", url, body, headers=hdrs), 400, "invalid_request")
+    # a part without a filename has no destination
+    body, hdrs = _multipart([("file", None, b"x")])
+    check_error(daemon.request("POST", url, body, headers=hdrs), 400, "invalid_request")
+    body, hdrs = _multipart([])
+    check_error(daemon.request("POST", url, body, headers=hdrs), 400, "invalid_request")
+    check_error(daemon.request("POST", url, b"a=b", headers={"Content-Type": "application/x-www-form-urlencoded"}),
+                400, "invalid_request")
+    assert sb.exec(["ls", "/data"]).exit_code == 0  # the sandbox is fine
+
+
+def test_sdk_write_files(sb):
+    out = sb.files.write_files([("sdkb/one.txt", b"1"), ("/data/sdkb/two.txt", "zwei")])
+    assert [f["path"] for f in out] == ["/home/user/sdkb/one.txt", "/data/sdkb/two.txt"]
+    assert sb.files.read("/data/sdkb/two.txt") == b"zwei"

@@ -118,6 +118,34 @@ class Files:
     def write(self, path, data):
         return self._sb.upload(data, path)
 
+    def write_files(self, files):
+        """Write several files in one request: ``files`` is a list of
+        ``(path, data)`` pairs or ``{"path", "data"}`` dicts (data: bytes or
+        str). One multipart/form-data body, each part streamed into place
+        by the daemon in order; each file is whole or absent, and the first
+        that fails raises, the ones before it written. Returns
+        ``[{"path", "size"}, ...]``. Unlike ``write``, a part carries no
+        sha256 (multipart parts have no header for it)."""
+        boundary = "airlock-" + os.urandom(12).hex()
+        chunks = []
+        for item in files:
+            path, data = (item["path"], item["data"]) if isinstance(item, dict) else item
+            path = _check_path(path)
+            if any(c in path for c in '"\r\n'):
+                raise InvalidRequest("a path with a double quote or a line break cannot be a multipart "
+                                     "filename; write() it alone: %r" % path, code="invalid_request")
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            chunks += [b"--", boundary.encode(), b'\r\nContent-Disposition: form-data; name="file"; filename="',
+                       path.encode("utf-8"), b'"\r\nContent-Type: application/octet-stream\r\n\r\n',
+                       bytes(data), b"\r\n"]
+        chunks += [b"--", boundary.encode(), b"--\r\n"]
+        body = b"".join(chunks)
+        headers = {"Content-Type": "multipart/form-data; boundary=" + boundary, "Content-Length": str(len(body))}
+        out = decode_json(self._sb._http.request_raw("POST", self._sb._path("/files"), body, headers,
+                                                     timeout=max(60.0, len(body) / 5e6)))
+        return [Info(f) for f in out.get("files", [])]
+
 
 class Sandbox:
     """A sandbox, created on construction (``POST /v1/sandboxes``).
