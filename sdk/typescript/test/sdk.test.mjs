@@ -173,7 +173,7 @@ test("file round trip with digest; list, exists, remove", async () => {
   }
 });
 
-test("files: makeDir, rename (409 exists unless overwrite), getInfo, list with a depth", async () => {
+test("files: makeDir, rename (409 exists unless overwrite), getInfo, list with a depth, writeFiles", async () => {
   const sb = await Sandbox.create({ timeout: 120 });
   try {
     assert.equal(await sb.files.makeDir("ts/x/y"), true);
@@ -198,6 +198,9 @@ test("files: makeDir, rename (409 exists unless overwrite), getInfo, list with a
       ["/home/user/ts/h.txt", "/home/user/ts/x", "/home/user/ts/x/y"]);
     assert.deepEqual((await sb.files.list("ts")).map((e) => e.name), ["h.txt", "x"]);
     await assert.rejects(sb.files.getInfo("ts/nope"), NotFound);
+    const many = await sb.files.writeFiles([{ path: "ts/m/one.txt", data: "1" }, { path: "/data/ts/two.bin", data: new Uint8Array([0, 255, 13, 10]) }]);
+    assert.deepEqual(many, [{ path: "/home/user/ts/m/one.txt", size: 1 }, { path: "/data/ts/two.bin", size: 4 }]);
+    assert.deepEqual(Array.from(await sb.files.read("/data/ts/two.bin")), [0, 255, 13, 10]);
     assert.equal(await sb.files.exists("ts/x/y"), true);
   } finally {
     await sb.kill();
