@@ -109,6 +109,7 @@ static void dispatch(struct agent *a, const struct proto_hdr *h, const uint8_t *
     case PROTO_FILE_MKDIR:
     case PROTO_FILE_STAT:
     case PROTO_FILE_RENAME: files_handle(a, h, req); break;
+    case PROTO_FILE_WATCH: watch_handle(a, h, req); break;
     default:
         agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "unexpected frame type 0x%02x (%s)", h->type, proto_type_name(h->type));
         break;

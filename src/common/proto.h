@@ -57,6 +57,8 @@ enum proto_type {
     PROTO_FILE_STAT = 0x27,   /* {"path"} -> OK {"path","name","type","size","mode","mode_octal","permissions",
                                *  "owner","group","uid","gid","mtime","modified_at","symlink_target"} (not followed) */
     PROTO_FILE_RENAME = 0x28, /* {"path","to","overwrite"} -> OK info of "to" (FILE_STAT's fields) */
+    PROTO_FILE_WATCH = 0x29,  /* {"path","recursive"} -> OK {"path","recursive","dirs"} (no END), FILE_EVENT...;
+                               * the last (if the directory goes) with END and "end"; cancelled by an ERROR */
 
     /* agent -> daemon */
     PROTO_STDOUT = 0x40, /* raw bytes of the request's stdout */
@@ -66,6 +68,7 @@ enum proto_type {
     PROTO_OK = 0x43,     /* JSON reply to a control request */
     PROTO_ERROR = 0x44,  /* END. {"code","message"}: the request failed */
     PROTO_LOG = 0x45,    /* req_id 0. one line of the agent's own log (text, <= PROTO_LOG_MAX) */
+    PROTO_FILE_EVENT = 0x46, /* a FILE_WATCH's {"events":[{"type","path","is_dir"}],"end"?} */
 };
 
 struct proto_hdr {

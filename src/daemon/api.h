@@ -32,6 +32,7 @@ void api_files_batch_data(struct http_req *req, const char *data, size_t size);
 void api_files_batch_end(struct http_req *req);
 void api_files_batch_cleanup(struct http_req *req);
 void api_files_mkdir(struct http_req *req);
+void api_files_watch(struct http_req *req); /* api_files_watch.c: NDJSON stream */
 void api_files_rename(struct http_req *req);
 void api_files_info(struct http_req *req);
 

@@ -89,6 +89,11 @@ int api_files_check_path(const char *path, size_t len, char *norm, bool names_fi
     return 0;
 }
 
+const char *api_files_path_param(struct http_req *req, const char *name, bool required, char *norm)
+{
+    return path_param_named(req, name, required, "/home/user", norm, false);
+}
+
 static const char *path_param(struct http_req *req, bool required, const char *dflt, char *norm, bool names_file)
 {
     return path_param_named(req, "path", required, dflt, norm, names_file);
@@ -507,7 +512,7 @@ void api_files_get(struct http_req *req)
 
 /* An optional true/false query parameter into *out (left as is when
  * absent); -EINVAL after replying 400. */
-static int bool_param(struct http_req *req, const char *name, bool *out)
+int api_files_bool_param(struct http_req *req, const char *name, bool *out)
 {
     const char *v = http_query(req, name);
     if (!v)
@@ -590,7 +595,7 @@ void api_files_rename(struct http_req *req)
     if (!dst)
         return;
     bool overwrite = false;
-    if (bool_param(req, "overwrite", &overwrite) < 0)
+    if (api_files_bool_param(req, "overwrite", &overwrite) < 0)
         return;
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
@@ -665,7 +670,7 @@ void api_files_delete(struct http_req *req)
      * files.remove expect; recursive=false keeps the old refusal of a
      * non-empty one */
     bool recursive = true;
-    if (bool_param(req, "recursive", &recursive) < 0)
+    if (api_files_bool_param(req, "recursive", &recursive) < 0)
         return;
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)

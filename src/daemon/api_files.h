@@ -22,6 +22,15 @@
  * path ending in '/'; 400 path_forbidden: /proc, /sys, /dev). */
 int api_files_check_path(const char *path, size_t len, char *norm, bool names_file, struct api_error *err);
 
+/* The query parameter `name` as a sandbox path (api_files_check_path),
+ * normalised into norm; NULL after replying 400 (also when required and
+ * absent; absent and not required: /home/user). */
+const char *api_files_path_param(struct http_req *req, const char *name, bool required, char *norm);
+
+/* An optional true/false (1/0) query parameter into *out (left as is when
+ * absent); -EINVAL after replying 400. */
+int api_files_bool_param(struct http_req *req, const char *name, bool *out);
+
 /* The audit event of a file operation, written before it (fails closed:
  * -errno after replying 503 audit_unavailable), and its outcome after. */
 int api_files_audit_before(struct http_req *req, const char *action, const char *path, long long size, int64_t *row);

@@ -64,6 +64,7 @@ static const struct route ROUTES[] = {
       {"DELETE", 0, api_files_delete, {"path", "recursive"}}}},
     {"/v1/sandboxes/*/files/list", {{"GET", 0, api_files_list, {"path", "depth"}}}},
     {"/v1/sandboxes/*/files/info", {{"GET", 0, api_files_info, {"path"}}}},
+    {"/v1/sandboxes/*/files/watch", {{"GET", 0, api_files_watch, {"path", "recursive"}}}},
     {"/v1/sandboxes/*/files/mkdir", {{"POST", 0, api_files_mkdir, {"path"}}}},
     {"/v1/sandboxes/*/files/rename", {{"POST", 0, api_files_rename, {"path", "to", "overwrite"}}}},
     {"/v1/sandboxes/*/code", {{"POST", R_JSON, api_code, {NULL}}}},

@@ -244,3 +244,94 @@ def test_sdk_write_files(sb):
     out = sb.files.write_files([("sdkb/one.txt", b"1"), ("/data/sdkb/two.txt", "zwei")])
     assert [f["path"] for f in out] == ["/home/user/sdkb/one.txt", "/data/sdkb/two.txt"]
     assert sb.files.read("/data/sdkb/two.txt") == b"zwei"
+
+
+# ---- watching a directory ------------------------------------------------------------------------
+
+class _Watch:
+    """A raw watch stream: lines as dicts, read as they come."""
+
+    def __init__(self, daemon, sb, **q):
+        import http.client
+        self.conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=30)
+        self.conn.request("GET", _url(sb, "/watch", **q), headers={"Authorization": "Bearer " + daemon.key})
+        self.resp = self.conn.getresponse()
+
+    def next(self):
+        import json
+        line = self.resp.readline()
+        assert line, "the watch stream ended"
+        return json.loads(line)
+
+    def until(self, pred, limit=200):
+        seen = []
+        for _ in range(limit):
+            ev = self.next()
+            seen.append(ev)
+            if pred(ev):
+                return seen
+        raise AssertionError("not seen in %r" % seen)
+
+    def close(self):
+        self.conn.close()
+
+
+def test_watch_dir(sb, daemon):
+    sb.exec(["mkdir", "-p", "/data/w/sub"])
+    w = _Watch(daemon, sb, path="/data/w")
+    try:
+        assert w.resp.status == 200 and w.resp.getheader("content-type") == "application/x-ndjson"
+        ready = w.next()
+        assert ready["type"] == "ready" and ready["path"] == "/data/w" and ready["recursive"] is False, ready
+        sb.files.write("/data/w/a.txt", b"1")
+        sb.exec(["sh", "-c", "echo more >> /data/w/a.txt; chmod 600 /data/w/a.txt; mv /data/w/a.txt /data/w/b.txt;"
+                 " rm /data/w/b.txt; touch /data/w/sub/deep.txt; mkdir /data/w/d"])
+        seen = w.until(lambda e: e["path"] == "/data/w/d")
+        got = [(e["type"], e["path"]) for e in seen]
+        for want in [("create", "/data/w/a.txt"), ("write", "/data/w/a.txt"), ("chmod", "/data/w/a.txt"),
+                     ("rename", "/data/w/a.txt"), ("create", "/data/w/b.txt"), ("remove", "/data/w/b.txt"),
+                     ("create", "/data/w/d")]:
+            assert want in got, (want, got)
+        assert seen[-1]["is_dir"] is True
+        # not recursive: nothing from below
+        assert not any(p.startswith("/data/w/sub/") for _, p in got), got
+        assert [e["seq"] for e in [ready] + seen] == list(range(len(seen) + 1))
+        # the directory itself going ends the stream
+        sb.exec(["rm", "-rf", "/data/w"])
+        end = w.until(lambda e: e["type"] == "end")[-1]
+        assert "removed" in end["reason"], end
+        assert w.resp.readline() == b""
+    finally:
+        w.close()
+
+
+def test_watch_recursive_and_refusals(sb, daemon):
+    sb.exec(["mkdir", "-p", "/data/r/a/b"])
+    w = _Watch(daemon, sb, path="/data/r", recursive="true")
+    try:
+        assert w.next()["type"] == "ready"
+        sb.exec(["sh", "-c", "touch /data/r/a/b/x; mkdir -p /data/r/new/deeper; sleep 0.2; touch /data/r/new/deeper/y"])
+        got = [(e["type"], e["path"]) for e in w.until(lambda e: e["path"] == "/data/r/new/deeper/y")]
+        assert ("create", "/data/r/a/b/x") in got, got
+    finally:
+        w.close()
+    # a watch is a read: not kernel trees, not a file, not what does not exist
+    check_error(daemon.request("GET", _url(sb, "/watch", path="/proc")), 400, "path_forbidden")
+    check_error(daemon.request("GET", _url(sb, "/watch", path="/data/none")), 404, "not_found")
+    sb.files.write("/data/file", b"x")
+    check_error(daemon.request("GET", _url(sb, "/watch", path="/data/file")), 409, "not_directory")
+    check_error(daemon.request("GET", _url(sb, "/watch", path="/data", recursive="maybe")), 400, "invalid_request")
+    # a client that leaves cancels its watch (noticed within a second): 40
+    # watches one after another fit the agent's limit of 16 at once
+    import time
+    for _ in range(40):
+        while True:
+            w = _Watch(daemon, sb, path="/data")
+            if w.resp.status == 200:
+                break
+            body = w.resp.read()
+            w.close()
+            assert w.resp.status == 409 and b'"busy"' in body, (w.resp.status, body)
+            time.sleep(0.2)
+        assert w.next()["type"] == "ready"
+        w.close()
