@@ -288,6 +288,11 @@ void job_kill_all(struct agent *a);
 
 struct file_op; /* an upload in progress or a download being streamed */
 
+/* An upload's temporary file in the target directory, renamed into place
+ * at its end: not a file yet, so neither listed nor reported by a watch
+ * (which sees the rename as the file's creation). */
+#define FILES_TMP_PREFIX ".airlock-put-"
+
 void files_handle(struct agent *a, const struct proto_hdr *h, json_t *req);
 /* FILE_DATA, ERROR or FILE_ACK from the daemon for a transfer in progress:
  * upload data or abort, download acknowledgement or cancel. Frames for

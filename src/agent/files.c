@@ -41,7 +41,6 @@
 #include "util.h"
 
 #define FILES_HASH_SLICES 4 /* PROTO_DATA_CHUNKs hashed per loop turn before a download starts */
-#define FILES_TMP_PREFIX ".airlock-put-"
 #define FILES_MAX_DEPTH 256 /* recursive delete */
 #define FILES_LIST_BUDGET (PROTO_MAX_PAYLOAD - 64 * 1024)
 #define FILES_LIST_MAX_DEPTH 64 /* LIST's depth: deep enough for any tree a user lists, bounded for the stack */

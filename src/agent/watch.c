@@ -11,7 +11,8 @@
  *
  * Events, named as fsnotify (E2B's) names them: create (created, or moved
  * in), write (modified), remove, rename (moved away: the old path), chmod
- * (attributes). Each read of the inotify descriptor becomes one FILE_EVENT
+ * (attributes); an upload's temporary file is not reported, its rename
+ * into place is the file's create. Each read of the inotify descriptor becomes one FILE_EVENT
  * frame {"events":[{"type","path","is_dir"}]}; "overflow" says the kernel
  * dropped events. The watch ends with a FILE_EVENT carrying END and
  * {"end": reason} when its directory is removed or moved away, and
@@ -278,8 +279,8 @@ static void on_inotify(struct agent *a, void *ctx, short revents)
             continue;
         }
         const char *type = ie->len ? event_type(ie->mask) : NULL;
-        if (!type)
-            continue;
+        if (!type || strncmp(ie->name, FILES_TMP_PREFIX, strlen(FILES_TMP_PREFIX)) == 0)
+            continue; /* an upload's temporary file: its rename into place is the create */
         char path[PATHPOLICY_NORM_MAX];
         if (!join(path, d->path, ie->name))
             continue;

@@ -335,3 +335,24 @@ def test_watch_recursive_and_refusals(sb, daemon):
             time.sleep(0.2)
         assert w.next()["type"] == "ready"
         w.close()
+
+
+def test_sdk_watch_dir(sb):
+    sb.files.make_dir("/data/sw")
+    with sb.files.watch_dir("/data/sw", timeout=30) as w:
+        assert w.path == "/data/sw" and w.recursive is False
+        sb.files.write("/data/sw/x.txt", b"x")
+        for ev in w:
+            if ev["type"] == "create":
+                assert ev["path"] == "/data/sw/x.txt" and ev["is_dir"] is False
+                break
+    # the end of the directory ends the iteration
+    w = sb.files.watch_dir("/data/sw", recursive=True, timeout=30)
+    sb.files.remove("/data/sw")
+    assert [ev["type"] for ev in w][-1] == "end"
+    import airlock
+    try:
+        sb.files.watch_dir("/data/never")
+        raise AssertionError("watching a missing directory succeeded")
+    except airlock.NotFound:
+        pass

@@ -365,15 +365,16 @@ class Transport:
         return total
 
     def stream_lines(self, method, path, payload, timeout, terminal=None):
-        """Send JSON and yield each NDJSON line of the response as a dict, as it arrives.
+        """Send JSON (none when payload is None) and yield each NDJSON line of
+        the response as a dict, as it arrives.
 
         With ``terminal`` (a set of event types), the stream must end with
         one of them: a stream that ends, or breaks, before raises
         TransferError (the connection was cut; the run's outcome is
         unknown)."""
-        body = json.dumps(payload).encode("utf-8")
-        headers = self._headers({"Content-Type": "application/json",
-                                 "Accept": "application/x-ndjson"})
+        body = json.dumps(payload).encode("utf-8") if payload is not None else None
+        headers = self._headers({"Content-Type": "application/json", "Accept": "application/x-ndjson"}
+                                if body is not None else {"Accept": "application/x-ndjson"})
         conn, resp = self._open(method, path, body, headers, timeout)
         done = False
         ended = False

@@ -52,6 +52,38 @@ def _check_path(path):
     return path
 
 
+class WatchHandle:
+    """A directory watch (``sb.files.watch_dir``): iterate it for events,
+    dicts with ``type`` (create, write, remove, rename, chmod, overflow),
+    ``path`` and ``is_dir``, as they happen. Iteration ends after an
+    ``end`` event (the directory was removed or moved; yielded) or an
+    ``error`` one (the sandbox went; yielded). ``stop()`` (or leaving a
+    ``with`` block) ends the watch."""
+
+    def __init__(self, events):
+        self._events = events
+        ready = next(events)  # the watch is in place once this line came
+        self.path = ready.get("path")
+        self.recursive = ready.get("recursive")
+
+    def __iter__(self):
+        for ev in self._events:
+            yield ev
+            if ev.get("type") in ("end", "error"):
+                self.stop()
+                return
+
+    def stop(self):
+        """End the watch (the daemon cancels it when the connection closes)."""
+        self._events.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 class Files:
     """``sb.files``: file operations inside the sandbox."""
 
@@ -76,6 +108,17 @@ class Files:
         seconds), modified_at (ISO-8601), symlink_target. NotFound if it
         does not exist."""
         return Info(self._sb._call("GET", "/files/info", query={"path": _check_path(path)}))
+
+    def watch_dir(self, path, recursive=False, timeout=None):
+        """Watch a directory: a ``WatchHandle`` to iterate for its events,
+        returned once the watch is in place (a change made after it returns
+        is reported). ``recursive``: the directories below too. ``timeout``:
+        seconds to wait for the next event (None: no limit)."""
+        q = {"path": _check_path(path)}
+        if recursive:
+            q["recursive"] = "true"
+        url = self._sb._path("/files/watch") + "?" + urllib.parse.urlencode(q)
+        return WatchHandle(self._sb._http.stream_lines("GET", url, None, timeout))
 
     def make_dir(self, path):
         """Create a directory and its missing parents. True if it was
