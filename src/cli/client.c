@@ -148,7 +148,7 @@ struct sink {
     client_event_cb cb;  /* SINK_LINES */
     void *ud;
     bool failed;         /* the sink itself failed (write error, bad line, cb stop) */
-    bool ended;          /* SINK_LINES: the terminal event ("exit" or "error") came */
+    bool ended;          /* SINK_LINES: the terminal event ("exit", "end" of a watch, or "error") came */
     int cb_rc;
 };
 
@@ -165,7 +165,7 @@ static int sink_line(struct sink *s, const char *line, size_t n)
         return -1;
     }
     const char *type = json_string_value(json_object_get(ev, "type"));
-    if (type && (strcmp(type, "exit") == 0 || strcmp(type, "error") == 0))
+    if (type && (strcmp(type, "exit") == 0 || strcmp(type, "end") == 0 || strcmp(type, "error") == 0))
         s->ended = true;
     int rc = s->cb(ev, s->ud);
     json_decref(ev);
@@ -444,6 +444,8 @@ int client_stream(struct client *c, const char *path, json_t *body, client_event
 {
     cleanup_sink struct sink s = {.c = c, .kind = SINK_LINES, .cb = cb, .ud = ud};
     memset(&c->err, 0, sizeof(c->err));
+    if (!body) /* a stream to read (a watch): GET */
+        return perform(c, "GET", path, NULL, NULL, "application/x-ndjson", &s);
     cleanup_free char *json_body = json_dumps(body, JSON_COMPACT);
     if (!json_body) {
         set_err(c, 0, "internal", "cannot encode the request as JSON");

@@ -1,6 +1,6 @@
-/* cmd_fileops.c - `airlock files ls|stat|mkdir|mv|rm`: the files API's
- * directory operations (docs/api.md, files/list, info, mkdir, rename and
- * DELETE files). Transfers are cmd_files.c's (upload, download). */
+/* cmd_fileops.c - `airlock files ls|stat|mkdir|mv|rm|watch`: the files
+ * API's directory operations (docs/api.md, files/list, info, mkdir,
+ * rename, DELETE files and watch). Transfers are cmd_files.c's (upload, download). */
 #include "cli.h"
 
 #include "util.h"
@@ -15,6 +15,7 @@ static const struct cli_option files_options[] = {
     {.name = "depth", .arg = ARG_INT, .metavar = "N", .help = "files ls: list N levels (default 1)", .min = 1,
      .max = 64, .want = LIST_DEPTH_WANT},
     {.name = "overwrite", .short_name = 'f', .help = "files mv: replace an existing destination"},
+    {.name = "recursive", .short_name = 'r', .help = "files watch: the directories below too"},
     {0},
 };
 
@@ -148,6 +149,54 @@ static int files_mv(struct cli_ctx *ctx, int argc, char **argv)
     return 0;
 }
 
+/* One event line: "create /data/x" (a '/' after a directory), or with
+ * --json the line as the API sent it. Ends the stream after end/error. */
+struct watch_out {
+    struct cli_ctx *ctx;
+    bool failed; /* the stream's last line was an error */
+};
+
+static int watch_event(json_t *ev, void *ud)
+{
+    struct watch_out *wo = ud;
+    struct cli_ctx *ctx = wo->ctx;
+    const char *type = jstr(ev, "type");
+    if (ctx->json) {
+        cleanup_free char *line = json_dumps(ev, JSON_COMPACT);
+        if (line)
+            print_raw(line);
+    } else if (strcmp(type, "ready") == 0) {
+        fprintf(stderr, "watching %s%s (Ctrl-C to stop)\n", jstr(ev, "path"),
+                json_is_true(json_object_get(ev, "recursive")) ? " and below" : "");
+    } else if (strcmp(type, "end") == 0) {
+        fprintf(stderr, "airlock: %s\n", jstr(ev, "reason"));
+    } else if (strcmp(type, "error") == 0) {
+        json_t *e = json_object_get(ev, "error");
+        fprintf(stderr, "airlock: %s (%s)\n", jstr(e, "message"), jstr(e, "code"));
+    } else {
+        printf("%-7s %s%s\n", type, json_is_string(json_object_get(ev, "path")) ? jstr(ev, "path") : "",
+               json_is_true(json_object_get(ev, "is_dir")) ? "/" : "");
+    }
+    fflush(stdout);
+    if (strcmp(type, "error") == 0)
+        wo->failed = true;
+    return 0;
+}
+
+static int files_watch(struct cli_ctx *ctx, int argc, char **argv)
+{
+    (void)argc;
+    cleanup_free char *path = files_path(ctx, argv[0], "/files/watch", argv[1],
+                                         cli_opt(ctx, "recursive")->count ? "recursive" : NULL, "true");
+    struct watch_out wo = {.ctx = ctx};
+    if (!path || client_stream(&ctx->client, path, NULL, watch_event, &wo) < 0) {
+        if (!g_interrupted)
+            client_print_error(&ctx->client);
+        return EXIT_ERROR;
+    }
+    return wo.failed ? EXIT_ERROR : 0;
+}
+
 static const struct cli_verb files_verbs[] = {
     {.name = "ls", .alias = "list", .args = "ID [PATH] [--depth N]", .min_args = 1, .max_args = 2, .run = files_ls},
     {.name = "stat", .alias = "info", .args = "ID PATH", .min_args = 2, .max_args = 2, .run = files_stat},
@@ -155,6 +204,7 @@ static const struct cli_verb files_verbs[] = {
     {.name = "mv", .alias = "rename", .args = "ID FROM TO [--overwrite]", .min_args = 3, .max_args = 3,
      .run = files_mv},
     {.name = "rm", .args = "ID PATH...", .min_args = 2, .max_args = -1, .run = files_rm},
+    {.name = "watch", .args = "ID PATH [--recursive]", .min_args = 2, .max_args = 2, .run = files_watch},
     {0},
 };
 
@@ -166,8 +216,9 @@ const struct cli_command cmd_files = {
                    "path without following a symlink; mkdir creates directories with their parents (an\n"
                    "existing one is not an error); mv moves within /tmp, /data or /home/user (an existing\n"
                    "destination is an error unless --overwrite); rm removes files and directories with\n"
-                   "their contents (a missing path is not an error). Copy files in and out with upload and\n"
-                   "download.",
+                   "their contents (a missing path is not an error); watch prints a directory's changes\n"
+                   "(create, write, remove, rename, chmod) as they happen, until Ctrl-C or the directory goes.\n"
+                   "Copy files in and out with upload and download.",
     .options = files_options,
     .needs_client = true,
     .verbs = files_verbs,

@@ -1,4 +1,4 @@
-"""`airlock files ls|stat|mkdir|mv|rm SANDBOX PATH...` (issue 14, item 7):
+"""`airlock files ls|stat|mkdir|mv|rm|watch SANDBOX PATH...` (issue 14, item 7):
 the files API's directory operations from the CLI, as text and --json."""
 
 import json
@@ -50,7 +50,28 @@ def test_files_verbs(run_cli, sb):
 
 def test_files_help(run_cli):
     out = run_cli("help", "files").stdout
-    for verb in ("ls", "stat", "mkdir", "mv", "rm"):
+    for verb in ("ls", "stat", "mkdir", "mv", "rm", "watch"):
         assert "airlock files %s" % verb in out, out
-    assert "--depth" in out and "--overwrite" in out
+    assert "--depth" in out and "--overwrite" in out and "--recursive" in out
     assert "files" in run_cli("help").stdout
+
+
+def test_files_watch(cli, daemon, sb):
+    sb.files.make_dir("/data/cw")
+    env = dict(os.environ, AIRLOCK_URL=daemon.url, AIRLOCK_API_KEY=daemon.key)
+    p = subprocess.Popen([str(cli), "files", "watch", sb.id, "/data/cw"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stderr.readline().startswith("watching /data/cw")  # printed once the watch is in place
+        sb.files.write("/data/cw/x.txt", b"x")
+        assert p.stdout.readline().split() == ["create", "/data/cw/x.txt"]
+        sb.files.make_dir("/data/cw/d")
+        assert p.stdout.readline().split() == ["create", "/data/cw/d/"]
+        sb.files.remove("/data/cw")  # the directory going ends the watch, and the command
+        rc = p.wait(timeout=60)
+        err = p.stderr.read()
+        assert rc == 0 and "removed" in err, (rc, err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

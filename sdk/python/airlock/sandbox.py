@@ -57,8 +57,9 @@ class WatchHandle:
     dicts with ``type`` (create, write, remove, rename, chmod, overflow),
     ``path`` and ``is_dir``, as they happen. Iteration ends after an
     ``end`` event (the directory was removed or moved; yielded) or an
-    ``error`` one (the sandbox went; yielded). ``stop()`` (or leaving a
-    ``with`` block) ends the watch."""
+    ``error`` one (the sandbox went; yielded); a stream cut without
+    either raises ``TransferError``. ``stop()`` (or leaving a ``with``
+    block) ends the watch."""
 
     def __init__(self, events):
         self._events = events
@@ -118,7 +119,7 @@ class Files:
         if recursive:
             q["recursive"] = "true"
         url = self._sb._path("/files/watch") + "?" + urllib.parse.urlencode(q)
-        return WatchHandle(self._sb._http.stream_lines("GET", url, None, timeout))
+        return WatchHandle(self._sb._http.stream_lines("GET", url, None, timeout, terminal={"end", "error"}))
 
     def make_dir(self, path):
         """Create a directory and its missing parents. True if it was
