@@ -62,6 +62,47 @@ function checkPath(path: string): string {
   return path;
 }
 
+/** A directory's event (files.watchDir): create, write, remove, rename,
+ * chmod, overflow; end (the directory went) or error (the sandbox did) last. */
+export interface WatchEvent {
+  type: "create" | "write" | "remove" | "rename" | "chmod" | "overflow" | "end" | "error" | string;
+  path?: string;
+  is_dir?: boolean;
+  reason?: string;
+  error?: { code: string; message: string };
+  seq: number;
+  ts: string;
+  [key: string]: unknown;
+}
+
+/** A watch in place: iterate it (`for await`) for events; stop() ends it. */
+export class WatchHandle implements AsyncIterable<WatchEvent> {
+  private stopped = false;
+  constructor(readonly path: string, readonly recursive: boolean,
+              private readonly events: AsyncGenerator<WatchEvent>, private readonly abort: AbortController) {}
+  async *[Symbol.asyncIterator](): AsyncGenerator<WatchEvent> {
+    try {
+      for (;;) {
+        const r = await this.events.next();
+        if (r.done) return;
+        yield r.value;
+        if (r.value.type === "end" || r.value.type === "error") return;
+      }
+    } catch (e) {
+      if (!this.stopped) throw e; // a stop() aborts the read under way: not an error
+    } finally {
+      this.stop();
+    }
+  }
+  /** End the watch (the daemon cancels it when the connection closes). */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.abort.abort();
+    this.events.return(undefined).catch(() => {}); // runs the stream's cleanup once its read settles
+  }
+}
+
 /** `sb.files`: file operations inside the sandbox. */
 export class Files {
   constructor(private readonly sb: Sandbox) {}
@@ -77,6 +118,17 @@ export class Files {
   /** What path is, without following a symlink (NotFound if nothing is there). */
   async getInfo(path: string): Promise<EntryInfo> {
     return (await this.sb._call("GET", "/files/info", undefined, { path: checkPath(path) })) as EntryInfo;
+  }
+  /** Watch a directory: resolves once the watch is in place (a change made
+   * after that is reported), to a handle to iterate for events. */
+  async watchDir(path: string, opts: { recursive?: boolean } = {}): Promise<WatchHandle> {
+    const query: Record<string, string> = { path: checkPath(path) };
+    if (opts.recursive) query.recursive = "true";
+    const abort = new AbortController();
+    const events = this.sb._stream("GET", "/files/watch", query, new Set(["end", "error"]), abort.signal);
+    const first = await events.next();
+    if (first.done) throw new InvalidRequest("the watch stream ended before it was ready", { code: "internal" });
+    return new WatchHandle(first.value.path, first.value.recursive === true, events, abort);
   }
   /** Create a directory and its missing parents: true if this call created
    * it, false if it was there (a file in the way is a 409 `exists` error). */
@@ -186,6 +238,11 @@ export class Sandbox {
   /** @internal */
   _call(method: string, suffix: string, payload?: unknown, query?: Record<string, string>, timeoutMs: number | undefined = 60_000): Promise<any> {
     return this.http.requestJson(method, "/v1/sandboxes/" + q(this.id) + suffix, payload, { query, timeoutMs });
+  }
+  /** @internal an NDJSON stream read with GET (files.watchDir) */
+  _stream(method: string, suffix: string, query: Record<string, string>, terminal: Set<string>,
+          signal: AbortSignal): AsyncGenerator<any> {
+    return this.http.streamLines(method, "/v1/sandboxes/" + q(this.id) + suffix, undefined, terminal, { query, signal });
   }
   /** @internal a raw body (files.writeFiles' multipart form), answered with JSON */
   _raw(method: string, suffix: string, body: Uint8Array, contentType: string): Promise<any> {

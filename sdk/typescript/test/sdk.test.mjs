@@ -207,6 +207,31 @@ test("files: makeDir, rename (409 exists unless overwrite), getInfo, list with a
   }
 });
 
+test("files.watchDir: events as they happen, end when the directory goes, stop()", async () => {
+  const sb = await Sandbox.create({ timeout: 120 });
+  try {
+    await sb.files.makeDir("/data/tw/sub");
+    const w = await sb.files.watchDir("/data/tw", { recursive: true });
+    assert.equal(w.path, "/data/tw");
+    assert.equal(w.recursive, true);
+    await sb.files.write("/data/tw/sub/x.txt", "x");
+    await sb.files.remove("/data/tw");
+    const seen = [];
+    for await (const ev of w) seen.push(`${ev.type} ${ev.path ?? ""}`);
+    assert.ok(seen.includes("create /data/tw/sub/x.txt"), seen.join("; "));
+    assert.ok(seen[seen.length - 1].startsWith("end"), seen.join("; "));
+    await sb.files.makeDir("/data/tw2");
+    const w2 = await sb.files.watchDir("/data/tw2");
+    const it = w2[Symbol.asyncIterator]();
+    const pending = it.next();
+    w2.stop(); // ends a read under way without an error
+    assert.equal((await pending).done, true);
+    await assert.rejects(sb.files.watchDir("/data/never"), NotFound);
+  } finally {
+    await sb.kill();
+  }
+});
+
 test("typed API errors: 404 NotFound on an unknown id, digest mismatch is IntegrityError", async () => {
   await assert.rejects(Sandbox.connect("sb_doesnotexist"), (e) => e instanceof NotFound && e.status === 404 && e instanceof AirlockError);
   await assert.rejects(Sandbox.list({ apiKey: "ak_" + "0".repeat(32) }), (e) => e instanceof AuthError && e.status === 401);
