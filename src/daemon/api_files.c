@@ -11,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api.h"
 #include "api_errors.h"
 #include "api_files.h"
+#include "gzip.h"
 #include "log.h"
 #include "path.h"
 #include "proto.h"
@@ -148,6 +150,8 @@ struct upload {
     struct agent_req *areq;
     char *path;
     uint64_t received;
+    struct gunzip *gz;  /* Content-Encoding: gzip: inflated on the way */
+    uint64_t inflated;  /* bytes the agent got (received, unless gz) */
     bool done; /* the request is over on the agent side (END or ERROR sent, or it answered) */
     int64_t audit_row;  /* the upload's event, written before the first byte went to the agent */
     long long stored;   /* bytes the agent confirmed, or -1: not (yet) stored */
@@ -198,8 +202,16 @@ void api_files_put_begin(struct http_req *req)
                           (unsigned long long)(max >> 20));
         return;
     }
+    const char *ce = http_header(req, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    bool gz = ce && strcasecmp(ce, "gzip") == 0;
+    if (ce && !gz && strcasecmp(ce, "identity") != 0) {
+        http_reply_errorf(req, 400, "invalid_request", "Content-Encoding %s: an upload is raw or gzip", ce);
+        return;
+    }
     struct upload *u = calloc(1, sizeof(*u));
-    if (!u || !(u->path = strdup(path))) {
+    if (!u || !(u->path = strdup(path)) || (gz && gunzip_new(&u->gz) < 0)) {
+        if (u)
+            free(u->path);
         free(u);
         http_reply_errorf(req, 500, "internal", "out of memory");
         return;
@@ -241,6 +253,45 @@ static bool upload_check_agent(struct http_req *req, struct upload *u)
     return false;
 }
 
+/* File bytes to the agent, in frames of PROTO_DATA_CHUNK; -errno after
+ * replying. */
+static int upload_send(struct http_req *req, struct upload *u, const char *data, size_t size)
+{
+    u->inflated += size;
+    uint64_t max = req->d->cfg.max_upload_bytes;
+    if (u->inflated > max) { /* a gzip body that inflates past the limit */
+        upload_abort(u, "payload_too_large", "upload exceeds the daemon's limit");
+        http_reply_errorf(req, 413, "payload_too_large", "upload larger than %llu MiB (inflated)",
+                          (unsigned long long)(max >> 20));
+        return -EFBIG;
+    }
+    while (size > 0) {
+        size_t n = size < PROTO_DATA_CHUNK ? size : PROTO_DATA_CHUNK;
+        int r = agent_req_send(u->areq, PROTO_FILE_DATA, 0, data, n);
+        if (r < 0) {
+            u->done = true;
+            struct api_error err = {0};
+            api_error_set(&err, r, 500, "internal", "send FILE_DATA: %s", strerror(-r));
+            api_files_reply_agent_error(req, u->sb, r, &err);
+            return r;
+        }
+        data += n;
+        size -= n;
+    }
+    return 0;
+}
+
+struct upload_sink {
+    struct http_req *req;
+    struct upload *u;
+};
+
+static int upload_send_inflated(void *ctx, const void *data, size_t n)
+{
+    struct upload_sink *s = ctx;
+    return upload_send(s->req, s->u, data, n);
+}
+
 void api_files_put_data(struct http_req *req, const char *data, size_t size)
 {
     struct upload *u = req->upload;
@@ -256,19 +307,16 @@ void api_files_put_data(struct http_req *req, const char *data, size_t size)
     }
     if (!upload_check_agent(req, u))
         return;
-    while (size > 0) {
-        size_t n = size < PROTO_DATA_CHUNK ? size : PROTO_DATA_CHUNK;
-        int r = agent_req_send(u->areq, PROTO_FILE_DATA, 0, data, n);
-        if (r < 0) {
-            u->done = true;
-            struct api_error err = {0};
-            api_error_set(&err, r, 500, "internal", "send FILE_DATA: %s", strerror(-r));
-            api_files_reply_agent_error(req, u->sb, r, &err);
-            return;
+    if (u->gz) {
+        struct upload_sink sink = {.req = req, .u = u};
+        int r = gunzip_feed(u->gz, data, size, PROTO_DATA_CHUNK, upload_send_inflated, &sink);
+        if (r == -EINVAL) {
+            upload_abort(u, "invalid_request", "the upload is not gzip");
+            http_reply_errorf(req, 400, "invalid_request", "Content-Encoding gzip, but the body is not gzip");
         }
-        data += n;
-        size -= n;
+        return; /* other failures were answered by upload_send */
     }
+    (void)upload_send(req, u, data, size);
 }
 
 void api_files_put_end(struct http_req *req)
@@ -277,6 +325,11 @@ void api_files_put_end(struct http_req *req)
     if (!u || !u->areq || u->done) {
         if (!req->response)
             http_reply_errorf(req, 500, "internal", "upload ended in an unexpected state");
+        return;
+    }
+    if (u->gz && !gunzip_complete(u->gz)) { /* cut short: nothing is put in place */
+        upload_abort(u, "invalid_request", "the gzip body ended early");
+        http_reply_errorf(req, 400, "invalid_request", "the gzip body ended before its end (cut short?)");
         return;
     }
     struct api_error err = {0};
@@ -300,7 +353,7 @@ void api_files_put_end(struct http_req *req)
     }
     json_t *ok = f->type == PROTO_OK ? json_loadb((const char *)f->data, f->len, 0, NULL) : NULL;
     json_t *jsize = json_object_get(ok, "size");
-    long long size = json_is_integer(jsize) ? (long long)json_integer_value(jsize) : (long long)u->received;
+    long long size = json_is_integer(jsize) ? (long long)json_integer_value(jsize) : (long long)u->inflated;
     json_decref(ok);
     if (f->type != PROTO_OK) {
         http_reply_errorf(req, 500, "internal", "agent answered FILE_PUT with %s", proto_type_name(f->type));
@@ -323,6 +376,7 @@ void api_files_put_cleanup(struct http_req *req)
     agent_req_free(u->areq);
     if (u->sb)
         sandbox_unref(u->sb);
+    gunzip_free(u->gz);
     free(u->path);
     free(u);
     req->upload = NULL;
@@ -338,6 +392,8 @@ struct download {
     int client_fd;
     uint64_t unacked; /* bytes handed to the client, not yet acknowledged */
     bool finished;    /* the agent ended the request (a frame with END) */
+    struct gzip_enc *gz; /* Accept-Encoding: gzip: deflated on the way */
+    bool gz_done;        /* the gzip trailer is out */
 };
 
 /* Stop the agent's side of a download the client will not finish: it
@@ -412,12 +468,68 @@ static ssize_t download_read(void *cls, uint64_t pos UNUSED, char *buf, size_t m
     }
 }
 
+/* The same, deflated: input is taken from the frames as the output needs it. */
+static ssize_t download_read_gzip(void *cls, uint64_t pos UNUSED, char *buf, size_t max)
+{
+    struct download *dl = cls;
+    for (;;) {
+        if (dl->gz_done)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        bool have = dl->cur && dl->off < dl->cur->len;
+        /* no frame will follow: the agent ended (at the OK for an empty file) */
+        bool last = dl->finished && (!dl->cur || (dl->cur->flags & PROTO_F_END));
+        if (!have && !last) {
+            agent_frame_free(dl->cur);
+            dl->cur = NULL;
+            dl->off = 0;
+            if (download_next_frame(dl) < 0)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            if (dl->cur->flags & PROTO_F_END)
+                dl->finished = true;
+            if (dl->cur->type != PROTO_FILE_DATA) {
+                log_warn("sandbox %s: download ended by %s", sandbox_id(dl->sb), proto_type_name(dl->cur->type));
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            }
+            continue;
+        }
+        const uint8_t *in = have ? dl->cur->data + dl->off : NULL;
+        size_t in_len = have ? dl->cur->len - dl->off : 0, before = in_len;
+        ssize_t n = gzip_enc_step(dl->gz, &in, &in_len, last, buf, max, &dl->gz_done);
+        if (n < 0)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        dl->off += before - in_len;
+        dl->unacked += before - in_len;
+        if (dl->unacked >= DOWNLOAD_ACK_BATCH)
+            download_ack(dl);
+        if (n > 0)
+            return n;
+    }
+}
+
+/* Whether the client takes gzip: a "gzip" coding in Accept-Encoding whose
+ * q is not 0 (RFC 9110 12.5.3). */
+static bool accepts_gzip(const char *ae)
+{
+    while (ae && *ae) {
+        ae += strspn(ae, " \t,");
+        size_t n = strcspn(ae, ",");
+        size_t tok = strcspn(ae, " \t;,");
+        if (tok == 4 && strncasecmp(ae, "gzip", 4) == 0) {
+            const char *q = strstr(ae, "q=");
+            return !(q && q < ae + n && strtod(q + 2, NULL) == 0.0);
+        }
+        ae += n;
+    }
+    return false;
+}
+
 static void download_free(void *cls)
 {
     struct download *dl = cls;
     if (!dl->finished) /* the client left, or the agent stopped answering */
         download_cancel(dl->areq);
     agent_frame_free(dl->cur);
+    gzip_enc_free(dl->gz);
     agent_req_free(dl->areq); /* frames still coming are dropped */
     sandbox_unref(dl->sb);
     free(dl);
@@ -485,13 +597,29 @@ void api_files_get(struct http_req *req)
         size = 0;
         dl->finished = true;
     }
-    struct MHD_Response *resp = MHD_create_response_from_callback(size, 64 * 1024, download_read, dl, download_free);
+    /* gzip: the length is not known before the end, so the uncompressed
+     * size goes in X-Content-Length (and gzip's own trailer ends the body) */
+    if (accepts_gzip(http_header(req, MHD_HTTP_HEADER_ACCEPT_ENCODING)) && gzip_enc_new(&dl->gz) < 0)
+        dl->gz = NULL;
+    struct MHD_Response *resp =
+        dl->gz ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, download_read_gzip, dl, download_free)
+               : MHD_create_response_from_callback(size, 64 * 1024, download_read, dl, download_free);
     if (!resp) {
         if (!dl->finished)
             download_cancel(areq);
+        gzip_enc_free(dl->gz);
         free(dl);
         http_reply_errorf(req, 500, "internal", "create the download response");
         return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    if (dl->gz) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+        if (size != MHD_SIZE_UNKNOWN) {
+            char len[24];
+            snprintf(len, sizeof(len), "%llu", (unsigned long long)size);
+            MHD_add_response_header(resp, "X-Content-Length", len);
+        }
     }
     dl->sb = steal_ptr(&sb);
     dl->areq = steal_ptr(&areq);

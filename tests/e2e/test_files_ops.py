@@ -356,3 +356,57 @@ def test_sdk_watch_dir(sb):
         raise AssertionError("watching a missing directory succeeded")
     except airlock.NotFound:
         pass
+
+
+# ---- gzip transfer encoding ------------------------------------------------------------------------
+
+def test_gzip_upload(sb, daemon):
+    import gzip
+    import hashlib
+    import os
+    data = os.urandom(300000) + b"a" * 2000000  # several frames, and worth compressing
+    body = gzip.compress(data)
+    hdrs = {"Content-Type": "application/octet-stream", "Content-Encoding": "gzip",
+            "X-Content-SHA256": hashlib.sha256(data).hexdigest()}  # of the file, not of the gzip
+    st, _, raw, out = daemon.request("PUT", _url(sb, "", path="/data/gz/up.bin"), body, headers=hdrs)
+    assert st == 201 and out == {"path": "/data/gz/up.bin", "size": len(data)}, (st, raw)
+    assert sb.files.read("/data/gz/up.bin") == data
+    # members one after another are one file (RFC 1952)
+    body = gzip.compress(b"one,") + gzip.compress(b"two")
+    st, _, raw, out = daemon.request("PUT", _url(sb, "", path="/data/gz/multi"), body,
+                                     headers={"Content-Type": "application/octet-stream", "Content-Encoding": "gzip"})
+    assert st == 201 and out["size"] == 7, raw
+    assert sb.files.read("/data/gz/multi") == b"one,two"
+    # not gzip, or cut short: refused, nothing written
+    for bad in (b"not gzip at all", gzip.compress(data)[:5000]):
+        check_error(daemon.request("PUT", _url(sb, "", path="/data/gz/bad"), bad,
+                                   headers={"Content-Type": "application/octet-stream", "Content-Encoding": "gzip"}),
+                    400, "invalid_request")
+        assert not sb.files.exists("/data/gz/bad")
+    assert sb.exec(["sh", "-c", "ls -A /data/gz"]).stdout.split() == ["multi", "up.bin"]
+    check_error(daemon.request("PUT", _url(sb, "", path="/data/gz/br"), b"x",
+                               headers={"Content-Type": "application/octet-stream", "Content-Encoding": "br"}),
+                400, "invalid_request")
+
+
+def test_gzip_download(sb, daemon):
+    import gzip
+    import hashlib
+    import os
+    data = os.urandom(200000) + b"b" * 3000000  # more than the agent's window: paced by ACKs
+    sb.files.write("/data/gz/down.bin", data)
+    st, hdrs, raw, _ = daemon.request("GET", _url(sb, "", path="/data/gz/down.bin"),
+                                      headers={"Accept-Encoding": "gzip, deflate"})
+    assert st == 200 and hdrs.get("content-encoding") == "gzip", hdrs
+    assert "content-length" not in hdrs and hdrs["x-content-length"] == str(len(data)), hdrs
+    assert len(raw) < len(data) // 2
+    back = gzip.decompress(raw)
+    assert back == data and hashlib.sha256(back).hexdigest() == hdrs["x-content-sha256"]
+    # q=0 refuses it, and without Accept-Encoding nothing changes
+    for h in ({"Accept-Encoding": "gzip;q=0"}, {}):
+        st, hdrs, raw, _ = daemon.request("GET", _url(sb, "", path="/data/gz/down.bin"), headers=h)
+        assert st == 200 and "content-encoding" not in hdrs and raw == data, hdrs
+        assert hdrs["content-length"] == str(len(data))
+    sb.files.write("/data/gz/empty", b"")
+    st, hdrs, raw, _ = daemon.request("GET", _url(sb, "", path="/data/gz/empty"), headers={"Accept-Encoding": "gzip"})
+    assert st == 200 and gzip.decompress(raw) == b"" and hdrs["x-content-length"] == "0", (st, hdrs, raw)
