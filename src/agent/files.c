@@ -42,7 +42,6 @@
 #include "util.h"
 
 #define FILES_HASH_SLICES 4 /* PROTO_DATA_CHUNKs hashed per loop turn before a download starts */
-#define FILES_MAX_DEPTH 256 /* recursive delete */
 
 
 struct file_op {
@@ -487,9 +486,7 @@ int files_read_dir_names(int dirfd, char ***out)
 
 /* ---- FILE_DELETE ---------------------------------------------------------------- */
 
-/* Delete everything inside the directory `name` of dirfd, never following
- * symlinks (a link to elsewhere is removed, not its target). */
-static int remove_tree_contents(int dirfd, const char *name, int depth)
+int files_remove_tree_contents(int dirfd, const char *name, int depth)
 {
     if (depth > FILES_MAX_DEPTH)
         return -ELOOP;
@@ -508,7 +505,7 @@ static int remove_tree_contents(int dirfd, const char *name, int depth)
             return -errno;
         }
         if (S_ISDIR(st.st_mode)) {
-            int r = remove_tree_contents(fd, names[i], depth + 1);
+            int r = files_remove_tree_contents(fd, names[i], depth + 1);
             if (r < 0)
                 return r;
         }
@@ -541,7 +538,7 @@ static void handle_delete(struct agent *a, const struct proto_hdr *h, json_t *re
     }
     if (S_ISDIR(st.st_mode)) {
         if (json_is_true(jrec)) {
-            int r = remove_tree_contents(dfd, leaf, 0);
+            int r = files_remove_tree_contents(dfd, leaf, 0);
             if (r < 0) {
                 agent_send_errno(a, h->req_id, -r, "delete", norm);
                 return;

@@ -119,12 +119,42 @@ void files_handle_stat(struct agent *a, const struct proto_hdr *h, json_t *req)
 
 /* ---- FILE_RENAME ---------------------------------------------------------------- */
 
+/* /tmp, /data and /home/user are separate mounts: between them a move is a
+ * copy and a delete (files_copy.c). Replies, either way. */
+static void move_across(struct agent *a, const struct proto_hdr *h, int sfd, const char *sleaf, const char *src,
+                        int dfd, const char *dleaf, const char *dst, bool overwrite)
+{
+    int err = 0;
+    int r = files_move_across(sfd, sleaf, dfd, dleaf, overwrite, &err);
+    if (r == -EEXIST && !overwrite) {
+        agent_send_error(a, h->req_id, PROTO_ERR_EXISTS, "%s exists (set overwrite to replace it)", dst);
+    } else if (r == -EEXIST || r == -ENOTEMPTY) {
+        agent_send_error(a, h->req_id, PROTO_ERR_EXISTS, "%s is a directory that is not empty", dst);
+    } else if (r == -EOPNOTSUPP) {
+        agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "%s is not a file, symlink or directory: it cannot be "
+                         "copied to another mount", src);
+    } else if (r < 0) {
+        agent_send_errno(a, h->req_id, -r, "copy", src); /* nothing moved */
+    } else if (r == 1) {
+        agent_send_error(a, h->req_id, PROTO_ERR_INTERNAL, "%s was copied to %s, but removing it failed: %s", src,
+                         dst, strerror(err));
+    } else {
+        struct fileinfo_names names = {.a = a};
+        json_t *info = fileinfo_json(&names, dfd, dleaf, dst);
+        if (info)
+            agent_send_ok(a, h->req_id, info);
+        else
+            agent_send_errno(a, h->req_id, errno, "stat", dst);
+    }
+}
+
 /* Both ends are writes (pathpolicy_open_write_parent): a file can be moved
  * only from and into the writable trees, and neither a symlink on the way
  * nor the leaf itself (renameat moves a link, it does not follow it) leads
  * elsewhere. The destination's missing parents are made, as for an upload.
  * An existing destination is refused unless overwrite (RENAME_NOREPLACE:
- * atomic, no window between a check and the rename). */
+ * atomic, no window between a check and the rename). Between mounts the
+ * move is a copy (move_across). */
 void files_handle_rename(struct agent *a, const struct proto_hdr *h, json_t *req)
 {
     json_t *jover = json_object_get(req, "overwrite");
@@ -165,8 +195,7 @@ void files_handle_rename(struct agent *a, const struct proto_hdr *h, json_t *req
         else if (e == EEXIST || e == ENOTEMPTY)
             agent_send_error(a, h->req_id, PROTO_ERR_EXISTS, "%s is a directory that is not empty", dst);
         else if (e == EXDEV)
-            agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "%s and %s are on different mounts: copy, then delete",
-                             src, dst);
+            move_across(a, h, sfd, sleaf, src, dfd, dleaf, dst, json_is_true(jover));
         else if (e == EINVAL)
             agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "cannot move %s into itself (%s)", src, dst);
         else

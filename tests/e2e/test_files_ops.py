@@ -58,12 +58,28 @@ def test_rename_file_and_directory(sb, daemon):
     assert body["path"] == "/data/moved" and body["type"] == "dir", body
     sb.files.write("rel-src", b"r")
     assert _ok(daemon.request("POST", _url(sb, "/rename", path="rel-src", to="rel-dst")))["path"] == "/home/user/rel-dst"
-    # /tmp, /data and /home/user are separate mounts: a move between them is
-    # refused with a reason, and nothing moves
-    msg = check_error(daemon.request("POST", _url(sb, "/rename", path="/data/moved", to="/tmp/moved")), 400,
-                      "invalid_request")
-    assert "different mounts" in msg, msg
-    assert sb.files.read("/data/moved/dst.txt") == b"hello"
+
+def test_rename_between_mounts(sb, daemon):
+    """/tmp, /data and /home/user are separate mounts: there a move is a copy
+    (contents, links as links, owner, mode, mtime) and a delete, as mv does."""
+    sb.exec(["sh", "-c", "mkdir -p /data/x/sub && echo hi > /data/x/sub/f && chmod 0750 /data/x/sub && "
+             "chmod 0600 /data/x/sub/f && ln -s sub/f /data/x/link && touch -d 2020-01-02T03:04:05Z /data/x/sub/f"])
+    before = sb.exec(["sh", "-c", "cd /data/x && find . | sort | xargs stat -c '%n %F %a %u %Y'"]).stdout
+    body = _ok(daemon.request("POST", _url(sb, "/rename", path="/data/x", to="/tmp/y/x")))
+    assert body["path"] == "/tmp/y/x" and body["type"] == "dir", body
+    after = sb.exec(["sh", "-c", "cd /tmp/y/x && find . | sort | xargs stat -c '%n %F %a %u %Y'"]).stdout
+    assert after == before, (before, after)
+    assert sb.exec(["readlink", "/tmp/y/x/link"]).stdout.strip() == "sub/f"
+    assert not sb.files.exists("/data/x")
+    # a file; an existing destination is refused before anything is copied
+    sb.files.write("/tmp/one", b"1")
+    sb.files.write("one", b"old")
+    check_error(daemon.request("POST", _url(sb, "/rename", path="/tmp/one", to="one")), 409, "exists")
+    assert sb.files.read("one") == b"old" and sb.files.read("/tmp/one") == b"1"
+    assert _ok(daemon.request("POST", _url(sb, "/rename", path="/tmp/one", to="one", overwrite="true")))["size"] == 1
+    assert sb.files.read("one") == b"1" and not sb.files.exists("/tmp/one")
+    # nothing half-copied is left anywhere
+    assert sb.exec(["sh", "-c", "ls -A /tmp /tmp/y /home/user | grep -c airlock"]).stdout.strip() == "0"
 
 
 def test_rename_destination_exists(sb, daemon):
