@@ -426,3 +426,19 @@ def test_gzip_download(sb, daemon):
     sb.files.write("/data/gz/empty", b"")
     st, hdrs, raw, _ = daemon.request("GET", _url(sb, "", path="/data/gz/empty"), headers={"Accept-Encoding": "gzip"})
     assert st == 200 and gzip.decompress(raw) == b"" and hdrs["x-content-length"] == "0", (st, hdrs, raw)
+
+
+def test_sdk_gzip(sb, tmp_path):
+    import os
+    data = os.urandom(1000) + b"z" * 2000000
+    assert sb.files.write("/data/sg/a.bin", data, gzip=True)["size"] == len(data)
+    assert sb.files.read("/data/sg/a.bin") == data
+    assert sb.files.read("/data/sg/a.bin", gzip=True) == data
+    local = tmp_path / "big.txt"
+    local.write_bytes(data)
+    assert sb.upload(local, "/data/sg/", gzip=True)["path"] == "/data/sg/big.txt"
+    dest = tmp_path / "back.txt"
+    assert sb.download("/data/sg/big.txt", dest, gzip=True) == len(data)
+    assert dest.read_bytes() == data
+    sb.files.write("/data/sg/empty", b"", gzip=True)
+    assert sb.files.read("/data/sg/empty", gzip=True) == b""
