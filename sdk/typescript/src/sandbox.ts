@@ -167,7 +167,7 @@ export class Files {
     }
   }
   /** The content as bytes (checked against Content-Length and X-Content-SHA256). */
-  read(path: string): Promise<Uint8Array> { return this.sb.download(path); }
+  read(path: string, opts: { gzip?: boolean } = {}): Promise<Uint8Array> { return this.sb.download(path, opts); }
   /** The content as UTF-8 text. */
   async readText(path: string): Promise<string> { return new TextDecoder().decode(await this.sb.download(path)); }
   write(path: string, data: string | Uint8Array): Promise<{ path: string; size: number }> { return this.sb.upload(data, path); }
@@ -285,10 +285,13 @@ export class Sandbox {
     });
   }
 
-  /** The content of `path`; a short download throws TransferError, a corrupted one IntegrityError. */
-  download(path: string): Promise<Uint8Array> {
+  /** The content of `path`; a short download throws TransferError, a corrupted one IntegrityError.
+   * `gzip: true` has it compressed on the way (fetch inflates it); by default it comes as it is, since
+   * fetch would otherwise ask for gzip on every download and the daemon would spend CPU on it. */
+  download(path: string, opts: { gzip?: boolean } = {}): Promise<Uint8Array> {
     return this.http.requestBytes("GET", "/v1/sandboxes/" + q(this.id) + "/files", {
       query: { path: checkPath(path) }, timeoutMs: 300_000,
+      headers: { "Accept-Encoding": opts.gzip ? "gzip" : "identity" },
     });
   }
 

@@ -97,7 +97,9 @@ export class Transport {
   /** A whole body, checked against Content-Length (TransferError) and X-Content-SHA256 (IntegrityError). */
   async requestBytes(method: string, path: string, o: RequestOptions = {}): Promise<Uint8Array> {
     const resp = await this.send(method, path, { ...o, headers: { Accept: "*/*", ...o.headers } });
-    const cl = resp.headers.get("Content-Length");
+    // a gzip body is inflated by fetch: its length is the daemon's X-Content-Length
+    const gz = (resp.headers.get("Content-Encoding") ?? "").toLowerCase() === "gzip";
+    const cl = resp.headers.get(gz ? "X-Content-Length" : "Content-Length");
     const declared = cl !== null && /^\d+$/.test(cl) ? parseInt(cl, 10) : undefined;
     const want = (resp.headers.get("X-Content-SHA256") ?? "").trim().toLowerCase() || undefined;
     const chunks: Uint8Array[] = [];

@@ -201,6 +201,11 @@ test("files: makeDir, rename (409 exists unless overwrite), getInfo, list with a
     const many = await sb.files.writeFiles([{ path: "ts/m/one.txt", data: "1" }, { path: "/data/ts/two.bin", data: new Uint8Array([0, 255, 13, 10]) }]);
     assert.deepEqual(many, [{ path: "/home/user/ts/m/one.txt", size: 1 }, { path: "/data/ts/two.bin", size: 4 }]);
     assert.deepEqual(Array.from(await sb.files.read("/data/ts/two.bin")), [0, 255, 13, 10]);
+    const big = new Uint8Array(2_000_000).fill(122);
+    await sb.files.write("/data/ts/big.txt", big);
+    const viaGzip = await sb.files.read("/data/ts/big.txt", { gzip: true });
+    assert.equal(viaGzip.length, big.length);
+    assert.ok(viaGzip.every((b) => b === 122));
     assert.equal(await sb.files.exists("ts/x/y"), true);
   } finally {
     await sb.kill();
