@@ -79,7 +79,8 @@ static void dispatch(struct agent *a, const struct proto_hdr *h, const uint8_t *
 {
     log_debug("frame %s req %u len %u", proto_type_name(h->type), h->req_id, h->len);
     if (is_transfer_frame(h->type)) {
-        files_handle_peer_frame(a, h, payload);
+        if (!watch_handle_peer_frame(a, h)) /* a watch's cancel, else a transfer's frame */
+            files_handle_peer_frame(a, h, payload);
         return;
     }
     if (h->req_id == 0) {

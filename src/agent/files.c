@@ -410,8 +410,6 @@ static void get_ack(struct file_op *op, const struct proto_hdr *h, const uint8_t
 void files_handle_peer_frame(struct agent *a, const struct proto_hdr *h, const uint8_t *payload)
 {
     struct file_op *op = file_op_find(a, h->req_id);
-    if (!op && watch_handle_peer_frame(a, h))
-        return;
     if (!op) {
         log_debug("dropping %s for unknown req %u", proto_type_name(h->type), h->req_id);
         return;
