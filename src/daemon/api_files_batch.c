@@ -204,7 +204,7 @@ void api_files_batch_begin(struct http_req *req)
     }
     if (!(b->pp = MHD_create_post_processor(req->conn, BATCH_PARSE_BUF, batch_iter, b))) {
         b->failed = true;
-        http_reply_errorf(req, 400, "invalid_request", "a multipart/form-data body needs a boundary");
+        http_reply_errorf(req, 400, "invalid_request", "multipart/form-data needs a boundary of 2 to 70 characters");
     }
 }
 
