@@ -170,7 +170,9 @@ export class Files {
   read(path: string, opts: { gzip?: boolean } = {}): Promise<Uint8Array> { return this.sb.download(path, opts); }
   /** The content as UTF-8 text. */
   async readText(path: string): Promise<string> { return new TextDecoder().decode(await this.sb.download(path)); }
-  write(path: string, data: string | Uint8Array): Promise<{ path: string; size: number }> { return this.sb.upload(data, path); }
+  write(path: string, data: string | Uint8Array, opts: { gzip?: boolean } = {}): Promise<{ path: string; size: number }> {
+    return this.sb.upload(data, path, opts);
+  }
   /** Several files in one request (multipart/form-data, one part per file,
    * its filename the path): written in order, each whole or absent; the
    * first that fails throws, the ones before it written. No per-part
@@ -276,12 +278,19 @@ export class Sandbox {
   }
 
   /** Write `data` (bytes, or a string as UTF-8) to `path`; its sha256 goes along (X-Content-SHA256). */
-  async upload(data: string | Uint8Array, path: string): Promise<{ path: string; size: number }> {
+  /** Write data to path. `gzip: true` sends it compressed (Content-Encoding: gzip; the daemon inflates it and
+   * the sha256 is still of the content). */
+  async upload(data: string | Uint8Array, path: string, opts: { gzip?: boolean } = {}): Promise<{ path: string; size: number }> {
     const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    const headers: Record<string, string> = { "Content-Type": "application/octet-stream", "X-Content-SHA256": await sha256Hex(bytes) };
+    let body = bytes;
+    if (opts.gzip) {
+      const gz = new Blob([bytes as BlobPart]).stream().pipeThrough(new CompressionStream("gzip"));
+      body = new Uint8Array(await new Response(gz).arrayBuffer());
+      headers["Content-Encoding"] = "gzip";
+    }
     return this.http.requestJson("PUT", "/v1/sandboxes/" + q(this.id) + "/files", undefined, {
-      query: { path: checkPath(path) }, body: bytes,
-      headers: { "Content-Type": "application/octet-stream", "X-Content-SHA256": await sha256Hex(bytes) },
-      timeoutMs: Math.max(60_000, bytes.length / 5e3),
+      query: { path: checkPath(path) }, body, headers, timeoutMs: Math.max(60_000, bytes.length / 5e3),
     });
   }
 

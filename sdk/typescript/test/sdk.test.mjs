@@ -202,7 +202,7 @@ test("files: makeDir, rename (409 exists unless overwrite), getInfo, list with a
     assert.deepEqual(many, [{ path: "/home/user/ts/m/one.txt", size: 1 }, { path: "/data/ts/two.bin", size: 4 }]);
     assert.deepEqual(Array.from(await sb.files.read("/data/ts/two.bin")), [0, 255, 13, 10]);
     const big = new Uint8Array(2_000_000).fill(122);
-    await sb.files.write("/data/ts/big.txt", big);
+    assert.equal((await sb.files.write("/data/ts/big.txt", big, { gzip: true })).size, big.length);
     const viaGzip = await sb.files.read("/data/ts/big.txt", { gzip: true });
     assert.equal(viaGzip.length, big.length);
     assert.ok(viaGzip.every((b) => b === 122));
