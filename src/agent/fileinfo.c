@@ -94,14 +94,6 @@ static const char *id_name(struct fileinfo_names *names, bool group, unsigned id
     return names->e[i].name;
 }
 
-size_t fileinfo_budget(const char *path)
-{
-    /* path and name (inside it) escaped at worst 6 bytes per byte, a
-     * symlink target up to PATH_MAX likewise only for links (rare: counted
-     * when met), the other fields and two names */
-    return strlen(path) * 12 + 2 * FILEINFO_NAME_MAX + 300;
-}
-
 json_t *fileinfo_json(struct fileinfo_names *names, int dirfd, const char *leaf, const char *path)
 {
     struct stat st;

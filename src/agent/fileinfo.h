@@ -30,8 +30,4 @@ struct fileinfo_names {
  * not UTF-8 and cannot be put in JSON). */
 json_t *fileinfo_json(struct fileinfo_names *names, int dirfd, const char *leaf, const char *path);
 
-/* The JSON size fileinfo_json's object may reach for this path, for the
- * list's reply budget (worst-case escaping). */
-size_t fileinfo_budget(const char *path);
-
 #endif

@@ -50,7 +50,8 @@ static int list_dir(struct agent *a, struct list_walk *w, int dirfd, const char 
         json_t *e = fileinfo_json(&w->names, dirfd, names[i], path);
         if (!e)
             continue; /* deleted meanwhile, or not UTF-8: cannot be represented in JSON */
-        size_t cost = fileinfo_budget(path) + 6 * json_string_length(json_object_get(e, "symlink_target"));
+        /* exactly what it adds to the reply (agent_send_json's compact form, and a comma) */
+        size_t cost = json_dumpb(e, NULL, 0, JSON_COMPACT) + 1;
         if (w->budget + cost > FILES_LIST_BUDGET) {
             json_decref(e);
             w->truncated = true;

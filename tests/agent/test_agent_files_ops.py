@@ -117,3 +117,18 @@ def test_watch_events_and_cancel(agent, root):
     assert agent.call(FILE_WATCH, {"path": "/proc"}).error_code == "path_forbidden"
     assert agent.call(FILE_WATCH, {"path": "/data/none"}).error_code == "not_found"
     assert agent.call(FILE_WATCH, {"path": "/data", "recursive": 1}).error_code == "invalid_request"
+
+
+def test_list_reply_is_cut_at_the_frame_limit_not_before(agent, root):
+    """Entries carry the info fields now: the reply is cut by its real size
+    (under the 1 MiB frame limit, "truncated"), not by a worst-case guess."""
+    d = os.path.join(root, "data", "many")
+    os.mkdir(d)
+    for i in range(4000):
+        open(os.path.join(d, "%04d-%s" % (i, "n" * 95)), "wb").close()
+    r = agent.call(FILE_LIST, {"path": "/data/many"})
+    assert r.type == OK and r.body.get("truncated") is True, len(r.body["entries"])
+    size = len(r.frames[-1].payload)
+    assert 900 * 1024 < size <= 1024 * 1024, size
+    names = [e["name"] for e in r.body["entries"]]
+    assert names == sorted(names) and names[0].startswith("0000-"), names[:3]
