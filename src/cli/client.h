@@ -35,6 +35,7 @@ struct client {
     /* When non-NULL and set, transfers in progress are aborted (Ctrl-C in `run`). */
     volatile sig_atomic_t *abort_flag;
     long timeout_s;    /* whole-transfer timeout, 0 = none */
+    bool gzip;         /* downloads ask for gzip (libcurl inflates), uploads are sent gzip (--gzip) */
     struct client_error err;
     char curl_err[CURL_ERROR_SIZE];
 };

@@ -75,3 +75,17 @@ def test_files_watch(cli, daemon, sb):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_upload_download_gzip(run_cli, sb, tmp_path):
+    data = os.urandom(5000) + b"c" * 3000000
+    local = tmp_path / "big.csv"
+    local.write_bytes(data)
+    run_cli("upload", "--gzip", sb.id, str(local), "/data/cg/")
+    assert sb.files.read("/data/cg/big.csv") == data
+    back = tmp_path / "back.csv"
+    run_cli("download", "--gzip", sb.id, "/data/cg/big.csv", str(back))
+    assert back.read_bytes() == data
+    sb.files.write("/data/cg/empty", b"")
+    run_cli("download", "--gzip", sb.id, "/data/cg/empty", str(tmp_path / "e"))
+    assert (tmp_path / "e").read_bytes() == b""
