@@ -25,7 +25,16 @@ APT_PKGS := meson ninja-build pkg-config gcc libc6-dev \
 	python3 python3-dev python3-pip python3-pytest python3-setuptools \
 	$(TEMPLATE_PKGS) \
 	iproute2 curl procps \
-	$(TEMPLATE_BUILD_PKGS)
+	$(TEMPLATE_BUILD_PKGS) \
+	$(VM_PKGS)
+
+# The vm backend (docs/vm.md): QEMU, and what `make vm` packs the guest with.
+VM_PKGS := qemu-system-x86 cpio binutils
+VM_DIR := $(BUILD)/vm
+# the `host` template's root image holds these packages and their closure
+# (and Debian's essential tools, which no package lists as a dependency)
+VM_HOST_PKGS := python3 $(TEMPLATE_PKGS) base-files bash dash coreutils debianutils diffutils findutils grep gzip \
+	hostname libc-bin mawk ncurses-bin perl-base sed tar util-linux iproute2 procps
 
 # The fuzz build (make fuzz, fuzz-smoke): clang with libFuzzer and the
 # sanitizer runtimes (libclang_rt.fuzzer, asan, ubsan).
@@ -37,12 +46,22 @@ FUZZ_HARNESSES := proto agent http
 # UBSan only prints by default: a finding must stop the run and be saved
 FUZZ_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-.PHONY: all deps build build-asan build-fuzz run stop test test-unit test-jail test-agent test-e2e test-ts test-security bench soak \
-	test-faults test-py lint-openapi \
+.PHONY: all deps build build-asan build-fuzz vm run stop test test-unit test-jail test-agent test-e2e test-ts test-mcp test-security bench soak \
+	test-faults test-py test-vm lint-openapi \
 	test-templates-slow \
 	fuzz fuzz-smoke fuzz-run fuzz-regress clean
 
 all: build
+
+# The guest of the vm backend: Debian's cloud kernel (fetched, never
+# installed), the initramfs (the static agent as /init), the host
+# template's root image (cached by the hash of its packages). airlockd
+# finds them in vm/ next to itself; the ASan build links to the same.
+vm: build
+	vm/fetch-kernel.sh $(VM_DIR)/kernel
+	vm/build-initramfs.sh $(VM_DIR)/kernel $(BUILD)/airlock-agent runner/airlock_runner.py $(VM_DIR)/initramfs.cpio
+	vm/build-host-image.sh $(VM_DIR) $(VM_HOST_PKGS)
+	@if [ -d $(ASAN) ]; then ln -sfn ../$(BUILD)/vm $(ASAN)/vm; fi
 
 # Install only what is missing, but always refresh the package lists first
 # when something is (a fresh machine has stale or empty lists).
@@ -145,8 +164,8 @@ stop:
 
 # Unit tests run under ASan/UBSan; the jail and agent suites create real
 # namespaces, cgroups and seccomp filters; e2e runs the ASan daemon.
-test: build build-asan lint-openapi
-	$(MAKE) --no-print-directory test-unit test-jail test-agent test-e2e test-ts test-security fuzz-smoke
+test: build build-asan vm lint-openapi
+	$(MAKE) --no-print-directory test-unit test-jail test-agent test-e2e test-vm test-ts test-mcp test-security fuzz-smoke
 
 # docs/openapi.yaml through a real OpenAPI linter (@redocly/cli, pinned in
 # tools/openapi/package-lock.json; npm ci reuses npm's cache when offline).
@@ -173,6 +192,14 @@ test-e2e:
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/e2e
 
+# The vm backend (tests/vm): the same API on QEMU microvms, under TCG here.
+test-vm: build build-asan vm
+	AIRLOCK_VM_DIR=$(CURDIR)/$(VM_DIR) AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \
+	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(ASAN)/airlock \
+	  AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/vm
+
 # Fault injection (tests/e2e/test_faults.py, src/daemon/faultinj.h): every N
 # until the fault stops firing, JSON allocations included; `make test-e2e`
 # runs a short sweep without them.
@@ -195,6 +222,19 @@ test-ts: build build-asan
 	  AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  node --test test/
+
+# `airlock mcp` driven by the official MCP TypeScript SDK's client over stdio
+# and Streamable HTTP, against a real ASan airlockd the tests start;
+# @modelcontextprotocol/sdk is pinned in tests/mcp/package-lock.json and
+# npm ci reuses npm's cache when offline.
+test-mcp: build build-asan
+	command -v npm >/dev/null || { apt-get update && apt-get install -y --no-install-recommends nodejs npm; }
+	cd tests/mcp && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+	cd tests/mcp && AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \
+	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(ASAN)/airlock \
+	  AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  node --test
 
 test-py: build build-asan
 	AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \

@@ -332,6 +332,7 @@ struct agent {
     int last_pid_fd;          /* /proc/sys/kernel/ns_last_pid, or -1 (tree.c) */
     struct spawn_policy policy;
     bool is_pid1;
+    bool guest;               /* the vm backend's /init (guest.c) */
     bool quit;                /* the loop stops at the end of this turn */
     int exit_code;
 
@@ -369,5 +370,14 @@ void agent_send_errno(struct agent *a, uint32_t req_id, int err, const char *op,
 void agent_send_result(struct agent *a, uint32_t req_id, json_t *obj);
 /* Parse {timeout_ms, max_output} with defaults; -EINVAL with err set on bad types. */
 int agent_parse_limits(json_t *req, uint64_t *timeout_ms, size_t *max_output, char *err, size_t errlen);
+
+/* guest.c: the vm backend's /init. Builds the sandbox root in guest RAM and
+ * sets a->ctl_fd to the virtio serial port; 0 or -errno (logged to the
+ * kernel log). guest_poweroff never returns. */
+int guest_boot(struct agent *a);
+/* GUEST_SYNC after a snapshot restore: host entropy into the guest's pool,
+ * the CRNG reseeded, the clock set. Replies OK or ERROR. */
+void guest_sync(struct agent *a, uint32_t req_id, json_t *req);
+void guest_poweroff(void) __attribute__((noreturn));
 
 #endif

@@ -100,6 +100,7 @@ static void dispatch(struct agent *a, const struct proto_hdr *h, const uint8_t *
         agent_send_ok(a, h->req_id, NULL);
         a->quit = true;
         break;
+    case PROTO_GUEST_SYNC: guest_sync(a, h->req_id, req); break;
     case PROTO_RUN_CODE: handle_run_code(a, h->req_id, req); break;
     case PROTO_EXEC: job_handle_exec(a, h->req_id, req); break;
     case PROTO_SIGNAL: handle_signal(a, h->req_id, req); break;

@@ -4,6 +4,9 @@
  *   airlock-agent --seccomp-policy     print the seccomp table (name, action,
  *                                      errno, reason) that user code runs under
  *
+ * Under the vm backend it is the guest's /init instead (guest.c builds the
+ * sandbox root and finds its control stream, a virtio serial port).
+ *
  * In production the jail backend starts it as PID 1 of fresh user, pid,
  * mount and network namespaces with the sandbox root already built; fd 3 is
  * the control stream to airlockd. For tests it runs directly on the host as
@@ -169,7 +172,14 @@ int main(int argc, char **argv)
         .python_path = "/usr/bin/python3",
     };
     bool debug = false, print_policy = false;
-    if (parse_args(argc, argv, &a, &debug, &print_policy) < 0) {
+    /* the kernel runs the vm backend's initramfs /init with argv[0] "/init"
+     * and extra words from its command line, which are not ours to parse */
+    bool guest = getpid() == 1 && argc > 0 && strcmp(argv[0], "/init") == 0;
+    if (guest) {
+        log_init("airlock-agent", LOG_LVL_INFO);
+        if (guest_boot(&a) < 0)
+            guest_poweroff();
+    } else if (parse_args(argc, argv, &a, &debug, &print_policy) < 0) {
         usage();
         return 2;
     }
@@ -239,5 +249,7 @@ int main(int argc, char **argv)
     repl_free(&a);
     free(a.root_real);
     log_debug("exiting (%d)", a.exit_code);
+    if (guest)
+        guest_poweroff();
     return a.exit_code;
 }

@@ -141,6 +141,7 @@ extern const struct cli_command cmd_upload, cmd_download;                       
 extern const struct cli_command cmd_files;                                        /* cmd_fileops.c */
 extern const struct cli_command cmd_keys;                                         /* cmd_keys.c */
 extern const struct cli_command cmd_template;                                     /* cmd_templates.c */
+extern const struct cli_command cmd_mcp;                                          /* cmd_mcp.c */
 
 /* cmd_files.c: stream the local file into the sandbox; 0 or -1 after
  * printing the error. *out (if out) gets the API's answer. */

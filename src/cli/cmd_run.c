@@ -10,6 +10,7 @@
 
 /* ---- run --------------------------------------------------------------- */
 
+static const char *const isolations[] = {"jail", "vm", NULL};
 static const char *const languages[] = {"python", "bash", NULL};
 
 static const struct cli_option run_options[] = {
@@ -26,6 +27,8 @@ static const struct cli_option run_options[] = {
     {.name = "template", .arg = ARG_STRING, .metavar = "T", .help = "template of the fresh sandbox (default: host)"},
     {.name = "memory-mb", .arg = ARG_INT, .metavar = "N", .min = 1, .max = INT_MAX, .want = "a positive integer",
      .help = "memory limit of the fresh sandbox"},
+    {.name = "isolation", .arg = ARG_STRING, .metavar = "B", .choices = isolations, .want = "jail or vm",
+     .help = "backend of the fresh sandbox: jail or vm (default: the daemon's)"},
     {0},
 };
 
@@ -58,6 +61,9 @@ static char *create_sandbox(struct cli_ctx *ctx)
     long t = cli_opt(ctx, "timeout")->l, mem = cli_opt(ctx, "memory-mb")->l;
     if (!body || (t > 0 && jset(body, "timeout_s", json_integer(t + 60 > 300 ? t + 60 : 300))) ||
         (mem > 0 && jset(body, "memory_mb", json_integer(mem))))
+        return NULL;
+    const char *iso = cli_opt(ctx, "isolation")->str;
+    if (iso && jset(body, "isolation", json_string(iso)))
         return NULL;
     json_auto_t *sb = NULL;
     ctx->client.abort_flag = NULL;
@@ -112,8 +118,10 @@ static int run_run(struct cli_ctx *ctx, int argc, char **argv)
     if (rc)
         return rc;
     const char *sandbox = cli_opt(ctx, "sandbox")->str;
-    if (sandbox && (cli_opt(ctx, "template")->count || cli_opt(ctx, "memory-mb")->count))
-        return cli_usage_error(ctx->cmd, "--template and --memory-mb shape a fresh sandbox; not with --sandbox");
+    if (sandbox && (cli_opt(ctx, "template")->count || cli_opt(ctx, "memory-mb")->count ||
+                    cli_opt(ctx, "isolation")->count))
+        return cli_usage_error(ctx->cmd,
+                               "--template, --memory-mb and --isolation shape a fresh sandbox; not with --sandbox");
     if (sandbox)
         return run_in(ctx, sandbox);
     cleanup_free char *sid = create_sandbox(ctx);

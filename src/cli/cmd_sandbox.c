@@ -8,6 +8,8 @@
 
 /* ---- create ------------------------------------------------------------ */
 
+static const char *const isolations[] = {"jail", "vm", NULL};
+
 static const struct cli_option create_options[] = {
     {.name = "template", .arg = ARG_STRING, .metavar = "T", .body_key = "template",
      .help = "root filesystem template (default: host)"},
@@ -23,6 +25,8 @@ static const struct cli_option create_options[] = {
      .help = "free-form labels"},
     {.name = "region", .arg = ARG_STRING, .metavar = "R", .body_key = "region", .help = "region to pin the sandbox to"},
     {.name = "egress", .body_key = "egress", .help = "ask for network egress (refused: sandboxes are sealed)"},
+    {.name = "isolation", .arg = ARG_STRING, .metavar = "B", .body_key = "isolation", .choices = isolations,
+     .want = "jail or vm", .help = "jail (namespaces) or vm (a QEMU microvm of its own); default: the daemon's"},
     {0},
 };
 

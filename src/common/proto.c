@@ -105,6 +105,7 @@ const char *proto_type_name(uint8_t type)
     switch (type) {
     case PROTO_HELLO: return "HELLO";
     case PROTO_SHUTDOWN: return "SHUTDOWN";
+    case PROTO_GUEST_SYNC: return "GUEST_SYNC";
     case PROTO_RUN_CODE: return "RUN_CODE";
     case PROTO_EXEC: return "EXEC";
     case PROTO_SIGNAL: return "SIGNAL";

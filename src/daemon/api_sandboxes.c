@@ -178,6 +178,11 @@ void api_healthz(struct http_req *req)
     if (json_array_size(reasons))
         json_object_set(j, "reasons", reasons);
     json_decref(reasons);
+    /* which backends a create may name, and why one is missing */
+    json_object_set_new(j, "isolation",
+                        json_pack("{s:s,s:[s,s*],s:s*}", "default", d->cfg.isolation == ISO_VM ? "vm" : "jail",
+                                  "available", "jail", d->vm_backend ? "vm" : NULL, "vm_unavailable",
+                                  d->vm_backend ? NULL : d->vm_error));
     const char *full = http_query(req, "full");
     if (full && strcmp(full, "0") != 0) {
         json_object_set_new(j, "store", store);
@@ -266,6 +271,23 @@ void api_sandbox_create(struct http_req *req)
         return;
     if (p.egress) {
         http_reply_errorf(req, 400, "egress_unavailable", "egress policies are not available yet; sandboxes are sealed");
+        return;
+    }
+    p.isolation = cfg->isolation;
+    const char *iso = NULL;
+    if (api_field_string(req, "isolation", &iso) < 0)
+        return;
+    if (iso && strcmp(iso, "jail") == 0) {
+        p.isolation = ISO_JAIL;
+    } else if (iso && strcmp(iso, "vm") == 0) {
+        p.isolation = ISO_VM;
+    } else if (iso) {
+        http_reply_errorf(req, 400, "invalid_request", "isolation must be \"jail\" or \"vm\"");
+        return;
+    }
+    if (p.isolation == ISO_VM && !d->vm_backend) {
+        http_reply_errorf(req, 400, "isolation_unavailable", "the vm backend is not available on this host: %s",
+                          d->vm_error);
         return;
     }
     const char *region = NULL;

@@ -4,7 +4,7 @@
  * sandbox) and hands the daemon one connected stream fd that speaks the
  * protocol of src/common/proto.h. Everything the daemon does inside a
  * sandbox goes over that fd, whatever the backend: `jail` (Linux
- * namespaces, src/jail/) today, `vm` (QEMU microvm) later.
+ * namespaces, src/jail/) or `vm` (a QEMU microvm per sandbox, src/vm/).
  *
  * Functions return 0 or -errno; on failure they write a human-readable
  * message naming the failed operation ("mount /proc: Permission denied")
@@ -25,6 +25,8 @@ struct template_info {
     const char *name;     /* "host" */
     const char *rootfs;   /* directory holding a root filesystem, or NULL for
                              the synthetic `host` template (host /usr + generated /etc) */
+    const char *image;    /* the same tree as an erofs image (vm backend), or NULL for
+                             `host`, whose image the vm backend brings itself */
     const char *warmup;   /* a built template's warm-up Python, run in each of its
                              sandboxes before it is handed out (build.c); NULL or
                              "" for none. The host template's is the zygote's --warmup. */
@@ -58,6 +60,11 @@ struct backend_config {
     const char *warmup;
     /* remount cgroup2 with favordynmods (host-wide: jail/dynmods.c) */
     bool cgroup_favordynmods;
+    /* vm backend: the directory `make vm` fills (kernel/, initramfs.cpio,
+     * host.erofs) and --vm-accel (auto, kvm, tcg) */
+    const char *vm_dir;
+    const char *vm_accel;
+    bool vm_snapshots; /* start VMs from warm snapshots (false: every one boots cold) */
     /* at most this many sandboxes live at once (the warm pool included):
      * host-wide pools are checked against it at init */
     unsigned max_sandboxes;
@@ -90,6 +97,10 @@ struct backend_ops {
     void (*fini)(void *state);
 };
 
+/* Which backend a sandbox runs on (the create body's "isolation"). */
+enum isolation { ISO_JAIL = 0, ISO_VM = 1, ISO_COUNT };
+
 extern const struct backend_ops jail_backend_ops;
+extern const struct backend_ops vm_backend_ops;
 
 #endif

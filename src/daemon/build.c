@@ -28,7 +28,7 @@ void sandbox_discard(struct sandbox *sb)
     agent_conn_free(sb->conn); /* joins the reader thread */
     pthread_mutex_lock(&sb->inst_lock);
     if (sb->inst) /* a failed build, or one that never went live */
-        sb->d->backend->destroy(sb->d->backend_state, sb->inst);
+        sb->bk->destroy(sb->bk_state, sb->inst);
     pthread_mutex_unlock(&sb->inst_lock);
     pthread_mutex_destroy(&sb->inst_lock);
     json_decref(sb->env);
@@ -54,13 +54,13 @@ static uint64_t backend_counter(struct sandbox *sb, int (*op)(struct backend_ins
     return n;
 }
 
-uint64_t sandbox_oom_kills(struct sandbox *sb) { return backend_counter(sb, sb->d->backend->oom_kills); }
-uint64_t sandbox_memory_bytes(struct sandbox *sb) { return backend_counter(sb, sb->d->backend->memory_usage); }
+uint64_t sandbox_oom_kills(struct sandbox *sb) { return backend_counter(sb, sb->bk->oom_kills); }
+uint64_t sandbox_memory_bytes(struct sandbox *sb) { return backend_counter(sb, sb->bk->memory_usage); }
 
 bool sandbox_shape_equal(const struct sandbox_shape *a, const struct sandbox_shape *b)
 {
     return strcmp(a->tmpl->name, b->tmpl->name) == 0 && a->memory_mb == b->memory_mb && a->cpus == b->cpus &&
-           a->egress == b->egress;
+           a->egress == b->egress && a->isolation == b->isolation;
 }
 
 void sandbox_set_crash_hook(struct daemon *d, void (*hook)(struct daemon *d)) { d->sandbox_crash_hook = hook; }
@@ -107,6 +107,15 @@ static int sandbox_alloc(struct daemon *d, const struct sandbox_shape *s, struct
     }
     snprintf(sb->template_name, sizeof(sb->template_name), "%s", s->tmpl->name);
     sb->egress = s->egress;
+    sb->isolation = s->isolation;
+    sb->bk = s->isolation == ISO_VM ? d->vm_backend : d->backend;
+    sb->bk_state = s->isolation == ISO_VM ? d->vm_state : d->backend_state;
+    if (!sb->bk) { /* api_sandboxes.c refuses this isolation first */
+        pthread_mutex_destroy(&sb->inst_lock);
+        free(sb);
+        return op_error_set(err, -ENODEV, ERR_INTERNAL, "the %s backend is not available",
+                            s->isolation == ISO_VM ? "vm" : "jail");
+    }
     snprintf(sb->region, sizeof(sb->region), "%s", d->cfg.region);
     sb->memory_mb = s->memory_mb;
     sb->cpus = s->cpus;
@@ -131,7 +140,7 @@ static int start_backend(struct sandbox *sb, const struct sandbox_shape *s, stru
     memcpy(spec.id, sb->id, sizeof(spec.id));
     char berr[512] = "";
     int fd = -1;
-    int r = d->backend->create(d->backend_state, &spec, &sb->inst, &fd, berr, sizeof(berr));
+    int r = sb->bk->create(sb->bk_state, &spec, &sb->inst, &fd, berr, sizeof(berr));
     if (r < 0) {
         sb->inst = NULL;
         return op_error_set(err, r, ERR_INTERNAL, "%s", berr[0] ? berr : strerror(-r));

@@ -31,6 +31,7 @@ struct sandbox_shape {
     unsigned memory_mb;
     double cpus;
     bool egress;
+    int isolation; /* enum isolation: which backend builds it */
 };
 bool sandbox_shape_equal(const struct sandbox_shape *a, const struct sandbox_shape *b);
 

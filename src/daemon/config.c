@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "util.h"
 
 static void usage(FILE *f)
@@ -40,6 +41,15 @@ static void usage(FILE *f)
             "  --template-cache DIR   template builds cached by spec hash, shared by daemons\n"
             "                         (default /var/cache/airlock/templates; \"\" turns it off)\n"
             "  --log-level LEVEL      debug, info or warn (default info)\n"
+            "\nIsolation backends (docs/vm.md):\n"
+            "  --isolation jail|vm    backend of a create that names none (default jail)\n"
+            "  --vm-dir DIR           the vm backend's guest kernel, initramfs and host image,\n"
+            "                         built by `make vm` (default: vm/ next to airlockd)\n"
+            "  --vm-accel auto|kvm|tcg\n"
+            "                         auto boots one guest under KVM with a short deadline and\n"
+            "                         falls back to TCG, saying why (default auto)\n"
+            "  --vm-no-snapshots      boot every VM cold instead of restoring it from its\n"
+            "                         shape's warm snapshot (docs/vm.md)\n"
             "\nState database (<state-dir>/airlock.db; docs/api.md, \"State and backups\"):\n"
             "  --init-state           an existing database that is empty or damaged is kept\n"
             "                         aside (airlock.db.bad-<time>) and a new one created;\n"
@@ -192,6 +202,28 @@ static int parse_log_level(struct config *cfg, const char *arg)
     return 0;
 }
 
+static int parse_isolation(struct config *cfg, const char *arg)
+{
+    if (strcmp(arg, "jail") == 0)
+        cfg->isolation = ISO_JAIL;
+    else if (strcmp(arg, "vm") == 0)
+        cfg->isolation = ISO_VM;
+    else {
+        fprintf(stderr, "airlockd: --isolation: expected jail or vm, got '%s'\n", arg);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int parse_vm_accel(struct config *cfg, const char *arg)
+{
+    if (strcmp(arg, "auto") != 0 && strcmp(arg, "kvm") != 0 && strcmp(arg, "tcg") != 0) {
+        fprintf(stderr, "airlockd: --vm-accel: expected auto, kvm or tcg, got '%s'\n", arg);
+        return -EINVAL;
+    }
+    return set_str(&cfg->vm_accel, arg);
+}
+
 static const struct opt_def OPTS[] = {
     {"listen", K_CUSTOM, 0, 0, 0, 0, parse_listen},
     {"socket", K_STR, F(socket_path)},
@@ -225,6 +257,10 @@ static const struct opt_def OPTS[] = {
     {"check-integrity", K_FLAG, F(check_integrity)},
     {"audit-max-rows", K_U64, F(audit_max_rows), 0, UINT64_C(1) << 40},
     {"audit-max-age", K_U64, F(audit_max_age_s), 0, UINT64_C(100) * 365 * 86400},
+    {"isolation", K_CUSTOM, 0, 0, 0, 0, parse_isolation},
+    {"vm-dir", K_STR, F(vm_dir)},
+    {"vm-accel", K_CUSTOM, 0, 0, 0, 0, parse_vm_accel},
+    {"vm-no-snapshots", K_FLAG, F(vm_no_snapshots)},
 };
 #define N_OPTS (sizeof(OPTS) / sizeof(OPTS[0]))
 #define OPT_BASE 256 /* getopt values: OPT_BASE + row; OPT_HELP after them */
@@ -282,7 +318,7 @@ static int set_defaults(struct config *cfg)
         .log_level = LOG_LVL_INFO,
     };
     if (set_str(&cfg->state_dir, "/var/lib/airlock") < 0 || set_str(&cfg->region, "local") < 0 ||
-        set_str(&cfg->template_cache, "/var/cache/airlock/templates") < 0)
+        set_str(&cfg->template_cache, "/var/cache/airlock/templates") < 0 || set_str(&cfg->vm_accel, "auto") < 0)
         return -ENOMEM;
     return 0;
 }
@@ -310,6 +346,8 @@ static int finish(struct config *cfg)
     if (!cfg->runner_path && !(cfg->runner_path = next_to_self("airlock_runner.py")))
         return -ENOMEM;
     if (!cfg->zygote_path && !(cfg->zygote_path = next_to_self("airlock-zygote")))
+        return -ENOMEM;
+    if (!cfg->vm_dir && !(cfg->vm_dir = next_to_self("vm")))
         return -ENOMEM;
     return 0;
 }
@@ -358,4 +396,6 @@ void config_free(struct config *cfg)
     free(cfg->warmup);
     free(cfg->scope);
     free(cfg->template_cache);
+    free(cfg->vm_dir);
+    free(cfg->vm_accel);
 }

@@ -42,6 +42,12 @@ struct config {
     bool cgroup_favordynmods; /* remount cgroup2 with favordynmods at start */
     char *template_cache; /* template build cache by spec hash; "" disables it */
     char *scope;         /* NULL: derived from state_dir (main.c) */
+    /* backends: which one a create without "isolation" gets, and the vm
+     * backend's inputs (src/vm/vm.c) */
+    int isolation;       /* enum isolation (backend.h) */
+    char *vm_dir;        /* kernel/, initramfs.cpio, host.erofs (default: vm/ next to airlockd) */
+    char *vm_accel;      /* auto, kvm or tcg */
+    bool vm_no_snapshots; /* every VM boots cold */
     /* the state database (store.c) */
     bool init_state;          /* set a damaged or empty database aside, start anew */
     bool check_integrity;     /* full integrity_check and audit chain at start */

@@ -29,8 +29,12 @@ struct daemon {
     struct pool *pool;           /* warm sandboxes (pool.c); NULL: no pool */
     struct admission *adm;       /* per-key and per-address limits (admission.c) */
     struct bgwork *teardown;     /* deleted sandboxes released off the request path */
-    const struct backend_ops *backend;
+    const struct backend_ops *backend; /* jail: the default backend */
     void *backend_state;
+    /* vm (src/vm/): NULL when it could not start here; vm_error says why */
+    const struct backend_ops *vm_backend;
+    void *vm_state;
+    char vm_error[512];
     struct template_info host_template;
     struct templates *templates; /* built templates and builds (templates.c) */
     unsigned nproc;              /* upper bound of `cpus` */

@@ -217,12 +217,30 @@ static int start_backend(struct daemon *d, const char *scope)
         .warmup = d->cfg.warmup,
         .cgroup_favordynmods = d->cfg.cgroup_favordynmods,
         .max_sandboxes = d->cfg.max_sandboxes + d->cfg.pool_max,
+        .vm_dir = d->cfg.vm_dir,
+        .vm_accel = d->cfg.vm_accel,
+        .vm_snapshots = !d->cfg.vm_no_snapshots,
     };
     int r = d->backend->init(&d->backend_state, &bcfg, berr, sizeof(berr));
     if (r < 0) {
         log_error("backend %s: init failed: %s", d->backend->name, berr[0] ? berr : strerror(-r));
         d->backend = NULL;
         return r;
+    }
+    /* The vm backend is optional unless it is the default: a host without
+     * QEMU or `make vm`'s files still serves jail sandboxes, and a create
+     * asking for a VM hears why there is none. */
+    berr[0] = '\0';
+    r = vm_backend_ops.init(&d->vm_state, &bcfg, berr, sizeof(berr));
+    if (r < 0) {
+        snprintf(d->vm_error, sizeof(d->vm_error), "%s", berr[0] ? berr : strerror(-r));
+        if (d->cfg.isolation == ISO_VM) {
+            log_error("backend vm: init failed: %s", d->vm_error);
+            return r;
+        }
+        log_info("backend vm: not available: %s", d->vm_error);
+    } else {
+        d->vm_backend = &vm_backend_ops;
     }
     if (access(d->cfg.runner_path, R_OK) < 0)
         log_warn("runner %s: %s (Python code will not run)", d->cfg.runner_path, strerror(errno));
@@ -291,6 +309,8 @@ static void shut_down(struct daemon *d, struct http_server *http)
     d->teardown = NULL;
     registry_free(d->reg);
     admission_free(d->adm);
+    if (d->vm_backend)
+        d->vm_backend->fini(d->vm_state);
     if (d->backend && d->backend->fini)
         d->backend->fini(d->backend_state);
     store_close(d->store);

@@ -106,7 +106,7 @@ static void shape_pool_free(struct shape_pool *sp)
 static bool shape_matches(const struct shape_pool *sp, const char *tmpl_name, const struct sandbox_shape *s)
 {
     return strcmp(sp->tmpl_name, tmpl_name) == 0 && sp->shape.memory_mb == s->memory_mb &&
-           sp->shape.cpus == s->cpus && sp->shape.egress == s->egress;
+           sp->shape.cpus == s->cpus && sp->shape.egress == s->egress && sp->shape.isolation == s->isolation;
 }
 
 static struct shape_pool *find_locked(struct pool *p, const char *tmpl_name, const struct sandbox_shape *s)
@@ -428,6 +428,7 @@ int pool_new(struct daemon *d, struct pool **out)
         .memory_mb = 1024 < d->cfg.max_memory_mb ? 1024 : d->cfg.max_memory_mb,
         .cpus = 1.0,
         .egress = false,
+        .isolation = d->cfg.isolation,
     };
     if (!(p->shapes[0] = shape_pool_new(&def, d->cfg.pool_max, true))) {
         free(p);
@@ -582,9 +583,10 @@ json_t *pool_stats_json(struct pool *p)
         mem += smem;
         target += sp->share;
         ready += sp->nready;
-        json_t *j = json_pack("{s:s,s:i,s:f,s:b,s:b,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I}", "template",
+        json_t *j = json_pack("{s:s,s:i,s:f,s:b,s:s,s:b,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I}", "template",
                               sp->tmpl_name, "memory_mb", (int)sp->shape.memory_mb, "cpus", sp->shape.cpus,
-                              "egress", sp->shape.egress, "default", sp->is_default, "target", (int)sp->share,
+                              "egress", sp->shape.egress, "isolation", sp->shape.isolation == ISO_VM ? "vm" : "jail",
+                              "default", sp->is_default, "target", (int)sp->share,
                               "ready", (int)sp->nready, "hits", (json_int_t)sp->hits, "misses",
                               (json_int_t)sp->misses, "built", (json_int_t)sp->built, "build_failures",
                               (json_int_t)sp->build_failures, "discarded_dead", (json_int_t)sp->discarded_dead,

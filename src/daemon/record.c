@@ -18,8 +18,9 @@ json_t *sandbox_record_json(const struct sandbox_record *rec, bool show_owner)
     format_time(rec->destroyed_ms, false, destroyed, sizeof(destroyed));
     json_t *md = json_loads(rec->metadata ? rec->metadata : "{}", 0, NULL);
     bool gone = strcmp(rec->state, "running") != 0;
-    json_t *j = json_pack("{s:s,s:s,s:s,s:b,s:s,s:i,s:f,s:i,s:s,s:s,s:s?,s:s?,s:o}", "id", rec->id, "state",
-                          rec->state, "template", rec->template_name, "egress", rec->egress, "region", rec->region,
+    json_t *j = json_pack("{s:s,s:s,s:s,s:b,s:s,s:s,s:i,s:f,s:i,s:s,s:s,s:s?,s:s?,s:o}", "id", rec->id, "state",
+                          rec->state, "template", rec->template_name, "egress", rec->egress, "isolation",
+                          rec->isolation[0] ? rec->isolation : "jail", "region", rec->region,
                           "memory_mb", (int)rec->memory_mb, "cpus", rec->cpus, "timeout_s", (int)rec->timeout_s,
                           "created_at", created, "expires_at", expires, "destroyed_at",
                           gone && rec->destroyed_ms ? destroyed : NULL, "destroy_reason",
@@ -44,6 +45,7 @@ void sandbox_fill_record(const struct sandbox *sb, struct sandbox_record *rec, c
              sb->state == SB_RUNNING ? "running" : tearing ? "destroying" : "destroyed");
     snprintf(rec->template_name, sizeof(rec->template_name), "%s", sb->template_name);
     rec->egress = sb->egress;
+    snprintf(rec->isolation, sizeof(rec->isolation), "%s", sb->isolation == ISO_VM ? "vm" : "jail");
     snprintf(rec->region, sizeof(rec->region), "%s", sb->region);
     rec->memory_mb = sb->memory_mb;
     rec->cpus = sb->cpus;

@@ -343,9 +343,8 @@ static bool unlink_live(struct sandbox *sb, const char *reason)
  * and namespaces: the slow part. */
 static void release_backend(struct sandbox *sb)
 {
-    struct daemon *d = sb->d;
     pthread_mutex_lock(&sb->inst_lock);
-    int r = d->backend->destroy(d->backend_state, sb->inst);
+    int r = sb->bk->destroy(sb->bk_state, sb->inst);
     sb->inst = NULL;
     pthread_mutex_unlock(&sb->inst_lock);
     if (r < 0)
@@ -613,7 +612,7 @@ static int record_created(struct sandbox *sb, const char *key_id, bool pooled, s
     cleanup_free char *md = json_dumps(sb->metadata, JSON_COMPACT);
     struct sandbox_record rec;
     sandbox_fill_record(sb, &rec, md); /* not yet shared: no lock needed */
-    rec.agent_pid = d->backend->agent_pid ? (int)d->backend->agent_pid(sb->inst) : 0;
+    rec.agent_pid = sb->bk->agent_pid ? (int)sb->bk->agent_pid(sb->inst) : 0;
     json_t *detail = json_pack("{s:s,s:i,s:f,s:i,s:b}", "template", sb->template_name, "memory_mb",
                                (int)sb->memory_mb, "cpus", sb->cpus, "timeout_s", (int)sb->timeout_s, "pooled", pooled);
     struct audit_rec a = {.key_id = key_id, .action = "create", .sandbox_id = sb->id, .detail = detail};
@@ -657,7 +656,8 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
     int r = reserve(d, p, &pc, err);
     if (r < 0)
         return r;
-    struct sandbox_shape shape = {.tmpl = p->tmpl, .memory_mb = p->memory_mb, .cpus = p->cpus, .egress = p->egress};
+    struct sandbox_shape shape = {
+        .tmpl = p->tmpl, .memory_mb = p->memory_mb, .cpus = p->cpus, .egress = p->egress, .isolation = p->isolation};
     struct sandbox *sb = NULL;
     bool pooled = false;
     if ((r = obtain(d, &shape, &sb, &pooled, err)) < 0) {

@@ -42,6 +42,7 @@ struct sandbox_params {
     unsigned timeout_s;
     unsigned memory_mb;
     double cpus;
+    int isolation;    /* enum isolation */
     json_t *env;      /* object string->string, borrowed */
     json_t *metadata; /* object, borrowed */
     unsigned per_key_max; /* live sandboxes the owner key may have; 0: no limit */

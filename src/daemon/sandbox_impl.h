@@ -29,6 +29,9 @@ struct sandbox {
     char region[64];
     unsigned memory_mb;
     double cpus;
+    int isolation;                  /* enum isolation */
+    const struct backend_ops *bk;   /* the backend it runs on, and its state */
+    void *bk_state;
     struct agent_conn *conn;
     /* set by the agent reader when the connection dies (build.c), read by
      * the pool and the reaper: atomic, so neither needs the other's lock */

@@ -36,8 +36,15 @@ static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);";
 
 /* Columns added after the first release: a database from before gets them
- * at open (rows written before have no hash: the chain starts after them). */
-static const char *const AUDIT_COLUMNS[] = {"hash", "outcome"};
+ * at open (audit rows written before have no hash: the chain starts after
+ * them; sandboxes recorded before ran on the jail, the only backend then). */
+static const struct {
+    const char *table, *column, *decl;
+} ADDED_COLUMNS[] = {
+    {"audit", "hash", "TEXT"},
+    {"audit", "outcome", "TEXT"},
+    {"sandboxes", "isolation", "TEXT NOT NULL DEFAULT 'jail'"},
+};
 
 /* Retention runs after this many audit rows, and drops at most
  * PRUNE_BATCH rows per run, so that no single request pays for a large
@@ -56,10 +63,10 @@ static const char *const STMT_SQL[ST__COUNT] = {
     [ST_KEY_LIST] = "SELECT id, name, admin, created_at, revoked FROM api_keys ORDER BY created_at, id",
     [ST_KEY_REVOKE] = "UPDATE api_keys SET revoked = 1 WHERE id = ? AND revoked = 0",
     [ST_SB_INSERT] = "INSERT INTO sandboxes(id,state,template,egress,region,memory_mb,cpus,timeout_s,"
-                     "created_at,expires_at,destroyed_at,destroy_reason,metadata,agent_pid,key_id)"
-                     " VALUES(?,?,?,?,?,?,?,?,?,?,NULL,NULL,?,?,?)",
+                     "created_at,expires_at,destroyed_at,destroy_reason,metadata,agent_pid,key_id,isolation)"
+                     " VALUES(?,?,?,?,?,?,?,?,?,?,NULL,NULL,?,?,?,?)",
     [ST_SB_GET] = "SELECT id,state,template,egress,region,memory_mb,cpus,timeout_s,created_at,expires_at,"
-                  "destroyed_at,destroy_reason,metadata,agent_pid,key_id FROM sandboxes WHERE id = ?",
+                  "destroyed_at,destroy_reason,metadata,agent_pid,key_id,isolation FROM sandboxes WHERE id = ?",
     [ST_SB_SET_EXPIRY] = "UPDATE sandboxes SET timeout_s = ?, expires_at = ? WHERE id = ?",
     [ST_SB_SET_DESTROYED] = "UPDATE sandboxes SET state = 'destroyed', destroy_reason = ?, destroyed_at = ?"
                             " WHERE id = ? AND state = 'running'",
@@ -337,20 +344,22 @@ static void prune_locked(struct store *s)
 /* Add the columns a database from an older version lacks. */
 static int migrate(struct store *s)
 {
-    for (size_t i = 0; i < sizeof(AUDIT_COLUMNS) / sizeof(AUDIT_COLUMNS[0]); i++) {
+    for (size_t i = 0; i < sizeof(ADDED_COLUMNS) / sizeof(ADDED_COLUMNS[0]); i++) {
         sqlite3_stmt *st = NULL;
         int have = 0;
-        if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM pragma_table_info('audit') WHERE name = ?", -1, &st,
-                               NULL) != SQLITE_OK)
-            return store_db_fail(s, "read the audit table's columns");
-        sqlite3_bind_text(st, 1, AUDIT_COLUMNS[i], -1, SQLITE_STATIC);
+        if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM pragma_table_info(?) WHERE name = ?", -1, &st, NULL) !=
+            SQLITE_OK)
+            return store_db_fail(s, "read a table's columns");
+        sqlite3_bind_text(st, 1, ADDED_COLUMNS[i].table, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, ADDED_COLUMNS[i].column, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW)
             have = sqlite3_column_int(st, 0);
         sqlite3_finalize(st);
         if (have)
             continue;
-        char sql[128];
-        snprintf(sql, sizeof(sql), "ALTER TABLE audit ADD COLUMN %s TEXT", AUDIT_COLUMNS[i]);
+        char sql[160];
+        snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s %s", ADDED_COLUMNS[i].table,
+                 ADDED_COLUMNS[i].column, ADDED_COLUMNS[i].decl);
         if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
             return store_db_fail(s, sql);
     }

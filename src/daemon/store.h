@@ -100,6 +100,7 @@ struct sandbox_record {
     char state[16];         /* "running" | "destroyed" */
     char template_name[64];
     bool egress;
+    char isolation[8];      /* "jail" | "vm" */
     char region[64];
     unsigned memory_mb;
     double cpus;

@@ -35,6 +35,7 @@ static int sandbox_insert_tx(struct store *s, void *arg)
     store_bind_text(st, 11, rec->metadata ? rec->metadata : "{}");
     sqlite3_bind_int(st, 12, rec->agent_pid);
     store_bind_text(st, 13, rec->key_id[0] ? rec->key_id : NULL);
+    store_bind_text(st, 14, rec->isolation[0] ? rec->isolation : "jail");
     if (sqlite3_step(st) != SQLITE_DONE)
         r = store_write_fail(s, "insert sandbox record");
     sqlite3_reset(st);
@@ -71,6 +72,7 @@ int store_sandbox_get(struct store *s, const char *id, struct sandbox_record *ou
         out->metadata = strdup(md ? (const char *)md : "{}");
         out->agent_pid = sqlite3_column_int(st, 13);
         store_copy_col(st, 14, out->key_id, sizeof(out->key_id));
+        store_copy_col(st, 15, out->isolation, sizeof(out->isolation));
         if (!out->metadata)
             r = -ENOMEM;
     } else if (rc == SQLITE_DONE) {

@@ -30,6 +30,7 @@ struct tmpl {
     char tree_hash[TREE_HASH_LEN + 1];
     char dir[PATH_MAX];    /* <state>/templates/<hex> */
     char rootfs[PATH_MAX]; /* dir/root */
+    char image[PATH_MAX];  /* dir/image.erofs */
     struct template_info info;
     json_t *manifest;
     unsigned users; /* creates in flight (t->lock) */
@@ -88,8 +89,10 @@ static struct tmpl *tmpl_new(struct templates *t, json_t *manifest)
     strfmt(tp->tree_hash, sizeof(tp->tree_hash), "%s", hash);
     strfmt(tp->dir, sizeof(tp->dir), "%s/%s", t->store_dir, hash + 7);
     strfmt(tp->rootfs, sizeof(tp->rootfs), "%s/root", tp->dir);
+    strfmt(tp->image, sizeof(tp->image), "%s/image.erofs", tp->dir);
     tp->info.name = tp->name;
     tp->info.rootfs = tp->rootfs;
+    tp->info.image = tp->image;
     tp->manifest = json_incref(manifest);
     /* borrowed from the manifest, which lives as long as tp */
     tp->info.warmup = json_string_value(json_object_get(json_object_get(manifest, "spec"), "warmup"));

@@ -43,6 +43,7 @@
 #include <linux/capability.h>
 
 #include "backend.h"
+#include "jail_shared.h"
 
 /* Each sandbox owns 65536 host ids: sandbox id n -> JAIL_UID_BASE + slot*65536 + n. */
 #define JAIL_UID_BASE 200000u
@@ -57,21 +58,6 @@
 /* How long userns.c trusts its last /proc scan for foreign uid ranges. */
 #define JAIL_HOST_SCAN_MS 2000
 #define JAIL_USER_UID 1000 /* "user" inside the sandbox: owns /data and /home/user */
-
-#define CGROUP_ROOT "/sys/fs/cgroup"
-/* cgroup v1: TCP buffer memory a sandbox may hold, a quarter of its memory
- * limit but at least this (loopback servers need some). */
-#define CGROUP_TCP_MIN (16ull << 20)
-#define CGROUP_PARENT "airlock" /* default; the daemon's backend scope overrides it */
-
-enum cgroup_mode { CGROUP_V1 = 1, CGROUP_V2 = 2 };
-
-/* Which cgroup tree this daemon owns: v1/v2, and the parent directory's name
- * under each hierarchy root. */
-struct cgroup_ctx {
-    enum cgroup_mode mode;
-    char parent[32];
-};
 
 struct jail_zygote;
 
@@ -177,20 +163,6 @@ struct jail_plan {
     char *etc_heap[JAIL_MAX_ETC_FILES]; /* parent frees these */
 };
 
-/* What the child reports through error_fd before _exit(127). Smaller than
- * PIPE_BUF, so the one write is atomic. */
-struct jail_child_error {
-    int err; /* positive errno */
-    char op[32];
-    char path[220];
-};
-
-/* ---- report.c ---- */
-/* child: record a failure; returns -err so callers can `return child_fail(...)`. */
-int child_fail(struct jail_child_error *e, const char *op, const char *path, int err);
-/* parent: format "op path: strerror" into err; returns r (negative errno). */
-int jail_err(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
 /* ---- plan.c ---- */
 /* The parent's ends of the channels to the child. */
 struct jail_parent_fds {
@@ -199,13 +171,6 @@ struct jail_parent_fds {
     int error_rd;   /* failure record, or EOF once the agent is exec'd */
     int zygote;     /* our end of the agent's zygote channel, or -1 */
 };
-
-static inline void close_fd(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
-}
 
 /* The descriptors of the plan that the parent closes: its copies of the
  * child's ends (the detached trees stay alive in the child through its
@@ -243,7 +208,6 @@ pid_t clone_child(const struct jail_state *st, unsigned long flags, uid_t owner,
 /* child of a multi-threaded daemon: every handler back to SIG_DFL and nothing
  * blocked, so no daemon code runs in it and nothing ignored survives exec
  * (the sandbox init, the zygote). Raw syscalls only. */
-void child_reset_signals(void);
 /* The sandbox init's entry point (clone's fn, arg the plan): never returns. */
 int child_main(void *arg);
 
@@ -274,38 +238,6 @@ int userns_child_become_root(struct jail_child_error *e); /* child */
 /* At start: can this host create a user namespace owned by an unprivileged
  * uid? 0, or -errno with the host settings that may forbid it in err. */
 int userns_probe(const struct jail_state *st, char *err, size_t errlen);
-
-/* ---- cgroup.c ---- */
-struct cgroup_limits {
-    uint64_t memory_bytes; /* 0 = unlimited */
-    uint32_t cpu_millis;   /* 0 = unlimited */
-    uint32_t pids_max;     /* 0 = unlimited */
-};
-int cgroup_detect(enum cgroup_mode *mode, char *err, size_t errlen);
-int cgroup_init_parents(const struct cgroup_ctx *cg, char *err, size_t errlen);
-/* Kill and remove every <parent>/<id> cgroup. Returns how many, or -errno. */
-int cgroup_recover(const struct cgroup_ctx *cg);
-/* At clean shutdown: remove this daemon's (now empty) parent cgroups, so
- * daemons with their own parents (tests) leave nothing behind. */
-void cgroup_remove_parents(const struct cgroup_ctx *cg);
-int cgroup_create(const struct cgroup_ctx *cg, const char *id, const struct cgroup_limits *lim, char *err, size_t errlen);
-int cgroup_add_pid(const struct cgroup_ctx *cg, const char *id, pid_t pid, char *err, size_t errlen);
-/* Kill every process, wait until empty, rmdir. Safe on a missing cgroup. */
-int cgroup_destroy(const struct cgroup_ctx *cg, const char *id);
-int cgroup_oom_kills(const struct cgroup_ctx *cg, const char *id, uint64_t *count);
-/* Memory charged to the sandbox's memory cgroup now, in bytes. */
-int cgroup_memory_usage(const struct cgroup_ctx *cg, const char *id, uint64_t *bytes);
-/* Directory of the sandbox cgroup in hierarchy i (v1: 0 memory, 1 pids, 2 cpu;
- * v2: only 0). Returns the number of hierarchies, or -errno. */
-int cgroup_dir(const struct cgroup_ctx *cg, int i, const char *id, char *buf, size_t len);
-int cgroup_count(enum cgroup_mode mode);
-/* cgroup2's favordynmods (dynmods.c): 1 when it is on (set now if `set`),
- * 0 when off and not set, -errno when it could not be set (no cgroup2
- * mount, no privilege). msg says which, for the log. */
-int cgroup_favordynmods(bool set, char *msg, size_t len);
-/* The first cgroup2 mount in /proc/self/mountinfo: its mount point and its
- * superblock options ("rw,nsdelegate,..."). 0, or -ENOENT. */
-int cgroup2_mount(char *mnt, size_t mlen, char *opts, size_t olen);
 
 /* ---- layers.c ---- */
 int layers_init(struct jail_layers *l, char *err, size_t errlen);

@@ -25,31 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sandbox_etc.h"
 #include "util.h"
-
-static const char etc_passwd[] = "root:x:0:0:root:/root:/bin/bash\n"
-                                 "user:x:1000:1000:user:/home/user:/bin/bash\n"
-                                 "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
-static const char etc_group[] = "root:x:0:\n"
-                                "tty:x:5:\n"
-                                "user:x:1000:\n"
-                                "nogroup:x:65534:\n";
-/* files only: there is no network to ask, and no daemon to ask it */
-static const char etc_nsswitch[] = "passwd: files\n"
-                                   "group: files\n"
-                                   "shadow: files\n"
-                                   "hosts: files\n"
-                                   "networks: files\n"
-                                   "protocols: files\n"
-                                   "services: files\n"
-                                   "ethers: files\n"
-                                   "rpc: files\n";
-
-/* Host files programs in /usr expect, copied (files) or overlaid
- * (directories) when present. */
-static const char *const etc_host_files[] = {
-    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "matplotlibrc", "fonts", "mime.types",
-};
 
 static int add_file(struct jail_plan *p, const char *name, const char *data, size_t len)
 {
@@ -205,17 +182,16 @@ int rootfs_prepare(struct jail_plan *p, const struct sandbox_spec *spec, const s
     if (r < 0 || (r = layers_dev(l, &p->dev, err, errlen)) < 0)
         return r;
 
-    if ((r = add_file(p, "passwd", etc_passwd, sizeof(etc_passwd) - 1)) < 0 ||
-        (r = add_file(p, "group", etc_group, sizeof(etc_group) - 1)) < 0 ||
-        (r = add_file(p, "nsswitch.conf", etc_nsswitch, sizeof(etc_nsswitch) - 1)) < 0 ||
+    if ((r = add_file(p, "passwd", sandbox_etc_passwd, strlen(sandbox_etc_passwd))) < 0 ||
+        (r = add_file(p, "group", sandbox_etc_group, strlen(sandbox_etc_group))) < 0 ||
+        (r = add_file(p, "nsswitch.conf", sandbox_etc_nsswitch, strlen(sandbox_etc_nsswitch))) < 0 ||
         (r = add_file(p, "resolv.conf", "", 0)) < 0 ||
-        (r = add_file_printf(p, "hosts", "127.0.0.1 localhost %s\n::1 localhost ip6-localhost ip6-loopback\n",
-                             spec->hostname)) < 0 ||
-        (r = add_file_printf(p, "hostname", "%s\n", spec->hostname)) < 0)
+        (r = add_file_printf(p, "hosts", sandbox_etc_hosts_fmt, spec->hostname)) < 0 ||
+        (r = add_file_printf(p, "hostname", sandbox_etc_hostname_fmt, spec->hostname)) < 0)
         return jail_err(err, errlen, r, "generate /etc");
 
-    for (size_t i = 0; i < sizeof(etc_host_files) / sizeof(etc_host_files[0]); i++)
-        if ((r = add_host_entry(p, l, root, etc_host_files[i], err, errlen)) < 0)
+    for (size_t i = 0; i < sandbox_etc_n_host_files; i++)
+        if ((r = add_host_entry(p, l, root, sandbox_etc_host_files[i], err, errlen)) < 0)
             return r;
     if ((r = add_python_binds(p, l, root, err, errlen)) < 0)
         return r;

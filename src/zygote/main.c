@@ -48,15 +48,7 @@
 #include "log.h"
 #include "util.h"
 #include "zygote.h"
-
-/* pandas imports and builds much more on first use (describe, the repr
- * formatters: ~20 ms); done here once, shared, instead of in every REPL */
-static const char default_warmup[] = "try:\n"
-                                     "    import numpy, pandas\n"
-                                     "except ImportError:\n"
-                                     "    pass\n"
-                                     "else:\n"
-                                     "    str(pandas.DataFrame({'a': [1.0, 2.0]}).describe())\n";
+#include "warmup.h"
 
 struct args {
     int fd;

@@ -10,6 +10,7 @@ Configuration: ``AIRLOCK_URL`` (default ``http://127.0.0.1:7070``, or
 """
 
 from .errors import (AirlockConnectionError, AirlockError, AuditUnavailable, AuthError, EgressUnavailable,
+                     IsolationUnavailable,
                      IntegrityError, InvalidRequest, NotFound, PathEscape, PathForbidden,
                      PayloadTooLarge, QuotaExceeded, RateLimitError, RegionUnavailable, ReplRestarted,
                      SandboxTimeout, ServerError, TemplateCorrupt, TemplateNotFound,
@@ -24,7 +25,7 @@ __all__ = [
     "Sandbox", "Files", "WatchHandle", "Execution", "ExecutionError", "Result", "Info",
     "AirlockError", "AirlockConnectionError", "TransferError", "IntegrityError", "AuthError", "NotFound", "SandboxTimeout",
     "QuotaExceeded", "RateLimitError", "InvalidRequest", "PayloadTooLarge", "PathEscape", "PathForbidden", "RegionUnavailable",
-    "EgressUnavailable", "TemplateNotFound", "TemplateCorrupt", "WheelInstallError", "ServerError",
+    "EgressUnavailable", "IsolationUnavailable", "TemplateNotFound", "TemplateCorrupt", "WheelInstallError", "ServerError",
     "AuditUnavailable", "ReplRestarted",
     "close_idle_connections",
 ]

@@ -100,6 +100,10 @@ class EgressUnavailable(InvalidRequest):
     """400 egress_unavailable: egress=True is not available."""
 
 
+class IsolationUnavailable(InvalidRequest):
+    """400 isolation_unavailable: isolation="vm" on a host whose vm backend could not start."""
+
+
 class TemplateNotFound(InvalidRequest):
     """400 template_not_found."""
 
@@ -128,6 +132,7 @@ class ReplRestarted(UserWarning):
 _BY_CODE = {
     "region_unavailable": RegionUnavailable,
     "egress_unavailable": EgressUnavailable,
+    "isolation_unavailable": IsolationUnavailable,
     "template_not_found": TemplateNotFound,
     "template_corrupt": TemplateCorrupt,
     "path_escape": PathEscape,

@@ -202,7 +202,7 @@ class Sandbox:
     """
 
     def __init__(self, template="host", egress=False, region=None, timeout=300,
-                 memory_mb=None, cpus=None, env=None, metadata=None,
+                 memory_mb=None, cpus=None, env=None, metadata=None, isolation=None,
                  api_key=None, base_url=None, _info=None, _transport=None):
         self._http = _transport or Transport(base_url=base_url, api_key=api_key)
         self._closed = False
@@ -210,7 +210,7 @@ class Sandbox:
         if _info is None:
             body = {"template": template, "egress": bool(egress)}
             for k, v in (("region", region), ("timeout_s", _secs(timeout)), ("memory_mb", memory_mb),
-                         ("cpus", cpus), ("env", env), ("metadata", metadata)):
+                         ("cpus", cpus), ("env", env), ("metadata", metadata), ("isolation", isolation)):
                 if v is not None:
                     body[k] = v
             _info = self._http.request_json("POST", "/v1/sandboxes", body)

@@ -32,6 +32,7 @@ export class PathEscape extends InvalidRequest {}
 export class PathForbidden extends InvalidRequest {}
 export class RegionUnavailable extends InvalidRequest {}
 export class EgressUnavailable extends InvalidRequest {}
+export class IsolationUnavailable extends InvalidRequest {}
 export class TemplateNotFound extends InvalidRequest {}
 export class TemplateCorrupt extends InvalidRequest {}
 export class ServerError extends AirlockError {}
@@ -42,6 +43,7 @@ type ErrorClass = new (message: string, opts: { status?: number; code?: string; 
 const BY_CODE: Record<string, ErrorClass> = {
   region_unavailable: RegionUnavailable,
   egress_unavailable: EgressUnavailable,
+  isolation_unavailable: IsolationUnavailable,
   template_not_found: TemplateNotFound,
   template_corrupt: TemplateCorrupt,
   path_escape: PathEscape,

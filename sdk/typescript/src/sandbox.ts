@@ -16,6 +16,8 @@ export interface CreateOptions extends ConnectionOptions {
   cpus?: number;
   env?: Record<string, string>;
   metadata?: Record<string, string>;
+  /** "jail" (namespaces) or "vm" (a QEMU microvm of its own); default: the daemon's */
+  isolation?: "jail" | "vm";
 }
 
 /**
@@ -213,7 +215,8 @@ export class Sandbox {
     const http = new Transport(opts);
     const body: Record<string, unknown> = { template: opts.template ?? "host", egress: Boolean(opts.egress) };
     const fields: [string, unknown][] = [["region", opts.region], ["timeout_s", secs(opts.timeout ?? 300)],
-      ["memory_mb", opts.memoryMb], ["cpus", opts.cpus], ["env", opts.env], ["metadata", opts.metadata]];
+      ["memory_mb", opts.memoryMb], ["cpus", opts.cpus], ["env", opts.env], ["metadata", opts.metadata],
+      ["isolation", opts.isolation]];
     for (const [k, v] of fields) if (v !== undefined) body[k] = v;
     return new Sandbox(http, await http.requestJson("POST", "/v1/sandboxes", body));
   }

@@ -1,0 +1,26 @@
+/* sandbox_etc.h - the /etc every sandbox gets, whatever the backend.
+ *
+ * The jail builds it on the host side (src/jail/rootfs.c); the vm backend's
+ * guest agent builds the same in guest RAM (src/agent/guest.c). One table,
+ * so the two views of "who is user 1000" and "what names resolve" agree.
+ */
+#ifndef AIRLOCK_SANDBOX_ETC_H
+#define AIRLOCK_SANDBOX_ETC_H
+
+#include <stddef.h>
+
+extern const char sandbox_etc_passwd[];
+extern const char sandbox_etc_group[];
+/* files only: there is no network to ask, and no daemon to ask it */
+extern const char sandbox_etc_nsswitch[];
+/* printf formats taking the hostname */
+extern const char sandbox_etc_hosts_fmt[];
+extern const char sandbox_etc_hostname_fmt[];
+
+/* Host (or template) files programs in /usr expect, copied or overlaid when
+ * present: the dynamic linker cache, Debian alternatives, matplotlib and
+ * MIME configuration. */
+extern const char *const sandbox_etc_host_files[];
+extern const size_t sandbox_etc_n_host_files;
+
+#endif
