@@ -1,5 +1,7 @@
-/* files_impl.h - what files.c and files_meta.c share (not for the rest of
- * the agent: agent.h has the file API's entry points). */
+/* files_impl.h - what the file ops' own files share (not for the rest of
+ * the agent: agent.h has the file API's entry points). The calls go
+ * files.c -> files_meta.c -> files_copy.c -> dirtree.c, downwards only
+ * (tests/unit/check_layers.py src/agent). */
 #ifndef AIRLOCK_AGENT_FILES_IMPL_H
 #define AIRLOCK_AGENT_FILES_IMPL_H
 
@@ -11,8 +13,8 @@
 
 struct agent;
 
-/* Names of a directory (without . and ..), sorted: a NULL-terminated strv
- * in *out and their number, or -errno. */
+/* dirtree.c. Names of a directory (without . and ..), sorted: a
+ * NULL-terminated strv in *out and their number, or -errno. */
 int files_read_dir_names(int dirfd, char ***out);
 
 #define FILES_MAX_DEPTH 256 /* recursive delete and copy */
@@ -31,6 +33,7 @@ int files_remove_tree_contents(int dirfd, const char *name, int depth);
  * (*err its errno). files_copy.c. */
 int files_move_across(int sfd, const char *sleaf, int dfd, const char *dleaf, bool overwrite, int *err);
 
+/* files_meta.c */
 void files_handle_list(struct agent *a, const struct proto_hdr *h, json_t *req);
 void files_handle_stat(struct agent *a, const struct proto_hdr *h, json_t *req);
 void files_handle_rename(struct agent *a, const struct proto_hdr *h, json_t *req);
