@@ -59,7 +59,9 @@ static void emit_error(struct watch *w, const struct api_error *err)
     w->eos = true;
 }
 
-/* The events of one FILE_EVENT frame, as lines. */
+/* The events of one FILE_EVENT frame, as lines; then an "overflow" if
+ * frames were dropped meanwhile (the client read too slowly: the queue
+ * behind this frame was full). */
 static void emit_frame(struct watch *w, const struct agent_frame *f)
 {
     json_t *msg = json_loadb((const char *)f->data, f->len, 0, NULL);
@@ -70,6 +72,8 @@ static void emit_frame(struct watch *w, const struct agent_frame *f)
         if (json_is_object(ev) && json_is_string(json_object_get(ev, "type")))
             emit(w, json_deep_copy(ev));
     }
+    if (agent_req_output_dropped(w->areq, PROTO_FILE_EVENT))
+        emit(w, json_pack("{s:s,s:s}", "type", "overflow", "reason", "events were dropped: the client read too slowly"));
     if (f->flags & PROTO_F_END) {
         const char *reason = json_string_value(json_object_get(msg, "end"));
         emit(w, json_pack("{s:s,s:s}", "type", "end", "reason", reason ? reason : "the watch ended"));
