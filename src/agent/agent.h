@@ -60,6 +60,7 @@
 #define AGENT_INTERRUPT_GRACE_MS 2000u   /* SIGINT -> SIGKILL delay for the REPL */
 #define AGENT_MAX_JOBS 64                /* concurrent bash/exec children */
 #define AGENT_MAX_FILE_OPS 64            /* concurrent uploads + downloads */
+#define AGENT_MAX_FILE_WATCHES 16        /* concurrent FILE_WATCHes (one inotify fd each) */
 
 /* ---- output forwarding (stream.c) ---------------------------------------- */
 
@@ -288,6 +289,11 @@ void job_kill_all(struct agent *a);
 
 struct file_op; /* an upload in progress or a download being streamed */
 
+/* An upload's temporary file in the target directory, renamed into place
+ * at its end: not a file yet, so neither listed nor reported by a watch
+ * (which sees the rename as the file's creation). */
+#define FILES_TMP_PREFIX ".airlock-put-"
+
 void files_handle(struct agent *a, const struct proto_hdr *h, json_t *req);
 /* FILE_DATA, ERROR or FILE_ACK from the daemon for a transfer in progress:
  * upload data or abort, download acknowledgement or cancel. Frames for
@@ -297,9 +303,21 @@ void files_handle_peer_frame(struct agent *a, const struct proto_hdr *h, const u
 int files_init(struct agent *a);
 void files_free_all(struct agent *a);
 
+/* ---- directory watches (watch.c) --------------------------------------------- */
+
+struct file_watch;
+
+/* FILE_WATCH: OK (no END), then FILE_EVENT frames until the directory goes
+ * or the daemon cancels. */
+void watch_handle(struct agent *a, const struct proto_hdr *h, json_t *req);
+/* An ERROR from the daemon for a watch cancels it; true if h was a watch's. */
+bool watch_handle_peer_frame(struct agent *a, const struct proto_hdr *h);
+void watch_free_all(struct agent *a);
+
 /* ---- the agent ------------------------------------------------------------- */
 
-_Static_assert(EV_MAX_WATCHES >= 8 + 3 * AGENT_MAX_JOBS, "every job's three pipes fit the watch table");
+_Static_assert(EV_MAX_WATCHES >= 8 + 3 * AGENT_MAX_JOBS + AGENT_MAX_FILE_WATCHES,
+               "every job's three pipes and every directory watch fit the watch table");
 _Static_assert(EV_MAX_TIMERS >= 8 + AGENT_MAX_JOBS && EV_MAX_CHILDREN >= 8 + AGENT_MAX_JOBS, "every job fits the loop");
 
 #define AGENT_OOM_MARKS 16
@@ -332,6 +350,7 @@ struct agent {
     struct job *jobs;
     unsigned long jobs_ended; /* jobs whose root exited by itself (not a timeout) */
     struct file_op *file_ops;
+    struct file_watch *file_watches;
 
     struct ev ev;
 };

@@ -247,6 +247,7 @@ int main(int argc, char **argv)
     r = ev_run(&a);
     kill_children(&a);
     files_free_all(&a);
+    watch_free_all(&a);
     repl_free(&a);
     free(a.root_real);
     log_debug("exiting (%d)", a.exit_code);
