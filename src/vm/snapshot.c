@@ -110,15 +110,18 @@ void vm_snapshots_free(struct vm_snapshots *c)
 static int snap_key(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, const char *image, char *key,
                     size_t len)
 {
-    struct stat si;
-    if (stat(image, &si) < 0)
+    struct stat si, sk, sr;
+    if (stat(image, &si) < 0 || stat(st->files.kernel, &sk) < 0 || stat(st->files.initrd, &sr) < 0)
         return -errno;
     const char *warmup = vm_warmup_of(st, spec);
     unsigned long h = 5381; /* the warm-up's text, djb2: a cache key, not a defence */
     for (const char *p = warmup ? warmup : ""; *p; p++)
         h = h * 33 + (unsigned char)*p;
-    return strfmt(key, len, "%lx:%lx:%lld.%ld:%lld|mem=%llu|cpu=%u|scratch=%llu|%s|w=%lx", (unsigned long)si.st_dev,
-                  (unsigned long)si.st_ino, (long long)si.st_mtim.tv_sec, si.st_mtim.tv_nsec, (long long)si.st_size,
+    /* a new kernel or initramfs (make vm: a new agent) is a new snapshot */
+    return strfmt(key, len, "%lx:%lx:%lld.%ld:%lld|k=%lx.%lld|i=%lx.%lld.%ld|mem=%llu|cpu=%u|scratch=%llu|%s|w=%lx",
+                  (unsigned long)si.st_dev, (unsigned long)si.st_ino, (long long)si.st_mtim.tv_sec, si.st_mtim.tv_nsec,
+                  (long long)si.st_size, (unsigned long)sk.st_ino, (long long)sk.st_mtim.tv_sec,
+                  (unsigned long)sr.st_ino, (long long)sr.st_mtim.tv_sec, sr.st_mtim.tv_nsec,
                   (unsigned long long)spec->memory_bytes, spec->cpu_millis, (unsigned long long)vm_scratch_bytes(spec),
                   kvm ? "kvm" : "tcg", h);
 }
