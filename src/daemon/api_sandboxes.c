@@ -285,12 +285,6 @@ void api_sandbox_create(struct http_req *req)
         http_reply_errorf(req, 400, "invalid_request", "isolation must be \"jail\" or \"vm\"");
         return;
     }
-    if (p.isolation == ISO_VM && p.memory_mb < VM_MIN_MEMORY_MB) {
-        http_reply_errorf(req, 400, "invalid_request",
-                          "isolation \"vm\" needs memory_mb >= %u (the guest's kernel and Python live in it)",
-                          VM_MIN_MEMORY_MB);
-        return;
-    }
     if (p.isolation == ISO_VM && !d->vm_backend) {
         http_reply_errorf(req, 400, "isolation_unavailable", "the vm backend is not available on this host: %s",
                           d->vm_error);
@@ -307,6 +301,12 @@ void api_sandbox_create(struct http_req *req)
     if (api_field_uint(req, "timeout_s", 1, cfg->max_timeout_s, &p.timeout_s) < 0 ||
         api_field_uint(req, "memory_mb", 64, cfg->max_memory_mb, &p.memory_mb) < 0)
         return;
+    if (p.isolation == ISO_VM && p.memory_mb < VM_MIN_MEMORY_MB) {
+        http_reply_errorf(req, 400, "invalid_request",
+                          "isolation \"vm\" needs memory_mb >= %u (the guest's kernel and Python live in it)",
+                          VM_MIN_MEMORY_MB);
+        return;
+    }
     json_t *cpus = json_object_get(req->body, "cpus");
     if (cpus && !json_is_null(cpus)) {
         double c = json_is_number(cpus) ? json_number_value(cpus) : NAN;

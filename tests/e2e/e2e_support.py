@@ -269,7 +269,9 @@ def scope_cgroups(d):
     import glob
     import hashlib
     h = hashlib.sha256(os.path.realpath(str(d.state_dir)).encode()).hexdigest()[:12]
-    return glob.glob("/sys/fs/cgroup/airlock-%s" % h) + glob.glob("/sys/fs/cgroup/*/airlock-%s" % h)
+    # the jail's parents, and the vm backend's beside them (<scope>-vm)
+    return [p for suffix in ("", "-vm") for p in
+            glob.glob("/sys/fs/cgroup/airlock-%s%s" % (h, suffix)) + glob.glob("/sys/fs/cgroup/*/airlock-%s%s" % (h, suffix))]
 
 
 def serving(d):

@@ -70,3 +70,9 @@ def test_isolation_vm_default_fills_the_pool_with_vms(tmp_path):
         assert p["hits"] >= 1, p
         assert took < 5, took  # from the pool: no boot, no restore on the request's path
         s.close()
+
+
+def test_a_vm_needs_256_mib(vmd):
+    st, _, _, body = vmd.request("POST", "/v1/sandboxes", {"isolation": "vm", "memory_mb": 128})
+    assert st == 400 and body["error"]["code"] == "invalid_request"
+    assert "256" in body["error"]["message"]
