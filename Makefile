@@ -21,7 +21,7 @@ TEMPLATE_BUILD_PKGS := mmdebstrap debian-archive-keyring erofs-utils
 
 APT_PKGS := meson ninja-build pkg-config gcc libc6-dev \
 	libmicrohttpd-dev libjansson-dev libseccomp-dev libcap-dev libsqlite3-dev \
-	libssl-dev libcurl4-openssl-dev \
+	libssl-dev libcurl4-openssl-dev libhttp-parser-dev \
 	python3 python3-dev python3-pip python3-pytest python3-setuptools \
 	$(TEMPLATE_PKGS) \
 	iproute2 curl procps \
