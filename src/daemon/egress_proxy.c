@@ -154,7 +154,13 @@ static int on_headers_complete(http_parser *hp)
 {
     struct head *h = hp->data;
     h->done = true;
-    http_parser_pause(hp, 1); /* the body, if any, is relayed as it is */
+    /* CONNECT: the parser stops by itself after the head (an "upgrade"),
+     * returning exactly the head's length, and what follows is the tunnel.
+     * Others: pause, the body (if any) is relayed as it is; a pause inside
+     * this callback leaves the head's last byte unconsumed, which is why
+     * CONNECT must not pause (the tunnel would start with a stray '\n'). */
+    if (hp->method != HTTP_CONNECT)
+        http_parser_pause(hp, 1);
     return 0;
 }
 

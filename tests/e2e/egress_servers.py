@@ -1,0 +1,98 @@
+"""The other end of tests/e2e/test_egress.py, run inside the test's own server
+network namespace (never on a real network):
+
+  HTTP  on :80   answers "hello <Host> <path>"
+  sink  on :443  counts connections that sent bytes (a TLS ClientHello), then closes
+  DNS   on DNS_ADDR:53/udp  answers A records from NAMES, counts every query by name
+
+Counts go to STATS_DIR/dns.json and STATS_DIR/sink.json after each event.
+Usage: egress_servers.py STATS_DIR DNS_ADDR name=ip ...
+"""
+import http.server
+import json
+import os
+import socket
+import socketserver
+import struct
+import sys
+import threading
+
+STATS, DNS_ADDR = sys.argv[1], sys.argv[2]
+NAMES = dict(a.split("=", 1) for a in sys.argv[3:])
+lock = threading.Lock()
+dns_counts, sink = {}, {"hellos": 0, "connections": 0}
+
+
+def dump(name, obj):
+    tmp = os.path.join(STATS, name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+    os.replace(tmp, os.path.join(STATS, name))
+
+
+class Web(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("hello %s %s" % (self.headers.get("Host"), self.path)).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+class Sink(socketserver.BaseRequestHandler):
+    def handle(self):
+        data = self.request.recv(65536)
+        with lock:
+            sink["connections"] += 1
+            if data:
+                sink["hellos"] += 1
+            dump("sink.json", sink)
+
+
+def qname(msg):
+    labels, i = [], 12
+    while msg[i]:
+        n = msg[i]
+        labels.append(msg[i + 1:i + 1 + n].decode())
+        i += 1 + n
+    qtype = struct.unpack("!H", msg[i + 1:i + 3])[0]
+    return ".".join(labels).lower(), qtype, i + 5
+
+
+def dns():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((DNS_ADDR, 53))
+    while True:
+        msg, peer = s.recvfrom(4096)
+        try:
+            name, qtype, end = qname(msg)
+        except (IndexError, struct.error, UnicodeDecodeError):
+            continue
+        with lock:
+            dns_counts[name] = dns_counts.get(name, 0) + 1
+            dump("dns.json", dns_counts)
+        ip = NAMES.get(name)
+        rcode = 0 if ip else 3
+        answers = b""
+        if ip and qtype == 1:
+            answers = struct.pack("!HHHIH", 0xC00C, 1, 1, 5, 4) + socket.inet_aton(ip)
+        flags = 0x8180 | rcode
+        hdr = struct.pack("!HHHHHH", struct.unpack("!H", msg[:2])[0], flags, 1, 1 if answers else 0, 0, 0)
+        s.sendto(hdr + msg[12:end] + answers, peer)
+
+
+class Threaded(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+dump("dns.json", dns_counts)
+dump("sink.json", sink)
+threading.Thread(target=dns, daemon=True).start()
+threading.Thread(target=Threaded(("0.0.0.0", 443), Sink).serve_forever, daemon=True).start()
+web = Threaded(("0.0.0.0", 80), Web)
+open(os.path.join(STATS, "ready"), "w").close()
+web.serve_forever()

@@ -1,0 +1,314 @@
+"""Egress mode 2, the allow-list proxy (docs/egress.md), end to end.
+
+Nothing here can reach a real network. The daemon runs in a network namespace
+this test creates, whose only interfaces are lo and a veth to a second
+namespace, also the test's, holding the servers (egress_servers.py): a web
+server, a TLS sink and a DNS server that counts queries. The daemon's resolver
+(/etc/resolv.conf, bind-mounted in a mount namespace of its own) is that DNS
+server. A sandbox's own namespace has no route at all: the proxy the daemon
+serves inside it is its only way out.
+"""
+import http.client
+import json
+import os
+import secrets
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import e2e_support
+from e2e_support import Daemon, stop_and_check, wait_until
+from airlock import Sandbox
+from airlock.errors import AirlockError
+
+HERE = Path(__file__).resolve().parent
+PUBLIC = "198.51.100.10"  # TEST-NET-2: "public" to the policy, but only in our namespace
+
+
+def sh(*cmd):
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces)")
+    tag = secrets.token_hex(3)
+    n = 1 + os.getpid() % 250
+    d_ns, s_ns = "alk-egd-" + tag, "alk-egs-" + tag
+    d_if, s_if = "alkd" + tag, "alks" + tag
+    sub = "10.77.%d" % n
+    work = tmp_path_factory.mktemp("egress")
+    stats = work / "stats"
+    stats.mkdir()
+    sh("ip", "netns", "add", d_ns)
+    sh("ip", "netns", "add", s_ns)
+    servers = None
+    try:
+        sh("ip", "link", "add", d_if, "type", "veth", "peer", "name", s_if)
+        sh("ip", "link", "set", d_if, "netns", d_ns)
+        sh("ip", "link", "set", s_if, "netns", s_ns)
+        for ns, ifc, addr in ((d_ns, d_if, sub + ".1/24"), (s_ns, s_if, sub + ".2/24")):
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "-n", ns, "addr", "add", addr, "dev", ifc)
+            sh("ip", "-n", ns, "link", "set", ifc, "up")
+        sh("ip", "-n", s_ns, "addr", "add", PUBLIC + "/32", "dev", "lo")
+        sh("ip", "-n", d_ns, "route", "add", PUBLIC + "/32", "via", sub + ".2")
+        servers = subprocess.Popen(
+            ["ip", "netns", "exec", s_ns, "/usr/bin/python3", str(HERE / "egress_servers.py"), str(stats),
+             sub + ".2", "allowed.test=" + PUBLIC, "denied.test=" + PUBLIC, "tls.test=" + PUBLIC,
+             "private.test=" + sub + ".2", "loop.test=127.0.0.1"])
+        assert wait_until(lambda: (stats / "ready").exists(), 10), "test servers did not start"
+        resolv = work / "resolv.conf"
+        resolv.write_text("nameserver %s\noptions timeout:1 attempts:1\n" % (sub + ".2"))
+        yield {"d_ns": d_ns, "sub": sub, "stats": stats, "resolv": resolv, "work": work}
+    finally:
+        if servers:
+            servers.kill()
+            servers.wait()
+        subprocess.run(["ip", "netns", "del", d_ns], capture_output=True)
+        subprocess.run(["ip", "netns", "del", s_ns], capture_output=True)
+
+
+class NetnsDaemon(Daemon):
+    """airlockd inside the test's namespace, reached over its unix socket."""
+
+    def healthz(self, timeout=5.0):
+        c = _UnixConn(str(self.socket_path), timeout)
+        try:
+            c.request("GET", "/v1/healthz")
+            return json.loads(c.getresponse().read())
+        finally:
+            c.close()
+
+    def request(self, method, path, body=None, key=..., headers=None, timeout=30.0):
+        c = _UnixConn(str(self.socket_path), timeout)
+        h = dict(headers or {})
+        h["Authorization"] = "Bearer " + (self.key if key is ... else key)
+        if body is not None:
+            body = json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        try:
+            c.request(method, path, body=body, headers=h)
+            r = c.getresponse()
+            data = r.read()
+            return r.status, json.loads(data) if data else None
+        finally:
+            c.close()
+
+
+class _UnixConn(http.client.HTTPConnection):
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
+@pytest.fixture(scope="module")
+def daemon(net):
+    wrapper = net["work"] / "airlockd-in-netns"
+    # nsenter: only the network namespace (ip netns exec would also remount
+    # /sys, hiding the cgroup tree); a mount namespace of its own for the
+    # resolver, so the host's /etc/resolv.conf is never touched
+    wrapper.write_text(
+        "#!/bin/sh\nexec nsenter --net=/run/netns/%s unshare --mount --propagation slave "
+        "sh -c 'mount --bind %s /etc/resolv.conf && exec \"$@\"' sh %s \"$@\"\n"
+        % (net["d_ns"], net["resolv"], e2e_support.DAEMON))
+    wrapper.chmod(0o755)
+    saved = e2e_support.DAEMON
+    e2e_support.DAEMON = wrapper
+    try:
+        d = NetnsDaemon(net["work"] / "daemon").start()
+    finally:
+        e2e_support.DAEMON = saved
+    yield d
+    stop_and_check(d)
+
+
+def box(daemon, allow, **kw):
+    return Sandbox(base_url=daemon.unix_url, api_key=daemon.key, egress={"allow": allow}, **kw)
+
+
+def dns(net):
+    return json.loads((net["stats"] / "dns.json").read_text())
+
+
+def sink(net):
+    return json.loads((net["stats"] / "sink.json").read_text())
+
+
+FETCH = r'''
+import urllib.request, urllib.error
+def fetch(url):
+    try:
+        with urllib.request.urlopen(url, timeout=20) as r:
+            return "OK %d %s" % (r.status, r.read().decode())
+    except urllib.error.HTTPError as e:
+        return "HTTP %d %s" % (e.code, e.read().decode())
+    except Exception as e:
+        return "ERR %s: %s" % (type(e).__name__, e)
+'''
+
+
+def fetch(sb, url):
+    r = sb.run_code(FETCH + "print(fetch(%r))" % url)
+    return r.stdout.strip()
+
+
+def last(sb, n=1):
+    return sb.egress_log()[-n:]
+
+
+def test_allowed_host_through_the_proxy(daemon, net):
+    with box(daemon, ["allowed.test:80"]) as sb:
+        out = fetch(sb, "http://allowed.test/x?y=1")
+        assert out == "OK 200 hello allowed.test /x?y=1", out
+        e = last(sb)[0]
+        assert e["verdict"] == "allowed" and e["method"] == "GET", e
+        assert e["host"] == "allowed.test" and e["port"] == 80 and e["address"] == PUBLIC + ":80", e
+        assert e["bytes_in"] > 0 and e["bytes_out"] > 0, e
+        assert sb.egress() == {"allow": ["allowed.test:80"]}
+        # and in the audit log
+        events = [ev for ev in sb.logs() if ev["action"] == "egress"]
+        assert events and events[-1]["detail"]["host"] == "allowed.test", events
+
+
+def test_denied_host_fails_at_once_and_is_never_resolved(daemon, net):
+    with box(daemon, ["allowed.test:80"]) as sb:
+        out = fetch(sb, "http://denied.test/")
+        assert out.startswith("HTTP 403 airlock egress proxy: GET denied.test:80 refused: no rule"), out
+        assert "allowed.test:80" in out, out  # the body names the rule set
+        out = fetch(sb, "https://denied.test/")
+        assert out.startswith("ERR URLError") and "403" in out, out
+        # the right name on the wrong port is another rule
+        out = fetch(sb, "http://allowed.test:8080/")
+        assert out.startswith("HTTP 403"), out
+        assert dns(net).get("denied.test", 0) == 0, dns(net)
+        log = last(sb, 3)
+        assert [e["verdict"] for e in log] == ["denied"] * 3, log
+        assert log[1]["method"] == "CONNECT" and log[1]["host"] == "denied.test" and log[1]["port"] == 443, log
+        assert all(e.get("address") is None for e in log), log
+
+
+def test_ip_literal_needs_a_cidr_rule(daemon, net):
+    with box(daemon, ["allowed.test:80"]) as sb:
+        out = fetch(sb, "http://%s/" % PUBLIC)
+        assert out.startswith("HTTP 403") and "IP address" in out, out
+        assert last(sb)[0]["verdict"] == "denied"
+    with box(daemon, ["198.51.100.0/24:80"]) as sb:
+        out = fetch(sb, "http://%s/lit" % PUBLIC)
+        assert out == "OK 200 hello %s /lit" % PUBLIC, out
+
+
+def test_name_resolving_to_a_private_address(daemon, net):
+    with box(daemon, ["private.test:80", "loop.test:80"]) as sb:
+        out = fetch(sb, "http://private.test/")
+        assert out.startswith("HTTP 403") and "private address" in out, out
+        out = fetch(sb, "http://loop.test/")
+        assert out.startswith("HTTP 403") and "loopback" in out, out
+        log = last(sb, 2)
+        assert [e["verdict"] for e in log] == ["denied", "denied"], log
+    with box(daemon, ["private.test:80", net["sub"] + ".0/24:80"]) as sb:
+        out = fetch(sb, "http://private.test/p")
+        assert out == "OK 200 hello private.test /p", out
+
+
+TLS = r'''
+import socket, ssl
+def tls(connect_host, sni):
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=20)
+    s.sendall(b"CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n" % (connect_host.encode(), connect_host.encode()))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    ctx = ssl.create_default_context()
+    try:
+        ctx.wrap_socket(s, server_hostname=sni)
+        return "TLS up"
+    except (ssl.SSLError, OSError) as e:
+        return "%s | %s" % (head.split(b"\r\n")[0].decode(), type(e).__name__)
+'''
+
+
+def test_sni_must_match_the_connect_host(daemon, net):
+    with box(daemon, ["tls.test:443"]) as sb:
+        before = sink(net)["hellos"]
+        out = sb.run_code(TLS + "print(tls('tls.test', 'evil.example'))").stdout.strip()
+        assert out.startswith("HTTP/1.1 200"), out  # the tunnel opened, then the hello was refused
+        e = last(sb)[0]
+        assert e["verdict"] == "denied" and "evil.example" in e["reason"], e
+        assert sink(net)["hellos"] == before  # no byte of it reached the server
+        out = sb.run_code(TLS + "print(tls('tls.test', 'tls.test'))").stdout.strip()
+        assert out.startswith("HTTP/1.1 200"), out  # the sink is no TLS server: only the hello matters
+        assert wait_until(lambda: sink(net)["hellos"] == before + 1, 10), sink(net)
+        assert last(sb)[0]["verdict"] == "allowed"
+
+
+DIRECT = r'''
+import socket
+try:
+    socket.create_connection((%r, 80), timeout=5)
+    print("connected")
+except OSError as e:
+    print("direct", e.errno)
+try:
+    socket.getaddrinfo("allowed.test", 80)
+    print("resolved")
+except OSError as e:
+    print("noresolve")
+'''
+
+
+def test_no_way_out_without_the_proxy(daemon, net):
+    with box(daemon, ["allowed.test:80"]) as sb:
+        q = dns(net).get("allowed.test", 0)
+        out = sb.run_code(DIRECT % PUBLIC).stdout.split("\n")
+        assert out[0] == "direct 101", out  # ENETUNREACH: no route at all
+        assert out[1] == "noresolve", out
+        assert dns(net).get("allowed.test", 0) == q
+
+
+def test_runtime_change_between_two_connections(daemon, net):
+    with box(daemon, ["allowed.test:80"]) as sb:
+        assert fetch(sb, "http://allowed.test/1").startswith("OK 200")
+        p = sb.set_egress(["tls.test:443"])
+        assert p["allow"] == ["tls.test:443"] and p["closed"] == 0, p
+        out = fetch(sb, "http://allowed.test/2")
+        assert out.startswith("HTTP 403") and "tls.test:443" in out, out
+        sb.set_egress({"allow": ["allowed.test:80"]})
+        assert fetch(sb, "http://allowed.test/3").startswith("OK 200")
+        assert [e["verdict"] for e in last(sb, 3)] == ["allowed", "denied", "allowed"]
+        changes = [ev for ev in sb.logs() if ev["action"] == "egress_policy"]
+        assert len(changes) == 2 and changes[0]["detail"] == {"allow": ["tls.test:443"]}, changes
+
+
+def test_create_and_put_are_validated(daemon, net):
+    st, body = daemon.request("POST", "/v1/sandboxes", {"egress": True})
+    assert st == 400 and body["error"]["code"] == "egress_unavailable", body
+    for bad in ({"allow": ["no-port.example"]}, {"allow": "x:1"}, {"allow": ["*.example:443"]},
+                {"allow": ["10.0.0.1/8:1"]}, {"deny": []}, "yes"):
+        st, body = daemon.request("POST", "/v1/sandboxes", {"egress": bad})
+        assert st == 400 and body["error"]["code"] == "invalid_request", (bad, body)
+    st, body = daemon.request("POST", "/v1/sandboxes", {"egress": {"allow": []}, "isolation": "vm"})
+    assert st == 400 and body["error"]["code"] in ("egress_unavailable", "isolation_unavailable"), body
+    with Sandbox(base_url=daemon.unix_url, api_key=daemon.key) as sealed:
+        for m, p in (("GET", "/egress"), ("GET", "/egress/log")):
+            st, body = daemon.request(m, "/v1/sandboxes/%s%s" % (sealed.id, p))
+            assert st == 409 and body["error"]["code"] == "egress_sealed", body
+        st, body = daemon.request("PUT", "/v1/sandboxes/%s/egress" % sealed.id, {"allow": ["a.example:1"]})
+        assert st == 409, body
+        env = sealed.run_code("import os; print(os.environ.get('HTTPS_PROXY'))").stdout.strip()
+        assert env == "None", env
+    with box(daemon, []) as sb:
+        env = sb.run_code("import os; print(os.environ['HTTPS_PROXY'], os.environ['no_proxy'])").stdout.strip()
+        assert env == "http://127.0.0.1:3128 localhost,127.0.0.1,::1", env
+        st, body = daemon.request("PUT", "/v1/sandboxes/%s/egress" % sb.id, {"allow": ["bad"]})
+        assert st == 400 and body["error"]["code"] == "invalid_request", body
+        assert sb.egress() == {"allow": []}
