@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -134,8 +135,92 @@ struct head {
     size_t len;
     char url[4096];
     size_t url_len;
-    bool url_too_long, done;
+    bool url_too_long, done, too_big, msg_done;
+    /* plain HTTP: the headers sent on, rebuilt from the parser's fields
+     * (hop-by-hop ones and Host dropped), and the body bytes read with the
+     * head */
+    char out[HEAD_MAX];
+    size_t out_len;
+    char field[256], value[HEAD_MAX];
+    size_t field_len, value_len;
+    bool in_value;
+    char body[HEAD_MAX];
+    size_t body_len;
 };
+
+static bool append(char *dst, size_t cap, size_t *len, const char *src, size_t n)
+{
+    if (*len + n >= cap)
+        return false;
+    memcpy(dst + *len, src, n);
+    *len += n;
+    dst[*len] = '\0';
+    return true;
+}
+
+/* Not sent on: the proxy's own (hop-by-hop, RFC 9110 7.6.1), and Host,
+ * which the proxy writes itself from the URL it checked, so a request for
+ * an allowed name cannot ask the same server for another virtual host. */
+static bool dropped_header(const char *name)
+{
+    static const char *const drop[] = {"host", "connection", "proxy-connection", "keep-alive", "proxy-authorization",
+                                       "te", "upgrade", "transfer-encoding", "trailer"};
+    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
+        if (strcasecmp(name, drop[i]) == 0)
+            return true;
+    return false;
+}
+
+static void flush_header(struct head *h)
+{
+    if (!h->in_value)
+        return;
+    h->in_value = false;
+    if (!dropped_header(h->field) &&
+        (!append(h->out, sizeof(h->out), &h->out_len, h->field, h->field_len) ||
+         !append(h->out, sizeof(h->out), &h->out_len, ": ", 2) ||
+         !append(h->out, sizeof(h->out), &h->out_len, h->value, h->value_len) ||
+         !append(h->out, sizeof(h->out), &h->out_len, "\r\n", 2)))
+        h->too_big = true;
+    h->field_len = h->value_len = 0;
+    h->field[0] = h->value[0] = '\0';
+}
+
+static int on_header_field(http_parser *hp, const char *at, size_t len)
+{
+    struct head *h = hp->data;
+    flush_header(h);
+    if (!append(h->field, sizeof(h->field), &h->field_len, at, len))
+        h->too_big = true;
+    return 0;
+}
+
+static int on_header_value(http_parser *hp, const char *at, size_t len)
+{
+    struct head *h = hp->data;
+    h->in_value = true;
+    if (!append(h->value, sizeof(h->value), &h->value_len, at, len))
+        h->too_big = true;
+    return 0;
+}
+
+static int on_body(http_parser *hp, const char *at, size_t len)
+{
+    struct head *h = hp->data;
+    if (!append(h->body, sizeof(h->body), &h->body_len, at, len))
+        h->too_big = true;
+    return 0;
+}
+
+/* The end of the first request: anything after it (a pipelined second
+ * request) is never sent on. */
+static int on_message_complete(http_parser *hp)
+{
+    struct head *h = hp->data;
+    h->msg_done = true;
+    http_parser_pause(hp, 1);
+    return 0;
+}
 
 static int on_url(http_parser *hp, const char *at, size_t len)
 {
@@ -153,6 +238,7 @@ static int on_url(http_parser *hp, const char *at, size_t len)
 static int on_headers_complete(http_parser *hp)
 {
     struct head *h = hp->data;
+    flush_header(h);
     h->done = true;
     /* CONNECT: the parser stops by itself after the head (an "upgrade"),
      * returning exactly the head's length, and what follows is the tunnel.
@@ -169,7 +255,10 @@ static int on_headers_complete(http_parser *hp)
  * HTTP status to answer. */
 static int read_head(struct conn *c, struct head *h, http_parser *hp, size_t *consumed)
 {
-    static const http_parser_settings settings = {.on_url = on_url, .on_headers_complete = on_headers_complete};
+    static const http_parser_settings settings = {.on_url = on_url,
+                                                  .on_header_field = on_header_field,
+                                                  .on_header_value = on_header_value,
+                                                  .on_headers_complete = on_headers_complete};
     http_parser_init(hp, HTTP_REQUEST);
     hp->data = h;
     size_t parsed = 0;
@@ -187,6 +276,8 @@ static int read_head(struct conn *c, struct head *h, http_parser *hp, size_t *co
         enum http_errno he = HTTP_PARSER_ERRNO(hp);
         if (h->url_too_long)
             return 414;
+        if (h->too_big)
+            return 431;
         if (he == HPE_PAUSED)
             break;
         if (he != HPE_OK)
@@ -197,6 +288,27 @@ static int read_head(struct conn *c, struct head *h, http_parser *hp, size_t *co
     if (!h->done)
         return 400;
     *consumed = parsed;
+    return 0;
+}
+
+/* Plain HTTP, after the head: the body bytes that came with it (h->body),
+ * and how many more the client may still send (*rest). 0, or the status. */
+static int read_body_start(struct head *h, http_parser *hp, size_t parsed, uint64_t *rest)
+{
+    static const http_parser_settings settings = {.on_body = on_body, .on_message_complete = on_message_complete};
+    if (hp->flags & F_CHUNKED)
+        return 501; /* a chunked body's end needs parsing all the way: use CONNECT */
+    uint64_t clen = hp->content_length == ULLONG_MAX ? 0 : hp->content_length;
+    http_parser_pause(hp, 0);
+    if (parsed < h->len) {
+        (void)http_parser_execute(hp, &settings, h->buf + parsed, h->len - parsed);
+        enum http_errno he = HTTP_PARSER_ERRNO(hp);
+        if (he != HPE_OK && he != HPE_PAUSED)
+            return 400;
+    }
+    if (h->too_big)
+        return 431;
+    *rest = h->body_len >= clen ? 0 : clen - h->body_len;
     return 0;
 }
 
@@ -364,11 +476,12 @@ struct dir {
     size_t len, off;
     bool eof;
     uint64_t *count;
+    uint64_t limit; /* bytes `from` may still send on (plain HTTP: the rest of the body) */
 };
 
 static int pump_in(struct dir *d)
 {
-    ssize_t n = recv(d->from, d->buf, RELAY_BUF, 0);
+    ssize_t n = recv(d->from, d->buf, d->limit < RELAY_BUF ? (size_t)d->limit : RELAY_BUF, 0);
     if (n < 0)
         return errno == EAGAIN || errno == EINTR ? 0 : -1;
     if (n == 0) {
@@ -379,6 +492,9 @@ static int pump_in(struct dir *d)
     d->len = (size_t)n;
     d->off = 0;
     *d->count += (uint64_t)n;
+    d->limit -= (uint64_t)n;
+    if (d->limit == 0)
+        d->eof = true; /* no more: stop reading, but do not half-close */
     return 0;
 }
 
@@ -393,7 +509,7 @@ static int pump_out(struct dir *d)
     return 0;
 }
 
-static void relay(struct conn *c, const char *pending, size_t npending)
+static void relay(struct conn *c, const char *pending, size_t npending, uint64_t up_limit)
 {
     char *b1 = malloc(RELAY_BUF), *b2 = malloc(RELAY_BUF);
     if (!b1 || !b2) {
@@ -401,8 +517,9 @@ static void relay(struct conn *c, const char *pending, size_t npending)
         free(b2);
         return;
     }
-    struct dir up = {.from = c->cfd, .to = c->ufd, .buf = b1, .count = &c->e.bytes_out};
-    struct dir down = {.from = c->ufd, .to = c->cfd, .buf = b2, .count = &c->e.bytes_in};
+    struct dir up = {.from = c->cfd, .to = c->ufd, .buf = b1, .count = &c->e.bytes_out, .limit = up_limit,
+                     .eof = up_limit == 0};
+    struct dir down = {.from = c->ufd, .to = c->cfd, .buf = b2, .count = &c->e.bytes_in, .limit = UINT64_MAX};
     if (npending) {
         memcpy(b1, pending, npending); /* npending <= HEAD_MAX < RELAY_BUF */
         up.len = npending;
@@ -517,6 +634,13 @@ static void serve(struct conn *c)
         fail(c, 400, "Bad Request", "only http:// URLs are proxied as plain requests; use CONNECT for others");
         goto out;
     }
+    uint64_t body_rest = 0;
+    if (!is_connect && (st = read_body_start(h, &hp, consumed, &body_rest)) != 0) {
+        fail(c, st, st == 501 ? "Not Implemented" : st == 431 ? "Request Header Fields Too Large" : "Bad Request",
+             st == 501 ? "a chunked request body cannot be proxied as a plain request; use CONNECT"
+                       : "the request could not be read");
+        goto out;
+    }
     if (open_upstream(c) < 0)
         goto out;
     if (!start_relaying(c)) {
@@ -548,20 +672,24 @@ static void serve(struct conn *c)
         /* the relay's first write is the hello */
         send_all(c->ufd, hello, n);
         c->e.bytes_out += n;
-        relay(c, NULL, 0);
+        relay(c, NULL, 0, UINT64_MAX);
     } else {
-        /* the request line in origin form, then the rest exactly as sent */
-        char path[4096], query[4096];
+        /* one request per connection, rebuilt: the request line in origin
+         * form, Host from the checked URL, the client's other end-to-end
+         * headers, Connection: close, then the body */
+        char path[4096], query[4096], line[9000];
         url_field(h->url, &u, UF_PATH, path, sizeof(path));
         url_field(h->url, &u, UF_QUERY, query, sizeof(query));
-        const char *eol = memchr(h->buf, '\n', h->len);
-        size_t rest = eol ? (size_t)(h->buf + h->len - (eol + 1)) : 0;
-        char line[8400];
-        int n = snprintf(line, sizeof(line), "%s %s%s%s HTTP/%u.%u\r\n", c->e.method, path[0] ? path : "/",
-                         query[0] ? "?" : "", query, hp.http_major, hp.http_minor);
+        bool v6 = strchr(c->e.host, ':') != NULL;
+        int n = snprintf(line, sizeof(line), "%s %s%s%s HTTP/1.1\r\nHost: %s%s%s%s%s\r\n", c->e.method,
+                         path[0] ? path : "/", query[0] ? "?" : "", query, v6 ? "[" : "", c->e.host, v6 ? "]" : "",
+                         portstr[0] ? ":" : "", portstr);
         send_all(c->ufd, line, (size_t)n);
-        c->e.bytes_out += (uint64_t)n;
-        relay(c, eol ? eol + 1 : NULL, rest);
+        send_all(c->ufd, h->out, h->out_len);
+        send_all(c->ufd, "Connection: close\r\n\r\n", 21);
+        send_all(c->ufd, h->body, h->body_len);
+        c->e.bytes_out += (uint64_t)n + h->out_len + 21 + h->body_len;
+        relay(c, NULL, 0, body_rest);
     }
     pthread_mutex_lock(&c->px->lock);
     bool revoked = c->revoked;

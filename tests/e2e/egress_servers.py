@@ -31,7 +31,21 @@ def dump(name, obj):
 
 
 class Web(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, unless the request says close
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", 0))
+        data = self.rfile.read(n)
+        body = ("posted %d %s" % (len(data), data[:20].decode(errors="replace"))).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_GET(self):
+        with lock:
+            sink.setdefault("gets", []).append(self.path)
+            dump("sink.json", sink)
         body = ("hello %s %s" % (self.headers.get("Host"), self.path)).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))

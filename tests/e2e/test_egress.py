@@ -289,6 +289,64 @@ def test_runtime_change_between_two_connections(daemon, net):
         assert len(changes) == 2 and changes[0]["detail"] == {"allow": ["tls.test:443"]}, changes
 
 
+RAW = r'''
+import socket
+def raw(data, want_close=True):
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=20)
+    s.sendall(data)
+    out = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+    return out.decode(errors="replace")
+'''
+
+
+def test_plain_http_is_one_checked_request(daemon, net):
+    with box(daemon, ["allowed.test:80"]) as sb:
+        # a Host header naming another virtual host is replaced by the checked one,
+        # and a second, pipelined request on the same connection is never sent on
+        req = (b"GET http://allowed.test/front HTTP/1.1\r\nHost: evil.example\r\n\r\n"
+               b"GET http://allowed.test/second HTTP/1.1\r\nHost: evil.example\r\n\r\n")
+        out = sb.run_code(RAW + "print(raw(%r))" % req).stdout
+        assert "hello allowed.test /front" in out and "evil" not in out and "second" not in out, out
+        assert "/second" not in sink(net).get("gets", []), sink(net)
+        post = sb.run_code(FETCH + "import urllib.request\n"
+                           "print(urllib.request.urlopen(urllib.request.Request('http://allowed.test/p', "
+                           "data=b'x' * 100000), timeout=20).read().decode())").stdout.strip()
+        assert post.startswith("posted 100000 xxxx"), post
+        chunked = (b"POST http://allowed.test/c HTTP/1.1\r\nHost: allowed.test\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n")
+        out = sb.run_code(RAW + "print(raw(%r))" % chunked).stdout
+        assert out.startswith("HTTP/1.1 501"), out
+
+
+HOLD = r'''
+import socket, urllib.request, json, os
+s = socket.create_connection(("127.0.0.1", 3128), timeout=20)
+s.sendall(b"CONNECT allowed.test:80 HTTP/1.1\r\n\r\n")
+head = b""
+while b"\r\n\r\n" not in head:
+    head += s.recv(1)
+s.sendall(b"GET /held HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
+first = s.recv(65536)
+'''
+
+
+def test_runtime_change_closes_what_it_no_longer_allows(daemon, net):
+    with box(daemon, ["allowed.test:80"]) as sb:
+        out = sb.run_code(HOLD + "print(first.split(b'\\r\\n')[0].decode())").stdout.strip()
+        assert out == "HTTP/1.0 200 OK" or out == "HTTP/1.1 200 OK", out
+        p = sb.set_egress(["tls.test:443"])
+        assert p["closed"] == 1, p
+        out = sb.run_code("print(repr(s.recv(100)))").stdout.strip()
+        assert out == "b''", out  # closed under it
+        assert wait_until(lambda: last(sb)[0]["verdict"] == "revoked", 10), last(sb)
+        assert "policy changed" in last(sb)[0]["reason"]
+
+
 def test_create_and_put_are_validated(daemon, net):
     st, body = daemon.request("POST", "/v1/sandboxes", {"egress": True})
     assert st == 400 and body["error"]["code"] == "egress_unavailable", body
