@@ -331,7 +331,9 @@ head = b""
 while b"\r\n\r\n" not in head:
     head += s.recv(1)
 s.sendall(b"GET /held HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
-first = s.recv(65536)
+first = b""
+while b"/held" not in first:  # the whole answer, which may come in pieces
+    first += s.recv(65536)
 '''
 
 
@@ -370,3 +372,25 @@ def test_create_and_put_are_validated(daemon, net):
         st, body = daemon.request("PUT", "/v1/sandboxes/%s/egress" % sb.id, {"allow": ["bad"]})
         assert st == 400 and body["error"]["code"] == "invalid_request", body
         assert sb.egress() == {"allow": []}
+
+
+def test_cli_allow_and_egress_command(daemon, net):
+    def cli(*args, check=0):
+        p = subprocess.run([str(e2e_support.CLI), *args, "--url", daemon.unix_url, "--key", daemon.key],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == check, (args, p.stdout, p.stderr)
+        return p.stdout
+    sid = json.loads(cli("create", "--allow", "allowed.test:80", "--allow", "*.corp.test:443", "--json"))["id"]
+    try:
+        assert cli("egress", sid) == "allowed.test:80\n*.corp.test:443\n"
+        assert cli("egress", sid, "set", "tls.test:443") == "0 open connection(s) closed\n"
+        assert cli("egress", sid) == "tls.test:443\n"
+        assert cli("egress", sid, "log") == ""
+        sb = Sandbox(base_url=daemon.unix_url, api_key=daemon.key, _info={"id": sid})
+        fetch(sb, "http://allowed.test/")
+        log = cli("egress", sid, "log")
+        assert "denied" in log and "allowed.test:80" in log, log
+        cli("egress", sid, "bogus", check=2)
+        cli("create", "--allow", "a.test:1", "--egress", check=2)
+    finally:
+        cli("rm", sid)
