@@ -644,7 +644,7 @@ static void serve(struct conn *c)
     if (open_upstream(c) < 0)
         goto out;
     if (!start_relaying(c)) {
-        fail(c, 403, "Forbidden", "the egress policy changed before the connection was made");
+        deny(c, "the egress policy changed before the connection was made");
         goto out;
     }
     if (is_connect) {
@@ -656,13 +656,25 @@ static void serve(struct conn *c)
         size_t n = h->len - consumed;
         memcpy(hello, h->buf + consumed, n);
         if (n == 0) {
-            /* the client speaks first in TLS; wait for its first bytes */
-            ssize_t r;
+            /* Who speaks first: a TLS client always does, and its hello is
+             * checked; a server that does (SMTP, MySQL, an SSH banner) is
+             * no TLS handshake, so the tunnel is relayed as it is. */
+            struct pollfd pf[2] = {{.fd = c->cfd, .events = POLLIN}, {.fd = c->ufd, .events = POLLIN}};
+            int pr;
             do
-                r = recv(c->cfd, hello, EGRESS_TLS_MAX_HELLO, 0);
-            while (r < 0 && errno == EINTR);
+                pr = poll(pf, 2, HEAD_TIMEOUT_S * 1000);
+            while (pr < 0 && errno == EINTR);
+            if (pr > 0 && !(pf[0].revents & POLLIN) && (pf[1].revents & POLLIN)) {
+                relay(c, NULL, 0, UINT64_MAX);
+                goto done;
+            }
+            ssize_t r = -1;
+            if (pr > 0)
+                do
+                    r = recv(c->cfd, hello, EGRESS_TLS_MAX_HELLO, 0);
+                while (r < 0 && errno == EINTR);
             if (r <= 0) {
-                conn_finish(c, "allowed", "the client closed the tunnel without sending");
+                conn_finish(c, "allowed", "the tunnel closed before either side sent");
                 goto out;
             }
             n = (size_t)r;
@@ -691,6 +703,7 @@ static void serve(struct conn *c)
         c->e.bytes_out += (uint64_t)n + h->out_len + 21 + h->body_len;
         relay(c, NULL, 0, body_rest);
     }
+done:;
     pthread_mutex_lock(&c->px->lock);
     bool revoked = c->revoked;
     pthread_mutex_unlock(&c->px->lock);
@@ -761,7 +774,7 @@ static void accept_one(struct egress_proxy *px)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
+    pthread_attr_setstacksize(&attr, 512 * 1024); /* getaddrinfo's NSS modules take some */
     pthread_t t;
     int r = pthread_create(&t, &attr, conn_main, c);
     pthread_attr_destroy(&attr);

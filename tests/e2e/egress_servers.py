@@ -3,6 +3,7 @@ network namespace (never on a real network):
 
   HTTP  on :80   answers "hello <Host> <path>"
   sink  on :443  counts connections that sent bytes (a TLS ClientHello), then closes
+  banner on :25  speaks first, then echoes a line
   DNS   on DNS_ADDR:53/udp  answers A records from NAMES, counts every query by name
 
 Counts go to STATS_DIR/dns.json and STATS_DIR/sink.json after each event.
@@ -66,6 +67,14 @@ class Sink(socketserver.BaseRequestHandler):
             dump("sink.json", sink)
 
 
+class Banner(socketserver.StreamRequestHandler):
+    """A server that speaks first (SMTP-like): banner, then echoes one line."""
+
+    def handle(self):
+        self.wfile.write(b"220 banner\r\n")
+        self.wfile.write(b"echo " + self.rfile.readline())
+
+
 def qname(msg):
     labels, i = [], 12
     while msg[i]:
@@ -107,6 +116,7 @@ dump("dns.json", dns_counts)
 dump("sink.json", sink)
 threading.Thread(target=dns, daemon=True).start()
 threading.Thread(target=Threaded(("0.0.0.0", 443), Sink).serve_forever, daemon=True).start()
+threading.Thread(target=Threaded(("0.0.0.0", 25), Banner).serve_forever, daemon=True).start()
 web = Threaded(("0.0.0.0", 80), Web)
 open(os.path.join(STATS, "ready"), "w").close()
 web.serve_forever()

@@ -251,6 +251,31 @@ def test_sni_must_match_the_connect_host(daemon, net):
         assert last(sb)[0]["verdict"] == "allowed"
 
 
+BANNER = r'''
+import socket
+s = socket.create_connection(("127.0.0.1", 3128), timeout=20)
+s.sendall(b"CONNECT allowed.test:25 HTTP/1.1\r\n\r\n")
+head = b""
+while b"\r\n\r\n" not in head:
+    head += s.recv(1)
+f = s.makefile("rb")
+banner = f.readline()
+s.sendall(b"QUIT\r\n")
+print(banner.decode().strip(), "|", f.readline().decode().strip())
+'''
+
+
+def test_a_server_that_speaks_first_is_relayed(daemon, net):
+    """No ClientHello to wait for: a tunnel whose server speaks first is not TLS."""
+    with box(daemon, ["allowed.test:25"]) as sb:
+        out = sb.run_code(BANNER).stdout.strip()
+        assert out == "220 banner | echo QUIT", out
+        sb.run_code("f.close(); s.close()")  # an entry is written when its connection ends
+        assert wait_until(lambda: sb.egress_log(), 10)
+        e = last(sb)[0]
+        assert e["verdict"] == "allowed" and e["bytes_in"] == len("220 banner\r\necho QUIT\r\n"), e
+
+
 DIRECT = r'''
 import socket
 try:
