@@ -113,9 +113,9 @@ static void deny(struct conn *c, const char *why)
     egress_policy_describe(c->px->pol, rules, sizeof(rules));
     pthread_mutex_unlock(&c->px->lock);
     char body[3072];
-    snprintf(body, sizeof(body),
-             "airlock egress proxy: %s %s:%u refused: %s. This sandbox's egress allow-list: %s\n", c->e.method,
-             c->e.host, c->e.port, why, rules);
+    bool v6 = strchr(c->e.host, ':') != NULL;
+    snprintf(body, sizeof(body), "airlock egress proxy: %s %s%s%s:%u refused: %s. This sandbox's egress allow-list: %s\n",
+             c->e.method, v6 ? "[" : "", c->e.host, v6 ? "]" : "", c->e.port, why, rules);
     reply(c, 403, "Forbidden", body);
     conn_finish(c, "denied", why);
 }
