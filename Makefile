@@ -42,7 +42,7 @@ FUZZ_PKGS := clang libclang-rt-14-dev
 
 # make fuzz: each harness in fuzz/ runs this long; fuzz-smoke: 30 s each.
 FUZZ_SECONDS ?= 300
-FUZZ_HARNESSES := proto agent http
+FUZZ_HARNESSES := proto agent http egress
 # UBSan only prints by default: a finding must stop the run and be saved
 FUZZ_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 

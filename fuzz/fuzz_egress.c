@@ -5,7 +5,7 @@
  *
  * Input: byte 0 picks the path, the rest is the sandbox's bytes.
  *   0  egress_tls_sni on them: a found name is NUL-terminated, fits, has no
- *      NUL inside; every prefix of a complete hello is "read more"
+ *      NUL inside; every prefix of a complete hello's record is "read more"
  *   1  them as a host (to the first NUL) against a fixed list: an allowed
  *      answer must match a rule; the same text as a rule must parse or be
  *      refused with a message
@@ -39,8 +39,10 @@ static void sni(const uint8_t *d, size_t n)
     FUZZ_CHECK(r == 1 || r == 0 || r == -EAGAIN || r == -EPROTO || r == -ENOTSUP, "r=%d\n", r);
     if (r == 1)
         FUZZ_CHECK(strlen(out) > 0 && strlen(out) < sizeof(out), "name of %zu bytes\n", strlen(out));
+    /* only the first record is read: bytes after it do not count */
+    size_t record = n >= 5 ? 5 + ((size_t)d[3] << 8 | d[4]) : n;
     if (r == 1 || r == 0)
-        for (size_t cut = 0; cut < n && cut < 5 + 16384; cut += 1 + cut / 8) {
+        for (size_t cut = 0; cut < n && cut < record; cut += 1 + cut / 8) {
             int p = egress_tls_sni(d, cut, out, sizeof(out));
             FUZZ_CHECK(p == -EAGAIN || p == -EPROTO, "prefix %zu of a complete hello: %d\n", cut, p);
         }
