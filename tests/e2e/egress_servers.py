@@ -1,7 +1,7 @@
 """The other end of tests/e2e/test_egress.py, run inside the test's own server
 network namespace (never on a real network):
 
-  HTTP  on :80   answers "hello <Host> <path>"
+  HTTP  on :80   a wheel index under /simple and /files (STATS_DIR/www), else "hello <Host> <path>"
   sink  on :443  counts connections that sent bytes (a TLS ClientHello), then closes
   banner on :25  speaks first, then echoes a line
   DNS   on DNS_ADDR:53/udp  answers A records from NAMES, counts every query by name
@@ -47,6 +47,18 @@ class Web(http.server.BaseHTTPRequestHandler):
         with lock:
             sink.setdefault("gets", []).append(self.path)
             dump("sink.json", sink)
+        # the wheel index: STATS_DIR/www/<path> (a directory's index.html)
+        f = os.path.normpath(os.path.join(STATS, "www", self.path.split("?")[0].lstrip("/")))
+        if f.startswith(os.path.join(STATS, "www")) and os.path.isdir(f):
+            f = os.path.join(f, "index.html")
+        if self.path.startswith(("/simple", "/files")) and os.path.isfile(f):
+            body = open(f, "rb").read()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html" if f.endswith(".html") else "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         body = ("hello %s %s" % (self.headers.get("Host"), self.path)).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))

@@ -197,6 +197,58 @@ def test_denied_host_fails_at_once_and_is_never_resolved(daemon, net):
         assert all(e.get("address") is None for e in log), log
 
 
+def make_wheel(www):
+    """airlockprobe 1.0, a pure-Python wheel, in a PEP 503 index at www."""
+    import base64, hashlib, io, zipfile
+    name = "airlockprobe-1.0-py3-none-any.whl"
+    files = {"airlockprobe.py": b"VALUE = 42\n",
+             "airlockprobe-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: airlockprobe\nVersion: 1.0\n",
+             "airlockprobe-1.0.dist-info/WHEEL":
+                 b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = ""
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record += "%s,sha256=%s,%d\n" % (path, digest, len(data))
+    record += "airlockprobe-1.0.dist-info/RECORD,,\n"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for path, data in files.items():
+            z.writestr(path, data)
+        z.writestr("airlockprobe-1.0.dist-info/RECORD", record)
+    (www / "files").mkdir(parents=True, exist_ok=True)
+    (www / "files" / name).write_bytes(buf.getvalue())
+    (www / "simple" / "airlockprobe").mkdir(parents=True, exist_ok=True)
+    (www / "simple" / "airlockprobe" / "index.html").write_text(
+        '<html><body><a href="/files/%s">%s</a></body></html>' % (name, name))
+
+
+PIP = r'''
+import subprocess
+r = subprocess.run(["pip", "install", "-vv", "--user", "--break-system-packages", "--no-cache-dir", "--retries", "0",
+                    "--timeout", "10", "--index-url", "http://allowed.test/simple/", "--trusted-host", "allowed.test",
+                    "airlockprobe"],
+                   capture_output=True, text=True, timeout=120)
+print("rc", r.returncode)
+print(r.stdout[-3000:], r.stderr[-1500:])
+'''
+
+
+def test_pip_install_from_an_allowed_index(daemon, net):
+    make_wheel(net["stats"] / "www")
+    with box(daemon, ["allowed.test:80"]) as sb:
+        out = sb.run_code(PIP, timeout=150).stdout
+        assert out.startswith("rc 0"), out
+        r = sb.run_code("import site, sys; sys.path.append(site.getusersitepackages()); "
+                        "import airlockprobe; print(airlockprobe.VALUE)")
+        assert r.stdout.strip() == "42", r
+        hosts = {(e["host"], e["verdict"]) for e in sb.egress_log()}
+        assert hosts == {("allowed.test", "allowed")}, sb.egress_log()
+    with box(daemon, ["other.test:80"]) as sb:
+        out = sb.run_code(PIP, timeout=150).stdout
+        assert not out.startswith("rc 0") and "403" in out, out  # pip -vv shows the proxy's refusal
+        assert {(e["host"], e["verdict"]) for e in sb.egress_log()} == {("allowed.test", "denied")}
+
+
 def test_ip_literal_needs_a_cidr_rule(daemon, net):
     with box(daemon, ["allowed.test:80"]) as sb:
         out = fetch(sb, "http://%s/" % PUBLIC)
