@@ -8,122 +8,33 @@ server, a TLS sink and a DNS server that counts queries. The daemon's resolver
 server. A sandbox's own namespace has no route at all: the proxy the daemon
 serves inside it is its only way out.
 """
-import http.client
 import json
 import os
-import secrets
-import socket
 import subprocess
-import time
-from pathlib import Path
 
 import pytest
 
 import e2e_support
-from e2e_support import Daemon, stop_and_check, wait_until
+from e2e_support import stop_and_check, wait_until
 from airlock import Sandbox
-from airlock.errors import AirlockError
-
-HERE = Path(__file__).resolve().parent
-PUBLIC = "198.51.100.10"  # TEST-NET-2: "public" to the policy, but only in our namespace
-
-
-def sh(*cmd):
-    subprocess.run(cmd, check=True, capture_output=True)
+from egress_net import PUBLIC, EgressNet, NetnsDaemon, daemon_wrapper
 
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.skip("needs root (network namespaces)")
-    tag = secrets.token_hex(3)
-    n = 1 + os.getpid() % 250
-    d_ns, s_ns = "alk-egd-" + tag, "alk-egs-" + tag
-    d_if, s_if = "alkd" + tag, "alks" + tag
-    sub = "10.77.%d" % n
-    work = tmp_path_factory.mktemp("egress")
-    stats = work / "stats"
-    stats.mkdir()
-    sh("ip", "netns", "add", d_ns)
-    sh("ip", "netns", "add", s_ns)
-    servers = None
+    n = EgressNet(tmp_path_factory.mktemp("egress"))
     try:
-        sh("ip", "link", "add", d_if, "type", "veth", "peer", "name", s_if)
-        sh("ip", "link", "set", d_if, "netns", d_ns)
-        sh("ip", "link", "set", s_if, "netns", s_ns)
-        for ns, ifc, addr in ((d_ns, d_if, sub + ".1/24"), (s_ns, s_if, sub + ".2/24")):
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-            sh("ip", "-n", ns, "addr", "add", addr, "dev", ifc)
-            sh("ip", "-n", ns, "link", "set", ifc, "up")
-        sh("ip", "-n", s_ns, "addr", "add", PUBLIC + "/32", "dev", "lo")
-        sh("ip", "-n", d_ns, "route", "add", PUBLIC + "/32", "via", sub + ".2")
-        servers = subprocess.Popen(
-            ["ip", "netns", "exec", s_ns, "/usr/bin/python3", str(HERE / "egress_servers.py"), str(stats),
-             sub + ".2", "allowed.test=" + PUBLIC, "denied.test=" + PUBLIC, "tls.test=" + PUBLIC,
-             "private.test=" + sub + ".2", "loop.test=127.0.0.1"])
-        assert wait_until(lambda: (stats / "ready").exists(), 10), "test servers did not start"
-        resolv = work / "resolv.conf"
-        resolv.write_text("nameserver %s\noptions timeout:1 attempts:1\n" % (sub + ".2"))
-        yield {"d_ns": d_ns, "sub": sub, "stats": stats, "resolv": resolv, "work": work}
+        yield n.info
     finally:
-        if servers:
-            servers.kill()
-            servers.wait()
-        subprocess.run(["ip", "netns", "del", d_ns], capture_output=True)
-        subprocess.run(["ip", "netns", "del", s_ns], capture_output=True)
-
-
-class NetnsDaemon(Daemon):
-    """airlockd inside the test's namespace, reached over its unix socket."""
-
-    def healthz(self, timeout=5.0):
-        c = _UnixConn(str(self.socket_path), timeout)
-        try:
-            c.request("GET", "/v1/healthz")
-            return json.loads(c.getresponse().read())
-        finally:
-            c.close()
-
-    def request(self, method, path, body=None, key=..., headers=None, timeout=30.0):
-        c = _UnixConn(str(self.socket_path), timeout)
-        h = dict(headers or {})
-        h["Authorization"] = "Bearer " + (self.key if key is ... else key)
-        if body is not None:
-            body = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        try:
-            c.request(method, path, body=body, headers=h)
-            r = c.getresponse()
-            data = r.read()
-            return r.status, json.loads(data) if data else None
-        finally:
-            c.close()
-
-
-class _UnixConn(http.client.HTTPConnection):
-    def __init__(self, path, timeout):
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self._path)
+        n.close()
 
 
 @pytest.fixture(scope="module")
 def daemon(net):
-    wrapper = net["work"] / "airlockd-in-netns"
-    # nsenter: only the network namespace (ip netns exec would also remount
-    # /sys, hiding the cgroup tree); a mount namespace of its own for the
-    # resolver, so the host's /etc/resolv.conf is never touched
-    wrapper.write_text(
-        "#!/bin/sh\nexec nsenter --net=/run/netns/%s unshare --mount --propagation slave "
-        "sh -c 'mount --bind %s /etc/resolv.conf && exec \"$@\"' sh %s \"$@\"\n"
-        % (net["d_ns"], net["resolv"], e2e_support.DAEMON))
-    wrapper.chmod(0o755)
     saved = e2e_support.DAEMON
-    e2e_support.DAEMON = wrapper
+    e2e_support.DAEMON = daemon_wrapper(net, e2e_support.DAEMON)
     try:
         d = NetnsDaemon(net["work"] / "daemon").start()
     finally:
