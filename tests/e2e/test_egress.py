@@ -136,7 +136,7 @@ def make_wheel(www):
 PIP = r'''
 import subprocess
 r = subprocess.run(["pip", "install", "-vv", "--user", "--break-system-packages", "--no-cache-dir", "--retries", "0",
-                    "--timeout", "10", "--index-url", "http://allowed.test/simple/", "--trusted-host", "allowed.test",
+                    "--timeout", "10", "--index-url", INDEX, "--trusted-host", "allowed.test",
                     "airlockprobe"],
                    capture_output=True, text=True, timeout=120)
 print("rc", r.returncode)
@@ -147,7 +147,7 @@ print(r.stdout[-3000:], r.stderr[-1500:])
 def test_pip_install_from_an_allowed_index(daemon, net):
     make_wheel(net["stats"] / "www")
     with box(daemon, ["allowed.test:80"]) as sb:
-        out = sb.run_code(PIP, timeout=150).stdout
+        out = sb.run_code("INDEX = 'http://allowed.test/simple/'\n" + PIP, timeout=150).stdout
         assert out.startswith("rc 0"), out
         r = sb.run_code("import site, sys; sys.path.append(site.getusersitepackages()); "
                         "import airlockprobe; print(airlockprobe.VALUE)")
@@ -155,9 +155,11 @@ def test_pip_install_from_an_allowed_index(daemon, net):
         hosts = {(e["host"], e["verdict"]) for e in sb.egress_log()}
         assert hosts == {("allowed.test", "allowed")}, sb.egress_log()
     with box(daemon, ["other.test:80"]) as sb:
-        out = sb.run_code(PIP, timeout=150).stdout
+        out = sb.run_code("INDEX = 'http://allowed.test/simple/'\n" + PIP, timeout=150).stdout
         assert not out.startswith("rc 0") and "403" in out, out  # pip -vv shows the proxy's refusal
         assert {(e["host"], e["verdict"]) for e in sb.egress_log()} == {("allowed.test", "denied")}
+        out = sb.run_code("INDEX = 'https://allowed.test/simple/'\n" + PIP, timeout=150).stdout
+        assert "Tunnel connection failed: 403" in out, out
 
 
 def test_ip_literal_needs_a_cidr_rule(daemon, net):
