@@ -32,6 +32,10 @@ class EgressNet:
         stats = work / "stats"
         stats.mkdir(parents=True, exist_ok=True)
         self.servers = None
+        # a certificate for tls.test, for the HTTPS server (the test trusts it by file)
+        sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=tls.test",
+           "-addext", "subjectAltName=DNS:tls.test", "-keyout", str(stats / "key.pem"), "-out", str(stats / "cert.pem"))
+        (stats / "tls.pem").write_bytes((stats / "key.pem").read_bytes() + (stats / "cert.pem").read_bytes())
         sh("ip", "netns", "add", self.d_ns)
         sh("ip", "netns", "add", self.s_ns)
         try:

@@ -4,6 +4,7 @@ network namespace (never on a real network):
   HTTP  on :80   a wheel index under /simple and /files (STATS_DIR/www), else "hello <Host> <path>"
   sink  on :443  counts connections that sent bytes (a TLS ClientHello), then closes
   banner on :25  speaks first, then echoes a line
+  HTTPS on :8443 the web server over TLS, when STATS_DIR/tls.pem exists
   DNS   on DNS_ADDR:53/udp  answers A records from NAMES, counts every query by name
 
 Counts go to STATS_DIR/dns.json and STATS_DIR/sink.json after each event.
@@ -124,7 +125,19 @@ class Threaded(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
 
 
+def https():
+    """HTTPS on :8443 with STATS_DIR/tls.pem (made by the test), the web handler behind it."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(STATS, "tls.pem"))
+    srv = Threaded(("0.0.0.0", 8443), Web)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    srv.serve_forever()
+
+
 dump("dns.json", dns_counts)
+if os.path.exists(os.path.join(STATS, "tls.pem")):
+    threading.Thread(target=https, daemon=True).start()
 dump("sink.json", sink)
 threading.Thread(target=dns, daemon=True).start()
 threading.Thread(target=Threaded(("0.0.0.0", 443), Sink).serve_forever, daemon=True).start()

@@ -256,6 +256,20 @@ except OSError as e:
 '''
 
 
+def test_https_through_the_proxy(daemon, net):
+    """A real TLS handshake and request through CONNECT, the server name checked on the way."""
+    with box(daemon, ["tls.test:8443"]) as sb:
+        sb.upload((net["stats"] / "cert.pem").read_bytes(), "/tmp/ca.pem")
+        out = sb.run_code("import ssl, urllib.request\n"
+                          "ctx = ssl.create_default_context(cafile='/tmp/ca.pem')\n"
+                          "print(urllib.request.urlopen('https://tls.test:8443/secure', context=ctx, "
+                          "timeout=20).read().decode())").stdout.strip()
+        assert out == "hello tls.test:8443 /secure", out
+        e = last(sb)[0]
+        assert e["verdict"] == "allowed" and e["method"] == "CONNECT" and e["address"] == PUBLIC + ":8443", e
+        assert e["bytes_in"] > 1000, e  # the server's certificate came back through the tunnel
+
+
 def test_no_way_out_without_the_proxy(daemon, net):
     with box(daemon, ["allowed.test:80"]) as sb:
         q = dns(net).get("allowed.test", 0)
