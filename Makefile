@@ -24,7 +24,7 @@ APT_PKGS := meson ninja-build pkg-config gcc libc6-dev \
 	libssl-dev libcurl4-openssl-dev libhttp-parser-dev \
 	python3 python3-dev python3-pip python3-pytest python3-setuptools \
 	$(TEMPLATE_PKGS) \
-	iproute2 curl procps \
+	iproute2 curl procps openssl \
 	$(TEMPLATE_BUILD_PKGS) \
 	$(VM_PKGS)
 
