@@ -34,7 +34,7 @@ VM_DIR := $(BUILD)/vm
 # the `host` template's root image holds these packages and their closure
 # (and Debian's essential tools, which no package lists as a dependency)
 VM_HOST_PKGS := python3 $(TEMPLATE_PKGS) base-files bash dash coreutils debianutils diffutils findutils grep gzip \
-	hostname libc-bin mawk ncurses-bin perl-base sed tar util-linux iproute2 procps
+	hostname libc-bin mawk ncurses-bin perl-base sed tar util-linux iproute2 procps python3-pip strace
 
 # The fuzz build (make fuzz, fuzz-smoke): clang with libFuzzer and the
 # sanitizer runtimes (libclang_rt.fuzzer, asan, ubsan).
@@ -47,7 +47,7 @@ FUZZ_HARNESSES := proto agent http egress
 FUZZ_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 .PHONY: all deps build build-asan build-fuzz vm run stop test test-unit test-jail test-agent test-e2e test-ts test-mcp test-security bench soak \
-	test-faults test-py test-vm lint-openapi \
+	test-faults test-py test-vm test-security-vm lint-openapi \
 	test-templates-slow \
 	fuzz fuzz-smoke fuzz-run fuzz-regress clean
 
@@ -199,6 +199,15 @@ test-vm: build build-asan vm
 	  AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/vm
+
+# The escape suite with every sandbox a VM (victim and attackers alike).
+test-security-vm: build build-asan vm
+	AIRLOCK_SECURITY_ISOLATION=vm AIRLOCK_VM_DIR=$(CURDIR)/$(VM_DIR) \
+	  AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \
+	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(ASAN)/airlock \
+	  AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/security $(SECURITY_VM_ARGS)
 
 # Fault injection (tests/e2e/test_faults.py, src/daemon/faultinj.h): every N
 # until the fault stops firing, JSON allocations included; `make test-e2e`

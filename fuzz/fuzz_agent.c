@@ -248,6 +248,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_SETUP(ctl_start(&a) == 0, "ctl_start");
     (void)ev_run(&a); /* until EOF, a bad header, or SHUTDOWN */
     files_free_all(&a);
+    watch_free_all(&a);
     repl_free(&a);
     FUZZ_CHECK(a.jobs == NULL && a.repl.pid == 0, "the agent spawned a process");
     close(sv[0]);

@@ -11,7 +11,8 @@
  * destroys it), whose agent is a scripted peer in this process: the daemon's
  * request frame gets the input's frames as the answer, so the handlers'
  * agent side (collected and streamed runs, downloads, uploads, list,
- * delete) sees hostile agent output too.
+ * delete, info, mkdir, rename, watch, batch uploads, gzip both ways) sees
+ * hostile agent output too.
  *
  * Input layout:
  *   byte 0   bits 0-1: 3 = raw (the rest of the input is sent as is, then the
@@ -174,7 +175,8 @@ static char live_id[SANDBOX_ID_LEN + 1];
 
 static bool is_request(uint8_t type)
 {
-    return type == PROTO_RUN_CODE || type == PROTO_EXEC || (type >= PROTO_FILE_PUT && type <= PROTO_FILE_MKDIR);
+    return type == PROTO_RUN_CODE || type == PROTO_EXEC || (type >= PROTO_FILE_PUT && type <= PROTO_FILE_MKDIR) ||
+           type == PROTO_FILE_STAT || type == PROTO_FILE_RENAME || type == PROTO_FILE_WATCH;
 }
 
 static void peer_reply(int fd, uint8_t type, uint32_t id, const char *json)
@@ -671,9 +673,11 @@ static size_t parse_response(const char *p, size_t len, bool head, bool until_eo
     return len;
 }
 
-/* A streamed run: JSON event lines, the last saying how it ended. */
+/* A streamed run or a watch: JSON event lines, the last saying how it
+ * ended (a run: exit or error; a watch: end or error). */
 static void check_ndjson(const struct response *r, const char *req)
 {
+    bool watch = strstr(req, "/files/watch") != NULL;
     const char *p = r->body, *end = r->body + r->body_len;
     const char *last_type = NULL;
     json_t *last = NULL;
@@ -690,8 +694,8 @@ static void check_ndjson(const struct response *r, const char *req)
         last_type = json_string_value(json_object_get(ev, "type"));
         p = nl + 1;
     }
-    FUZZ_CHECK(last_type && (strcmp(last_type, "exit") == 0 || strcmp(last_type, "error") == 0),
-               "NDJSON stream ended without an exit or error event (last: %s) for %.200s",
+    FUZZ_CHECK(last_type && (strcmp(last_type, watch ? "end" : "exit") == 0 || strcmp(last_type, "error") == 0),
+               "NDJSON stream ended without an %s or error event (last: %s) for %.200s", watch ? "end" : "exit",
                last_type ? last_type : "none", req);
     json_decref(last);
 }

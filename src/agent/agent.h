@@ -60,6 +60,7 @@
 #define AGENT_INTERRUPT_GRACE_MS 2000u   /* SIGINT -> SIGKILL delay for the REPL */
 #define AGENT_MAX_JOBS 64                /* concurrent bash/exec children */
 #define AGENT_MAX_FILE_OPS 64            /* concurrent uploads + downloads */
+#define AGENT_MAX_FILE_WATCHES 16        /* concurrent FILE_WATCHes (one inotify fd each) */
 
 /* ---- output forwarding (stream.c) ---------------------------------------- */
 
@@ -101,6 +102,7 @@ struct spawn_policy {
     struct sock_fprog filter; /* the allow-list, loaded with FLAG_LOG */
     struct sock_fprog quiet;  /* loaded after it: routine refusals, unlogged */
     rlim_t data_limit; /* RLIM_INFINITY when the sandbox memory is unknown */
+    rlim_t nproc_limit; /* 0: unset. A vm guest's pids cap (its uid 1000 is the sandbox) */
 };
 
 struct spawn_spec {
@@ -287,6 +289,11 @@ void job_kill_all(struct agent *a);
 
 struct file_op; /* an upload in progress or a download being streamed */
 
+/* An upload's temporary file in the target directory, renamed into place
+ * at its end: not a file yet, so neither listed nor reported by a watch
+ * (which sees the rename as the file's creation). */
+#define FILES_TMP_PREFIX ".airlock-put-"
+
 void files_handle(struct agent *a, const struct proto_hdr *h, json_t *req);
 /* FILE_DATA, ERROR or FILE_ACK from the daemon for a transfer in progress:
  * upload data or abort, download acknowledgement or cancel. Frames for
@@ -296,10 +303,28 @@ void files_handle_peer_frame(struct agent *a, const struct proto_hdr *h, const u
 int files_init(struct agent *a);
 void files_free_all(struct agent *a);
 
+/* ---- directory watches (watch.c) --------------------------------------------- */
+
+struct file_watch;
+
+/* FILE_WATCH: OK (no END), then FILE_EVENT frames until the directory goes
+ * or the daemon cancels. */
+void watch_handle(struct agent *a, const struct proto_hdr *h, json_t *req);
+/* An ERROR from the daemon for a watch cancels it; true if h was a watch's. */
+bool watch_handle_peer_frame(struct agent *a, const struct proto_hdr *h);
+void watch_free_all(struct agent *a);
+
 /* ---- the agent ------------------------------------------------------------- */
 
-_Static_assert(EV_MAX_WATCHES >= 8 + 3 * AGENT_MAX_JOBS, "every job's three pipes fit the watch table");
+_Static_assert(EV_MAX_WATCHES >= 8 + 3 * AGENT_MAX_JOBS + AGENT_MAX_FILE_WATCHES,
+               "every job's three pipes and every directory watch fit the watch table");
 _Static_assert(EV_MAX_TIMERS >= 8 + AGENT_MAX_JOBS && EV_MAX_CHILDREN >= 8 + AGENT_MAX_JOBS, "every job fits the loop");
+
+#define AGENT_OOM_MARKS 16
+struct oom_mark {
+    uint32_t req_id; /* 0: free */
+    uint64_t oom_kills;
+};
 
 struct agent {
     int ctl_fd;               /* control stream to airlockd (blocking) */
@@ -311,10 +336,13 @@ struct agent {
     const char *python_path;
     int zygote_fd;            /* --zygote-fd: SOCK_SEQPACKET to airlock-zygote, -1 if none (zygote_client.c) */
     uint64_t memory_limit;    /* --memory-limit: the sandbox's memory, 0 if unknown */
+    uint64_t pids_limit;      /* a guest's processes+threads of user code (guest.c), 0: the cgroup's */
     int last_pid_fd;          /* /proc/sys/kernel/ns_last_pid, or -1 (tree.c) */
     struct spawn_policy policy;
     bool is_pid1;
     bool guest;               /* the vm backend's /init (guest.c) */
+    struct oom_mark oom_marks[AGENT_OOM_MARKS]; /* oomwatch.c: guest OOM count at each call's start */
+    unsigned oom_next;
     bool quit;                /* the loop stops at the end of this turn */
     int exit_code;
 
@@ -322,6 +350,7 @@ struct agent {
     struct job *jobs;
     unsigned long jobs_ended; /* jobs whose root exited by itself (not a timeout) */
     struct file_op *file_ops;
+    struct file_watch *file_watches;
 
     struct ev ev;
 };
@@ -360,5 +389,8 @@ int guest_boot(struct agent *a);
  * the CRNG reseeded, the clock set. Replies OK or ERROR. */
 void guest_sync(struct agent *a, uint32_t req_id, json_t *req);
 void guest_poweroff(void) __attribute__((noreturn));
+/* oomwatch.c: a guest's calls that its OOM killer hit ("oom_killed" in RESULT) */
+void oomwatch_call_started(struct agent *a, uint32_t req_id);
+void oomwatch_result(struct agent *a, uint32_t req_id, json_t *result);
 
 #endif

@@ -79,7 +79,8 @@ static void dispatch(struct agent *a, const struct proto_hdr *h, const uint8_t *
 {
     log_debug("frame %s req %u len %u", proto_type_name(h->type), h->req_id, h->len);
     if (is_transfer_frame(h->type)) {
-        files_handle_peer_frame(a, h, payload);
+        if (!watch_handle_peer_frame(a, h)) /* a watch's cancel, else a transfer's frame */
+            files_handle_peer_frame(a, h, payload);
         return;
     }
     if (h->req_id == 0) {
@@ -100,14 +101,23 @@ static void dispatch(struct agent *a, const struct proto_hdr *h, const uint8_t *
         a->quit = true;
         break;
     case PROTO_GUEST_SYNC: guest_sync(a, h->req_id, req); break;
-    case PROTO_RUN_CODE: handle_run_code(a, h->req_id, req); break;
-    case PROTO_EXEC: job_handle_exec(a, h->req_id, req); break;
+    case PROTO_RUN_CODE:
+        oomwatch_call_started(a, h->req_id);
+        handle_run_code(a, h->req_id, req);
+        break;
+    case PROTO_EXEC:
+        oomwatch_call_started(a, h->req_id);
+        job_handle_exec(a, h->req_id, req);
+        break;
     case PROTO_SIGNAL: handle_signal(a, h->req_id, req); break;
     case PROTO_FILE_PUT:
     case PROTO_FILE_GET:
     case PROTO_FILE_LIST:
     case PROTO_FILE_DELETE:
-    case PROTO_FILE_MKDIR: files_handle(a, h, req); break;
+    case PROTO_FILE_MKDIR:
+    case PROTO_FILE_STAT:
+    case PROTO_FILE_RENAME: files_handle(a, h, req); break;
+    case PROTO_FILE_WATCH: watch_handle(a, h, req); break;
     default:
         agent_send_error(a, h->req_id, PROTO_ERR_INVALID, "unexpected frame type 0x%02x (%s)", h->type, proto_type_name(h->type));
         break;

@@ -1,4 +1,6 @@
-/* files.c - FILE_PUT / GET / LIST / DELETE / MKDIR inside the sandbox root.
+/* files.c - FILE_PUT / GET / DELETE / MKDIR inside the sandbox root, and
+ * the dispatch of every file request (LIST, STAT, RENAME are files_meta.c;
+ * what they say of a file, fileinfo.c; WATCH is watch.c).
  *
  * Which paths are accepted, and how they are opened inside --root, is
  * pathpolicy.c: this file gets directory and file descriptors from it and
@@ -22,7 +24,6 @@
  * instead of filling the control stream, which every other request of the
  * sandbox shares.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -34,14 +35,12 @@
 #include <openssl/sha.h>
 
 #include "agent.h"
+#include "files_impl.h"
 #include "log.h"
 #include "pathpolicy.h"
 #include "util.h"
 
 #define FILES_HASH_SLICES 4 /* PROTO_DATA_CHUNKs hashed per loop turn before a download starts */
-#define FILES_TMP_PREFIX ".airlock-put-"
-#define FILES_MAX_DEPTH 256 /* recursive delete */
-#define FILES_LIST_BUDGET (PROTO_MAX_PAYLOAD - 64 * 1024)
 
 
 struct file_op {
@@ -179,7 +178,7 @@ static void handle_put(struct agent *a, const struct proto_hdr *h, json_t *req)
     mode_t mode = json_is_integer(jmode) ? (mode_t)(json_integer_value(jmode) & 0777) : 0644;
     char norm[PATHPOLICY_NORM_MAX];
     const char *leaf;
-    cleanup_fd int dfd = pathpolicy_open_write_parent(a, h->req_id, req, true, norm, &leaf);
+    cleanup_fd int dfd = pathpolicy_open_write_parent(a, h->req_id, json_object_get(req, "path"), true, norm, &leaf);
     if (dfd < 0)
         return;
     if (pathpolicy_is_writable_root(norm)) {
@@ -431,139 +430,7 @@ void files_handle_peer_frame(struct agent *a, const struct proto_hdr *h, const u
     }
 }
 
-/* ---- FILE_LIST ------------------------------------------------------------------ */
-
-static int cmp_names(const void *x, const void *y)
-{
-    return strcmp(*(char *const *)x, *(char *const *)y);
-}
-
-static const char *type_name(mode_t m)
-{
-    return S_ISREG(m) ? "file" : S_ISDIR(m) ? "dir" : S_ISLNK(m) ? "symlink" : "other";
-}
-
-static void closedirp(DIR **d)
-{
-    if (*d)
-        closedir(*d);
-}
-
-/* Names of a directory (without . and ..), sorted. NULL-terminated strv. */
-static int read_dir_names(int dirfd, char ***out)
-{
-    int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    __attribute__((cleanup(closedirp))) DIR *d = fdopendir(fd);
-    if (!d) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    size_t n = 0, cap = 64;
-    cleanup_strv char **names = calloc(cap + 1, sizeof(char *));
-    if (!names)
-        return -ENOMEM;
-    struct dirent *de;
-    errno = 0;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        if (n == cap) {
-            char **nn = realloc(names, (cap * 2 + 1) * sizeof(char *));
-            if (!nn)
-                return -ENOMEM;
-            names = nn;
-            cap *= 2;
-        }
-        if (!(names[n] = strdup(de->d_name)))
-            return -ENOMEM;
-        names[++n] = NULL;
-    }
-    if (errno)
-        return -errno;
-    qsort(names, n, sizeof(char *), cmp_names);
-    *out = steal_ptr(&names);
-    return (int)n;
-}
-
-static void handle_list(struct agent *a, const struct proto_hdr *h, json_t *req)
-{
-    char norm[PATHPOLICY_NORM_MAX];
-    struct stat dst;
-    cleanup_fd int fd = pathpolicy_open_read(a, h->req_id, json_object_get(req, "path"), PATHPOLICY_DIR, norm, &dst);
-    if (fd < 0)
-        return;
-    cleanup_strv char **names = NULL;
-    int n = read_dir_names(fd, &names);
-    if (n < 0) {
-        agent_send_errno(a, h->req_id, -n, "readdir", norm);
-        return;
-    }
-    json_t *entries = json_array();
-    size_t budget = 0;
-    bool truncated = false;
-    for (int i = 0; i < n; i++) {
-        if (strncmp(names[i], FILES_TMP_PREFIX, strlen(FILES_TMP_PREFIX)) == 0)
-            continue; /* an upload in flight, not a file yet */
-        struct stat st;
-        if (fstatat(fd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
-            continue; /* deleted meanwhile */
-        json_t *name = json_string(names[i]);
-        if (!name)
-            continue; /* not UTF-8: cannot be represented in JSON */
-        budget += strlen(names[i]) * 6 + 100; /* worst-case escaping + fields */
-        if (budget > FILES_LIST_BUDGET) {
-            json_decref(name);
-            truncated = true;
-            break;
-        }
-        json_array_append_new(entries, json_pack("{s:o, s:s, s:I, s:i, s:I}", "name", name, "type", type_name(st.st_mode), "size",
-                                                 (json_int_t)st.st_size, "mode", (int)(st.st_mode & 07777), "mtime",
-                                                 (json_int_t)st.st_mtim.tv_sec));
-    }
-    json_t *reply = json_pack("{s:s, s:o}", "path", norm, "entries", entries);
-    if (!reply) { /* norm not UTF-8 */
-        reply = json_pack("{s:s, s:o}", "path", "", "entries", entries);
-    }
-    if (truncated)
-        json_object_set_new(reply, "truncated", json_true());
-    agent_send_ok(a, h->req_id, reply);
-}
-
 /* ---- FILE_DELETE ---------------------------------------------------------------- */
-
-/* Delete everything inside the directory `name` of dirfd, never following
- * symlinks (a link to elsewhere is removed, not its target). */
-static int remove_tree_contents(int dirfd, const char *name, int depth)
-{
-    if (depth > FILES_MAX_DEPTH)
-        return -ELOOP;
-    cleanup_fd int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    cleanup_strv char **names = NULL;
-    int n = read_dir_names(fd, &names);
-    if (n < 0)
-        return n;
-    for (int i = 0; i < n; i++) {
-        struct stat st;
-        if (fstatat(fd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
-            if (errno == ENOENT)
-                continue;
-            return -errno;
-        }
-        if (S_ISDIR(st.st_mode)) {
-            int r = remove_tree_contents(fd, names[i], depth + 1);
-            if (r < 0)
-                return r;
-        }
-        if (unlinkat(fd, names[i], S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0 && errno != ENOENT)
-            return -errno;
-    }
-    return 0;
-}
 
 static void handle_delete(struct agent *a, const struct proto_hdr *h, json_t *req)
 {
@@ -574,7 +441,7 @@ static void handle_delete(struct agent *a, const struct proto_hdr *h, json_t *re
     }
     char norm[PATHPOLICY_NORM_MAX];
     const char *leaf;
-    cleanup_fd int dfd = pathpolicy_open_write_parent(a, h->req_id, req, false, norm, &leaf);
+    cleanup_fd int dfd = pathpolicy_open_write_parent(a, h->req_id, json_object_get(req, "path"), false, norm, &leaf);
     if (dfd < 0)
         return;
     if (pathpolicy_is_writable_root(norm)) {
@@ -588,7 +455,7 @@ static void handle_delete(struct agent *a, const struct proto_hdr *h, json_t *re
     }
     if (S_ISDIR(st.st_mode)) {
         if (json_is_true(jrec)) {
-            int r = remove_tree_contents(dfd, leaf, 0);
+            int r = files_remove_tree_contents(dfd, leaf, 0);
             if (r < 0) {
                 agent_send_errno(a, h->req_id, -r, "delete", norm);
                 return;
@@ -610,22 +477,35 @@ static void handle_delete(struct agent *a, const struct proto_hdr *h, json_t *re
 
 /* ---- FILE_MKDIR ----------------------------------------------------------------- */
 
+/* {"path","created"}: whether this call made it (E2B's make_dir answer). */
+static json_t *mkdir_reply(const char *norm, bool created)
+{
+    return json_pack("{s:s, s:b}", "path", norm, "created", created);
+}
+
 static void handle_mkdir(struct agent *a, const struct proto_hdr *h, json_t *req)
 {
     char norm[PATHPOLICY_NORM_MAX];
-    const char *leaf;
-    cleanup_fd int dfd = pathpolicy_open_write_parent(a, h->req_id, req, true, norm, &leaf);
-    if (dfd < 0)
-        return;
-    if (pathpolicy_is_writable_root(norm)) {
-        agent_send_ok(a, h->req_id, NULL); /* exists by construction */
+    const char *leaf, *msg;
+    json_t *jpath = json_object_get(req, "path");
+    /* before the parent is opened: the parent of /home/user is not writable */
+    if (json_is_string(jpath) && path_normalize(json_string_value(jpath), json_string_length(jpath), norm, &msg) == 0 &&
+        pathpolicy_is_writable_root(norm)) {
+        agent_send_ok(a, h->req_id, mkdir_reply(norm, false)); /* exists by construction */
         return;
     }
+    cleanup_fd int dfd = pathpolicy_open_write_parent(a, h->req_id, jpath, true, norm, &leaf);
+    if (dfd < 0)
+        return;
     if (mkdirat(dfd, leaf, 0755) < 0) {
         int e = errno;
         struct stat st;
         if (e == EEXIST && fstatat(dfd, leaf, &st, 0) == 0 && S_ISDIR(st.st_mode)) {
-            agent_send_ok(a, h->req_id, NULL); /* mkdir -p semantics */
+            agent_send_ok(a, h->req_id, mkdir_reply(norm, false)); /* mkdir -p semantics */
+            return;
+        }
+        if (e == EEXIST) {
+            agent_send_error(a, h->req_id, PROTO_ERR_EXISTS, "%s exists and is not a directory", norm);
             return;
         }
         agent_send_errno(a, h->req_id, e, "mkdir", norm);
@@ -635,7 +515,7 @@ static void handle_mkdir(struct agent *a, const struct proto_hdr *h, json_t *req
         agent_send_errno(a, h->req_id, errno, "chown", norm);
         return;
     }
-    agent_send_ok(a, h->req_id, NULL);
+    agent_send_ok(a, h->req_id, mkdir_reply(norm, true));
 }
 
 /* ---- dispatch -------------------------------------------------------------------- */
@@ -653,9 +533,11 @@ void files_handle(struct agent *a, const struct proto_hdr *h, json_t *req)
     switch (h->type) {
     case PROTO_FILE_PUT: handle_put(a, h, req); break;
     case PROTO_FILE_GET: handle_get(a, h, req); break;
-    case PROTO_FILE_LIST: handle_list(a, h, req); break;
+    case PROTO_FILE_LIST: files_handle_list(a, h, req); break;
     case PROTO_FILE_DELETE: handle_delete(a, h, req); break;
     case PROTO_FILE_MKDIR: handle_mkdir(a, h, req); break;
+    case PROTO_FILE_STAT: files_handle_stat(a, h, req); break;
+    case PROTO_FILE_RENAME: files_handle_rename(a, h, req); break;
     default: break;
     }
 }

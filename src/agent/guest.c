@@ -24,7 +24,9 @@
  * with the VM. Parameters come from the kernel command line (the kernel
  * hands init only the words without a dot, so they are read from
  * /proc/cmdline): airlock.scratch=BYTES (the tmpfs cap), airlock.mem=BYTES
- * (the guest's memory, for the spawn policy), airlock.hostname=NAME.
+ * (the guest's memory, for the spawn policy), airlock.pids=N (the jail's
+ * pids.max, here RLIMIT_NPROC of uid 1000: only user code runs as it),
+ * airlock.hostname=NAME.
  *
  * Failures are fatal and printed to the kernel log (/dev/kmsg), which the
  * daemon keeps from the VM's console for its error message.
@@ -58,6 +60,7 @@
 struct guest_params {
     unsigned long long scratch_bytes;
     unsigned long long mem_bytes;
+    unsigned long long pids;
     char hostname[64];
 };
 
@@ -110,6 +113,8 @@ static void parse_cmdline(struct guest_params *gp)
             gp->scratch_bytes = strtoull(w + 16, NULL, 10);
         else if (strncmp(w, "airlock.mem=", 12) == 0)
             gp->mem_bytes = strtoull(w + 12, NULL, 10);
+        else if (strncmp(w, "airlock.pids=", 13) == 0)
+            gp->pids = strtoull(w + 13, NULL, 10);
         else if (strncmp(w, "airlock.hostname=", 17) == 0 && w[17])
             snprintf(gp->hostname, sizeof(gp->hostname), "%s", w + 17);
     }
@@ -331,6 +336,39 @@ static int build_dev(char *err, size_t errlen)
                     err, errlen);
 }
 
+/* /proc of the whole guest, as the jail's is of its pid namespace: user code
+ * (uid 1000) sees only its own processes (hidepid=invisible hides the
+ * guest kernel's threads and the agent), and the jail's masks apply
+ * (sandbox_etc.c): the guest kernel's symbols, keys and timers are no more
+ * readable than the host's are from a jail. */
+static int build_proc(char *err, size_t errlen)
+{
+    int r = do_mount("proc", "/newroot/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible", err,
+                     errlen);
+    if (r < 0)
+        return r;
+    char path[128];
+    for (size_t i = 0; sandbox_proc_masked_files[i]; i++) {
+        snprintf(path, sizeof(path), "/newroot/%s", sandbox_proc_masked_files[i]);
+        if (access(path, F_OK) == 0 && mount("/newroot/dev/null", path, NULL, MS_BIND, NULL) < 0)
+            return gerr(err, errlen, -errno, "mask %s", path);
+    }
+    for (size_t i = 0; sandbox_proc_masked_dirs[i]; i++) {
+        snprintf(path, sizeof(path), "/newroot/%s", sandbox_proc_masked_dirs[i]);
+        if (access(path, F_OK) == 0 &&
+            mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0555,size=4k") < 0)
+            return gerr(err, errlen, -errno, "mask %s", path);
+    }
+    for (size_t i = 0; sandbox_proc_read_only[i]; i++) {
+        snprintf(path, sizeof(path), "/newroot/%s", sandbox_proc_read_only[i]);
+        if (access(path, F_OK) == 0 && (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0 ||
+                                        mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV |
+                                                                    MS_NOEXEC, NULL) < 0))
+            return gerr(err, errlen, -errno, "make %s read-only", path);
+    }
+    return 0;
+}
+
 static int lo_up(char *err, size_t errlen)
 {
     cleanup_fd int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -361,8 +399,7 @@ static int build_root(const struct guest_params *gp, char *err, size_t errlen)
             return gerr(err, errlen, -errno, "symlink %s", links[i][1]);
     if ((r = build_etc(gp, err, errlen)) < 0 || (r = mkdir_p1("/newroot/opt", 0755)) < 0 ||
         (r = bind_ro("/opt/airlock", "/newroot/opt/airlock", true, err, errlen)) < 0 || (r = build_dev(err, errlen)) < 0 ||
-        (r = build_scratch(gp, err, errlen)) < 0 ||
-        (r = do_mount("proc", "/newroot/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err, errlen)) < 0)
+        (r = build_scratch(gp, err, errlen)) < 0 || (r = build_proc(err, errlen)) < 0)
         return r;
     /* nothing more at the top level */
     if (mount(NULL, "/newroot", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=1m") < 0)
@@ -448,6 +485,7 @@ int guest_boot(struct agent *a)
     a->ctl_fd = 3;
     a->guest = true;
     a->memory_limit = gp.mem_bytes;
+    a->pids_limit = gp.pids;
     a->root_path = "/";
     return 0;
 fail:

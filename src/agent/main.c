@@ -108,6 +108,8 @@ static int build_spawn_policy(struct agent *a)
     a->policy.data_limit = RLIM_INFINITY;
     if (a->memory_limit)
         a->policy.data_limit = (rlim_t)(2 * a->memory_limit + (256ull << 20));
+    if (a->pids_limit)
+        a->policy.nproc_limit = (rlim_t)a->pids_limit;
     return 0;
 }
 
@@ -245,6 +247,7 @@ int main(int argc, char **argv)
     r = ev_run(&a);
     kill_children(&a);
     files_free_all(&a);
+    watch_free_all(&a);
     repl_free(&a);
     free(a.root_real);
     log_debug("exiting (%d)", a.exit_code);

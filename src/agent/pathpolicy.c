@@ -1,5 +1,5 @@
 /* pathpolicy.c - which paths the file API (FILE_PUT / GET / LIST / DELETE /
- * MKDIR, files.c) accepts, and how it opens them. Everything that decides
+ * MKDIR / STAT / RENAME, files.c) accepts, and how it opens them. Everything that decides
  * whether a daemon-supplied path may be read or written is in this file.
  *
  * Every path from the daemon is untrusted (the daemon checks the same
@@ -23,10 +23,14 @@
  *   6. and the last component is handled by the caller with *at() calls on
  *      that directory fd, never following a symlink at the leaf (files.c:
  *      O_NOFOLLOW, AT_SYMLINK_NOFOLLOW, renameat of a temporary file).
- * Reads (GET, LIST) check step 5's way too that the file or directory
+ * Reads (GET, LIST, STAT) check step 5's way too that the file or directory
  * reached is not under /proc, /sys or /dev (a symlink /tmp/p -> /proc),
  * by the filesystem type first (procfs, sysfs, devpts) and by the path
- * read back. The writable prefixes themselves can be neither deleted nor
+ * read back; STAT describes the leaf itself (a symlink is not followed), so
+ * that check is of the directory holding it, and LIST with a depth walks
+ * into no directory that is a kernel interface (pathpolicy_may_walk). A
+ * RENAME is a write at both ends: each is opened as a write's parent. The
+ * writable prefixes themselves can be neither deleted nor
  * replaced by a file (pathpolicy_is_writable_root).
  *
  * The kernel adds two walls behind these: the agent's Landlock domain
@@ -205,10 +209,11 @@ static int ensure_dirs(struct agent *a, const char *norm, bool include_leaf, cha
 
 /* Parse the path of a write request and open its parent directory (creating
  * it if asked). Sends the ERROR itself and returns -1 on failure. */
-int pathpolicy_open_write_parent(struct agent *a, uint32_t req_id, json_t *req, bool create, char *norm, const char **leaf)
+int pathpolicy_open_write_parent(struct agent *a, uint32_t req_id, json_t *jpath, bool create, char *norm,
+                                 const char **leaf)
 {
     const char *msg;
-    if (path_normalize_json(json_object_get(req, "path"), norm, &msg) < 0) {
+    if (path_normalize_json(jpath, norm, &msg) < 0) {
         agent_send_error(a, req_id, PROTO_ERR_INVALID, "%s", msg);
         return -1;
     }
@@ -284,4 +289,42 @@ int pathpolicy_open_read(struct agent *a, uint32_t req_id, json_t *jpath, enum p
         return -1;
     }
     return steal_fd(&fd);
+}
+
+/* STAT: the directory holding the path (O_PATH), checked as a read, with
+ * *leaf the last component ("" for "/": then the fd is "/" itself, for
+ * AT_EMPTY_PATH); or -1 with the ERROR sent. */
+int pathpolicy_open_read_parent(struct agent *a, uint32_t req_id, json_t *jpath, char *norm, const char **leaf)
+{
+    const char *msg;
+    if (path_normalize_json(jpath, norm, &msg) < 0) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "%s", msg);
+        return -1;
+    }
+    if (path_is_kernel(norm)) {
+        agent_send_error(a, req_id, PROTO_ERR_FORBIDDEN, "%s: " KERNEL_PATH_MSG, norm);
+        return -1;
+    }
+    char parent[PATHPOLICY_NORM_MAX];
+    path_split(norm, parent, leaf);
+    cleanup_fd int dfd = open_in_root(a, parent, O_PATH | O_DIRECTORY);
+    if (dfd < 0) {
+        agent_send_errno(a, req_id, -dfd, "open", parent);
+        return -1;
+    }
+    if (fd_is_kernel(a, dfd)) {
+        agent_send_error(a, req_id, PROTO_ERR_FORBIDDEN, "%s: " KERNEL_PATH_MSG, norm);
+        return -1;
+    }
+    return steal_fd(&dfd);
+}
+
+bool pathpolicy_may_walk(struct agent *a, int dirfd, const char *norm)
+{
+    return !path_is_kernel(norm) && !fd_is_kernel(a, dirfd);
+}
+
+int pathpolicy_open_system_file(struct agent *a, const char *path)
+{
+    return open_in_root(a, path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
 }

@@ -263,6 +263,11 @@ static void child_set_rlimits(int errfd, const struct spawn_policy *policy)
         if (setrlimit(limits[i].res, &rl) < 0)
             child_fail(errfd, errno, false, "setrlimit %s %llu", limits[i].name, (unsigned long long)limits[i].value);
     }
+    /* in a vm guest, the pids cgroup of the jail: every user process runs
+     * as uid 1000, and RLIMIT_NPROC counts that uid's processes and threads */
+    struct rlimit np = {policy->nproc_limit, policy->nproc_limit};
+    if (policy->nproc_limit && setrlimit(RLIMIT_NPROC, &np) < 0)
+        child_fail(errfd, errno, false, "setrlimit RLIMIT_NPROC %llu", (unsigned long long)policy->nproc_limit);
     struct rlimit data = {policy->data_limit, policy->data_limit};
     if (setrlimit(RLIMIT_DATA, &data) < 0)
         child_fail(errfd, errno, false, "setrlimit RLIMIT_DATA %llu", (unsigned long long)policy->data_limit);

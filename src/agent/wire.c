@@ -93,6 +93,7 @@ static size_t json_size(json_t *o)
 
 void agent_send_result(struct agent *a, uint32_t req_id, json_t *obj)
 {
+    oomwatch_result(a, req_id, obj);
     if (json_size(obj) > PROTO_MAX_PAYLOAD) {
         json_object_set_new(obj, "results", json_array());
         json_object_set_new(obj, "results_truncated", json_true());

@@ -139,6 +139,7 @@ extern const struct cli_command cmd_create, cmd_ls, cmd_info, cmd_rm, cmd_logs; 
 extern const struct cli_command cmd_egress;                                        /* cmd_egress.c */
 extern const struct cli_command cmd_run, cmd_exec, cmd_install_wheels;            /* cmd_run.c */
 extern const struct cli_command cmd_upload, cmd_download;                         /* cmd_files.c */
+extern const struct cli_command cmd_files;                                        /* cmd_fileops.c */
 extern const struct cli_command cmd_keys;                                         /* cmd_keys.c */
 extern const struct cli_command cmd_template;                                     /* cmd_templates.c */
 extern const struct cli_command cmd_mcp;                                          /* cmd_mcp.c */

@@ -15,6 +15,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #define DEFAULT_URL "http://127.0.0.1:7070"
 /* An answer bigger than this that we keep in memory is a broken daemon. */
@@ -144,11 +146,12 @@ struct sink {
     struct membuf mem;   /* SINK_MEM body, or SINK_LINES partial line */
     struct membuf err;   /* body of an error answer */
     FILE *file;          /* SINK_FILE */
+    uint64_t written;    /* SINK_FILE: bytes written (inflated, for a gzip download) */
     EVP_MD_CTX *sha;     /* SINK_FILE: sha256 of the body so far */
     client_event_cb cb;  /* SINK_LINES */
     void *ud;
     bool failed;         /* the sink itself failed (write error, bad line, cb stop) */
-    bool ended;          /* SINK_LINES: the terminal event ("exit" or "error") came */
+    bool ended;          /* SINK_LINES: the terminal event ("exit", "end" of a watch, or "error") came */
     int cb_rc;
 };
 
@@ -165,7 +168,7 @@ static int sink_line(struct sink *s, const char *line, size_t n)
         return -1;
     }
     const char *type = json_string_value(json_object_get(ev, "type"));
-    if (type && (strcmp(type, "exit") == 0 || strcmp(type, "error") == 0))
+    if (type && (strcmp(type, "exit") == 0 || strcmp(type, "end") == 0 || strcmp(type, "error") == 0))
         s->ended = true;
     int rc = s->cb(ev, s->ud);
     json_decref(ev);
@@ -206,6 +209,7 @@ static size_t sink_write(char *data, size_t size, size_t nmemb, void *ud)
             set_err(s->c, 0, "io", "write failed: %m");
             goto fail;
         }
+        s->written += n;
         return n;
     case SINK_LINES: {
         /* Hand every complete line to the callback as soon as it arrives;
@@ -290,6 +294,7 @@ struct upload_src {
     FILE *f;
     curl_off_t size;
     char sha_hdr[96]; /* "X-Content-SHA256: <hex>", or "" */
+    bool gzip;        /* f holds the content gzip-compressed: Content-Encoding: gzip */
 };
 
 static size_t upload_read(char *buf, size_t size, size_t nitems, void *ud)
@@ -326,6 +331,8 @@ static int perform(struct client *c, const char *method, const char *path, const
     SETOPT(c, CURLOPT_NOPROGRESS, 0L);
     SETOPT(c, CURLOPT_XFERINFOFUNCTION, abort_hook);
     SETOPT(c, CURLOPT_XFERINFODATA, c);
+    if (c->gzip && s->kind == SINK_FILE) /* a download: libcurl inflates what the daemon deflates */
+        SETOPT(c, CURLOPT_ACCEPT_ENCODING, "gzip");
     SETOPT(c, CURLOPT_WRITEFUNCTION, sink_write);
     SETOPT(c, CURLOPT_WRITEDATA, s);
 
@@ -342,6 +349,8 @@ static int perform(struct client *c, const char *method, const char *path, const
         SETOPT(c, CURLOPT_READDATA, upload);
         SETOPT(c, CURLOPT_INFILESIZE_LARGE, upload->size);
         if (add_header(c, &hdrs, "Content-Type: application/octet-stream") < 0)
+            return CLIENT_ETRANSPORT;
+        if (upload->gzip && add_header(c, &hdrs, "Content-Encoding: gzip") < 0)
             return CLIENT_ETRANSPORT;
         if (upload->sha_hdr[0] && add_header(c, &hdrs, upload->sha_hdr) < 0)
             return CLIENT_ETRANSPORT;
@@ -444,6 +453,8 @@ int client_stream(struct client *c, const char *path, json_t *body, client_event
 {
     cleanup_sink struct sink s = {.c = c, .kind = SINK_LINES, .cb = cb, .ud = ud};
     memset(&c->err, 0, sizeof(c->err));
+    if (!body) /* a stream to read (a watch): GET */
+        return perform(c, "GET", path, NULL, NULL, "application/x-ndjson", &s);
     cleanup_free char *json_body = json_dumps(body, JSON_COMPACT);
     if (!json_body) {
         set_err(c, 0, "internal", "cannot encode the request as JSON");
@@ -485,6 +496,47 @@ static int file_sha256(struct client *c, FILE *f, curl_off_t size, char out[65])
     return 0;
 }
 
+static void fclosep(FILE **f)
+{
+    if (*f)
+        fclose(*f);
+}
+
+/* The next size bytes of f, gzip-compressed (level 1) into an anonymous
+ * temporary file, rewound; its size in *out_size. NULL with c->err set. */
+static FILE *gzip_to_tmp(struct client *c, FILE *f, curl_off_t size, curl_off_t *out_size)
+{
+    FILE *tmp = tmpfile();
+    int zfd = tmp ? dup(fileno(tmp)) : -1;
+    gzFile z = zfd >= 0 ? gzdopen(zfd, "wb1") : NULL;
+    if (!z) {
+        if (zfd >= 0)
+            close(zfd);
+        if (tmp)
+            fclose(tmp);
+        set_err(c, 0, "io", "cannot make a temporary file to compress the upload: %m");
+        return NULL;
+    }
+    char buf[65536];
+    bool ok = true;
+    for (curl_off_t left = size; ok && left > 0;) {
+        size_t n = fread(buf, 1, left < (curl_off_t)sizeof(buf) ? (size_t)left : sizeof(buf), f);
+        if (n == 0)
+            break;
+        ok = gzwrite(z, buf, (unsigned)n) == (int)n;
+        left -= (curl_off_t)n;
+    }
+    ok = gzclose(z) == Z_OK && ok && !ferror(f);
+    long end = ok ? ftell(tmp) : -1;
+    if (!ok || end < 0 || fseek(tmp, 0, SEEK_SET) != 0) {
+        fclose(tmp);
+        set_err(c, 0, "io", "cannot compress the upload: %m");
+        return NULL;
+    }
+    *out_size = (curl_off_t)end;
+    return tmp;
+}
+
 int client_upload(struct client *c, const char *path, FILE *f, curl_off_t size, json_t **out)
 {
     cleanup_sink struct sink s = {.c = c, .kind = SINK_MEM};
@@ -492,11 +544,19 @@ int client_upload(struct client *c, const char *path, FILE *f, curl_off_t size, 
     memset(&c->err, 0, sizeof(c->err));
     if (out)
         *out = NULL;
-    /* the agent checks the digest before it puts the file in place */
+    /* the agent checks the digest (of the content, not of its gzip form)
+     * before it puts the file in place */
     char sha[65];
     if (file_sha256(c, f, size, sha) < 0)
         return CLIENT_ETRANSPORT;
     snprintf(u.sha_hdr, sizeof(u.sha_hdr), "X-Content-SHA256: %s", sha);
+    __attribute__((cleanup(fclosep))) FILE *gz = NULL;
+    if (c->gzip) {
+        if (!(gz = gzip_to_tmp(c, f, size, &u.size)))
+            return CLIENT_ETRANSPORT;
+        u.f = gz;
+        u.gzip = true;
+    }
     int r = perform(c, "PUT", path, NULL, &u, "application/json", &s);
     if (r < 0)
         return r;
@@ -524,6 +584,15 @@ int client_download(struct client *c, const char *path, FILE *out)
         return CLIENT_ETRANSPORT;
     }
     struct curl_header *h = NULL;
+    /* gzip has no Content-Length: the daemon gives the file's size apart
+     * (a cut gzip body already failed: no trailer) */
+    if (curl_easy_header(c->curl, "X-Content-Length", 0, CURLH_HEADER, -1, &h) == CURLHE_OK && h && h->value &&
+        strtoull(h->value, NULL, 10) != s.written) {
+        set_err(c, 0, "connection", "download cut short: %llu of %s bytes arrived", (unsigned long long)s.written,
+                h->value);
+        return CLIENT_ETRANSPORT;
+    }
+    h = NULL;
     if (curl_easy_header(c->curl, "X-Content-SHA256", 0, CURLH_HEADER, -1, &h) == CURLHE_OK && h && h->value) {
         unsigned char d[EVP_MAX_MD_SIZE];
         unsigned dl = 0;

@@ -35,6 +35,7 @@ struct client {
     /* When non-NULL and set, transfers in progress are aborted (Ctrl-C in `run`). */
     volatile sig_atomic_t *abort_flag;
     long timeout_s;    /* whole-transfer timeout, 0 = none */
+    bool gzip;         /* downloads ask for gzip (libcurl inflates), uploads are sent gzip (--gzip) */
     struct client_error err;
     char curl_err[CURL_ERROR_SIZE];
 };
@@ -51,7 +52,8 @@ int client_json(struct client *c, const char *method, const char *path, json_t *
 
 /* Callback for client_stream: one NDJSON event. Return 0 to continue. */
 typedef int (*client_event_cb)(json_t *event, void *ud);
-/* POST body with Accept: application/x-ndjson, calling cb for every line as it arrives. */
+/* POST body (NULL: GET, no body) with Accept: application/x-ndjson, calling
+ * cb for every line as it arrives. */
 int client_stream(struct client *c, const char *path, json_t *body, client_event_cb cb, void *ud);
 
 /* PUT the open file f (size bytes from its current position), read in chunks. */

@@ -52,6 +52,7 @@ int do_upload(struct client *c, const char *id, const char *local, const char *r
 static int upload_run(struct cli_ctx *ctx, int argc, char **argv)
 {
     (void)argc;
+    ctx->client.gzip = cli_opt(ctx, "gzip")->count > 0;
     json_auto_t *out = NULL;
     if (do_upload(&ctx->client, argv[0], argv[1], argv[2], &out) < 0)
         return EXIT_ERROR;
@@ -63,11 +64,17 @@ static int upload_run(struct cli_ctx *ctx, int argc, char **argv)
     return 0;
 }
 
+static const struct cli_option gzip_options[] = {
+    {.name = "gzip", .help = "compress on the way (Content-Encoding: gzip; the sha256 is still of the file)"},
+    {0},
+};
+
 const struct cli_command cmd_upload = {
     .name = "upload",
     .summary = "copy a local file into a sandbox",
     .args = "ID LOCAL REMOTE",
     .description = "Copy the local file LOCAL to REMOTE in the sandbox (streamed).",
+    .options = gzip_options,
     .min_args = 3,
     .max_args = 3,
     .needs_client = true,
@@ -109,6 +116,7 @@ static int download_to(struct cli_ctx *ctx, const char *path, const char *local)
 
 static int download_run(struct cli_ctx *ctx, int argc, char **argv)
 {
+    ctx->client.gzip = cli_opt(ctx, "gzip")->count > 0;
     const char *id = argv[0], *remote = argv[1];
     cleanup_free char *rcopy = strdup(remote);
     if (!rcopy)
@@ -137,6 +145,7 @@ const struct cli_command cmd_download = {
     .summary = "copy a file out of a sandbox",
     .args = "ID REMOTE [LOCAL|-]",
     .description = "Copy REMOTE out of the sandbox to LOCAL (default: its base name; '-' = stdout).",
+    .options = gzip_options,
     .min_args = 2,
     .max_args = 3,
     .needs_client = true,

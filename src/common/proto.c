@@ -116,6 +116,10 @@ const char *proto_type_name(uint8_t type)
     case PROTO_FILE_MKDIR: return "FILE_MKDIR";
     case PROTO_FILE_DATA: return "FILE_DATA";
     case PROTO_FILE_ACK: return "FILE_ACK";
+    case PROTO_FILE_STAT: return "FILE_STAT";
+    case PROTO_FILE_RENAME: return "FILE_RENAME";
+    case PROTO_FILE_WATCH: return "FILE_WATCH";
+    case PROTO_FILE_EVENT: return "FILE_EVENT";
     case PROTO_STDOUT: return "STDOUT";
     case PROTO_STDERR: return "STDERR";
     case PROTO_RESULT: return "RESULT";

@@ -51,11 +51,16 @@ enum proto_type {
     PROTO_FILE_PUT = 0x20,    /* {"path","mode"} then FILE_DATA frames, last with END -> OK {"path","size"} */
     PROTO_FILE_GET = 0x21,    /* {"path"} -> OK {"size","mode"} (no END), FILE_DATA..., last with END;
                                * paced by FILE_ACK, cancelled by an ERROR from the daemon */
-    PROTO_FILE_LIST = 0x22,   /* {"path"} -> OK {"path","entries":[{"name","type","size","mode","mtime"}]} */
+    PROTO_FILE_LIST = 0x22,   /* {"path","depth"} -> OK {"path","entries":[info...],"truncated"?} (info: FILE_STAT) */
     PROTO_FILE_DELETE = 0x23, /* {"path","recursive"} -> OK */
-    PROTO_FILE_MKDIR = 0x24,  /* {"path"} -> OK */
+    PROTO_FILE_MKDIR = 0x24,  /* {"path"} -> OK {"path","created"} (parents made; an existing dir: created false) */
     PROTO_FILE_DATA = 0x25,   /* raw bytes, both directions */
     PROTO_FILE_ACK = 0x26,    /* {"bytes":n} with a FILE_GET's id: n more bytes consumed. No reply */
+    PROTO_FILE_STAT = 0x27,   /* {"path"} -> OK {"path","name","type","size","mode","mode_octal","permissions",
+                               *  "owner","group","uid","gid","mtime","modified_at","symlink_target"} (not followed) */
+    PROTO_FILE_RENAME = 0x28, /* {"path","to","overwrite"} -> OK info of "to" (FILE_STAT's fields) */
+    PROTO_FILE_WATCH = 0x29,  /* {"path","recursive"} -> OK {"path","recursive","dirs"} (no END), FILE_EVENT...;
+                               * the last (if the directory goes) with END and "end"; cancelled by an ERROR */
 
     /* agent -> daemon */
     PROTO_STDOUT = 0x40, /* raw bytes of the request's stdout */
@@ -65,6 +70,7 @@ enum proto_type {
     PROTO_OK = 0x43,     /* JSON reply to a control request */
     PROTO_ERROR = 0x44,  /* END. {"code","message"}: the request failed */
     PROTO_LOG = 0x45,    /* req_id 0. one line of the agent's own log (text, <= PROTO_LOG_MAX) */
+    PROTO_FILE_EVENT = 0x46, /* a FILE_WATCH's {"events":[{"type","path","is_dir"}],"end"?} */
 };
 
 struct proto_hdr {

@@ -23,4 +23,17 @@ const char sandbox_etc_hostname_fmt[] = "%s\n";
 const char *const sandbox_etc_host_files[] = {
     "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "matplotlibrc", "fonts", "mime.types",
 };
+const char *const sandbox_proc_masked_files[] = {
+    "proc/kcore", "proc/keys", "proc/latency_stats", "proc/timer_list", "proc/timer_stats", "proc/sched_debug",
+    "proc/kallsyms", "proc/modules", "proc/config.gz",
+    /* host-wide tables and counters that list or count other tenants'
+     * objects (docs/security.md, "Shared kernel objects") */
+    "proc/locks", "proc/cgroups", "proc/key-users", "proc/sys/kernel/pty/nr", "proc/sys/fs/file-nr",
+    "proc/sys/fs/inode-nr", "proc/sys/fs/inode-state", "proc/sys/fs/dentry-state", "proc/sys/fs/aio-nr", NULL,
+};
+/* pressure: the host's PSI, moved by every tenant's load */
+const char *const sandbox_proc_masked_dirs[] = {"proc/acpi", "proc/asound", "proc/scsi", "proc/pressure", NULL};
+const char *const sandbox_proc_read_only[] = {"proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger",
+                                              NULL};
+
 const size_t sandbox_etc_n_host_files = sizeof(sandbox_etc_host_files) / sizeof(sandbox_etc_host_files[0]);

@@ -23,4 +23,12 @@ extern const char sandbox_etc_hostname_fmt[];
 extern const char *const sandbox_etc_host_files[];
 extern const size_t sandbox_etc_n_host_files;
 
+/* /proc as every sandbox sees it (Docker's MaskedPaths and ReadonlyPaths,
+ * plus host-wide tables): files covered by /dev/null, directories by an
+ * empty read-only tmpfs, paths made read-only; relative to the new root.
+ * The jail's mnt.c says why each is there. NULL-terminated. */
+extern const char *const sandbox_proc_masked_files[];
+extern const char *const sandbox_proc_masked_dirs[];
+extern const char *const sandbox_proc_read_only[];
+
 #endif

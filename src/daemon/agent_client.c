@@ -24,6 +24,7 @@ struct agent_req {
     struct agent_frame *head, *tail;
     size_t bytes;
     bool dropped_stdout, dropped_stderr; /* output frames dropped: queue full */
+    bool dropped_events;                 /* FILE_EVENT frames dropped (a watch nobody reads); cleared when asked */
     struct agent_req *next;
 };
 
@@ -122,6 +123,8 @@ static void *reader_main(void *arg)
                 req->dropped_stdout = true;
             else if (h.type == PROTO_STDERR)
                 req->dropped_stderr = true;
+            else if (h.type == PROTO_FILE_EVENT)
+                req->dropped_events = true; /* said in the watch's stream ("overflow"), not once per frame here */
             else
                 log_warn("agent %s: dropped %s frame: request %u has %zu bytes queued", c->name,
                          proto_type_name(h.type), h.req_id, req->bytes);
@@ -350,7 +353,9 @@ int agent_req_next(struct agent_req *r, uint64_t deadline_ms, struct agent_frame
 bool agent_req_output_dropped(struct agent_req *r, uint8_t type)
 {
     pthread_mutex_lock(&r->c->lock);
-    bool dropped = type == PROTO_STDOUT ? r->dropped_stdout : r->dropped_stderr;
+    bool dropped = type == PROTO_STDOUT ? r->dropped_stdout : type == PROTO_STDERR ? r->dropped_stderr : r->dropped_events;
+    if (type == PROTO_FILE_EVENT)
+        r->dropped_events = false; /* each loss is reported once */
     pthread_mutex_unlock(&r->c->lock);
     return dropped;
 }

@@ -71,7 +71,9 @@ int agent_req_send(struct agent_req *r, uint8_t type, uint16_t flags, const void
 /* Next frame of this request. deadline_ms is CLOCK_MONOTONIC ms (0: do not
  * wait). 0 and *out set; -ETIMEDOUT; -EPIPE when the agent is gone. */
 int agent_req_next(struct agent_req *r, uint64_t deadline_ms, struct agent_frame **out);
-/* Whether output frames of this request were dropped (a full queue). */
+/* Whether output frames of this request (STDOUT, STDERR, or FILE_EVENT:
+ * then the flag is cleared, so each loss is said once) were dropped (a
+ * full queue). */
 bool agent_req_output_dropped(struct agent_req *r, uint8_t type);
 /* Unregister (later frames for the id are dropped) and free. NULL is fine. */
 void agent_req_free(struct agent_req *r);

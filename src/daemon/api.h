@@ -35,6 +35,14 @@ void api_files_put_cleanup(struct http_req *req);
 void api_files_get(struct http_req *req);
 void api_files_list(struct http_req *req);
 void api_files_delete(struct http_req *req);
+void api_files_batch_begin(struct http_req *req); /* api_files_batch.c: POST, multipart */
+void api_files_batch_data(struct http_req *req, const char *data, size_t size);
+void api_files_batch_end(struct http_req *req);
+void api_files_batch_cleanup(struct http_req *req);
+void api_files_mkdir(struct http_req *req);
+void api_files_watch(struct http_req *req); /* api_files_watch.c: NDJSON stream */
+void api_files_rename(struct http_req *req);
+void api_files_info(struct http_req *req);
 
 /* api_code.c */
 void api_code(struct http_req *req);

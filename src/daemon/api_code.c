@@ -155,6 +155,9 @@ static json_t *result_fields(struct run *run, const struct agent_frame *f)
                             json_is_true(json_object_get(res, "timed_out")), "killed_signal",
                             json_is_integer(ks) ? json_incref(ks) : json_null(), "repl_restarted",
                             run->repl_restarted);
+    /* a vm guest's agent says so itself (src/agent/oomwatch.c): its
+     * processes are in no host cgroup of their own */
+    bool guest_oom = json_is_true(json_object_get(res, "oom_killed"));
     json_decref(res);
     if (!out)
         return NULL;
@@ -162,7 +165,7 @@ static json_t *result_fields(struct run *run, const struct agent_frame *f)
     /* only a failed run can have been an OOM kill: a successful one (the
      * common case) skips reading the cgroup counter again */
     bool failed = json_is_object(json_object_get(out, "error")) || json_integer_value(json_object_get(out, "killed_signal")) == SIGKILL;
-    if (failed && sandbox_oom_kills(run->sb) > run->oom_before) {
+    if (failed && (guest_oom || sandbox_oom_kills(run->sb) > run->oom_before)) {
         char msg[256];
         if (!run->is_exec && strcmp(run->language, "python") == 0)
             snprintf(msg, sizeof(msg),

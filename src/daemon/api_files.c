@@ -1,5 +1,6 @@
-/* api_files.c - files inside a sandbox: PUT (streamed upload), GET (streamed
- * download), list, delete. File bytes pass through the daemon in chunks and
+/* api_files.c - files inside a sandbox: PUT (streamed upload) and GET
+ * (streamed download), both optionally gzip; the other files routes are
+ * api_files_ops.c, api_files_batch.c and api_files_watch.c. File bytes pass through the daemon in chunks and
  * are never written to the host disk nor held whole in memory: an upload
  * chunk from libmicrohttpd becomes a FILE_DATA frame at once, a download
  * frame is copied to the client as the client reads, and acknowledged to
@@ -11,16 +12,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api.h"
 #include "api_errors.h"
+#include "api_files.h"
+#include "gzip.h"
 #include "log.h"
 #include "path.h"
 #include "proto.h"
 #include "registry.h"
 #include "util.h"
 
-#define FILE_OP_TIMEOUT_MS 120000   /* list, delete, final upload reply */
+/* FILE_OP_TIMEOUT_MS (list, delete, final upload reply) is api_files.h's */
 #define DOWNLOAD_FRAME_TIMEOUT_MS 120000
 #define GONE_POLL_MS 1000
 #define DOWNLOAD_ACK_BATCH PROTO_DATA_CHUNK /* acknowledge in chunks: few frames */
@@ -31,7 +35,7 @@ _Static_assert(PROTO_GET_WINDOW <= AGENT_QUEUE_MAX_BYTES, "download window large
 
 /* The reply for a failed agent request: 410 if the sandbox expired under
  * it, 503 if its agent went away, else the error as filled. */
-static void reply_agent_error(struct http_req *req, struct sandbox *sb, int r, struct api_error *err)
+void api_files_reply_agent_error(struct http_req *req, struct sandbox *sb, int r, struct api_error *err)
 {
     if (r == -EPIPE)
         api_error_gone(err, sb);
@@ -48,38 +52,54 @@ static void reply_agent_error(struct http_req *req, struct sandbox *sb, int r, s
  * NUL (libmicrohttpd decodes %00: the value is longer than its C string,
  * which would name another file), invalid UTF-8, and /proc, /sys, /dev
  * (src/common/path.h). http.c refuses NULs in every query value already;
- * this is the files routes' own check. */
-static const char *path_param(struct http_req *req, bool required, const char *dflt, char *norm, bool names_file)
+ * this is the files routes' own check. The rename's destination (`to`) is
+ * a path too and is checked the same way (path_param_named). */
+static const char *path_param_named(struct http_req *req, const char *name, bool required, const char *dflt,
+                                    char *norm, bool names_file)
 {
     const char *path = NULL;
     size_t len = 0;
-    if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, "path", 4, &path, &len) != MHD_YES || !path ||
-        len == 0) {
+    if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &path, &len) != MHD_YES ||
+        !path || len == 0) {
         if (!required) {
             snprintf(norm, PATH_NORM_MAX, "%s", dflt);
             return norm;
         }
-        http_reply_errorf(req, 400, "invalid_request", "the path query parameter is required");
+        http_reply_errorf(req, 400, "invalid_request", "the %s query parameter is required", name);
         return NULL;
     }
-    const char *msg;
-    if (path_normalize(path, len, norm, &msg) < 0) {
-        http_reply_errorf(req, 400, "invalid_request", "%s", msg);
-        return NULL;
-    }
-    if (path_is_kernel(norm)) {
-        http_reply_errorf(req, 400, "path_forbidden",
-                          "%s is under /proc, /sys or /dev: kernel interfaces, not files; the file API refuses them",
-                          norm);
-        return NULL;
-    }
-    if (names_file && path[len - 1] == '/') {
-        http_reply_errorf(req, 400, "invalid_request",
-                          "path %s ends in '/': name the file to write (the CLI and SDK add the local file's name)",
-                          path);
+    struct api_error err = {0};
+    if (api_files_check_path(path, len, norm, names_file, &err) < 0) {
+        http_reply_error(req, &err);
         return NULL;
     }
     return norm;
+}
+
+int api_files_check_path(const char *path, size_t len, char *norm, bool names_file, struct api_error *err)
+{
+    const char *msg;
+    if (path_normalize(path, len, norm, &msg) < 0)
+        return api_error_set(err, -EINVAL, 400, "invalid_request", "%s", msg);
+    if (path_is_kernel(norm))
+        return api_error_set(err, -EINVAL, 400, "path_forbidden",
+                             "%s is under /proc, /sys or /dev: kernel interfaces, not files; the file API refuses them",
+                             norm);
+    if (names_file && (len == 0 || path[len - 1] == '/'))
+        return api_error_set(err, -EINVAL, 400, "invalid_request",
+                             "path %.*s ends in '/': name the file to write (the CLI and SDK add the local file's name)",
+                             (int)(len > 400 ? 400 : len), path);
+    return 0;
+}
+
+const char *api_files_path_param(struct http_req *req, const char *name, bool required, char *norm)
+{
+    return path_param_named(req, name, required, "/home/user", norm, false);
+}
+
+static const char *path_param(struct http_req *req, bool required, const char *dflt, char *norm, bool names_file)
+{
+    return path_param_named(req, "path", required, dflt, norm, names_file);
 }
 
 /* X-Content-SHA256 of an upload: 0 with hex lower-cased into out (65
@@ -102,7 +122,7 @@ static int upload_digest(struct http_req *req, char *out)
  * written is refused with 503 audit_unavailable and does not happen. Its
  * outcome is added to the same row afterwards (best effort: the act is
  * on record either way). 0 and *row, or -errno with the reply made. */
-static int audit_before(struct http_req *req, const char *action, const char *path, long long size, int64_t *row)
+int api_files_audit_before(struct http_req *req, const char *action, const char *path, long long size, int64_t *row)
 {
     json_t *detail = size >= 0 ? json_pack("{s:s,s:I}", "path", path, "size", (json_int_t)size)
                                : json_pack("{s:s}", "path", path);
@@ -117,7 +137,7 @@ static int audit_before(struct http_req *req, const char *action, const char *pa
     return r;
 }
 
-static void audit_outcome(struct http_req *req, int64_t row, json_t *outcome)
+void api_files_audit_outcome(struct http_req *req, int64_t row, json_t *outcome)
 {
     if (row > 0 && outcome)
         (void)store_audit_outcome(req->d->store, row, outcome);
@@ -131,6 +151,8 @@ struct upload {
     struct agent_req *areq;
     char *path;
     uint64_t received;
+    struct gunzip *gz;  /* Content-Encoding: gzip: inflated on the way */
+    uint64_t inflated;  /* bytes the agent got (received, unless gz) */
     bool done; /* the request is over on the agent side (END or ERROR sent, or it answered) */
     int64_t audit_row;  /* the upload's event, written before the first byte went to the agent */
     long long stored;   /* bytes the agent confirmed, or -1: not (yet) stored */
@@ -181,8 +203,16 @@ void api_files_put_begin(struct http_req *req)
                           (unsigned long long)(max >> 20));
         return;
     }
+    const char *ce = http_header(req, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    bool gz = ce && strcasecmp(ce, "gzip") == 0;
+    if (ce && !gz && strcasecmp(ce, "identity") != 0) {
+        http_reply_errorf(req, 400, "invalid_request", "Content-Encoding %s: an upload is raw or gzip", ce);
+        return;
+    }
     struct upload *u = calloc(1, sizeof(*u));
-    if (!u || !(u->path = strdup(path))) {
+    if (!u || !(u->path = strdup(path)) || (gz && gunzip_new(&u->gz) < 0)) {
+        if (u)
+            free(u->path);
         free(u);
         http_reply_errorf(req, 500, "internal", "out of memory");
         return;
@@ -191,7 +221,7 @@ void api_files_put_begin(struct http_req *req)
     u->stored = -1;
     if (!(u->sb = api_route_sandbox(req)))
         return;
-    if (audit_before(req, "upload", u->path, -1, &u->audit_row) < 0)
+    if (api_files_audit_before(req, "upload", u->path, -1, &u->audit_row) < 0)
         return;
     json_t *payload = json_pack("{s:s,s:i}", "path", path, "mode", (int)mode);
     if (payload && dr == 0) /* the agent checks it before it renames the file into place */
@@ -202,7 +232,7 @@ void api_files_put_begin(struct http_req *req)
         u->done = true;
         struct api_error err = {0};
         api_error_set(&err, r, 500, "internal", "send FILE_PUT: %s", strerror(-r));
-        reply_agent_error(req, u->sb, r, &err);
+        api_files_reply_agent_error(req, u->sb, r, &err);
     }
 }
 
@@ -216,12 +246,51 @@ static bool upload_check_agent(struct http_req *req, struct upload *u)
     struct api_error err = {0};
     u->done = true;
     if (r < 0)
-        reply_agent_error(req, u->sb, r, &err);
+        api_files_reply_agent_error(req, u->sb, r, &err);
     else if (f->type == PROTO_ERROR)
-        reply_agent_error(req, u->sb, api_error_from_agent(&err, (const char *)f->data, f->len), &err);
+        api_files_reply_agent_error(req, u->sb, api_error_from_agent(&err, (const char *)f->data, f->len), &err);
     else
         http_reply_errorf(req, 500, "internal", "agent answered FILE_PUT early with %s", proto_type_name(f->type));
     return false;
+}
+
+/* File bytes to the agent, in frames of PROTO_DATA_CHUNK; -errno after
+ * replying. */
+static int upload_send(struct http_req *req, struct upload *u, const char *data, size_t size)
+{
+    u->inflated += size;
+    uint64_t max = req->d->cfg.max_upload_bytes;
+    if (u->inflated > max) { /* a gzip body that inflates past the limit */
+        upload_abort(u, "payload_too_large", "upload exceeds the daemon's limit");
+        http_reply_errorf(req, 413, "payload_too_large", "upload larger than %llu MiB (inflated)",
+                          (unsigned long long)(max >> 20));
+        return -EFBIG;
+    }
+    while (size > 0) {
+        size_t n = size < PROTO_DATA_CHUNK ? size : PROTO_DATA_CHUNK;
+        int r = agent_req_send(u->areq, PROTO_FILE_DATA, 0, data, n);
+        if (r < 0) {
+            u->done = true;
+            struct api_error err = {0};
+            api_error_set(&err, r, 500, "internal", "send FILE_DATA: %s", strerror(-r));
+            api_files_reply_agent_error(req, u->sb, r, &err);
+            return r;
+        }
+        data += n;
+        size -= n;
+    }
+    return 0;
+}
+
+struct upload_sink {
+    struct http_req *req;
+    struct upload *u;
+};
+
+static int upload_send_inflated(void *ctx, const void *data, size_t n)
+{
+    struct upload_sink *s = ctx;
+    return upload_send(s->req, s->u, data, n);
 }
 
 void api_files_put_data(struct http_req *req, const char *data, size_t size)
@@ -239,19 +308,16 @@ void api_files_put_data(struct http_req *req, const char *data, size_t size)
     }
     if (!upload_check_agent(req, u))
         return;
-    while (size > 0) {
-        size_t n = size < PROTO_DATA_CHUNK ? size : PROTO_DATA_CHUNK;
-        int r = agent_req_send(u->areq, PROTO_FILE_DATA, 0, data, n);
-        if (r < 0) {
-            u->done = true;
-            struct api_error err = {0};
-            api_error_set(&err, r, 500, "internal", "send FILE_DATA: %s", strerror(-r));
-            reply_agent_error(req, u->sb, r, &err);
-            return;
+    if (u->gz) {
+        struct upload_sink sink = {.req = req, .u = u};
+        int r = gunzip_feed(u->gz, data, size, PROTO_DATA_CHUNK, upload_send_inflated, &sink);
+        if (r == -EINVAL) {
+            upload_abort(u, "invalid_request", "the upload is not gzip");
+            http_reply_errorf(req, 400, "invalid_request", "Content-Encoding gzip, but the body is not gzip");
         }
-        data += n;
-        size -= n;
+        return; /* other failures were answered by upload_send */
     }
+    (void)upload_send(req, u, data, size);
 }
 
 void api_files_put_end(struct http_req *req)
@@ -262,28 +328,33 @@ void api_files_put_end(struct http_req *req)
             http_reply_errorf(req, 500, "internal", "upload ended in an unexpected state");
         return;
     }
+    if (u->gz && !gunzip_complete(u->gz)) { /* cut short: nothing is put in place */
+        upload_abort(u, "invalid_request", "the gzip body ended early");
+        http_reply_errorf(req, 400, "invalid_request", "the gzip body ended before its end (cut short?)");
+        return;
+    }
     struct api_error err = {0};
     int r = agent_req_send(u->areq, PROTO_FILE_DATA, PROTO_F_END, NULL, 0);
     u->done = true;
     if (r < 0) {
         api_error_set(&err, r, 500, "internal", "send FILE_DATA: %s", strerror(-r));
-        reply_agent_error(req, u->sb, r, &err);
+        api_files_reply_agent_error(req, u->sb, r, &err);
         return;
     }
     cleanup_frame struct agent_frame *f = NULL;
     r = agent_req_next(u->areq, now_mono_ms() + FILE_OP_TIMEOUT_MS, &f);
     if (r < 0) {
         api_error_set(&err, r, 503, "unavailable", "sandbox agent did not confirm the upload");
-        reply_agent_error(req, u->sb, r, &err);
+        api_files_reply_agent_error(req, u->sb, r, &err);
         return;
     }
     if (f->type == PROTO_ERROR) {
-        reply_agent_error(req, u->sb, api_error_from_agent(&err, (const char *)f->data, f->len), &err);
+        api_files_reply_agent_error(req, u->sb, api_error_from_agent(&err, (const char *)f->data, f->len), &err);
         return;
     }
     json_t *ok = f->type == PROTO_OK ? json_loadb((const char *)f->data, f->len, 0, NULL) : NULL;
     json_t *jsize = json_object_get(ok, "size");
-    long long size = json_is_integer(jsize) ? (long long)json_integer_value(jsize) : (long long)u->received;
+    long long size = json_is_integer(jsize) ? (long long)json_integer_value(jsize) : (long long)u->inflated;
     json_decref(ok);
     if (f->type != PROTO_OK) {
         http_reply_errorf(req, 500, "internal", "agent answered FILE_PUT with %s", proto_type_name(f->type));
@@ -300,12 +371,13 @@ void api_files_put_cleanup(struct http_req *req)
         return;
     /* the client went away mid-upload: drop the partial file */
     upload_abort(u, "internal", "upload aborted by the client");
-    audit_outcome(req, u->audit_row,
+    api_files_audit_outcome(req, u->audit_row,
                   u->stored >= 0 ? json_pack("{s:b,s:I}", "completed", 1, "size", (json_int_t)u->stored)
                                  : json_pack("{s:b}", "completed", 0));
     agent_req_free(u->areq);
     if (u->sb)
         sandbox_unref(u->sb);
+    gunzip_free(u->gz);
     free(u->path);
     free(u);
     req->upload = NULL;
@@ -321,6 +393,8 @@ struct download {
     int client_fd;
     uint64_t unacked; /* bytes handed to the client, not yet acknowledged */
     bool finished;    /* the agent ended the request (a frame with END) */
+    struct gzip_enc *gz; /* Accept-Encoding: gzip: deflated on the way */
+    bool gz_done;        /* the gzip trailer is out */
 };
 
 /* Stop the agent's side of a download the client will not finish: it
@@ -395,12 +469,68 @@ static ssize_t download_read(void *cls, uint64_t pos UNUSED, char *buf, size_t m
     }
 }
 
+/* The same, deflated: input is taken from the frames as the output needs it. */
+static ssize_t download_read_gzip(void *cls, uint64_t pos UNUSED, char *buf, size_t max)
+{
+    struct download *dl = cls;
+    for (;;) {
+        if (dl->gz_done)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        bool have = dl->cur && dl->off < dl->cur->len;
+        /* no frame will follow: the agent ended (at the OK for an empty file) */
+        bool last = dl->finished && (!dl->cur || (dl->cur->flags & PROTO_F_END));
+        if (!have && !last) {
+            agent_frame_free(dl->cur);
+            dl->cur = NULL;
+            dl->off = 0;
+            if (download_next_frame(dl) < 0)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            if (dl->cur->flags & PROTO_F_END)
+                dl->finished = true;
+            if (dl->cur->type != PROTO_FILE_DATA) {
+                log_warn("sandbox %s: download ended by %s", sandbox_id(dl->sb), proto_type_name(dl->cur->type));
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            }
+            continue;
+        }
+        const uint8_t *in = have ? dl->cur->data + dl->off : NULL;
+        size_t in_len = have ? dl->cur->len - dl->off : 0, before = in_len;
+        ssize_t n = gzip_enc_step(dl->gz, &in, &in_len, last, buf, max, &dl->gz_done);
+        if (n < 0)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        dl->off += before - in_len;
+        dl->unacked += before - in_len;
+        if (dl->unacked >= DOWNLOAD_ACK_BATCH)
+            download_ack(dl);
+        if (n > 0)
+            return n;
+    }
+}
+
+/* Whether the client takes gzip: a "gzip" coding in Accept-Encoding whose
+ * q is not 0 (RFC 9110 12.5.3). */
+static bool accepts_gzip(const char *ae)
+{
+    while (ae && *ae) {
+        ae += strspn(ae, " \t,");
+        size_t n = strcspn(ae, ",");
+        size_t tok = strcspn(ae, " \t;,");
+        if (tok == 4 && strncasecmp(ae, "gzip", 4) == 0) {
+            const char *q = strstr(ae, "q=");
+            return !(q && q < ae + n && strtod(q + 2, NULL) == 0.0);
+        }
+        ae += n;
+    }
+    return false;
+}
+
 static void download_free(void *cls)
 {
     struct download *dl = cls;
     if (!dl->finished) /* the client left, or the agent stopped answering */
         download_cancel(dl->areq);
     agent_frame_free(dl->cur);
+    gzip_enc_free(dl->gz);
     agent_req_free(dl->areq); /* frames still coming are dropped */
     sandbox_unref(dl->sb);
     free(dl);
@@ -422,7 +552,7 @@ void api_files_get(struct http_req *req)
     json_decref(payload);
     if (r < 0) {
         api_error_set(&err, r, 500, "internal", "send FILE_GET: %s", strerror(-r));
-        reply_agent_error(req, sb, r, &err);
+        api_files_reply_agent_error(req, sb, r, &err);
         return;
     }
     cleanup_frame struct agent_frame *f = NULL;
@@ -431,11 +561,11 @@ void api_files_get(struct http_req *req)
         if (r == -ETIMEDOUT) /* a late OK would park a download nobody reads */
             download_cancel(areq);
         api_error_set(&err, r, 503, "unavailable", "sandbox agent did not answer FILE_GET");
-        reply_agent_error(req, sb, r, &err);
+        api_files_reply_agent_error(req, sb, r, &err);
         return;
     }
     if (f->type == PROTO_ERROR) {
-        reply_agent_error(req, sb, api_error_from_agent(&err, (const char *)f->data, f->len), &err);
+        api_files_reply_agent_error(req, sb, api_error_from_agent(&err, (const char *)f->data, f->len), &err);
         return;
     }
     if (f->type != PROTO_OK) {
@@ -468,13 +598,29 @@ void api_files_get(struct http_req *req)
         size = 0;
         dl->finished = true;
     }
-    struct MHD_Response *resp = MHD_create_response_from_callback(size, 64 * 1024, download_read, dl, download_free);
+    /* gzip: the length is not known before the end, so the uncompressed
+     * size goes in X-Content-Length (and gzip's own trailer ends the body) */
+    if (accepts_gzip(http_header(req, MHD_HTTP_HEADER_ACCEPT_ENCODING)) && gzip_enc_new(&dl->gz) < 0)
+        dl->gz = NULL;
+    struct MHD_Response *resp =
+        dl->gz ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, download_read_gzip, dl, download_free)
+               : MHD_create_response_from_callback(size, 64 * 1024, download_read, dl, download_free);
     if (!resp) {
         if (!dl->finished)
             download_cancel(areq);
+        gzip_enc_free(dl->gz);
         free(dl);
         http_reply_errorf(req, 500, "internal", "create the download response");
         return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    if (dl->gz) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+        if (size != MHD_SIZE_UNKNOWN) {
+            char len[24];
+            snprintf(len, sizeof(len), "%llu", (unsigned long long)size);
+            MHD_add_response_header(resp, "X-Content-Length", len);
+        }
     }
     dl->sb = steal_ptr(&sb);
     dl->areq = steal_ptr(&areq);
@@ -482,85 +628,9 @@ void api_files_get(struct http_req *req)
     if (sha[0])
         MHD_add_response_header(resp, "X-Content-SHA256", sha);
     int64_t row = 0;
-    if (audit_before(req, "download", path, size == MHD_SIZE_UNKNOWN ? -1 : (long long)size, &row) < 0) {
+    if (api_files_audit_before(req, "download", path, size == MHD_SIZE_UNKNOWN ? -1 : (long long)size, &row) < 0) {
         MHD_destroy_response(resp); /* download_free releases the agent request and the sandbox */
         return;
     }
     http_reply_response(req, 200, resp);
-}
-
-/* ---- list, delete */
-
-void api_files_list(struct http_req *req)
-{
-    char norm[PATH_NORM_MAX];
-    const char *path = path_param(req, false, "/home/user", norm, false);
-    if (!path)
-        return;
-    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
-    if (!sb)
-        return;
-    struct op_error oerr = {0};
-    json_t *reply = NULL, *payload = json_pack("{s:s}", "path", path);
-    int r = agent_call(sandbox_agent(sb), PROTO_FILE_LIST, payload, FILE_OP_TIMEOUT_MS, &reply, &oerr);
-    json_decref(payload);
-    if (r < 0) {
-        struct api_error err = {0};
-        reply_agent_error(req, sb, api_error_from_op(&err, r, &oerr), &err);
-        return;
-    }
-    json_t *entries = json_object_get(reply, "entries");
-    /* "o" steals a reference: a new one to the agent's array, or a fresh
-     * empty one when the agent sent none (with "O", that one leaked) */
-    json_t *out = json_pack("{s:s,s:o}", "path", path, "entries",
-                            json_is_array(entries) ? json_incref(entries) : json_array());
-    json_decref(reply);
-    http_reply_json(req, 200, out);
-}
-
-void api_files_delete(struct http_req *req)
-{
-    char norm[PATH_NORM_MAX];
-    const char *path = path_param(req, true, NULL, norm, false);
-    if (!path)
-        return;
-    /* a directory goes with everything in it, as users of every peer's
-     * files.remove expect; recursive=false keeps the old refusal of a
-     * non-empty one */
-    bool recursive = true;
-    const char *rs = http_query(req, "recursive");
-    if (rs) {
-        if (strcmp(rs, "true") == 0 || strcmp(rs, "1") == 0)
-            recursive = true;
-        else if (strcmp(rs, "false") == 0 || strcmp(rs, "0") == 0)
-            recursive = false;
-        else {
-            http_reply_errorf(req, 400, "invalid_request", "recursive must be true or false");
-            return;
-        }
-    }
-    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
-    if (!sb)
-        return;
-    int64_t row = 0;
-    if (audit_before(req, "file_delete", path, -1, &row) < 0)
-        return;
-    struct op_error oerr = {0};
-    json_t *reply = NULL, *payload = json_pack("{s:s,s:b}", "path", path, "recursive", recursive);
-    int r = agent_call(sandbox_agent(sb), PROTO_FILE_DELETE, payload, FILE_OP_TIMEOUT_MS, &reply, &oerr);
-    json_decref(payload);
-    audit_outcome(req, row, json_pack("{s:b}", "completed", r >= 0));
-    if (r < 0) {
-        struct api_error err = {0};
-        int e = api_error_from_op(&err, r, &oerr);
-        if (e != -EPIPE && err.status == 404) {
-            /* nothing there: the wanted state already holds (deleted: false) */
-            http_reply_json(req, 200, json_pack("{s:s,s:b}", "path", path, "deleted", 0));
-            return;
-        }
-        reply_agent_error(req, sb, e, &err);
-        return;
-    }
-    json_decref(reply);
-    http_reply_json(req, 200, json_pack("{s:s,s:b}", "path", path, "deleted", 1));
 }

@@ -290,6 +290,12 @@ void api_sandbox_create(struct http_req *req)
                           "egress allow-lists are served on the jail backend only; vm sandboxes are sealed");
         return;
     }
+    if (p.isolation == ISO_VM && p.memory_mb < VM_MIN_MEMORY_MB) {
+        http_reply_errorf(req, 400, "invalid_request",
+                          "isolation \"vm\" needs memory_mb >= %u (the guest's kernel and Python live in it)",
+                          VM_MIN_MEMORY_MB);
+        return;
+    }
     if (p.isolation == ISO_VM && !d->vm_backend) {
         http_reply_errorf(req, 400, "isolation_unavailable", "the vm backend is not available on this host: %s",
                           d->vm_error);

@@ -103,6 +103,8 @@ struct backend_ops {
 
 /* Which backend a sandbox runs on (the create body's "isolation"). */
 enum isolation { ISO_JAIL = 0, ISO_VM = 1, ISO_COUNT };
+/* A guest's kernel, agent and warm Python need about 150 MiB of its RAM. */
+#define VM_MIN_MEMORY_MB 256
 
 extern const struct backend_ops jail_backend_ops;
 extern const struct backend_ops vm_backend_ops;

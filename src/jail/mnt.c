@@ -58,6 +58,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sandbox_etc.h"
 #include "util.h"
 
 /* Where the child builds the new root: a tmpfs mounted over /tmp of its
@@ -331,35 +332,22 @@ static int mnt_setup_dev(const struct jail_plan *p, struct jail_child_error *e)
  * skipped. */
 static int mnt_setup_proc(struct jail_child_error *e)
 {
-    static const char *const masked_files[] = {
-        "proc/kcore", "proc/keys", "proc/latency_stats", "proc/timer_list", "proc/timer_stats", "proc/sched_debug",
-        "proc/kallsyms", "proc/modules", "proc/config.gz",
-        /* Host-wide tables and counters that list or count other tenants'
-         * objects (docs/security.md, "Shared kernel objects"): every OFD
-         * lock on the host with its offset (OFD locks carry no pid, so the
-         * pid namespace filters nothing), cgroup counts (how many sandboxes
-         * exist), every uid's key quota, and counters another sandbox moves
-         * at will (ptys, open files, inodes, dentries, AIO events). */
-        "proc/locks", "proc/cgroups", "proc/key-users", "proc/sys/kernel/pty/nr", "proc/sys/fs/file-nr",
-        "proc/sys/fs/inode-nr", "proc/sys/fs/inode-state", "proc/sys/fs/dentry-state", "proc/sys/fs/aio-nr",
-    };
-    /* pressure: the host's PSI, moved by every tenant's load */
-    static const char *const masked_dirs[] = {"proc/acpi", "proc/asound", "proc/scsi", "proc/pressure"};
-    static const char *const read_only[] = {"proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger"};
     int r;
     if ((r = child_mkdir("proc", 0555, e)) < 0)
         return r;
     if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
         return fail_at(e, "mount proc", "proc", errno);
-    for (size_t i = 0; i < sizeof(masked_files) / sizeof(masked_files[0]); i++)
+    const char *const *masked_files = sandbox_proc_masked_files, *const *masked_dirs = sandbox_proc_masked_dirs,
+                      *const *read_only = sandbox_proc_read_only;
+    for (size_t i = 0; masked_files[i]; i++)
         if (child_exists(masked_files[i]) && (r = child_bind("dev/null", masked_files[i], e)) < 0)
             return r;
-    for (size_t i = 0; i < sizeof(masked_dirs) / sizeof(masked_dirs[0]); i++)
+    for (size_t i = 0; masked_dirs[i]; i++)
         if (child_exists(masked_dirs[i]) &&
             (r = child_mount_tmpfs(masked_dirs[i], "mode=0555,size=4k",
                                    MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, e)) < 0)
             return r;
-    for (size_t i = 0; i < sizeof(read_only) / sizeof(read_only[0]); i++)
+    for (size_t i = 0; read_only[i]; i++)
         if (child_exists(read_only[i]) && ((r = child_bind(read_only[i], read_only[i], e)) < 0 ||
                                            (r = child_remount_ro(read_only[i], MS_NOSUID | MS_NODEV | MS_NOEXEC, e)) < 0))
             return r;

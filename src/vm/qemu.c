@@ -113,8 +113,8 @@ int vm_qemu_argv(const struct vm_qemu_opts *o, char ***out)
     if (o->tsc_khz)
         snprintf(tsc, sizeof(tsc), " tsc_early_khz=%u", o->tsc_khz);
     add(b, "-append");
-    add(b, "quiet panic=-1 oops=panic%s airlock.scratch=%llu airlock.mem=%llu airlock.hostname=%s", tsc,
-        (unsigned long long)o->scratch_bytes, (unsigned long long)o->memory_mb << 20,
+    add(b, "quiet panic=-1 oops=panic%s airlock.scratch=%llu airlock.mem=%llu airlock.pids=%u airlock.hostname=%s",
+        tsc, (unsigned long long)o->scratch_bytes, (unsigned long long)o->memory_mb << 20, o->pids,
         o->hostname ? o->hostname : "sandbox");
     add(b, "-add-fd");
     add(b, "fd=%d,set=1,opaque=root-image", VM_FD_IMAGE);

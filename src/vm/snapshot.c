@@ -110,16 +110,19 @@ void vm_snapshots_free(struct vm_snapshots *c)
 static int snap_key(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, const char *image, char *key,
                     size_t len)
 {
-    struct stat si;
-    if (stat(image, &si) < 0)
+    struct stat si, sk, sr;
+    if (stat(image, &si) < 0 || stat(st->files.kernel, &sk) < 0 || stat(st->files.initrd, &sr) < 0)
         return -errno;
     const char *warmup = vm_warmup_of(st, spec);
     unsigned long h = 5381; /* the warm-up's text, djb2: a cache key, not a defence */
     for (const char *p = warmup ? warmup : ""; *p; p++)
         h = h * 33 + (unsigned char)*p;
-    return strfmt(key, len, "%lx:%lx:%lld.%ld:%lld|mem=%llu|cpu=%u|scratch=%llu|%s|w=%lx", (unsigned long)si.st_dev,
-                  (unsigned long)si.st_ino, (long long)si.st_mtim.tv_sec, si.st_mtim.tv_nsec, (long long)si.st_size,
-                  (unsigned long long)spec->memory_bytes, spec->cpu_millis, (unsigned long long)spec->tmpfs_bytes,
+    /* a new kernel or initramfs (make vm: a new agent) is a new snapshot */
+    return strfmt(key, len, "%lx:%lx:%lld.%ld:%lld|k=%lx.%lld|i=%lx.%lld.%ld|mem=%llu|cpu=%u|scratch=%llu|%s|w=%lx",
+                  (unsigned long)si.st_dev, (unsigned long)si.st_ino, (long long)si.st_mtim.tv_sec, si.st_mtim.tv_nsec,
+                  (long long)si.st_size, (unsigned long)sk.st_ino, (long long)sk.st_mtim.tv_sec,
+                  (unsigned long)sr.st_ino, (long long)sr.st_mtim.tv_sec, sr.st_mtim.tv_nsec,
+                  (unsigned long long)spec->memory_bytes, spec->cpu_millis, (unsigned long long)vm_scratch_bytes(spec),
                   kvm ? "kvm" : "tcg", h);
 }
 
@@ -210,8 +213,16 @@ static int snap_build(struct vm_state *st, const struct sandbox_spec *spec, bool
     }
     /* the builder VMM (another uid) opens it through /proc/self/fd: it is
      * reachable only by who holds the descriptor, the daemon and that VMM */
-    if (ftruncate(ram, (off_t)spec->memory_bytes) < 0 || fchmod(ram, 0666) < 0) {
-        r = jail_err(err, errlen, -errno, "size the snapshot's RAM");
+    /* Every page allocated now, by the daemon: a restore's read fault on a
+     * hole of a private shmem mapping would allocate that page into the
+     * shared memfd, charged to the VM that touched it first, on top of its
+     * own copy when it writes (seen here: a 512 MiB guest's VMM killed by
+     * its cgroup at 300 MiB of such pages). Populated, a restore faults in
+     * the snapshot's page and copies it on write: its cgroup holds its own
+     * pages only, and the snapshot costs its guest RAM once. */
+    if (ftruncate(ram, (off_t)spec->memory_bytes) < 0 || fallocate(ram, 0, 0, (off_t)spec->memory_bytes) < 0 ||
+        fchmod(ram, 0666) < 0) {
+        r = jail_err(err, errlen, -errno, "allocate the snapshot's RAM");
         goto out;
     }
     if ((r = vm_start(st, spec, kvm, VM_RAM_SHARED, ram, &in, &afd, err, errlen)) < 0)
@@ -361,7 +372,10 @@ static int resync(int afd, char *err, size_t errlen)
                                  "        m.seed()\n"
                                  "__airlock_reseed()\n"
                                  "del __airlock_reseed\n";
-    return run_python(afd, 2, reseed, 10000, "reseed Python after a restore", err, errlen);
+    uint64_t t0 = now_mono_us();
+    r = run_python(afd, 2, reseed, 10000, "reseed Python after a restore", err, errlen);
+    log_debug("vm: Python reseeded in %.1f ms", (now_mono_us() - t0) / 1000.0);
+    return r;
 }
 
 /* After a restore of s: a first success proves it; a failure of one never
@@ -396,7 +410,9 @@ static int restore_once(struct vm_state *st, const struct sandbox_spec *spec, bo
         return r;
     struct backend_instance *in = NULL;
     int afd = -1, sfd = -1;
+    uint64_t t0 = now_mono_us();
     r = vm_start(st, spec, kvm, VM_RAM_PRIVATE, s->ram_fd, &in, &afd, err, errlen);
+    uint64_t t_start = now_mono_us(), t_mig = 0, t_cont = 0;
     if (r == 0) {
         /* a description of its own: the migration reads from offset 0 */
         char path[64];
@@ -413,9 +429,13 @@ static int restore_once(struct vm_state *st, const struct sandbox_spec *spec, bo
     if (r == 0 && (r = ignore_shared(qmp, err, errlen)) == 0 &&
         (r = qmp_send_fd(qmp, "snapshot", sfd, QMP_MS, err, errlen)) == 0 &&
         (r = qmp_command(qmp, "migrate-incoming", inc, QMP_MS, NULL, err, errlen)) == 0 &&
-        (r = wait_migration(qmp, "restore", err, errlen)) == 0 &&
-        (r = qmp_command(qmp, "cont", NULL, QMP_MS, NULL, err, errlen)) == 0)
+        (r = wait_migration(qmp, "restore", err, errlen)) == 0 && (t_mig = now_mono_us()) &&
+        (r = qmp_command(qmp, "cont", NULL, QMP_MS, NULL, err, errlen)) == 0 && (t_cont = now_mono_us()))
         r = resync(afd, err, errlen);
+    if (r == 0)
+        log_debug("vm: restored in %.1f ms (vmm %.1f, state %.1f, cont %.1f, reseed %.1f)",
+                  (now_mono_us() - t0) / 1000.0, (t_start - t0) / 1000.0, (t_mig - t_start) / 1000.0,
+                  (t_cont - t_mig) / 1000.0, (now_mono_us() - t_cont) / 1000.0);
     json_decref(inc);
     if (sfd >= 0)
         close(sfd);

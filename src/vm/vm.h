@@ -92,6 +92,7 @@ struct vm_qemu_opts {
     unsigned vcpus;
     unsigned memory_mb;
     uint64_t scratch_bytes;
+    unsigned pids;
     unsigned tsc_khz; /* 0: not given (KVM) */
     const char *hostname;
     enum vm_ram ram;
@@ -139,6 +140,7 @@ int vm_snapshot_restore(struct vm_state *st, const struct sandbox_spec *spec, bo
 
 /* vmm.c: one VMM, for vm.c and snapshot.c */
 const char *vm_warmup_of(struct vm_state *st, const struct sandbox_spec *spec);
+uint64_t vm_scratch_bytes(const struct sandbox_spec *spec);
 /* Start one VMM: a cold boot (ram VM_RAM_ANON), the VM a snapshot is taken
  * of (VM_RAM_SHARED, ram_fd its memfd) or a restore (VM_RAM_PRIVATE). */
 int vm_start(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, enum vm_ram ram, int ram_fd,

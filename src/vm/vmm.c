@@ -108,6 +108,19 @@ void vm_instance_free(struct vm_state *st, struct backend_instance *in)
     free(in);
 }
 
+/* The guest's tmpfs cap. In the jail the cap leaves 96 MiB of the cgroup to
+ * the agent and the REPL; a guest's RAM also holds its kernel, page cache and
+ * slab, so it leaves a quarter, at least 128 MiB and at most 256 MiB (a
+ * 1 GiB guest filling its disk got the REPL OOM-killed at the jail's cap
+ * instead of ENOSPC). */
+uint64_t vm_scratch_bytes(const struct sandbox_spec *spec)
+{
+    uint64_t mem = spec->memory_bytes, keep = mem / 4;
+    keep = keep < (128ull << 20) ? 128ull << 20 : keep > (256ull << 20) ? 256ull << 20 : keep;
+    uint64_t cap = mem > keep ? mem - keep : mem / 2;
+    return spec->tmpfs_bytes && spec->tmpfs_bytes < cap ? spec->tmpfs_bytes : cap;
+}
+
 int vm_start(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, enum vm_ram ram, int ram_fd,
              struct backend_instance **out, int *agent_fd, char *err, size_t errlen)
 {
@@ -153,7 +166,8 @@ int vm_start(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, enu
         .kvm = kvm,
         .vcpus = vcpus ? vcpus : 1,
         .memory_mb = (unsigned)(spec->memory_bytes >> 20),
-        .scratch_bytes = spec->tmpfs_bytes,
+        .scratch_bytes = vm_scratch_bytes(spec),
+        .pids = spec->pids_max,
         .tsc_khz = kvm ? 0 : st->tsc_khz,
         .hostname = spec->hostname,
         .ram = ram,
@@ -176,8 +190,10 @@ int vm_start(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, enu
                 .cpu_millis = spec->cpu_millis,
                 .pids_max = 64 + 4 * qo.vcpus},
     };
+    uint64_t t0 = now_mono_us();
     if ((r = vm_spawn(st->spawner, &req, err, errlen)) < 0)
         goto fail;
+    uint64_t t_spawn = now_mono_us();
     in->pid = req.pid;
     in->pidfd = req.pidfd;
     close_fd(&agent[1]);
@@ -191,6 +207,8 @@ int vm_start(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, enu
             snprintf(err, errlen, "the VMM failed to start: %s", said);
         goto fail;
     }
+    log_debug("vm %s: vmm spawned in %.1f ms, QMP up %.1f ms later", in->id, (t_spawn - t0) / 1000.0,
+              (now_mono_us() - t_spawn) / 1000.0);
     /* the daemon's reader blocks on it (backend.h) */
     *agent_fd = steal_fd(&agent[0]);
     *out = in;

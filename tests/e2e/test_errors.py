@@ -273,6 +273,33 @@ def test_oversized_upload(small_daemon, tmp_path):
     assert small_daemon.healthz()["status"] == "ok"
 
 
+def test_oversized_gzip_and_batch_uploads(small_daemon):
+    """The limit is of the file: a small gzip body that inflates past it (a
+    gzip bomb) is refused as it inflates; a batch's limit is its body's."""
+    import gzip
+    with small_daemon.sandbox() as s:
+        bomb = gzip.compress(b"\0" * (8 * 1024 * 1024))
+        assert len(bomb) < 64 * 1024
+        st, _, _, body = small_daemon.request(
+            "PUT", "/v1/sandboxes/%s/files?path=/data/bomb" % s.id, bomb,
+            headers={"Content-Type": "application/octet-stream", "Content-Encoding": "gzip"})
+        assert (st, body["error"]["code"]) == (413, "payload_too_large"), body
+        with pytest.raises(airlock.PayloadTooLarge):
+            s.files.write_files([("/data/b1", os.urandom(700 * 1024)), ("/data/b2", os.urandom(700 * 1024))])
+        # refused from its Content-Length, before any part was written
+        assert s.exec(["sh", "-c", "ls -A /data"]).stdout.split() == []
+        # chunked (no length): cut while streaming; the part under way is dropped
+        mp = (b'--bnd42\r\nContent-Disposition: form-data; name="file"; filename="/data/c1"\r\n\r\n' + b"1" * 1000 +
+              b'\r\n--bnd42\r\nContent-Disposition: form-data; name="file"; filename="/data/c2"\r\n\r\n')
+        st, _, _, body = small_daemon.request(
+            "POST", "/v1/sandboxes/%s/files" % s.id, iter([mp] + [b"2" * 65536] * 24 + [b"\r\n--bnd42--\r\n"]),
+            headers={"Content-Type": "multipart/form-data; boundary=bnd42"})
+        assert (st, body["error"]["code"]) == (413, "payload_too_large"), body
+        assert s.exec(["sh", "-c", "ls -A /data"]).stdout.split() == ["c1"]
+        assert s.run_code("6*7").text == "42"
+    assert small_daemon.healthz()["status"] == "ok"
+
+
 def test_quota(small_daemon):
     a = small_daemon.sandbox()
     b = small_daemon.sandbox()

@@ -211,6 +211,9 @@ print(json.dumps({"files": sorted(_files), "canaries": _canaries,
 '''
 
 
+# which backend the arena's sandboxes run on (make test-security-vm sets vm)
+ISOLATION = os.environ.get("AIRLOCK_SECURITY_ISOLATION", "jail")
+
 class Victim:
     def __init__(self, daemon):
         self.mark = secrets.token_hex(8)
@@ -235,6 +238,17 @@ class Victim:
                 .replace("@PORT@", str(self.port)).replace("@IPCKEY@", str(self.ipc_key)))
 
     def _find_host_pid(self, daemon):
+        if ISOLATION == "vm":
+            # the victim's processes live in its guest: on the host, they are
+            # its VMM, the QEMU in the victim's own cgroup
+            for pid in daemon.descendants():
+                try:
+                    with open("/proc/%d/cgroup" % pid) as f:
+                        if "/" + self.sb.id in f.read():
+                            return pid
+                except OSError:
+                    pass
+            raise AssertionError("the victim's VMM is not among the daemon's descendants")
         want = ("victim-canary-" + self.mark).encode()
         for pid in daemon.descendants():
             try:
@@ -364,12 +378,18 @@ class Arena:
 
 def daemon_args():
     """The suite makes hundreds of requests a second with one key; per-key
-    rate limits (where the daemon has them) have tests of their own."""
+    rate limits (where the daemon has them) have tests of their own. With
+    AIRLOCK_SECURITY_ISOLATION=vm (make test-security-vm) every sandbox,
+    victim and attackers alike, is a QEMU microvm."""
     try:
         helptext = subprocess.run([str(e2e.DAEMON), "--help"], capture_output=True, text=True, timeout=10).stdout
     except OSError:
         return []
-    return ["--rate-limit", "0"] if "--rate-limit" in helptext else []
+    args = ["--rate-limit", "0"] if "--rate-limit" in helptext else []
+    if ISOLATION == "vm":
+        vm_dir = os.environ.get("AIRLOCK_VM_DIR") or str(e2e.ROOT / "build" / "vm")
+        args += ["--isolation", "vm", "--vm-dir", vm_dir, "--vm-accel", "tcg"]
+    return args
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import sys
 
 import pytest
 
+from sec_support import ISOLATION
 from seclib import ERRNO_HELPER, Attack, params
 
 CAT = "cross-sandbox"
@@ -27,6 +28,12 @@ def xs(name, body, expect, **kw):
 def _expect_repl_killed_and_back(outcome):
     e = outcome.execution
     assert e is not None, outcome.describe()
+    if ISOLATION == "vm":
+        # Linux's kill(-1) skips the caller, and in a guest the REPL (exec'd
+        # by the agent, no zygote helper beside it) is the only process of
+        # uid 1000: it may live on. What matters is checked after every
+        # attack: the victim's processes, in another VM, are untouched.
+        return
     assert e.error is not None or e.exit_code not in (0, None), "kill(-1) left the REPL running: " + outcome.describe()
 
 

@@ -51,6 +51,15 @@ def then_every_route_refuses(paths, codes=("path_forbidden",)):
             # agent's writes-only-under rule for a link)
             _refused(lambda: sb.upload(b"evil", p), codes + ("invalid_request",))
             _refused(lambda: sb.files.remove(p), codes + ("invalid_request",))
+            # and the directory operations of issue 14 (info, mkdir, a rename
+            # from or to there, a deep listing, a watch, a batch write)
+            _refused(lambda: sb.files.get_info(p), codes)
+            _refused(lambda: sb.files.make_dir(p), codes + ("invalid_request",))
+            _refused(lambda: sb.files.rename(p, "/tmp/moved"), codes + ("invalid_request",))
+            _refused(lambda: sb.files.rename("/tmp", p), codes + ("invalid_request",))
+            _refused(lambda: sb.files.list(p, depth=3), codes)
+            _refused(lambda: sb.files.watch_dir(p), codes)
+            _refused(lambda: sb.files.write_files([(p + "/x", b"evil")]), codes + ("invalid_request",))
     return then
 
 
@@ -61,7 +70,8 @@ def then_rest_refuses(paths):
         for p in paths:
             q = urllib.parse.quote(p, safe="")
             for method, route in (("GET", "/files/list"), ("GET", "/files"), ("DELETE", "/files"),
-                                  ("PUT", "/files")):
+                                  ("PUT", "/files"), ("GET", "/files/info"), ("GET", "/files/watch"),
+                                  ("POST", "/files/mkdir")):
                 st, h, body, j = d.request(method, "/v1/sandboxes/%s%s?path=%s" % (sb.id, route, q),
                                            b"x" if method == "PUT" else None)
                 assert st == 400, (method, route, p, st, body[:300])
@@ -76,9 +86,15 @@ def then_links_refused(links):
     """The code planted links into /proc, /sys, /dev; reading through them
     is refused by the agent (the daemon sees only /tmp/...)."""
     def then(arena, sb, outcome):
+        refusals = ("path_forbidden", "path_escape", "not_found", "not_directory", "invalid_request")
         for p in links:
-            _refused(lambda: sb.files.list(p), ("path_forbidden", "path_escape", "not_found", "not_directory",
-                                                "invalid_request"))
+            _refused(lambda: sb.files.list(p), refusals)
+            _refused(lambda: sb.files.watch_dir(p), refusals)
+            # info of what is below a link: the link's directory is read-checked
+            _refused(lambda: sb.files.get_info(p + "/x"), refusals)
+        # a deep listing of /tmp lists the links and does not walk into them
+        for e in sb.files.list("/tmp", depth=4):
+            assert not any(e["path"].startswith(l + "/") for l in links + ["/tmp/p1", "/tmp/pself", "/tmp/sysk"]), e
         for p in links:
             try:
                 data = sb.download(p)

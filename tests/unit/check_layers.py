@@ -2,8 +2,8 @@
 """The daemon core's layering (docs/architecture.md, "The daemon core"):
 registry -> pool -> build -> backend, and templates.c below the pool with
 nothing of the pool or the registry in it. Fails naming the call that breaks
-it; for another directory (src/vm), that no two of its files call each
-other. Usage: check_layers.py SRC_DIR"""
+it; for another directory (src/vm, src/agent), that no two of its files
+call each other. Usage: check_layers.py SRC_DIR"""
 import collections
 import os
 import re
@@ -47,7 +47,7 @@ def exported(src):
 
 
 def main(root):
-    # the daemon core has its named layers; any other directory (src/vm) is
+    # the daemon core has its named layers; any other directory (src/vm, src/agent) is
     # checked for two-file loops among all of its files
     core = os.path.basename(os.path.normpath(root)) == "daemon"
     files = [f for f in (CORE if core else sorted(os.listdir(root))) if f.endswith(".c")

@@ -17,12 +17,12 @@ from .errors import (AirlockConnectionError, AirlockError, AuditUnavailable, Aut
                      TransferError, WheelInstallError)
 from .models import Execution, ExecutionError, Info, Result
 from ._transport import close_idle_connections
-from .sandbox import Files, Sandbox
+from .sandbox import Files, Sandbox, WatchHandle
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Sandbox", "Files", "Execution", "ExecutionError", "Result", "Info",
+    "Sandbox", "Files", "WatchHandle", "Execution", "ExecutionError", "Result", "Info",
     "AirlockError", "AirlockConnectionError", "TransferError", "IntegrityError", "AuthError", "NotFound", "SandboxTimeout",
     "QuotaExceeded", "RateLimitError", "InvalidRequest", "PayloadTooLarge", "PathEscape", "PathForbidden", "RegionUnavailable",
     "EgressUnavailable", "IsolationUnavailable", "TemplateNotFound", "TemplateCorrupt", "WheelInstallError", "ServerError",

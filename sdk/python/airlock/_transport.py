@@ -36,6 +36,7 @@ import socket
 import threading
 import time
 import urllib.parse
+import zlib
 
 from .errors import (AirlockConnectionError, IntegrityError, RateLimitError, TransferError,
                      error_from_response)
@@ -326,16 +327,25 @@ class Transport:
             headers["Content-Type"] = "application/json"
         return decode_json(self.request_raw(method, path, body, headers, timeout))
 
-    def request_to_file(self, method, path, out, timeout=60.0):
+    def request_to_file(self, method, path, out, timeout=60.0, gzip=False):
         """Stream a response body into the writable ``out``; return bytes written.
 
         The body is verified: fewer bytes than its Content-Length raise
         TransferError (http.client reports a premature end as an empty
         read, like a normal one), and bytes whose sha256 is not the
-        daemon's X-Content-SHA256 raise IntegrityError."""
-        conn, resp = self._open(method, path, None, self._headers({"Accept": "*/*"}), timeout)
+        daemon's X-Content-SHA256 raise IntegrityError. With ``gzip`` the
+        daemon is asked to compress (Accept-Encoding: gzip); a compressed
+        body is inflated as it arrives, its length is X-Content-Length and
+        a body without gzip's trailer is cut short."""
+        extra = {"Accept": "*/*"}
+        if gzip:
+            extra["Accept-Encoding"] = "gzip"
+        conn, resp = self._open(method, path, None, self._headers(extra), timeout)
+        inflate = None
+        if (resp.getheader("Content-Encoding") or "").strip().lower() == "gzip":
+            inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
-            declared = int(resp.getheader("Content-Length"))
+            declared = int(resp.getheader("X-Content-Length" if inflate else "Content-Length"))
         except (TypeError, ValueError):
             declared = None
         want_sha = (resp.getheader("X-Content-SHA256") or "").strip().lower() or None
@@ -346,6 +356,11 @@ class Transport:
                 chunk = resp.read(BLOCK_SIZE)
                 if not chunk:
                     break
+                if inflate is not None:
+                    try:
+                        chunk = inflate.decompress(chunk)
+                    except zlib.error as e:
+                        raise TransferError("download corrupted: not gzip: %s" % e)
                 h.update(chunk)
                 out.write(chunk)
                 total += len(chunk)
@@ -355,6 +370,9 @@ class Transport:
         except BaseException:
             conn.close()
             raise
+        if inflate is not None and not inflate.eof:
+            conn.close()
+            raise TransferError("download cut short: the gzip body ended before its trailer (%d bytes)" % total)
         if declared is not None and total != declared:
             conn.close()
             raise TransferError("download cut short: %d of %d bytes arrived" % (total, declared))
@@ -365,15 +383,16 @@ class Transport:
         return total
 
     def stream_lines(self, method, path, payload, timeout, terminal=None):
-        """Send JSON and yield each NDJSON line of the response as a dict, as it arrives.
+        """Send JSON (none when payload is None) and yield each NDJSON line of
+        the response as a dict, as it arrives.
 
         With ``terminal`` (a set of event types), the stream must end with
         one of them: a stream that ends, or breaks, before raises
         TransferError (the connection was cut; the run's outcome is
         unknown)."""
-        body = json.dumps(payload).encode("utf-8")
-        headers = self._headers({"Content-Type": "application/json",
-                                 "Accept": "application/x-ndjson"})
+        body = json.dumps(payload).encode("utf-8") if payload is not None else None
+        headers = self._headers({"Content-Type": "application/json", "Accept": "application/x-ndjson"}
+                                if body is not None else {"Accept": "application/x-ndjson"})
         conn, resp = self._open(method, path, body, headers, timeout)
         done = False
         ended = False

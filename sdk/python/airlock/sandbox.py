@@ -52,16 +52,89 @@ def _check_path(path):
     return path
 
 
+class WatchHandle:
+    """A directory watch (``sb.files.watch_dir``): iterate it for events,
+    dicts with ``type`` (create, write, remove, rename, chmod, overflow),
+    ``path`` and ``is_dir``, as they happen. Iteration ends after an
+    ``end`` event (the directory was removed or moved; yielded) or an
+    ``error`` one (the sandbox went; yielded); a stream cut without
+    either raises ``TransferError``. ``stop()`` (or leaving a ``with``
+    block) ends the watch."""
+
+    def __init__(self, events):
+        self._events = events
+        ready = next(events)  # the watch is in place once this line came
+        self.path = ready.get("path")
+        self.recursive = ready.get("recursive")
+
+    def __iter__(self):
+        for ev in self._events:
+            yield ev
+            if ev.get("type") in ("end", "error"):
+                self.stop()
+                return
+
+    def stop(self):
+        """End the watch (the daemon cancels it when the connection closes)."""
+        self._events.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 class Files:
     """``sb.files``: file operations inside the sandbox."""
 
     def __init__(self, sb):
         self._sb = sb
 
-    def list(self, path="/home/user"):
-        """Entries of a directory: dicts with name, type, size, mode, mtime."""
-        d = self._sb._call("GET", "/files/list", query={"path": _check_path(path)})
+    def list(self, path="/home/user", depth=1):
+        """Entries of a directory, each with get_info's fields (keys also
+        read as attributes). ``depth`` > 1 lists subdirectories too, each
+        followed by its own entries (``path`` tells them apart); symlinks
+        are listed, never followed."""
+        q = {"path": _check_path(path)}
+        if depth != 1:
+            q["depth"] = str(int(depth))
+        d = self._sb._call("GET", "/files/list", query=q)
         return [Info(e) for e in d.get("entries", [])]
+
+    def get_info(self, path):
+        """What path is, without following a symlink: path, name, type
+        (file, dir, symlink, other), size, mode (int), mode_octal ("0644"),
+        permissions ("-rw-r--r--"), owner, group, uid, gid, mtime (Unix
+        seconds), modified_at (ISO-8601), symlink_target. NotFound if it
+        does not exist."""
+        return Info(self._sb._call("GET", "/files/info", query={"path": _check_path(path)}))
+
+    def watch_dir(self, path, recursive=False, timeout=None):
+        """Watch a directory: a ``WatchHandle`` to iterate for its events,
+        returned once the watch is in place (a change made after it returns
+        is reported). ``recursive``: the directories below too. ``timeout``:
+        seconds to wait for the next event (None: no limit)."""
+        q = {"path": _check_path(path)}
+        if recursive:
+            q["recursive"] = "true"
+        url = self._sb._path("/files/watch") + "?" + urllib.parse.urlencode(q)
+        return WatchHandle(self._sb._http.stream_lines("GET", url, None, timeout, terminal={"end", "error"}))
+
+    def make_dir(self, path):
+        """Create a directory and its missing parents. True if it was
+        created, False if it was there already (a file in the way is a 409
+        ``exists`` error)."""
+        return bool(self._sb._call("POST", "/files/mkdir", query={"path": _check_path(path)}).get("created"))
+
+    def rename(self, old_path, new_path, overwrite=False):
+        """Move a file or directory (within the writable trees; missing
+        parents of new_path are made). An existing new_path is a 409
+        ``exists`` error unless ``overwrite``. Returns new_path's info."""
+        q = {"path": _check_path(old_path), "to": _check_path(new_path)}
+        if overwrite:
+            q["overwrite"] = "true"
+        return Info(self._sb._call("POST", "/files/rename", query=q))
 
     def remove(self, path, recursive=True):
         """Remove a file, or a directory with everything in it
@@ -72,27 +145,50 @@ class Files:
 
     def exists(self, path):
         """Whether path exists (a relative path is under /home/user, as for
-        every file call)."""
-        path = _check_path(path)
-        if not path.startswith("/"):
-            path = "/home/user/" + path
-        parent, name = os.path.split(path.rstrip("/") or "/")
-        if not name:
-            return True
+        every file call; a symlink exists even when its target does not)."""
         try:
-            return any(e["name"] == name for e in self.list(parent or "/"))
+            self.get_info(path)
+            return True
         except NotFound:
-            return False  # no parent
-        except InvalidRequest as e:
+            return False
+        except AirlockError as e:
             if e.code == "not_directory":
                 return False  # a parent that is a file
             raise
 
-    def read(self, path):
-        return self._sb.download(path)
+    def read(self, path, gzip=False):
+        return self._sb.download(path, gzip=gzip)
 
-    def write(self, path, data):
-        return self._sb.upload(data, path)
+    def write(self, path, data, gzip=False):
+        return self._sb.upload(data, path, gzip=gzip)
+
+    def write_files(self, files):
+        """Write several files in one request: ``files`` is a list of
+        ``(path, data)`` pairs or ``{"path", "data"}`` dicts (data: bytes or
+        str). One multipart/form-data body, each part streamed into place
+        by the daemon in order; each file is whole or absent, and the first
+        that fails raises, the ones before it written. Returns
+        ``[{"path", "size"}, ...]``. Unlike ``write``, a part carries no
+        sha256 (multipart parts have no header for it)."""
+        boundary = "airlock-" + os.urandom(12).hex()
+        chunks = []
+        for item in files:
+            path, data = (item["path"], item["data"]) if isinstance(item, dict) else item
+            path = _check_path(path)
+            if any(c in path for c in '"\r\n'):
+                raise InvalidRequest("a path with a double quote or a line break cannot be a multipart "
+                                     "filename; write() it alone: %r" % path, code="invalid_request")
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            chunks += [b"--", boundary.encode(), b'\r\nContent-Disposition: form-data; name="file"; filename="',
+                       path.encode("utf-8"), b'"\r\nContent-Type: application/octet-stream\r\n\r\n',
+                       bytes(data), b"\r\n"]
+        chunks += [b"--", boundary.encode(), b"--\r\n"]
+        body = b"".join(chunks)
+        headers = {"Content-Type": "multipart/form-data; boundary=" + boundary, "Content-Length": str(len(body))}
+        out = decode_json(self._sb._http.request_raw("POST", self._sb._path("/files"), body, headers,
+                                                     timeout=max(60.0, len(body) / 5e6)))
+        return [Info(f) for f in out.get("files", [])]
 
 
 class Sandbox:
@@ -221,7 +317,7 @@ class Sandbox:
                                        timeout=timeout, query=query)
 
     # -- files -------------------------------------------------------------------
-    def upload(self, data, path):
+    def upload(self, data, path, gzip=False):
         """Write ``data`` to ``path`` in the sandbox.
 
         ``data`` is the content (bytes, or str encoded as UTF-8), a local file
@@ -235,7 +331,11 @@ class Sandbox:
 
         A ``path`` ending in ``/`` is a directory: a local file (PathLike, or
         a file object with a ``name``) keeps its name there; bytes need a
-        file name (``InvalidRequest`` from the daemon)."""
+        file name (``InvalidRequest`` from the daemon).
+
+        ``gzip=True`` sends the content compressed (Content-Encoding: gzip;
+        the daemon inflates it, the sha256 is still of the content): fewer
+        bytes on a slow link, for a compressible file."""
         path = _check_path(path)
         if path.endswith("/"):
             name = os.fspath(data) if isinstance(data, os.PathLike) else getattr(data, "name", None)
@@ -245,6 +345,8 @@ class Sandbox:
         headers = {"Content-Type": "application/octet-stream"}
         if isinstance(data, str):
             data = data.encode("utf-8")
+        if gzip:
+            return self._upload_gzip(url, data, headers)
         if isinstance(data, (bytes, bytearray, memoryview)):
             data = bytes(data)
             headers["X-Content-SHA256"] = hashlib.sha256(data).hexdigest()
@@ -256,6 +358,35 @@ class Sandbox:
             return self._upload_file(url, data, headers)
         raise TypeError("upload() takes bytes, str, an os.PathLike or a binary file, not %s"
                         % type(data).__name__)
+
+    def _upload_gzip(self, url, data, headers):
+        """Compress into a temporary file (never the whole content in memory
+        for a local file), hashing the content on the way, then send that."""
+        import zlib
+        if isinstance(data, os.PathLike):
+            with open(os.fspath(data), "rb") as f:
+                return self._upload_gzip(url, f, headers)
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            import io
+            data = io.BytesIO(bytes(data))
+        if not hasattr(data, "read"):
+            raise TypeError("upload() takes bytes, str, an os.PathLike or a binary file, not %s"
+                            % type(data).__name__)
+        h = hashlib.sha256()
+        z = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        with tempfile.TemporaryFile() as tmp:
+            while True:
+                block = data.read(1 << 20)
+                if not block:
+                    break
+                h.update(block)
+                tmp.write(z.compress(block))
+            tmp.write(z.flush())
+            size = tmp.tell()
+            tmp.seek(0)
+            headers["X-Content-SHA256"] = h.hexdigest()
+            headers["Content-Encoding"] = "gzip"
+            return self._upload(url, tmp, headers, size)
 
     def _upload_file(self, url, f, headers):
         try:
@@ -282,7 +413,7 @@ class Sandbox:
         timeout = max(60.0, size / 5e6)
         return Info(decode_json(self._http.request_raw("PUT", url, body, headers, timeout=timeout)))
 
-    def download(self, path, dest=None):
+    def download(self, path, dest=None, gzip=False):
         """The content of ``path`` as bytes; with ``dest`` (a local path or a
         writable binary file) the content is streamed there and its size returned.
 
@@ -292,21 +423,22 @@ class Sandbox:
         directory, renamed over ``dest`` only once it is whole and verified:
         a failed download leaves ``dest`` as it was and no partial file. (A
         file object given as ``dest`` has received what arrived before the
-        error: the caller owns it.)"""
+        error: the caller owns it.) ``gzip=True`` asks for the content
+        compressed on the way (inflated here, checked the same)."""
         import io
         url = self._path("/files") + "?" + urllib.parse.urlencode({"path": _check_path(path)})
         if dest is None:
             buf = io.BytesIO()
-            self._http.request_to_file("GET", url, buf, timeout=300.0)
+            self._http.request_to_file("GET", url, buf, timeout=300.0, gzip=gzip)
             return buf.getvalue()
         if hasattr(dest, "write"):
-            return self._http.request_to_file("GET", url, dest, timeout=300.0)
+            return self._http.request_to_file("GET", url, dest, timeout=300.0, gzip=gzip)
         dest = os.fspath(dest)
         d, name = os.path.split(os.path.abspath(dest))
         fd, tmp = tempfile.mkstemp(dir=d, prefix="." + name + ".", suffix=".airlock-part")
         try:
             with os.fdopen(fd, "wb") as f:
-                n = self._http.request_to_file("GET", url, f, timeout=300.0)
+                n = self._http.request_to_file("GET", url, f, timeout=300.0, gzip=gzip)
             os.replace(tmp, dest)
         except BaseException:
             try:

@@ -78,12 +78,30 @@ export interface SandboxInfo {
   [key: string]: unknown;
 }
 
-/** A directory entry of files.list. */
+/** What a path is (files.getInfo, each entry of files.list, files.rename's
+ * answer): a symlink is described, not followed (docs/api.md, files/info). */
 export interface EntryInfo {
+  /** absolute path */
+  path: string;
   name: string;
-  type: string;
-  size?: number;
-  mode?: number;
-  mtime?: number;
+  type: "file" | "dir" | "symlink" | "other" | string;
+  size: number;
+  /** permission bits as an integer (0o644 is 420) */
+  mode: number;
+  /** the same as an octal string, "0644" */
+  mode_octal: string;
+  /** as ls -l prints them, "-rw-r--r--" */
+  permissions: string;
+  /** the sandbox's names for uid and gid, else the numbers */
+  owner: string;
+  group: string;
+  uid: number;
+  gid: number;
+  /** Unix seconds */
+  mtime: number;
+  /** ISO-8601 UTC */
+  modified_at: string;
+  /** a symlink's text (not resolved), else null */
+  symlink_target: string | null;
   [key: string]: unknown;
 }

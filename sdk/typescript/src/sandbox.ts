@@ -73,13 +73,87 @@ function checkPath(path: string): string {
   return path;
 }
 
+/** A directory's event (files.watchDir): create, write, remove, rename,
+ * chmod, overflow; end (the directory went) or error (the sandbox did) last. */
+export interface WatchEvent {
+  type: "create" | "write" | "remove" | "rename" | "chmod" | "overflow" | "end" | "error" | string;
+  path?: string;
+  is_dir?: boolean;
+  reason?: string;
+  error?: { code: string; message: string };
+  seq: number;
+  ts: string;
+  [key: string]: unknown;
+}
+
+/** A watch in place: iterate it (`for await`) for events; stop() ends it. */
+export class WatchHandle implements AsyncIterable<WatchEvent> {
+  private stopped = false;
+  constructor(readonly path: string, readonly recursive: boolean,
+              private readonly events: AsyncGenerator<WatchEvent>, private readonly abort: AbortController) {}
+  async *[Symbol.asyncIterator](): AsyncGenerator<WatchEvent> {
+    try {
+      for (;;) {
+        const r = await this.events.next();
+        if (r.done) return;
+        yield r.value;
+        if (r.value.type === "end" || r.value.type === "error") return;
+      }
+    } catch (e) {
+      if (!this.stopped) throw e; // a stop() aborts the read under way: not an error
+    } finally {
+      this.stop();
+    }
+  }
+  /** End the watch (the daemon cancels it when the connection closes). */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.abort.abort();
+    this.events.return(undefined).catch(() => {}); // runs the stream's cleanup once its read settles
+  }
+}
+
 /** `sb.files`: file operations inside the sandbox. */
 export class Files {
   constructor(private readonly sb: Sandbox) {}
-  /** Entries of a directory. */
-  async list(path = "/home/user"): Promise<EntryInfo[]> {
-    const d = await this.sb._call("GET", "/files/list", undefined, { path: checkPath(path) });
+  /** Entries of a directory, each with getInfo's fields. `depth` > 1 lists
+   * subdirectories too, each followed by its own entries (`path` tells them
+   * apart); symlinks are listed, never followed. */
+  async list(path = "/home/user", opts: { depth?: number } = {}): Promise<EntryInfo[]> {
+    const query: Record<string, string> = { path: checkPath(path) };
+    if (opts.depth !== undefined && opts.depth !== 1) query.depth = String(Math.trunc(opts.depth));
+    const d = await this.sb._call("GET", "/files/list", undefined, query);
     return d.entries ?? [];
+  }
+  /** What path is, without following a symlink (NotFound if nothing is there). */
+  async getInfo(path: string): Promise<EntryInfo> {
+    return (await this.sb._call("GET", "/files/info", undefined, { path: checkPath(path) })) as EntryInfo;
+  }
+  /** Watch a directory: resolves once the watch is in place (a change made
+   * after that is reported), to a handle to iterate for events. */
+  async watchDir(path: string, opts: { recursive?: boolean } = {}): Promise<WatchHandle> {
+    const query: Record<string, string> = { path: checkPath(path) };
+    if (opts.recursive) query.recursive = "true";
+    const abort = new AbortController();
+    const events = this.sb._stream("GET", "/files/watch", query, new Set(["end", "error"]), abort.signal);
+    const first = await events.next();
+    if (first.done) throw new InvalidRequest("the watch stream ended before it was ready", { code: "internal" });
+    return new WatchHandle(first.value.path, first.value.recursive === true, events, abort);
+  }
+  /** Create a directory and its missing parents: true if this call created
+   * it, false if it was there (a file in the way is a 409 `exists` error). */
+  async makeDir(path: string): Promise<boolean> {
+    const d = (await this.sb._call("POST", "/files/mkdir", undefined, { path: checkPath(path) })) as { created?: boolean };
+    return d.created === true;
+  }
+  /** Move a file or directory within the writable trees (missing parents of
+   * newPath are made). An existing newPath is a 409 `exists` error unless
+   * `overwrite`. Returns newPath's info. */
+  async rename(oldPath: string, newPath: string, opts: { overwrite?: boolean } = {}): Promise<EntryInfo> {
+    const query: Record<string, string> = { path: checkPath(oldPath), to: checkPath(newPath) };
+    if (opts.overwrite) query.overwrite = "true";
+    return (await this.sb._call("POST", "/files/rename", undefined, query)) as EntryInfo;
   }
   /** Remove a file, or a directory with everything in it (`recursive: false`:
    * only an empty one). A missing path is not an error: false then. */
@@ -91,17 +165,12 @@ export class Files {
     const d = (await this.sb._call("DELETE", "/files", undefined, query)) as { deleted?: boolean };
     return d.deleted !== false;
   }
-  /** Whether path exists (relative paths are under /home/user). */
+  /** Whether path exists (relative paths are under /home/user; a symlink
+   * exists even when its target does not). */
   async exists(path: string): Promise<boolean> {
-    checkPath(path);
-    const abs = path.startsWith("/") ? path : "/home/user/" + path;
-    const p = abs.replace(/\/+$/, "") || "/";
-    const i = p.lastIndexOf("/");
-    const name = p.slice(i + 1);
-    if (!name) return true;
-    const parent = p.slice(0, i) || "/";
     try {
-      return (await this.list(parent)).some((e) => e.name === name);
+      await this.getInfo(path);
+      return true;
     } catch (e) {
       if (e instanceof NotFound) return false;
       if (e instanceof AirlockError && e.code === "not_directory") return false;
@@ -109,10 +178,31 @@ export class Files {
     }
   }
   /** The content as bytes (checked against Content-Length and X-Content-SHA256). */
-  read(path: string): Promise<Uint8Array> { return this.sb.download(path); }
+  read(path: string, opts: { gzip?: boolean } = {}): Promise<Uint8Array> { return this.sb.download(path, opts); }
   /** The content as UTF-8 text. */
   async readText(path: string): Promise<string> { return new TextDecoder().decode(await this.sb.download(path)); }
-  write(path: string, data: string | Uint8Array): Promise<{ path: string; size: number }> { return this.sb.upload(data, path); }
+  write(path: string, data: string | Uint8Array, opts: { gzip?: boolean } = {}): Promise<{ path: string; size: number }> {
+    return this.sb.upload(data, path, opts);
+  }
+  /** Several files in one request (multipart/form-data, one part per file,
+   * its filename the path): written in order, each whole or absent; the
+   * first that fails throws, the ones before it written. No per-part
+   * sha256 (unlike write). */
+  async writeFiles(files: { path: string; data: string | Uint8Array }[]): Promise<{ path: string; size: number }[]> {
+    const form = new FormData();
+    for (const f of files) {
+      const path = checkPath(f.path);
+      if (/["\r\n]/.test(path))
+        throw new InvalidRequest(`a path with a double quote or a line break cannot be a multipart filename: ${JSON.stringify(path)}`, { code: "invalid_request" });
+      const bytes = typeof f.data === "string" ? new TextEncoder().encode(f.data) : f.data;
+      form.append("file", new Blob([bytes as BlobPart], { type: "application/octet-stream" }), path);
+    }
+    // Response encodes the form (boundary and all) the way fetch would send it
+    const req = new Response(form);
+    const body = new Uint8Array(await req.arrayBuffer());
+    const d = await this.sb._raw("POST", "/files", body, req.headers.get("content-type")!);
+    return d.files ?? [];
+  }
 }
 
 export class Sandbox {
@@ -163,6 +253,17 @@ export class Sandbox {
   _call(method: string, suffix: string, payload?: unknown, query?: Record<string, string>, timeoutMs: number | undefined = 60_000): Promise<any> {
     return this.http.requestJson(method, "/v1/sandboxes/" + q(this.id) + suffix, payload, { query, timeoutMs });
   }
+  /** @internal an NDJSON stream read with GET (files.watchDir) */
+  _stream(method: string, suffix: string, query: Record<string, string>, terminal: Set<string>,
+          signal: AbortSignal): AsyncGenerator<any> {
+    return this.http.streamLines(method, "/v1/sandboxes/" + q(this.id) + suffix, undefined, terminal, { query, signal });
+  }
+  /** @internal a raw body (files.writeFiles' multipart form), answered with JSON */
+  _raw(method: string, suffix: string, body: Uint8Array, contentType: string): Promise<any> {
+    return this.http.requestJson(method, "/v1/sandboxes/" + q(this.id) + suffix, undefined, {
+      body, headers: { "Content-Type": contentType }, timeoutMs: Math.max(60_000, body.length / 5e3),
+    });
+  }
 
   /** The sandbox object, fresh from the daemon. */
   async getInfo(): Promise<SandboxInfo> {
@@ -189,19 +290,29 @@ export class Sandbox {
   }
 
   /** Write `data` (bytes, or a string as UTF-8) to `path`; its sha256 goes along (X-Content-SHA256). */
-  async upload(data: string | Uint8Array, path: string): Promise<{ path: string; size: number }> {
+  /** Write data to path. `gzip: true` sends it compressed (Content-Encoding: gzip; the daemon inflates it and
+   * the sha256 is still of the content). */
+  async upload(data: string | Uint8Array, path: string, opts: { gzip?: boolean } = {}): Promise<{ path: string; size: number }> {
     const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    const headers: Record<string, string> = { "Content-Type": "application/octet-stream", "X-Content-SHA256": await sha256Hex(bytes) };
+    let body = bytes;
+    if (opts.gzip) {
+      const gz = new Blob([bytes as BlobPart]).stream().pipeThrough(new CompressionStream("gzip"));
+      body = new Uint8Array(await new Response(gz).arrayBuffer());
+      headers["Content-Encoding"] = "gzip";
+    }
     return this.http.requestJson("PUT", "/v1/sandboxes/" + q(this.id) + "/files", undefined, {
-      query: { path: checkPath(path) }, body: bytes,
-      headers: { "Content-Type": "application/octet-stream", "X-Content-SHA256": await sha256Hex(bytes) },
-      timeoutMs: Math.max(60_000, bytes.length / 5e3),
+      query: { path: checkPath(path) }, body, headers, timeoutMs: Math.max(60_000, bytes.length / 5e3),
     });
   }
 
-  /** The content of `path`; a short download throws TransferError, a corrupted one IntegrityError. */
-  download(path: string): Promise<Uint8Array> {
+  /** The content of `path`; a short download throws TransferError, a corrupted one IntegrityError.
+   * `gzip: true` has it compressed on the way (fetch inflates it); by default it comes as it is, since
+   * fetch would otherwise ask for gzip on every download and the daemon would spend CPU on it. */
+  download(path: string, opts: { gzip?: boolean } = {}): Promise<Uint8Array> {
     return this.http.requestBytes("GET", "/v1/sandboxes/" + q(this.id) + "/files", {
       query: { path: checkPath(path) }, timeoutMs: 300_000,
+      headers: { "Accept-Encoding": opts.gzip ? "gzip" : "identity" },
     });
   }
 

@@ -23,6 +23,8 @@ export interface RequestOptions {
   query?: Record<string, string>;
   /** milliseconds; undefined = no limit */
   timeoutMs?: number;
+  /** aborts the request (a watch's stop) */
+  signal?: AbortSignal;
 }
 
 export class Transport {
@@ -52,7 +54,9 @@ export class Transport {
       try {
         resp = await fetch(this.url(path, o.query), {
           method, headers, body: o.body as BodyInit | undefined,
-          signal: o.timeoutMs !== undefined ? AbortSignal.timeout(o.timeoutMs) : undefined,
+          signal: o.timeoutMs !== undefined
+            ? (o.signal ? AbortSignal.any([o.signal, AbortSignal.timeout(o.timeoutMs)]) : AbortSignal.timeout(o.timeoutMs))
+            : o.signal,
         });
       } catch (e) {
         const err = e as Error;
@@ -93,7 +97,9 @@ export class Transport {
   /** A whole body, checked against Content-Length (TransferError) and X-Content-SHA256 (IntegrityError). */
   async requestBytes(method: string, path: string, o: RequestOptions = {}): Promise<Uint8Array> {
     const resp = await this.send(method, path, { ...o, headers: { Accept: "*/*", ...o.headers } });
-    const cl = resp.headers.get("Content-Length");
+    // a gzip body is inflated by fetch: its length is the daemon's X-Content-Length
+    const gz = (resp.headers.get("Content-Encoding") ?? "").toLowerCase() === "gzip";
+    const cl = resp.headers.get(gz ? "X-Content-Length" : "Content-Length");
     const declared = cl !== null && /^\d+$/.test(cl) ? parseInt(cl, 10) : undefined;
     const want = (resp.headers.get("X-Content-SHA256") ?? "").trim().toLowerCase() || undefined;
     const chunks: Uint8Array[] = [];
@@ -117,13 +123,13 @@ export class Transport {
     return checkDigest(out, want);
   }
 
-  /** Send JSON; yield each NDJSON line as it arrives. The stream must end with a `terminal` event type. */
+  /** Send JSON (none when payload is undefined: a GET); yield each NDJSON line as it arrives. The stream must
+   * end with a `terminal` event type. */
   async *streamLines(method: string, path: string, payload: unknown, terminal: Set<string>,
                      o: RequestOptions = {}): AsyncGenerator<any> {
-    const resp = await this.send(method, path, {
-      ...o, body: JSON.stringify(payload),
-      headers: { "Content-Type": "application/json", Accept: "application/x-ndjson" },
-    });
+    const resp = await this.send(method, path, payload === undefined
+      ? { ...o, headers: { Accept: "application/x-ndjson" } }
+      : { ...o, body: JSON.stringify(payload), headers: { "Content-Type": "application/json", Accept: "application/x-ndjson" } });
     const reader = resp.body!.pipeThrough(new TextDecoderStream()).getReader();
     let buf = "";
     let ended = false;

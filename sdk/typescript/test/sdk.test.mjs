@@ -173,6 +173,70 @@ test("file round trip with digest; list, exists, remove", async () => {
   }
 });
 
+test("files: makeDir, rename (409 exists unless overwrite), getInfo, list with a depth, writeFiles", async () => {
+  const sb = await Sandbox.create({ timeout: 120 });
+  try {
+    assert.equal(await sb.files.makeDir("ts/x/y"), true);
+    assert.equal(await sb.files.makeDir("/home/user/ts/x/y"), false);
+    await sb.files.write("ts/x/y/f.txt", "abc");
+    const info = await sb.files.getInfo("ts/x/y/f.txt");
+    assert.equal(info.path, "/home/user/ts/x/y/f.txt");
+    assert.equal(info.type, "file");
+    assert.equal(info.size, 3);
+    assert.equal(info.mode_octal, "0644");
+    assert.equal(info.permissions, "-rw-r--r--");
+    assert.equal(info.symlink_target, null);
+    assert.match(info.modified_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    const moved = await sb.files.rename("ts/x/y/f.txt", "ts/g.txt");
+    assert.equal(moved.path, "/home/user/ts/g.txt");
+    await sb.files.write("ts/h.txt", "h");
+    await assert.rejects(sb.files.rename("ts/g.txt", "ts/h.txt"),
+      (e) => e instanceof AirlockError && e.status === 409 && e.code === "exists");
+    await sb.files.rename("ts/g.txt", "ts/h.txt", { overwrite: true });
+    assert.equal(await sb.files.readText("ts/h.txt"), "abc");
+    assert.deepEqual((await sb.files.list("ts", { depth: 3 })).map((e) => e.path),
+      ["/home/user/ts/h.txt", "/home/user/ts/x", "/home/user/ts/x/y"]);
+    assert.deepEqual((await sb.files.list("ts")).map((e) => e.name), ["h.txt", "x"]);
+    await assert.rejects(sb.files.getInfo("ts/nope"), NotFound);
+    const many = await sb.files.writeFiles([{ path: "ts/m/one.txt", data: "1" }, { path: "/data/ts/two.bin", data: new Uint8Array([0, 255, 13, 10]) }]);
+    assert.deepEqual(many, [{ path: "/home/user/ts/m/one.txt", size: 1 }, { path: "/data/ts/two.bin", size: 4 }]);
+    assert.deepEqual(Array.from(await sb.files.read("/data/ts/two.bin")), [0, 255, 13, 10]);
+    const big = new Uint8Array(2_000_000).fill(122);
+    assert.equal((await sb.files.write("/data/ts/big.txt", big, { gzip: true })).size, big.length);
+    const viaGzip = await sb.files.read("/data/ts/big.txt", { gzip: true });
+    assert.equal(viaGzip.length, big.length);
+    assert.ok(viaGzip.every((b) => b === 122));
+    assert.equal(await sb.files.exists("ts/x/y"), true);
+  } finally {
+    await sb.kill();
+  }
+});
+
+test("files.watchDir: events as they happen, end when the directory goes, stop()", async () => {
+  const sb = await Sandbox.create({ timeout: 120 });
+  try {
+    await sb.files.makeDir("/data/tw/sub");
+    const w = await sb.files.watchDir("/data/tw", { recursive: true });
+    assert.equal(w.path, "/data/tw");
+    assert.equal(w.recursive, true);
+    await sb.files.write("/data/tw/sub/x.txt", "x");
+    await sb.files.remove("/data/tw");
+    const seen = [];
+    for await (const ev of w) seen.push(`${ev.type} ${ev.path ?? ""}`);
+    assert.ok(seen.includes("create /data/tw/sub/x.txt"), seen.join("; "));
+    assert.ok(seen[seen.length - 1].startsWith("end"), seen.join("; "));
+    await sb.files.makeDir("/data/tw2");
+    const w2 = await sb.files.watchDir("/data/tw2");
+    const it = w2[Symbol.asyncIterator]();
+    const pending = it.next();
+    w2.stop(); // ends a read under way without an error
+    assert.equal((await pending).done, true);
+    await assert.rejects(sb.files.watchDir("/data/never"), NotFound);
+  } finally {
+    await sb.kill();
+  }
+});
+
 test("typed API errors: 404 NotFound on an unknown id, digest mismatch is IntegrityError", async () => {
   await assert.rejects(Sandbox.connect("sb_doesnotexist"), (e) => e instanceof NotFound && e.status === 404 && e instanceof AirlockError);
   await assert.rejects(Sandbox.list({ apiKey: "ak_" + "0".repeat(32) }), (e) => e instanceof AuthError && e.status === 401);
