@@ -21,10 +21,10 @@ TEMPLATE_BUILD_PKGS := mmdebstrap debian-archive-keyring erofs-utils
 
 APT_PKGS := meson ninja-build pkg-config gcc libc6-dev \
 	libmicrohttpd-dev libjansson-dev libseccomp-dev libcap-dev libsqlite3-dev \
-	libssl-dev libcurl4-openssl-dev \
+	libssl-dev libcurl4-openssl-dev libhttp-parser-dev \
 	python3 python3-dev python3-pip python3-pytest python3-setuptools \
 	$(TEMPLATE_PKGS) \
-	iproute2 curl procps \
+	iproute2 curl procps openssl \
 	$(TEMPLATE_BUILD_PKGS) \
 	$(VM_PKGS)
 
@@ -42,7 +42,7 @@ FUZZ_PKGS := clang libclang-rt-14-dev
 
 # make fuzz: each harness in fuzz/ runs this long; fuzz-smoke: 30 s each.
 FUZZ_SECONDS ?= 300
-FUZZ_HARNESSES := proto agent http
+FUZZ_HARNESSES := proto agent http egress
 # UBSan only prints by default: a finding must stop the run and be saved
 FUZZ_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 

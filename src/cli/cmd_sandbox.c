@@ -24,7 +24,10 @@ static const struct cli_option create_options[] = {
     {.name = "metadata", .arg = ARG_KV, .metavar = "K=V", .body_key = "metadata", .want = "K=V",
      .help = "free-form labels"},
     {.name = "region", .arg = ARG_STRING, .metavar = "R", .body_key = "region", .help = "region to pin the sandbox to"},
-    {.name = "egress", .body_key = "egress", .help = "ask for network egress (refused: sandboxes are sealed)"},
+    {.name = "egress", .body_key = "egress", .help = "ask for open network egress (refused: not available yet)"},
+    {.name = "allow", .arg = ARG_STRING, .repeat = true, .metavar = "HOST:PORT",
+     .help = "reach this host through the sandbox's egress proxy (repeatable; *.domain:port, cidr:port too; "
+             "docs/egress.md)"},
     {.name = "isolation", .arg = ARG_STRING, .metavar = "B", .body_key = "isolation", .choices = isolations,
      .want = "jail or vm", .help = "jail (namespaces) or vm (a QEMU microvm of its own); default: the daemon's"},
     {0},
@@ -35,6 +38,17 @@ static int create_run(struct cli_ctx *ctx, int argc, char **argv)
     (void)argc, (void)argv;
     json_auto_t *out = NULL;
     cleanup_free char *raw = NULL;
+    const struct cli_value *allow = cli_opt(ctx, "allow");
+    if (allow && allow->count > 0) {
+        if (cli_opt(ctx, "egress")->count > 0) {
+            fprintf(stderr, "airlock: --egress and --allow exclude each other\n");
+            return EXIT_USAGE;
+        }
+        json_t *rules = json_array();
+        for (int i = 0; i < allow->count; i++)
+            json_array_append_new(rules, json_string(allow->list[i]));
+        json_object_set_new(ctx->body, "egress", json_pack("{s:o}", "allow", rules));
+    }
     if (call_json(ctx, "POST", "/v1/sandboxes", ctx->body, &out, &raw))
         return EXIT_ERROR;
     if (ctx->json)

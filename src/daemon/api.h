@@ -18,6 +18,14 @@ void api_sandbox_delete(struct http_req *req);
 void api_sandbox_timeout(struct http_req *req);
 void api_sandbox_logs(struct http_req *req);
 
+/* api_egress.c (docs/egress.md). api_egress_parse reads a create body's
+ * "egress": 0 and *out (NULL: sealed), or -1 with the 400 sent. */
+struct egress_policy;
+int api_egress_parse(struct http_req *req, const json_t *v, struct egress_policy **out);
+void api_egress_get(struct http_req *req);
+void api_egress_put(struct http_req *req);
+void api_egress_log(struct http_req *req);
+
 /* api_files.c. PUT is streamed: begin (headers known), data (each chunk),
  * end (body complete), cleanup (always, when the request is over). */
 void api_files_put_begin(struct http_req *req);

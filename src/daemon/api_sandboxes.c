@@ -9,6 +9,7 @@
 
 #include "api.h"
 #include "api_errors.h"
+#include "egress_proxy.h"
 #include "log.h"
 #include "listq.h"
 #include "pool.h"
@@ -267,12 +268,11 @@ void api_sandbox_create(struct http_req *req)
     __attribute__((cleanup(release_template))) struct held_template held = {.t = d->templates};
     if (strcmp(tmpl, d->host_template.name) != 0 && use_template(req, tmpl, &held, &p) < 0)
         return;
-    if (api_field_bool(req, "egress", &p.egress) < 0)
+    /* freed on every early return; handed to sandbox_create below */
+    __attribute__((cleanup(egress_policy_freep))) struct egress_policy *pol = NULL;
+    if (api_egress_parse(req, json_object_get(req->body, "egress"), &pol) < 0)
         return;
-    if (p.egress) {
-        http_reply_errorf(req, 400, "egress_unavailable", "egress policies are not available yet; sandboxes are sealed");
-        return;
-    }
+    p.egress = pol != NULL;
     p.isolation = cfg->isolation;
     const char *iso = NULL;
     if (api_field_string(req, "isolation", &iso) < 0)
@@ -283,6 +283,11 @@ void api_sandbox_create(struct http_req *req)
         p.isolation = ISO_VM;
     } else if (iso) {
         http_reply_errorf(req, 400, "invalid_request", "isolation must be \"jail\" or \"vm\"");
+        return;
+    }
+    if (p.egress && p.isolation == ISO_VM) {
+        http_reply_errorf(req, 400, "egress_unavailable",
+                          "egress allow-lists are served on the jail backend only; vm sandboxes are sealed");
         return;
     }
     if (p.isolation == ISO_VM && !d->vm_backend) {
@@ -326,6 +331,18 @@ void api_sandbox_create(struct http_req *req)
             json_object_update(merged, p.env);
         p.env = merged;
     }
+    /* the proxy is the sandbox's only way out: every common client (pip,
+     * urllib, requests, curl) reads these; loopback stays direct */
+    json_auto_t *with_proxy = NULL;
+    if (p.egress) {
+        with_proxy = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "HTTP_PROXY", EGRESS_PROXY_URL, "HTTPS_PROXY",
+                               EGRESS_PROXY_URL, "ALL_PROXY", EGRESS_PROXY_URL, "http_proxy", EGRESS_PROXY_URL,
+                               "https_proxy", EGRESS_PROXY_URL, "all_proxy", EGRESS_PROXY_URL, "NO_PROXY",
+                               "localhost,127.0.0.1,::1", "no_proxy", "localhost,127.0.0.1,::1");
+        if (p.env)
+            json_object_update(with_proxy, p.env);
+        p.env = with_proxy;
+    }
     json_t *md = json_object_get(req->body, "metadata");
     if (md && !json_is_null(md)) {
         if (!json_is_object(md)) {
@@ -341,6 +358,8 @@ void api_sandbox_create(struct http_req *req)
 
     cleanup_sandbox struct sandbox *sb = NULL;
     struct op_error err = {0};
+    p.egress_policy = pol;
+    pol = NULL; /* sandbox_create's now */
     int r = sandbox_create(d, &p, req->key.id, &sb, &err);
     if (r < 0) {
         /* a warm-up that raises is the template's defect, answered 422

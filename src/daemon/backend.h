@@ -94,6 +94,10 @@ struct backend_ops {
     /* Host pid of the running, ready Python zygote, 0 if none (healthz).
      * Optional. */
     pid_t (*zygote_pid)(void *state);
+    /* A listening TCP socket (CLOEXEC) on 127.0.0.1:port inside the
+     * sandbox's own network namespace, for the daemon's egress proxy
+     * (egress_proxy.h). Optional: NULL, the backend offers no egress. */
+    int (*egress_listen)(struct backend_instance *inst, uint16_t port, int *fd);
     void (*fini)(void *state);
 };
 

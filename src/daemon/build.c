@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "egress_proxy.h"
 #include "log.h"
 #include "proto.h"
 #include "sandbox_impl.h"
@@ -25,6 +26,7 @@
 
 void sandbox_discard(struct sandbox *sb)
 {
+    egress_proxy_free(sb->egress_px);
     agent_conn_free(sb->conn); /* joins the reader thread */
     pthread_mutex_lock(&sb->inst_lock);
     if (sb->inst) /* a failed build, or one that never went live */
@@ -39,6 +41,27 @@ void sandbox_discard(struct sandbox *sb)
 const char *sandbox_id(const struct sandbox *sb) { return sb->id; }
 struct agent_conn *sandbox_agent(struct sandbox *sb) { return sb->conn; }
 json_t *sandbox_env(struct sandbox *sb) { return sb->env; }
+struct egress_proxy *sandbox_egress(struct sandbox *sb) { return sb->egress_px; }
+
+int sandbox_start_egress(struct sandbox *sb, struct egress_policy *pol, struct op_error *err)
+{
+    if (!sb->bk->egress_listen) {
+        egress_policy_free(pol);
+        return op_error_set(err, -EOPNOTSUPP, ERR_INTERNAL,
+                            "egress allow-lists are not available on the %s backend", sb->bk->name);
+    }
+    int fd = -1;
+    pthread_mutex_lock(&sb->inst_lock);
+    int r = sb->inst ? sb->bk->egress_listen(sb->inst, EGRESS_PROXY_PORT, &fd) : -ESRCH;
+    pthread_mutex_unlock(&sb->inst_lock);
+    if (r < 0) {
+        egress_policy_free(pol);
+        return op_error_set(err, r, ERR_INTERNAL, "egress proxy listener: %s", strerror(-r));
+    }
+    if ((r = egress_proxy_start(fd, sb->id, sb->d->store, pol, &sb->egress_px)) < 0)
+        return op_error_set(err, r, ERR_INTERNAL, "egress proxy: %s", strerror(-r));
+    return 0;
+}
 unsigned sandbox_memory_mb(const struct sandbox *sb) { return sb->memory_mb; }
 bool sandbox_crashed(struct sandbox *sb) { return atomic_load(&sb->crashed); }
 

@@ -18,6 +18,9 @@
 #include "daemon.h"
 #include "operr.h"
 
+struct egress_policy;
+struct egress_proxy;
+
 /* Processes (and threads) one sandbox may hold: its cgroup's pids.max. */
 #define SANDBOX_PIDS_MAX 512
 
@@ -57,6 +60,11 @@ void sandbox_set_crash_hook(struct daemon *d, void (*hook)(struct daemon *d));
 const char *sandbox_id(const struct sandbox *sb);
 struct agent_conn *sandbox_agent(struct sandbox *sb);
 json_t *sandbox_env(struct sandbox *sb); /* borrowed, immutable once created */
+/* Serve an allow-list proxy (pol, consumed) in sb's network namespace;
+ * before sb is visible. The API refuses backends without one first. */
+int sandbox_start_egress(struct sandbox *sb, struct egress_policy *pol, struct op_error *err);
+/* The proxy, or NULL for a sealed sandbox. */
+struct egress_proxy *sandbox_egress(struct sandbox *sb);
 unsigned sandbox_memory_mb(const struct sandbox *sb);
 /* OOM kills so far (0 if the backend cannot tell). */
 uint64_t sandbox_oom_kills(struct sandbox *sb);

@@ -70,6 +70,8 @@ static const struct route ROUTES[] = {
     {"/v1/sandboxes/*/code", {{"POST", R_JSON, api_code, {NULL}}}},
     {"/v1/sandboxes/*/exec", {{"POST", R_JSON, api_exec, {NULL}}}},
     {"/v1/sandboxes/*/logs", {{"GET", 0, api_sandbox_logs, {NULL}}}},
+    {"/v1/sandboxes/*/egress", {{"GET", 0, api_egress_get, {NULL}}, {"PUT", R_JSON, api_egress_put, {NULL}}}},
+    {"/v1/sandboxes/*/egress/log", {{"GET", 0, api_egress_log, {NULL}}}},
     {"/v1/keys", {{"POST", R_JSON | R_ADMIN, api_keys_create, {NULL}}, {"GET", R_ADMIN, api_keys_list, {NULL}}}},
     {"/v1/keys/*", {{"DELETE", R_ADMIN, api_keys_revoke, {NULL}}}},
     {"/v1/pool", {{"GET", R_ADMIN, api_pool, {NULL}}}},

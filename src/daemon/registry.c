@@ -9,6 +9,7 @@
 
 #include "bgwork.h"
 #include "build.h"
+#include "egress_proxy.h"
 #include "log.h"
 #include "pool.h"
 #include "record.h"
@@ -343,6 +344,7 @@ static bool unlink_live(struct sandbox *sb, const char *reason)
  * and namespaces: the slow part. */
 static void release_backend(struct sandbox *sb)
 {
+    egress_proxy_shutdown(sb->egress_px);
     pthread_mutex_lock(&sb->inst_lock);
     int r = sb->bk->destroy(sb->bk_state, sb->inst);
     sb->inst = NULL;
@@ -653,15 +655,25 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
     uint64_t t_start = now_mono_us();
     struct registry *reg = d->reg;
     struct pending_create pc = {.key_id = key_id ? key_id : ""};
+    struct egress_policy *pol = p->egress_policy;
     int r = reserve(d, p, &pc, err);
-    if (r < 0)
+    if (r < 0) {
+        egress_policy_free(pol);
         return r;
+    }
     struct sandbox_shape shape = {
         .tmpl = p->tmpl, .memory_mb = p->memory_mb, .cpus = p->cpus, .egress = p->egress, .isolation = p->isolation};
     struct sandbox *sb = NULL;
     bool pooled = false;
     if ((r = obtain(d, &shape, &sb, &pooled, err)) < 0) {
         release_reservation(reg, &pc);
+        egress_policy_free(pol);
+        return r;
+    }
+    /* the proxy listens before anyone can run code in the sandbox */
+    if (pol && (r = sandbox_start_egress(sb, pol, err)) < 0) {
+        release_reservation(reg, &pc);
+        sandbox_discard(sb);
         return r;
     }
     uint64_t t_got = now_mono_us();

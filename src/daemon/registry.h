@@ -46,6 +46,9 @@ struct sandbox_params {
     json_t *env;      /* object string->string, borrowed */
     json_t *metadata; /* object, borrowed */
     unsigned per_key_max; /* live sandboxes the owner key may have; 0: no limit */
+    /* the allow-list (egress must be true), or NULL: sealed. Consumed by
+     * sandbox_create, whether it succeeds or not. */
+    struct egress_policy *egress_policy;
 };
 
 int registry_new(struct daemon *d, struct registry **out);

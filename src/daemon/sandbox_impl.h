@@ -49,6 +49,11 @@ struct sandbox {
     pthread_mutex_t inst_lock;
     struct backend_instance *inst;
 
+    /* the allow-list proxy (egress_proxy.h), NULL when sealed: set by the
+     * create before the sandbox is visible, shut down with the backend,
+     * freed with the sandbox (the log stays readable until then) */
+    struct egress_proxy *egress_px;
+
     /* guarded by the registry lock */
     unsigned refs;
     enum sb_state state;

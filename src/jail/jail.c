@@ -539,5 +539,6 @@ const struct backend_ops jail_backend_ops = {
     .memory_usage = jail_memory_usage,
     .agent_pid = jail_agent_pid,
     .zygote_pid = jail_zygote_pid_of,
+    .egress_listen = net_egress_listen,
     .fini = jail_fini,
 };

@@ -15,7 +15,8 @@
  *               each mode's files behind struct cgroup_impl (cgroup_impl.h)
  *   dynmods.c   cgroup2's favordynmods
  *   mnt.c       detached read-only trees, the new root, /dev, /proc, pivot_root
- *   net.c       loopback up in the empty network namespace, socket buffer caps
+ *   net.c       loopback up in the empty network namespace, socket buffer caps,
+ *               the egress proxy's listener in it (parent)
  *   rootfs.c    what the root of a template holds: /usr and a synthetic /etc
  *   layers.c    the per-sandbox overlays' layers
  *   anonlock.c  the locks on the host's one anonymous inode
@@ -284,6 +285,8 @@ int net_loopback_up(struct jail_child_error *e);
 /* child, in its own network namespace, before the new root: cap socket
  * buffer sizes there (host /proc still visible). */
 int net_cap_buffers(struct jail_child_error *e); /* child */
+/* parent: the egress proxy's listener in inst's network namespace */
+int net_egress_listen(struct backend_instance *inst, uint16_t port, int *fd);
 
 /* ---- rootfs.c ---- */
 /* Fill the plan's /usr tree, /etc contents and /etc binds for spec's template. */

@@ -10,6 +10,9 @@
 
 #include <fcntl.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -67,5 +70,61 @@ int net_cap_buffers(struct jail_child_error *e)
         if (w != (ssize_t)n)
             return child_fail(e, "write", buffer_caps[i].path, saved);
     }
+    return 0;
+}
+
+/* ---- parent: the egress proxy's listener (docs/egress.md) */
+
+struct listen_job {
+    int pidfd;
+    uint16_t port;
+    int fd; /* out */
+    int err;
+};
+
+/* A thread of its own: setns changes only the calling thread's network
+ * namespace, and this one ends right after, so no other daemon thread ever
+ * leaves the host's. A socket stays in the namespace it was made in, so the
+ * listener is the sandbox's 127.0.0.1 while the daemon serves it from here.
+ * Simpler than making it in the child and passing it back (the child has no
+ * channel for fds and is a zygote's or the clone's, two paths), and the
+ * pidfd names the agent itself: never a recycled pid. */
+static void *listen_in_netns(void *arg)
+{
+    struct listen_job *j = arg;
+    if (setns(j->pidfd, CLONE_NEWNET) < 0) {
+        j->err = -errno;
+        return NULL;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        j->err = -errno;
+        return NULL;
+    }
+    int one = 1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(j->port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
+        j->err = -errno;
+        close(fd);
+        return NULL;
+    }
+    j->fd = fd;
+    return NULL;
+}
+
+int net_egress_listen(struct backend_instance *inst, uint16_t port, int *fd)
+{
+    if (inst->pidfd < 0 || inst->reaped)
+        return -ESRCH;
+    struct listen_job j = {.pidfd = inst->pidfd, .port = port, .fd = -1};
+    pthread_t t;
+    int r = pthread_create(&t, NULL, listen_in_netns, &j);
+    if (r != 0)
+        return -r;
+    pthread_join(t, NULL);
+    if (j.err < 0)
+        return j.err;
+    *fd = j.fd;
     return 0;
 }

@@ -344,7 +344,8 @@ class Arena:
 
     def attack(self, attack):
         """Run one attack and every check; return its Outcome."""
-        sb = self.new_sandbox() if attack.fresh else self.attacker
+        own = attack.fresh or attack.sandbox is not None
+        sb = self.new_sandbox(**(attack.sandbox or {})) if own else self.attacker
         try:
             outcome = self.run(attack, sb)
             # shown with -s, and in the report of a failing case
@@ -353,7 +354,7 @@ class Arena:
             if attack.then is not None:
                 attack.then(self, sb, outcome)
         finally:
-            if attack.fresh:
+            if own:
                 sb.close()
         self.check_after()
         return outcome

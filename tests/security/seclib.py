@@ -39,6 +39,7 @@ class Attack:
     fresh: bool = False            # runs in a sandbox of its own, destroyed afterwards
     then: object = None            # optional callable(arena, sandbox, Outcome): SDK-level steps
     doc: str = ""
+    sandbox: dict = None           # create arguments of a sandbox of its own (fresh), e.g. an egress allow-list
 
     def __post_init__(self):
         assert self.category in CATEGORIES, self.category

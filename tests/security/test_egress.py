@@ -1,4 +1,6 @@
 """Egress with egress=False: nothing leaves the sandbox's own network namespace.
+With an allow-list (docs/egress.md), the proxy is the one door, and no bypass
+of it reaches the host (the "proxy_" attacks, each in a sandbox of its own).
 
 A sandbox has a loopback interface and nothing else. The host listens on
 TCP and UDP on all its addresses, on an abstract and a path unix socket
@@ -412,6 +414,66 @@ print("RESULT listening", srv.getsockname()[1])
                doc="an index on the host's address and a port the host listens on: the listener must see nothing"),
     pip_attack("pip_install_from_loopback_index", "--index-url http://127.0.0.1:@TCP4@/simple leftpad"),
     pip_attack("pip_install_from_url", "http://@HOST4@:@TCP4@/leftpad-1.0.tar.gz"),
+]
+
+
+# -- the allow-list proxy: every bypass of the list is refused, and the host's
+# listeners see nothing. Only IP literals and names that are never resolved
+# (no rule names them): the daemon here is on the host's network, and a name
+# it looked up would be a query to a real resolver.
+ALLOW = {"egress": {"allow": ["allowed.invalid:80", "*.allowed.invalid:443"]}}
+
+PROXY = ERRNO_HELPER + '''
+import socket
+s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+s.sendall(%r)
+head = b""
+try:
+    while b"\\r\\n\\r\\n" not in head:
+        b = s.recv(4096)
+        if not b:
+            break
+        head += b
+    print("RESULT", head.split(b" ")[1].decode() if head.startswith(b"HTTP/") else "closed", head[:200])
+except OSError as e:
+    print("RESULT", errname(e))
+'''
+
+
+def proxy(name, request, doc="", expect=("403",)):
+    """A raw request to the sandbox's egress proxy; the answer must be a refusal."""
+    return Attack(name, CAT, PROXY % request.encode(), frozenset(expect), sandbox=ALLOW, doc=doc)
+
+
+ATTACKS += [
+    proxy("proxy_connect_host_listener", "CONNECT @HOST4@:@TCP4@ HTTP/1.1\r\n\r\n",
+          doc="an IP literal needs a CIDR rule: the domain rules do not cover it"),
+    proxy("proxy_get_host_listener", "GET http://@HOST4@:@TCP4@/ HTTP/1.1\r\nHost: allowed.invalid\r\n\r\n",
+          doc="a Host header naming an allowed host does not make the URL's address allowed"),
+    proxy("proxy_connect_daemon_loopback", "CONNECT 127.0.0.1:@DAEMON_PORT@ HTTP/1.1\r\n\r\n"),
+    proxy("proxy_connect_metadata", "CONNECT 169.254.169.254:80 HTTP/1.1\r\n\r\n"),
+    proxy("proxy_connect_ipv6_loopback", "CONNECT [::1]:@TCP6@ HTTP/1.1\r\n\r\n"),
+    proxy("proxy_connect_v4_mapped_loopback", "CONNECT [::ffff:127.0.0.1]:@DAEMON_PORT@ HTTP/1.1\r\n\r\n",
+          doc="a v4-mapped IPv6 literal is its IPv4 address for every rule and range"),
+    proxy("proxy_connect_decimal_ip", "CONNECT 2130706433:@DAEMON_PORT@ HTTP/1.1\r\n\r\n",
+          doc="inet_aton's forms (127.0.0.1 as one number) are names to the list, on none of its rules"),
+    proxy("proxy_allowed_name_other_port", "CONNECT allowed.invalid:@TCP4@ HTTP/1.1\r\n\r\n",
+          doc="every rule names one port"),
+    proxy("proxy_wildcard_apex", "CONNECT allowed.invalid:443 HTTP/1.1\r\n\r\n",
+          doc="*.allowed.invalid is what is below it, not itself"),
+    proxy("proxy_wildcard_suffix_trick", "CONNECT evilallowed.invalid:443 HTTP/1.1\r\n\r\n"),
+    proxy("proxy_host_with_at", "CONNECT allowed.invalid@@HOST4@:80 HTTP/1.1\r\n\r\n",
+          doc="userinfo tricks: not a host:port at all (400)", expect=("400", "403")),
+    Attack("proxy_direct_connect_still_unreachable", CAT, ERRNO_HELPER + '''
+import socket
+s = socket.socket()
+s.settimeout(2)
+try:
+    s.connect(("@HOST4@", @TCP4@))
+    print("RESULT connected")
+except OSError as e:
+    print("RESULT", errname(e))
+''', frozenset(UNREACH), sandbox=ALLOW, doc="the allow-list adds no route: only the proxy is a way out"),
 ]
 
 

@@ -208,7 +208,7 @@ class Sandbox:
         self._closed = False
         self.files = Files(self)
         if _info is None:
-            body = {"template": template, "egress": bool(egress)}
+            body = {"template": template, "egress": _egress(egress)}
             for k, v in (("region", region), ("timeout_s", _secs(timeout)), ("memory_mb", memory_mb),
                          ("cpus", cpus), ("env", env), ("metadata", metadata), ("isolation", isolation)):
                 if v is not None:
@@ -546,6 +546,36 @@ class Sandbox:
     def logs(self):
         """The sandbox's audit trail."""
         return self._call("GET", "/logs").get("events", [])
+
+    # -- egress (docs/egress.md) --------------------------------------------------
+    def egress(self):
+        """The allow-list: ``{"allow": [...]}``. A sealed sandbox raises
+        ``InvalidRequest`` (409 egress_sealed)."""
+        return self._call("GET", "/egress")
+
+    def set_egress(self, egress):
+        """Replace the allow-list at once (``{"allow": [...]}``, a list, or
+        ``False`` for an empty one): new connections follow it, open ones it
+        no longer allows are closed. Returns the new policy, with
+        ``closed`` (how many were)."""
+        return self._call("PUT", "/egress", {"allow": []} if egress is False else _egress(egress))
+
+    def egress_log(self):
+        """Every connection through the egress proxy, allowed or denied,
+        oldest first: time_ms, method, host, port, address, bytes_out,
+        bytes_in, duration_ms, verdict, reason."""
+        return self._call("GET", "/egress/log").get("entries", [])
+
+
+def _egress(egress):
+    """The create body's "egress": False (sealed), a list of rules, or
+    ``{"allow": [...]}``; True (open egress) goes to the daemon, which
+    refuses it with egress_unavailable."""
+    if isinstance(egress, (list, tuple)):
+        return {"allow": list(egress)}
+    if isinstance(egress, dict):
+        return egress
+    return bool(egress)
 
 
 __all__ = ["Sandbox", "Files"]

@@ -6,9 +6,18 @@ import { Execution, EntryInfo, SandboxInfo } from "./models.js";
 const GRACE_S = 30;
 const DEFAULT_RUN_WAIT_S = 600;
 
+export interface EgressPolicy { allow: string[] }
+
+export interface EgressLogEntry {
+  time_ms: number; method: string; host: string; port: number; address: string | null;
+  bytes_out: number; bytes_in: number; duration_ms: number;
+  verdict: "allowed" | "denied" | "failed" | "revoked"; reason: string;
+}
+
 export interface CreateOptions extends ConnectionOptions {
   template?: string;
-  egress?: boolean;
+  /** false: sealed (default); an allow-list (docs/egress.md): `{ allow: ["host:port", ...] }` */
+  egress?: boolean | EgressPolicy;
   region?: string;
   /** sandbox lifetime, seconds (default 300) */
   timeout?: number;
@@ -213,7 +222,7 @@ export class Sandbox {
   /** Create a sandbox (POST /v1/sandboxes). */
   static async create(opts: CreateOptions = {}): Promise<Sandbox> {
     const http = new Transport(opts);
-    const body: Record<string, unknown> = { template: opts.template ?? "host", egress: Boolean(opts.egress) };
+    const body: Record<string, unknown> = { template: opts.template ?? "host", egress: typeof opts.egress === "object" && opts.egress !== null ? opts.egress : Boolean(opts.egress) };
     const fields: [string, unknown][] = [["region", opts.region], ["timeout_s", secs(opts.timeout ?? 300)],
       ["memory_mb", opts.memoryMb], ["cpus", opts.cpus], ["env", opts.env], ["metadata", opts.metadata],
       ["isolation", opts.isolation]];
@@ -359,4 +368,15 @@ export class Sandbox {
 
   /** The sandbox's audit trail. */
   async logs(): Promise<unknown[]> { return (await this._call("GET", "/logs")).events ?? []; }
+
+  /** The egress allow-list (409 egress_sealed for a sealed sandbox). */
+  async egress(): Promise<EgressPolicy> { return await this._call("GET", "/egress"); }
+
+  /** Replace the allow-list at once; open connections it no longer allows are closed. */
+  async setEgress(allow: string[] | EgressPolicy): Promise<EgressPolicy & { closed: number }> {
+    return await this._call("PUT", "/egress", Array.isArray(allow) ? { allow } : allow);
+  }
+
+  /** Every connection through the egress proxy, allowed or denied, oldest first. */
+  async egressLog(): Promise<EgressLogEntry[]> { return (await this._call("GET", "/egress/log")).entries ?? []; }
 }

@@ -1,0 +1,110 @@
+/* api_egress.c - a sandbox's egress policy and log (docs/egress.md):
+ *
+ *   the create body's "egress" (api_egress_parse, for api_sandboxes.c)
+ *   GET  /v1/sandboxes/{id}/egress      the allow-list
+ *   PUT  /v1/sandboxes/{id}/egress      replace it, atomically, at once
+ *   GET  /v1/sandboxes/{id}/egress/log  its connections, allowed and denied
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "api.h"
+#include "api_errors.h"
+#include "build.h"
+#include "egress_proxy.h"
+#include "registry.h"
+#include "store.h"
+#include "util.h"
+
+/* false -> sealed (*out NULL); {"allow":[...]} -> a policy; true -> 400
+ * (open egress is not served yet). 0, or -1 with the answer sent. */
+int api_egress_parse(struct http_req *req, const json_t *v, struct egress_policy **out)
+{
+    *out = NULL;
+    if (!v || json_is_null(v) || json_is_false(v))
+        return 0;
+    if (json_is_true(v)) {
+        http_reply_errorf(req, 400, "egress_unavailable",
+                          "open egress (\"egress\": true) is not available yet; sandboxes are sealed, or reach "
+                          "named hosts through an allow-list: {\"egress\": {\"allow\": [\"host:port\", ...]}}");
+        return -1;
+    }
+    if (!json_is_object(v) || !json_object_get(v, "allow") || json_object_size(v) != 1) {
+        http_reply_errorf(req, 400, "invalid_request",
+                          "egress must be false, or {\"allow\": [\"host:port\", \"*.domain:port\", \"cidr:port\"]}");
+        return -1;
+    }
+    char err[512];
+    if (egress_policy_parse(json_object_get(v, "allow"), out, err, sizeof(err)) < 0) {
+        http_reply_errorf(req, 400, "invalid_request", "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The route's sandbox and its proxy; NULL with the answer sent. */
+static struct sandbox *egress_sandbox(struct http_req *req, struct egress_proxy **px)
+{
+    struct sandbox *sb = api_route_sandbox(req);
+    if (!sb)
+        return NULL;
+    *px = sandbox_egress(sb);
+    if (!*px) {
+        http_reply_errorf(req, 409, "egress_sealed",
+                          "sandbox %s is sealed (created with egress false): it has no egress policy to read or "
+                          "change; create it with {\"egress\": {\"allow\": [...]}} (an empty list is sealed too)",
+                          req->param);
+        sandbox_unref(sb);
+        return NULL;
+    }
+    return sb;
+}
+
+void api_egress_get(struct http_req *req)
+{
+    struct egress_proxy *px;
+    cleanup_sandbox struct sandbox *sb = egress_sandbox(req, &px);
+    if (sb)
+        http_reply_json(req, 200, egress_proxy_policy_json(px));
+}
+
+void api_egress_put(struct http_req *req)
+{
+    json_t *v = req->body;
+    if (!json_is_object(v) || !json_object_get(v, "allow")) {
+        http_reply_errorf(req, 400, "invalid_request", "the body must be {\"allow\": [\"host:port\", ...]}");
+        return;
+    }
+    struct egress_policy *pol = NULL;
+    if (api_egress_parse(req, v, &pol) < 0)
+        return;
+    struct egress_proxy *px;
+    cleanup_sandbox struct sandbox *sb = egress_sandbox(req, &px);
+    if (!sb) {
+        egress_policy_free(pol);
+        return;
+    }
+    /* the audit row first: a change the store refuses is not made */
+    json_t *detail = egress_policy_json(pol);
+    int r = store_audit(req->d->store, req->key.id, "egress_policy", sandbox_id(sb), detail);
+    json_decref(detail);
+    if (r < 0) {
+        egress_policy_free(pol);
+        struct api_error err = {0};
+        api_error_audit(&err, r, "the egress change");
+        http_reply_error(req, &err);
+        return;
+    }
+    unsigned closed = egress_proxy_set_policy(px, pol);
+    json_t *j = egress_proxy_policy_json(px);
+    json_object_set_new(j, "closed", json_integer(closed));
+    http_reply_json(req, 200, j);
+}
+
+void api_egress_log(struct http_req *req)
+{
+    struct egress_proxy *px;
+    cleanup_sandbox struct sandbox *sb = egress_sandbox(req, &px);
+    if (sb)
+        http_reply_json(req, 200, egress_proxy_log_json(px));
+}
