@@ -101,11 +101,11 @@ def params(attacks):
     return out
 
 
-def latency_bound(idle_median_s, floor_s=0.005):
-    """The loaded median may be at most 3x the idle one; when the idle median
-    is tiny (a few ms), 3x of it is within scheduling noise, so it may also
-    be idle + floor_s (5 ms), whichever is larger."""
-    return max(3 * idle_median_s, idle_median_s + floor_s)
+def latency_bound(idle_median_s, floor_s=0.005, factor=3):
+    """The loaded median may be at most factor (3) x the idle one; when the
+    idle median is tiny (a few ms), 3x of it is within scheduling noise, so it
+    may also be idle + floor_s (5 ms), whichever is larger."""
+    return max(factor * idle_median_s, idle_median_s + floor_s)
 
 
 def median(xs):

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+import sec_support
 import seclib
 from seclib import ERRNO_HELPER, Attack, params
 
@@ -300,7 +301,7 @@ def test_exhaustion(arena, attack):
         assert not t.is_alive(), "the attack's run_code never returned"
         outcome = box["outcome"]
         print("%s -> %s" % (attack.name, outcome.results or outcome.describe()))
-        bound = seclib.latency_bound(seclib.median(idle))
+        bound = seclib.latency_bound(seclib.median(idle), factor=sec_support.latency_factor())
         seclib.LATENCY_LOG.append((attack.name, seclib.median(idle), seclib.median(loaded), bound, len(loaded)))
         seclib.check_expect(attack, outcome)
         if attack.then is not None:

@@ -22,6 +22,7 @@ dumpable until it is confined).
 
 import pytest
 
+from sec_support import jail_only
 from seclib import Attack, Outcome, check_expect, parse_results, params
 
 CAT = "shared-objects"
@@ -139,6 +140,7 @@ def restart_repl(sb):
 
 @pytest.mark.parametrize("attack", params(ATTACKS))
 def test_shared_zygote(arena, attack):
+    jail_only("zygote")
     sb = arena.new_sandbox()
     try:
         restart_repl(sb)
