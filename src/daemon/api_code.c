@@ -59,6 +59,8 @@ struct run {
     struct buf pending; /* event lines not yet handed to the client */
     bool eos;
     bool client_gone;
+    /* another framing of the events (the E2B listener; http.h) */
+    void (*event_hook)(json_t *ev, struct buf *out);
 };
 
 static void run_free(struct run *run)
@@ -268,6 +270,11 @@ static void emit(struct run *run, json_t *ev)
     format_time(now_wall_ms(), true, ts, sizeof(ts));
     json_object_set_new(ev, "seq", json_integer(run->seq++));
     json_object_set_new(ev, "ts", json_string(ts));
+    if (run->event_hook) {
+        run->event_hook(ev, &run->pending);
+        json_decref(ev);
+        return;
+    }
     char *line = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
     if (line) {
@@ -422,10 +429,13 @@ static void run_start(struct http_req *req, bool is_exec, const char *language, 
     }
     run->audit = json_object(); /* from now on the run's outcome is recorded, whatever happens */
 
-    if (!wants_ndjson(req)) {
+    run->event_hook = req->event_hook;
+    if (!wants_ndjson(req) && !run->event_hook) {
         run_collect(req, run);
         return;
     }
+    if (run->event_hook) /* E2B's process API names the run before its output */
+        emit(run, json_pack("{s:s,s:I}", "type", "start", "id", (json_int_t)agent_req_id(run->areq)));
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, run,
                                                                   stream_free);
     if (!resp) {
@@ -433,7 +443,8 @@ static void run_start(struct http_req *req, bool is_exec, const char *language, 
         return;
     }
     steal_ptr(&run); /* owned by the response now */
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ndjson");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            req->stream_type ? req->stream_type : "application/x-ndjson");
     http_stream_begin(req);
     http_reply_response(req, 200, resp);
 }

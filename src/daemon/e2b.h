@@ -1,0 +1,45 @@
+/* e2b.h - the E2B-compatible listener (--e2b-listen, docs/e2b.md).
+ *
+ * E2B's SDKs, unmodified, pointed at airlockd with E2B_API_URL and
+ * E2B_SANDBOX_URL. e2b_api.c answers E2B's control plane (its OpenAPI spec:
+ * /sandboxes, /v2/sandboxes); e2b_envd.c the data plane its SDKs send to the
+ * in-sandbox daemon envd (Connect RPCs in JSON, /files) and to the code
+ * interpreter (/execute). Both map onto Airlock's own handlers (api_*.c)
+ * wherever one exists, reshaping what they answer (http.h: reply_hook,
+ * event_hook), so validation, auditing and limits stay in one place. */
+#ifndef AIRLOCK_E2B_H
+#define AIRLOCK_E2B_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "http.h"
+
+/* The envd version the create answer reports: the SDK gates features on it
+ * (>= 0.4.0: no default "user" on file calls; < 0.5.2: no CloseStdin). */
+#define E2B_ENVD_VERSION "0.4.0"
+
+/* E2B's error body: {"code":<status>,"message"} on the REST routes,
+ * Connect's {"code":"<name>","message"} on the RPCs. */
+json_t *e2b_error_json(bool connect, unsigned status, const char *message);
+
+/* e2b_api.c: control plane */
+void e2b_sandbox_create(struct http_req *req);
+void e2b_sandbox_list(struct http_req *req);    /* GET /v2/sandboxes: paginated */
+void e2b_sandbox_list_v1(struct http_req *req); /* GET /sandboxes: all */
+void e2b_sandbox_get(struct http_req *req);
+void e2b_sandbox_kill(struct http_req *req);
+void e2b_sandbox_timeout(struct http_req *req);
+void e2b_sandbox_connect(struct http_req *req);
+void e2b_sandbox_sealed(struct http_req *req);      /* network: would open the seal */
+void e2b_sandbox_unsupported(struct http_req *req); /* pause, resume, snapshots, fork */
+
+/* e2b_envd.c: data plane (the sandbox is the E2b-Sandbox-Id header) */
+void e2b_health(struct http_req *req);
+void e2b_execute(struct http_req *req);
+void e2b_process_start(struct http_req *req);
+void e2b_process_signal(struct http_req *req);
+void e2b_files_get(struct http_req *req);
+
+#endif

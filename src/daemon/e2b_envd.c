@@ -1,0 +1,351 @@
+/* e2b_envd.c - the data plane E2B's SDKs send to a sandbox (docs/e2b.md):
+ * envd's Connect RPCs (process.Process) and /files, and the code
+ * interpreter's /execute, mapped onto Airlock's agent through its own
+ * handlers (api_code.c, api_files.c).
+ *
+ * E2B's SDK sends Connect in its JSON encoding (connect-web with
+ * useBinaryFormat false), so the messages are jansson objects: a unary RPC
+ * is a plain JSON body, a streamed one a sequence of envelopes (one flags
+ * byte, a 4-byte big-endian length, the JSON message), ended by an
+ * end-of-stream envelope (flag 0x02) that carries the error, if any. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "api.h"
+#include "buf.h"
+#include "build.h"
+#include "e2b.h"
+#include "proto.h"
+#include "registry.h"
+#include "util.h"
+
+#define ENVD_PORT 49983
+#define JUPYTER_PORT 49999
+
+#define CONNECT_END_STREAM 0x02
+#define CONNECT_COMPRESSED 0x01
+
+/* The sandbox of a data-plane call: E2B's SDK names it in a header (it
+ * would be in the host name of E2B's cloud URLs). false after replying. */
+static bool route_sandbox_header(struct http_req *req, int port)
+{
+    const char *id = http_header(req, "E2b-Sandbox-Id");
+    if (!id || !*id || strlen(id) >= sizeof(req->param)) {
+        http_reply_errorf(req, 400, "invalid_request",
+                          "the E2b-Sandbox-Id header is required: set E2B_SANDBOX_URL to this listener");
+        return false;
+    }
+    const char *p = http_header(req, "E2b-Sandbox-Port");
+    if (p && atoi(p) != port) {
+        http_reply_errorf(req, 403, "sealed",
+                          "Airlock sandboxes are sealed: port %s of a sandbox cannot be reached from outside "
+                          "(only envd's %d and the code interpreter's %d are served, by airlockd itself)",
+                          p, ENVD_PORT, JUPYTER_PORT);
+        return false;
+    }
+    snprintf(req->param, sizeof(req->param), "%s", id);
+    return true;
+}
+
+/* What E2B's proxy answers for a sandbox that is gone: 502, which the
+ * SDK's isRunning reads as "not running". */
+void e2b_health(struct http_req *req)
+{
+    if (!route_sandbox_header(req, ENVD_PORT))
+        return;
+    struct sandbox *sb = NULL;
+    struct op_error oerr = {0};
+    if (sandbox_get(req->d, &req->key, req->param, &sb, &oerr) < 0) {
+        http_reply_errorf(req, 502, "not_running", "sandbox %s is not running", req->param);
+        return;
+    }
+    sandbox_unref(sb);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (resp)
+        http_reply_response(req, 204, resp);
+}
+
+/* ---- /execute: the code interpreter's NDJSON */
+
+/* Airlock's mime bundle keys to E2B's result fields */
+static const struct {
+    const char *mime, *field;
+} MIME_FIELDS[] = {
+    {"text/plain", "text"},           {"text/html", "html"},     {"text/markdown", "markdown"},
+    {"image/svg+xml", "svg"},         {"image/png", "png"},      {"image/jpeg", "jpeg"},
+    {"application/pdf", "pdf"},       {"text/latex", "latex"},   {"application/json", "json"},
+    {"application/javascript", "javascript"},
+};
+
+static void put_line(struct buf *out, json_t *msg /* stolen */)
+{
+    char *line = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    json_decref(msg);
+    if (!line)
+        return;
+    (void)buf_append_str(out, line);
+    (void)buf_append(out, "\n", 1);
+    free(line);
+}
+
+static void execute_event(json_t *ev, struct buf *out)
+{
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    if (!type)
+        return;
+    if (!strcmp(type, "stdout") || !strcmp(type, "stderr")) {
+        put_line(out, json_pack("{s:s,s:O}", "type", type, "text", json_object_get(ev, "data")));
+    } else if (!strcmp(type, "result")) {
+        size_t i;
+        json_t *bundle;
+        json_array_foreach(json_object_get(ev, "results"), i, bundle)
+        {
+            json_t *r = json_pack("{s:s,s:b}", "type", "result", "is_main_result",
+                                  json_is_true(json_object_get(bundle, "is_main_result")));
+            for (size_t k = 0; r && k < ARRAY_SIZE(MIME_FIELDS); k++) {
+                json_t *v = json_object_get(bundle, MIME_FIELDS[k].mime);
+                if (v)
+                    json_object_set(r, MIME_FIELDS[k].field, v);
+            }
+            put_line(out, r);
+        }
+        json_t *err = json_object_get(ev, "error");
+        if (json_is_object(err))
+            put_line(out, json_pack("{s:s,s:O?,s:O?,s:O?}", "type", "error", "name", json_object_get(err, "name"),
+                                    "value", json_object_get(err, "value"), "traceback",
+                                    json_object_get(err, "traceback")));
+        put_line(out, json_pack("{s:s}", "type", "end_of_execution"));
+    } else if (!strcmp(type, "error")) {
+        /* the run itself failed (the agent went away, a timeout) */
+        json_t *e = json_object_get(ev, "error");
+        put_line(out, json_pack("{s:s,s:O?,s:O?,s:s}", "type", "error", "name", json_object_get(e, "code"), "value",
+                                json_object_get(e, "message"), "traceback", ""));
+    }
+}
+
+void e2b_execute(struct http_req *req)
+{
+    if (!route_sandbox_header(req, JUPYTER_PORT))
+        return;
+    json_t *in = req->body;
+    json_t *code = json_object_get(in, "code");
+    if (!json_is_string(code)) {
+        http_reply_errorf(req, 400, "invalid_request", "code must be a string");
+        return;
+    }
+    json_t *ctx = json_object_get(in, "context_id");
+    if (ctx && !json_is_null(ctx) && !(json_is_string(ctx) && !strcmp(json_string_value(ctx), "default"))) {
+        http_reply_errorf(req, 404, "not_found",
+                          "context %s not found: an Airlock sandbox has one Python REPL, the default context",
+                          json_is_string(ctx) ? json_string_value(ctx) : "?");
+        return;
+    }
+    const char *lang = json_string_value(json_object_get(in, "language"));
+    if (!lang || !strcmp(lang, "python") || !strcmp(lang, "py"))
+        lang = "python";
+    else if (!strcmp(lang, "bash") || !strcmp(lang, "sh"))
+        lang = "bash";
+    else {
+        http_reply_errorf(req, 400, "invalid_request",
+                          "language %s is not available: Airlock runs python and bash", lang);
+        return;
+    }
+    /* timeout 0: as long as the daemon allows; the SDK enforces its own
+     * timeoutMs by closing the stream */
+    json_t *b = json_pack("{s:O,s:s,s:i}", "code", code, "language", lang, "timeout_s", 0);
+    json_t *env = json_object_get(in, "env_vars");
+    if (b && json_is_object(env))
+        json_object_set(b, "env", env);
+    json_decref(req->body);
+    req->body = b;
+    if (!b) {
+        http_reply_errorf(req, 500, "internal", "out of memory");
+        return;
+    }
+    req->event_hook = execute_event;
+    req->stream_type = "application/x-ndjson";
+    api_code(req);
+}
+
+/* ---- process.Process: Connect streaming in JSON */
+
+static void put_envelope(struct buf *out, uint8_t flags, json_t *msg /* stolen */)
+{
+    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    json_decref(msg);
+    if (!text)
+        text = strdup("{}");
+    if (!text)
+        return;
+    size_t n = strlen(text);
+    uint8_t head[5] = {flags, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    (void)buf_append(out, head, sizeof(head));
+    (void)buf_append(out, text, n);
+    free(text);
+}
+
+/* proto3 JSON writes bytes as standard base64 */
+static json_t *base64_json(const char *data, size_t len)
+{
+    char *b64 = malloc(4 * ((len + 2) / 3) + 1);
+    if (!b64)
+        return NULL;
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)data, (int)len);
+    json_t *s = json_string(b64);
+    free(b64);
+    return s;
+}
+
+static void process_event(json_t *ev, struct buf *out)
+{
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    if (!type)
+        return;
+    if (!strcmp(type, "start")) {
+        put_envelope(out, 0,
+                     json_pack("{s:{s:{s:O}}}", "event", "start", "pid", json_object_get(ev, "id")));
+    } else if (!strcmp(type, "stdout") || !strcmp(type, "stderr")) {
+        json_t *d = json_object_get(ev, "data");
+        json_t *b = base64_json(json_string_value(d), json_string_length(d));
+        if (b)
+            put_envelope(out, 0, json_pack("{s:{s:{s:o}}}", "event", "data", type, b));
+    } else if (!strcmp(type, "result")) {
+        json_t *ec = json_object_get(ev, "exit_code");
+        json_t *sig = json_object_get(ev, "killed_signal");
+        char status[64];
+        json_t *end;
+        if (json_is_integer(ec)) {
+            snprintf(status, sizeof(status), "exit status %d", (int)json_integer_value(ec));
+            end = json_pack("{s:I,s:b,s:s}", "exitCode", json_integer_value(ec), "exited", 1, "status", status);
+        } else {
+            int s = json_is_integer(sig) ? (int)json_integer_value(sig) : SIGKILL;
+            snprintf(status, sizeof(status), "signal: %s", s == SIGKILL ? "killed" : s == SIGTERM ? "terminated" : strsignal(s));
+            end = json_pack("{s:i,s:b,s:s}", "exitCode", -1, "exited", 0, "status", status);
+        }
+        json_t *err = json_object_get(ev, "error");
+        if (end && json_is_object(err) && json_is_string(json_object_get(err, "value")))
+            json_object_set(end, "error", json_object_get(err, "value"));
+        put_envelope(out, 0, json_pack("{s:{s:o}}", "event", "end", end));
+        put_envelope(out, CONNECT_END_STREAM, json_object());
+    } else if (!strcmp(type, "error")) {
+        json_t *e = json_object_get(ev, "error");
+        put_envelope(out, CONNECT_END_STREAM,
+                     json_pack("{s:{s:s,s:O?}}", "error", "code", "unavailable", "message",
+                               json_object_get(e, "message")));
+    }
+}
+
+/* The one message of a client-streaming envelope body, or NULL after
+ * replying. */
+static json_t *connect_request(struct http_req *req)
+{
+    const uint8_t *p = (const uint8_t *)req->raw;
+    if (req->raw_len < 5) {
+        http_reply_errorf(req, 400, "invalid_request", "expected one Connect envelope");
+        return NULL;
+    }
+    size_t n = (size_t)p[1] << 24 | (size_t)p[2] << 16 | (size_t)p[3] << 8 | p[4];
+    if (p[0] & CONNECT_COMPRESSED) {
+        http_reply_errorf(req, 400, "invalid_request", "compressed Connect messages are not accepted");
+        return NULL;
+    }
+    if (n != req->raw_len - 5) {
+        http_reply_errorf(req, 400, "invalid_request", "the Connect envelope's length does not match the body");
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *msg = json_loadb(req->raw + 5, n, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(msg)) {
+        json_decref(msg);
+        http_reply_errorf(req, 400, "invalid_request", "invalid JSON message: %s", jerr.text);
+        return NULL;
+    }
+    return msg;
+}
+
+void e2b_process_start(struct http_req *req)
+{
+    if (!route_sandbox_header(req, ENVD_PORT))
+        return;
+    json_auto_t *msg = connect_request(req);
+    if (!msg)
+        return;
+    if (json_is_true(json_object_get(msg, "stdin"))) {
+        http_reply_errorf(req, 501, "unimplemented",
+                          "stdin streaming into a command is not available through the E2B API yet");
+        return;
+    }
+    if (json_object_get(msg, "pty")) {
+        http_reply_errorf(req, 501, "unimplemented", "Airlock has no PTYs");
+        return;
+    }
+    json_t *proc = json_object_get(msg, "process");
+    json_t *cmd = json_object_get(proc, "cmd");
+    if (!json_is_string(cmd)) {
+        http_reply_errorf(req, 400, "invalid_request", "process.cmd must be a string");
+        return;
+    }
+    json_t *argv = json_array();
+    json_array_append(argv, cmd);
+    json_t *args = json_object_get(proc, "args");
+    if (json_is_array(args))
+        json_array_extend(argv, args);
+    /* Airlock's exec checks every field of this (api_code.c) */
+    json_t *b = json_pack("{s:o,s:i}", "cmd", argv, "timeout_s", 0);
+    json_t *v;
+    if (b && (v = json_object_get(proc, "envs")) && json_is_object(v))
+        json_object_set(b, "env", v);
+    if (b && (v = json_object_get(proc, "cwd")) && json_is_string(v))
+        json_object_set(b, "cwd", v);
+    if (!b) {
+        http_reply_errorf(req, 500, "internal", "out of memory");
+        return;
+    }
+    req->body = b; /* freed with the request */
+    req->event_hook = process_event;
+    req->stream_type = "application/connect+json";
+    api_exec(req);
+}
+
+/* SendSignal: the pid is the agent's id of the run (its start event) */
+void e2b_process_signal(struct http_req *req)
+{
+    if (!route_sandbox_header(req, ENVD_PORT))
+        return;
+    json_t *pid = json_object_get(json_object_get(req->body, "process"), "pid");
+    const char *name = json_string_value(json_object_get(req->body, "signal"));
+    json_t *num = json_object_get(req->body, "signal");
+    int sig = name && !strcmp(name, "SIGNAL_SIGTERM") ? SIGTERM
+              : name && !strcmp(name, "SIGNAL_SIGKILL") ? SIGKILL
+              : json_is_integer(num) ? (int)json_integer_value(num)
+                                     : 0;
+    if (!json_is_integer(pid) || (sig != SIGKILL && sig != SIGTERM)) {
+        http_reply_errorf(req, 400, "invalid_request", "process.pid and signal SIGNAL_SIGKILL or SIGNAL_SIGTERM are required");
+        return;
+    }
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
+    if (!sb)
+        return;
+    json_t *p = json_pack("{s:O,s:i}", "target", pid, "signal", sig);
+    int r = agent_send_oneway(sandbox_agent(sb), PROTO_SIGNAL, p);
+    json_decref(p);
+    if (r < 0) {
+        http_reply_errorf(req, 503, "unavailable", "the sandbox agent is gone");
+        return;
+    }
+    http_reply_json(req, 200, json_object());
+}
+
+/* ---- /files */
+
+void e2b_files_get(struct http_req *req)
+{
+    if (!route_sandbox_header(req, ENVD_PORT))
+        return;
+    api_files_get(req);
+}

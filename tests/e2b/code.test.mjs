@@ -1,0 +1,52 @@
+// The code interpreter through the unmodified `@e2b/code-interpreter`
+// package: runCode keeps state across calls (Airlock's REPL), streams its
+// output through onStdout/onStderr/onResult, and reports errors.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { Sandbox } from "@e2b/code-interpreter";
+import { startDaemon } from "./support.mjs";
+
+let d, sbx;
+before(async () => { d = await startDaemon(); sbx = await Sandbox.create(); });
+after(async () => { await sbx?.kill(); await d?.stop(); });
+
+test("runCode keeps state across calls and returns the last expression", async () => {
+  const first = await sbx.runCode("x = 40\nx");
+  assert.equal(first.error, undefined);
+  assert.equal(first.text, "40");
+  const second = await sbx.runCode("x + 2");
+  assert.equal(second.text, "42");
+  assert.equal(second.results[0].isMainResult, true);
+});
+
+test("output streams through the callbacks as it is printed", async () => {
+  const out = [], err = [], results = [];
+  const ex = await sbx.runCode(
+    "import sys\nprint('hello')\nprint('oops', file=sys.stderr)\n'done'",
+    { onStdout: (m) => out.push(m.line), onStderr: (m) => err.push(m.line), onResult: (r) => results.push(r.text) });
+  assert.equal(out.join(""), "hello\n");
+  assert.equal(err.join(""), "oops\n");
+  assert.deepEqual(results, ["'done'"]);
+  assert.deepEqual(ex.logs.stdout, ["hello\n"]);
+  assert.deepEqual(ex.logs.stderr, ["oops\n"]);
+});
+
+test("an exception is the execution's error, with name, value and traceback", async () => {
+  const errors = [];
+  const ex = await sbx.runCode("1/0", { onError: (e) => errors.push(e) });
+  assert.equal(ex.error.name, "ZeroDivisionError");
+  assert.match(ex.error.value, /division by zero/);
+  assert.match(ex.error.traceback, /ZeroDivisionError/);
+  assert.equal(errors.length, 1);
+});
+
+test("envs reach the code; bash runs as a language", async () => {
+  const ex = await sbx.runCode("import os\nos.environ['GREETING']", { envs: { GREETING: "hi" } });
+  assert.equal(ex.text, "'hi'");
+  const sh = await sbx.runCode("echo from-bash", { language: "bash" });
+  assert.deepEqual(sh.logs.stdout, ["from-bash\n"]);
+});
+
+test("an unknown language or context is refused", async () => {
+  await assert.rejects(sbx.runCode("1", { language: "r" }), /400|not available/);
+});
