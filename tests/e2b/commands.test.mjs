@@ -1,0 +1,51 @@
+// Commands through the unmodified `e2b` package: envd's process.Process
+// Start (a Connect server stream in JSON) with streamed output, exit codes,
+// envs and cwd, background commands killed by pid (SendSignal).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { Sandbox, CommandExitError } from "e2b";
+import { startDaemon } from "./support.mjs";
+
+let d, sbx;
+before(async () => { d = await startDaemon(); sbx = await Sandbox.create(); });
+after(async () => { await sbx?.kill(); await d?.stop(); });
+
+test("run returns stdout, stderr and the exit code", async () => {
+  const r = await sbx.commands.run("echo hello; echo oops >&2");
+  assert.equal(r.exitCode, 0);
+  assert.equal(r.stdout, "hello\n");
+  assert.equal(r.stderr, "oops\n");
+});
+
+test("output streams through onStdout and onStderr", async () => {
+  const out = [], err = [];
+  await sbx.commands.run("for i in 1 2 3; do echo line$i; done; echo e >&2",
+    { onStdout: (s) => out.push(s), onStderr: (s) => err.push(s) });
+  assert.equal(out.join(""), "line1\nline2\nline3\n");
+  assert.equal(err.join(""), "e\n");
+});
+
+test("a failing command throws CommandExitError with its exit code", async () => {
+  await assert.rejects(sbx.commands.run("echo no >&2; exit 3"), (e) => {
+    assert.ok(e instanceof CommandExitError, String(e));
+    assert.equal(e.exitCode, 3);
+    assert.equal(e.stderr, "no\n");
+    return true;
+  });
+});
+
+test("envs and cwd reach the command", async () => {
+  const r = await sbx.commands.run("echo $GREETING; pwd", { envs: { GREETING: "hi" }, cwd: "/tmp" });
+  assert.equal(r.stdout, "hi\n/tmp\n");
+});
+
+test("a background command can be killed by its pid", async () => {
+  const h = await sbx.commands.run("echo started; sleep 600", { background: true });
+  assert.ok(h.pid > 0);
+  assert.equal(await sbx.commands.kill(h.pid), true);
+  await assert.rejects(h.wait(), (e) => {
+    assert.ok(e instanceof CommandExitError, String(e));
+    assert.match(e.error ?? e.message, /signal|killed/);
+    return true;
+  });
+});
