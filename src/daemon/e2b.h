@@ -11,6 +11,7 @@
 #define AIRLOCK_E2B_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <jansson.h>
 
@@ -19,6 +20,8 @@
 /* The envd version the create answer reports: the SDK gates features on it
  * (>= 0.4.0: no default "user" on file calls; < 0.5.2: no CloseStdin). */
 #define E2B_ENVD_VERSION "0.4.0"
+#define E2B_ENVD_PORT 49983    /* envd: processes and files */
+#define E2B_JUPYTER_PORT 49999 /* the code interpreter */
 
 /* E2B's error body: {"code":<status>,"message"} on the REST routes,
  * Connect's {"code":"<name>","message"} on the RPCs. */
@@ -40,6 +43,23 @@ void e2b_health(struct http_req *req);
 void e2b_execute(struct http_req *req);
 void e2b_process_start(struct http_req *req);
 void e2b_process_signal(struct http_req *req);
+
+/* The sandbox of a data-plane call, from the E2b-Sandbox-Id header (in
+ * E2B's cloud it is in the host name), into req->param; a port named in
+ * E2b-Sandbox-Port must be this one (the seal: no other port is served).
+ * false after replying. */
+bool e2b_route_sandbox(struct http_req *req, int port);
+
+/* e2b_files.c: /files and filesystem.Filesystem */
 void e2b_files_get(struct http_req *req);
+void e2b_files_post_begin(struct http_req *req);
+void e2b_files_post_data(struct http_req *req, const char *data, size_t size);
+void e2b_files_post_end(struct http_req *req);
+void e2b_files_post_cleanup(struct http_req *req);
+void e2b_fs_list(struct http_req *req);
+void e2b_fs_stat(struct http_req *req);
+void e2b_fs_make_dir(struct http_req *req);
+void e2b_fs_move(struct http_req *req);
+void e2b_fs_remove(struct http_req *req);
 
 #endif

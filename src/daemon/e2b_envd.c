@@ -24,15 +24,13 @@
 #include "registry.h"
 #include "util.h"
 
-#define ENVD_PORT 49983
-#define JUPYTER_PORT 49999
 
 #define CONNECT_END_STREAM 0x02
 #define CONNECT_COMPRESSED 0x01
 
 /* The sandbox of a data-plane call: E2B's SDK names it in a header (it
  * would be in the host name of E2B's cloud URLs). false after replying. */
-static bool route_sandbox_header(struct http_req *req, int port)
+bool e2b_route_sandbox(struct http_req *req, int port)
 {
     const char *id = http_header(req, "E2b-Sandbox-Id");
     if (!id || !*id || strlen(id) >= sizeof(req->param)) {
@@ -45,7 +43,7 @@ static bool route_sandbox_header(struct http_req *req, int port)
         http_reply_errorf(req, 403, "sealed",
                           "Airlock sandboxes are sealed: port %s of a sandbox cannot be reached from outside "
                           "(only envd's %d and the code interpreter's %d are served, by airlockd itself)",
-                          p, ENVD_PORT, JUPYTER_PORT);
+                          p, E2B_ENVD_PORT, E2B_JUPYTER_PORT);
         return false;
     }
     snprintf(req->param, sizeof(req->param), "%s", id);
@@ -56,7 +54,7 @@ static bool route_sandbox_header(struct http_req *req, int port)
  * SDK's isRunning reads as "not running". */
 void e2b_health(struct http_req *req)
 {
-    if (!route_sandbox_header(req, ENVD_PORT))
+    if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
         return;
     struct sandbox *sb = NULL;
     struct op_error oerr = {0};
@@ -130,7 +128,7 @@ static void execute_event(json_t *ev, struct buf *out)
 
 void e2b_execute(struct http_req *req)
 {
-    if (!route_sandbox_header(req, JUPYTER_PORT))
+    if (!e2b_route_sandbox(req, E2B_JUPYTER_PORT))
         return;
     json_t *in = req->body;
     json_t *code = json_object_get(in, "code");
@@ -270,7 +268,7 @@ static json_t *connect_request(struct http_req *req)
 
 void e2b_process_start(struct http_req *req)
 {
-    if (!route_sandbox_header(req, ENVD_PORT))
+    if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
         return;
     json_auto_t *msg = connect_request(req);
     if (!msg)
@@ -315,7 +313,7 @@ void e2b_process_start(struct http_req *req)
 /* SendSignal: the pid is the agent's id of the run (its start event) */
 void e2b_process_signal(struct http_req *req)
 {
-    if (!route_sandbox_header(req, ENVD_PORT))
+    if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
         return;
     json_t *pid = json_object_get(json_object_get(req->body, "process"), "pid");
     const char *name = json_string_value(json_object_get(req->body, "signal"));
@@ -339,13 +337,4 @@ void e2b_process_signal(struct http_req *req)
         return;
     }
     http_reply_json(req, 200, json_object());
-}
-
-/* ---- /files */
-
-void e2b_files_get(struct http_req *req)
-{
-    if (!route_sandbox_header(req, ENVD_PORT))
-        return;
-    api_files_get(req);
 }

@@ -100,7 +100,15 @@ static const struct route E2B_ROUTES[] = {
     {"/execute", {{"POST", R_JSON, e2b_execute, {"source"}}}},
     {"/process.Process/Start", {{"POST", R_RAW | R_CONNECT, e2b_process_start, {NULL}}}},
     {"/process.Process/SendSignal", {{"POST", R_JSON | R_CONNECT, e2b_process_signal, {NULL}}}},
-    {"/files", {{"GET", 0, e2b_files_get, {"path", "username", "signature", "signature_expiration"}}}},
+    {"/files",
+     {{"GET", 0, e2b_files_get, {"path", "username", "signature", "signature_expiration"}},
+      {"POST", R_UPLOAD, e2b_files_post_end, {"path", "username", "signature", "signature_expiration"},
+       e2b_files_post_begin, e2b_files_post_data, e2b_files_post_cleanup}}},
+    {"/filesystem.Filesystem/ListDir", {{"POST", R_JSON | R_CONNECT, e2b_fs_list, {NULL}}}},
+    {"/filesystem.Filesystem/Stat", {{"POST", R_JSON | R_CONNECT, e2b_fs_stat, {NULL}}}},
+    {"/filesystem.Filesystem/MakeDir", {{"POST", R_JSON | R_CONNECT, e2b_fs_make_dir, {NULL}}}},
+    {"/filesystem.Filesystem/Move", {{"POST", R_JSON | R_CONNECT, e2b_fs_move, {NULL}}}},
+    {"/filesystem.Filesystem/Remove", {{"POST", R_JSON | R_CONNECT, e2b_fs_remove, {NULL}}}},
 };
 
 struct listener {

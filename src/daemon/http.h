@@ -68,6 +68,7 @@ struct http_req {
     void (*event_hook)(json_t *ev, struct buf *out);
     const char *stream_type;
     void *upload;           /* upload routes: the handler's state */
+    void *shim;             /* the state of an E2B handler around a native one */
     /* the reply, set by http_reply_* */
     unsigned status;
     struct MHD_Response *response;
