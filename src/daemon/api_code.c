@@ -60,7 +60,9 @@ struct run {
     bool eos;
     bool client_gone;
     /* another framing of the events (the E2B listener; http.h) */
-    void (*event_hook)(json_t *ev, struct buf *out);
+    void (*event_hook)(void *ctx, json_t *ev, struct buf *out);
+    void *hook_ctx;
+    void (*hook_free)(void *ctx);
 };
 
 static void run_free(struct run *run)
@@ -85,6 +87,8 @@ static void run_free(struct run *run)
         json_decref(detail);
     }
     agent_req_free(run->areq);
+    if (run->hook_free)
+        run->hook_free(run->hook_ctx);
     if (run->sb)
         sandbox_unref(run->sb);
     buf_free(&run->out);
@@ -271,7 +275,7 @@ static void emit(struct run *run, json_t *ev)
     json_object_set_new(ev, "seq", json_integer(run->seq++));
     json_object_set_new(ev, "ts", json_string(ts));
     if (run->event_hook) {
-        run->event_hook(ev, &run->pending);
+        run->event_hook(run->hook_ctx, ev, &run->pending);
         json_decref(ev);
         return;
     }
@@ -377,6 +381,9 @@ static void run_start(struct http_req *req, bool is_exec, const char *language, 
         return;
     }
     run->d = d;
+    run->event_hook = req->event_hook;
+    run->hook_ctx = steal_ptr(&req->hook_ctx);
+    run->hook_free = req->hook_free;
     run->is_exec = is_exec;
     run->client_fd = req->client_fd;
     snprintf(run->language, sizeof(run->language), "%s", language);
@@ -429,7 +436,6 @@ static void run_start(struct http_req *req, bool is_exec, const char *language, 
     }
     run->audit = json_object(); /* from now on the run's outcome is recorded, whatever happens */
 
-    run->event_hook = req->event_hook;
     if (!wants_ndjson(req) && !run->event_hook) {
         run_collect(req, run);
         return;

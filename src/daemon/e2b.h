@@ -43,6 +43,9 @@ void e2b_health(struct http_req *req);
 void e2b_execute(struct http_req *req);
 void e2b_process_start(struct http_req *req);
 void e2b_process_signal(struct http_req *req);
+void e2b_process_list(struct http_req *req);
+void e2b_contexts_list(struct http_req *req);
+void e2b_contexts_create(struct http_req *req);
 
 /* The sandbox of a data-plane call, from the E2b-Sandbox-Id header (in
  * E2B's cloud it is in the host name), into req->param; a port named in

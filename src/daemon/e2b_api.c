@@ -87,9 +87,12 @@ static const char *caller_key(struct http_req *req)
 static json_t *sandbox_short(struct http_req *req, const json_t *sb)
 {
     const char *tmpl = json_string_value(json_object_get(sb, "template"));
-    return json_pack("{s:s?,s:s?,s:s?,s:s,s:s,s:s?,s:n}", "templateID", tmpl, "sandboxID",
+    /* trafficAccessToken too: the code interpreter's /contexts calls send
+     * only that one */
+    return json_pack("{s:s?,s:s?,s:s?,s:s,s:s,s:s?,s:s?,s:n}", "templateID", tmpl, "sandboxID",
                      json_string_value(json_object_get(sb, "id")), "alias", tmpl, "clientID", "airlock",
-                     "envdVersion", E2B_ENVD_VERSION, "envdAccessToken", caller_key(req), "domain");
+                     "envdVersion", E2B_ENVD_VERSION, "envdAccessToken", caller_key(req), "trafficAccessToken",
+                     caller_key(req), "domain");
 }
 
 /* E2B's SandboxDetail / ListedSandbox from Airlock's object. */

@@ -9,6 +9,7 @@
  * byte, a 4-byte big-endian length, the JSON message), ended by an
  * end-of-stream envelope (flag 0x02) that carries the error, if any. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,7 +92,7 @@ static void put_line(struct buf *out, json_t *msg /* stolen */)
     free(line);
 }
 
-static void execute_event(json_t *ev, struct buf *out)
+static void execute_event(void *ctx UNUSED, json_t *ev, struct buf *out)
 {
     const char *type = json_string_value(json_object_get(ev, "type"));
     if (!type)
@@ -199,12 +200,55 @@ static json_t *base64_json(const char *data, size_t len)
     return s;
 }
 
-static void process_event(json_t *ev, struct buf *out)
+/* The commands started here that still run, for List: E2B's envd keeps
+ * such a table too. An entry is linked at its start event and unlinked
+ * when its run ends (hook_free). */
+struct e2b_proc {
+    struct e2b_proc *next;
+    char sandbox[80];
+    json_int_t pid;
+    json_t *config; /* ProcessConfig as the client sent it */
+    bool linked;
+};
+
+static pthread_mutex_t procs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct e2b_proc *procs;
+
+static void proc_free(void *ctx)
+{
+    struct e2b_proc *p = ctx;
+    if (!p)
+        return;
+    pthread_mutex_lock(&procs_lock);
+    for (struct e2b_proc **pp = &procs; p->linked && *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&procs_lock);
+    json_decref(p->config);
+    free(p);
+}
+
+static void proc_started(struct e2b_proc *p, json_int_t pid)
+{
+    p->pid = pid;
+    pthread_mutex_lock(&procs_lock);
+    p->next = procs;
+    procs = p;
+    p->linked = true;
+    pthread_mutex_unlock(&procs_lock);
+}
+
+static void process_event(void *ctx, json_t *ev, struct buf *out)
 {
     const char *type = json_string_value(json_object_get(ev, "type"));
     if (!type)
         return;
     if (!strcmp(type, "start")) {
+        if (ctx)
+            proc_started(ctx, json_integer_value(json_object_get(ev, "id")));
         put_envelope(out, 0,
                      json_pack("{s:{s:{s:O}}}", "event", "start", "pid", json_object_get(ev, "id")));
     } else if (!strcmp(type, "stdout") || !strcmp(type, "stderr")) {
@@ -305,9 +349,63 @@ void e2b_process_start(struct http_req *req)
         return;
     }
     req->body = b; /* freed with the request */
+    struct e2b_proc *p = calloc(1, sizeof(*p));
+    if (!p) {
+        http_reply_errorf(req, 500, "internal", "out of memory");
+        return;
+    }
+    snprintf(p->sandbox, sizeof(p->sandbox), "%s", req->param);
+    p->config = json_incref(proc);
     req->event_hook = process_event;
+    req->hook_ctx = p;
+    req->hook_free = proc_free;
     req->stream_type = "application/connect+json";
     api_exec(req);
+    proc_free(steal_ptr(&req->hook_ctx)); /* not taken: the run did not start */
+}
+
+/* List: the commands of this sandbox started through this listener that
+ * still run (ProcessInfo: config, pid) */
+void e2b_process_list(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
+        return;
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req); /* the caller's, or 404 */
+    if (!sb)
+        return;
+    json_t *list = json_array();
+    pthread_mutex_lock(&procs_lock);
+    for (struct e2b_proc *p = procs; list && p; p = p->next)
+        if (!strcmp(p->sandbox, req->param))
+            json_array_append_new(list, json_pack("{s:O,s:I}", "config", p->config, "pid", p->pid));
+    pthread_mutex_unlock(&procs_lock);
+    http_reply_json(req, 200, json_pack("{s:o}", "processes", list ? list : json_array()));
+}
+
+/* ---- the code interpreter's contexts: one per sandbox */
+
+static json_t *default_context(void)
+{
+    return json_pack("{s:s,s:s,s:s}", "id", "default", "language", "python", "cwd", "/home/user");
+}
+
+void e2b_contexts_list(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_JUPYTER_PORT))
+        return;
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
+    if (!sb)
+        return;
+    http_reply_json(req, 200, json_pack("[o]", default_context()));
+}
+
+void e2b_contexts_create(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_JUPYTER_PORT))
+        return;
+    http_reply_errorf(req, 400, "invalid_request",
+                      "an Airlock sandbox has one Python REPL, the \"default\" context, whose state lasts across "
+                      "runCode calls; for separate state create another sandbox");
 }
 
 /* SendSignal: the pid is the agent's id of the run (its start event) */

@@ -99,6 +99,8 @@ static const struct route E2B_ROUTES[] = {
     /* data plane: the sandbox is the E2b-Sandbox-Id header */
     {"/execute", {{"POST", R_JSON, e2b_execute, {"source"}}}},
     {"/process.Process/Start", {{"POST", R_RAW | R_CONNECT, e2b_process_start, {NULL}}}},
+    {"/contexts", {{"GET", 0, e2b_contexts_list, {"source"}}, {"POST", R_JSON, e2b_contexts_create, {"source"}}}},
+    {"/process.Process/List", {{"POST", R_JSON | R_CONNECT, e2b_process_list, {NULL}}}},
     {"/process.Process/SendSignal", {{"POST", R_JSON | R_CONNECT, e2b_process_signal, {NULL}}}},
     {"/files",
      {{"GET", 0, e2b_files_get, {"path", "username", "signature", "signature_expiration"}},

@@ -64,8 +64,12 @@ struct http_req {
     void (*reply_hook)(struct http_req *req, unsigned *status, json_t **body);
     /* Set likewise for a streamed run (api_code.c): each event of the
      * native NDJSON stream is handed here instead, and this appends the
-     * bytes that go out (another framing). stream_type is its Content-Type. */
-    void (*event_hook)(json_t *ev, struct buf *out);
+     * bytes that go out (another framing). stream_type is its Content-Type.
+     * hook_ctx is handed to it; a run that starts takes it (sets it NULL)
+     * and calls hook_free(hook_ctx) when it is over. */
+    void (*event_hook)(void *ctx, json_t *ev, struct buf *out);
+    void *hook_ctx;
+    void (*hook_free)(void *ctx);
     const char *stream_type;
     void *upload;           /* upload routes: the handler's state */
     void *shim;             /* the state of an E2B handler around a native one */

@@ -49,4 +49,13 @@ test("envs reach the code; bash runs as a language", async () => {
 
 test("an unknown language or context is refused", async () => {
   await assert.rejects(sbx.runCode("1", { language: "r" }), /400|not available/);
+  await assert.rejects(sbx.runCode("1", { context: { id: "nope" } }), /not found/);
+});
+
+test("contexts: the sandbox's one REPL is the default context", async () => {
+  const ctxs = await sbx.listCodeContexts();
+  assert.deepEqual(ctxs.map((c) => c.id), ["default"]);
+  const ex = await sbx.runCode("x", { context: ctxs[0] });
+  assert.equal(ex.text, "40");
+  await assert.rejects(sbx.createCodeContext({ language: "python" }), /400/);
 });

@@ -1,6 +1,7 @@
 // Commands through the unmodified `e2b` package: envd's process.Process
 // Start (a Connect server stream in JSON) with streamed output, exit codes,
-// envs and cwd, background commands killed by pid (SendSignal).
+// envs and cwd, background commands listed (List) and killed by pid
+// (SendSignal).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Sandbox, CommandExitError } from "e2b";
@@ -37,6 +38,18 @@ test("a failing command throws CommandExitError with its exit code", async () =>
 test("envs and cwd reach the command", async () => {
   const r = await sbx.commands.run("echo $GREETING; pwd", { envs: { GREETING: "hi" }, cwd: "/tmp" });
   assert.equal(r.stdout, "hi\n/tmp\n");
+});
+
+test("list shows running commands until they end", async () => {
+  const h = await sbx.commands.run("sleep 600", { background: true });
+  const listed = await sbx.commands.list();
+  const mine = listed.find((p) => p.pid === h.pid);
+  assert.ok(mine, JSON.stringify(listed));
+  assert.equal(mine.cmd, "/bin/bash");
+  assert.deepEqual(mine.args, ["-l", "-c", "sleep 600"]);
+  await sbx.commands.kill(h.pid);
+  await assert.rejects(h.wait(), CommandExitError);
+  assert.equal((await sbx.commands.list()).some((p) => p.pid === h.pid), false);
 });
 
 test("a background command can be killed by its pid", async () => {
