@@ -47,9 +47,12 @@ test("envs reach the code; bash runs as a language", async () => {
   assert.deepEqual(sh.logs.stdout, ["from-bash\n"]);
 });
 
+// runCode leaves its request timer armed when the answer is an error (the
+// SDK's own behaviour), which would hold this file open for the default 60 s:
+// a short requestTimeoutMs on the refused calls.
 test("an unknown language or context is refused", async () => {
-  await assert.rejects(sbx.runCode("1", { language: "r" }), /400|not available/);
-  await assert.rejects(sbx.runCode("1", { context: { id: "nope" } }), /not found/);
+  await assert.rejects(sbx.runCode("1", { language: "r", requestTimeoutMs: 3000 }), /400|not available/);
+  await assert.rejects(sbx.runCode("1", { context: { id: "nope" }, requestTimeoutMs: 3000 }), /not found/);
 });
 
 test("contexts: the sandbox's one REPL is the default context", async () => {
