@@ -546,6 +546,10 @@ void api_exec(struct http_req *req)
         json_object_set(payload, "env", env);
     if (cwd)
         json_object_set(payload, "cwd", json_object_get(req->body, "cwd"));
+    /* E2B's commands with stdin (e2b_envd.c: SendInput, CloseStdin); not a
+     * field of Airlock's own API, whose stdin is one string */
+    if (req->e2b && json_is_true(json_object_get(req->body, "stdin_open")))
+        json_object_set_new(payload, "stdin_open", json_true());
     if (stdin_data) {
         json_object_set(payload, "stdin", json_object_get(req->body, "stdin"));
         json_object_set_new(audit, "stdin_bytes",

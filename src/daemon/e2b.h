@@ -18,8 +18,9 @@
 #include "http.h"
 
 /* The envd version the create answer reports: the SDK gates features on it
- * (>= 0.4.0: no default "user" on file calls; < 0.5.2: no CloseStdin). */
-#define E2B_ENVD_VERSION "0.4.0"
+ * (>= 0.4.0: no default "user" on file calls; >= 0.5.2: CloseStdin; not
+ * 0.5.7, whose uploads could skip multipart). */
+#define E2B_ENVD_VERSION "0.5.2"
 #define E2B_ENVD_PORT 49983    /* envd: processes and files */
 #define E2B_JUPYTER_PORT 49999 /* the code interpreter */
 
@@ -44,6 +45,8 @@ void e2b_execute(struct http_req *req);
 void e2b_process_start(struct http_req *req);
 void e2b_process_signal(struct http_req *req);
 void e2b_process_list(struct http_req *req);
+void e2b_process_send_input(struct http_req *req);
+void e2b_process_close_stdin(struct http_req *req);
 void e2b_contexts_list(struct http_req *req);
 void e2b_contexts_create(struct http_req *req);
 

@@ -317,11 +317,6 @@ void e2b_process_start(struct http_req *req)
     json_auto_t *msg = connect_request(req);
     if (!msg)
         return;
-    if (json_is_true(json_object_get(msg, "stdin"))) {
-        http_reply_errorf(req, 501, "unimplemented",
-                          "stdin streaming into a command is not available through the E2B API yet");
-        return;
-    }
     if (json_object_get(msg, "pty")) {
         http_reply_errorf(req, 501, "unimplemented", "Airlock has no PTYs");
         return;
@@ -344,6 +339,8 @@ void e2b_process_start(struct http_req *req)
         json_object_set(b, "env", v);
     if (b && (v = json_object_get(proc, "cwd")) && json_is_string(v))
         json_object_set(b, "cwd", v);
+    if (b && json_is_true(json_object_get(msg, "stdin"))) /* SendInput / CloseStdin follow */
+        json_object_set_new(b, "stdin_open", json_true());
     if (!b) {
         http_reply_errorf(req, 500, "internal", "out of memory");
         return;
@@ -362,6 +359,81 @@ void e2b_process_start(struct http_req *req)
     req->stream_type = "application/connect+json";
     api_exec(req);
     proc_free(steal_ptr(&req->hook_ctx)); /* not taken: the run did not start */
+}
+
+/* The pid of a ProcessSelector ({"pid":n}; a tag is not kept here), or
+ * -1 after replying. */
+static json_int_t selector_pid(struct http_req *req)
+{
+    json_t *pid = json_object_get(json_object_get(req->body, "process"), "pid");
+    if (!json_is_integer(pid) || json_integer_value(pid) <= 0 || json_integer_value(pid) > UINT32_MAX) {
+        http_reply_errorf(req, 400, "invalid_request", "process.pid is required");
+        return -1;
+    }
+    return json_integer_value(pid);
+}
+
+/* A STDIN frame (proto.h) for the command pid of this sandbox. */
+static void send_stdin(struct http_req *req, json_int_t pid, const unsigned char *data, size_t len, bool eof)
+{
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
+    if (!sb)
+        return;
+    if (agent_send_for(sandbox_agent(sb), PROTO_STDIN, (uint32_t)pid, eof ? PROTO_F_END : 0, data, len) < 0) {
+        http_reply_errorf(req, 503, "unavailable", "the sandbox agent is gone");
+        return;
+    }
+    http_reply_json(req, 200, json_object());
+}
+
+/* SendInput: {"process":{"pid"},"input":{"stdin":base64}} */
+void e2b_process_send_input(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
+        return;
+    json_int_t pid = selector_pid(req);
+    if (pid < 0)
+        return;
+    json_t *in = json_object_get(json_object_get(req->body, "input"), "stdin");
+    if (!json_is_string(in)) {
+        http_reply_errorf(req, 400, "invalid_request", "input.stdin (bytes) is required; Airlock has no PTYs");
+        return;
+    }
+    size_t n = json_string_length(in);
+    if (n > 4 * (PROTO_MAX_PAYLOAD / 3)) {
+        http_reply_errorf(req, 413, "payload_too_large", "at most %u bytes of stdin per call", PROTO_MAX_PAYLOAD);
+        return;
+    }
+    const char *b64 = json_string_value(in);
+    if (n % 4 != 0) {
+        http_reply_errorf(req, 400, "invalid_request", "input.stdin must be padded base64");
+        return;
+    }
+    unsigned char *data = malloc(n / 4 * 3 + 1);
+    if (!data) {
+        http_reply_errorf(req, 500, "internal", "out of memory");
+        return;
+    }
+    int len = n ? EVP_DecodeBlock(data, (const unsigned char *)b64, (int)n) : 0;
+    if (len < 0) {
+        free(data);
+        http_reply_errorf(req, 400, "invalid_request", "input.stdin is not base64");
+        return;
+    }
+    /* EVP_DecodeBlock counts the padding as bytes */
+    for (size_t i = n; i > 0 && b64[i - 1] == '=' && len > 0; i--)
+        len--;
+    send_stdin(req, pid, data, (size_t)len, false);
+    free(data);
+}
+
+void e2b_process_close_stdin(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
+        return;
+    json_int_t pid = selector_pid(req);
+    if (pid >= 0)
+        send_stdin(req, pid, NULL, 0, true);
 }
 
 /* List: the commands of this sandbox started through this listener that

@@ -100,6 +100,8 @@ static const struct route E2B_ROUTES[] = {
     {"/execute", {{"POST", R_JSON, e2b_execute, {"source"}}}},
     {"/process.Process/Start", {{"POST", R_RAW | R_CONNECT, e2b_process_start, {NULL}}}},
     {"/contexts", {{"GET", 0, e2b_contexts_list, {"source"}}, {"POST", R_JSON, e2b_contexts_create, {"source"}}}},
+    {"/process.Process/SendInput", {{"POST", R_JSON | R_CONNECT, e2b_process_send_input, {NULL}}}},
+    {"/process.Process/CloseStdin", {{"POST", R_JSON | R_CONNECT, e2b_process_close_stdin, {NULL}}}},
     {"/process.Process/List", {{"POST", R_JSON | R_CONNECT, e2b_process_list, {NULL}}}},
     {"/process.Process/SendSignal", {{"POST", R_JSON | R_CONNECT, e2b_process_signal, {NULL}}}},
     {"/files",

@@ -1,7 +1,7 @@
 // Commands through the unmodified `e2b` package: envd's process.Process
 // Start (a Connect server stream in JSON) with streamed output, exit codes,
-// envs and cwd, background commands listed (List) and killed by pid
-// (SendSignal).
+// envs and cwd, stdin (SendInput, CloseStdin), background commands listed
+// (List) and killed by pid (SendSignal).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Sandbox, CommandExitError } from "e2b";
@@ -38,6 +38,18 @@ test("a failing command throws CommandExitError with its exit code", async () =>
 test("envs and cwd reach the command", async () => {
   const r = await sbx.commands.run("echo $GREETING; pwd", { envs: { GREETING: "hi" }, cwd: "/tmp" });
   assert.equal(r.stdout, "hi\n/tmp\n");
+});
+
+test("stdin: sendStdin feeds a running command, closeStdin ends its input", async () => {
+  const out = [];
+  const h = await sbx.commands.run("cat; echo end", { background: true, stdin: true, onStdout: (s) => out.push(s) });
+  await sbx.commands.sendStdin(h.pid, "first\n");
+  await sbx.commands.sendStdin(h.pid, new TextEncoder().encode("second\n"));
+  await sbx.commands.closeStdin(h.pid);
+  const r = await h.wait();
+  assert.equal(r.exitCode, 0);
+  assert.equal(r.stdout, "first\nsecond\nend\n");
+  assert.equal(out.join(""), "first\nsecond\nend\n");
 });
 
 test("list shows running commands until they end", async () => {
