@@ -27,6 +27,8 @@
 /* E2B's error body: {"code":<status>,"message"} on the REST routes,
  * Connect's {"code":"<name>","message"} on the RPCs. */
 json_t *e2b_error_json(bool connect, unsigned status, const char *message);
+/* A streamed RPC's error: one end-of-stream envelope {"error":{...}}. */
+struct MHD_Response *e2b_stream_error(unsigned status, const char *message);
 
 /* e2b_api.c: control plane */
 void e2b_sandbox_create(struct http_req *req);
@@ -45,6 +47,7 @@ void e2b_execute(struct http_req *req);
 void e2b_process_start(struct http_req *req);
 void e2b_process_signal(struct http_req *req);
 void e2b_process_list(struct http_req *req);
+void e2b_process_connect(struct http_req *req);
 void e2b_process_send_input(struct http_req *req);
 void e2b_process_close_stdin(struct http_req *req);
 void e2b_contexts_list(struct http_req *req);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -188,6 +189,20 @@ static void put_envelope(struct buf *out, uint8_t flags, json_t *msg /* stolen *
     free(text);
 }
 
+struct MHD_Response *e2b_stream_error(unsigned status, const char *message)
+{
+    struct buf b = {0};
+    put_envelope(&b, CONNECT_END_STREAM, json_pack("{s:o}", "error", e2b_error_json(true, status, message)));
+    struct MHD_Response *resp =
+        b.len ? MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (!resp) {
+        buf_free(&b);
+        return NULL;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/connect+json");
+    return resp;
+}
+
 /* proto3 JSON writes bytes as standard base64 */
 static json_t *base64_json(const char *data, size_t len)
 {
@@ -200,18 +215,31 @@ static json_t *base64_json(const char *data, size_t len)
     return s;
 }
 
-/* The commands started here that still run, for List: E2B's envd keeps
- * such a table too. An entry is linked at its start event and unlinked
- * when its run ends (hook_free). */
+/* The commands started here that still run, for List and Connect: E2B's
+ * envd keeps such a table too. An entry is linked at its start event and
+ * unlinked when its run ends (hook_free). A Connect stream attached to one
+ * is a subscriber: the run's stream thread appends each event's envelopes
+ * to it too, and the subscriber's own connection thread sends them. All of
+ * it under procs_lock; procs_cond wakes the subscribers. */
+struct e2b_sub {
+    struct e2b_sub *next;
+    struct e2b_proc *proc; /* NULL once the command's run is over */
+    struct buf pending;
+    bool eos;      /* nothing more follows what is pending */
+    int client_fd; /* for noticing that its client left */
+};
+
 struct e2b_proc {
     struct e2b_proc *next;
     char sandbox[80];
     json_int_t pid;
     json_t *config; /* ProcessConfig as the client sent it */
     bool linked;
+    struct e2b_sub *subs;
 };
 
 static pthread_mutex_t procs_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t procs_cond = PTHREAD_COND_INITIALIZER;
 static struct e2b_proc *procs;
 
 static void proc_free(void *ctx)
@@ -226,6 +254,15 @@ static void proc_free(void *ctx)
             break;
         }
     }
+    for (struct e2b_sub *sub = p->subs; sub; sub = sub->next) {
+        if (!sub->eos) /* the run ended without its end event (agent gone, client of Start gone) */
+            put_envelope(&sub->pending, CONNECT_END_STREAM,
+                         json_pack("{s:{s:s,s:s}}", "error", "code", "unavailable", "message",
+                                   "the command's run ended without an exit status"));
+        sub->eos = true;
+        sub->proc = NULL;
+    }
+    pthread_cond_broadcast(&procs_cond);
     pthread_mutex_unlock(&procs_lock);
     json_decref(p->config);
     free(p);
@@ -241,14 +278,38 @@ static void proc_started(struct e2b_proc *p, json_int_t pid)
     pthread_mutex_unlock(&procs_lock);
 }
 
+static void process_event_frames(json_t *ev, struct buf *out);
+
+/* the run's events: to its Start stream, and (all but its start) to the
+ * Connect streams attached to it */
 static void process_event(void *ctx, json_t *ev, struct buf *out)
+{
+    struct e2b_proc *p = ctx;
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    if (p && type && !strcmp(type, "start"))
+        proc_started(p, json_integer_value(json_object_get(ev, "id")));
+    size_t before = out->len;
+    process_event_frames(ev, out);
+    if (!p || !type || !strcmp(type, "start") || out->len == before)
+        return;
+    bool end = !strcmp(type, "result") || !strcmp(type, "error");
+    pthread_mutex_lock(&procs_lock);
+    for (struct e2b_sub *sub = p->subs; sub; sub = sub->next) {
+        if (sub->eos)
+            continue;
+        (void)buf_append(&sub->pending, out->data + before, out->len - before);
+        sub->eos = end;
+    }
+    pthread_cond_broadcast(&procs_cond);
+    pthread_mutex_unlock(&procs_lock);
+}
+
+static void process_event_frames(json_t *ev, struct buf *out)
 {
     const char *type = json_string_value(json_object_get(ev, "type"));
     if (!type)
         return;
     if (!strcmp(type, "start")) {
-        if (ctx)
-            proc_started(ctx, json_integer_value(json_object_get(ev, "id")));
         put_envelope(out, 0,
                      json_pack("{s:{s:{s:O}}}", "event", "start", "pid", json_object_get(ev, "id")));
     } else if (!strcmp(type, "stdout") || !strcmp(type, "stderr")) {
@@ -359,6 +420,100 @@ void e2b_process_start(struct http_req *req)
     req->stream_type = "application/connect+json";
     api_exec(req);
     proc_free(steal_ptr(&req->hook_ctx)); /* not taken: the run did not start */
+}
+
+/* ---- Connect: attach to a running command's output */
+
+static ssize_t sub_read(void *cls, uint64_t pos UNUSED, char *out, size_t max)
+{
+    struct e2b_sub *sub = cls;
+    pthread_mutex_lock(&procs_lock);
+    while (sub->pending.len == 0 && !sub->eos) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        (void)pthread_cond_timedwait(&procs_cond, &procs_lock, &ts);
+        if (sub->pending.len == 0 && http_fd_gone(sub->client_fd)) {
+            pthread_mutex_unlock(&procs_lock);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
+    ssize_t n = (ssize_t)(sub->pending.len < max ? sub->pending.len : max);
+    if (n > 0) {
+        memcpy(out, sub->pending.data, (size_t)n);
+        buf_consume(&sub->pending, (size_t)n);
+    }
+    pthread_mutex_unlock(&procs_lock);
+    return n > 0 ? n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void sub_free(void *cls)
+{
+    struct e2b_sub *sub = cls;
+    pthread_mutex_lock(&procs_lock);
+    if (sub->proc) {
+        for (struct e2b_sub **pp = &sub->proc->subs; *pp; pp = &(*pp)->next) {
+            if (*pp == sub) {
+                *pp = sub->next;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&procs_lock);
+    buf_free(&sub->pending);
+    free(sub);
+}
+
+/* Connect: {"process":{"pid"}} -> the command's start event, then its
+ * output and end as they come (what came before is not replayed) */
+void e2b_process_connect(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
+        return;
+    json_auto_t *msg = connect_request(req);
+    if (!msg)
+        return;
+    json_t *pid = json_object_get(json_object_get(msg, "process"), "pid");
+    if (!json_is_integer(pid)) {
+        http_reply_errorf(req, 400, "invalid_request", "process.pid is required");
+        return;
+    }
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req); /* the caller's, or 404 */
+    if (!sb)
+        return;
+    struct e2b_sub *sub = calloc(1, sizeof(*sub));
+    if (!sub) {
+        http_reply_errorf(req, 500, "internal", "out of memory");
+        return;
+    }
+    sub->client_fd = req->client_fd;
+    put_envelope(&sub->pending, 0, json_pack("{s:{s:{s:O}}}", "event", "start", "pid", pid));
+    pthread_mutex_lock(&procs_lock);
+    for (struct e2b_proc *p = procs; p; p = p->next) {
+        if (p->pid == json_integer_value(pid) && !strcmp(p->sandbox, req->param)) {
+            sub->proc = p;
+            sub->next = p->subs;
+            p->subs = sub;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&procs_lock);
+    if (!sub->proc) {
+        buf_free(&sub->pending);
+        free(sub);
+        http_reply_errorf(req, 404, "not_found", "no running command with pid %lld",
+                          (long long)json_integer_value(pid));
+        return;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, sub_read, sub, sub_free);
+    if (!resp) {
+        sub_free(sub);
+        http_reply_errorf(req, 500, "internal", "create the streaming response");
+        return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/connect+json");
+    http_stream_begin(req);
+    http_reply_response(req, 200, resp);
 }
 
 /* The pid of a ProcessSelector ({"pid":n}; a tag is not kept here), or

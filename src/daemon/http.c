@@ -102,6 +102,7 @@ static const struct route E2B_ROUTES[] = {
     {"/contexts", {{"GET", 0, e2b_contexts_list, {"source"}}, {"POST", R_JSON, e2b_contexts_create, {"source"}}}},
     {"/process.Process/SendInput", {{"POST", R_JSON | R_CONNECT, e2b_process_send_input, {NULL}}}},
     {"/process.Process/CloseStdin", {{"POST", R_JSON | R_CONNECT, e2b_process_close_stdin, {NULL}}}},
+    {"/process.Process/Connect", {{"POST", R_RAW | R_CONNECT, e2b_process_connect, {NULL}}}},
     {"/process.Process/List", {{"POST", R_JSON | R_CONNECT, e2b_process_list, {NULL}}}},
     {"/process.Process/SendSignal", {{"POST", R_JSON | R_CONNECT, e2b_process_signal, {NULL}}}},
     {"/files",
@@ -239,6 +240,12 @@ void http_reply_error(struct http_req *req, const struct api_error *err)
         log_warn("%s: %s", err->code, err->message);
     else if (status > 500)
         log_debug("%s: %s", err->code, err->message);
+    if (req->e2b == HTTP_E2B_STREAM) {
+        struct MHD_Response *resp = e2b_stream_error(status, err->message);
+        if (resp)
+            http_reply_response(req, 200, resp);
+        return;
+    }
     if (req->e2b) {
         http_reply_json(req, status, e2b_error_json(req->e2b == HTTP_E2B_CONNECT, status, err->message));
         return;
@@ -415,7 +422,7 @@ static void begin_request(struct conn_ctx *ctx, const struct listener *l, const 
         return;
     }
     if (req->e2b && (ctx->m->flags & R_CONNECT))
-        req->e2b = HTTP_E2B_CONNECT;
+        req->e2b = ctx->m->flags & R_RAW ? HTTP_E2B_STREAM : HTTP_E2B_CONNECT;
     if (!(ctx->m->flags & R_NOAUTH) && !admission_auth(req, ctx->m->flags & R_ADMIN))
         return;
     struct query_check qc = {.m = ctx->m};

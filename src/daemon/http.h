@@ -41,7 +41,9 @@ enum http_mark {
     HTTP_T_N
 };
 
-enum http_flavor { HTTP_NATIVE, HTTP_E2B_REST, HTTP_E2B_CONNECT };
+/* HTTP_E2B_STREAM: a streamed Connect RPC, whose errors are an HTTP 200
+ * with an end-of-stream envelope (Connect clients read no other) */
+enum http_flavor { HTTP_NATIVE, HTTP_E2B_REST, HTTP_E2B_CONNECT, HTTP_E2B_STREAM };
 
 struct http_req {
     struct daemon *d;

@@ -1,10 +1,10 @@
 // Commands through the unmodified `e2b` package: envd's process.Process
 // Start (a Connect server stream in JSON) with streamed output, exit codes,
 // envs and cwd, stdin (SendInput, CloseStdin), background commands listed
-// (List) and killed by pid (SendSignal).
+// (List), attached to (Connect) and killed by pid (SendSignal).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Sandbox, CommandExitError } from "e2b";
+import { Sandbox, CommandExitError, NotFoundError } from "e2b";
 import { startDaemon } from "./support.mjs";
 
 let d, sbx;
@@ -52,6 +52,22 @@ test("stdin: sendStdin feeds a running command, closeStdin ends its input", asyn
   assert.equal(out.join(""), "first\nsecond\nend\n");
 });
 
+test("connect attaches to a running command: its later output and exit", async () => {
+  const h = await sbx.commands.run("read line; echo got $line; exit 4", { background: true, stdin: true });
+  const attached = [];
+  const again = await sbx.commands.connect(h.pid, { onStdout: (s) => attached.push(s) });
+  assert.equal(again.pid, h.pid);
+  await sbx.commands.sendStdin(h.pid, "x\n");
+  await assert.rejects(again.wait(), (e) => {
+    assert.ok(e instanceof CommandExitError, String(e));
+    assert.equal(e.exitCode, 4);
+    return true;
+  });
+  assert.equal(attached.join(""), "got x\n");
+  await assert.rejects(h.wait(), (e) => e instanceof CommandExitError && e.exitCode === 4);
+  await assert.rejects(sbx.commands.connect(h.pid), /not_found.*no running command/i);
+});
+
 test("list shows running commands until they end", async () => {
   const h = await sbx.commands.run("sleep 600", { background: true });
   const listed = await sbx.commands.list();
@@ -62,6 +78,12 @@ test("list shows running commands until they end", async () => {
   await sbx.commands.kill(h.pid);
   await assert.rejects(h.wait(), CommandExitError);
   assert.equal((await sbx.commands.list()).some((p) => p.pid === h.pid), false);
+});
+
+test("commands in a killed sandbox fail with the sandbox's error", async () => {
+  const other = await Sandbox.create();
+  await other.kill();
+  await assert.rejects(other.commands.run("true"), (e) => e instanceof NotFoundError && /destroyed/.test(e.message));
 });
 
 test("a background command can be killed by its pid", async () => {
