@@ -70,5 +70,8 @@ void e2b_fs_stat(struct http_req *req);
 void e2b_fs_make_dir(struct http_req *req);
 void e2b_fs_move(struct http_req *req);
 void e2b_fs_remove(struct http_req *req);
+void e2b_fs_watch_dir(struct http_req *req); /* e2b_envd.c: the envelope */
+/* e2b_watch.c: the stream of WatchDir's request msg, for req->param */
+void e2b_fs_watch(struct http_req *req, json_t *msg);
 
 #endif

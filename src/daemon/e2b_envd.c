@@ -422,6 +422,21 @@ void e2b_process_start(struct http_req *req)
     proc_free(steal_ptr(&req->hook_ctx)); /* not taken: the run did not start */
 }
 
+/* ---- filesystem.Filesystem/WatchDir (e2b_watch.c) */
+
+void e2b_fs_watch_dir(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
+        return;
+    json_auto_t *msg = connect_request(req);
+    if (!msg)
+        return;
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req); /* the caller's, or 404 */
+    if (!sb)
+        return;
+    e2b_fs_watch(req, msg);
+}
+
 /* ---- Connect: attach to a running command's output */
 
 static ssize_t sub_read(void *cls, uint64_t pos UNUSED, char *out, size_t max)

@@ -113,6 +113,7 @@ static const struct route E2B_ROUTES[] = {
     {"/filesystem.Filesystem/Stat", {{"POST", R_JSON | R_CONNECT, e2b_fs_stat, {NULL}}}},
     {"/filesystem.Filesystem/MakeDir", {{"POST", R_JSON | R_CONNECT, e2b_fs_make_dir, {NULL}}}},
     {"/filesystem.Filesystem/Move", {{"POST", R_JSON | R_CONNECT, e2b_fs_move, {NULL}}}},
+    {"/filesystem.Filesystem/WatchDir", {{"POST", R_RAW | R_CONNECT, e2b_fs_watch_dir, {NULL}}}},
     {"/filesystem.Filesystem/Remove", {{"POST", R_JSON | R_CONNECT, e2b_fs_remove, {NULL}}}},
 };
 
