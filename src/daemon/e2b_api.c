@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api.h"
 #include "api_errors.h"
@@ -226,10 +227,30 @@ static bool state_matches(const char *state)
     return false;
 }
 
+/* startedAfter (an ISO 8601 UTC time, as the SDK's toISOString writes it)
+ * against Airlock's created_at (the same format, without milliseconds):
+ * their first 19 characters compare as times */
+static bool started_after(const json_t *sb, const char *after)
+{
+    const char *created = json_string_value(json_object_get(sb, "created_at"));
+    return !after || (created && strncmp(created, after, 19) >= 0);
+}
+
 static void list(struct http_req *req, bool paginated)
 {
     struct listq q;
     char err[256];
+    const char *order = paginated ? http_query(req, "order") : NULL;
+    const char *after = paginated ? http_query(req, "startedAfter") : NULL;
+    if (order && strcasecmp(order, "asc") != 0) {
+        http_reply_errorf(req, 400, "invalid_request",
+                          "order=%s is not available: Airlock pages sandboxes in the order of their ids", order);
+        return;
+    }
+    if (after && (strlen(after) < 19 || after[4] != '-' || after[10] != 'T')) {
+        http_reply_errorf(req, 400, "invalid_request", "startedAfter must be an ISO 8601 time (UTC)");
+        return;
+    }
     const char *tmpl = paginated ? http_query(req, "template") : NULL;
     if (listq_parse(&q, "running", tmpl ? template_name(tmpl) : NULL, http_query(req, "metadata"),
                     paginated ? http_query(req, "limit") : NULL, paginated ? http_query(req, "nextToken") : NULL,
@@ -252,10 +273,15 @@ static void list(struct http_req *req, bool paginated)
     }
     size_t i;
     json_t *sb;
-    if (state_matches(paginated ? http_query(req, "state") : NULL))
-        json_array_foreach(page, i, sb) json_array_append_new(out, sandbox_detail(sb));
-    else
+    if (state_matches(paginated ? http_query(req, "state") : NULL)) {
+        json_array_foreach(page, i, sb)
+        {
+            if (started_after(sb, after))
+                json_array_append_new(out, sandbox_detail(sb));
+        }
+    } else {
         json_decref(steal_ptr(&next)); /* nothing paused here: no page follows */
+    }
     json_decref(page);
     http_reply_json(req, 200, out);
     if (next && req->response) /* E2B pages with this header, not in the body */

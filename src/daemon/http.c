@@ -41,7 +41,7 @@ struct route_method {
     /* the whole body is here (R_JSON: parsed into req->body; R_UPLOAD: the
      * last chunk was handed to chunk) */
     void (*handle)(struct http_req *req);
-    const char *query[6]; /* accepted query parameters */
+    const char *query[8]; /* accepted query parameters */
     /* R_UPLOAD only: the body streams to the handler as it arrives */
     void (*begin)(struct http_req *req); /* headers admitted, before the body */
     void (*chunk)(struct http_req *req, const char *data, size_t size);
@@ -86,7 +86,7 @@ static const struct route E2B_ROUTES[] = {
     {"/sandboxes", {{"POST", R_JSON, e2b_sandbox_create, {NULL}}, {"GET", 0, e2b_sandbox_list_v1, {"metadata"}}}},
     {"/v2/sandboxes",
      {{"POST", R_JSON, e2b_sandbox_create, {NULL}},
-      {"GET", 0, e2b_sandbox_list, {"metadata", "state", "limit", "nextToken", "template", "order"}}}},
+      {"GET", 0, e2b_sandbox_list, {"metadata", "state", "limit", "nextToken", "template", "order", "startedAfter"}}}},
     {"/sandboxes/*", {{"GET", 0, e2b_sandbox_get, {NULL}}, {"DELETE", 0, e2b_sandbox_kill, {NULL}}}},
     {"/sandboxes/*/timeout", {{"POST", R_JSON, e2b_sandbox_timeout, {NULL}}}},
     {"/sandboxes/*/connect", {{"POST", R_JSON, e2b_sandbox_connect, {NULL}}}},

@@ -51,6 +51,11 @@ test("list filters by metadata and paginates with nextToken", async () => {
     assert.deepEqual(one.map((s) => s.sandboxId), [made[1].sandboxId]);
     const paused = await Sandbox.list({ query: { state: ["paused"] } }).nextItems();
     assert.deepEqual(paused, []);
+    const later = await Sandbox.list({ query: { metadata: { tag }, startedAfter: new Date(Date.now() + 3600_000) } }).nextItems();
+    assert.deepEqual(later, []);
+    const since = await Sandbox.list({ query: { metadata: { tag }, startedAfter: new Date(Date.now() - 3600_000) } }).nextItems();
+    assert.equal(since.length, 3);
+    await assert.rejects(Sandbox.list({ order: "desc" }).nextItems(), /order=desc is not available/);
   } finally {
     for (const s of [...made, other]) await s.kill();
   }
