@@ -641,6 +641,22 @@ void e2b_contexts_list(struct http_req *req)
     http_reply_json(req, 200, json_pack("[o]", default_context()));
 }
 
+/* DELETE /contexts/{id}, POST /contexts/{id}/restart */
+void e2b_contexts_change(struct http_req *req)
+{
+    char ctx[sizeof(req->param)];
+    snprintf(ctx, sizeof(ctx), "%s", req->param); /* the route's {id}, before the sandbox's replaces it */
+    if (!e2b_route_sandbox(req, E2B_JUPYTER_PORT))
+        return;
+    if (strcmp(ctx, "default") != 0) {
+        http_reply_errorf(req, 404, "not_found", "context %s not found: the sandbox has only \"default\"", ctx);
+        return;
+    }
+    http_reply_errorf(req, 400, "invalid_request",
+                      "the default context is the sandbox's one Python REPL: it cannot be removed or restarted "
+                      "through this API; for fresh state create another sandbox");
+}
+
 void e2b_contexts_create(struct http_req *req)
 {
     if (!e2b_route_sandbox(req, E2B_JUPYTER_PORT))

@@ -103,6 +103,8 @@ static const struct route E2B_ROUTES[] = {
     {"/process.Process/SendInput", {{"POST", R_JSON | R_CONNECT, e2b_process_send_input, {NULL}}}},
     {"/process.Process/CloseStdin", {{"POST", R_JSON | R_CONNECT, e2b_process_close_stdin, {NULL}}}},
     {"/process.Process/Connect", {{"POST", R_RAW | R_CONNECT, e2b_process_connect, {NULL}}}},
+    {"/contexts/*", {{"DELETE", 0, e2b_contexts_change, {"source"}}}},
+    {"/contexts/*/restart", {{"POST", R_JSON, e2b_contexts_change, {"source"}}}},
     {"/process.Process/List", {{"POST", R_JSON | R_CONNECT, e2b_process_list, {NULL}}}},
     {"/process.Process/SendSignal", {{"POST", R_JSON | R_CONNECT, e2b_process_signal, {NULL}}}},
     {"/files",

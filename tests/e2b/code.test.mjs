@@ -61,4 +61,7 @@ test("contexts: the sandbox's one REPL is the default context", async () => {
   const ex = await sbx.runCode("x", { context: ctxs[0] });
   assert.equal(ex.text, "40");
   await assert.rejects(sbx.createCodeContext({ language: "python" }), /400/);
+  await assert.rejects(sbx.restartCodeContext("default"), /400/);
+  await assert.rejects(sbx.removeCodeContext("nope"), /not found/);
+  assert.equal((await sbx.runCode("x")).text, "40"); // the REPL kept its state
 });
