@@ -46,7 +46,7 @@ FUZZ_HARNESSES := proto agent http egress
 # UBSan only prints by default: a finding must stop the run and be saved
 FUZZ_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-.PHONY: all deps build build-asan build-fuzz vm run stop test test-unit test-jail test-agent test-e2e test-ts test-mcp test-security bench soak \
+.PHONY: all deps build build-asan build-fuzz vm run stop test test-unit test-jail test-agent test-e2e test-ts test-mcp test-e2b test-security bench soak \
 	test-faults test-py test-vm test-security-vm lint-openapi \
 	test-templates-slow \
 	fuzz fuzz-smoke fuzz-run fuzz-regress clean
@@ -165,7 +165,7 @@ stop:
 # Unit tests run under ASan/UBSan; the jail and agent suites create real
 # namespaces, cgroups and seccomp filters; e2e runs the ASan daemon.
 test: build build-asan vm lint-openapi
-	$(MAKE) --no-print-directory test-unit test-jail test-agent test-e2e test-vm test-ts test-mcp test-security fuzz-smoke
+	$(MAKE) --no-print-directory test-unit test-jail test-agent test-e2e test-vm test-ts test-mcp test-e2b test-security fuzz-smoke
 
 # docs/openapi.yaml through a real OpenAPI linter (@redocly/cli, pinned in
 # tools/openapi/package-lock.json; npm ci reuses npm's cache when offline).
@@ -242,6 +242,16 @@ test-mcp: build build-asan
 	cd tests/mcp && AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \
 	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(ASAN)/airlock \
 	  AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  node --test
+
+# airlockd's E2B-compatible listener driven by E2B's own, unmodified npm
+# packages (e2b, @e2b/code-interpreter; pinned in tests/e2b/package-lock.json).
+test-e2b: build build-asan
+	command -v npm >/dev/null || { apt-get update && apt-get install -y --no-install-recommends nodejs npm; }
+	cd tests/e2b && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+	cd tests/e2b && AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \
+	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  node --test
 

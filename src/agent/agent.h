@@ -273,6 +273,8 @@ struct job {
     int timer;
     char *stdin_buf;
     size_t stdin_len, stdin_off;
+    bool stdin_open;  /* EXEC "stdin_open": more comes in STDIN frames */
+    bool stdin_eof;   /* ... until one with END: close once written */
     size_t max_output;
     uint64_t start_ms, deadline_ms;
     uint64_t timeout_ms;
@@ -283,6 +285,8 @@ void job_handle_run_bash(struct agent *a, uint32_t req_id, json_t *req);
 void job_handle_exec(struct agent *a, uint32_t req_id, json_t *req);
 /* The process group of the running job of req_id, else 0. */
 pid_t job_pgid_of(struct agent *a, uint32_t req_id);
+/* A STDIN frame (proto.h) for the job of its req_id. */
+void job_stdin_frame(struct agent *a, const struct proto_hdr *h, const uint8_t *payload);
 void job_kill_all(struct agent *a);
 
 /* ---- files (files.c) ------------------------------------------------------ */

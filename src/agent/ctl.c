@@ -78,6 +78,10 @@ static bool is_transfer_frame(uint8_t type)
 static void dispatch(struct agent *a, const struct proto_hdr *h, const uint8_t *payload)
 {
     log_debug("frame %s req %u len %u", proto_type_name(h->type), h->req_id, h->len);
+    if (h->type == PROTO_STDIN) { /* raw bytes for a running command */
+        job_stdin_frame(a, h, payload);
+        return;
+    }
     if (is_transfer_frame(h->type)) {
         if (!watch_handle_peer_frame(a, h)) /* a watch's cancel, else a transfer's frame */
             files_handle_peer_frame(a, h, payload);

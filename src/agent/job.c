@@ -36,6 +36,8 @@
 #include "util.h"
 
 #define EXEC_MAX_ARGS 4096
+/* stdin a job has not read yet, at most: more is dropped (and logged) */
+#define STDIN_MAX_PENDING (4u << 20)
 
 static struct job *job_find_req(struct agent *a, uint32_t req_id)
 {
@@ -206,7 +208,53 @@ static void job_on_stdin_writable(struct agent *a, void *ctx, short revents)
         }
         j->stdin_off += (size_t)n;
     }
+    if (j->stdin_off >= j->stdin_len && j->stdin_open && !j->stdin_eof) {
+        /* all written; the pipe stays open for the next STDIN frame */
+        ev_unwatch(a, j->stdin_watch);
+        j->stdin_watch = 0;
+        free(j->stdin_buf);
+        j->stdin_buf = NULL;
+        j->stdin_len = j->stdin_off = 0;
+        return;
+    }
     job_close_stdin(a, j);
+}
+
+void job_stdin_frame(struct agent *a, const struct proto_hdr *h, const uint8_t *payload)
+{
+    struct job *j = job_find_req(a, h->req_id);
+    if (!j || !j->stdin_open || j->stdin_fd < 0 || j->stdin_eof) {
+        log_debug("dropping STDIN for request %u: no open stdin", h->req_id);
+        return;
+    }
+    if (h->len > 0) {
+        size_t pending = j->stdin_len - j->stdin_off;
+        if (pending + h->len > STDIN_MAX_PENDING) {
+            log_warn("request %u: %zu bytes of stdin unread; %u more dropped", h->req_id, pending, h->len);
+            return;
+        }
+        char *buf = malloc(pending + h->len);
+        if (!buf) {
+            log_warn("request %u: out of memory for stdin; %u bytes dropped", h->req_id, h->len);
+            return;
+        }
+        if (pending)
+            memcpy(buf, j->stdin_buf + j->stdin_off, pending);
+        memcpy(buf + pending, payload, h->len);
+        free(j->stdin_buf);
+        j->stdin_buf = buf;
+        j->stdin_len = pending + h->len;
+        j->stdin_off = 0;
+    }
+    if (h->flags & PROTO_F_END)
+        j->stdin_eof = true;
+    if (!j->stdin_watch) {
+        j->stdin_watch = ev_watch(a, j->stdin_fd, POLLOUT, job_on_stdin_writable, j);
+        if (j->stdin_watch < 0) {
+            j->stdin_watch = 0;
+            job_close_stdin(a, j);
+        }
+    }
 }
 
 /* ---- starting -------------------------------------------------------------- */
@@ -216,6 +264,7 @@ struct job_request {
     const char *cwd;
     const char *stdin_data;
     size_t stdin_len;
+    bool stdin_open; /* keep the pipe open for STDIN frames */
     int extra_fd; /* -1 or the bash memfd, placed at fd 3 */
 };
 
@@ -328,9 +377,11 @@ static void job_start(struct agent *a, uint32_t req_id, json_t *req, const struc
     /* the loop must never block on a child's pipe */
     if (fcntl(j->out.fd, F_SETFL, O_NONBLOCK) < 0 || fcntl(j->err.fd, F_SETFL, O_NONBLOCK) < 0)
         log_warn("fcntl O_NONBLOCK on output pipes of request %u: %s", req_id, strerror(errno));
-    if (jr->stdin_len > 0 && (j->stdin_buf = malloc(jr->stdin_len))) {
+    if (jr->stdin_len > 0 && (j->stdin_buf = malloc(jr->stdin_len)))
         memcpy(j->stdin_buf, jr->stdin_data, jr->stdin_len);
-        j->stdin_len = jr->stdin_len;
+    if (jr->stdin_open || j->stdin_buf) {
+        j->stdin_len = j->stdin_buf ? jr->stdin_len : 0;
+        j->stdin_open = jr->stdin_open;
         j->stdin_fd = steal_fd(&in_w);
         if (fcntl(j->stdin_fd, F_SETFL, O_NONBLOCK) < 0) {
             log_warn("fcntl O_NONBLOCK on stdin of request %u: %s; stdin dropped", req_id, strerror(errno));
@@ -423,6 +474,11 @@ void job_handle_exec(struct agent *a, uint32_t req_id, json_t *req)
     json_t *jshell = json_object_get(req, "shell");
     json_t *jcwd = json_object_get(req, "cwd");
     json_t *jstdin = json_object_get(req, "stdin");
+    json_t *jopen = json_object_get(req, "stdin_open");
+    if (jopen && !json_is_boolean(jopen)) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "stdin_open must be true or false");
+        return;
+    }
     if ((jargv != NULL) == (jshell != NULL)) {
         agent_send_error(a, req_id, PROTO_ERR_INVALID, "exactly one of argv and shell is required");
         return;
@@ -472,6 +528,7 @@ void job_handle_exec(struct agent *a, uint32_t req_id, json_t *req)
         .cwd = cwd,
         .stdin_data = json_is_string(jstdin) ? json_string_value(jstdin) : NULL,
         .stdin_len = json_is_string(jstdin) ? json_string_length(jstdin) : 0,
+        .stdin_open = json_is_true(jopen),
         .extra_fd = -1,
     };
     job_start(a, req_id, req, &jr);

@@ -48,6 +48,8 @@ enum proto_type {
     PROTO_RUN_CODE = 0x10,    /* {"code","language","timeout_ms","env","max_output"} */
     PROTO_EXEC = 0x11,        /* {"argv":[..]|"shell":"..","env","cwd","stdin","timeout_ms","max_output"} */
     PROTO_SIGNAL = 0x12,      /* {"target":req_id,"signal":n} -> OK */
+    PROTO_STDIN = 0x13,       /* raw bytes for the stdin of the EXEC with this req_id, one started with
+                               * "stdin_open":true; END closes that stdin. No reply; dropped if none */
     PROTO_FILE_PUT = 0x20,    /* {"path","mode"} then FILE_DATA frames, last with END -> OK {"path","size"} */
     PROTO_FILE_GET = 0x21,    /* {"path"} -> OK {"size","mode"} (no END), FILE_DATA..., last with END;
                                * paced by FILE_ACK, cancelled by an ERROR from the daemon */

@@ -151,6 +151,22 @@ static bool authenticate(struct http_req *req)
 {
     struct admission *a = req->d->adm;
     const char *header = http_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+    char bearer[512];
+    if (req->e2b) {
+        /* E2B's SDKs send the API key as X-API-Key to the control plane and
+         * the envdAccessToken of the create answer (the same key) as
+         * X-Access-Token to the data plane, and its trafficAccessToken (the
+         * same key) as E2B-Traffic-Access-Token to the code interpreter's
+         * /contexts (docs/e2b.md) */
+        const char *k = http_header(req, "X-API-Key");
+        if (!k)
+            k = http_header(req, "X-Access-Token");
+        if (!k)
+            k = http_header(req, "E2B-Traffic-Access-Token");
+        header = NULL;
+        if (k && (size_t)snprintf(bearer, sizeof(bearer), "Bearer %s", k) < sizeof(bearer))
+            header = bearer;
+    }
     char who[RL_NAME_MAX + 1] = "";
     unsigned wait_s = 1;
     uint64_t now = now_mono_ms();

@@ -316,6 +316,11 @@ int agent_req_send(struct agent_req *r, uint8_t type, uint16_t flags, const void
     return conn_send(r->c, type, flags, r->id, data, len);
 }
 
+int agent_send_for(struct agent_conn *c, uint8_t type, uint32_t req_id, uint16_t flags, const void *data, size_t len)
+{
+    return conn_send(c, type, flags, req_id, data, len);
+}
+
 int agent_req_next(struct agent_req *r, uint64_t deadline_ms, struct agent_frame **out)
 {
     struct agent_conn *c = r->c;

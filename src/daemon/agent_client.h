@@ -80,6 +80,11 @@ void agent_req_free(struct agent_req *r);
 static inline void agent_req_freep(struct agent_req **r) { agent_req_free(*r); }
 #define cleanup_agent_req __attribute__((cleanup(agent_req_freep)))
 
+/* Send one frame for another request's id, which this caller does not own
+ * (STDIN for a running EXEC): no reply; the agent drops it if that request
+ * is not there. */
+int agent_send_for(struct agent_conn *c, uint8_t type, uint32_t req_id, uint16_t flags, const void *data, size_t len);
+
 /* Send a fire-and-forget request (SIGNAL), whose reply is dropped. */
 int agent_send_oneway(struct agent_conn *c, uint8_t type, json_t *payload);
 

@@ -59,6 +59,10 @@ struct run {
     struct buf pending; /* event lines not yet handed to the client */
     bool eos;
     bool client_gone;
+    /* another framing of the events (the E2B listener; http.h) */
+    void (*event_hook)(void *ctx, json_t *ev, struct buf *out);
+    void *hook_ctx;
+    void (*hook_free)(void *ctx);
 };
 
 static void run_free(struct run *run)
@@ -83,6 +87,8 @@ static void run_free(struct run *run)
         json_decref(detail);
     }
     agent_req_free(run->areq);
+    if (run->hook_free)
+        run->hook_free(run->hook_ctx);
     if (run->sb)
         sandbox_unref(run->sb);
     buf_free(&run->out);
@@ -271,6 +277,11 @@ static void emit(struct run *run, json_t *ev)
     format_time(now_wall_ms(), true, ts, sizeof(ts));
     json_object_set_new(ev, "seq", json_integer(run->seq++));
     json_object_set_new(ev, "ts", json_string(ts));
+    if (run->event_hook) {
+        run->event_hook(run->hook_ctx, ev, &run->pending);
+        json_decref(ev);
+        return;
+    }
     char *line = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
     if (line) {
@@ -373,6 +384,9 @@ static void run_start(struct http_req *req, bool is_exec, const char *language, 
         return;
     }
     run->d = d;
+    run->event_hook = req->event_hook;
+    run->hook_ctx = steal_ptr(&req->hook_ctx);
+    run->hook_free = req->hook_free;
     run->is_exec = is_exec;
     run->client_fd = req->client_fd;
     snprintf(run->language, sizeof(run->language), "%s", language);
@@ -425,10 +439,12 @@ static void run_start(struct http_req *req, bool is_exec, const char *language, 
     }
     run->audit = json_object(); /* from now on the run's outcome is recorded, whatever happens */
 
-    if (!wants_ndjson(req)) {
+    if (!wants_ndjson(req) && !run->event_hook) {
         run_collect(req, run);
         return;
     }
+    if (run->event_hook) /* E2B's process API names the run before its output */
+        emit(run, json_pack("{s:s,s:I}", "type", "start", "id", (json_int_t)agent_req_id(run->areq)));
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, run,
                                                                   stream_free);
     if (!resp) {
@@ -436,7 +452,8 @@ static void run_start(struct http_req *req, bool is_exec, const char *language, 
         return;
     }
     steal_ptr(&run); /* owned by the response now */
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ndjson");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            req->stream_type ? req->stream_type : "application/x-ndjson");
     http_stream_begin(req);
     http_reply_response(req, 200, resp);
 }
@@ -532,6 +549,10 @@ void api_exec(struct http_req *req)
         json_object_set(payload, "env", env);
     if (cwd)
         json_object_set(payload, "cwd", json_object_get(req->body, "cwd"));
+    /* E2B's commands with stdin (e2b_envd.c: SendInput, CloseStdin); not a
+     * field of Airlock's own API, whose stdin is one string */
+    if (req->e2b && json_is_true(json_object_get(req->body, "stdin_open")))
+        json_object_set_new(payload, "stdin_open", json_true());
     if (stdin_data) {
         json_object_set(payload, "stdin", json_object_get(req->body, "stdin"));
         json_object_set_new(audit, "stdin_bytes",

@@ -21,6 +21,7 @@ static void usage(FILE *f)
             "Airlock host daemon: REST API for sealed code-execution sandboxes.\n\n"
             "  --listen HOST:PORT     TCP address (default 127.0.0.1:7070)\n"
             "  --socket PATH          also serve the API on a unix socket\n"
+            "  --e2b-listen HOST:PORT also serve an E2B-compatible API there (docs/e2b.md)\n"
             "  --state-dir DIR        SQLite state and admin key (default /var/lib/airlock)\n"
             "  --region NAME          region served here (default local)\n"
             "  --max-sandboxes N      live sandboxes at most (default 64)\n"
@@ -119,20 +120,33 @@ static int parse_rate(const char *opt, const char *s, double max, double *out)
     return 0;
 }
 
-static int parse_listen(struct config *cfg, const char *s)
+static int parse_hostport(const char *opt, const char *s, char *host, size_t hostlen, uint16_t *port_out)
 {
     const char *colon = strrchr(s, ':');
-    if (!colon || colon == s || (size_t)(colon - s) >= sizeof(cfg->listen_host)) {
-        fprintf(stderr, "airlockd: --listen: expected HOST:PORT, got '%s'\n", s);
+    if (!colon || colon == s || (size_t)(colon - s) >= hostlen) {
+        fprintf(stderr, "airlockd: %s: expected HOST:PORT, got '%s'\n", opt, s);
         return -EINVAL;
     }
     uint64_t port;
-    if (parse_uint("--listen port", colon + 1, 1, 65535, &port) < 0)
+    char what[48];
+    snprintf(what, sizeof(what), "%s port", opt);
+    if (parse_uint(what, colon + 1, 1, 65535, &port) < 0)
         return -EINVAL;
-    memcpy(cfg->listen_host, s, (size_t)(colon - s));
-    cfg->listen_host[colon - s] = '\0';
-    cfg->listen_port = (uint16_t)port;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    *port_out = (uint16_t)port;
     return 0;
+}
+
+static int parse_listen(struct config *cfg, const char *s)
+{
+    return parse_hostport("--listen", s, cfg->listen_host, sizeof(cfg->listen_host), &cfg->listen_port);
+}
+
+static int parse_e2b_listen(struct config *cfg, const char *s)
+{
+    return parse_hostport("--e2b-listen", s, cfg->e2b_listen_host, sizeof(cfg->e2b_listen_host),
+                          &cfg->e2b_listen_port);
 }
 
 /* <directory of /proc/self/exe>/name */
@@ -227,6 +241,7 @@ static int parse_vm_accel(struct config *cfg, const char *arg)
 static const struct opt_def OPTS[] = {
     {"listen", K_CUSTOM, 0, 0, 0, 0, parse_listen},
     {"socket", K_STR, F(socket_path)},
+    {"e2b-listen", K_CUSTOM, 0, 0, 0, 0, parse_e2b_listen},
     {"state-dir", K_STR, F(state_dir)},
     {"region", K_CUSTOM, 0, 0, 0, 0, parse_region},
     {"max-sandboxes", K_UINT, F(max_sandboxes), 1, 100000},

@@ -11,6 +11,8 @@ struct config {
     char listen_host[256];
     uint16_t listen_port;
     char *socket_path;   /* NULL: no unix socket */
+    char e2b_listen_host[256]; /* --e2b-listen (docs/e2b.md); port 0: off */
+    uint16_t e2b_listen_port;
     char *state_dir;
     char *region;
     unsigned max_sandboxes;

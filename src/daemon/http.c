@@ -19,6 +19,7 @@
 
 #include "admission.h"
 #include "api.h"
+#include "e2b.h"
 #include "buf.h"
 #include "faultinj.h"
 #include "log.h"
@@ -30,6 +31,8 @@ enum {
     R_ADMIN = 2,  /* admin key needed */
     R_JSON = 4,   /* a JSON object body, parsed into req->body */
     R_UPLOAD = 8, /* raw body streamed to the handler (PUT files) */
+    R_RAW = 16,   /* the whole raw body, in req->raw (E2B: Connect envelopes, multipart) */
+    R_CONNECT = 32, /* E2B listener: a Connect RPC (its errors in Connect's shape) */
 };
 
 struct route_method {
@@ -38,7 +41,7 @@ struct route_method {
     /* the whole body is here (R_JSON: parsed into req->body; R_UPLOAD: the
      * last chunk was handed to chunk) */
     void (*handle)(struct http_req *req);
-    const char *query[6]; /* accepted query parameters */
+    const char *query[8]; /* accepted query parameters */
     /* R_UPLOAD only: the body streams to the handler as it arrives */
     void (*begin)(struct http_req *req); /* headers admitted, before the body */
     void (*chunk)(struct http_req *req, const char *data, size_t size);
@@ -80,10 +83,63 @@ static const struct route ROUTES[] = {
     {"/v1/builds/*", {{"GET", R_ADMIN, api_build_get, {"since"}}}},
 };
 
+/* The E2B-compatible listener (--e2b-listen, docs/e2b.md): E2B's control
+ * plane (its OpenAPI spec) and the data plane of its in-sandbox daemon envd
+ * (Connect RPCs and /files) and code interpreter (/execute), all on one
+ * port: E2B's SDKs send the sandbox of a data-plane call in the
+ * E2b-Sandbox-Id header when E2B_SANDBOX_URL is set. Not in ROUTES[]: these
+ * are E2B's routes, documented by E2B; docs/e2b.md lists what maps. */
+static const struct route E2B_ROUTES[] = {
+    {"/health", {{"GET", 0, e2b_health, {NULL}}}},
+    {"/sandboxes", {{"POST", R_JSON, e2b_sandbox_create, {NULL}}, {"GET", 0, e2b_sandbox_list_v1, {"metadata"}}}},
+    {"/v2/sandboxes",
+     {{"POST", R_JSON, e2b_sandbox_create, {NULL}},
+      {"GET", 0, e2b_sandbox_list, {"metadata", "state", "limit", "nextToken", "template", "order", "startedAfter"}}}},
+    {"/sandboxes/*", {{"GET", 0, e2b_sandbox_get, {NULL}}, {"DELETE", 0, e2b_sandbox_kill, {NULL}}}},
+    {"/sandboxes/*/timeout", {{"POST", R_JSON, e2b_sandbox_timeout, {NULL}}}},
+    {"/sandboxes/*/connect", {{"POST", R_JSON, e2b_sandbox_connect, {NULL}}}},
+    {"/v2/sandboxes/*/connect", {{"POST", R_JSON, e2b_sandbox_connect, {NULL}}}},
+    {"/sandboxes/*/network", {{"PUT", R_JSON, e2b_sandbox_sealed, {NULL}}}},
+    {"/sandboxes/*/pause", {{"POST", R_JSON, e2b_sandbox_unsupported, {NULL}}}},
+    {"/sandboxes/*/resume", {{"POST", R_JSON, e2b_sandbox_unsupported, {NULL}}}},
+    {"/sandboxes/*/snapshots", {{"POST", R_JSON, e2b_sandbox_unsupported, {NULL}}}},
+    {"/sandboxes/*/fork", {{"POST", R_JSON, e2b_sandbox_unsupported, {NULL}}}},
+    /* data plane: the sandbox is the E2b-Sandbox-Id header */
+    {"/execute", {{"POST", R_JSON, e2b_execute, {"source"}}}},
+    {"/process.Process/Start", {{"POST", R_RAW | R_CONNECT, e2b_process_start, {NULL}}}},
+    {"/contexts", {{"GET", 0, e2b_contexts_list, {"source"}}, {"POST", R_JSON, e2b_contexts_create, {"source"}}}},
+    {"/process.Process/SendInput", {{"POST", R_JSON | R_CONNECT, e2b_process_send_input, {NULL}}}},
+    {"/process.Process/CloseStdin", {{"POST", R_JSON | R_CONNECT, e2b_process_close_stdin, {NULL}}}},
+    {"/process.Process/Connect", {{"POST", R_RAW | R_CONNECT, e2b_process_connect, {NULL}}}},
+    {"/contexts/*", {{"DELETE", 0, e2b_contexts_change, {"source"}}}},
+    {"/contexts/*/restart", {{"POST", R_JSON, e2b_contexts_change, {"source"}}}},
+    {"/process.Process/List", {{"POST", R_JSON | R_CONNECT, e2b_process_list, {NULL}}}},
+    {"/process.Process/SendSignal", {{"POST", R_JSON | R_CONNECT, e2b_process_signal, {NULL}}}},
+    {"/files",
+     {{"GET", 0, e2b_files_get, {"path", "username", "signature", "signature_expiration"}},
+      {"POST", R_UPLOAD, e2b_files_post_end, {"path", "username", "signature", "signature_expiration"},
+       e2b_files_post_begin, e2b_files_post_data, e2b_files_post_cleanup}}},
+    {"/filesystem.Filesystem/ListDir", {{"POST", R_JSON | R_CONNECT, e2b_fs_list, {NULL}}}},
+    {"/filesystem.Filesystem/Stat", {{"POST", R_JSON | R_CONNECT, e2b_fs_stat, {NULL}}}},
+    {"/filesystem.Filesystem/MakeDir", {{"POST", R_JSON | R_CONNECT, e2b_fs_make_dir, {NULL}}}},
+    {"/filesystem.Filesystem/Move", {{"POST", R_JSON | R_CONNECT, e2b_fs_move, {NULL}}}},
+    {"/filesystem.Filesystem/WatchDir", {{"POST", R_RAW | R_CONNECT, e2b_fs_watch_dir, {NULL}}}},
+    {"/filesystem.Filesystem/Remove", {{"POST", R_JSON | R_CONNECT, e2b_fs_remove, {NULL}}}},
+};
+
+struct listener {
+    struct daemon *d;
+    const struct route *routes;
+    size_t n_routes;
+    int flavor; /* enum http_flavor */
+};
+
 struct http_server {
     struct daemon *d;
     struct MHD_Daemon *tcp;
     struct MHD_Daemon *unix_sock;
+    struct MHD_Daemon *e2b;
+    struct listener native_l, e2b_l;
     bool quiesced;
 };
 
@@ -168,6 +224,8 @@ static char *dump_json(const json_t *j)
 
 void http_reply_json(struct http_req *req, unsigned status, json_t *body)
 {
+    if (req->reply_hook && status < 400)
+        req->reply_hook(req, &status, &body);
     char *text = dump_json(body);
     json_decref(body);
     if (!text) {
@@ -193,6 +251,16 @@ void http_reply_error(struct http_req *req, const struct api_error *err)
         log_warn("%s: %s", err->code, err->message);
     else if (status > 500)
         log_debug("%s: %s", err->code, err->message);
+    if (req->e2b == HTTP_E2B_STREAM) {
+        struct MHD_Response *resp = e2b_stream_error(status, err->message);
+        if (resp)
+            http_reply_response(req, 200, resp);
+        return;
+    }
+    if (req->e2b) {
+        http_reply_json(req, status, e2b_error_json(req->e2b == HTTP_E2B_CONNECT, status, err->message));
+        return;
+    }
     http_reply_json(req, status, api_error_json(err));
 }
 
@@ -252,11 +320,11 @@ static bool route_match(const char *pattern, const char *url, char *param, size_
     return *p == '\0' && *u == '\0';
 }
 
-static const struct route *find_route(const char *url, char *param, size_t plen)
+static const struct route *find_route(const struct listener *l, const char *url, char *param, size_t plen)
 {
-    for (size_t i = 0; i < ARRAY_SIZE(ROUTES); i++)
-        if (route_match(ROUTES[i].pattern, url, param, plen))
-            return &ROUTES[i];
+    for (size_t i = 0; i < l->n_routes; i++)
+        if (route_match(l->routes[i].pattern, url, param, plen))
+            return &l->routes[i];
     return NULL;
 }
 
@@ -328,7 +396,7 @@ static bool check_framing(struct conn_ctx *ctx)
 /* Decide everything that needs only the headers: sizes, route, method,
  * shutdown, auth and limits (admission.c), query. Replies (into req) on
  * failure. */
-static void begin_request(struct conn_ctx *ctx, const char *url, const char *method)
+static void begin_request(struct conn_ctx *ctx, const struct listener *l, const char *url, const char *method)
 {
     struct http_req *req = &ctx->req;
     http_mark(req, HTTP_T_START);
@@ -341,7 +409,7 @@ static void begin_request(struct conn_ctx *ctx, const char *url, const char *met
         http_reply_errorf(req, 400, "invalid_request", "the request target contains a NUL byte or is not valid UTF-8");
         return;
     }
-    const struct route *rt = find_route(url, req->param, sizeof(req->param));
+    const struct route *rt = find_route(l, url, req->param, sizeof(req->param));
     ctx->rt = rt;
     if (!rt) {
         http_reply_errorf(req, 404, "not_found", "no route %s %s", method, url);
@@ -364,6 +432,8 @@ static void begin_request(struct conn_ctx *ctx, const char *url, const char *met
         http_reply_errorf(req, 503, "unavailable", "the daemon is shutting down");
         return;
     }
+    if (req->e2b && (ctx->m->flags & R_CONNECT))
+        req->e2b = ctx->m->flags & R_RAW ? HTTP_E2B_STREAM : HTTP_E2B_CONNECT;
     if (!(ctx->m->flags & R_NOAUTH) && !admission_auth(req, ctx->m->flags & R_ADMIN))
         return;
     struct query_check qc = {.m = ctx->m};
@@ -381,7 +451,7 @@ static void begin_request(struct conn_ctx *ctx, const char *url, const char *met
         return;
     }
     http_mark(req, HTTP_T_ADMITTED);
-    if (ctx->m->flags & R_JSON) {
+    if (ctx->m->flags & (R_JSON | R_RAW)) {
         const char *cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > HTTP_MAX_JSON_BODY) {
             http_reply_errorf(req, 413, "payload_too_large", "JSON body larger than %u MiB", HTTP_MAX_JSON_BODY >> 20);
@@ -470,13 +540,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         *con_cls = ctx;
     }
+    const struct listener *l = cls;
     if (!ctx->begun) {
         ctx->begun = true;
-        ctx->req.d = cls;
+        ctx->req.d = l->d;
+        ctx->req.e2b = l->flavor;
         ctx->req.conn = conn;
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         ctx->req.client_fd = ci ? ci->connect_fd : -1;
-        begin_request(ctx, url, method);
+        begin_request(ctx, l, url, method);
         if (ctx->req.response) {
             /* answered from the headers alone */
             ctx->discard = true;
@@ -519,6 +591,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     ctx->discard = true;
     if (ctx->m->flags & R_JSON) {
         run_json_handler(ctx);
+    } else if (ctx->m->flags & R_RAW) {
+        ctx->req.raw = ctx->body.data ? ctx->body.data : "";
+        ctx->req.raw_len = ctx->body.len;
+        http_mark(&ctx->req, HTTP_T_BODY);
+        ctx->m->handle(&ctx->req);
     } else {
         http_mark(&ctx->req, HTTP_T_BODY);
         ctx->m->handle(&ctx->req);
@@ -662,7 +739,7 @@ static int open_unix_socket(const char *path)
  * (measured: 2 MiB cost 2 MiB per idle connection, 256 KiB 271 KiB). */
 #define HTTP_CONN_MEMORY ((size_t)1 << 20)
 
-static struct MHD_Daemon *start_mhd(struct daemon *d, const struct sockaddr *sa, int listen_fd)
+static struct MHD_Daemon *start_mhd(struct listener *d, const struct sockaddr *sa, int listen_fd)
 {
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                      MHD_USE_ERROR_LOG | MHD_USE_ITC;
@@ -687,6 +764,8 @@ int http_start(struct daemon *d, struct http_server **out)
     if (!s)
         return -ENOMEM;
     s->d = d;
+    s->native_l = (struct listener){d, ROUTES, ARRAY_SIZE(ROUTES), HTTP_NATIVE};
+    s->e2b_l = (struct listener){d, E2B_ROUTES, ARRAY_SIZE(E2B_ROUTES), HTTP_E2B_REST};
     struct sockaddr_storage ss;
     socklen_t sl;
     int r = resolve_listen(d->cfg.listen_host, d->cfg.listen_port, &ss, &sl);
@@ -694,7 +773,7 @@ int http_start(struct daemon *d, struct http_server **out)
         free(s);
         return r;
     }
-    s->tcp = start_mhd(d, (struct sockaddr *)&ss, -1);
+    s->tcp = start_mhd(&s->native_l, (struct sockaddr *)&ss, -1);
     if (!s->tcp) {
         log_error("listen on %s:%u failed (address in use or not available?)", d->cfg.listen_host,
                   d->cfg.listen_port);
@@ -707,12 +786,28 @@ int http_start(struct daemon *d, struct http_server **out)
             http_stop(s);
             return fd;
         }
-        s->unix_sock = start_mhd(d, NULL, fd);
+        s->unix_sock = start_mhd(&s->native_l, NULL, fd);
         if (!s->unix_sock) {
             log_error("serve the unix socket %s failed", d->cfg.socket_path);
             close(fd);
             http_stop(s);
             return -EIO;
+        }
+    }
+    if (d->cfg.e2b_listen_port) {
+        /* a listener of its own, not a path prefix: E2B's SDKs put their
+         * paths at the root of E2B_API_URL and E2B_SANDBOX_URL */
+        r = resolve_listen(d->cfg.e2b_listen_host, d->cfg.e2b_listen_port, &ss, &sl);
+        if (r < 0) {
+            http_stop(s);
+            return r;
+        }
+        s->e2b = start_mhd(&s->e2b_l, (struct sockaddr *)&ss, -1);
+        if (!s->e2b) {
+            log_error("--e2b-listen on %s:%u failed (address in use or not available?)", d->cfg.e2b_listen_host,
+                      d->cfg.e2b_listen_port);
+            http_stop(s);
+            return -EADDRNOTAVAIL;
         }
     }
     *out = s;
@@ -735,12 +830,19 @@ void http_quiesce(struct http_server *s)
         if (fd != MHD_INVALID_SOCKET)
             close(fd);
     }
+    if (s->e2b) {
+        fd = MHD_quiesce_daemon(s->e2b);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+    }
 }
 
 void http_stop(struct http_server *s)
 {
     if (!s)
         return;
+    if (s->e2b)
+        MHD_stop_daemon(s->e2b);
     if (s->unix_sock)
         MHD_stop_daemon(s->unix_sock);
     if (s->tcp)

@@ -19,6 +19,8 @@
 #include "errors.h"
 #include "store.h"
 
+struct buf;
+
 #define HTTP_MAX_JSON_BODY (16u << 20)
 
 struct http_server;
@@ -39,6 +41,10 @@ enum http_mark {
     HTTP_T_N
 };
 
+/* HTTP_E2B_STREAM: a streamed Connect RPC, whose errors are an HTTP 200
+ * with an end-of-stream envelope (Connect clients read no other) */
+enum http_flavor { HTTP_NATIVE, HTTP_E2B_REST, HTTP_E2B_CONNECT, HTTP_E2B_STREAM };
+
 struct http_req {
     struct daemon *d;
     struct MHD_Connection *conn;
@@ -47,7 +53,28 @@ struct http_req {
     struct key_info key;    /* the authenticated caller */
     bool holds_slot;        /* an in-flight slot of key (admission.c) */
     json_t *body;           /* JSON routes: the parsed object */
+    const char *raw;        /* raw routes: the whole body as sent (not NUL-terminated) */
+    size_t raw_len;
+    /* The E2B listener (docs/e2b.md): its requests authenticate with
+     * X-API-Key / X-Access-Token instead of Bearer, and its handlers may
+     * reuse a native handler under a translation of what it answers.
+     * Errors then take E2B's shapes: {"code":<status>,"message"} on the
+     * REST routes, Connect's {"code":"<name>","message"} on envd's RPCs. */
+    int e2b; /* enum http_flavor */
+    /* Set by a handler that reuses another: each JSON reply (success or
+     * error) passes through here before it is sent, to reshape it. */
+    void (*reply_hook)(struct http_req *req, unsigned *status, json_t **body);
+    /* Set likewise for a streamed run (api_code.c): each event of the
+     * native NDJSON stream is handed here instead, and this appends the
+     * bytes that go out (another framing). stream_type is its Content-Type.
+     * hook_ctx is handed to it; a run that starts takes it (sets it NULL)
+     * and calls hook_free(hook_ctx) when it is over. */
+    void (*event_hook)(void *ctx, json_t *ev, struct buf *out);
+    void *hook_ctx;
+    void (*hook_free)(void *ctx);
+    const char *stream_type;
     void *upload;           /* upload routes: the handler's state */
+    void *shim;             /* the state of an E2B handler around a native one */
     /* the reply, set by http_reply_* */
     unsigned status;
     struct MHD_Response *response;

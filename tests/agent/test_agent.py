@@ -17,7 +17,7 @@ import pytest
 
 from agent_support import (
     EXEC, ERROR, FILE_ACK, FILE_DATA, FILE_DELETE, FILE_GET, FILE_LIST, FILE_MKDIR, FILE_PUT, F_END, GET_WINDOW,
-    HDR, HELLO, MAGIC, MAX_PAYLOAD, OK, RESULT, RUN_CODE, SHUTDOWN, SIGNAL, STDOUT, USER_UID,
+    HDR, HELLO, MAGIC, MAX_PAYLOAD, OK, RESULT, RUN_CODE, SHUTDOWN, SIGNAL, STDIN, STDOUT, USER_UID,
 )
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the agent tests need root (setresuid to 1000)")
@@ -325,6 +325,28 @@ def test_exec_large_stdin(agent):
     data = "z" * (900 * 1024)  # a frame is at most 1 MiB; pipes hold 64 KiB
     r = agent.exec(argv=["wc", "-c"], stdin=data)
     assert r.stdout.strip() == str(len(data)).encode()
+
+
+def test_exec_stdin_frames(agent):
+    """stdin_open keeps a command's stdin open for STDIN frames (E2B's
+    SendInput); one with END closes it (CloseStdin)."""
+    rid = agent.start(EXEC, {"shell": "cat; echo done", "stdin_open": True, "stdin": "a\n"})
+    agent.send(STDIN, rid, b"b\n")
+    agent.send(STDIN, rid, b"")
+    agent.send(STDIN, rid, b"c\n", flags=F_END)
+    agent.send(STDIN, rid, b"after-close\n")  # dropped: stdin is closed
+    r = agent.collect(rid)
+    assert r.type == RESULT, r.frames
+    assert r.stdout == b"a\nb\nc\ndone\n"
+
+
+def test_exec_stdin_frames_without_open_stdin_are_dropped(agent):
+    rid = agent.start(EXEC, {"shell": "cat; echo done"})
+    agent.send(STDIN, rid, b"ignored\n")
+    agent.send(STDIN, 9999, b"no such request\n", flags=F_END)
+    r = agent.collect(rid)
+    assert r.stdout == b"done\n"
+    assert agent.exec(argv=["true"]).type == RESULT  # and the agent goes on
 
 
 def test_exec_not_found(agent):

@@ -88,7 +88,10 @@ _CODE_STATUS = re.compile(r'\{\s*"([a-z][a-z_]*)"\s*,\s*([45]\d\d)\s*\}')
 def produced_codes(sources=None):
     """{code: {status, ...}} of every error code src/daemon answers with."""
     if sources is None:
-        sources = {p.name: p.read_text() for p in sorted(DAEMON_SRC.glob("*.c"))}
+        # e2b_*.c answer only on the E2B listener (--e2b-listen, docs/e2b.md),
+        # whose routes are E2B's and whose errors are E2B's shapes (a status
+        # number or a Connect code), never Airlock's error codes: not here
+        sources = {p.name: p.read_text() for p in sorted(DAEMON_SRC.glob("*.c")) if not p.name.startswith("e2b_")}
     out = {}
     for text in sources.values():
         for status, code in _STATUS_CODE.findall(text):

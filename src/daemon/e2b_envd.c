@@ -1,0 +1,696 @@
+/* e2b_envd.c - the data plane E2B's SDKs send to a sandbox (docs/e2b.md):
+ * envd's Connect RPCs (process.Process) and /files, and the code
+ * interpreter's /execute, mapped onto Airlock's agent through its own
+ * handlers (api_code.c, api_files.c).
+ *
+ * E2B's SDK sends Connect in its JSON encoding (connect-web with
+ * useBinaryFormat false), so the messages are jansson objects: a unary RPC
+ * is a plain JSON body, a streamed one a sequence of envelopes (one flags
+ * byte, a 4-byte big-endian length, the JSON message), ended by an
+ * end-of-stream envelope (flag 0x02) that carries the error, if any. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "api.h"
+#include "buf.h"
+#include "build.h"
+#include "e2b.h"
+#include "proto.h"
+#include "registry.h"
+#include "util.h"
+
+
+#define CONNECT_END_STREAM 0x02
+#define CONNECT_COMPRESSED 0x01
+
+/* The sandbox of a data-plane call: E2B's SDK names it in a header (it
+ * would be in the host name of E2B's cloud URLs). false after replying. */
+bool e2b_route_sandbox(struct http_req *req, int port)
+{
+    const char *id = http_header(req, "E2b-Sandbox-Id");
+    if (!id || !*id || strlen(id) >= sizeof(req->param)) {
+        http_reply_errorf(req, 400, "invalid_request",
+                          "the E2b-Sandbox-Id header is required: set E2B_SANDBOX_URL to this listener");
+        return false;
+    }
+    const char *p = http_header(req, "E2b-Sandbox-Port");
+    if (p && atoi(p) != port) {
+        http_reply_errorf(req, 403, "sealed",
+                          "Airlock sandboxes are sealed: port %s of a sandbox cannot be reached from outside "
+                          "(only envd's %d and the code interpreter's %d are served, by airlockd itself)",
+                          p, E2B_ENVD_PORT, E2B_JUPYTER_PORT);
+        return false;
+    }
+    snprintf(req->param, sizeof(req->param), "%s", id);
+    return true;
+}
+
+/* What E2B's proxy answers for a sandbox that is gone: 502, which the
+ * SDK's isRunning reads as "not running". */
+void e2b_health(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
+        return;
+    struct sandbox *sb = NULL;
+    struct op_error oerr = {0};
+    if (sandbox_get(req->d, &req->key, req->param, &sb, &oerr) < 0) {
+        http_reply_errorf(req, 502, "not_running", "sandbox %s is not running", req->param);
+        return;
+    }
+    sandbox_unref(sb);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (resp)
+        http_reply_response(req, 204, resp);
+}
+
+/* ---- /execute: the code interpreter's NDJSON */
+
+/* Airlock's mime bundle keys to E2B's result fields */
+static const struct {
+    const char *mime, *field;
+} MIME_FIELDS[] = {
+    {"text/plain", "text"},           {"text/html", "html"},     {"text/markdown", "markdown"},
+    {"image/svg+xml", "svg"},         {"image/png", "png"},      {"image/jpeg", "jpeg"},
+    {"application/pdf", "pdf"},       {"text/latex", "latex"},   {"application/json", "json"},
+    {"application/javascript", "javascript"},
+};
+
+static void put_line(struct buf *out, json_t *msg /* stolen */)
+{
+    char *line = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    json_decref(msg);
+    if (!line)
+        return;
+    (void)buf_append_str(out, line);
+    (void)buf_append(out, "\n", 1);
+    free(line);
+}
+
+static void execute_event(void *ctx UNUSED, json_t *ev, struct buf *out)
+{
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    if (!type)
+        return;
+    if (!strcmp(type, "stdout") || !strcmp(type, "stderr")) {
+        put_line(out, json_pack("{s:s,s:O}", "type", type, "text", json_object_get(ev, "data")));
+    } else if (!strcmp(type, "result")) {
+        size_t i;
+        json_t *bundle;
+        json_array_foreach(json_object_get(ev, "results"), i, bundle)
+        {
+            json_t *r = json_pack("{s:s,s:b}", "type", "result", "is_main_result",
+                                  json_is_true(json_object_get(bundle, "is_main_result")));
+            for (size_t k = 0; r && k < ARRAY_SIZE(MIME_FIELDS); k++) {
+                json_t *v = json_object_get(bundle, MIME_FIELDS[k].mime);
+                if (v)
+                    json_object_set(r, MIME_FIELDS[k].field, v);
+            }
+            put_line(out, r);
+        }
+        json_t *err = json_object_get(ev, "error");
+        if (json_is_object(err))
+            put_line(out, json_pack("{s:s,s:O?,s:O?,s:O?}", "type", "error", "name", json_object_get(err, "name"),
+                                    "value", json_object_get(err, "value"), "traceback",
+                                    json_object_get(err, "traceback")));
+        put_line(out, json_pack("{s:s}", "type", "end_of_execution"));
+    } else if (!strcmp(type, "error")) {
+        /* the run itself failed (the agent went away, a timeout) */
+        json_t *e = json_object_get(ev, "error");
+        put_line(out, json_pack("{s:s,s:O?,s:O?,s:s}", "type", "error", "name", json_object_get(e, "code"), "value",
+                                json_object_get(e, "message"), "traceback", ""));
+    }
+}
+
+void e2b_execute(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_JUPYTER_PORT))
+        return;
+    json_t *in = req->body;
+    json_t *code = json_object_get(in, "code");
+    if (!json_is_string(code)) {
+        http_reply_errorf(req, 400, "invalid_request", "code must be a string");
+        return;
+    }
+    json_t *ctx = json_object_get(in, "context_id");
+    if (ctx && !json_is_null(ctx) && !(json_is_string(ctx) && !strcmp(json_string_value(ctx), "default"))) {
+        http_reply_errorf(req, 404, "not_found",
+                          "context %s not found: an Airlock sandbox has one Python REPL, the default context",
+                          json_is_string(ctx) ? json_string_value(ctx) : "?");
+        return;
+    }
+    const char *lang = json_string_value(json_object_get(in, "language"));
+    if (!lang || !strcmp(lang, "python") || !strcmp(lang, "py"))
+        lang = "python";
+    else if (!strcmp(lang, "bash") || !strcmp(lang, "sh"))
+        lang = "bash";
+    else {
+        http_reply_errorf(req, 400, "invalid_request",
+                          "language %s is not available: Airlock runs python and bash", lang);
+        return;
+    }
+    /* timeout 0: as long as the daemon allows; the SDK enforces its own
+     * timeoutMs by closing the stream */
+    json_t *b = json_pack("{s:O,s:s,s:i}", "code", code, "language", lang, "timeout_s", 0);
+    json_t *env = json_object_get(in, "env_vars");
+    if (b && json_is_object(env))
+        json_object_set(b, "env", env);
+    json_decref(req->body);
+    req->body = b;
+    if (!b) {
+        http_reply_errorf(req, 500, "internal", "out of memory");
+        return;
+    }
+    req->event_hook = execute_event;
+    req->stream_type = "application/x-ndjson";
+    api_code(req);
+}
+
+/* ---- process.Process: Connect streaming in JSON */
+
+static void put_envelope(struct buf *out, uint8_t flags, json_t *msg /* stolen */)
+{
+    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    json_decref(msg);
+    if (!text)
+        text = strdup("{}");
+    if (!text)
+        return;
+    size_t n = strlen(text);
+    uint8_t head[5] = {flags, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    (void)buf_append(out, head, sizeof(head));
+    (void)buf_append(out, text, n);
+    free(text);
+}
+
+struct MHD_Response *e2b_stream_error(unsigned status, const char *message)
+{
+    struct buf b = {0};
+    put_envelope(&b, CONNECT_END_STREAM, json_pack("{s:o}", "error", e2b_error_json(true, status, message)));
+    struct MHD_Response *resp =
+        b.len ? MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (!resp) {
+        buf_free(&b);
+        return NULL;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/connect+json");
+    return resp;
+}
+
+/* proto3 JSON writes bytes as standard base64 */
+static json_t *base64_json(const char *data, size_t len)
+{
+    char *b64 = malloc(4 * ((len + 2) / 3) + 1);
+    if (!b64)
+        return NULL;
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)data, (int)len);
+    json_t *s = json_string(b64);
+    free(b64);
+    return s;
+}
+
+/* The commands started here that still run, for List and Connect: E2B's
+ * envd keeps such a table too. An entry is linked at its start event and
+ * unlinked when its run ends (hook_free). A Connect stream attached to one
+ * is a subscriber: the run's stream thread appends each event's envelopes
+ * to it too, and the subscriber's own connection thread sends them. All of
+ * it under procs_lock; procs_cond wakes the subscribers. */
+struct e2b_sub {
+    struct e2b_sub *next;
+    struct e2b_proc *proc; /* NULL once the command's run is over */
+    struct buf pending;
+    bool eos;      /* nothing more follows what is pending */
+    int client_fd; /* for noticing that its client left */
+};
+
+struct e2b_proc {
+    struct e2b_proc *next;
+    char sandbox[80];
+    json_int_t pid;
+    json_t *config; /* ProcessConfig as the client sent it */
+    bool linked;
+    struct e2b_sub *subs;
+};
+
+static pthread_mutex_t procs_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t procs_cond = PTHREAD_COND_INITIALIZER;
+static struct e2b_proc *procs;
+
+static void proc_free(void *ctx)
+{
+    struct e2b_proc *p = ctx;
+    if (!p)
+        return;
+    pthread_mutex_lock(&procs_lock);
+    for (struct e2b_proc **pp = &procs; p->linked && *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+    for (struct e2b_sub *sub = p->subs; sub; sub = sub->next) {
+        if (!sub->eos) /* the run ended without its end event (agent gone, client of Start gone) */
+            put_envelope(&sub->pending, CONNECT_END_STREAM,
+                         json_pack("{s:{s:s,s:s}}", "error", "code", "unavailable", "message",
+                                   "the command's run ended without an exit status"));
+        sub->eos = true;
+        sub->proc = NULL;
+    }
+    pthread_cond_broadcast(&procs_cond);
+    pthread_mutex_unlock(&procs_lock);
+    json_decref(p->config);
+    free(p);
+}
+
+static void proc_started(struct e2b_proc *p, json_int_t pid)
+{
+    p->pid = pid;
+    pthread_mutex_lock(&procs_lock);
+    p->next = procs;
+    procs = p;
+    p->linked = true;
+    pthread_mutex_unlock(&procs_lock);
+}
+
+static void process_event_frames(json_t *ev, struct buf *out);
+
+/* the run's events: to its Start stream, and (all but its start) to the
+ * Connect streams attached to it */
+static void process_event(void *ctx, json_t *ev, struct buf *out)
+{
+    struct e2b_proc *p = ctx;
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    if (p && type && !strcmp(type, "start"))
+        proc_started(p, json_integer_value(json_object_get(ev, "id")));
+    size_t before = out->len;
+    process_event_frames(ev, out);
+    if (!p || !type || !strcmp(type, "start") || out->len == before)
+        return;
+    bool end = !strcmp(type, "result") || !strcmp(type, "error");
+    pthread_mutex_lock(&procs_lock);
+    for (struct e2b_sub *sub = p->subs; sub; sub = sub->next) {
+        if (sub->eos)
+            continue;
+        (void)buf_append(&sub->pending, out->data + before, out->len - before);
+        sub->eos = end;
+    }
+    pthread_cond_broadcast(&procs_cond);
+    pthread_mutex_unlock(&procs_lock);
+}
+
+static void process_event_frames(json_t *ev, struct buf *out)
+{
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    if (!type)
+        return;
+    if (!strcmp(type, "start")) {
+        put_envelope(out, 0,
+                     json_pack("{s:{s:{s:O}}}", "event", "start", "pid", json_object_get(ev, "id")));
+    } else if (!strcmp(type, "stdout") || !strcmp(type, "stderr")) {
+        json_t *d = json_object_get(ev, "data");
+        json_t *b = base64_json(json_string_value(d), json_string_length(d));
+        if (b)
+            put_envelope(out, 0, json_pack("{s:{s:{s:o}}}", "event", "data", type, b));
+    } else if (!strcmp(type, "result")) {
+        json_t *ec = json_object_get(ev, "exit_code");
+        json_t *sig = json_object_get(ev, "killed_signal");
+        char status[64];
+        json_t *end;
+        if (json_is_integer(ec)) {
+            snprintf(status, sizeof(status), "exit status %d", (int)json_integer_value(ec));
+            end = json_pack("{s:I,s:b,s:s}", "exitCode", json_integer_value(ec), "exited", 1, "status", status);
+        } else {
+            int s = json_is_integer(sig) ? (int)json_integer_value(sig) : SIGKILL;
+            snprintf(status, sizeof(status), "signal: %s", s == SIGKILL ? "killed" : s == SIGTERM ? "terminated" : strsignal(s));
+            end = json_pack("{s:i,s:b,s:s}", "exitCode", -1, "exited", 0, "status", status);
+        }
+        json_t *err = json_object_get(ev, "error");
+        if (end && json_is_object(err) && json_is_string(json_object_get(err, "value")))
+            json_object_set(end, "error", json_object_get(err, "value"));
+        put_envelope(out, 0, json_pack("{s:{s:o}}", "event", "end", end));
+        put_envelope(out, CONNECT_END_STREAM, json_object());
+    } else if (!strcmp(type, "error")) {
+        json_t *e = json_object_get(ev, "error");
+        put_envelope(out, CONNECT_END_STREAM,
+                     json_pack("{s:{s:s,s:O?}}", "error", "code", "unavailable", "message",
+                               json_object_get(e, "message")));
+    }
+}
+
+/* The one message of a client-streaming envelope body, or NULL after
+ * replying. */
+static json_t *connect_request(struct http_req *req)
+{
+    const uint8_t *p = (const uint8_t *)req->raw;
+    if (req->raw_len < 5) {
+        http_reply_errorf(req, 400, "invalid_request", "expected one Connect envelope");
+        return NULL;
+    }
+    size_t n = (size_t)p[1] << 24 | (size_t)p[2] << 16 | (size_t)p[3] << 8 | p[4];
+    if (p[0] & CONNECT_COMPRESSED) {
+        http_reply_errorf(req, 400, "invalid_request", "compressed Connect messages are not accepted");
+        return NULL;
+    }
+    if (n != req->raw_len - 5) {
+        http_reply_errorf(req, 400, "invalid_request", "the Connect envelope's length does not match the body");
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *msg = json_loadb(req->raw + 5, n, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(msg)) {
+        json_decref(msg);
+        http_reply_errorf(req, 400, "invalid_request", "invalid JSON message: %s", jerr.text);
+        return NULL;
+    }
+    return msg;
+}
+
+void e2b_process_start(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
+        return;
+    json_auto_t *msg = connect_request(req);
+    if (!msg)
+        return;
+    if (json_object_get(msg, "pty")) {
+        http_reply_errorf(req, 501, "unimplemented", "Airlock has no PTYs");
+        return;
+    }
+    json_t *proc = json_object_get(msg, "process");
+    json_t *cmd = json_object_get(proc, "cmd");
+    if (!json_is_string(cmd)) {
+        http_reply_errorf(req, 400, "invalid_request", "process.cmd must be a string");
+        return;
+    }
+    json_t *argv = json_array();
+    json_array_append(argv, cmd);
+    json_t *args = json_object_get(proc, "args");
+    if (json_is_array(args))
+        json_array_extend(argv, args);
+    /* Airlock's exec checks every field of this (api_code.c) */
+    json_t *b = json_pack("{s:o,s:i}", "cmd", argv, "timeout_s", 0);
+    json_t *v;
+    if (b && (v = json_object_get(proc, "envs")) && json_is_object(v))
+        json_object_set(b, "env", v);
+    if (b && (v = json_object_get(proc, "cwd")) && json_is_string(v))
+        json_object_set(b, "cwd", v);
+    if (b && json_is_true(json_object_get(msg, "stdin"))) /* SendInput / CloseStdin follow */
+        json_object_set_new(b, "stdin_open", json_true());
+    if (!b) {
+        http_reply_errorf(req, 500, "internal", "out of memory");
+        return;
+    }
+    req->body = b; /* freed with the request */
+    struct e2b_proc *p = calloc(1, sizeof(*p));
+    if (!p) {
+        http_reply_errorf(req, 500, "internal", "out of memory");
+        return;
+    }
+    snprintf(p->sandbox, sizeof(p->sandbox), "%s", req->param);
+    p->config = json_incref(proc);
+    req->event_hook = process_event;
+    req->hook_ctx = p;
+    req->hook_free = proc_free;
+    req->stream_type = "application/connect+json";
+    api_exec(req);
+    proc_free(steal_ptr(&req->hook_ctx)); /* not taken: the run did not start */
+}
+
+/* ---- filesystem.Filesystem/WatchDir (e2b_watch.c) */
+
+void e2b_fs_watch_dir(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
+        return;
+    json_auto_t *msg = connect_request(req);
+    if (!msg)
+        return;
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req); /* the caller's, or 404 */
+    if (!sb)
+        return;
+    e2b_fs_watch(req, msg);
+}
+
+/* ---- Connect: attach to a running command's output */
+
+static ssize_t sub_read(void *cls, uint64_t pos UNUSED, char *out, size_t max)
+{
+    struct e2b_sub *sub = cls;
+    pthread_mutex_lock(&procs_lock);
+    while (sub->pending.len == 0 && !sub->eos) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        (void)pthread_cond_timedwait(&procs_cond, &procs_lock, &ts);
+        if (sub->pending.len == 0 && http_fd_gone(sub->client_fd)) {
+            pthread_mutex_unlock(&procs_lock);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
+    ssize_t n = (ssize_t)(sub->pending.len < max ? sub->pending.len : max);
+    if (n > 0) {
+        memcpy(out, sub->pending.data, (size_t)n);
+        buf_consume(&sub->pending, (size_t)n);
+    }
+    pthread_mutex_unlock(&procs_lock);
+    return n > 0 ? n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void sub_free(void *cls)
+{
+    struct e2b_sub *sub = cls;
+    pthread_mutex_lock(&procs_lock);
+    if (sub->proc) {
+        for (struct e2b_sub **pp = &sub->proc->subs; *pp; pp = &(*pp)->next) {
+            if (*pp == sub) {
+                *pp = sub->next;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&procs_lock);
+    buf_free(&sub->pending);
+    free(sub);
+}
+
+/* Connect: {"process":{"pid"}} -> the command's start event, then its
+ * output and end as they come (what came before is not replayed) */
+void e2b_process_connect(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
+        return;
+    json_auto_t *msg = connect_request(req);
+    if (!msg)
+        return;
+    json_t *pid = json_object_get(json_object_get(msg, "process"), "pid");
+    if (!json_is_integer(pid)) {
+        http_reply_errorf(req, 400, "invalid_request", "process.pid is required");
+        return;
+    }
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req); /* the caller's, or 404 */
+    if (!sb)
+        return;
+    struct e2b_sub *sub = calloc(1, sizeof(*sub));
+    if (!sub) {
+        http_reply_errorf(req, 500, "internal", "out of memory");
+        return;
+    }
+    sub->client_fd = req->client_fd;
+    put_envelope(&sub->pending, 0, json_pack("{s:{s:{s:O}}}", "event", "start", "pid", pid));
+    pthread_mutex_lock(&procs_lock);
+    for (struct e2b_proc *p = procs; p; p = p->next) {
+        if (p->pid == json_integer_value(pid) && !strcmp(p->sandbox, req->param)) {
+            sub->proc = p;
+            sub->next = p->subs;
+            p->subs = sub;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&procs_lock);
+    if (!sub->proc) {
+        buf_free(&sub->pending);
+        free(sub);
+        http_reply_errorf(req, 404, "not_found", "no running command with pid %lld",
+                          (long long)json_integer_value(pid));
+        return;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, sub_read, sub, sub_free);
+    if (!resp) {
+        sub_free(sub);
+        http_reply_errorf(req, 500, "internal", "create the streaming response");
+        return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/connect+json");
+    http_stream_begin(req);
+    http_reply_response(req, 200, resp);
+}
+
+/* The pid of a ProcessSelector ({"pid":n}; a tag is not kept here), or
+ * -1 after replying. */
+static json_int_t selector_pid(struct http_req *req)
+{
+    json_t *pid = json_object_get(json_object_get(req->body, "process"), "pid");
+    if (!json_is_integer(pid) || json_integer_value(pid) <= 0 || json_integer_value(pid) > UINT32_MAX) {
+        http_reply_errorf(req, 400, "invalid_request", "process.pid is required");
+        return -1;
+    }
+    return json_integer_value(pid);
+}
+
+/* A STDIN frame (proto.h) for the command pid of this sandbox. */
+static void send_stdin(struct http_req *req, json_int_t pid, const unsigned char *data, size_t len, bool eof)
+{
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
+    if (!sb)
+        return;
+    if (agent_send_for(sandbox_agent(sb), PROTO_STDIN, (uint32_t)pid, eof ? PROTO_F_END : 0, data, len) < 0) {
+        http_reply_errorf(req, 503, "unavailable", "the sandbox agent is gone");
+        return;
+    }
+    http_reply_json(req, 200, json_object());
+}
+
+/* SendInput: {"process":{"pid"},"input":{"stdin":base64}} */
+void e2b_process_send_input(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
+        return;
+    json_int_t pid = selector_pid(req);
+    if (pid < 0)
+        return;
+    json_t *in = json_object_get(json_object_get(req->body, "input"), "stdin");
+    if (!json_is_string(in)) {
+        http_reply_errorf(req, 400, "invalid_request", "input.stdin (bytes) is required; Airlock has no PTYs");
+        return;
+    }
+    size_t n = json_string_length(in);
+    if (n > 4 * (PROTO_MAX_PAYLOAD / 3)) {
+        http_reply_errorf(req, 413, "payload_too_large", "at most %u bytes of stdin per call", PROTO_MAX_PAYLOAD);
+        return;
+    }
+    const char *b64 = json_string_value(in);
+    if (n % 4 != 0) {
+        http_reply_errorf(req, 400, "invalid_request", "input.stdin must be padded base64");
+        return;
+    }
+    unsigned char *data = malloc(n / 4 * 3 + 1);
+    if (!data) {
+        http_reply_errorf(req, 500, "internal", "out of memory");
+        return;
+    }
+    int len = n ? EVP_DecodeBlock(data, (const unsigned char *)b64, (int)n) : 0;
+    if (len < 0) {
+        free(data);
+        http_reply_errorf(req, 400, "invalid_request", "input.stdin is not base64");
+        return;
+    }
+    /* EVP_DecodeBlock counts the padding as bytes */
+    for (size_t i = n; i > 0 && b64[i - 1] == '=' && len > 0; i--)
+        len--;
+    send_stdin(req, pid, data, (size_t)len, false);
+    free(data);
+}
+
+void e2b_process_close_stdin(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
+        return;
+    json_int_t pid = selector_pid(req);
+    if (pid >= 0)
+        send_stdin(req, pid, NULL, 0, true);
+}
+
+/* List: the commands of this sandbox started through this listener that
+ * still run (ProcessInfo: config, pid) */
+void e2b_process_list(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
+        return;
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req); /* the caller's, or 404 */
+    if (!sb)
+        return;
+    json_t *list = json_array();
+    pthread_mutex_lock(&procs_lock);
+    for (struct e2b_proc *p = procs; list && p; p = p->next)
+        if (!strcmp(p->sandbox, req->param))
+            json_array_append_new(list, json_pack("{s:O,s:I}", "config", p->config, "pid", p->pid));
+    pthread_mutex_unlock(&procs_lock);
+    http_reply_json(req, 200, json_pack("{s:o}", "processes", list ? list : json_array()));
+}
+
+/* ---- the code interpreter's contexts: one per sandbox */
+
+static json_t *default_context(void)
+{
+    return json_pack("{s:s,s:s,s:s}", "id", "default", "language", "python", "cwd", "/home/user");
+}
+
+void e2b_contexts_list(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_JUPYTER_PORT))
+        return;
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
+    if (!sb)
+        return;
+    http_reply_json(req, 200, json_pack("[o]", default_context()));
+}
+
+/* DELETE /contexts/{id}, POST /contexts/{id}/restart */
+void e2b_contexts_change(struct http_req *req)
+{
+    char ctx[sizeof(req->param)];
+    snprintf(ctx, sizeof(ctx), "%s", req->param); /* the route's {id}, before the sandbox's replaces it */
+    if (!e2b_route_sandbox(req, E2B_JUPYTER_PORT))
+        return;
+    if (strcmp(ctx, "default") != 0) {
+        http_reply_errorf(req, 404, "not_found", "context %s not found: the sandbox has only \"default\"", ctx);
+        return;
+    }
+    http_reply_errorf(req, 400, "invalid_request",
+                      "the default context is the sandbox's one Python REPL: it cannot be removed or restarted "
+                      "through this API; for fresh state create another sandbox");
+}
+
+void e2b_contexts_create(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_JUPYTER_PORT))
+        return;
+    http_reply_errorf(req, 400, "invalid_request",
+                      "an Airlock sandbox has one Python REPL, the \"default\" context, whose state lasts across "
+                      "runCode calls; for separate state create another sandbox");
+}
+
+/* SendSignal: the pid is the agent's id of the run (its start event) */
+void e2b_process_signal(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
+        return;
+    json_t *pid = json_object_get(json_object_get(req->body, "process"), "pid");
+    const char *name = json_string_value(json_object_get(req->body, "signal"));
+    json_t *num = json_object_get(req->body, "signal");
+    int sig = name && !strcmp(name, "SIGNAL_SIGTERM") ? SIGTERM
+              : name && !strcmp(name, "SIGNAL_SIGKILL") ? SIGKILL
+              : json_is_integer(num) ? (int)json_integer_value(num)
+                                     : 0;
+    if (!json_is_integer(pid) || (sig != SIGKILL && sig != SIGTERM)) {
+        http_reply_errorf(req, 400, "invalid_request", "process.pid and signal SIGNAL_SIGKILL or SIGNAL_SIGTERM are required");
+        return;
+    }
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
+    if (!sb)
+        return;
+    json_t *p = json_pack("{s:O,s:i}", "target", pid, "signal", sig);
+    int r = agent_send_oneway(sandbox_agent(sb), PROTO_SIGNAL, p);
+    json_decref(p);
+    if (r < 0) {
+        http_reply_errorf(req, 503, "unavailable", "the sandbox agent is gone");
+        return;
+    }
+    http_reply_json(req, 200, json_object());
+}

@@ -1,0 +1,67 @@
+// The code interpreter through the unmodified `@e2b/code-interpreter`
+// package: runCode keeps state across calls (Airlock's REPL), streams its
+// output through onStdout/onStderr/onResult, and reports errors.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { Sandbox } from "@e2b/code-interpreter";
+import { startDaemon } from "./support.mjs";
+
+let d, sbx;
+before(async () => { d = await startDaemon(); sbx = await Sandbox.create(); });
+after(async () => { await sbx?.kill(); await d?.stop(); });
+
+test("runCode keeps state across calls and returns the last expression", async () => {
+  const first = await sbx.runCode("x = 40\nx");
+  assert.equal(first.error, undefined);
+  assert.equal(first.text, "40");
+  const second = await sbx.runCode("x + 2");
+  assert.equal(second.text, "42");
+  assert.equal(second.results[0].isMainResult, true);
+});
+
+test("output streams through the callbacks as it is printed", async () => {
+  const out = [], err = [], results = [];
+  const ex = await sbx.runCode(
+    "import sys\nprint('hello')\nprint('oops', file=sys.stderr)\n'done'",
+    { onStdout: (m) => out.push(m.line), onStderr: (m) => err.push(m.line), onResult: (r) => results.push(r.text) });
+  assert.equal(out.join(""), "hello\n");
+  assert.equal(err.join(""), "oops\n");
+  assert.deepEqual(results, ["'done'"]);
+  assert.deepEqual(ex.logs.stdout, ["hello\n"]);
+  assert.deepEqual(ex.logs.stderr, ["oops\n"]);
+});
+
+test("an exception is the execution's error, with name, value and traceback", async () => {
+  const errors = [];
+  const ex = await sbx.runCode("1/0", { onError: (e) => errors.push(e) });
+  assert.equal(ex.error.name, "ZeroDivisionError");
+  assert.match(ex.error.value, /division by zero/);
+  assert.match(ex.error.traceback, /ZeroDivisionError/);
+  assert.equal(errors.length, 1);
+});
+
+test("envs reach the code; bash runs as a language", async () => {
+  const ex = await sbx.runCode("import os\nos.environ['GREETING']", { envs: { GREETING: "hi" } });
+  assert.equal(ex.text, "'hi'");
+  const sh = await sbx.runCode("echo from-bash", { language: "bash" });
+  assert.deepEqual(sh.logs.stdout, ["from-bash\n"]);
+});
+
+// runCode leaves its request timer armed when the answer is an error (the
+// SDK's own behaviour), which would hold this file open for the default 60 s:
+// a short requestTimeoutMs on the refused calls.
+test("an unknown language or context is refused", async () => {
+  await assert.rejects(sbx.runCode("1", { language: "r", requestTimeoutMs: 3000 }), /400|not available/);
+  await assert.rejects(sbx.runCode("1", { context: { id: "nope" }, requestTimeoutMs: 3000 }), /not found/);
+});
+
+test("contexts: the sandbox's one REPL is the default context", async () => {
+  const ctxs = await sbx.listCodeContexts();
+  assert.deepEqual(ctxs.map((c) => c.id), ["default"]);
+  const ex = await sbx.runCode("x", { context: ctxs[0] });
+  assert.equal(ex.text, "40");
+  await assert.rejects(sbx.createCodeContext({ language: "python" }), /400/);
+  await assert.rejects(sbx.restartCodeContext("default"), /400/);
+  await assert.rejects(sbx.removeCodeContext("nope"), /not found/);
+  assert.equal((await sbx.runCode("x")).text, "40"); // the REPL kept its state
+});
