@@ -47,7 +47,7 @@ FUZZ_HARNESSES := proto agent http egress
 FUZZ_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 .PHONY: all deps build build-asan build-fuzz vm run stop test test-unit test-jail test-agent test-e2e test-ts test-mcp test-e2b test-security bench soak \
-	test-faults test-py test-vm test-security-vm lint-openapi \
+	test-faults test-py test-vm test-security-vm bench-vm lint-openapi \
 	test-templates-slow \
 	fuzz fuzz-smoke fuzz-run fuzz-regress clean
 
@@ -192,13 +192,22 @@ test-e2e:
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/e2e
 
-# The vm backend (tests/vm): the same API on QEMU microvms, under TCG here.
+# The vm backend (tests/vm): the same API on QEMU microvms, under TCG here;
+# then the escape suite's cross-sandbox and filesystem attacks with every
+# sandbox a VM (all of it: make test-security-vm).
+VM_SECURITY_FAST := tests/security/test_cross_sandbox.py tests/security/test_filesystem.py
 test-vm: build build-asan vm
 	AIRLOCK_VM_DIR=$(CURDIR)/$(VM_DIR) AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \
 	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(ASAN)/airlock \
 	  AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/vm
+	AIRLOCK_SECURITY_ISOLATION=vm AIRLOCK_VM_DIR=$(CURDIR)/$(VM_DIR) \
+	  AIRLOCK_DAEMON=$(CURDIR)/$(ASAN)/airlockd AIRLOCK_AGENT=$(CURDIR)/$(BUILD)/airlock-agent \
+	  AIRLOCK_RUNNER=$(CURDIR)/runner/airlock_runner.py AIRLOCK_CLI=$(CURDIR)/$(ASAN)/airlock \
+	  AIRLOCK_ZYGOTE=$(CURDIR)/$(BUILD)/airlock-zygote \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(PY) -m pytest -q -p no:cacheprovider $(VM_SECURITY_FAST)
 
 # The escape suite with every sandbox a VM (victim and attackers alike).
 test-security-vm: build build-asan vm
@@ -297,6 +306,12 @@ bench: build
 	@dpkg-query -W -f='$${Status}' bubblewrap 2>/dev/null | grep -q 'install ok installed' || \
 	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap; }
 	$(PY) bench/bench.py --daemon $(BUILD)/airlockd $(BENCH_ARGS)
+	$(MAKE) --no-print-directory bench-vm
+
+# The vm backend beside the jail in one run (bench/bench_vm.py, docs/benchmarks.md).
+BENCH_VM_ARGS ?=
+bench-vm: build vm
+	$(PY) bench/bench_vm.py --daemon $(BUILD)/airlockd --vm-dir $(VM_DIR) $(BENCH_VM_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(FUZZ)
