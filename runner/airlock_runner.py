@@ -34,8 +34,14 @@ SystemExit) cannot be stopped from outside, so the runner then exits and the
 agent restarts it, saying so in the error. A call that ends normally leaves
 its threads and processes running, as a Jupyter kernel does.
 
-Standard library only, and nothing heavy imported at start: the first call
-should not wait for the interpreter.
+Engines: IPython's InteractiveShell when it is importable (python3-ipython;
+the zygote imports it once, warm_up()), else the plain engine below (a
+template built without IPython). The shell gives magics, `!cmd`, display()
+and the _repr_*_ protocol; results are Jupyter's: display data in order, then
+the value of the cell's last expression ("is_main_result"). Every reply
+carries "execution_count" and "engine". Besides IPython, standard library
+only, and nothing heavy imported at start: the first call should not wait
+for the interpreter.
 """
 
 import ast
@@ -373,6 +379,404 @@ def _capture_figures(budget):
     return out, used
 
 
+# ---- the IPython engine ---------------------------------------------------------
+
+CHART_MIME = "application/vnd.airlock.chart+json"
+_CHART_MAX_POINTS = 10_000  # per series: a UI redraws a chart, it does not need a data dump
+_CHART_MAX_SERIES = 100
+_PANDAS_JSON_MAX_CELLS = 200_000  # to_json of more costs seconds and is over budget anyway
+
+_PIP_SEALED = ("%pip cannot install anything here: this sandbox is sealed (no network route to an index). "
+               "Packages come from the sandbox's template (Debian packages, docs/templates.md); a wheel "
+               "Debian does not package can be uploaded and installed offline: sandbox.upload(...) then "
+               "sandbox.install_wheels([path]) in the Python SDK, or `airlock install-wheels ID PATH`.")
+
+
+class _Engine:
+    """The running engine: "ipython" (shell set) or "basic"."""
+
+    name = "basic"
+    shell = None
+    displays = []  # display data published during the current call, in order
+    main = None  # format dict of the last expression's value
+    shown = set()  # id()s of figures already sent as a result during the call
+    error_text = None  # the traceback as the shell formatted it
+
+
+def warm_up():
+    """Run by airlock-zygote after importing this module: import IPython once,
+    shared by every REPL it forks. Returns the engine REPLs will get."""
+    try:
+        _import_ipython()
+    except Exception:
+        return "basic"
+    return "ipython"
+
+
+def _import_ipython():
+    import IPython.core.interactiveshell  # noqa: F401  (imports the IPython package, the bulk)
+    import IPython.core.displayhook  # noqa: F401
+    import IPython.core.displaypub  # noqa: F401
+    import IPython.core.formatters  # noqa: F401
+    import IPython.core.profiledir  # noqa: F401
+    import IPython.display  # noqa: F401
+
+
+def _to_json_number(v):
+    """A chart coordinate as JSON: numbers stay numbers, NaN is null,
+    datetimes are ISO strings, categories their text."""
+    import math
+
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):  # numpy scalar
+        try:
+            v = v.item()
+        except Exception:
+            pass
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return str(v)
+
+
+def _axis_categories(axis):
+    """{position: category} of a categorical axis (bar(['a', 'b'], ...)), else None."""
+    mapping = getattr(getattr(axis, "units", None), "_mapping", None)
+    if not isinstance(mapping, dict):
+        return None
+    return {v: k for k, v in mapping.items()}
+
+
+def _series_label(artist):
+    label = artist.get_label()
+    return None if not label or label.startswith("_") else str(label)
+
+
+def _figure_chart(fig):
+    """The structure of a matplotlib figure, so a UI can redraw it: per Axes
+    its chart type, title, axis labels and series of points."""
+    from matplotlib.collections import PathCollection
+    from matplotlib.container import BarContainer
+
+    out = []
+    for ax in fig.get_axes():
+        series, kinds = [], []
+        xcat, ycat = _axis_categories(ax.xaxis), _axis_categories(ax.yaxis)
+
+        def point(x, y):
+            if xcat is not None and x in xcat:
+                x = xcat[x]
+            if ycat is not None and y in ycat:
+                y = ycat[y]
+            return [_to_json_number(x), _to_json_number(y)]
+
+        for line in ax.get_lines():
+            xs, ys = line.get_xdata(), line.get_ydata()
+            pts = [[_to_json_number(x), _to_json_number(y)] for x, y in zip(list(xs)[:_CHART_MAX_POINTS], ys)]
+            series.append({"type": "line", "label": _series_label(line), "points": pts})
+            kinds.append("line")
+        for coll in ax.collections:
+            if isinstance(coll, PathCollection):
+                offs = coll.get_offsets()[:_CHART_MAX_POINTS]
+                series.append({"type": "scatter", "label": _series_label(coll),
+                               "points": [point(float(x), float(y)) for x, y in offs]})
+                kinds.append("scatter")
+        for cont in ax.containers:
+            if isinstance(cont, BarContainer):
+                horizontal = getattr(cont, "orientation", "vertical") == "horizontal"
+                pts = []
+                for r in cont.patches[:_CHART_MAX_POINTS]:
+                    if horizontal:
+                        pts.append(point(r.get_width(), r.get_y() + r.get_height() / 2))
+                    else:
+                        pts.append(point(r.get_x() + r.get_width() / 2, r.get_height()))
+                series.append({"type": "bar", "label": _series_label(cont), "points": pts,
+                               "orientation": "horizontal" if horizontal else "vertical"})
+                kinds.append("bar")
+        distinct = sorted(set(kinds))
+        out.append({
+            "type": distinct[0] if len(distinct) == 1 else ("mixed" if distinct else "empty"),
+            "title": ax.get_title(),
+            "x_label": ax.get_xlabel(),
+            "y_label": ax.get_ylabel(),
+            "x_scale": ax.get_xscale(),
+            "y_scale": ax.get_yscale(),
+            "series": series[:_CHART_MAX_SERIES],
+        })
+    suptitle = getattr(fig, "_suptitle", None)
+    return {"title": suptitle.get_text() if suptitle is not None else "", "axes": out}
+
+
+def _figure_png(fig):
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    _Engine.shown.add(id(fig))
+    return buf.getvalue()
+
+
+def _pandas_json(obj):
+    if getattr(obj, "size", 0) > _PANDAS_JSON_MAX_CELLS:
+        return None
+    for orient in ("table", "split"):  # table (with its schema) fails on some indexes
+        try:
+            return json.loads(obj.to_json(orient=orient, date_format="iso"))
+        except Exception:
+            continue
+    return None
+
+
+def _display_figures(plt, close=True):
+    """Every open figure not sent yet becomes a display result, as in
+    Jupyter's inline backend; they are then closed."""
+    from IPython.display import display
+
+    for num in list(plt.get_fignums()):
+        fig = plt.figure(num)
+        if id(fig) not in _Engine.shown:
+            try:
+                display(fig)
+            except Exception as e:
+                print("airlock: could not render figure %s: %s" % (num, e), file=sys.stderr)
+        if close:
+            plt.close(fig)
+
+
+def _patch_pyplot(plt):
+    """plt.show() displays the figures instead of warning that Agg cannot."""
+    if getattr(plt.show, "_airlock", False):
+        return
+    original = plt.show
+
+    def show(*args, **kwargs):
+        if _Engine.shell is None:
+            return original(*args, **kwargs)
+        _display_figures(plt)
+        return None
+
+    show._airlock = True
+    show.__doc__ = original.__doc__
+    plt.show = show
+
+
+def _patch_imageshow(imageshow):
+    """PIL's Image.show() becomes a display result, not an external viewer."""
+
+    class _DisplayViewer:
+        def show(self, image, **options):
+            if _Engine.shell is None:
+                return 0
+            from IPython.display import display
+
+            display(image)
+            return 1
+
+    imageshow.register(_DisplayViewer(), 0)  # 0: before the X11 viewers
+
+
+_AFTER_IMPORT = {"matplotlib.pyplot": _patch_pyplot, "PIL.ImageShow": _patch_imageshow}
+
+
+class _PatchOnImport:
+    """A meta path finder that patches a few modules right after they are
+    first imported (whoever imports them, in whichever cell); it never
+    finds a module itself."""
+
+    def find_spec(self, name, path=None, target=None):
+        patch = _AFTER_IMPORT.get(name)
+        if patch is None:
+            return None
+        import importlib.machinery
+
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        loader_exec = spec.loader.exec_module
+
+        def exec_module(module):
+            loader_exec(module)
+            try:
+                patch(module)
+            except Exception as e:  # the module still works, just unpatched
+                print("airlock: could not adapt %s: %s" % (name, e), file=sys.stderr)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def _user_tb(tb):
+    """The traceback from the cell's first frame on: without the shell's
+    frames before it and the runner's (the SIGINT handler) anywhere."""
+    import IPython
+
+    ipy_dir = os.path.dirname(IPython.__file__) + os.sep
+    while tb is not None and (tb.tb_frame.f_code.co_filename.startswith(ipy_dir)
+                              or tb.tb_frame.f_code.co_filename == _RUNNER_FILE):
+        tb = tb.tb_next
+    return _user_traceback(tb)
+
+
+def _start_ipython(main_module):
+    """The InteractiveShell every cell runs in, or None when IPython is not
+    importable (the plain engine then runs the cells)."""
+    try:
+        _import_ipython()
+    except Exception:
+        return None
+    from IPython.core.compilerop import CachingCompiler
+    from IPython.core.displayhook import DisplayHook
+    from IPython.core.displaypub import DisplayPublisher
+    from IPython.core.error import UsageError
+    from IPython.core.formatters import BaseFormatter
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.core.profiledir import ProfileDir
+    from traitlets import ObjectName, Type, Unicode
+    from traitlets.config import Config
+
+    class CellCompiler(CachingCompiler):
+        # co_filename "<cell-N>", as the plain engine's; tracebacks still say "In [N]"
+        def get_code_name(self, raw_code, transformed_code, number):
+            return "<cell-%d>" % number
+
+    class Publisher(DisplayPublisher):
+        def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kwargs):
+            _Engine.displays.append(data)
+
+        def clear_output(self, wait=False):
+            _Engine.displays.clear()
+
+    class Hook(DisplayHook):
+        def write_output_prompt(self):
+            pass
+
+        def write_format_data(self, format_dict, md_dict=None):
+            _Engine.main = format_dict
+
+    class ChartFormatter(BaseFormatter):
+        format_type = Unicode(CHART_MIME)
+        _return_type = dict
+        print_method = ObjectName("_repr_airlock_chart_")
+
+    class Shell(InteractiveShell):
+        compiler_class = Type(CellCompiler)
+        displayhook_class = Type(Hook)
+        display_pub_class = Type(Publisher)
+
+        def showtraceback(self, exc_tuple=None, filename=None, tb_offset=None, exception_only=False,
+                          running_compiled_code=False):
+            try:
+                etype, value, tb = self._get_exc_info(exc_tuple)
+            except ValueError:
+                return
+            if issubclass(etype, SystemExit):
+                return  # the call's exit code, not an error
+            try:
+                if issubclass(etype, UsageError):
+                    text = "UsageError: %s" % value
+                elif issubclass(etype, SyntaxError):
+                    text = self.InteractiveTB.stb2text(self.SyntaxTB.structured_traceback(etype, value, []))
+                else:
+                    stb = self.InteractiveTB.structured_traceback(etype, value, _user_tb(tb), tb_offset=0)
+                    text = self.InteractiveTB.stb2text(stb)
+            except Exception:  # the formatter itself failed: Python's own
+                import traceback
+
+                text = "".join(traceback.format_exception(etype, value, _user_tb(tb)))
+            _Engine.error_text = text
+            print(text, file=sys.stderr)
+
+        def showsyntaxerror(self, filename=None, running_compiled_code=False):
+            self.showtraceback()
+
+    config = Config()
+    config.HistoryManager.enabled = False  # no sqlite file, no saving thread
+    # no profile directory: nothing is created in the user's home
+    shell = Shell.instance(config=config, user_module=main_module, profile_dir=ProfileDir(),
+                           ipython_dir=os.path.join(os.path.expanduser("~"), ".ipython"), colors="NoColor")
+    # exit()/quit() end the call with an exit code, as in the plain engine
+    for name in ("exit", "quit"):
+        shell.user_ns.pop(name, None)
+        shell.user_ns_hidden.pop(name, None)
+
+    def system(cmd):
+        import subprocess
+
+        cmd = shell.var_expand(cmd, depth=1)
+        _flush_output()  # what the cell printed comes first
+        shell.user_ns["_exit_code"] = subprocess.call(cmd, shell=True, executable=os.environ.get("SHELL") or "/bin/sh")
+
+    shell.system = system
+
+    def pip(line=""):
+        raise UsageError(_PIP_SEALED)
+
+    for magic in ("pip", "conda", "mamba"):
+        shell.register_magic_function(pip, "line", magic)
+
+    fmt = shell.display_formatter
+    fmt.formatters[CHART_MIME] = ChartFormatter(parent=fmt)
+    fmt.formatters[CHART_MIME].for_type_by_name("matplotlib.figure", "Figure", _figure_chart)
+    fmt.formatters["image/png"].for_type_by_name("matplotlib.figure", "Figure", _figure_png)
+    for mod, cls in (("pandas.core.frame", "DataFrame"), ("pandas.core.series", "Series")):
+        fmt.formatters["application/json"].for_type_by_name(mod, cls, _pandas_json)
+    for t in (dict, list):  # as the plain engine: a JSON-able dict/list is also JSON
+        fmt.formatters["application/json"].for_type(t, _json_value)
+    sys.meta_path.insert(0, _PatchOnImport())
+    for name, patch in _AFTER_IMPORT.items():  # imported already (a warm-up)
+        if name in sys.modules:
+            patch(sys.modules[name])
+    import warnings
+
+    warnings.filterwarnings("ignore", message="To exit: use 'exit'")
+    return shell
+
+
+def _format_bundle(data, budget):
+    """A shell format dict as a result bundle: bytes base64, values that are
+    not JSON dropped, kept within budget bytes (roughly) as _mime_bundle."""
+    bundle = {}
+    text = data.get("text/plain")
+    if isinstance(text, str):
+        bundle["text/plain"] = _cut(text, min(_TEXT_PLAIN_MAX, max(budget // 2, 1000)))
+    used = len(bundle.get("text/plain", ""))
+    for mime, value in data.items():
+        if mime == "text/plain" or mime in ("is_main_result", "truncated"):
+            continue
+        if isinstance(value, (bytes, bytearray)):
+            value = _b64(bytes(value))
+        try:
+            size = len(value) if isinstance(value, str) else len(json.dumps(value, allow_nan=False))
+        except Exception:
+            continue
+        if used + size > budget:
+            bundle["truncated"] = True
+            continue
+        bundle[mime] = value
+        used += size
+    return bundle, used
+
+
+def _ipython_cell(code):
+    """Run one cell in the shell. Returns (value_format_dict or None, error
+    exception or None)."""
+    shell = _Engine.shell
+    _Engine.displays, _Engine.main, _Engine.shown, _Engine.error_text = [], None, set(), None
+    _State.in_user_code = True
+    try:
+        res = shell.run_cell(code, store_history=True)
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is not None:
+            _display_figures(plt)
+    finally:
+        _State.in_user_code = False
+    return res.error_before_exec or res.error_in_exec
+
+
 # ---- one call ------------------------------------------------------------------
 
 
@@ -393,59 +797,92 @@ def _restore_env(saved):
             os.environ[k] = v
 
 
+def _exit_code_of(e):
+    """The exit code of a SystemExit, as the interpreter would exit with."""
+    if e.code is None:
+        return 0
+    if isinstance(e.code, int):
+        return e.code
+    print(e.code, file=sys.stderr)
+    return 1
+
+
 def _execute(cmd, ns):
     import time
 
-    exit_code, error, value, restart = 0, None, None, None
+    exit_code, error, value, restart, interrupted = 0, None, None, None, False
+    shell = _Engine.shell
     saved_env = _apply_env(cmd.get("env"))
     # cheap enough for every call: one dict of the (few) live threads
     threads_before = frozenset(sys._current_frames())
     deadline = cmd.get("deadline_mono_ms")
+    count = shell.execution_count if shell is not None else _State.call_count + 1
     try:
-        value = _run_cell(cmd.get("code", ""), ns)
+        if shell is not None:
+            exc = _ipython_cell(cmd.get("code", ""))
+            if isinstance(exc, SystemExit):
+                exit_code = _exit_code_of(exc)
+            elif exc is not None:  # the shell printed its traceback already
+                error, _ = _describe_exception(exc)
+                if _Engine.error_text is not None:
+                    error["traceback"] = _cut(_Engine.error_text, _ERROR_TEXT_MAX)
+                exit_code = 1
+                interrupted = isinstance(exc, KeyboardInterrupt)
+        else:
+            value = _run_cell(cmd.get("code", ""), ns)
     except SystemExit as e:
         value = None
-        if e.code is None:
-            exit_code = 0
-        elif isinstance(e.code, int):
-            exit_code = e.code
-        else:
-            print(e.code, file=sys.stderr)
-            exit_code = 1
+        exit_code = _exit_code_of(e)
     except BaseException as e:  # KeyboardInterrupt included: the REPL survives
         value = None
         error, text = _describe_exception(e)
         exit_code = 1
+        interrupted = isinstance(e, KeyboardInterrupt)
         try:
             sys.stderr.write(text)
         except Exception:
             pass
-        # the agent's timeout interrupt (a SIGNAL request's SIGINT before the
-        # deadline is the user's Ctrl-C: threads keep running, as in Jupyter)
-        if isinstance(e, KeyboardInterrupt) and deadline and time.monotonic() >= deadline / 1000.0 - _TIMEOUT_SLACK:
-            left = _stop_new_threads(threads_before)
-            if left:
-                restart = "%d thread%s it started did not stop" % (len(left), "" if len(left) == 1 else "s")
     finally:
         _restore_env(saved_env)
+    # the agent's timeout interrupt (a SIGNAL request's SIGINT before the
+    # deadline is the user's Ctrl-C: threads keep running, as in Jupyter)
+    if interrupted and deadline and time.monotonic() >= deadline / 1000.0 - _TIMEOUT_SLACK:
+        left = _stop_new_threads(threads_before)
+        if left:
+            restart = "%d thread%s it started did not stop" % (len(left), "" if len(left) == 1 else "s")
+    reply = {"exit_code": exit_code, "error": error, "results": [], "execution_count": count,
+             "engine": _Engine.name}
     if restart:
-        return {"exit_code": exit_code, "error": error, "results": [], "restart": restart}
+        reply["restart"] = restart
+        return reply
 
-    results = []
+    results = reply["results"]
     budget = _RESULTS_BUDGET
     try:
-        figures, used = _capture_figures(budget)
-        results.extend(figures)
-        budget -= used
-        if value is not None:
-            bundle, used = _mime_bundle(value, budget)
-            bundle["is_main_result"] = True
-            results.append(bundle)
+        if shell is not None:
+            for data in _Engine.displays:
+                bundle, used = _format_bundle(data, budget)
+                results.append(bundle)
+                budget -= used
+            if _Engine.main:
+                bundle, used = _format_bundle(_Engine.main, budget)
+                bundle["is_main_result"] = True
+                results.append(bundle)
+        else:
+            figures, used = _capture_figures(budget)
+            results.extend(figures)
+            budget -= used
+            if value is not None:
+                bundle, used = _mime_bundle(value, budget)
+                bundle["is_main_result"] = True
+                results.append(bundle)
     except BaseException as e:  # a broken __repr__ must not take the REPL down
         print("airlock: could not build the result: %s: %s" % (type(e).__name__, e), file=sys.stderr)
+    finally:
+        _Engine.displays, _Engine.main = [], None  # the objects are not kept alive
     if value is not None:
         builtins._ = value  # as in the interactive interpreter
-    return {"exit_code": exit_code, "error": error, "results": results}
+    return reply
 
 
 def _make_namespace():
@@ -506,6 +943,13 @@ def main(forked=False):
     else:
         sys.path[0] = ""
     ns = _make_namespace()
+    try:
+        _Engine.shell = _start_ipython(sys.modules["__main__"])
+    except Exception as e:  # a broken IPython: the plain engine still runs cells
+        _Engine.shell = None
+        _Engine.error_text = "%s: %s" % (type(e).__name__, e)
+    if _Engine.shell is not None:
+        _Engine.name = "ipython"
     while True:
         cmd = _read_command(cmd_fd)
         if cmd is None:
