@@ -420,6 +420,25 @@ def _import_ipython():
     import IPython.core.formatters  # noqa: F401
     import IPython.core.profiledir  # noqa: F401
     import IPython.display  # noqa: F401
+    import IPython.utils.io as ipy_io
+
+    # IPython keeps /dev/null open from its import on, for nobody: the REPL
+    # would hold one fd more than the runner's own (and a zygote's child a
+    # stale one). Opened when someone first uses it.
+    if not isinstance(ipy_io.devnull, _LazyDevnull):
+        import atexit
+
+        atexit.unregister(ipy_io.devnull.close)
+        ipy_io.devnull.close()
+        ipy_io.devnull = _LazyDevnull()
+
+
+class _LazyDevnull:
+    def __getattr__(self, name):
+        import IPython.utils.io as ipy_io
+
+        ipy_io.devnull = open(os.devnull, "w", encoding="utf-8")
+        return getattr(ipy_io.devnull, name)
 
 
 def _to_json_number(v):
