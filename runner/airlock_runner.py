@@ -404,13 +404,16 @@ class _Engine:
 
 
 def warm_up():
-    """Run by airlock-zygote after importing this module: import IPython once,
-    shared by every REPL it forks. Returns the engine REPLs will get."""
+    """Run by airlock-zygote after importing this module: import IPython and
+    build the shell once, shared by every REPL it forks (each child has its
+    own copy: its namespace, its execution count from 1). Returns the engine
+    REPLs will get."""
     try:
-        _import_ipython()
+        _Engine.shell = _start_ipython(_make_main_module())
     except Exception:
-        return "basic"
-    return "ipython"
+        _Engine.shell = None
+    _Engine.name = "basic" if _Engine.shell is None else "ipython"
+    return _Engine.name
 
 
 def _import_ipython():
@@ -628,6 +631,16 @@ class _PatchOnImport:
         return spec
 
 
+class _MemoryDB(dict):
+    """The shell's PickleShareDB, kept in memory (it would be a directory)."""
+
+    def __init__(self, root=None):
+        super().__init__()
+
+    def uncache(self, *items):
+        pass
+
+
 def _user_tb(tb):
     """The traceback from the cell's first frame on: without the shell's
     frames before it and the runner's (the SIGINT handler) anywhere."""
@@ -712,11 +725,18 @@ def _start_ipython(main_module):
         def showsyntaxerror(self, filename=None, running_compiled_code=False):
             self.showtraceback()
 
+    import IPython.core.interactiveshell as ipy_shell
+
     config = Config()
     config.HistoryManager.enabled = False  # no sqlite file, no saving thread
-    # no profile directory: nothing is created in the user's home
-    shell = Shell.instance(config=config, user_module=main_module, profile_dir=ProfileDir(),
-                           ipython_dir=os.path.join(os.path.expanduser("~"), ".ipython"), colors="NoColor")
+    # no profile directory, and the shell's `db` (bookmarks, %cd history) in
+    # memory: nothing is created in the user's home or working directory
+    disk_db, ipy_shell.PickleShareDB = ipy_shell.PickleShareDB, _MemoryDB
+    try:
+        shell = Shell.instance(config=config, user_module=main_module, profile_dir=ProfileDir(),
+                               ipython_dir=os.path.join(os.path.expanduser("~"), ".ipython"), colors="NoColor")
+    finally:
+        ipy_shell.PickleShareDB = disk_db
     # exit()/quit() end the call with an exit code, as in the plain engine
     for name in ("exit", "quit"):
         shell.user_ns.pop(name, None)
@@ -904,12 +924,31 @@ def _execute(cmd, ns):
     return reply
 
 
-def _make_namespace():
+def _make_main_module():
     """A real __main__ module, so pickle finds functions and classes defined
     in the REPL."""
     main = types.ModuleType("__main__")
     main.__dict__["__builtins__"] = builtins
     sys.modules["__main__"] = main
+    return main
+
+
+def _start_engine():
+    """The namespace cells run in, with the engine that runs them: the
+    zygote's shell (warm_up) in a forked REPL, else a new one, else none."""
+    shell = _Engine.shell
+    if shell is not None:  # forked: the zygote's, still unused
+        sys.modules["__main__"] = shell.user_module
+        shell.user_ns["_dh"][:] = [os.getcwd()]  # the zygote's was not the sandbox's
+        return shell.user_ns
+    main = _make_main_module()
+    try:
+        _Engine.shell = _start_ipython(main)
+    except Exception as e:  # a broken IPython: the plain engine still runs cells
+        _Engine.shell = None
+        print("airlock: IPython could not start (%s: %s); plain Python engine" % (type(e).__name__, e),
+              file=sys.stderr)
+    _Engine.name = "basic" if _Engine.shell is None else "ipython"
     return main.__dict__
 
 
@@ -961,14 +1000,7 @@ def main(forked=False):
         sys.path.insert(0, "")
     else:
         sys.path[0] = ""
-    ns = _make_namespace()
-    try:
-        _Engine.shell = _start_ipython(sys.modules["__main__"])
-    except Exception as e:  # a broken IPython: the plain engine still runs cells
-        _Engine.shell = None
-        _Engine.error_text = "%s: %s" % (type(e).__name__, e)
-    if _Engine.shell is not None:
-        _Engine.name = "ipython"
+    ns = _start_engine()
     while True:
         cmd = _read_command(cmd_fd)
         if cmd is None:

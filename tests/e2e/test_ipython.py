@@ -330,3 +330,12 @@ def test_bar_and_scatter_structure(ip):
     assert dots["type"] == "scatter" and dots["title"] == "dots"
     assert dots["series"][0]["label"] == "pts"
     assert dots["series"][0]["points"] == [[1, 3], [2, 4]]
+
+
+def test_the_shell_writes_no_files(fresh):
+    """No profile directory, history database or bookmark store appears in
+    the user's home or working directory."""
+    s = fresh()
+    r = s.run_code("%cd /tmp\n%cd -\n%bookmark here\n%dhist\nimport os\nsorted(os.listdir('/home/user')), sorted(os.listdir('/tmp'))")
+    assert r.error is None, r
+    assert r.text == "([], [])", r
