@@ -9,6 +9,8 @@ import re
 
 import pytest
 
+from e2e_support import Daemon, serving
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CHART = "application/vnd.airlock.chart+json"
 
@@ -339,3 +341,40 @@ def test_the_shell_writes_no_files(fresh):
     r = s.run_code("%cd /tmp\n%cd -\n%bookmark here\n%dhist\nimport os\nsorted(os.listdir('/home/user')), sorted(os.listdir('/tmp'))")
     assert r.error is None, r
     assert r.text == "([], [])", r
+
+
+# ---- the plain engine, when IPython is not importable ---------------------------------
+
+@pytest.fixture(scope="module")
+def nozygote(tmp_path_factory):
+    d = Daemon(tmp_path_factory.mktemp("ipy-nozygote"), name="ipy-nozygote",
+               extra_args=["--no-zygote", "--pool-size", "0"]).start()
+    yield from serving(d)
+
+
+def test_engine_is_logged(daemon, ip):
+    assert "python engine: ipython" in daemon.log_text()  # the zygote's warm-up
+    assert "ipython engine" in daemon.log_text()  # the agent, at a REPL's first result
+
+
+def test_without_ipython_the_plain_engine_runs(nozygote):
+    """A template without python3-ipython: the runner falls back to the plain
+    engine and says so in the log, not in results. Here an exec'd runner
+    finds a broken IPython package first on its path (the working directory)."""
+    d = nozygote
+    with d.sandbox() as s:
+        assert s.run_code("get_ipython() is not None").text == "True"
+        s.upload(b"raise ImportError('no IPython in this template')\n", "IPython/__init__.py")
+        r = s.run_code("import os; os._exit(0)")
+        assert r.repl_restarted, r
+        a = s.run_code("x = 41")
+        b = s.run_code("x + 1")
+        assert a.error is None and b.text == "42", (a, b)
+        assert b.execution_count == a.execution_count + 1, (a.raw, b.raw)
+        r = s.run_code("'get_ipython' in dir(__builtins__)")
+        assert r.text == "False", r
+        r = s.run_code("import sys; print(sys._getframe().f_code.co_filename)")
+        assert r.stdout.startswith("<cell-"), r
+        r = s.run_code("{'a': 1}")
+        assert r.results[0].raw["application/json"] == {"a": 1}
+        assert "basic engine" in d.log_text()
