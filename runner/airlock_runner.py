@@ -397,7 +397,9 @@ class _Engine:
 
     name = "basic"
     shell = None
-    displays = []  # display data published during the current call, in order
+    displays = []  # result bundles of the display data published during the current call, in order
+    budget = 0  # bytes of results the call's display data may still take
+    dropped = 0  # display results beyond the budget
     main = None  # format dict of the last expression's value
     shown = set()  # id()s of figures already sent as a result during the call
     error_text = None  # the traceback as the shell formatted it
@@ -677,10 +679,11 @@ def _start_ipython(main_module):
 
     class Publisher(DisplayPublisher):
         def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kwargs):
-            _Engine.displays.append(data)
+            _add_display(data)
 
         def clear_output(self, wait=False):
             _Engine.displays.clear()
+            _Engine.budget, _Engine.dropped = _RESULTS_BUDGET - _MAIN_RESERVE, 0
 
     class Hook(DisplayHook):
         def write_output_prompt(self):
@@ -775,6 +778,26 @@ def _start_ipython(main_module):
     return shell
 
 
+_MAIN_RESERVE = 100_000  # of the results budget, kept for the main result (display() in a loop)
+_BUNDLE_MIN = 64  # what a display result costs at least (its JSON keys and punctuation)
+
+
+def _add_display(data):
+    """A display result, converted as it comes (the objects are not kept),
+    within what is left of the call's budget; once that is spent, display
+    results are only counted."""
+    if _Engine.budget < _BUNDLE_MIN:
+        _Engine.dropped += 1
+        return
+    bundle, _ = _format_bundle(data, _Engine.budget - _BUNDLE_MIN)
+    size = len(json.dumps(bundle, ensure_ascii=False).encode("utf-8", "replace"))
+    if size > _Engine.budget:
+        _Engine.dropped += 1
+        return
+    _Engine.displays.append(bundle)
+    _Engine.budget -= size
+
+
 def _format_bundle(data, budget):
     """A shell format dict as a result bundle: bytes base64, values that are
     not JSON dropped, kept within budget bytes (roughly) as _mime_bundle."""
@@ -805,6 +828,7 @@ def _ipython_cell(code):
     exception or None)."""
     shell = _Engine.shell
     _Engine.displays, _Engine.main, _Engine.shown, _Engine.error_text = [], None, set(), None
+    _Engine.budget, _Engine.dropped = _RESULTS_BUDGET - _MAIN_RESERVE, 0
     _State.in_user_code = True
     try:
         res = shell.run_cell(code, store_history=True)
@@ -899,10 +923,12 @@ def _execute(cmd, ns):
     budget = _RESULTS_BUDGET
     try:
         if shell is not None:
-            for data in _Engine.displays:
-                bundle, used = _format_bundle(data, budget)
-                results.append(bundle)
-                budget -= used
+            results.extend(_Engine.displays)
+            budget = _Engine.budget + _MAIN_RESERVE
+            if _Engine.dropped:
+                results.append({"text/plain": "[%d more display results dropped: the results of one call are "
+                                              "limited to about %d KB]" % (_Engine.dropped, _RESULTS_BUDGET // 1000),
+                                "truncated": True})
             if _Engine.main:
                 bundle, used = _format_bundle(_Engine.main, budget)
                 bundle["is_main_result"] = True

@@ -133,6 +133,21 @@ def test_display_builtin_without_import(ip):
     assert main(r) is None
 
 
+def test_display_in_a_loop_stays_within_the_result_limit(ip):
+    r = ip.run_code("for i in range(100000):\n    display(i)\nkeep = 'kept'\n'x' * 50000\n")
+    assert r.error is None and not r.repl_restarted, r
+    d = displays(r)
+    assert d[0].text == "0" and d[1].text == "1"
+    assert 100 < len(d) < 100000
+    assert d[-1].raw.get("truncated") and "more display results dropped" in d[-1].text, d[-1]
+    assert main(r).text == "'" + "x" * 50000 + "'"
+    r = ip.run_code("from IPython.display import Image\nimport base64\n"
+                    "for i in range(20):\n    display(Image(data=b'\\x89PNG\\r\\n\\x1a\\n' + bytes(100000)))\n")
+    assert r.error is None and not r.repl_restarted, r
+    assert 0 < len([x for x in r.results if "image/png" in x.raw]) < 20
+    assert ip.run_code("keep").text == "'kept'"
+
+
 def test_user_repr_methods(ip):
     r = ip.run_code(
         "class Rich:\n"
