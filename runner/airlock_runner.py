@@ -692,6 +692,12 @@ def _start_ipython(main_module):
         def write_format_data(self, format_dict, md_dict=None):
             _Engine.main = format_dict
 
+        def compute_format_data(self, result):
+            format_dict, md_dict = super().compute_format_data(result)
+            if "text/plain" not in format_dict:  # its __repr__ raised (the shell printed why)
+                format_dict["text/plain"] = "<repr failed: %s object>" % type(result).__name__
+            return format_dict, md_dict
+
     class ChartFormatter(BaseFormatter):
         format_type = Unicode(CHART_MIME)
         _return_type = dict
@@ -740,10 +746,12 @@ def _start_ipython(main_module):
                                ipython_dir=os.path.join(os.path.expanduser("~"), ".ipython"), colors="NoColor")
     finally:
         ipy_shell.PickleShareDB = disk_db
-    # exit()/quit() end the call with an exit code, as in the plain engine
+    # exit()/quit() end the call with an exit code, as in the plain engine:
+    # site's, not the shell's (which would ask the terminal to close)
     for name in ("exit", "quit"):
         shell.user_ns.pop(name, None)
         shell.user_ns_hidden.pop(name, None)
+        shell.builtin_trap.auto_builtins.pop(name, None)
 
     def system(cmd):
         import subprocess
@@ -759,6 +767,16 @@ def _start_ipython(main_module):
 
     for magic in ("pip", "conda", "mamba"):
         shell.register_magic_function(pip, "line", magic)
+
+    def matplotlib(line=""):
+        # figures are results already (plt.show(), the open ones at the end
+        # of a cell): the inline backend would send them twice and without
+        # their chart data, and there is no display for a GUI one
+        if line.strip() not in ("", "inline", "agg"):
+            raise UsageError("%%matplotlib %s: the sandbox has no display; figures are returned as results "
+                             "(as with %%matplotlib inline)" % line.strip())
+
+    shell.register_magic_function(matplotlib, "line", "matplotlib")
 
     fmt = shell.display_formatter
     fmt.formatters[CHART_MIME] = ChartFormatter(parent=fmt)

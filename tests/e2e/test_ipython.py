@@ -94,6 +94,36 @@ def test_sys_exit_keeps_exit_code(fresh):
     assert s.run_code("2 * 21").text == "42"
 
 
+def test_exit_and_quit_end_the_call_with_their_code(fresh):
+    s = fresh()
+    r = s.run_code("exit(4)")
+    assert r.exit_code == 4 and r.error is None, r
+    r = s.run_code("quit()")
+    assert r.exit_code == 0 and r.error is None, r
+    assert s.run_code("'alive'").text == "'alive'"
+
+
+def test_top_level_await(ip):
+    r = ip.run_code("import asyncio\nawait asyncio.sleep(0.01)\n'awaited'")
+    assert r.error is None and r.text == "'awaited'", r
+
+
+def test_broken_repr_still_gives_a_main_result(ip):
+    r = ip.run_code("class B:\n    def __repr__(self): raise ValueError('bad repr')\nB()")
+    assert r.error is None, r
+    assert main(r).text == "<repr failed: B object>"
+    assert "bad repr" in r.stderr
+
+
+def test_shell_escape_is_stopped_by_the_timeout(fresh):
+    s = fresh()
+    s.run_code("kept = 1")
+    r = s.run_code("!sleep 30\nafter = True", timeout=1)
+    assert r.timed_out and r.error.name == "TimeoutError", r
+    r = s.run_code("kept, 'after' in globals()")
+    assert r.text == "(1, False)" and not r.repl_restarted, r
+
+
 def test_interrupt_on_timeout_keeps_the_repl(fresh):
     s = fresh()
     s.run_code("kept = 'yes'")
@@ -272,6 +302,14 @@ def test_plt_show_is_a_display_result(ip):
     # shown figures are closed: nothing left for the next call
     r = ip.run_code("import matplotlib.pyplot as plt; len(plt.get_fignums())")
     assert r.text == "0" and displays(r) == [], r
+
+
+def test_matplotlib_inline_magic_changes_nothing(ip):
+    r = ip.run_code("%matplotlib inline\nimport matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.gcf()\n")
+    assert r.error is None, r
+    assert displays(r) == [] and CHART in main(r).raw, r.results
+    r = ip.run_code("%matplotlib qt")
+    assert r.error is not None and "no display" in r.error.value, r
 
 
 def test_open_figure_at_end_of_cell_is_still_returned(ip):
