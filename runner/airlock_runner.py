@@ -382,8 +382,8 @@ def _capture_figures(budget):
 # ---- the IPython engine ---------------------------------------------------------
 
 CHART_MIME = "application/vnd.airlock.chart+json"
-_CHART_MAX_POINTS = 10_000  # per series: a UI redraws a chart, it does not need a data dump
-_CHART_MAX_SERIES = 100
+_CHART_MAX_POINTS = 5_000  # per series: a UI redraws a chart, it does not need a data dump
+_CHART_MAX_SERIES = 50  # per Axes
 _PANDAS_JSON_MAX_CELLS = 200_000  # to_json of more costs seconds and is over budget anyway
 
 _PIP_SEALED = ("%pip cannot install anything here: this sandbox is sealed (no network route to an index). "
@@ -498,29 +498,32 @@ def _figure_chart(fig):
                 y = ycat[y]
             return [_to_json_number(x), _to_json_number(y)]
 
+        def add(kind, artist, n, pts, **extra):
+            if len(series) >= _CHART_MAX_SERIES:
+                return
+            s = {"type": kind, "label": _series_label(artist), "points": pts, **extra}
+            if n > len(pts):
+                s["truncated"] = True
+            series.append(s)
+            kinds.append(kind)
+
+        cap = _CHART_MAX_POINTS
         for line in ax.get_lines():
             xs, ys = line.get_xdata(), line.get_ydata()
-            pts = [[_to_json_number(x), _to_json_number(y)] for x, y in zip(list(xs)[:_CHART_MAX_POINTS], ys)]
-            series.append({"type": "line", "label": _series_label(line), "points": pts})
-            kinds.append("line")
+            add("line", line, min(len(xs), len(ys)),
+                [[_to_json_number(x), _to_json_number(y)] for x, y in zip(xs[:cap], ys[:cap])])
         for coll in ax.collections:
             if isinstance(coll, PathCollection):
-                offs = coll.get_offsets()[:_CHART_MAX_POINTS]
-                series.append({"type": "scatter", "label": _series_label(coll),
-                               "points": [point(float(x), float(y)) for x, y in offs]})
-                kinds.append("scatter")
+                offs = coll.get_offsets()
+                add("scatter", coll, len(offs), [point(float(x), float(y)) for x, y in offs[:cap]])
         for cont in ax.containers:
             if isinstance(cont, BarContainer):
                 horizontal = getattr(cont, "orientation", "vertical") == "horizontal"
-                pts = []
-                for r in cont.patches[:_CHART_MAX_POINTS]:
-                    if horizontal:
-                        pts.append(point(r.get_width(), r.get_y() + r.get_height() / 2))
-                    else:
-                        pts.append(point(r.get_x() + r.get_width() / 2, r.get_height()))
-                series.append({"type": "bar", "label": _series_label(cont), "points": pts,
-                               "orientation": "horizontal" if horizontal else "vertical"})
-                kinds.append("bar")
+                if horizontal:
+                    pts = [point(r.get_width(), r.get_y() + r.get_height() / 2) for r in cont.patches[:cap]]
+                else:
+                    pts = [point(r.get_x() + r.get_width() / 2, r.get_height()) for r in cont.patches[:cap]]
+                add("bar", cont, len(cont.patches), pts, orientation="horizontal" if horizontal else "vertical")
         distinct = sorted(set(kinds))
         out.append({
             "type": distinct[0] if len(distinct) == 1 else ("mixed" if distinct else "empty"),
@@ -529,7 +532,7 @@ def _figure_chart(fig):
             "y_label": ax.get_ylabel(),
             "x_scale": ax.get_xscale(),
             "y_scale": ax.get_yscale(),
-            "series": series[:_CHART_MAX_SERIES],
+            "series": series,
         })
     suptitle = getattr(fig, "_suptitle", None)
     return {"title": suptitle.get_text() if suptitle is not None else "", "axes": out}
