@@ -412,10 +412,23 @@ def warm_up():
     REPLs will get."""
     try:
         _Engine.shell = _start_ipython(_make_main_module())
+        if _Engine.shell is not None:
+            _prime_shell(_Engine.shell)
     except Exception:
         _Engine.shell = None
     _Engine.name = "basic" if _Engine.shell is None else "ipython"
     return _Engine.name
+
+
+def _prime_shell(shell):
+    """One cell with a value, run in the zygote: what the shell builds at its
+    first cell (transformers, compiler flags, formatter lookups) is then built
+    once, not in every REPL. Then the shell is as new: In [1], empty history."""
+    shell.run_cell("0", store_history=True)
+    shell.reset(new_session=False)  # a new session would start a history database
+    shell.execution_count = 1
+    _forget_shell_exit(shell)
+    _Engine.displays, _Engine.main = [], None
 
 
 def _import_ipython():
@@ -749,12 +762,7 @@ def _start_ipython(main_module):
                                ipython_dir=os.path.join(os.path.expanduser("~"), ".ipython"), colors="NoColor")
     finally:
         ipy_shell.PickleShareDB = disk_db
-    # exit()/quit() end the call with an exit code, as in the plain engine:
-    # site's, not the shell's (which would ask the terminal to close)
-    for name in ("exit", "quit"):
-        shell.user_ns.pop(name, None)
-        shell.user_ns_hidden.pop(name, None)
-        shell.builtin_trap.auto_builtins.pop(name, None)
+    _forget_shell_exit(shell)
 
     def system(cmd):
         import subprocess
@@ -817,6 +825,15 @@ def _add_display(data):
         return
     _Engine.displays.append(bundle)
     _Engine.budget -= size
+
+
+def _forget_shell_exit(shell):
+    """exit()/quit() end the call with an exit code, as in the plain engine:
+    site's, not the shell's (which would ask the terminal to close)."""
+    for name in ("exit", "quit"):
+        shell.user_ns.pop(name, None)
+        shell.user_ns_hidden.pop(name, None)
+        shell.builtin_trap.auto_builtins.pop(name, None)
 
 
 def _format_bundle(data, budget):
