@@ -23,6 +23,9 @@ of two calls.
 Interrupts: the agent sends SIGINT on timeout. It raises KeyboardInterrupt
 only while user code runs; outside (reading a command, writing a result) it
 is ignored, so a late interrupt cannot break the REPL's own bookkeeping.
+Except while the runner starts (importing IPython takes a while): the agent
+signals only a call in progress, so an interrupt then is for the first call,
+whose command waits in the pipe; its code raises KeyboardInterrupt at once.
 
 A call that times out stops everything it started (docs/api.md). The agent
 kills the processes (src/agent/tree.c) and tells us which of our children it
@@ -76,12 +79,25 @@ class _State:
     """Runner state that must survive calls but is not user-visible."""
 
     in_user_code = False
+    starting = True  # until the first command is read
+    interrupt_pending = False  # SIGINT while starting: for the first call's code
     call_count = 0
     to_reap = set()  # killed children that were not dead yet when we looked
 
 
 def _on_sigint(signum, frame):
     if _State.in_user_code:
+        raise KeyboardInterrupt
+    if _State.starting:
+        _State.interrupt_pending = True
+
+
+def _enter_user_code():
+    """From here on SIGINT raises; one that came while starting raises now.
+    Call it inside the try whose finally sets in_user_code back."""
+    _State.in_user_code = True
+    if _State.interrupt_pending:
+        _State.interrupt_pending = False
         raise KeyboardInterrupt
 
 
@@ -171,8 +187,8 @@ def _run_cell(code, ns):
     # tracebacks can then show the user's source lines
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     body, last = _compile_cell(code, filename)
-    _State.in_user_code = True
     try:
+        _enter_user_code()
         _run_code_object(body, ns)
         if last is not None:
             return _run_code_object(last, ns)
@@ -867,8 +883,8 @@ def _ipython_cell(code):
     shell = _Engine.shell
     _Engine.displays, _Engine.main, _Engine.shown, _Engine.error_text = [], None, set(), None
     _Engine.budget, _Engine.dropped = _RESULTS_BUDGET - _MAIN_RESERVE, 0
-    _State.in_user_code = True
     try:
+        _enter_user_code()
         res = shell.run_cell(code, store_history=True)
         plt = sys.modules.get("matplotlib.pyplot")
         if plt is not None:
@@ -1069,6 +1085,7 @@ def main(forked=False):
         cmd = _read_command(cmd_fd)
         if cmd is None:
             return 0  # the agent closed the pipe: the sandbox is going away
+        _State.starting = False
         if "reap" in cmd or _State.to_reap:
             _reap(cmd.get("reap") or [])
             if "code" not in cmd:
