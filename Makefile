@@ -12,8 +12,11 @@ PORT    ?= 7070
 REGION  ?= eu
 
 # What Python in the default `host` template can import for data work
-# (tests/e2e/test_sdk.py checks each one inside a sandbox).
-TEMPLATE_PKGS := python3-pandas python3-numpy python3-matplotlib python3-scipy python3-openpyxl python3-jinja2
+# (tests/e2e/test_sdk.py checks each one inside a sandbox). python3-ipython
+# is the Python REPL's engine (runner/airlock_runner.py; without it the
+# runner falls back to its plain engine).
+TEMPLATE_PKGS := python3-pandas python3-numpy python3-matplotlib python3-scipy python3-openpyxl python3-jinja2 \
+                 python3-ipython python3-pil
 
 # Building templates (docs/templates.md): Debian trees from the signed
 # archive, and their erofs images for the vm backend.

@@ -238,6 +238,7 @@ struct repl {
                                 are ours */
     char restart_reason[200]; /* the runner asked to be restarted (threads that would not stop) */
     bool restart_now;         /* ... and its result is sent: restart it */
+    char engine[16];          /* the runner's engine ("ipython", "basic"): logged when it changes */
     pid_t reap[REPL_MAX_REAP]; /* its children we killed; sent to it to reap */
     size_t nreap;
 };

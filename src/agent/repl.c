@@ -354,6 +354,17 @@ static void repl_end_call(struct agent *a, json_t *result)
     agent_send_result(a, req_id, result);
 }
 
+/* Which engine runs the cells (IPython, or the plain one of a template
+ * without it) says nothing about one call, so it is a log line, written when
+ * a runner's first result shows it or it changes. */
+static void note_engine(struct repl *r, json_t *engine)
+{
+    if (!json_is_string(engine) || strcmp(r->engine, json_string_value(engine)) == 0)
+        return;
+    snprintf(r->engine, sizeof(r->engine), "%s", json_string_value(engine));
+    log_info("python runner %d: %s engine", (int)r->pid, r->engine);
+}
+
 /* A complete message from the runner: output first, then RESULT. */
 static void repl_finish_with_message(struct agent *a, const uint8_t *msg, size_t len)
 {
@@ -393,6 +404,9 @@ static void repl_finish_with_message(struct agent *a, const uint8_t *msg, size_t
     if (restarting)
         json_object_set_new(res, "exit_code", json_integer(124));
     json_object_set_new(res, "results", json_is_array(results) ? json_incref(results) : json_array());
+    json_t *count = rep ? json_object_get(rep, "execution_count") : NULL;
+    json_object_set_new(res, "execution_count", json_is_integer(count) ? json_incref(count) : json_null());
+    note_engine(r, rep ? json_object_get(rep, "engine") : NULL);
     json_object_set_new(res, "killed_signal", json_null());
     json_object_set_new(res, "repl_restarted", json_boolean(restarting || r->state_lost));
     r->state_lost = false;

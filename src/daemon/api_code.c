@@ -146,6 +146,7 @@ static json_t *result_fields(struct run *run, const struct agent_frame *f)
     json_t *error = json_object_get(res, "error");
     json_t *results = json_object_get(res, "results");
     json_t *ks = json_object_get(res, "killed_signal");
+    json_t *count = json_object_get(res, "execution_count");
     run->repl_restarted = json_is_true(json_object_get(res, "repl_restarted"));
     json_t *out = json_pack("{s:o,s:o,s:o,s:I,s:b,s:b,s:b,s:o,s:b}", "exit_code",
                             json_is_integer(exit_code) ? json_incref(exit_code) : json_null(), "error",
@@ -164,6 +165,11 @@ static json_t *result_fields(struct run *run, const struct agent_frame *f)
     /* a vm guest's agent says so itself (src/agent/oomwatch.c): its
      * processes are in no host cgroup of their own */
     bool guest_oom = json_is_true(json_object_get(res, "oom_killed"));
+    /* Python: the cell's number in the REPL (IPython's In [n]); null for shell runs */
+    if (out && json_object_set_new(out, "execution_count", json_is_integer(count) ? json_incref(count) : json_null()) < 0) {
+        json_decref(out);
+        out = NULL;
+    }
     json_decref(res);
     if (!out)
         return NULL;

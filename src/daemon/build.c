@@ -269,13 +269,15 @@ static int warm_up(struct sandbox *sb, const struct sandbox_shape *s, bool prime
     if (!s->tmpl->rootfs && prime) {
         /* The host template's REPL is a zygote fork: its first call pays
          * ~1,000 copy-on-write faults (the runner's call path, compile,
-         * output), ~2 ms here. One empty call pays them now, at build time
+         * output, and with IPython the display formatters a trailing
+         * expression goes through), ~2-4 ms here. One call with an output
+         * and a value pays them now, at build time
          * (off the request path for a pool hit). Not for a pool miss: its
          * create is waiting, and the user's first call pays them anyway,
          * without a round trip of its own. Only a speed-up: a REPL that
          * cannot run it is left for the user's first call to report. */
         struct op_error perr = {0};
-        if (run_warmup(sb, s->tmpl, "print()", &perr) < 0)
+        if (run_warmup(sb, s->tmpl, "print()\n0", &perr) < 0)
             log_debug("sandbox %s: priming call: %s", sb->id, perr.msg);
     }
     return 0;

@@ -10,7 +10,8 @@
  *   2. unshare a network namespace with no interface but a down loopback:
  *      nothing the warm-up imports can reach a network (we are host root);
  *   3. start CPython, import the runner module (without its directory on
- *      sys.path afterwards) and run the warm-up code (default: numpy and
+ *      sys.path afterwards), run its warm_up() (IPython, the REPL's engine)
+ *      and the warm-up code (default: numpy and
  *      pandas when they are importable), then gc.freeze(): the collector
  *      no longer walks, and so writes to, the objects every child shares;
  *   4. tell the daemon we are ready, and serve: registrations from the
@@ -105,6 +106,27 @@ static int take_user_environment(void)
     return 0;
 }
 
+/* The runner's own warm-up (airlock_runner.warm_up: IPython, its engine),
+ * whatever --warmup says; it names the engine the REPLs will get. A runner
+ * without one is warmed by the warm-up code alone. */
+static void warm_up_runner(PyObject *mod)
+{
+    if (!PyObject_HasAttrString(mod, "warm_up"))
+        return;
+    PyObject *engine = PyObject_CallMethod(mod, "warm_up", NULL);
+    if (!engine) {
+        PyErr_Print();
+        log_warn("the runner's warm-up raised; REPLs import their engine themselves");
+        return;
+    }
+    const char *name = PyUnicode_Check(engine) ? PyUnicode_AsUTF8(engine) : NULL;
+    if (name)
+        log_info("python engine: %s", name);
+    else
+        PyErr_Clear();
+    Py_DECREF(engine);
+}
+
 static int python_start(const char *runner_path, const char *warmup, PyObject **runner_out)
 {
     hugeheap_install();
@@ -153,6 +175,7 @@ static int python_start(const char *runner_path, const char *warmup, PyObject **
     }
 
     uint64_t t0 = now_mono_ms();
+    warm_up_runner(mod);
     PyObject *g = PyDict_New();
     if (!g || PyDict_SetItemString(g, "__builtins__", PyEval_GetBuiltins()) < 0) {
         Py_XDECREF(g);

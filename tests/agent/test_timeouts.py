@@ -10,6 +10,8 @@ import uuid
 
 import pytest
 
+from agent_support import STDOUT
+
 
 def procs_with(marker):
     """Live (non-zombie) processes with marker as one of their arguments
@@ -227,8 +229,14 @@ def test_python_sigint_from_the_user_keeps_threads(agent):
     Jupyter, the threads the cell started keep running."""
     req = agent.start(0x10, {"code": "import threading, time\n"
                                      "threading.Thread(target=lambda: time.sleep(1000), daemon=True).start()\n"
+                                     "print('started', flush=True)\n"
                                      "time.sleep(100)", "language": "python", "timeout_ms": 30000})
-    time.sleep(0.5)
+    # the thread runs (a fresh REPL may still be importing IPython when the call arrives)
+    out = b""
+    deadline = time.monotonic() + 20
+    while b"started" not in out and time.monotonic() < deadline:
+        out += b"".join(f.payload for f in agent.frames_for(req, 0.2) if f.type == STDOUT)
+    assert b"started" in out
     assert agent.call(0x12, {"target": req, "signal": 2}).type == 0x43
     res = agent.collect(req, timeout=10).result
     assert res["error"]["name"] == "KeyboardInterrupt" and res["repl_restarted"] is False

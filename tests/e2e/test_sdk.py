@@ -334,7 +334,7 @@ def test_audit_log_has_no_contents(daemon, fresh):
 def test_host_template_has_the_data_stack(sb):
     """The default template's promise (Makefile TEMPLATE_PKGS): the usual
     data-analysis libraries import inside a sealed sandbox, no pip needed."""
-    r = sb.run_code("import pandas, numpy, matplotlib, scipy, openpyxl, jinja2\n"
+    r = sb.run_code("import pandas, numpy, matplotlib, scipy, openpyxl, jinja2, IPython, PIL\n"
                     "import scipy.stats\n"
                     "float(scipy.stats.norm.cdf(0))")
     assert r.error is None, r

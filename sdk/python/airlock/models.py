@@ -81,6 +81,8 @@ class Execution:
         # the Python REPL was restarted during this call or since the last
         # one: the state of earlier calls is gone
         self.repl_restarted = bool(d.get("repl_restarted", False))
+        # Python code: the cell's number in the REPL (IPython's In[n]), None for exec
+        self.execution_count = d.get("execution_count")
 
     @property
     def text(self):

@@ -47,6 +47,8 @@ export class Execution {
   readonly stdoutTruncated: boolean;
   readonly stderrTruncated: boolean;
   readonly replRestarted: boolean;
+  /** Python code: the cell's number in the REPL (IPython's In [n]); null for exec and bash. */
+  readonly executionCount: number | null;
   constructor(d: Record<string, any>) {
     this.raw = d;
     this.stdout = d.stdout ?? "";
@@ -60,6 +62,7 @@ export class Execution {
     this.stdoutTruncated = Boolean(d.stdout_truncated);
     this.stderrTruncated = Boolean(d.stderr_truncated);
     this.replRestarted = Boolean(d.repl_restarted);
+    this.executionCount = d.execution_count ?? null;
   }
   /** Output logs, as in other sandbox SDKs. */
   get logs(): { stdout: string; stderr: string } { return { stdout: this.stdout, stderr: this.stderr }; }
