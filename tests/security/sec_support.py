@@ -233,6 +233,8 @@ VM_EXPECT = {
 VM_NOT_APPLICABLE = {
     "zygote": "a VM's REPL is exec'd by its agent in the guest; there is no host zygote",
     "socket_buffers": "a VM's socket buffers are its guest kernel's, inside its guest RAM",
+    "egress_proxy": "allow-list egress is served on the jail backend only; a VM is always sealed",
+    "host_processes": "a VM's processes live in its guest kernel: the host sees its VMM only",
 }
 
 

@@ -11,6 +11,8 @@ saw nothing".
 
 import pytest
 
+from sec_support import jail_only
+
 from seclib import ERRNO_HELPER, Attack, params
 
 CAT = "egress"
@@ -503,4 +505,6 @@ srv.close()
 
 @pytest.mark.parametrize("attack", params(ATTACKS))
 def test_egress(arena, attack):
+    if attack.name.startswith("proxy_"):
+        jail_only("egress_proxy")
     arena.attack(attack)

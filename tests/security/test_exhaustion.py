@@ -64,11 +64,14 @@ def _sandbox_recovers(arena, sb, outcome):
     """After the attack the sandbox serves again, and nothing of the attack
     runs on: no process but the agent and the REPL, and the REPL has one
     thread."""
-    deadline = time.monotonic() + 10
+    # a VM's restarted REPL imports IPython under TCG (~13 s here): a guest
+    # has no zygote to fork it from (docs/vm.md)
+    settle_s = 60 if sec_support.ISOLATION == "vm" else 10
+    deadline = time.monotonic() + settle_s
     last = None
     while True:
         try:
-            last = sb.run_code(SETTLED, timeout=10).stdout.strip()
+            last = sb.run_code(SETTLED, timeout=settle_s).stdout.strip()
             if last == "0 1":
                 break
         except Exception as e:  # noqa: BLE001 - a saturated sandbox may refuse for a moment

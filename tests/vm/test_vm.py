@@ -107,8 +107,16 @@ def test_the_control_port_and_disk_are_out_of_reach(vm):
     assert r.stdout.strip() in ("1", "13")  # EPERM (no CAP_MKNOD) or EACCES (Landlock)
 
 
+def test_rich_results_have_the_jails_shape(vm):
+    r = vm.run_code("import pandas as pd\npd.DataFrame({'a': [1, 2], 'b': [3.5, 4.5]})")
+    assert r.error is None, r.error
+    main = r.results[-1]
+    assert "text/html" in main.formats() and "<table" in main.html
+    assert "a" in main.text and "4.5" in main.text
+
+
 def test_upload_download_round_trip_and_tmpfs_lives_in_guest_ram(vm):
-    data = os.urandom(64 << 20)
+    data = os.urandom(100 << 20)
     vm.upload(data, "/data/blob.bin")
     assert vm.download("/data/blob.bin") == data
     r = vm.exec(["/bin/sh", "-c", "grep -E ' /data | /tmp | /home/user ' /proc/mounts | cut -d' ' -f1,3"])
