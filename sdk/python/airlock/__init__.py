@@ -18,6 +18,8 @@ from .errors import (AirlockConnectionError, AirlockError, AuditUnavailable, Aut
 from .models import Execution, ExecutionError, Info, Result
 from ._transport import close_idle_connections
 from .sandbox import Files, Sandbox, WatchHandle
+from . import tools
+from .tools import anthropic_tools, dispatch, openai_tools
 
 __version__ = "0.1.0"
 
@@ -28,4 +30,5 @@ __all__ = [
     "EgressUnavailable", "IsolationUnavailable", "TemplateNotFound", "TemplateCorrupt", "WheelInstallError", "ServerError",
     "AuditUnavailable", "ReplRestarted",
     "close_idle_connections",
+    "tools", "openai_tools", "anthropic_tools", "dispatch",
 ]
