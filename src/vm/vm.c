@@ -29,8 +29,6 @@
 
 #define KVM_PROBE_MS 8000 /* a KVM guest boots to its agent in well under a second */
 
-static void *prober_main(void *arg);
-
 static int path_in(char *buf, size_t len, const char *dir, const char *name, char *err, size_t errlen)
 {
     if (strfmt(buf, len, "%s/%s", dir, name) < 0)
@@ -93,10 +91,9 @@ static int vm_init(void **state, const struct backend_config *cfg, char *err, si
     }
     st->accel = st->want == VM_ACCEL_TCG ? VM_ACCEL_TCG : VM_ACCEL_AUTO;
     st->tsc_khz = vm_host_tsc_khz();
-    /* the KVM probe boots a guest: at start, so the first create finds the
-     * verdict made (or waits for it on accel_lock) */
-    if (st->accel == VM_ACCEL_AUTO)
-        st->prober_started = pthread_create(&st->prober, NULL, prober_main, st) == 0;
+    /* The KVM probe boots a guest, so it runs at the first vm create, not
+     * here: a daemon that never makes a VM (most test daemons, a jail-only
+     * host) never pays its deadline (8 s where KVM hangs) at start or stop. */
     log_info("vm: kernel %s, qemu %s, accel %s", st->files.kernel_version, VM_QEMU, vm_accel_name(st->want));
     *state = st;
     return 0;
@@ -157,14 +154,6 @@ static int resolve_accel(struct vm_state *st, bool *kvm, char *err, size_t errle
     return r;
 }
 
-static void *prober_main(void *arg)
-{
-    bool kvm;
-    char err[256];
-    (void)resolve_accel(arg, &kvm, err, sizeof(err));
-    return NULL;
-}
-
 static int vm_create(void *state, const struct sandbox_spec *spec, struct backend_instance **inst, int *agent_fd,
                      char *err, size_t errlen)
 {
@@ -202,8 +191,6 @@ static void vm_fini(void *state)
     struct vm_state *st = state;
     if (!st)
         return;
-    if (st->prober_started)
-        pthread_join(st->prober, NULL);
     vm_spawner_stop(st->spawner);
     vm_snapshots_free(st->snaps);
     cgroup_remove_parents(&st->cg);

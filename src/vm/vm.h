@@ -123,8 +123,6 @@ struct vm_state {
     enum vm_accel accel;        /* resolved: KVM or TCG; AUTO until the first create */
     int accel_error;            /* forced kvm that failed its probe: every create fails */
     char accel_why[256];
-    pthread_t prober;           /* decides the accelerator at start, off the request path */
-    bool prober_started;
     pthread_mutex_t lock;       /* the uid slots */
     unsigned next_slot;
     bool slot_used[VM_SLOTS];
