@@ -511,24 +511,23 @@ void guest_sync(struct agent *a, uint32_t req_id, json_t *req)
         agent_send_error(a, req_id, PROTO_ERR_INVALID, "GUEST_SYNC needs entropy (hex, <= 256 bytes) and realtime_ns");
         return;
     }
-    struct {
-        struct rand_pool_info info;
-        unsigned char buf[256];
-    } pool = {0};
+    /* struct rand_pool_info ends in a flexible array: room for it after */
+    unsigned char raw[sizeof(struct rand_pool_info) + 256] __attribute__((aligned(8))) = {0};
+    struct rand_pool_info *pool = (struct rand_pool_info *)raw;
     for (size_t i = 0; i < n / 2; i++) {
         int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             agent_send_error(a, req_id, PROTO_ERR_INVALID, "entropy is not lower-case hex");
             return;
         }
-        pool.buf[i] = (unsigned char)(hi << 4 | lo);
+        ((unsigned char *)pool->buf)[i] = (unsigned char)(hi << 4 | lo);
     }
-    pool.info.buf_size = (int)(n / 2);
-    pool.info.entropy_count = (int)(n / 2 * 8);
+    pool->buf_size = (int)(n / 2);
+    pool->entropy_count = (int)(n / 2 * 8);
     /* credited entropy, then a reseed: the next getrandom draws from a key
      * no other restore of the same snapshot has */
     int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || ioctl(fd, RNDADDENTROPY, &pool) < 0 || ioctl(fd, RNDRESEEDCRNG) < 0) {
+    if (fd < 0 || ioctl(fd, RNDADDENTROPY, pool) < 0 || ioctl(fd, RNDRESEEDCRNG) < 0) {
         agent_send_error(a, req_id, PROTO_ERR_INVALID, "reseed the guest's CRNG: %s", strerror(errno));
         if (fd >= 0)
             close(fd);
