@@ -92,7 +92,7 @@ int vm_qemu_argv(const struct vm_qemu_opts *o, char ***out)
         add(b, "-machine");
         add(b, "memory-backend=ram0");
     }
-    if (o->incoming) {
+    if (o->ram == VM_RAM_PRIVATE) { /* a restore: the state comes by QMP */
         add(b, "-incoming");
         add(b, "defer");
     }

@@ -112,14 +112,13 @@ static int send_command(int fd, const char *cmd, json_t *args, char *err, size_t
     return r < 0 ? jail_err(err, errlen, r, "qmp %s: write", cmd) : 0;
 }
 
-int qmp_command(int fd, const char *cmd, json_t *args, unsigned timeout_ms, json_t **ret, char *err, size_t errlen)
+/* The reply to cmd, sent already: its "return" into *ret (may be NULL), or
+ * its "error" as -EREMOTEIO naming the class and description. */
+static int await_reply(int fd, const char *cmd, uint64_t deadline, json_t **ret, char *err, size_t errlen)
 {
-    uint64_t deadline = now_mono_ms() + timeout_ms;
-    int r = send_command(fd, cmd, args, err, errlen);
-    if (r < 0)
-        return r;
     json_t *reply = NULL;
-    if ((r = read_reply(fd, deadline, &reply, err, errlen)) < 0)
+    int r = read_reply(fd, deadline, &reply, err, errlen);
+    if (r < 0)
         return r;
     json_t *e = json_object_get(reply, "error");
     if (e) {
@@ -133,6 +132,13 @@ int qmp_command(int fd, const char *cmd, json_t *args, unsigned timeout_ms, json
         *ret = json_incref(json_object_get(reply, "return"));
     json_decref(reply);
     return 0;
+}
+
+int qmp_command(int fd, const char *cmd, json_t *args, unsigned timeout_ms, json_t **ret, char *err, size_t errlen)
+{
+    uint64_t deadline = now_mono_ms() + timeout_ms;
+    int r = send_command(fd, cmd, args, err, errlen);
+    return r < 0 ? r : await_reply(fd, cmd, deadline, ret, err, errlen);
 }
 
 int qmp_handshake(int fd, unsigned timeout_ms, char *err, size_t errlen)
@@ -177,12 +183,5 @@ int qmp_send_fd(int fd, const char *name, int passed, unsigned timeout_ms, char 
     free(text);
     if (r < 0)
         return jail_err(err, errlen, r, "qmp getfd: sendmsg");
-    json_t *reply = NULL;
-    if ((r = read_reply(fd, deadline, &reply, err, errlen)) < 0)
-        return r;
-    json_t *e = json_object_get(reply, "error");
-    if (e)
-        r = jail_err(err, errlen, -EREMOTEIO, "qmp getfd: %s", json_string_value(json_object_get(e, "desc")));
-    json_decref(reply);
-    return r;
+    return await_reply(fd, "getfd", deadline, NULL, err, errlen);
 }

@@ -95,8 +95,7 @@ struct vm_qemu_opts {
     unsigned pids;
     unsigned tsc_khz; /* 0: not given (KVM) */
     const char *hostname;
-    enum vm_ram ram;
-    bool incoming; /* -incoming defer: the state comes by QMP (a restore) */
+    enum vm_ram ram; /* VM_RAM_PRIVATE is a restore: -incoming defer, the state comes by QMP */
 };
 /* A NULL-terminated argv in one allocation (free it with free()). */
 int vm_qemu_argv(const struct vm_qemu_opts *o, char ***argv);

@@ -171,7 +171,6 @@ int vm_start(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, enu
         .tsc_khz = kvm ? 0 : st->tsc_khz,
         .hostname = spec->hostname,
         .ram = ram,
-        .incoming = ram == VM_RAM_PRIVATE,
     };
     if ((r = vm_qemu_argv(&qo, &argv)) < 0) {
         jail_err(err, errlen, r, "qemu command line");
