@@ -22,6 +22,11 @@ TEMPLATE_PKGS := python3-pandas python3-numpy python3-matplotlib python3-scipy p
 # archive, and their erofs images for the vm backend.
 TEMPLATE_BUILD_PKGS := mmdebstrap debian-archive-keyring erofs-utils
 
+# The vm backend (docs/vm.md): QEMU, and what `make vm` packs the guest with.
+# (defined before APT_PKGS: := expands at once, and a later definition left
+# cpio out of a fresh machine's install)
+VM_PKGS := qemu-system-x86 cpio binutils
+
 APT_PKGS := meson ninja-build pkg-config gcc libc6-dev \
 	libmicrohttpd-dev libjansson-dev libseccomp-dev libcap-dev libsqlite3-dev \
 	libssl-dev libcurl4-openssl-dev libhttp-parser-dev \
@@ -31,8 +36,6 @@ APT_PKGS := meson ninja-build pkg-config gcc libc6-dev \
 	$(TEMPLATE_BUILD_PKGS) \
 	$(VM_PKGS)
 
-# The vm backend (docs/vm.md): QEMU, and what `make vm` packs the guest with.
-VM_PKGS := qemu-system-x86 cpio binutils
 VM_DIR := $(BUILD)/vm
 # the `host` template's root image holds these packages and their closure
 # (and Debian's essential tools, which no package lists as a dependency)

@@ -217,7 +217,8 @@ static json_t *base64_json(const char *data, size_t len)
 
 /* The commands started here that still run, for List and Connect: E2B's
  * envd keeps such a table too. An entry is linked at its start event and
- * unlinked when its run ends (hook_free). A Connect stream attached to one
+ * unlinked at its end event, before any client can see it (or, when the run
+ * dies without one, when it is torn down: hook_free). A Connect stream attached to one
  * is a subscriber: the run's stream thread appends each event's envelopes
  * to it too, and the subscriber's own connection thread sends them. All of
  * it under procs_lock; procs_cond wakes the subscribers. */
@@ -242,18 +243,25 @@ static pthread_mutex_t procs_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t procs_cond = PTHREAD_COND_INITIALIZER;
 static struct e2b_proc *procs;
 
-static void proc_free(void *ctx)
+/* under procs_lock */
+static void proc_unlink(struct e2b_proc *p)
 {
-    struct e2b_proc *p = ctx;
-    if (!p)
-        return;
-    pthread_mutex_lock(&procs_lock);
     for (struct e2b_proc **pp = &procs; p->linked && *pp; pp = &(*pp)->next) {
         if (*pp == p) {
             *pp = p->next;
             break;
         }
     }
+    p->linked = false;
+}
+
+static void proc_free(void *ctx)
+{
+    struct e2b_proc *p = ctx;
+    if (!p)
+        return;
+    pthread_mutex_lock(&procs_lock);
+    proc_unlink(p);
     for (struct e2b_sub *sub = p->subs; sub; sub = sub->next) {
         if (!sub->eos) /* the run ended without its end event (agent gone, client of Start gone) */
             put_envelope(&sub->pending, CONNECT_END_STREAM,
@@ -294,6 +302,11 @@ static void process_event(void *ctx, json_t *ev, struct buf *out)
         return;
     bool end = !strcmp(type, "result") || !strcmp(type, "error");
     pthread_mutex_lock(&procs_lock);
+    /* out off the list before its end reaches any client: one who saw the
+     * end and lists next must not still find it (hook_free runs only when
+     * the stream is torn down, after the client has read the end) */
+    if (end)
+        proc_unlink(p);
     for (struct e2b_sub *sub = p->subs; sub; sub = sub->next) {
         if (sub->eos)
             continue;
