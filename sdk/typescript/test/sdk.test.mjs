@@ -1,69 +1,23 @@
-// Against a real airlockd started here (as tests/e2e/e2e_support.py's Daemon does).
+// Against a real airlockd (tests/node/airlockd.mjs, as tests/e2e/e2e_support.py's Daemon for Python).
 // Env: AIRLOCK_DAEMON, AIRLOCK_AGENT, AIRLOCK_RUNNER, AIRLOCK_ZYGOTE (see the Makefile's test-ts).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, existsSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { startDaemon } from "../../../tests/node/airlockd.mjs";
+import { existsSync, readFileSync } from "node:fs";
 import { randomBytes, createHash } from "node:crypto";
 import { Sandbox, NotFound, AuthError, AirlockError, IntegrityError, TransferError, Execution } from "../dist/index.js";
 
-const ROOT = new URL("../../..", import.meta.url).pathname;
-const DAEMON = process.env.AIRLOCK_DAEMON ?? join(ROOT, "build-asan/airlockd");
-const AGENT = process.env.AIRLOCK_AGENT ?? join(ROOT, "build/airlock-agent");
-const RUNNER = process.env.AIRLOCK_RUNNER ?? join(ROOT, "runner/airlock_runner.py");
-const ZYGOTE = process.env.AIRLOCK_ZYGOTE ?? join(ROOT, "build/airlock-zygote");
-
-let proc, work, url, key, logPath;
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => res(p)); });
-    s.on("error", rej);
-  });
-}
+let daemon, url, key;
 
 before(async () => {
-  assert.ok(existsSync(DAEMON), `no daemon binary at ${DAEMON} (make build-asan, or set AIRLOCK_DAEMON)`);
-  work = mkdtempSync(join(tmpdir(), "airlock-ts-"));
-  const port = await freePort();
-  key = "ak_" + randomBytes(16).toString("hex");
-  url = `http://127.0.0.1:${port}`;
-  logPath = join(work, "airlockd.log");
-  const { openSync } = await import("node:fs");
-  const log = openSync(logPath, "w");
-  proc = spawn(DAEMON, ["--listen", `127.0.0.1:${port}`, "--socket", join(work, "airlockd.sock"),
-    "--state-dir", join(work, "state"), "--region", "eu", "--agent", AGENT, "--runner", RUNNER,
-    "--zygote", ZYGOTE], {
-    stdio: ["ignore", log, log],
-    env: { ...process.env, AIRLOCK_API_KEY: key, ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? "detect_leaks=1:abort_on_error=0" },
-  });
-  const deadline = Date.now() + 20000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error("airlockd exited during start:\n" + readFileSync(logPath, "utf8"));
-    try {
-      const r = await fetch(url + "/v1/healthz");
-      if ((await r.json()).status === "ok") break;
-    } catch { /* not yet */ }
-    if (Date.now() > deadline) throw new Error("airlockd did not answer /v1/healthz:\n" + readFileSync(logPath, "utf8"));
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  daemon = await startDaemon({ args: ["--region", "eu"], prefix: "airlock-ts-" });
+  ({ url, key } = daemon);
   process.env.AIRLOCK_URL = url;
   process.env.AIRLOCK_API_KEY = key;
 });
 
 after(async () => {
-  if (proc && proc.exitCode === null) {
-    const done = new Promise((r) => proc.once("exit", r));
-    proc.kill("SIGTERM");
-    await done;
-  }
-  const log = existsSync(logPath) ? readFileSync(logPath, "utf8") : "";
-  if (work) rmSync(work, { recursive: true, force: true });
-  assert.ok(!/ERROR: (Address|Leak)Sanitizer|runtime error:/.test(log), "sanitizer report in the daemon log:\n" + log);
+  if (daemon) await daemon.stop();
 });
 
 test("create, runCode keeps state across calls, list, setTimeout, kill", async () => {
