@@ -408,6 +408,42 @@ static void download_cancel(struct agent_req *areq)
         log_debug("send ERROR to cancel download %u: %s", agent_req_id(areq), strerror(-r));
 }
 
+int api_files_stream_open(struct http_req *req, struct sandbox *sb, uint8_t type, json_t *payload, bool end_ok,
+                          void (*cancel)(struct agent_req *), struct agent_req **areq, struct agent_frame **first)
+{
+    struct api_error err = {0};
+    cleanup_agent_req struct agent_req *a = NULL;
+    int r = agent_req_start(sandbox_agent(sb), type, payload, &a);
+    if (r < 0) {
+        api_error_set(&err, r, 500, "internal", "send %s: %s", proto_type_name(type), strerror(-r));
+        api_files_reply_agent_error(req, sb, r, &err);
+        return -1;
+    }
+    cleanup_frame struct agent_frame *f = NULL;
+    r = agent_req_next(a, now_mono_ms() + FILE_OP_TIMEOUT_MS, &f);
+    if (r < 0) {
+        if (r == -ETIMEDOUT) /* a late OK would start a stream nobody reads */
+            cancel(a);
+        api_error_set(&err, r, 503, "unavailable", "sandbox agent did not answer %s", proto_type_name(type));
+        api_files_reply_agent_error(req, sb, r, &err);
+        return -1;
+    }
+    if (f->type == PROTO_ERROR) {
+        api_files_reply_agent_error(req, sb, api_error_from_agent(&err, (const char *)f->data, f->len), &err);
+        return -1;
+    }
+    if (f->type != PROTO_OK || (!end_ok && (f->flags & PROTO_F_END))) {
+        if (!(f->flags & PROTO_F_END))
+            cancel(a);
+        http_reply_errorf(req, 500, "internal", "agent answered %s with %s", proto_type_name(type),
+                          proto_type_name(f->type));
+        return -1;
+    }
+    *areq = steal_ptr(&a);
+    *first = steal_ptr(&f);
+    return 0;
+}
+
 /* Return the client's consumed bytes to the agent's window. */
 static void download_ack(struct download *dl)
 {
@@ -438,6 +474,26 @@ static int download_next_frame(struct download *dl)
     return r;
 }
 
+/* Drop the frame sent and take the next, which must carry file data: 0,
+ * or -1 when the download cannot go on (the agent went away or ended it
+ * with something else: the client must see a broken transfer, never a
+ * short one reported whole). */
+static int download_advance(struct download *dl)
+{
+    agent_frame_free(dl->cur);
+    dl->cur = NULL;
+    dl->off = 0;
+    if (download_next_frame(dl) < 0)
+        return -1;
+    if (dl->cur->flags & PROTO_F_END)
+        dl->finished = true;
+    if (dl->cur->type != PROTO_FILE_DATA) {
+        log_warn("sandbox %s: download ended by %s", sandbox_id(dl->sb), proto_type_name(dl->cur->type));
+        return -1;
+    }
+    return 0;
+}
+
 static ssize_t download_read(void *cls, uint64_t pos UNUSED, char *buf, size_t max)
 {
     struct download *dl = cls;
@@ -455,17 +511,8 @@ static ssize_t download_read(void *cls, uint64_t pos UNUSED, char *buf, size_t m
         }
         if (dl->cur && (dl->cur->flags & PROTO_F_END))
             return MHD_CONTENT_READER_END_OF_STREAM;
-        agent_frame_free(dl->cur);
-        dl->cur = NULL;
-        dl->off = 0;
-        if (download_next_frame(dl) < 0)
+        if (download_advance(dl) < 0)
             return MHD_CONTENT_READER_END_WITH_ERROR;
-        if (dl->cur->flags & PROTO_F_END)
-            dl->finished = true;
-        if (dl->cur->type != PROTO_FILE_DATA) {
-            log_warn("sandbox %s: download ended by %s", sandbox_id(dl->sb), proto_type_name(dl->cur->type));
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        }
     }
 }
 
@@ -480,17 +527,8 @@ static ssize_t download_read_gzip(void *cls, uint64_t pos UNUSED, char *buf, siz
         /* no frame will follow: the agent ended (at the OK for an empty file) */
         bool last = dl->finished && (!dl->cur || (dl->cur->flags & PROTO_F_END));
         if (!have && !last) {
-            agent_frame_free(dl->cur);
-            dl->cur = NULL;
-            dl->off = 0;
-            if (download_next_frame(dl) < 0)
+            if (download_advance(dl) < 0)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
-            if (dl->cur->flags & PROTO_F_END)
-                dl->finished = true;
-            if (dl->cur->type != PROTO_FILE_DATA) {
-                log_warn("sandbox %s: download ended by %s", sandbox_id(dl->sb), proto_type_name(dl->cur->type));
-                return MHD_CONTENT_READER_END_WITH_ERROR;
-            }
             continue;
         }
         const uint8_t *in = have ? dl->cur->data + dl->off : NULL;
@@ -545,35 +583,13 @@ void api_files_get(struct http_req *req)
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
         return;
-    struct api_error err = {0};
     cleanup_agent_req struct agent_req *areq = NULL;
-    json_t *payload = json_pack("{s:s}", "path", path);
-    int r = agent_req_start(sandbox_agent(sb), PROTO_FILE_GET, payload, &areq);
-    json_decref(payload);
-    if (r < 0) {
-        api_error_set(&err, r, 500, "internal", "send FILE_GET: %s", strerror(-r));
-        api_files_reply_agent_error(req, sb, r, &err);
-        return;
-    }
     cleanup_frame struct agent_frame *f = NULL;
-    r = agent_req_next(areq, now_mono_ms() + FILE_OP_TIMEOUT_MS, &f);
-    if (r < 0) {
-        if (r == -ETIMEDOUT) /* a late OK would park a download nobody reads */
-            download_cancel(areq);
-        api_error_set(&err, r, 503, "unavailable", "sandbox agent did not answer FILE_GET");
-        api_files_reply_agent_error(req, sb, r, &err);
+    json_t *payload = json_pack("{s:s}", "path", path);
+    int r = api_files_stream_open(req, sb, PROTO_FILE_GET, payload, true, download_cancel, &areq, &f);
+    json_decref(payload);
+    if (r < 0)
         return;
-    }
-    if (f->type == PROTO_ERROR) {
-        api_files_reply_agent_error(req, sb, api_error_from_agent(&err, (const char *)f->data, f->len), &err);
-        return;
-    }
-    if (f->type != PROTO_OK) {
-        if (!(f->flags & PROTO_F_END))
-            download_cancel(areq);
-        http_reply_errorf(req, 500, "internal", "agent answered FILE_GET with %s", proto_type_name(f->type));
-        return;
-    }
     json_t *ok = json_loadb((const char *)f->data, f->len, 0, NULL);
     json_t *jsize = json_object_get(ok, "size");
     uint64_t size = json_is_integer(jsize) && json_integer_value(jsize) >= 0 ? (uint64_t)json_integer_value(jsize)

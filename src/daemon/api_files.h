@@ -40,4 +40,11 @@ void api_files_audit_outcome(struct http_req *req, int64_t row, json_t *outcome 
  * 503 if its agent went away, else err. */
 void api_files_reply_agent_error(struct http_req *req, struct sandbox *sb, int r, struct api_error *err);
 
+/* Open a streamed file request (FILE_GET, FILE_WATCH): start it and take
+ * its first frame, which must be OK (ended there only if end_ok). 0 with
+ * *areq and *first set; or -1 after replying, the agent's side of the
+ * stream ended with cancel() where it would go on. payload is not stolen. */
+int api_files_stream_open(struct http_req *req, struct sandbox *sb, uint8_t type, json_t *payload, bool end_ok,
+                          void (*cancel)(struct agent_req *), struct agent_req **areq, struct agent_frame **first);
+
 #endif

@@ -159,35 +159,13 @@ void api_files_watch(struct http_req *req)
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
         return;
-    struct api_error err = {0};
     cleanup_agent_req struct agent_req *areq = NULL;
-    json_t *payload = json_pack("{s:s,s:b}", "path", path, "recursive", recursive);
-    int r = agent_req_start(sandbox_agent(sb), PROTO_FILE_WATCH, payload, &areq);
-    json_decref(payload);
-    if (r < 0) {
-        api_error_set(&err, r, 500, "internal", "send FILE_WATCH: %s", strerror(-r));
-        api_files_reply_agent_error(req, sb, r, &err);
-        return;
-    }
     cleanup_frame struct agent_frame *f = NULL;
-    r = agent_req_next(areq, now_mono_ms() + FILE_OP_TIMEOUT_MS, &f);
-    if (r < 0) {
-        if (r == -ETIMEDOUT)
-            watch_cancel(areq);
-        api_error_set(&err, r, 503, "unavailable", "sandbox agent did not answer FILE_WATCH");
-        api_files_reply_agent_error(req, sb, r, &err);
+    json_t *payload = json_pack("{s:s,s:b}", "path", path, "recursive", recursive);
+    int r = api_files_stream_open(req, sb, PROTO_FILE_WATCH, payload, false, watch_cancel, &areq, &f);
+    json_decref(payload);
+    if (r < 0)
         return;
-    }
-    if (f->type == PROTO_ERROR) {
-        api_files_reply_agent_error(req, sb, api_error_from_agent(&err, (const char *)f->data, f->len), &err);
-        return;
-    }
-    if (f->type != PROTO_OK || (f->flags & PROTO_F_END)) {
-        if (!(f->flags & PROTO_F_END))
-            watch_cancel(areq);
-        http_reply_errorf(req, 500, "internal", "agent answered FILE_WATCH with %s", proto_type_name(f->type));
-        return;
-    }
     struct watch *w = calloc(1, sizeof(*w));
     if (!w) {
         watch_cancel(areq);
