@@ -41,6 +41,9 @@ struct egress_rule {
 };
 
 struct egress_policy {
+    /* open egress (docs/egress.md, mode 3): any name on any port, but an
+     * address in a special range still needs a CIDR rule */
+    bool open;
     size_t n;
     struct egress_rule rules[];
 };
@@ -56,9 +59,11 @@ enum egress_verdict {
 /* allow: a JSON array of rule strings. 0 and *out (egress_policy_free), or
  * -EINVAL with a message naming the bad rule. */
 int egress_policy_parse(const json_t *allow, struct egress_policy **out, char *err, size_t errlen);
+/* The open policy (no rules): 0 and *out, or -ENOMEM. */
+int egress_policy_new_open(struct egress_policy **out);
 void egress_policy_free(struct egress_policy *p);
 static inline void egress_policy_freep(struct egress_policy **p) { egress_policy_free(*p); }
-/* {"allow":[...]} as given. */
+/* {"allow":[...]} as given; {"open": true, "allow": []} for the open one. */
 json_t *egress_policy_json(const struct egress_policy *p);
 /* "a, b, c": the rules, for the 403 body. */
 void egress_policy_describe(const struct egress_policy *p, char *buf, size_t len);

@@ -58,23 +58,26 @@ struct egress_proxy {
 
 /* ---- the log */
 
-static void conn_finish(struct conn *c, const char *verdict, const char *reason)
+void egress_proxy_record(struct egress_proxy *px, const struct egress_log_entry *e)
 {
-    struct egress_proxy *px = c->px;
-    snprintf(c->e.verdict, sizeof(c->e.verdict), "%s", verdict);
-    if (reason)
-        snprintf(c->e.reason, sizeof(c->e.reason), "%s", reason);
-    c->e.duration_ms = now_mono_ms() - c->t0;
-    egress_log_add(px->log, &c->e);
-    json_t *detail = egress_log_entry_json(&c->e);
+    egress_log_add(px->log, e);
+    json_t *detail = egress_log_entry_json(e);
     /* the audit row is the durable copy; a full state disk loses it but
      * must not stop the proxy (the in-memory log still has it) */
     int r = px->store ? store_audit(px->store, NULL, "egress", px->id, detail) : 0;
     if (r < 0)
         log_warn("sandbox %s: egress audit row not written: %s", px->id, strerror(-r));
     json_decref(detail);
-    log_debug("sandbox %s: egress %s %s:%u %s (%s)", px->id, c->e.method, c->e.host, c->e.port, c->e.verdict,
-              c->e.reason);
+    log_debug("sandbox %s: egress %s %s:%u %s (%s)", px->id, e->method, e->host, e->port, e->verdict, e->reason);
+}
+
+static void conn_finish(struct conn *c, const char *verdict, const char *reason)
+{
+    snprintf(c->e.verdict, sizeof(c->e.verdict), "%s", verdict);
+    if (reason)
+        snprintf(c->e.reason, sizeof(c->e.reason), "%.*s", (int)sizeof(c->e.reason) - 1, reason);
+    c->e.duration_ms = now_mono_ms() - c->t0;
+    egress_proxy_record(c->px, &c->e);
 }
 
 /* ---- answers to the sandbox */
@@ -925,4 +928,12 @@ void egress_proxy_free(struct egress_proxy *px)
     egress_log_free(px->log);
     egress_policy_free(px->pol);
     free(px);
+}
+
+bool egress_proxy_is_open(struct egress_proxy *px)
+{
+    pthread_mutex_lock(&px->lock);
+    bool open = px->pol && px->pol->open;
+    pthread_mutex_unlock(&px->lock);
+    return open;
 }

@@ -15,6 +15,7 @@ from e2e_support import Daemon
 
 HERE = Path(__file__).resolve().parent
 PUBLIC = "198.51.100.10"  # TEST-NET-2: "public" to the policy, but only in our namespaces
+METADATA = "169.254.169.254"  # the cloud metadata address, served by the test's web server
 
 
 def sh(*cmd):
@@ -48,6 +49,10 @@ class EgressNet:
                 sh("ip", "-n", ns, "link", "set", ifc, "up")
             sh("ip", "-n", self.s_ns, "addr", "add", PUBLIC + "/32", "dev", "lo")
             sh("ip", "-n", self.d_ns, "route", "add", PUBLIC + "/32", "via", sub + ".2")
+            # a metadata server behind the daemon's namespace, as on a cloud
+            # host: open egress must never reach it
+            sh("ip", "-n", self.s_ns, "addr", "add", METADATA + "/32", "dev", "lo")
+            sh("ip", "-n", self.d_ns, "route", "add", METADATA + "/32", "via", sub + ".2")
             self.servers = subprocess.Popen(
                 ["ip", "netns", "exec", self.s_ns, "/usr/bin/python3", str(HERE / "egress_servers.py"), str(stats),
                  sub + ".2", "allowed.test=" + PUBLIC, "denied.test=" + PUBLIC, "tls.test=" + PUBLIC,

@@ -1,0 +1,223 @@
+/* egress_dns.c - the resolver of an open-egress sandbox (egress_dns.h).
+ *
+ * The sandbox's /etc/resolv.conf names no server, and glibc's default is
+ * then 127.0.0.1:53: the socket the daemon holds there, in the sandbox's
+ * own namespace. Each query is parsed (libresolv's ns_initparse: one
+ * question, or it is refused), sent on by the daemon's own resolver
+ * (res_nsend, the host's /etc/resolv.conf), its answer relayed back, and
+ * both recorded: name, type, the addresses answered, verdict. DNS to any
+ * other server is refused by the filter (egress_net.c), so this is the
+ * sandbox's only resolver, and every name it looks up is in its log.
+ *
+ * One thread, one query at a time: a sandbox's lookups are few, and a slow
+ * upstream only slows that sandbox.
+ */
+#include "egress_dns.h"
+
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <resolv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define DNS_MAX 4096
+
+struct egress_dns {
+    int fd, stop_efd;
+    pthread_t thread;
+    struct egress_proxy *px;
+};
+
+/* The question's type for the log (libresolv's p_type is deprecated). */
+static const char *type_name(int t, char *buf, size_t len)
+{
+    switch (t) {
+    case ns_t_a: return "A";
+    case ns_t_aaaa: return "AAAA";
+    case ns_t_cname: return "CNAME";
+    case ns_t_mx: return "MX";
+    case ns_t_txt: return "TXT";
+    case ns_t_ns: return "NS";
+    case ns_t_ptr: return "PTR";
+    case ns_t_srv: return "SRV";
+    case ns_t_soa: return "SOA";
+    case 65: return "HTTPS";
+    }
+    snprintf(buf, len, "TYPE%d", t);
+    return buf;
+}
+
+static void record(struct egress_dns *d, const char *name, const char *verdict, const char *reason,
+                   const char *first, size_t out, size_t in, uint64_t t0)
+{
+    struct egress_log_entry e = {.time_ms = now_wall_ms(), .port = 53, .bytes_out = out, .bytes_in = in};
+    snprintf(e.method, sizeof(e.method), "DNS");
+    snprintf(e.host, sizeof(e.host), "%s", name);
+    snprintf(e.address, sizeof(e.address), "%s", first ? first : "");
+    snprintf(e.verdict, sizeof(e.verdict), "%s", verdict);
+    snprintf(e.reason, sizeof(e.reason), "%s", reason);
+    e.duration_ms = now_mono_ms() - t0;
+    egress_proxy_record(d->px, &e);
+}
+
+/* "A 198.51.100.10, 198.51.100.11" (or the rcode) into reason; the first
+ * address into first. */
+static void answers(const unsigned char *ans, int alen, const char *qtype, char *reason, size_t rlen, char *first,
+                    size_t flen)
+{
+    ns_msg m;
+    first[0] = '\0';
+    if (ns_initparse(ans, alen, &m) < 0) {
+        snprintf(reason, rlen, "%s: unparsable answer", qtype);
+        return;
+    }
+    int rcode = ns_msg_getflag(m, ns_f_rcode);
+    size_t off = (size_t)snprintf(reason, rlen, "%s", qtype);
+    if (rcode != ns_r_noerror) {
+        snprintf(reason + off, rlen - off, ": rcode %d", rcode);
+        return;
+    }
+    unsigned n = 0;
+    for (int i = 0; i < ns_msg_count(m, ns_s_an) && off < rlen; i++) {
+        ns_rr rr;
+        if (ns_parserr(&m, ns_s_an, i, &rr) < 0)
+            break;
+        char a[INET6_ADDRSTRLEN];
+        int t = ns_rr_type(rr);
+        if (!((t == ns_t_a && ns_rr_rdlen(rr) == 4) || (t == ns_t_aaaa && ns_rr_rdlen(rr) == 16)))
+            continue;
+        if (!inet_ntop(t == ns_t_a ? AF_INET : AF_INET6, ns_rr_rdata(rr), a, sizeof(a)))
+            continue;
+        if (n++ == 0)
+            snprintf(first, flen, "%s", a);
+        int w = snprintf(reason + off, rlen - off, "%s%s", n == 1 ? " " : ", ", a);
+        if (w < 0)
+            break;
+        off += (size_t)w;
+    }
+    if (n == 0 && off < rlen)
+        snprintf(reason + off, rlen - off, ": no address");
+}
+
+/* The query's header with QR and an rcode: the answer when nothing better
+ * can be said. */
+static void reply_rcode(int fd, unsigned char *q, size_t len, int rcode, const struct sockaddr *to, socklen_t tolen)
+{
+    if (len < 12)
+        return;
+    q[2] |= 0x80;                                  /* QR */
+    q[3] = (unsigned char)((q[3] & 0xf0) | rcode); /* RA kept, rcode set */
+    (void)sendto(fd, q, len, MSG_DONTWAIT, to, tolen);
+}
+
+static void serve_one(struct egress_dns *d, struct __res_state *rs, unsigned char *q, size_t qlen,
+                      const struct sockaddr *from, socklen_t fromlen)
+{
+    uint64_t t0 = now_mono_ms();
+    ns_msg m;
+    ns_rr rr;
+    if (ns_initparse(q, (int)qlen, &m) < 0 || ns_msg_count(m, ns_s_qd) != 1 || ns_parserr(&m, ns_s_qd, 0, &rr) < 0) {
+        reply_rcode(d->fd, q, qlen, ns_r_formerr, from, fromlen);
+        record(d, "", "denied", "not a DNS query with one question", NULL, qlen, 0, t0);
+        return;
+    }
+    char name[NS_MAXDNAME];
+    snprintf(name, sizeof(name), "%s", ns_rr_name(rr));
+    char tbuf[16];
+    const char *qtype = type_name(ns_rr_type(rr), tbuf, sizeof(tbuf));
+    unsigned char ans[DNS_MAX];
+    int alen = res_nsend(rs, q, (int)qlen, ans, sizeof(ans));
+    if (alen < 0) {
+        reply_rcode(d->fd, q, qlen, ns_r_servfail, from, fromlen);
+        char reason[64];
+        snprintf(reason, sizeof(reason), "%s: the daemon's resolver did not answer", qtype);
+        record(d, name, "failed", reason, NULL, qlen, 0, t0);
+        return;
+    }
+    (void)sendto(d->fd, ans, (size_t)alen, MSG_DONTWAIT, from, fromlen);
+    char reason[160], first[INET6_ADDRSTRLEN];
+    answers(ans, alen, qtype, reason, sizeof(reason), first, sizeof(first));
+    record(d, name, "allowed", reason, first[0] ? first : NULL, qlen, (size_t)alen, t0);
+}
+
+static void *dns_thread(void *arg)
+{
+    struct egress_dns *d = arg;
+    struct __res_state rs;
+    memset(&rs, 0, sizeof(rs));
+    if (res_ninit(&rs) < 0)
+        log_warn("egress dns: res_ninit failed: the host's resolver configuration is unreadable");
+    /* a truncated answer goes back as it is: the sandbox's resolver sees TC
+     * and says so, instead of this thread retrying over TCP */
+    rs.options |= RES_IGNTC;
+    unsigned char q[DNS_MAX];
+    for (;;) {
+        struct pollfd p[2] = {{.fd = d->fd, .events = POLLIN}, {.fd = d->stop_efd, .events = POLLIN}};
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (p[1].revents)
+            break;
+        struct sockaddr_storage from;
+        socklen_t fromlen = sizeof(from);
+        ssize_t n = recvfrom(d->fd, q, sizeof(q), MSG_DONTWAIT, (struct sockaddr *)&from, &fromlen);
+        if (n < 0)
+            continue;
+        serve_one(d, &rs, q, (size_t)n, (struct sockaddr *)&from, fromlen);
+    }
+    res_nclose(&rs);
+    return NULL;
+}
+
+int egress_dns_start(int fd, struct egress_proxy *px, struct egress_dns **out)
+{
+    struct egress_dns *d = calloc(1, sizeof(*d));
+    if (!d) {
+        close(fd);
+        return -ENOMEM;
+    }
+    d->fd = fd;
+    d->px = px;
+    d->stop_efd = eventfd(0, EFD_CLOEXEC);
+    if (d->stop_efd < 0) {
+        int e = -errno;
+        close(fd);
+        free(d);
+        return e;
+    }
+    int r = pthread_create(&d->thread, NULL, dns_thread, d);
+    if (r != 0) {
+        close(d->stop_efd);
+        close(fd);
+        free(d);
+        return -r;
+    }
+    *out = d;
+    return 0;
+}
+
+void egress_dns_stop(struct egress_dns *d)
+{
+    if (!d)
+        return;
+    uint64_t one = 1;
+    if (write(d->stop_efd, &one, sizeof(one)) != sizeof(one))
+        log_error("egress dns: cannot wake the resolver thread: %s", strerror(errno));
+    pthread_join(d->thread, NULL);
+    close(d->stop_efd);
+    close(d->fd);
+    free(d);
+}
