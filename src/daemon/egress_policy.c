@@ -370,6 +370,14 @@ enum egress_verdict egress_policy_check_addr(const struct egress_policy *p, cons
     return cidr_allows(p, family, addr, port) ? EGRESS_ALLOW : EGRESS_DENY_INTERNAL;
 }
 
+enum egress_verdict egress_policy_check_local(const struct egress_policy *p, const struct sockaddr *sa, uint16_t port)
+{
+    int family;
+    uint8_t addr[16];
+    sa_addr(sa, &family, addr);
+    return cidr_allows(p, family, addr, port) ? EGRESS_ALLOW : EGRESS_DENY_LOCAL;
+}
+
 const char *egress_verdict_name(enum egress_verdict v)
 {
     switch (v) {
@@ -383,6 +391,8 @@ const char *egress_verdict_name(enum egress_verdict v)
         return "not a valid host name";
     case EGRESS_DENY_INTERNAL:
         return "the name resolves to a loopback, link-local or private address no CIDR rule allows";
+    case EGRESS_DENY_LOCAL:
+        return "the address is one of the host's own, which no CIDR rule allows";
     }
     return "denied";
 }

@@ -54,6 +54,7 @@ enum egress_verdict {
     EGRESS_DENY_LITERAL,  /* an IP literal no CIDR rule allows */
     EGRESS_DENY_INVALID,  /* not a host name or IP literal */
     EGRESS_DENY_INTERNAL, /* resolved into loopback/link-local/private, no CIDR rule for it */
+    EGRESS_DENY_LOCAL,    /* one of the host's own addresses, no CIDR rule for it */
 };
 
 /* allow: a JSON array of rule strings. 0 and *out (egress_policy_free), or
@@ -77,6 +78,9 @@ enum egress_verdict egress_policy_check_host(const struct egress_policy *p, cons
  * (loopback, link-local, RFC 1918, CGNAT, ULA, unspecified, multicast) needs
  * a CIDR rule containing it. */
 enum egress_verdict egress_policy_check_addr(const struct egress_policy *p, const struct sockaddr *sa, uint16_t port);
+/* An address the caller found to be the host's own (egress_proxy.c asks
+ * the kernel): allowed only by a CIDR rule containing it. */
+enum egress_verdict egress_policy_check_local(const struct egress_policy *p, const struct sockaddr *sa, uint16_t port);
 /* True for the special ranges above. */
 bool egress_addr_internal(const struct sockaddr *sa);
 const char *egress_verdict_name(enum egress_verdict v);

@@ -416,6 +416,39 @@ static void set_upstream(struct conn *c, int fd, const void *sa, socklen_t len)
 }
 
 /* Resolve (host side) and connect. 0 and c->ufd, or a reply was sent. */
+/* Whether sa is one of the host's own addresses, as the kernel sees it: a
+ * bind to it succeeds (or is in use) only then. No interface list to keep
+ * current, and it covers local routes for whole ranges. */
+static bool host_local(const struct sockaddr *sa)
+{
+    int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return true; /* cannot tell: the caller refuses */
+    struct sockaddr_storage b;
+    memcpy(&b, sa, sa_len(sa));
+    if (b.ss_family == AF_INET)
+        ((struct sockaddr_in *)&b)->sin_port = 0;
+    else
+        ((struct sockaddr_in6 *)&b)->sin6_port = 0;
+    int r = bind(fd, (struct sockaddr *)&b, sa_len(sa));
+    int e = errno;
+    close(fd);
+    return r == 0 || e != EADDRNOTAVAIL;
+}
+
+/* The policy's verdict on connecting to sa, the host's own addresses
+ * included (an allowed name, or open egress's any public address, must not
+ * lead to a service of the host's). Under no lock: host_local is I/O. */
+static enum egress_verdict check_local(struct conn *c, const struct sockaddr *sa)
+{
+    if (!host_local(sa))
+        return EGRESS_ALLOW;
+    pthread_mutex_lock(&c->px->lock);
+    enum egress_verdict v = egress_policy_check_local(c->px->pol, sa, (uint16_t)c->e.port);
+    pthread_mutex_unlock(&c->px->lock);
+    return v;
+}
+
 static int open_upstream(struct conn *c)
 {
     struct egress_proxy *px = c->px;
@@ -431,6 +464,11 @@ static int open_upstream(struct conn *c)
     c->literal = literal;
     if (literal) {
         format_addr((struct sockaddr *)&sa, c->e.address, sizeof(c->e.address));
+        if ((v = check_local(c, (struct sockaddr *)&sa)) != EGRESS_ALLOW) {
+            c->e.address[0] = '\0';
+            deny(c, egress_verdict_name(v));
+            return -1;
+        }
         int fd = connect_to((struct sockaddr *)&sa, sa_len((struct sockaddr *)&sa));
         if (fd < 0) {
             fail(c, 502, "Bad Gateway", strerror(-fd));
@@ -450,13 +488,15 @@ static int open_upstream(struct conn *c)
         fail(c, 502, "Bad Gateway", why);
         return -1;
     }
-    bool refused = false;
+    bool refused = false, local = false;
     int last = -EHOSTUNREACH;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         pthread_mutex_lock(&px->lock);
         v = egress_policy_check_addr(px->pol, ai->ai_addr, (uint16_t)c->e.port);
         pthread_mutex_unlock(&px->lock);
         format_addr(ai->ai_addr, c->e.address, sizeof(c->e.address));
+        if (v == EGRESS_ALLOW && (v = check_local(c, ai->ai_addr)) != EGRESS_ALLOW)
+            local = true;
         if (v != EGRESS_ALLOW) {
             refused = true;
             continue;
@@ -471,7 +511,7 @@ static int open_upstream(struct conn *c)
     }
     freeaddrinfo(res);
     if (refused && last == -EHOSTUNREACH)
-        deny(c, egress_verdict_name(EGRESS_DENY_INTERNAL));
+        deny(c, egress_verdict_name(local ? EGRESS_DENY_LOCAL : EGRESS_DENY_INTERNAL));
     else
         fail(c, 502, "Bad Gateway", strerror(-last));
     return -1;

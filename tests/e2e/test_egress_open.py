@@ -20,7 +20,7 @@ import e2e_support
 from e2e_support import stop_and_check, wait_until
 from airlock import Sandbox
 from airlock.errors import InvalidRequest
-from egress_net import METADATA, PUBLIC, EgressNet, NetnsDaemon, daemon_wrapper
+from egress_net import HOST_PUBLIC, METADATA, PUBLIC, EgressNet, NetnsDaemon, daemon_wrapper
 
 HOST_PORT = 8099  # a server on every address of the daemon's namespace (the "host")
 
@@ -145,7 +145,7 @@ def test_open_never_reaches_internal_addresses(daemon, net):
         for host in (sub + ".2", METADATA, sub + ".1", gw):  # private host, metadata, the host's own addresses
             out = probe(sb, "tcp(%r, 80)" % host)
             assert out.startswith("refused"), (host, out)
-        for host in (sub + ".1", gw, "127.0.0.1"):  # the host's service, on any address it answers on
+        for host in (sub + ".1", gw, HOST_PUBLIC, "127.0.0.1"):  # the host's service, wherever it answers
             out = probe(sb, "tcp(%r, %d)" % (host, HOST_PORT))
             assert out.startswith("refused"), (host, out)
         # the same from the daemon's side answers: the refusals are the filter's
@@ -157,6 +157,10 @@ def test_open_never_reaches_internal_addresses(daemon, net):
         assert probe(sb, "proxied('http://private.test/')") == "HTTP 403"
         assert probe(sb, "proxied('http://%s/')" % METADATA) == "HTTP 403"
         assert probe(sb, "proxied('http://loop.test/')") == "HTTP 403"
+        # the host's own public address is in no special range: the proxy asks the kernel
+        assert probe(sb, "proxied('http://%s:%d/')" % (HOST_PUBLIC, HOST_PORT)) == "HTTP 403"
+        e = sb.egress_log()[-1]
+        assert e["verdict"] == "denied" and "host's own" in e["reason"] and e["address"] is None, e
 
 
 def test_dns_goes_to_the_daemons_resolver_and_is_logged(daemon, net):

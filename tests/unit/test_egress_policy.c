@@ -164,6 +164,9 @@ static void test_open(void)
     CHECK(addr(p, "93.184.216.34", 443) == EGRESS_ALLOW);
     CHECK(addr(p, "10.0.0.1", 443) == EGRESS_DENY_INTERNAL); /* a public name resolving inside */
     CHECK(addr(p, "169.254.169.254", 80) == EGRESS_DENY_INTERNAL);
+    struct sockaddr_in self = {.sin_family = AF_INET};
+    CHECK(inet_pton(AF_INET, "203.0.113.7", &self.sin_addr) == 1);
+    CHECK(egress_policy_check_local(p, (struct sockaddr *)&self, 80) == EGRESS_DENY_LOCAL);
     json_t *j = egress_policy_json(p);
     CHECK(json_is_true(json_object_get(j, "open")) && json_array_size(json_object_get(j, "allow")) == 0);
     json_decref(j);
