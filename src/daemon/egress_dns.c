@@ -5,7 +5,10 @@
  * own namespace. Each query is parsed (libresolv's ns_initparse: one
  * question, or it is refused), sent on by the daemon's own resolver
  * (res_nsend, the host's /etc/resolv.conf), its answer relayed back, and
- * both recorded: name, type, the addresses answered, verdict. DNS to any
+ * both recorded: name, type, the addresses answered, verdict. An answer
+ * with an address in a special range (loopback, private, link-local...) is
+ * withheld (REFUSED), as is a reverse lookup into one: the sandbox learns
+ * nothing of the host's internal names. DNS to any
  * other server is refused by the filter (egress_net.c), so this is the
  * sandbox's only resolver, and every name it looks up is in its log.
  *
@@ -21,13 +24,16 @@
 #include <poll.h>
 #include <pthread.h>
 #include <resolv.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "egress_policy.h"
 #include "log.h"
 #include "util.h"
 
@@ -72,12 +78,13 @@ static void record(struct egress_dns *d, const char *name, const char *verdict, 
 }
 
 /* "A 198.51.100.10, 198.51.100.11" (or the rcode) into reason; the first
- * address into first. */
+ * address into first; *internal if any is in a special range. */
 static void answers(const unsigned char *ans, int alen, const char *qtype, char *reason, size_t rlen, char *first,
-                    size_t flen)
+                    size_t flen, bool *internal)
 {
     ns_msg m;
     first[0] = '\0';
+    *internal = false;
     if (ns_initparse(ans, alen, &m) < 0) {
         snprintf(reason, rlen, "%s: unparsable answer", qtype);
         return;
@@ -99,6 +106,13 @@ static void answers(const unsigned char *ans, int alen, const char *qtype, char 
             continue;
         if (!inet_ntop(t == ns_t_a ? AF_INET : AF_INET6, ns_rr_rdata(rr), a, sizeof(a)))
             continue;
+        struct sockaddr_storage ss = {.ss_family = t == ns_t_a ? AF_INET : AF_INET6};
+        if (t == ns_t_a)
+            memcpy(&((struct sockaddr_in *)&ss)->sin_addr, ns_rr_rdata(rr), 4);
+        else
+            memcpy(&((struct sockaddr_in6 *)&ss)->sin6_addr, ns_rr_rdata(rr), 16);
+        if (egress_addr_internal((struct sockaddr *)&ss))
+            *internal = true;
         if (n++ == 0)
             snprintf(first, flen, "%s", a);
         int w = snprintf(reason + off, rlen - off, "%s%s", n == 1 ? " " : ", ", a);
@@ -121,6 +135,37 @@ static void reply_rcode(int fd, unsigned char *q, size_t len, int rcode, const s
     (void)sendto(fd, q, len, MSG_DONTWAIT, to, tolen);
 }
 
+/* A reverse lookup into the internal network: every ip6.arpa name (the
+ * link has no IPv6), and in-addr.arpa names of a special range. Their
+ * answers would map the host's network for the sandbox. */
+static bool internal_reverse(const char *name)
+{
+    size_t n = strlen(name);
+    if (n >= 8 && strcasecmp(name + n - 8, "ip6.arpa") == 0)
+        return true;
+    static const char v4[] = ".in-addr.arpa";
+    if (n < sizeof(v4) - 1 || strcasecmp(name + n - (sizeof(v4) - 1), v4) != 0)
+        return false;
+    /* labels are the octets, last first: "2.0.77.10" is 10.77.0.2 */
+    uint8_t oct[4] = {0};
+    unsigned k = 0;
+    const char *p = name, *end = name + n - (sizeof(v4) - 1);
+    unsigned vals[4];
+    while (p < end && k < 4) {
+        char *e;
+        unsigned long v = strtoul(p, &e, 10);
+        if (e == p || v > 255 || (e != end && *e != '.'))
+            return true; /* not an address: refuse rather than guess */
+        vals[k++] = (unsigned)v;
+        p = e + (e != end);
+    }
+    for (unsigned i = 0; i < k; i++)
+        oct[i] = (uint8_t)vals[k - 1 - i];
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    memcpy(&sa.sin_addr, oct, 4);
+    return egress_addr_internal((struct sockaddr *)&sa);
+}
+
 static void serve_one(struct egress_dns *d, struct __res_state *rs, unsigned char *q, size_t qlen,
                       const struct sockaddr *from, socklen_t fromlen)
 {
@@ -136,6 +181,11 @@ static void serve_one(struct egress_dns *d, struct __res_state *rs, unsigned cha
     snprintf(name, sizeof(name), "%s", ns_rr_name(rr));
     char tbuf[16];
     const char *qtype = type_name(ns_rr_type(rr), tbuf, sizeof(tbuf));
+    if (ns_rr_type(rr) == ns_t_ptr && internal_reverse(name)) {
+        reply_rcode(d->fd, q, qlen, ns_r_refused, from, fromlen);
+        record(d, name, "denied", "PTR: a reverse lookup into an internal range is not sent on", NULL, qlen, 0, t0);
+        return;
+    }
     unsigned char ans[DNS_MAX];
     int alen = res_nsend(rs, q, (int)qlen, ans, sizeof(ans));
     if (alen < 0) {
@@ -145,9 +195,19 @@ static void serve_one(struct egress_dns *d, struct __res_state *rs, unsigned cha
         record(d, name, "failed", reason, NULL, qlen, 0, t0);
         return;
     }
-    (void)sendto(d->fd, ans, (size_t)alen, MSG_DONTWAIT, from, fromlen);
     char reason[160], first[INET6_ADDRSTRLEN];
-    answers(ans, alen, qtype, reason, sizeof(reason), first, sizeof(first));
+    bool internal;
+    answers(ans, alen, qtype, reason, sizeof(reason), first, sizeof(first), &internal);
+    if (internal) {
+        /* the sandbox could not connect there anyway (the filter), and the
+         * answer itself would tell it the host's internal names */
+        reply_rcode(d->fd, q, qlen, ns_r_refused, from, fromlen);
+        size_t off = strlen(reason);
+        snprintf(reason + off, sizeof(reason) - off, " (internal: withheld)");
+        record(d, name, "denied", reason, NULL, qlen, (size_t)alen, t0);
+        return;
+    }
+    (void)sendto(d->fd, ans, (size_t)alen, MSG_DONTWAIT, from, fromlen);
     record(d, name, "allowed", reason, first[0] ? first : NULL, qlen, (size_t)alen, t0);
 }
 

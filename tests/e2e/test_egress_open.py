@@ -177,6 +177,12 @@ def test_dns_goes_to_the_daemons_resolver_and_is_logged(daemon, net):
         assert a and a[-1]["verdict"] == "allowed" and a[-1]["address"] == PUBLIC, log
         assert a[-1]["reason"].startswith("A " + PUBLIC), a
         assert any(e["host"] == "nosuch.test" and "rcode 3" in e["reason"] for e in log), log
+        # an answer in a private range is withheld: the host's internal names stay its own
+        r = sb.run_code("import socket\ntry:\n    print(socket.gethostbyname('private.test'))\n"
+                        "except socket.gaierror as e:\n    print('gaierror')\n")
+        assert r.stdout.strip() == "gaierror", r.stdout
+        e = [e for e in sb.egress_log() if e["host"] == "private.test"][-1]
+        assert e["verdict"] == "denied" and "withheld" in e["reason"] and e["address"] is None, e
         events = [ev for ev in sb.logs() if ev["action"] == "egress" and ev["detail"]["method"] == "DNS"]
         assert events, "DNS queries are in the audit log too"
 

@@ -124,8 +124,19 @@ ATTACKS = [
      REFUSED | {"timeout"}, "a query to a public server: only the daemon's resolver answers DNS"),
     ("open_dns_over_tcp_public", "print('RESULT', tcp('%s', 53))" % PUBLIC, REFUSED, "DNS over TCP, port 53"),
     ("open_dot_public", "print('RESULT', tcp('%s', 853))" % PUBLIC, REFUSED, "DNS over TLS, port 853"),
-    ("open_rebound_name", "a = socket.gethostbyname('private.test')\nprint('RESULT', tcp(a, 80))", REFUSED,
-     "a name the daemon's resolver answers with a private address: it resolves, and still reaches nothing"),
+    ("open_rebound_name", '''
+try:
+    print("RESULT", tcp(socket.gethostbyname("private.test"), 80))
+except socket.gaierror:
+    print("RESULT gaierror")
+''', {"gaierror"}, "a name whose answer is a private address: the daemon's resolver withholds it (and a connect "
+                      "there would be refused anyway)"),
+    ("open_reverse_lookup_internal", '''
+try:
+    print("RESULT", socket.gethostbyaddr("@SUB@.2")[0])
+except (socket.herror, socket.gaierror) as e:
+    print("RESULT", type(e).__name__)
+''', {"herror", "gaierror"}, "PTR into a private range: not sent on, the host's internal names stay unknown"),
     ("open_ipv6_global", "print('RESULT', tcp('2001:db8::1', 80, socket.AF_INET6))",
      {"ENETUNREACH", "EADDRNOTAVAIL", "EHOSTUNREACH"}, "no IPv6 address, no IPv6 route"),
     ("open_ipv6_link_local", '''
