@@ -38,6 +38,11 @@
 #include "util.h"
 
 #define DNS_MAX 4096
+/* Each query is a log entry and an audit row: a sandbox that floods its
+ * resolver is refused past this rate (REFUSED, counted in one entry when it
+ * slows down) rather than fill the state store. */
+#define DNS_RATE 50   /* queries a second, sustained */
+#define DNS_BURST 200
 
 struct egress_dns {
     int fd, stop_efd;
@@ -211,6 +216,16 @@ static void serve_one(struct egress_dns *d, struct __res_state *rs, unsigned cha
     record(d, name, "allowed", reason, first[0] ? first : NULL, qlen, (size_t)alen, t0);
 }
 
+static void flush_over(struct egress_dns *d, unsigned *over, uint64_t t0)
+{
+    if (!*over)
+        return;
+    char reason[128];
+    snprintf(reason, sizeof(reason), "%u queries refused unsent: over %d a second", *over, DNS_RATE);
+    record(d, "", "denied", reason, NULL, 0, 0, t0);
+    *over = 0;
+}
+
 static void *dns_thread(void *arg)
 {
     struct egress_dns *d = arg;
@@ -222,20 +237,42 @@ static void *dns_thread(void *arg)
      * and says so, instead of this thread retrying over TCP */
     rs.options |= RES_IGNTC;
     unsigned char q[DNS_MAX];
+    double tokens = DNS_BURST;
+    uint64_t last = now_mono_ms(), t_over = 0;
+    unsigned over = 0;
     for (;;) {
         struct pollfd p[2] = {{.fd = d->fd, .events = POLLIN}, {.fd = d->stop_efd, .events = POLLIN}};
-        if (poll(p, 2, -1) < 0) {
+        /* refusals are counted in one entry once the flood pauses */
+        int pr = poll(p, 2, over ? 1000 : -1);
+        if (pr < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
         if (p[1].revents)
             break;
+        if (pr == 0 || over >= 100000) {
+            flush_over(d, &over, t_over);
+            continue;
+        }
         struct sockaddr_storage from;
         socklen_t fromlen = sizeof(from);
         ssize_t n = recvfrom(d->fd, q, sizeof(q), MSG_DONTWAIT, (struct sockaddr *)&from, &fromlen);
         if (n < 0)
             continue;
+        uint64_t now = now_mono_ms();
+        tokens += (double)(now - last) * DNS_RATE / 1000.0;
+        if (tokens > DNS_BURST)
+            tokens = DNS_BURST;
+        last = now;
+        if (tokens < 1.0) {
+            if (over++ == 0)
+                t_over = now;
+            reply_rcode(d->fd, q, (size_t)n, ns_r_refused, (struct sockaddr *)&from, fromlen);
+            continue;
+        }
+        tokens -= 1.0;
+        flush_over(d, &over, t_over);
         serve_one(d, &rs, q, (size_t)n, (struct sockaddr *)&from, fromlen);
     }
     res_nclose(&rs);

@@ -187,6 +187,39 @@ def test_dns_goes_to_the_daemons_resolver_and_is_logged(daemon, net):
         assert events, "DNS queries are in the audit log too"
 
 
+FLOOD = r'''
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+q = b"".join(bytes([len(p)]) + p.encode() for p in "flood.test".split(".")) + b"\0" + struct.pack(">HH", 1, 1)
+for i in range(1000):
+    s.sendto(struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0) + q, ("127.0.0.1", 53))
+rcodes = {}
+s.settimeout(3)
+try:
+    while sum(rcodes.values()) < 1000:
+        r = s.recv(512)
+        rcodes[r[3] & 15] = rcodes.get(r[3] & 15, 0) + 1
+except socket.timeout:
+    pass
+print(rcodes.get(3, 0), rcodes.get(5, 0))
+'''
+
+
+def test_a_flood_of_queries_is_refused_past_the_rate(daemon, net):
+    """Every query is a log entry and an audit row: past 50 a second (a burst
+    of 200) the resolver refuses unsent, and says so in one entry."""
+    with open_box(daemon) as sb:
+        before = dns(net).get("flood.test", 0)
+        nx, refused = map(int, sb.run_code(FLOOD).stdout.split())
+        sent_on = dns(net).get("flood.test", 0) - before
+        assert refused > 0 and nx + refused <= 1000, (nx, refused)
+        assert sent_on < 1000 - refused + 1, (sent_on, refused)  # the refused ones never left
+        # one entry counts them, written once the flood pauses (no entry per refusal)
+        assert wait_until(lambda: any("refused unsent" in e["reason"] for e in sb.egress_log()), 10)
+        assert len([e for e in sb.egress_log() if e["method"] == "DNS"]) <= 1000 - refused + 1
+
+
 def test_another_sandbox_is_unreachable(daemon, net):
     server = "import socket, threading\nsrv = socket.socket()\nsrv.bind(('0.0.0.0', 8000))\nsrv.listen(4)\n" \
              "def loop():\n    while True:\n        c, _ = srv.accept(); c.sendall(b'HTTP/1.0 200 OK\\r\\n\\r\\n'); c.close()\n" \
