@@ -42,6 +42,7 @@ struct egress_net {
     bool table_up;
     char forward_was;   /* '0' or '1' before we set it, 0 if untouched */
     unsigned char used[LINKS / 8];
+    unsigned in_use;
 };
 
 /* One nft script; its error text in err. */
@@ -202,6 +203,7 @@ int egress_net_acquire(struct egress_net *n, struct egress_link *l, char *err, s
         return -ENOSPC;
     }
     n->used[i / 8] |= (unsigned char)(1u << (i % 8));
+    n->in_use++;
     pthread_mutex_unlock(&n->lock);
     memset(l, 0, sizeof(*l));
     snprintf(l->host_if, sizeof(l->host_if), "%s%x", n->prefix, i);
@@ -211,13 +213,35 @@ int egress_net_acquire(struct egress_net *n, struct egress_link *l, char *err, s
     return 0;
 }
 
+/* The table and ip_forward as they were: after the last link goes, nothing
+ * of open egress is left on the host. Under the lock. */
+static void table_down_locked(struct egress_net *n)
+{
+    if (!n->table_up)
+        return;
+    delete_table(n);
+    n->table_up = false;
+    if (n->forward_was == '0') {
+        int fd = open(IP_FORWARD, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, "0", 1) != 1)
+            log_warn("egress: cannot restore %s to 0: %s", IP_FORWARD, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+    }
+    n->forward_was = 0;
+}
+
 void egress_net_release(struct egress_net *n, const struct egress_link *l)
 {
     unsigned i = (ntohl(l->host_addr) - n->base - 1) / 4;
     if (i >= LINKS)
         return;
     pthread_mutex_lock(&n->lock);
-    n->used[i / 8] &= (unsigned char)~(1u << (i % 8));
+    if (n->used[i / 8] & (1u << (i % 8))) {
+        n->used[i / 8] &= (unsigned char)~(1u << (i % 8));
+        if (--n->in_use == 0)
+            table_down_locked(n);
+    }
     pthread_mutex_unlock(&n->lock);
 }
 
@@ -225,16 +249,9 @@ void egress_net_free(struct egress_net *n)
 {
     if (!n)
         return;
-    if (n->table_up) {
-        delete_table(n);
-        if (n->forward_was == '0') {
-            int fd = open(IP_FORWARD, O_WRONLY | O_CLOEXEC);
-            if (fd < 0 || write(fd, "0", 1) != 1)
-                log_warn("egress: cannot restore %s to 0: %s", IP_FORWARD, strerror(errno));
-            if (fd >= 0)
-                close(fd);
-        }
-    }
+    pthread_mutex_lock(&n->lock);
+    table_down_locked(n);
+    pthread_mutex_unlock(&n->lock);
     pthread_mutex_destroy(&n->lock);
     free(n);
 }

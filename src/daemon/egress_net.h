@@ -8,9 +8,10 @@
  * killed predecessor left (the table; its veths went with their sandboxes'
  * namespaces).
  *
- * The table is made at the first open-egress sandbox, not at start: a daemon
- * that never serves one never touches the host's firewall or its
- * net.ipv4.ip_forward (set to 1 then, back to what it was at a clean stop).
+ * The table exists while some sandbox has open egress: made with the first
+ * link (and net.ipv4.ip_forward set to 1), deleted with the last (and
+ * ip_forward back to what it was). A daemon that never serves one never
+ * touches the host's firewall.
  */
 #ifndef AIRLOCK_EGRESS_NET_H
 #define AIRLOCK_EGRESS_NET_H
@@ -25,8 +26,9 @@ int egress_net_new(const char *state_dir, struct egress_net **out);
  * 0, -ENOSPC when every address is taken, or the failure with a message in
  * err. */
 int egress_net_acquire(struct egress_net *n, struct egress_link *l, char *err, size_t errlen);
+/* The last one released deletes the table and restores ip_forward. */
 void egress_net_release(struct egress_net *n, const struct egress_link *l);
-/* Deletes the table, restores ip_forward. */
+/* Deletes the table (if up), restores ip_forward. */
 void egress_net_free(struct egress_net *n);
 
 #endif

@@ -256,6 +256,7 @@ def test_runtime_changes_between_all_modes(daemon, net):
                         "except OSError as e:\n    print('closed', type(e).__name__)\n")
         assert r.stdout.strip() in ("closed ConnectionAbortedError", "read b''"), r.stdout
         assert not links(net)  # switching back leaves no route
+        assert not tables(net)  # nor a rule: the table goes with the daemon's last link
         assert probe(sb, "tcp(%r, 80)" % PUBLIC) == "refused ENETUNREACH"
         assert probe(sb, "proxied('http://tls.test/')") == "HTTP 403"
         assert probe(sb, "proxied('http://allowed.test/')").startswith("OK")
@@ -325,6 +326,7 @@ def test_nothing_left_after_destroy_and_after_kill9(net):
         assert len(tag) == 1 and len(links(net)) == 1, (tag, links(net))
         sb.close()
         assert wait_until(lambda: not links(net), 10), links(net)  # destroy removed the link
+        assert wait_until(lambda: tables(net) == others, 10), tables(net)  # and, the last one, the table
         sb = Sandbox(base_url=d.unix_url, api_key=d.key, egress=True)
         agent = d.descendants()
         assert len(links(net)) == 1
