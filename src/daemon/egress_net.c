@@ -40,7 +40,6 @@ struct egress_net {
     char prefix[8];     /* alk<tag> */
     uint32_t base;      /* host order: 100.<64 + tag % 64>.0.0/16 */
     bool table_up;
-    char forward_was;   /* '0' or '1' before we set it, 0 if untouched */
     unsigned char used[LINKS / 8];
     unsigned in_use;
 };
@@ -113,7 +112,7 @@ int egress_net_new(const char *state_dir, struct egress_net **out)
     return 0;
 }
 
-static int set_forward(struct egress_net *n, char *err, size_t errlen)
+static int set_forward(char *err, size_t errlen)
 {
     int fd = open(IP_FORWARD, O_RDWR | O_CLOEXEC);
     char was = 0;
@@ -130,8 +129,8 @@ static int set_forward(struct egress_net *n, char *err, size_t errlen)
         return -e;
     }
     close(fd);
-    if (!n->forward_was)
-        n->forward_was = was;
+    if (was != '1')
+        log_info("egress: %s set to 1 for open egress (left so: others may need it too)", IP_FORWARD);
     return 0;
 }
 
@@ -177,7 +176,7 @@ static int make_table(struct egress_net *n, char *err, size_t errlen)
     int r = nft_run(script, err, errlen);
     if (r < 0)
         return r;
-    if ((r = set_forward(n, err, errlen)) < 0) {
+    if ((r = set_forward(err, errlen)) < 0) {
         delete_table(n);
         return r;
     }
@@ -213,22 +212,16 @@ int egress_net_acquire(struct egress_net *n, struct egress_link *l, char *err, s
     return 0;
 }
 
-/* The table and ip_forward as they were: after the last link goes, nothing
- * of open egress is left on the host. Under the lock. */
+/* After the last link goes, no rule of open egress is left on the host.
+ * Under the lock. */
 static void table_down_locked(struct egress_net *n)
 {
     if (!n->table_up)
         return;
     delete_table(n);
     n->table_up = false;
-    if (n->forward_was == '0') {
-        int fd = open(IP_FORWARD, O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || write(fd, "0", 1) != 1)
-            log_warn("egress: cannot restore %s to 0: %s", IP_FORWARD, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-    }
-    n->forward_was = 0;
+    /* ip_forward stays as it is: another daemon, or a container runtime,
+     * may have links that need it now (docs/egress.md) */
 }
 
 void egress_net_release(struct egress_net *n, const struct egress_link *l)

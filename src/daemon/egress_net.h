@@ -9,9 +9,9 @@
  * namespaces).
  *
  * The table exists while some sandbox has open egress: made with the first
- * link (and net.ipv4.ip_forward set to 1), deleted with the last (and
- * ip_forward back to what it was). A daemon that never serves one never
- * touches the host's firewall.
+ * link (net.ipv4.ip_forward set to 1 then, and left so: another daemon or a
+ * container runtime may rely on it), deleted with the last. A daemon that
+ * never serves one never touches the host's firewall or ip_forward.
  */
 #ifndef AIRLOCK_EGRESS_NET_H
 #define AIRLOCK_EGRESS_NET_H
@@ -26,9 +26,9 @@ int egress_net_new(const char *state_dir, struct egress_net **out);
  * 0, -ENOSPC when every address is taken, or the failure with a message in
  * err. */
 int egress_net_acquire(struct egress_net *n, struct egress_link *l, char *err, size_t errlen);
-/* The last one released deletes the table and restores ip_forward. */
+/* The last one released deletes the table. */
 void egress_net_release(struct egress_net *n, const struct egress_link *l);
-/* Deletes the table (if up), restores ip_forward. */
+/* Deletes the table (if up). */
 void egress_net_free(struct egress_net *n);
 
 #endif

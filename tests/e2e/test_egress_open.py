@@ -190,25 +190,29 @@ def test_dns_goes_to_the_daemons_resolver_and_is_logged(daemon, net):
 FLOOD = r'''
 import socket, struct
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
 q = b"".join(bytes([len(p)]) + p.encode() for p in "flood.test".split(".")) + b"\0" + struct.pack(">HH", 1, 1)
-for i in range(1000):
-    s.sendto(struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0) + q, ("127.0.0.1", 53))
 rcodes = {}
 s.settimeout(3)
-try:
-    while sum(rcodes.values()) < 1000:
-        r = s.recv(512)
-        rcodes[r[3] & 15] = rcodes.get(r[3] & 15, 0) + 1
-except socket.timeout:
-    pass
+# batches of 50, each sent when the last is answered: as fast as the daemon
+# answers, and never more at once than its socket buffer holds
+for b in range(20):
+    for i in range(50):
+        s.sendto(struct.pack(">HHHHHH", b * 50 + i, 0x0100, 1, 0, 0, 0) + q, ("127.0.0.1", 53))
+    try:
+        for i in range(50):
+            r = s.recv(512)
+            rcodes[r[3] & 15] = rcodes.get(r[3] & 15, 0) + 1
+    except socket.timeout:
+        pass
 print(rcodes.get(3, 0), rcodes.get(5, 0))
 '''
 
 
 def test_a_flood_of_queries_is_refused_past_the_rate(daemon, net):
     """Every query is a log entry and an audit row: past 50 a second (a burst
-    of 200) the resolver refuses unsent, and says so in one entry."""
+    of 200) the resolver refuses unsent, and says so in one entry. (1000
+    queries as fast as the daemon answers them: it answers far more than 50
+    a second, so the limit is reached.)"""
     with open_box(daemon) as sb:
         before = dns(net).get("flood.test", 0)
         nx, refused = map(int, sb.run_code(FLOOD).stdout.split())
