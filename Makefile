@@ -29,7 +29,7 @@ VM_PKGS := qemu-system-x86 cpio binutils
 
 APT_PKGS := meson ninja-build pkg-config gcc libc6-dev \
 	libmicrohttpd-dev libjansson-dev libseccomp-dev libcap-dev libsqlite3-dev \
-	libssl-dev libcurl4-openssl-dev libhttp-parser-dev \
+	libssl-dev libcurl4-openssl-dev libhttp-parser-dev libmnl-dev libnftables-dev nftables \
 	python3 python3-dev python3-pip python3-pytest python3-setuptools \
 	$(TEMPLATE_PKGS) \
 	iproute2 curl procps openssl \

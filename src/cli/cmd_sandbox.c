@@ -24,7 +24,8 @@ static const struct cli_option create_options[] = {
     {.name = "metadata", .arg = ARG_KV, .metavar = "K=V", .body_key = "metadata", .want = "K=V",
      .help = "free-form labels"},
     {.name = "region", .arg = ARG_STRING, .metavar = "R", .body_key = "region", .help = "region to pin the sandbox to"},
-    {.name = "egress", .body_key = "egress", .help = "ask for open network egress (refused: not available yet)"},
+    {.name = "egress", .body_key = "egress", .help = "open network egress: any public address, never loopback, link-local, private ranges or the host "
+             "(docs/egress.md)"},
     {.name = "allow", .arg = ARG_STRING, .repeat = true, .metavar = "HOST:PORT",
      .help = "reach this host through the sandbox's egress proxy (repeatable; *.domain:port, cidr:port too; "
              "docs/egress.md)"},

@@ -8,10 +8,14 @@ const char sandbox_etc_group[] = "root:x:0:\n"
                                  "tty:x:5:\n"
                                  "user:x:1000:\n"
                                  "nogroup:x:65534:\n";
+/* hosts: dns too, with an empty resolv.conf: glibc then asks 127.0.0.1:53,
+ * the sandbox's own loopback. Sealed and allow-list sandboxes have nothing
+ * there (refused at once, nothing leaves); open egress has the daemon's
+ * resolver there (docs/egress.md). */
 const char sandbox_etc_nsswitch[] = "passwd: files\n"
                                     "group: files\n"
                                     "shadow: files\n"
-                                    "hosts: files\n"
+                                    "hosts: files dns\n"
                                     "networks: files\n"
                                     "protocols: files\n"
                                     "services: files\n"

@@ -16,22 +16,24 @@
 #include "store.h"
 #include "util.h"
 
-/* false -> sealed (*out NULL); {"allow":[...]} -> a policy; true -> 400
- * (open egress is not served yet). 0, or -1 with the answer sent. */
+/* false -> sealed (*out NULL); {"allow":[...]} -> a policy; true -> the
+ * open policy (mode 3). 0, or -1 with the answer sent. */
 int api_egress_parse(struct http_req *req, const json_t *v, struct egress_policy **out)
 {
     *out = NULL;
     if (!v || json_is_null(v) || json_is_false(v))
         return 0;
     if (json_is_true(v)) {
-        http_reply_errorf(req, 400, "egress_unavailable",
-                          "open egress (\"egress\": true) is not available yet; sandboxes are sealed, or reach "
-                          "named hosts through an allow-list: {\"egress\": {\"allow\": [\"host:port\", ...]}}");
-        return -1;
+        if (egress_policy_new_open(out) < 0) {
+            http_reply_errorf(req, 500, "internal", "out of memory");
+            return -1;
+        }
+        return 0;
     }
     if (!json_is_object(v) || !json_object_get(v, "allow") || json_object_size(v) != 1) {
         http_reply_errorf(req, 400, "invalid_request",
-                          "egress must be false, or {\"allow\": [\"host:port\", \"*.domain:port\", \"cidr:port\"]}");
+                          "egress must be false, true (open egress), or {\"allow\": [\"host:port\", "
+                          "\"*.domain:port\", \"cidr:port\"]}");
         return -1;
     }
     char err[512];
@@ -68,16 +70,31 @@ void api_egress_get(struct http_req *req)
         http_reply_json(req, 200, egress_proxy_policy_json(px));
 }
 
+/* The body: {"allow": [...]} (an allow-list), or {"egress": false | true |
+ * {"allow": [...]}} (any mode; false on a sandbox created with egress is
+ * the empty list: no route, the proxy refuses everything). */
 void api_egress_put(struct http_req *req)
 {
     json_t *v = req->body;
-    if (!json_is_object(v) || !json_object_get(v, "allow")) {
-        http_reply_errorf(req, 400, "invalid_request", "the body must be {\"allow\": [\"host:port\", ...]}");
+    if (json_is_object(v) && json_object_get(v, "egress") && json_object_size(v) == 1)
+        v = json_object_get(v, "egress");
+    else if (!json_is_object(v) || !json_object_get(v, "allow")) {
+        http_reply_errorf(req, 400, "invalid_request",
+                          "the body must be {\"allow\": [\"host:port\", ...]} or {\"egress\": false | true | "
+                          "{\"allow\": [...]}}");
         return;
     }
     struct egress_policy *pol = NULL;
     if (api_egress_parse(req, v, &pol) < 0)
         return;
+    if (!pol) {
+        json_auto_t *none = json_array();
+        char err[128];
+        if (egress_policy_parse(none, &pol, err, sizeof(err)) < 0) {
+            http_reply_errorf(req, 500, "internal", "%s", err);
+            return;
+        }
+    }
     struct egress_proxy *px;
     cleanup_sandbox struct sandbox *sb = egress_sandbox(req, &px);
     if (!sb) {
@@ -95,7 +112,12 @@ void api_egress_put(struct http_req *req)
         http_reply_error(req, &err);
         return;
     }
-    unsigned closed = egress_proxy_set_policy(px, pol);
+    unsigned closed = 0;
+    struct op_error oerr = {0};
+    if ((r = sandbox_set_egress(sb, pol, &closed, &oerr)) < 0) {
+        api_reply_op_error(req, r, &oerr);
+        return;
+    }
     json_t *j = egress_proxy_policy_json(px);
     json_object_set_new(j, "closed", json_integer(closed));
     http_reply_json(req, 200, j);

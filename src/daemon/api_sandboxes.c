@@ -287,7 +287,8 @@ void api_sandbox_create(struct http_req *req)
     }
     if (p.egress && p.isolation == ISO_VM) {
         http_reply_errorf(req, 400, "egress_unavailable",
-                          "egress allow-lists are served on the jail backend only; vm sandboxes are sealed");
+                          "egress (allow-lists and open egress) is served on the jail backend only; vm sandboxes "
+                          "have no network interface and are sealed");
         return;
     }
     if (p.isolation == ISO_VM && !d->vm_backend) {

@@ -72,6 +72,14 @@ struct backend_config {
 
 struct backend_instance; /* backend-private */
 
+/* One sandbox's open-egress link: the host end's name, both ends'
+ * IPv4 addresses (network order) on one small subnet. */
+struct egress_link {
+    char host_if[16];
+    uint32_t host_addr, sandbox_addr;
+    unsigned prefix;
+};
+
 struct backend_ops {
     const char *name;
     /* Once at daemon start: detect cgroup v1/v2, create the parent cgroups,
@@ -94,10 +102,17 @@ struct backend_ops {
     /* Host pid of the running, ready Python zygote, 0 if none (healthz).
      * Optional. */
     pid_t (*zygote_pid)(void *state);
-    /* A listening TCP socket (CLOEXEC) on 127.0.0.1:port inside the
-     * sandbox's own network namespace, for the daemon's egress proxy
-     * (egress_proxy.h). Optional: NULL, the backend offers no egress. */
-    int (*egress_listen)(struct backend_instance *inst, uint16_t port, int *fd);
+    /* A socket (CLOEXEC) bound to 127.0.0.1:port inside the sandbox's own
+     * network namespace: SOCK_STREAM listening, for the daemon's egress
+     * proxy (egress_proxy.h), or SOCK_DGRAM for its DNS resolver
+     * (egress_dns.h). Optional: NULL, the backend offers no egress. */
+    int (*egress_listen)(struct backend_instance *inst, int type, uint16_t port, int *fd);
+    /* Open egress's link (egress_open.h): a veth whose peer is the
+     * sandbox's eth0, addressed and routed from outside. Optional. */
+    int (*egress_link_up)(struct backend_instance *inst, const struct egress_link *l);
+    /* Abort the sandbox's sockets to non-loopback peers (how many in
+     * *closed), then delete the link. inst may be NULL (already destroyed). */
+    int (*egress_link_down)(struct backend_instance *inst, const struct egress_link *l, unsigned *closed);
     void (*fini)(void *state);
 };
 

@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
+#include "egress_dns.h"
+#include "egress_net.h"
 #include "egress_proxy.h"
 #include "log.h"
 #include "proto.h"
@@ -26,7 +29,9 @@
 
 void sandbox_discard(struct sandbox *sb)
 {
+    sandbox_stop_egress(sb);
     egress_proxy_free(sb->egress_px);
+    pthread_mutex_destroy(&sb->egress_lock);
     agent_conn_free(sb->conn); /* joins the reader thread */
     pthread_mutex_lock(&sb->inst_lock);
     if (sb->inst) /* a failed build, or one that never went live */
@@ -43,6 +48,65 @@ struct agent_conn *sandbox_agent(struct sandbox *sb) { return sb->conn; }
 json_t *sandbox_env(struct sandbox *sb) { return sb->env; }
 struct egress_proxy *sandbox_egress(struct sandbox *sb) { return sb->egress_px; }
 
+/* ---- egress (docs/egress.md): the proxy, and open egress's link */
+
+/* Open egress's link and resolver; under egress_lock. */
+static int link_open_locked(struct sandbox *sb, struct op_error *err)
+{
+    struct daemon *d = sb->d;
+    if (!d->egress_net || !sb->bk->egress_link_up)
+        return op_error_set(err, -EOPNOTSUPP, ERR_INTERNAL, "open egress is not available on the %s backend",
+                            sb->bk->name);
+    char msg[512];
+    int r = egress_net_acquire(d->egress_net, &sb->egress_link, msg, sizeof(msg));
+    if (r < 0)
+        return op_error_set(err, r, ERR_INTERNAL, "open egress: %s", msg);
+    int fd = -1;
+    const char *step = "link";
+    pthread_mutex_lock(&sb->inst_lock);
+    r = sb->inst ? sb->bk->egress_link_up(sb->inst, &sb->egress_link) : -ESRCH;
+    if (r == 0) {
+        step = "resolver socket";
+        if ((r = sb->bk->egress_listen(sb->inst, SOCK_DGRAM, EGRESS_DNS_PORT, &fd)) < 0) {
+            unsigned n;
+            (void)sb->bk->egress_link_down(sb->inst, &sb->egress_link, &n);
+        }
+    }
+    pthread_mutex_unlock(&sb->inst_lock);
+    if (r == 0 && (r = egress_dns_start(fd, sb->egress_px, &sb->egress_dns)) < 0) {
+        step = "resolver";
+        unsigned n;
+        pthread_mutex_lock(&sb->inst_lock);
+        (void)sb->bk->egress_link_down(sb->inst, &sb->egress_link, &n);
+        pthread_mutex_unlock(&sb->inst_lock);
+    }
+    if (r < 0) {
+        egress_net_release(d->egress_net, &sb->egress_link);
+        return op_error_set(err, r, ERR_INTERNAL, "open egress %s %s: %s", step, sb->egress_link.host_if,
+                            strerror(-r));
+    }
+    sb->egress_linked = true;
+    log_info("sandbox %s: open egress on %s", sb->id, sb->egress_link.host_if);
+    return 0;
+}
+
+/* Resolver, sockets, link: gone. How many direct connections were aborted.
+ * Under egress_lock. */
+static unsigned link_close_locked(struct sandbox *sb)
+{
+    egress_dns_stop(sb->egress_dns);
+    sb->egress_dns = NULL;
+    unsigned closed = 0;
+    pthread_mutex_lock(&sb->inst_lock);
+    int r = sb->bk->egress_link_down(sb->inst, &sb->egress_link, &closed);
+    pthread_mutex_unlock(&sb->inst_lock);
+    if (r < 0)
+        log_error("sandbox %s: open egress link %s teardown: %s", sb->id, sb->egress_link.host_if, strerror(-r));
+    egress_net_release(sb->d->egress_net, &sb->egress_link);
+    sb->egress_linked = false;
+    return closed;
+}
+
 int sandbox_start_egress(struct sandbox *sb, struct egress_policy *pol, struct op_error *err)
 {
     if (!sb->bk->egress_listen) {
@@ -51,8 +115,9 @@ int sandbox_start_egress(struct sandbox *sb, struct egress_policy *pol, struct o
                             "egress allow-lists are not available on the %s backend", sb->bk->name);
     }
     int fd = -1;
+    bool open = pol->open;
     pthread_mutex_lock(&sb->inst_lock);
-    int r = sb->inst ? sb->bk->egress_listen(sb->inst, EGRESS_PROXY_PORT, &fd) : -ESRCH;
+    int r = sb->inst ? sb->bk->egress_listen(sb->inst, SOCK_STREAM, EGRESS_PROXY_PORT, &fd) : -ESRCH;
     pthread_mutex_unlock(&sb->inst_lock);
     if (r < 0) {
         egress_policy_free(pol);
@@ -60,8 +125,53 @@ int sandbox_start_egress(struct sandbox *sb, struct egress_policy *pol, struct o
     }
     if ((r = egress_proxy_start(fd, sb->id, sb->d->store, pol, &sb->egress_px)) < 0)
         return op_error_set(err, r, ERR_INTERNAL, "egress proxy: %s", strerror(-r));
+    if (open) {
+        pthread_mutex_lock(&sb->egress_lock);
+        r = link_open_locked(sb, err);
+        pthread_mutex_unlock(&sb->egress_lock);
+    }
+    return r;
+}
+
+int sandbox_set_egress(struct sandbox *sb, struct egress_policy *pol, unsigned *closed, struct op_error *err)
+{
+    *closed = 0;
+    pthread_mutex_lock(&sb->egress_lock);
+    if (pol->open && !sb->egress_linked) {
+        /* the link first: if it cannot be made, nothing changed */
+        int r = link_open_locked(sb, err);
+        if (r < 0) {
+            pthread_mutex_unlock(&sb->egress_lock);
+            egress_policy_free(pol);
+            return r;
+        }
+    } else if (!pol->open && sb->egress_linked) {
+        /* the route goes before the new list applies: nothing direct
+         * outlives the change */
+        unsigned n = link_close_locked(sb);
+        struct egress_log_entry e = {.time_ms = now_wall_ms()};
+        snprintf(e.method, sizeof(e.method), "ROUTE");
+        snprintf(e.host, sizeof(e.host), "%s", sb->egress_link.host_if);
+        snprintf(e.verdict, sizeof(e.verdict), "revoked");
+        snprintf(e.reason, sizeof(e.reason),
+                 "open egress ended by a policy change: the route is removed, %u direct connection(s) closed", n);
+        egress_proxy_record(sb->egress_px, &e);
+        *closed += n;
+    }
+    *closed += egress_proxy_set_policy(sb->egress_px, pol);
+    pthread_mutex_unlock(&sb->egress_lock);
     return 0;
 }
+
+void sandbox_stop_egress(struct sandbox *sb)
+{
+    pthread_mutex_lock(&sb->egress_lock);
+    if (sb->egress_linked)
+        (void)link_close_locked(sb);
+    pthread_mutex_unlock(&sb->egress_lock);
+    egress_proxy_shutdown(sb->egress_px);
+}
+
 unsigned sandbox_memory_mb(const struct sandbox *sb) { return sb->memory_mb; }
 bool sandbox_crashed(struct sandbox *sb) { return atomic_load(&sb->crashed); }
 
@@ -120,6 +230,7 @@ static int sandbox_alloc(struct daemon *d, const struct sandbox_shape *s, struct
         return op_error_set(err, -ENOMEM, ERR_INTERNAL, "out of memory");
     sb->d = d;
     pthread_mutex_init(&sb->inst_lock, NULL);
+    pthread_mutex_init(&sb->egress_lock, NULL);
     sb->refs = 1;
     memcpy(sb->id, "sb_", 3);
     int r = random_hex(sb->id + 3, 16);

@@ -63,6 +63,12 @@ json_t *sandbox_env(struct sandbox *sb); /* borrowed, immutable once created */
 /* Serve an allow-list proxy (pol, consumed) in sb's network namespace;
  * before sb is visible. The API refuses backends without one first. */
 int sandbox_start_egress(struct sandbox *sb, struct egress_policy *pol, struct op_error *err);
+/* PUT /v1/sandboxes/{id}/egress: pol (consumed) for new connections at once,
+ * open egress's link made or removed as pol->open says; *closed: the open
+ * connections it closed. A link that cannot be made changes nothing. */
+int sandbox_set_egress(struct sandbox *sb, struct egress_policy *pol, unsigned *closed, struct op_error *err);
+/* The link and resolver removed, the proxy shut down (its log stays). */
+void sandbox_stop_egress(struct sandbox *sb);
 /* The proxy, or NULL for a sealed sandbox. */
 struct egress_proxy *sandbox_egress(struct sandbox *sb);
 unsigned sandbox_memory_mb(const struct sandbox *sb);

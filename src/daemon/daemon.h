@@ -19,6 +19,7 @@ struct pool;
 
 struct bgwork;
 struct templates;
+struct egress_net;
 
 struct daemon {
     struct config cfg;
@@ -37,6 +38,7 @@ struct daemon {
     char vm_error[512];
     struct template_info host_template;
     struct templates *templates; /* built templates and builds (templates.c) */
+    struct egress_net *egress_net; /* open egress's host side (egress_net.h); NULL: not served */
     unsigned nproc;              /* upper bound of `cpus` */
     atomic_bool shutting_down;   /* set on SIGTERM/SIGINT: new requests get 503 */
 };

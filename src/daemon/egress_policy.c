@@ -208,6 +208,16 @@ int egress_policy_parse(const json_t *allow, struct egress_policy **out, char *e
     return 0;
 }
 
+int egress_policy_new_open(struct egress_policy **out)
+{
+    struct egress_policy *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->open = true;
+    *out = p;
+    return 0;
+}
+
 void egress_policy_free(struct egress_policy *p) { free(p); }
 
 json_t *egress_policy_json(const struct egress_policy *p)
@@ -215,6 +225,8 @@ json_t *egress_policy_json(const struct egress_policy *p)
     json_t *a = json_array();
     for (size_t i = 0; p && i < p->n; i++)
         json_array_append_new(a, json_string(p->rules[i].text));
+    if (p && p->open)
+        return json_pack("{s:b,s:o}", "open", 1, "allow", a);
     return json_pack("{s:o}", "allow", a);
 }
 
@@ -230,7 +242,9 @@ void egress_policy_describe(const struct egress_policy *p, char *buf, size_t len
             break;
         off += (size_t)w;
     }
-    if (!p || p->n == 0)
+    if (p && p->open)
+        snprintf(buf, len, "(open: any public address; loopback, link-local and private ranges refused)");
+    else if (!p || p->n == 0)
         snprintf(buf, len, "(empty: nothing is allowed)");
 }
 
@@ -321,11 +335,15 @@ enum egress_verdict egress_policy_check_host(const struct egress_policy *p, cons
             memcpy(&s6->sin6_addr, addr, 16);
         }
         sa_addr((struct sockaddr *)sa, &family, addr); /* v4-mapped counts as v4 */
+        if (p->open && !addr_internal(family, addr))
+            return EGRESS_ALLOW;
         return cidr_allows(p, family, addr, port) ? EGRESS_ALLOW : EGRESS_DENY_LITERAL;
     }
     char name[EGRESS_HOST_MAX + 1];
     if (!normalize_name(host, len, name))
         return EGRESS_DENY_INVALID;
+    if (p->open) /* may be resolved; its addresses are checked next */
+        return EGRESS_ALLOW;
     size_t nlen = strlen(name);
     for (size_t i = 0; i < p->n; i++) {
         const struct egress_rule *r = &p->rules[i];
@@ -352,6 +370,14 @@ enum egress_verdict egress_policy_check_addr(const struct egress_policy *p, cons
     return cidr_allows(p, family, addr, port) ? EGRESS_ALLOW : EGRESS_DENY_INTERNAL;
 }
 
+enum egress_verdict egress_policy_check_local(const struct egress_policy *p, const struct sockaddr *sa, uint16_t port)
+{
+    int family;
+    uint8_t addr[16];
+    sa_addr(sa, &family, addr);
+    return cidr_allows(p, family, addr, port) ? EGRESS_ALLOW : EGRESS_DENY_LOCAL;
+}
+
 const char *egress_verdict_name(enum egress_verdict v)
 {
     switch (v) {
@@ -365,6 +391,8 @@ const char *egress_verdict_name(enum egress_verdict v)
         return "not a valid host name";
     case EGRESS_DENY_INTERNAL:
         return "the name resolves to a loopback, link-local or private address no CIDR rule allows";
+    case EGRESS_DENY_LOCAL:
+        return "the address is one of the host's own, which no CIDR rule allows";
     }
     return "denied";
 }

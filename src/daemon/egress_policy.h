@@ -41,6 +41,9 @@ struct egress_rule {
 };
 
 struct egress_policy {
+    /* open egress (docs/egress.md, mode 3): any name on any port, but an
+     * address in a special range still needs a CIDR rule */
+    bool open;
     size_t n;
     struct egress_rule rules[];
 };
@@ -51,14 +54,17 @@ enum egress_verdict {
     EGRESS_DENY_LITERAL,  /* an IP literal no CIDR rule allows */
     EGRESS_DENY_INVALID,  /* not a host name or IP literal */
     EGRESS_DENY_INTERNAL, /* resolved into loopback/link-local/private, no CIDR rule for it */
+    EGRESS_DENY_LOCAL,    /* one of the host's own addresses, no CIDR rule for it */
 };
 
 /* allow: a JSON array of rule strings. 0 and *out (egress_policy_free), or
  * -EINVAL with a message naming the bad rule. */
 int egress_policy_parse(const json_t *allow, struct egress_policy **out, char *err, size_t errlen);
+/* The open policy (no rules): 0 and *out, or -ENOMEM. */
+int egress_policy_new_open(struct egress_policy **out);
 void egress_policy_free(struct egress_policy *p);
 static inline void egress_policy_freep(struct egress_policy **p) { egress_policy_free(*p); }
-/* {"allow":[...]} as given. */
+/* {"allow":[...]} as given; {"open": true, "allow": []} for the open one. */
 json_t *egress_policy_json(const struct egress_policy *p);
 /* "a, b, c": the rules, for the 403 body. */
 void egress_policy_describe(const struct egress_policy *p, char *buf, size_t len);
@@ -72,6 +78,9 @@ enum egress_verdict egress_policy_check_host(const struct egress_policy *p, cons
  * (loopback, link-local, RFC 1918, CGNAT, ULA, unspecified, multicast) needs
  * a CIDR rule containing it. */
 enum egress_verdict egress_policy_check_addr(const struct egress_policy *p, const struct sockaddr *sa, uint16_t port);
+/* An address the caller found to be the host's own (egress_proxy.c asks
+ * the kernel): allowed only by a CIDR rule containing it. */
+enum egress_verdict egress_policy_check_local(const struct egress_policy *p, const struct sockaddr *sa, uint16_t port);
 /* True for the special ranges above. */
 bool egress_addr_internal(const struct sockaddr *sa);
 const char *egress_verdict_name(enum egress_verdict v);

@@ -38,6 +38,7 @@ struct conn {
     /* what the connection goes to, for a runtime policy change; set under
      * px->lock when relaying starts */
     bool relaying, literal, revoked;
+    bool socks; /* a SOCKS5 client: refusals are SOCKS replies, not HTTP */
     struct sockaddr_storage ua;
     struct conn *prev, *next;
 };
@@ -58,23 +59,26 @@ struct egress_proxy {
 
 /* ---- the log */
 
-static void conn_finish(struct conn *c, const char *verdict, const char *reason)
+void egress_proxy_record(struct egress_proxy *px, const struct egress_log_entry *e)
 {
-    struct egress_proxy *px = c->px;
-    snprintf(c->e.verdict, sizeof(c->e.verdict), "%s", verdict);
-    if (reason)
-        snprintf(c->e.reason, sizeof(c->e.reason), "%s", reason);
-    c->e.duration_ms = now_mono_ms() - c->t0;
-    egress_log_add(px->log, &c->e);
-    json_t *detail = egress_log_entry_json(&c->e);
+    egress_log_add(px->log, e);
+    json_t *detail = egress_log_entry_json(e);
     /* the audit row is the durable copy; a full state disk loses it but
      * must not stop the proxy (the in-memory log still has it) */
     int r = px->store ? store_audit(px->store, NULL, "egress", px->id, detail) : 0;
     if (r < 0)
         log_warn("sandbox %s: egress audit row not written: %s", px->id, strerror(-r));
     json_decref(detail);
-    log_debug("sandbox %s: egress %s %s:%u %s (%s)", px->id, c->e.method, c->e.host, c->e.port, c->e.verdict,
-              c->e.reason);
+    log_debug("sandbox %s: egress %s %s:%u %s (%s)", px->id, e->method, e->host, e->port, e->verdict, e->reason);
+}
+
+static void conn_finish(struct conn *c, const char *verdict, const char *reason)
+{
+    snprintf(c->e.verdict, sizeof(c->e.verdict), "%s", verdict);
+    if (reason)
+        snprintf(c->e.reason, sizeof(c->e.reason), "%.*s", (int)sizeof(c->e.reason) - 1, reason);
+    c->e.duration_ms = now_mono_ms() - c->t0;
+    egress_proxy_record(c->px, &c->e);
 }
 
 /* ---- answers to the sandbox */
@@ -93,8 +97,24 @@ static void send_all(int fd, const void *buf, size_t len)
     }
 }
 
+/* SOCKS5's reply codes for our statuses (RFC 1928 section 6) */
+static void socks_reply(struct conn *c, int status)
+{
+    uint8_t rep = status == 403 ? 0x02 /* not allowed by ruleset */
+                  : status == 502 ? 0x04 /* host unreachable */
+                  : status == 504 ? 0x06 /* TTL expired: timed out */
+                  : status == 501 ? 0x07 /* command not supported */
+                  : 0x01;                /* general failure */
+    const uint8_t r[10] = {5, rep, 0, 1, 0, 0, 0, 0, 0, 0};
+    send_all(c->cfd, r, sizeof(r));
+}
+
 static void reply(struct conn *c, int status, const char *phrase, const char *body)
 {
+    if (c->socks) {
+        socks_reply(c, status);
+        return;
+    }
     char head[256];
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
@@ -396,6 +416,39 @@ static void set_upstream(struct conn *c, int fd, const void *sa, socklen_t len)
 }
 
 /* Resolve (host side) and connect. 0 and c->ufd, or a reply was sent. */
+/* Whether sa is one of the host's own addresses, as the kernel sees it: a
+ * bind to it succeeds (or is in use) only then. No interface list to keep
+ * current, and it covers local routes for whole ranges. */
+static bool host_local(const struct sockaddr *sa)
+{
+    int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return true; /* cannot tell: the caller refuses */
+    struct sockaddr_storage b;
+    memcpy(&b, sa, sa_len(sa));
+    if (b.ss_family == AF_INET)
+        ((struct sockaddr_in *)&b)->sin_port = 0;
+    else
+        ((struct sockaddr_in6 *)&b)->sin6_port = 0;
+    int r = bind(fd, (struct sockaddr *)&b, sa_len(sa));
+    int e = errno;
+    close(fd);
+    return r == 0 || e != EADDRNOTAVAIL;
+}
+
+/* The policy's verdict on connecting to sa, the host's own addresses
+ * included (an allowed name, or open egress's any public address, must not
+ * lead to a service of the host's). Under no lock: host_local is I/O. */
+static enum egress_verdict check_local(struct conn *c, const struct sockaddr *sa)
+{
+    if (!host_local(sa))
+        return EGRESS_ALLOW;
+    pthread_mutex_lock(&c->px->lock);
+    enum egress_verdict v = egress_policy_check_local(c->px->pol, sa, (uint16_t)c->e.port);
+    pthread_mutex_unlock(&c->px->lock);
+    return v;
+}
+
 static int open_upstream(struct conn *c)
 {
     struct egress_proxy *px = c->px;
@@ -411,6 +464,11 @@ static int open_upstream(struct conn *c)
     c->literal = literal;
     if (literal) {
         format_addr((struct sockaddr *)&sa, c->e.address, sizeof(c->e.address));
+        if ((v = check_local(c, (struct sockaddr *)&sa)) != EGRESS_ALLOW) {
+            c->e.address[0] = '\0';
+            deny(c, egress_verdict_name(v));
+            return -1;
+        }
         int fd = connect_to((struct sockaddr *)&sa, sa_len((struct sockaddr *)&sa));
         if (fd < 0) {
             fail(c, 502, "Bad Gateway", strerror(-fd));
@@ -430,13 +488,15 @@ static int open_upstream(struct conn *c)
         fail(c, 502, "Bad Gateway", why);
         return -1;
     }
-    bool refused = false;
+    bool refused = false, local = false;
     int last = -EHOSTUNREACH;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         pthread_mutex_lock(&px->lock);
         v = egress_policy_check_addr(px->pol, ai->ai_addr, (uint16_t)c->e.port);
         pthread_mutex_unlock(&px->lock);
         format_addr(ai->ai_addr, c->e.address, sizeof(c->e.address));
+        if (v == EGRESS_ALLOW && (v = check_local(c, ai->ai_addr)) != EGRESS_ALLOW)
+            local = true;
         if (v != EGRESS_ALLOW) {
             refused = true;
             continue;
@@ -451,7 +511,7 @@ static int open_upstream(struct conn *c)
     }
     freeaddrinfo(res);
     if (refused && last == -EHOSTUNREACH)
-        deny(c, egress_verdict_name(EGRESS_DENY_INTERNAL));
+        deny(c, egress_verdict_name(local ? EGRESS_DENY_LOCAL : EGRESS_DENY_INTERNAL));
     else
         fail(c, 502, "Bad Gateway", strerror(-last));
     return -1;
@@ -598,10 +658,170 @@ static bool check_hello(struct conn *c, char *buf, size_t cap, size_t *len)
     }
 }
 
+/* A CONNECT (or SOCKS5) tunnel, after its success reply: pending is what
+ * the client sent after its request. 0 when relayed, -1 when it ended
+ * logged (a denied hello, a client that left). */
+static int tunnel(struct conn *c, const char *pending, size_t npending)
+{
+    char *hello = malloc(EGRESS_TLS_MAX_HELLO);
+    if (!hello) {
+        conn_finish(c, "failed", "out of memory");
+        return -1;
+    }
+    size_t n = npending < EGRESS_TLS_MAX_HELLO ? npending : EGRESS_TLS_MAX_HELLO;
+    if (n)
+        memcpy(hello, pending, n);
+    if (n == 0) {
+        /* Who speaks first: a TLS client always does, and its hello is
+         * checked; a server that does (SMTP, MySQL, an SSH banner) is
+         * no TLS handshake, so the tunnel is relayed as it is. */
+        struct pollfd pf[2] = {{.fd = c->cfd, .events = POLLIN}, {.fd = c->ufd, .events = POLLIN}};
+        int pr;
+        do
+            pr = poll(pf, 2, HEAD_TIMEOUT_S * 1000);
+        while (pr < 0 && errno == EINTR);
+        if (pr > 0 && !(pf[0].revents & POLLIN) && (pf[1].revents & POLLIN)) {
+            free(hello);
+            relay(c, NULL, 0, UINT64_MAX);
+            return 0;
+        }
+        ssize_t r = -1;
+        if (pr > 0)
+            do
+                r = recv(c->cfd, hello, EGRESS_TLS_MAX_HELLO, 0);
+            while (r < 0 && errno == EINTR);
+        if (r <= 0) {
+            free(hello);
+            conn_finish(c, "allowed", "the tunnel closed before either side sent");
+            return -1;
+        }
+        n = (size_t)r;
+    }
+    if (!check_hello(c, hello, EGRESS_TLS_MAX_HELLO, &n)) {
+        free(hello);
+        return -1;
+    }
+    /* the relay's first write is the hello */
+    send_all(c->ufd, hello, n);
+    c->e.bytes_out += n;
+    free(hello);
+    relay(c, NULL, 0, UINT64_MAX);
+    return 0;
+}
+
+static void finish_relayed(struct conn *c)
+{
+    pthread_mutex_lock(&c->px->lock);
+    bool revoked = c->revoked;
+    pthread_mutex_unlock(&c->px->lock);
+    conn_finish(c, revoked ? "revoked" : "allowed",
+                revoked ? "closed: the egress policy changed and no longer allows it" : "");
+}
+
+/* ---- SOCKS5 (RFC 1928), CONNECT only, no authentication: for clients
+ * that honour ALL_PROXY=socks5h://. With socks5h the name comes to us
+ * unresolved, so it is matched before any lookup, as for HTTP. */
+
+/* n bytes exactly (the socket's receive timeout bounds a slow client). */
+static int recv_exact(int fd, void *buf, size_t n)
+{
+    uint8_t *p = buf;
+    while (n) {
+        ssize_t r = recv(fd, p, n, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static void serve_socks(struct conn *c)
+{
+    c->socks = true;
+    snprintf(c->e.method, sizeof(c->e.method), "SOCKS5");
+    uint8_t b[256 + 2];
+    /* greeting: version, methods; we take "no authentication" (0) only */
+    if (recv_exact(c->cfd, b, 2) < 0 || b[0] != 5 || b[1] == 0 || recv_exact(c->cfd, b + 2, b[1]) < 0) {
+        conn_finish(c, "denied", "not a SOCKS5 greeting");
+        return;
+    }
+    if (!memchr(b + 2, 0, b[1])) {
+        static const uint8_t none[2] = {5, 0xff};
+        send_all(c->cfd, none, sizeof(none));
+        conn_finish(c, "denied", "the SOCKS5 client offers no method without authentication");
+        return;
+    }
+    static const uint8_t noauth[2] = {5, 0};
+    send_all(c->cfd, noauth, sizeof(noauth));
+    /* request: version, command, reserved, address type, address, port */
+    if (recv_exact(c->cfd, b, 4) < 0 || b[0] != 5) {
+        conn_finish(c, "denied", "not a SOCKS5 request");
+        return;
+    }
+    uint8_t cmd = b[1], atyp = b[3];
+    if (atyp == 1 || atyp == 4) {
+        size_t n = atyp == 1 ? 4 : 16;
+        if (recv_exact(c->cfd, b, n) < 0 ||
+            !inet_ntop(atyp == 1 ? AF_INET : AF_INET6, b, c->e.host, sizeof(c->e.host))) {
+            conn_finish(c, "denied", "a truncated SOCKS5 request");
+            return;
+        }
+    } else if (atyp == 3) {
+        if (recv_exact(c->cfd, b, 1) < 0 || b[0] == 0 || recv_exact(c->cfd, c->e.host, b[0]) < 0) {
+            conn_finish(c, "denied", "a truncated SOCKS5 request");
+            return;
+        }
+        c->e.host[b[0]] = '\0';
+        /* a NUL inside the name would hide what follows it from the checks */
+        if (strlen(c->e.host) != b[0]) {
+            fail(c, 400, "Bad Request", "a SOCKS5 host name with a NUL byte");
+            return;
+        }
+    } else {
+        const uint8_t r[10] = {5, 0x08 /* address type not supported */, 0, 1, 0, 0, 0, 0, 0, 0};
+        send_all(c->cfd, r, sizeof(r));
+        conn_finish(c, "denied", "an unknown SOCKS5 address type");
+        return;
+    }
+    uint8_t pb[2];
+    if (recv_exact(c->cfd, pb, 2) < 0) {
+        conn_finish(c, "denied", "a truncated SOCKS5 request");
+        return;
+    }
+    c->e.port = (unsigned)pb[0] << 8 | pb[1];
+    if (cmd != 1) {
+        fail(c, 501, "Not Implemented", "only SOCKS5 CONNECT is served (no BIND, no UDP ASSOCIATE)");
+        return;
+    }
+    if (open_upstream(c) < 0)
+        return;
+    if (!start_relaying(c)) {
+        deny(c, "the egress policy changed before the connection was made");
+        return;
+    }
+    /* success; the bound address is not the sandbox's business */
+    static const uint8_t ok[10] = {5, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+    send_all(c->cfd, ok, sizeof(ok));
+    if (tunnel(c, NULL, 0) == 0)
+        finish_relayed(c);
+}
+
 static void serve(struct conn *c)
 {
+    /* a SOCKS5 greeting starts with its version, 5: never an HTTP method */
+    uint8_t first;
+    ssize_t pk;
+    do
+        pk = recv(c->cfd, &first, 1, MSG_PEEK);
+    while (pk < 0 && errno == EINTR);
+    if (pk == 1 && first == 5) {
+        serve_socks(c);
+        return;
+    }
     struct head *h = calloc(1, sizeof(*h));
-    char *hello = NULL;
     http_parser hp;
     size_t consumed = 0;
     if (!h)
@@ -650,41 +870,8 @@ static void serve(struct conn *c)
     if (is_connect) {
         static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
         send_all(c->cfd, ok, sizeof(ok) - 1);
-        hello = malloc(EGRESS_TLS_MAX_HELLO);
-        if (!hello)
+        if (tunnel(c, h->buf + consumed, h->len - consumed) < 0)
             goto out;
-        size_t n = h->len - consumed;
-        memcpy(hello, h->buf + consumed, n);
-        if (n == 0) {
-            /* Who speaks first: a TLS client always does, and its hello is
-             * checked; a server that does (SMTP, MySQL, an SSH banner) is
-             * no TLS handshake, so the tunnel is relayed as it is. */
-            struct pollfd pf[2] = {{.fd = c->cfd, .events = POLLIN}, {.fd = c->ufd, .events = POLLIN}};
-            int pr;
-            do
-                pr = poll(pf, 2, HEAD_TIMEOUT_S * 1000);
-            while (pr < 0 && errno == EINTR);
-            if (pr > 0 && !(pf[0].revents & POLLIN) && (pf[1].revents & POLLIN)) {
-                relay(c, NULL, 0, UINT64_MAX);
-                goto done;
-            }
-            ssize_t r = -1;
-            if (pr > 0)
-                do
-                    r = recv(c->cfd, hello, EGRESS_TLS_MAX_HELLO, 0);
-                while (r < 0 && errno == EINTR);
-            if (r <= 0) {
-                conn_finish(c, "allowed", "the tunnel closed before either side sent");
-                goto out;
-            }
-            n = (size_t)r;
-        }
-        if (!check_hello(c, hello, EGRESS_TLS_MAX_HELLO, &n))
-            goto out;
-        /* the relay's first write is the hello */
-        send_all(c->ufd, hello, n);
-        c->e.bytes_out += n;
-        relay(c, NULL, 0, UINT64_MAX);
     } else {
         /* one request per connection, rebuilt: the request line in origin
          * form, Host from the checked URL, the client's other end-to-end
@@ -703,14 +890,8 @@ static void serve(struct conn *c)
         c->e.bytes_out += (uint64_t)n + h->out_len + 21 + h->body_len;
         relay(c, NULL, 0, body_rest);
     }
-done:;
-    pthread_mutex_lock(&c->px->lock);
-    bool revoked = c->revoked;
-    pthread_mutex_unlock(&c->px->lock);
-    conn_finish(c, revoked ? "revoked" : "allowed",
-                revoked ? "closed: the egress policy changed and no longer allows it" : "");
+    finish_relayed(c);
 out:
-    free(hello);
     free(h);
 }
 
@@ -925,4 +1106,12 @@ void egress_proxy_free(struct egress_proxy *px)
     egress_log_free(px->log);
     egress_policy_free(px->pol);
     free(px);
+}
+
+bool egress_proxy_is_open(struct egress_proxy *px)
+{
+    pthread_mutex_lock(&px->lock);
+    bool open = px->pol && px->pol->open;
+    pthread_mutex_unlock(&px->lock);
+    return open;
 }

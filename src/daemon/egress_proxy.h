@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "egress_log.h"
 #include "egress_policy.h"
 #include "backend.h"
 #include "store.h"
@@ -34,6 +35,11 @@ int egress_proxy_start(int listen_fd, const char *sandbox_id, struct store *stor
  * no longer allows are closed (logged "revoked"). Returns how many. */
 unsigned egress_proxy_set_policy(struct egress_proxy *px, struct egress_policy *pol);
 json_t *egress_proxy_policy_json(struct egress_proxy *px);
+/* Whether the policy now is the open one (mode 3). */
+bool egress_proxy_is_open(struct egress_proxy *px);
+/* One entry in the sandbox's egress log and the audit log: the DNS
+ * resolver's queries and open egress's closures use it too. */
+void egress_proxy_record(struct egress_proxy *px, const struct egress_log_entry *e);
 json_t *egress_proxy_log_json(struct egress_proxy *px);
 /* Close the listener and every connection, wait for their threads; the
  * policy and the log stay readable. Idempotent. */

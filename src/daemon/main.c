@@ -22,6 +22,7 @@
 #include "auth.h"
 #include "bgwork.h"
 #include "daemon.h"
+#include "egress_net.h"
 #include "http.h"
 #include "log.h"
 #include "pool.h"
@@ -242,6 +243,10 @@ static int start_backend(struct daemon *d, const char *scope)
     } else {
         d->vm_backend = &vm_backend_ops;
     }
+    /* after the backend killed a dead daemon's sandboxes (their veths went
+     * with their namespaces): its nftables table goes too */
+    if ((r = egress_net_new(d->cfg.state_dir, &d->egress_net)) < 0)
+        log_warn("open egress: not available: %s", strerror(-r));
     if (access(d->cfg.runner_path, R_OK) < 0)
         log_warn("runner %s: %s (Python code will not run)", d->cfg.runner_path, strerror(errno));
     d->host_template = (struct template_info){.name = "host", .rootfs = NULL};
@@ -313,6 +318,8 @@ static void shut_down(struct daemon *d, struct http_server *http)
         d->vm_backend->fini(d->vm_state);
     if (d->backend && d->backend->fini)
         d->backend->fini(d->backend_state);
+    egress_net_free(d->egress_net); /* after every sandbox's link is gone */
+    d->egress_net = NULL;
     store_close(d->store);
     config_free(&d->cfg);
 }

@@ -344,7 +344,7 @@ static bool unlink_live(struct sandbox *sb, const char *reason)
  * and namespaces: the slow part. */
 static void release_backend(struct sandbox *sb)
 {
-    egress_proxy_shutdown(sb->egress_px);
+    sandbox_stop_egress(sb);
     pthread_mutex_lock(&sb->inst_lock);
     int r = sb->bk->destroy(sb->bk_state, sb->inst);
     sb->inst = NULL;

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "agent_client.h"
+#include "backend.h"
 #include "daemon.h"
 #include "store.h"
 
@@ -53,6 +54,13 @@ struct sandbox {
      * create before the sandbox is visible, shut down with the backend,
      * freed with the sandbox (the log stays readable until then) */
     struct egress_proxy *egress_px;
+    /* open egress (mode 3, egress_net.h): the link and the resolver, present
+     * while the policy is the open one; changed under egress_lock, which
+     * serialises runtime changes (build.c) */
+    pthread_mutex_t egress_lock;
+    struct egress_dns *egress_dns;
+    struct egress_link egress_link;
+    bool egress_linked;
 
     /* guarded by the registry lock */
     unsigned refs;

@@ -540,5 +540,7 @@ const struct backend_ops jail_backend_ops = {
     .agent_pid = jail_agent_pid,
     .zygote_pid = jail_zygote_pid_of,
     .egress_listen = net_egress_listen,
+    .egress_link_up = net_link_up,
+    .egress_link_down = net_link_down,
     .fini = jail_fini,
 };

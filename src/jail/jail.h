@@ -285,8 +285,13 @@ int net_loopback_up(struct jail_child_error *e);
 /* child, in its own network namespace, before the new root: cap socket
  * buffer sizes there (host /proc still visible). */
 int net_cap_buffers(struct jail_child_error *e); /* child */
-/* parent: the egress proxy's listener in inst's network namespace */
-int net_egress_listen(struct backend_instance *inst, uint16_t port, int *fd);
+/* parent: the egress proxy's listener (SOCK_STREAM) or the DNS resolver's
+ * socket (SOCK_DGRAM) on 127.0.0.1:port in inst's network namespace */
+int net_egress_listen(struct backend_instance *inst, int type, uint16_t port, int *fd);
+
+/* ---- net_link.c ---- (parent: open egress's veth, docs/egress.md) */
+int net_link_up(struct backend_instance *inst, const struct egress_link *l);
+int net_link_down(struct backend_instance *inst, const struct egress_link *l, unsigned *closed);
 
 /* ---- rootfs.c ---- */
 /* Fill the plan's /usr tree, /etc contents and /etc binds for spec's template. */

@@ -77,6 +77,7 @@ int net_cap_buffers(struct jail_child_error *e)
 
 struct listen_job {
     int pidfd;
+    int type;
     uint16_t port;
     int fd; /* out */
     int err;
@@ -96,7 +97,7 @@ static void *listen_in_netns(void *arg)
         j->err = -errno;
         return NULL;
     }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, j->type | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         j->err = -errno;
         return NULL;
@@ -104,7 +105,7 @@ static void *listen_in_netns(void *arg)
     int one = 1;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(j->port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
+        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || (j->type == SOCK_STREAM && listen(fd, 128) < 0)) {
         j->err = -errno;
         close(fd);
         return NULL;
@@ -113,11 +114,11 @@ static void *listen_in_netns(void *arg)
     return NULL;
 }
 
-int net_egress_listen(struct backend_instance *inst, uint16_t port, int *fd)
+int net_egress_listen(struct backend_instance *inst, int type, uint16_t port, int *fd)
 {
     if (inst->pidfd < 0 || inst->reaped)
         return -ESRCH;
-    struct listen_job j = {.pidfd = inst->pidfd, .port = port, .fd = -1};
+    struct listen_job j = {.pidfd = inst->pidfd, .type = type, .port = port, .fd = -1};
     pthread_t t;
     int r = pthread_create(&t, NULL, listen_in_netns, &j);
     if (r != 0)

@@ -15,6 +15,8 @@ from e2e_support import Daemon
 
 HERE = Path(__file__).resolve().parent
 PUBLIC = "198.51.100.10"  # TEST-NET-2: "public" to the policy, but only in our namespaces
+METADATA = "169.254.169.254"  # the cloud metadata address, served by the test's web server
+HOST_PUBLIC = "203.0.113.7"  # TEST-NET-3: a public address of the daemon's own ("the host's")
 
 
 def sh(*cmd):
@@ -48,6 +50,12 @@ class EgressNet:
                 sh("ip", "-n", ns, "link", "set", ifc, "up")
             sh("ip", "-n", self.s_ns, "addr", "add", PUBLIC + "/32", "dev", "lo")
             sh("ip", "-n", self.d_ns, "route", "add", PUBLIC + "/32", "via", sub + ".2")
+            # a metadata server behind the daemon's namespace, as on a cloud
+            # host: open egress must never reach it
+            sh("ip", "-n", self.s_ns, "addr", "add", METADATA + "/32", "dev", "lo")
+            sh("ip", "-n", self.d_ns, "route", "add", METADATA + "/32", "via", sub + ".2")
+            # the host's own public address: in no special range, still never reachable
+            sh("ip", "-n", self.d_ns, "addr", "add", HOST_PUBLIC + "/32", "dev", "lo")
             self.servers = subprocess.Popen(
                 ["ip", "netns", "exec", self.s_ns, "/usr/bin/python3", str(HERE / "egress_servers.py"), str(stats),
                  sub + ".2", "allowed.test=" + PUBLIC, "denied.test=" + PUBLIC, "tls.test=" + PUBLIC,

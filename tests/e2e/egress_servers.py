@@ -5,7 +5,8 @@ network namespace (never on a real network):
   sink  on :443  counts connections that sent bytes (a TLS ClientHello), then closes
   banner on :25  speaks first, then echoes a line
   HTTPS on :8443 the web server over TLS, when STATS_DIR/tls.pem exists
-  DNS   on DNS_ADDR:53/udp  answers A records from NAMES, counts every query by name
+  DNS   on :53/udp   answers A records from NAMES, counts every query by name (every address: a query
+                     open egress sends past the daemon's resolver would be counted too)
 
 Counts go to STATS_DIR/dns.json and STATS_DIR/sink.json after each event.
 Usage: egress_servers.py STATS_DIR DNS_ADDR name=ip ...
@@ -100,7 +101,7 @@ def qname(msg):
 
 def dns():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((DNS_ADDR, 53))
+    s.bind(("0.0.0.0", 53))
     while True:
         msg, peer = s.recvfrom(4096)
         try:

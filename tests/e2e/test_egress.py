@@ -354,8 +354,7 @@ def test_runtime_change_closes_what_it_no_longer_allows(daemon, net):
 
 
 def test_create_and_put_are_validated(daemon, net):
-    st, body = daemon.request("POST", "/v1/sandboxes", {"egress": True})
-    assert st == 400 and body["error"]["code"] == "egress_unavailable", body
+    # egress true (open egress) is test_egress_open.py's
     for bad in ({"allow": ["no-port.example"]}, {"allow": "x:1"}, {"allow": ["*.example:443"]},
                 {"allow": ["10.0.0.1/8:1"]}, {"deny": []}, "yes"):
         st, body = daemon.request("POST", "/v1/sandboxes", {"egress": bad})
@@ -398,3 +397,47 @@ def test_cli_allow_and_egress_command(daemon, net):
         cli("create", "--allow", "a.test:1", "--egress", check=2)
     finally:
         cli("rm", sid)
+
+
+SOCKS_RAW = r'''
+import socket, struct
+def socks(greeting, request=None):
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=20)
+    s.sendall(greeting)
+    out = [s.recv(2).hex()]
+    if request is not None and out[0] == "0500":
+        s.sendall(request)
+        out.append(s.recv(10)[:2].hex())
+    s.close()
+    return " ".join(out)
+def name(host, port):
+    return b"\x05\x01\x00\x03" + bytes([len(host)]) + host.encode() + struct.pack(">H", port)
+'''
+
+
+def test_socks5_through_the_same_proxy(daemon, net):
+    """ALL_PROXY=socks5h://127.0.0.1:3128: the same port, the same checks; the
+    name comes unresolved and is matched before any lookup."""
+    with box(daemon, ["allowed.test:80"]) as sb:
+        q = dns(net).get("denied.test", 0)
+        r = sb.run_code("env -u http_proxy -u HTTP_PROXY -u all_proxy ALL_PROXY=socks5h://127.0.0.1:3128 "
+                        "curl -s -w ' %{http_code}' "
+                        "http://allowed.test/s; echo; "
+                        "curl -s --socks5-hostname 127.0.0.1:3128 http://denied.test/ ; echo \"rc=$?\"",
+                        language="bash")
+        lines = r.stdout.strip().splitlines()
+        assert lines[0] == "hello allowed.test /s 200", r.stdout
+        assert lines[-1] == "rc=97", r.stdout  # curl: the SOCKS connection was refused
+        assert dns(net).get("denied.test", 0) == q  # never looked up
+        log = [e for e in sb.egress_log() if e["method"] == "SOCKS5"]
+        assert [e["verdict"] for e in log] == ["allowed", "denied"], log
+        assert log[0]["host"] == "allowed.test" and log[0]["address"] == PUBLIC + ":80", log
+        assert "no rule" in log[1]["reason"], log
+        # the protocol's own refusals: no acceptable method, BIND, an IP literal no rule allows
+        out = sb.run_code(SOCKS_RAW + r'''
+print(socks(b"\x05\x01\x02"))
+print(socks(b"\x05\x01\x00", b"\x05\x02\x00\x03\x0callowed.test\x00\x50"))
+print(socks(b"\x05\x01\x00", b"\x05\x01\x00\x01" + socket.inet_aton("%s") + b"\x00\x50"))
+print(socks(b"\x05\x01\x00", name("allowed.test", 8080)))
+''' % PUBLIC).stdout.split("\n")
+        assert out[:4] == ["05ff", "0500 0507", "0500 0502", "0500 0502"], out

@@ -479,6 +479,42 @@ except OSError as e:
 ]
 
 
+SOCKS = ERRNO_HELPER + '''
+import socket, struct
+s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+s.sendall(b"\\x05\\x01\\x00")
+try:
+    if s.recv(2) != b"\\x05\\x00":
+        print("RESULT no-method")
+    else:
+        s.sendall(%r)
+        r = s.recv(10)
+        print("RESULT", "rep%%02x" %% r[1] if len(r) >= 2 else "closed")
+except OSError as e:
+    print("RESULT", errname(e))
+'''
+
+
+def socks(name, request, expect=("rep02",), doc=""):
+    """A raw SOCKS5 request to the same proxy (ALL_PROXY=socks5h://): refused
+    with a SOCKS reply code (02: not allowed by the rule set)."""
+    return Attack(name, CAT, SOCKS % request, frozenset(expect), sandbox=ALLOW, doc=doc)
+
+
+ATTACKS += [
+    socks("socks5_connect_metadata", b"\x05\x01\x00\x01" + bytes([169, 254, 169, 254]) + b"\x00\x50",
+          doc="an IPv4 literal in a SOCKS5 request needs a CIDR rule, as in CONNECT"),
+    socks("socks5_connect_loopback_v6", b"\x05\x01\x00\x04" + bytes(15) + b"\x01" + b"\x00\x50"),
+    socks("socks5_name_with_nul", b"\x05\x01\x00\x03\x1callowed.invalid\x00.evil.invalid\x00\x50",
+          expect=("rep01",), doc="a NUL inside the name would hide its tail from the checks: refused"),
+    socks("socks5_udp_associate", b"\x05\x03\x00\x01" + bytes(4) + b"\x00\x00", expect=("rep07",),
+          doc="no UDP relay: CONNECT only"),
+    socks("socks5_bind", b"\x05\x02\x00\x03\x0fallowed.invalid\x00\x50", expect=("rep07",),
+          doc="no inbound connections through the proxy either"),
+    socks("socks5_allowed_name_other_port", b"\x05\x01\x00\x03\x0fallowed.invalid\x1f\x90"),
+]
+
+
 def _host_cannot_connect(arena, sb, outcome):
     """The host dials the sandbox's port on its own loopback and LAN address;
     the listener inside must not have accepted anything."""
@@ -505,6 +541,6 @@ srv.close()
 
 @pytest.mark.parametrize("attack", params(ATTACKS))
 def test_egress(arena, attack):
-    if attack.name.startswith("proxy_"):
+    if attack.name.startswith(("proxy_", "socks5_")):
         jail_only("egress_proxy")
     arena.attack(attack)

@@ -146,9 +146,40 @@ static void test_sni(void)
     free(b);
 }
 
+/* open egress's policy in the proxy: any name and port; addresses (literal
+ * or resolved) never in the internal ranges */
+static void test_open(void)
+{
+    struct egress_policy *p = NULL;
+    CHECK(egress_policy_new_open(&p) == 0 && p->open && p->n == 0);
+    bool lit = true;
+    CHECK(host(p, "pypi.org", 443, &lit) == EGRESS_ALLOW && !lit);
+    CHECK(host(p, "any.example", 25, &lit) == EGRESS_ALLOW);
+    CHECK(host(p, "bad_name..example", 443, &lit) == EGRESS_DENY_INVALID);
+    CHECK(host(p, "93.184.216.34", 80, &lit) == EGRESS_ALLOW && lit);
+    const char *internal[] = {"127.0.0.1", "10.1.1.1", "169.254.169.254", "100.64.0.1", "192.168.0.1",
+                              "[::1]", "[fd00::1]", "[fe80::1]", "[::ffff:127.0.0.1]", "0.0.0.0"};
+    for (size_t i = 0; i < sizeof(internal) / sizeof(internal[0]); i++)
+        CHECK(host(p, internal[i], 80, &lit) == EGRESS_DENY_LITERAL);
+    CHECK(addr(p, "93.184.216.34", 443) == EGRESS_ALLOW);
+    CHECK(addr(p, "10.0.0.1", 443) == EGRESS_DENY_INTERNAL); /* a public name resolving inside */
+    CHECK(addr(p, "169.254.169.254", 80) == EGRESS_DENY_INTERNAL);
+    struct sockaddr_in self = {.sin_family = AF_INET};
+    CHECK(inet_pton(AF_INET, "203.0.113.7", &self.sin_addr) == 1);
+    CHECK(egress_policy_check_local(p, (struct sockaddr *)&self, 80) == EGRESS_DENY_LOCAL);
+    json_t *j = egress_policy_json(p);
+    CHECK(json_is_true(json_object_get(j, "open")) && json_array_size(json_object_get(j, "allow")) == 0);
+    json_decref(j);
+    char d[256];
+    egress_policy_describe(p, d, sizeof(d));
+    CHECK(strstr(d, "open") != NULL);
+    egress_policy_free(p);
+}
+
 int main(void)
 {
     test_parse();
+    test_open();
     test_names();
     test_addrs();
     test_sni();

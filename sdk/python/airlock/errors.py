@@ -97,7 +97,8 @@ class RegionUnavailable(InvalidRequest):
 
 
 class EgressUnavailable(InvalidRequest):
-    """400 egress_unavailable: egress=True is not available."""
+    """400 egress_unavailable: the asked egress is not served here (a vm
+    sandbox has no network interface)."""
 
 
 class IsolationUnavailable(InvalidRequest):

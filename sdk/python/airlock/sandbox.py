@@ -549,15 +549,19 @@ class Sandbox:
 
     # -- egress (docs/egress.md) --------------------------------------------------
     def egress(self):
-        """The allow-list: ``{"allow": [...]}``. A sealed sandbox raises
-        ``InvalidRequest`` (409 egress_sealed)."""
+        """The policy: ``{"allow": [...]}``, or ``{"open": True, "allow": []}``
+        for open egress. A sandbox created sealed raises ``InvalidRequest``
+        (409 egress_sealed)."""
         return self._call("GET", "/egress")
 
     def set_egress(self, egress):
-        """Replace the allow-list at once (``{"allow": [...]}``, a list, or
-        ``False`` for an empty one): new connections follow it, open ones it
-        no longer allows are closed. Returns the new policy, with
+        """Change the policy at once: ``{"allow": [...]}`` or a list (an
+        allow-list), ``True`` (open egress) or ``False`` (nothing: no route,
+        the proxy refuses everything). New connections follow it, open ones
+        it no longer allows are closed. Returns the new policy, with
         ``closed`` (how many were)."""
+        if egress is True:
+            return self._call("PUT", "/egress", {"egress": True})
         return self._call("PUT", "/egress", {"allow": []} if egress is False else _egress(egress))
 
     def egress_log(self):
@@ -569,8 +573,7 @@ class Sandbox:
 
 def _egress(egress):
     """The create body's "egress": False (sealed), a list of rules, or
-    ``{"allow": [...]}``; True (open egress) goes to the daemon, which
-    refuses it with egress_unavailable."""
+    ``{"allow": [...]}``, or True (open egress: docs/egress.md)."""
     if isinstance(egress, (list, tuple)):
         return {"allow": list(egress)}
     if isinstance(egress, dict):

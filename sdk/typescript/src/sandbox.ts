@@ -6,7 +6,7 @@ import { Execution, EntryInfo, SandboxInfo } from "./models.js";
 const GRACE_S = 30;
 const DEFAULT_RUN_WAIT_S = 600;
 
-export interface EgressPolicy { allow: string[] }
+export interface EgressPolicy { allow: string[]; /** in answers: true for open egress */ open?: boolean }
 
 export interface EgressLogEntry {
   time_ms: number; method: string; host: string; port: number; address: string | null;
@@ -16,7 +16,7 @@ export interface EgressLogEntry {
 
 export interface CreateOptions extends ConnectionOptions {
   template?: string;
-  /** false: sealed (default); an allow-list (docs/egress.md): `{ allow: ["host:port", ...] }` */
+  /** false: sealed (default); an allow-list (docs/egress.md): `{ allow: ["host:port", ...] }`; true: open egress */
   egress?: boolean | EgressPolicy;
   region?: string;
   /** sandbox lifetime, seconds (default 300) */
@@ -369,12 +369,14 @@ export class Sandbox {
   /** The sandbox's audit trail. */
   async logs(): Promise<unknown[]> { return (await this._call("GET", "/logs")).events ?? []; }
 
-  /** The egress allow-list (409 egress_sealed for a sealed sandbox). */
+  /** The egress policy: the allow-list, or `{open: true, allow: []}` (409 egress_sealed for a sealed sandbox). */
   async egress(): Promise<EgressPolicy> { return await this._call("GET", "/egress"); }
 
-  /** Replace the allow-list at once; open connections it no longer allows are closed. */
-  async setEgress(allow: string[] | EgressPolicy): Promise<EgressPolicy & { closed: number }> {
-    return await this._call("PUT", "/egress", Array.isArray(allow) ? { allow } : allow);
+  /** Change the policy at once: an allow-list, true (open egress) or false (nothing); open connections it no
+   *  longer allows are closed. */
+  async setEgress(allow: string[] | EgressPolicy | boolean): Promise<EgressPolicy & { closed: number }> {
+    const body = typeof allow === "boolean" ? { egress: allow } : Array.isArray(allow) ? { allow } : allow;
+    return await this._call("PUT", "/egress", body);
   }
 
   /** Every connection through the egress proxy, allowed or denied, oldest first. */
