@@ -244,13 +244,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .runner_path = "/nonexistent/airlock_runner.py",
         .python_path = "/nonexistent/python3",
     };
-    repl_init(&a.repl);
+    context_table_init(&a);
     FUZZ_SETUP(ctl_start(&a) == 0, "ctl_start");
     (void)ev_run(&a); /* until EOF, a bad header, or SHUTDOWN */
     files_free_all(&a);
     watch_free_all(&a);
-    repl_free(&a);
-    FUZZ_CHECK(a.jobs == NULL && a.repl.pid == 0, "the agent spawned a process");
+    context_free_all(&a);
+    FUZZ_CHECK(a.jobs == NULL && a.repls[0].pid == 0, "the agent spawned a process");
     close(sv[0]);
     fuzz_writer_join(w);
     close(sv[1]);

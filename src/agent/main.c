@@ -237,18 +237,17 @@ int main(int argc, char **argv)
     r = confine(&a);
     if (r < 0)
         return 1;
-    repl_init(&a.repl);
     if (start_loop(&a) < 0)
         return 1;
-    r = repl_start(&a);
+    r = context_init(&a);
     if (r < 0)
-        log_warn("python runner did not start: %s", a.repl.start_error);
+        log_warn("python runner did not start: %s", a.repls[0].start_error);
 
     r = ev_run(&a);
     kill_children(&a);
     files_free_all(&a);
     watch_free_all(&a);
-    repl_free(&a);
+    context_free_all(&a);
     free(a.root_real);
     log_debug("exiting (%d)", a.exit_code);
     if (guest)
