@@ -238,6 +238,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct agent a = {
         .ctl_fd = sv[0],
         .sig_fd = -1, /* nothing is spawned, so no SIGCHLD to watch */
+        .meminfo_fd = -1, /* no /proc/meminfo of ours to rewrite */
+        .memcg_usage_fd = -1,
+        .memcg_stat_fd = -1,
         .root_fd = root_fd,
         .root_path = root,
         .root_real = root_real,

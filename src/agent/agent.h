@@ -382,6 +382,10 @@ struct agent {
     const char *python_path;
     int zygote_fd;            /* --zygote-fd: SOCK_SEQPACKET to airlock-zygote, -1 if none (zygote_client.c) */
     uint64_t memory_limit;    /* --memory-limit: the sandbox's memory, 0 if unknown */
+    int meminfo_fd;           /* --meminfo-fds: the file over /proc/meminfo, -1 if none (meminfo.c) */
+    int memcg_usage_fd, memcg_stat_fd; /* the sandbox cgroup's usage and memory.stat, -1 if none */
+    int meminfo_timer;        /* refresh while calls run; 0 if not armed */
+    bool meminfo_warned;
     uint64_t pids_limit;      /* a guest's processes+threads of user code (guest.c), 0: the cgroup's */
     int last_pid_fd;          /* /proc/sys/kernel/ns_last_pid, or -1 (tree.c) */
     struct spawn_policy policy;
@@ -436,6 +440,10 @@ int guest_boot(struct agent *a);
  * the CRNG reseeded, the clock set. Replies OK or ERROR. */
 void guest_sync(struct agent *a, uint32_t req_id, json_t *req);
 void guest_poweroff(void) __attribute__((noreturn));
+/* meminfo.c: rewrite /proc/meminfo from the cgroup (jail sandboxes only);
+ * at each call start, then every 250 ms while calls run. */
+void meminfo_refresh(struct agent *a);
+void meminfo_call_started(struct agent *a);
 /* oomwatch.c: a guest's calls that its OOM killer hit ("oom_killed" in RESULT) */
 void oomwatch_call_started(struct agent *a, uint32_t req_id);
 void oomwatch_result(struct agent *a, uint32_t req_id, json_t *result);

@@ -106,10 +106,12 @@ static void dispatch(struct agent *a, const struct proto_hdr *h, const uint8_t *
     case PROTO_GUEST_SYNC: guest_sync(a, h->req_id, req); break;
     case PROTO_RUN_CODE:
         oomwatch_call_started(a, h->req_id);
+        meminfo_call_started(a);
         handle_run_code(a, h->req_id, req);
         break;
     case PROTO_EXEC:
         oomwatch_call_started(a, h->req_id);
+        meminfo_call_started(a);
         job_handle_exec(a, h->req_id, req);
         break;
     case PROTO_SIGNAL: handle_signal(a, h->req_id, req); break;
