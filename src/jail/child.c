@@ -147,15 +147,6 @@ static int child_exec_agent(const struct jail_plan *p, int agent_fd, struct jail
     return child_fail(e, "execveat", "airlock-agent memfd", errno);
 }
 
-/* The CPUs the sandbox sees (sysview.c): inherited by the agent and every
- * process it starts. */
-static int child_set_affinity(const struct jail_plan *p, struct jail_child_error *e)
-{
-    if (p->set_affinity && sched_setaffinity(0, sizeof(p->cpus), &p->cpus) < 0)
-        return child_fail(e, "sched_setaffinity", p->cpu_list, errno);
-    return 0;
-}
-
 /* The child's sequence, one step per line, in the order the kernel needs:
  * the maps and cgroup must be written (release) before the ids are taken;
  * the buffers are capped through the host's /proc before the new root hides
@@ -175,8 +166,6 @@ static int child_run(const struct jail_plan *p, struct jail_child_error *e)
     if ((r = mnt_pivot_root(e)) < 0)
         return r;
     if ((r = net_loopback_up(e)) < 0)
-        return r;
-    if ((r = child_set_affinity(p, e)) < 0)
         return r;
     if ((r = child_setup_fds(p, meminfo, &agent_fd, e)) < 0)
         return r;

@@ -148,12 +148,9 @@ struct jail_plan {
 
     char hostname[65];
     char memory_arg[24]; /* the agent's --memory-limit, in bytes */
-    /* the sandbox's own view of its CPUs (sysview.c): the affinity its agent
-     * and so every user process starts with, and the same CPUs as the list
+    /* the sandbox's own view of its CPUs (sysview.c): the list
      * /sys/devices/system/cpu/{online,possible,present} show */
-    cpu_set_t cpus;
-    bool set_affinity;  /* false: the daemon's affinity as it is */
-    char cpu_list[128]; /* "1", "0-1", "0,2-3" */
+    char cpu_list[128]; /* "0", "0-1", "0,2-3" */
     char root_opts[64];  /* the new root tmpfs: only mount points and symlinks */
     char etc_opts[64];
     char scratch_opts[64]; /* the one tmpfs behind /tmp /data /home/user /dev/shm */
@@ -266,9 +263,8 @@ int anonlock_hold(int *fd, char *err, size_t errlen);
 
 /* ---- sysview.c ---- */
 /* parent: the CPUs a sandbox of cpu_millis sees (cpu_millis rounded up to
- * whole CPUs, from the daemon's affinity, where it starts spread by the
- * sandbox id), into p->cpus, set_affinity and cpu_list. */
-void sysview_plan_cpus(struct jail_plan *p, const char *id, uint32_t cpu_millis);
+ * whole CPUs, the first of the daemon's affinity), into p->cpu_list. */
+void sysview_plan_cpus(struct jail_plan *p, uint32_t cpu_millis);
 /* parent: p->memcg_*_fd opened read-only on the sandbox's cgroup, after it
  * was created. A failure leaves them -1: the agent then shows the limit
  * without usage. */

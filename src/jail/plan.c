@@ -129,7 +129,7 @@ int plan_prepare(struct jail_state *st, const struct sandbox_spec *spec, struct 
     p->agent_fd = st->agent_memfd;
     snprintf(p->hostname, sizeof(p->hostname), "%s", spec->hostname);
     snprintf(p->memory_arg, sizeof(p->memory_arg), "%llu", (unsigned long long)spec->memory_bytes);
-    sysview_plan_cpus(p, spec->id, spec->cpu_millis);
+    sysview_plan_cpus(p, spec->cpu_millis);
     plan_mount_options(p, spec);
     /* host template only: the zygote's imports come from the host's /usr.
      * No zygote (not ready, --no-zygote): the agent execs the runner. */

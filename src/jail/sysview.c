@@ -7,21 +7,25 @@
  * showed the host's. Here the parent decides the sandbox's view, and the
  * child (mnt.c) and the agent (src/agent/meminfo.c) apply it:
  *
- *   CPUs    cpu_millis rounded up to whole CPUs, taken from the daemon's
- *           affinity starting at a CPU picked by the sandbox id (so 1-CPU
- *           sandboxes spread over the host instead of all sharing CPU 0).
- *           The child sets that affinity before it execs the agent, so every
- *           user process inherits it (the zygote's REPLs copy the agent's,
- *           src/zygote/spawn.c), and mounts a read-only /sys holding only
- *           devices/system/cpu/{online,possible,present} listing them. The
- *           quota (cpu.max) stays the limit: a process may widen its own
- *           affinity within the host's, it gains no CPU time by it.
+ *   CPUs    cpu_millis rounded up to whole CPUs (the first of the daemon's
+ *           affinity): the child mounts a read-only /sys holding only
+ *           devices/system/cpu/{online,possible,present} listing them, which
+ *           glibc's sysconf(_SC_NPROCESSORS_ONLN/_CONF) read, so
+ *           os.cpu_count() and multiprocessing.cpu_count() say N. `nproc`
+ *           reads OMP_NUM_THREADS first (1 in every sandbox,
+ *           src/agent/proc.c), then the affinity mask (`nproc --all` too,
+ *           when sysconf says 1 or 2: gnulib distrusts those), which is left
+ *           as the daemon's: pinning a
+ *           sandbox to N CPUs made a warm run_code's round trip ~3x slower on
+ *           a loaded host (its agent and runner wait for one busy CPU instead
+ *           of running on whichever is free; docs/benchmarks.md), and the
+ *           quota (cpu.max) is what limits its CPU time either way.
  *   memory  /proc/meminfo is a file the agent rewrites from the sandbox's
  *           cgroup (these two read-only fds) and the limit, bound read-only
  *           over the kernel's (mnt.c).
  *
  * A sandbox with no CPU limit, or one at least as large as the daemon's
- * affinity, keeps the daemon's CPUs (the list still describes them).
+ * affinity, is shown the daemon's CPUs.
  */
 #include "jail.h"
 
@@ -52,36 +56,23 @@ static void cpu_list_format(const cpu_set_t *set, char *out, size_t len)
     }
 }
 
-void sysview_plan_cpus(struct jail_plan *p, const char *id, uint32_t cpu_millis)
+void sysview_plan_cpus(struct jail_plan *p, uint32_t cpu_millis)
 {
-    cpu_set_t have;
-    CPU_ZERO(&have);
-    p->set_affinity = false;
+    cpu_set_t have, shown;
+    p->cpu_list[0] = '\0';
     if (sched_getaffinity(0, sizeof(have), &have) < 0) {
-        log_warn("sched_getaffinity: %s; sandboxes see the host's CPUs", strerror(errno));
-        CPU_ZERO(&p->cpus);
-        p->cpu_list[0] = '\0';
+        log_warn("sched_getaffinity: %s; sandboxes get no /sys CPU list", strerror(errno));
         return;
     }
-    p->cpus = have;
     int avail = CPU_COUNT(&have);
     int want = cpu_millis == 0 ? avail : (int)((cpu_millis + 999) / 1000);
-    if (want < avail) {
-        /* FNV-1a of the id: the first CPU, among the daemon's */
-        uint32_t h = 2166136261u;
-        for (const char *c = id; c && *c; c++)
-            h = (h ^ (uint8_t)*c) * 16777619u;
-        int skip = (int)(h % (uint32_t)avail), taken = 0;
-        int order[CPU_SETSIZE], n = 0;
-        for (int c = 0; c < CPU_SETSIZE; c++)
-            if (CPU_ISSET(c, &have))
-                order[n++] = c;
-        CPU_ZERO(&p->cpus);
-        for (int i = 0; taken < want; i++, taken++)
-            CPU_SET(order[(skip + i) % n], &p->cpus);
-        p->set_affinity = true;
-    }
-    cpu_list_format(&p->cpus, p->cpu_list, sizeof(p->cpu_list));
+    CPU_ZERO(&shown);
+    for (int c = 0, taken = 0; c < CPU_SETSIZE && taken < want; c++)
+        if (CPU_ISSET(c, &have)) {
+            CPU_SET(c, &shown);
+            taken++;
+        }
+    cpu_list_format(&shown, p->cpu_list, sizeof(p->cpu_list));
 }
 
 void sysview_plan_memcg(struct jail_plan *p, const struct cgroup_ctx *cg, const char *id)

@@ -24,7 +24,6 @@
  *     setns(agent pidfd, USER|NS|NET|IPC|UTS|CGROUP|PID|TIME)   one call; from
  *                                      here on only the sandbox's
  *                                      namespaces, cgroups and fds
- *     sched_setaffinity(the agent's)   the sandbox's CPUs
  *     proc_child_confine (src/agent/proc.c, the exec'd runner's sequence):
  *       setsid, fds 0-4 + close_range, signals, oom_score_adj 1000, cwd,
  *       rlimits, bounding set, setresgid/setresuid 1000, caps cleared,
@@ -146,12 +145,6 @@ static void join_sandbox(struct zregistry *reg, const struct zsandbox *sb, const
     if (setns(sb->pidfd, SANDBOX_NS_FLAGS) < 0)
         proc_child_fail(errfd, errno, "setns into the sandbox's namespaces (agent pidfd)");
     close(sb->pidfd);
-    /* the sandbox's CPUs (src/jail/sysview.c): the affinity of its agent,
-     * PID 1 here, which an exec'd runner would have inherited; ours is the
-     * host's */
-    cpu_set_t cpus;
-    if (sched_getaffinity(1, sizeof(cpus), &cpus) < 0 || sched_setaffinity(0, sizeof(cpus), &cpus) < 0)
-        proc_child_fail(errfd, errno, "copy the agent's CPU affinity");
     /* the credential change set dumpability from fs.suid_dumpable; not
      * dumpable whatever that is (main.c says why) */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)

@@ -75,17 +75,14 @@ res""")
 
 
 def test_cpus_one(small):
-    assert small.exec(["nproc"]).stdout == "1\n"
-    # nproc without the thread-count variables reads the affinity mask
-    assert small.exec(["env", "-u", "OMP_NUM_THREADS", "-u", "OMP_THREAD_LIMIT", "nproc"]).stdout == "1\n"
-    assert small.exec(["nproc", "--all"]).stdout == "1\n"
-    code = ("import os; (os.cpu_count(), os.sysconf('SC_NPROCESSORS_ONLN'), os.sysconf('SC_NPROCESSORS_CONF'), "
-            "len(os.sched_getaffinity(0)))")
-    assert small.run_code(code).text == "(1, 1, 1, 1)"  # the REPL, forked from the zygote
-    out = small.exec(["python3", "-c", "import os; print((os.cpu_count(), len(os.sched_getaffinity(0))))"])
+    assert small.exec(["nproc"]).stdout == "1\n"  # OMP_NUM_THREADS=1 (src/agent/proc.c)
+    code = "import os; (os.cpu_count(), os.sysconf('SC_NPROCESSORS_ONLN'), os.sysconf('SC_NPROCESSORS_CONF'))"
+    assert small.run_code(code).text == "(1, 1, 1)"  # the REPL, forked from the zygote
+    out = small.exec(["python3", "-c", "import os, multiprocessing as m; print((os.cpu_count(), m.cpu_count()))"])
     assert out.stdout == "(1, 1)\n"  # an exec'd process
-    assert small.exec(["cat", "/sys/devices/system/cpu/online"]).stdout.strip() in {
-        str(c) for c in os.sched_getaffinity(0)}
+    assert small.exec(["cat", "/sys/devices/system/cpu/online"]).stdout == "%d\n" % min(os.sched_getaffinity(0))
+    # the affinity mask is left as the daemon's (sysview.c says why): a view, the quota is the limit
+    assert small.run_code("import os; len(os.sched_getaffinity(0))").text == str(len(os.sched_getaffinity(0)))
 
 
 def test_sys_holds_only_the_cpu_view(small):
@@ -103,8 +100,9 @@ def test_cpus_rounded_up(daemon):
         pytest.skip("needs a host with 2 CPUs")
     s = daemon.sandbox(timeout=120, cpus=1.5)
     try:
-        assert s.run_code("import os; (os.cpu_count(), len(os.sched_getaffinity(0)))").text == "(2, 2)"
-        assert s.exec(["env", "-u", "OMP_NUM_THREADS", "nproc"]).stdout == "2\n"
+        assert s.run_code("import os; os.cpu_count()").text == "2"
+        cpus = sorted(os.sched_getaffinity(0))[:2]
+        assert s.exec(["cat", "/sys/devices/system/cpu/online"]).stdout == "%d-%d\n" % (cpus[0], cpus[1])
     finally:
         s.close()
 
