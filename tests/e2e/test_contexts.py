@@ -207,6 +207,21 @@ def test_errors(daemon, fresh):
     assert st == 401
 
 
+def test_a_context_belongs_to_its_sandbox(fresh):
+    """Context ids are the agent's, per sandbox: another sandbox does not have it."""
+    one, two = fresh(), fresh()
+    c = one.create_code_context()
+    one.run_code("secret = 's1'", context=c)
+    with pytest.raises(airlock.NotFound):
+        two.run_code("secret", context=c)
+    with pytest.raises(airlock.NotFound):
+        two.restart_code_context(c)
+    with pytest.raises(airlock.NotFound):
+        two.remove_code_context(c)
+    assert [x.id for x in two.list_code_contexts()] == ["default"]
+    assert one.run_code("secret", context=c).text == "'s1'"
+
+
 def test_audit_events(fresh):
     s = fresh()
     c = s.create_code_context()
