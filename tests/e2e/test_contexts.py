@@ -129,6 +129,35 @@ def test_contexts_run_concurrently(fresh):
     assert s.run_code("1", context=a).text == "1"
 
 
+def test_a_timeout_spares_what_another_context_started(fresh):
+    """A timed-out call kills the processes it started, also detached ones the
+    agent adopted (tree.c tells them by start time). A process another context
+    detached meanwhile started in that window too: it is not the timed-out
+    call's and must survive (src/agent/repl.c: then only the timed-out
+    runner's session is taken)."""
+    s = fresh()
+    a = s.create_code_context()
+    b = s.create_code_context()
+    out = {}
+
+    def long_call():
+        out["r"] = s.run_code("import subprocess, time\nopen('/tmp/a-started', 'w').close()\n"
+                              "subprocess.Popen(['sh', '-c', 'sleep 600 & echo $! > /tmp/apid'])\n"
+                              "time.sleep(600)", context=a, timeout=10)
+
+    t = threading.Thread(target=long_call)
+    t.start()
+    s.run_code("import os, time\nwhile not os.path.exists('/tmp/a-started'): time.sleep(0.01)", timeout=60)
+    # b detaches a process (its sh exits: the sleep is an orphan of the agent's)
+    r = s.run_code("import subprocess\nsubprocess.run(['sh', '-c', 'setsid sleep 600 & echo $! > /tmp/bpid'])",
+                   context=b)
+    assert r.error is None, r.error
+    t.join(120)
+    assert out["r"].error.name == "TimeoutError", out["r"].error
+    alive = s.exec(["sh", "-c", "for f in /tmp/apid /tmp/bpid; do kill -0 $(cat $f) 2>/dev/null && echo alive || echo gone; done"])
+    assert alive.stdout == "gone\nalive\n", alive  # a's is killed, b's is not
+
+
 def test_restart_while_running_ends_that_call(fresh):
     s = fresh()
     a = s.create_code_context()
