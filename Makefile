@@ -312,6 +312,7 @@ bench: build
 	@dpkg-query -W -f='$${Status}' bubblewrap 2>/dev/null | grep -q 'install ok installed' || \
 	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap; }
 	$(PY) bench/bench.py --daemon $(BUILD)/airlockd $(BENCH_ARGS)
+	$(PY) bench/context_first_call.py --daemon $(BUILD)/airlockd
 	$(MAKE) --no-print-directory bench-vm
 
 # The vm backend beside the jail in one run (bench/bench_vm.py, docs/benchmarks.md).

@@ -209,7 +209,9 @@ static void defuse(uint8_t *s, size_t len)
         struct proto_hdr h;
         if (proto_hdr_decode(s + off, &h) < 0)
             return; /* the agent stops reading here */
-        if (h.type == PROTO_RUN_CODE || h.type == PROTO_EXEC)
+        /* the frames that start processes (a context's create and restart
+         * start its runner) */
+        if (h.type == PROTO_RUN_CODE || h.type == PROTO_EXEC || h.type == PROTO_CTX_CREATE || h.type == PROTO_CTX_RESTART)
             s[off + 5] = 0x1f; /* no such type: "unexpected frame type" */
         if (len - off - PROTO_HDR_LEN < h.len)
             return;
@@ -238,19 +240,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct agent a = {
         .ctl_fd = sv[0],
         .sig_fd = -1, /* nothing is spawned, so no SIGCHLD to watch */
+        .meminfo_fd = -1, /* no /proc/meminfo of ours to rewrite */
+        .memcg_usage_fd = -1,
+        .memcg_stat_fd = -1,
         .root_fd = root_fd,
         .root_path = root,
         .root_real = root_real,
         .runner_path = "/nonexistent/airlock_runner.py",
         .python_path = "/nonexistent/python3",
     };
-    repl_init(&a.repl);
+    context_table_init(&a);
     FUZZ_SETUP(ctl_start(&a) == 0, "ctl_start");
     (void)ev_run(&a); /* until EOF, a bad header, or SHUTDOWN */
     files_free_all(&a);
     watch_free_all(&a);
-    repl_free(&a);
-    FUZZ_CHECK(a.jobs == NULL && a.repl.pid == 0, "the agent spawned a process");
+    context_free_all(&a);
+    FUZZ_CHECK(a.jobs == NULL && a.repls[0].pid == 0 && !a.repls[1].used, "the agent spawned a process");
     close(sv[0]);
     fuzz_writer_join(w);
     close(sv[1]);

@@ -11,6 +11,7 @@ that many bytes of UTF-8 JSON):
     fd 3 (agent -> runner)  {"code": str, "env": {str: str} | null,
                              "deadline_mono_ms": int (CLOCK_MONOTONIC)}
                             or {"reap": [pid, ...]} (no reply)
+                            or {"chdir": path} (a code context's cwd; no reply)
     fd 4 (runner -> agent)  {"exit_code": int, "error": null | {"name", "value",
                              "traceback"}, "results": [mime bundle, ...],
                              "restart": str (only when the runner exits next)}
@@ -1085,6 +1086,15 @@ def main(forked=False):
         cmd = _read_command(cmd_fd)
         if cmd is None:
             return 0  # the agent closed the pipe: the sandbox is going away
+        if "chdir" in cmd:
+            # a code context's working directory (the agent checked it
+            # exists); a forked runner starts in /home/user. No reply.
+            try:
+                os.chdir(cmd["chdir"])
+            except OSError as e:
+                sys.stderr.write("airlock: cannot enter the context's cwd %s: %s\n" % (cmd["chdir"], e))
+            if "code" not in cmd:
+                continue
         _State.starting = False
         if "reap" in cmd or _State.to_reap:
             _reap(cmd.get("reap") or [])

@@ -5,7 +5,7 @@
  *   - the control stream to airlockd (ctl.c, framed, docs/protocol.md),
  *   - a signalfd for SIGCHLD (ev.c reaps every child and orphan there and
  *     hands a job's or the runner's exit to its owner),
- *   - the persistent Python REPL's pipes and its call deadline (repl.c),
+ *   - each code context's REPL pipes and its call deadline (repl.c),
  *   - the pipes and deadlines of fresh bash / exec children (job.c),
  *   - pending file downloads (files.c, an idle hook: one chunk per turn, at
  *     most PROTO_GET_WINDOW unacknowledged bytes each: a stalled download
@@ -13,7 +13,7 @@
  * All state lives in one `struct agent` passed around; there is no other
  * global mutable state.
  *
- * Who owns what. Calls go one way: main.c -> ctl.c -> repl.c, job.c,
+ * Who owns what. Calls go one way: main.c -> ctl.c -> context.c -> repl.c; ctl.c -> job.c,
  * files.c -> proc.c, stream.c, tree.c, pathpolicy.c, zygote_client.c; any
  * of them may call ev.c (registration) and wire.c (frames out), which call
  * none of them. No two files call each other.
@@ -26,7 +26,8 @@
  *   landlock.c the Landlock domain the agent puts itself (and so all user
  *              processes) in at start
  *   stream.c   forwarding a child's stdout/stderr as capped frames
- *   repl.c     the runner process and RUN_CODE language=python
+ *   context.c  the code contexts (independent REPLs): CTX_* and RUN_CODE's context
+ *   repl.c     one context's runner process and its RUN_CODE calls
  *   job.c      RUN_CODE language=bash and EXEC (fresh processes)
  *   tree.c     finding and killing what a timed-out call started (/proc)
  *   files.c    FILE_* requests: transfers, listings, deletes
@@ -48,6 +49,7 @@
 
 #include "ev.h"
 #include "log.h"
+#include "path.h"
 #include "proto.h"
 
 #define AGENT_NAME "airlock-agent 0.1.0"
@@ -203,11 +205,23 @@ void seccomp_print_policy(FILE *f);
  * agent could not signal then (docs/security.md). */
 int landlock_confine(const char *root, bool scoped, char *msg, size_t msglen);
 
-/* ---- the Python REPL (repl.c) --------------------------------------------- */
+/* ---- the REPLs: code contexts (repl.c runs one, context.c keeps the table) - */
 
 #define REPL_MAX_REAP 512
+/* Contexts per sandbox, the default one included. Each is a runner process
+ * (a forked, warm interpreter: a few MiB of its own beside what it shares
+ * with the zygote) counted in the sandbox's memory and pids; the cap keeps
+ * one sandbox's table and the loop's (EV_MAX_*) bounded. docs/api.md. */
+#define AGENT_MAX_CONTEXTS 8
+#define REPL_ID_MAX 40
+#define REPL_DEFAULT_ID "default"
 
 struct repl {
+    bool used;               /* a slot of a->repls[] in use (the default one always) */
+    bool is_default;         /* a->repls[0]: today's REPL, never removed */
+    char id[REPL_ID_MAX];    /* "default", or "ctx-" + 16 hex digits */
+    char language[16];       /* "python" (repl_language_known) */
+    char cwd[PATH_NORM_MAX]; /* where its runner starts, absolute */
     pid_t pid;               /* 0 when no runner is running */
     int cmd_fd;              /* agent -> runner commands (runner's fd 3) */
     int res_fd;              /* runner -> agent results (runner's fd 4), O_NONBLOCK */
@@ -236,6 +250,10 @@ struct repl {
                                 it grew, a job ended normally during the call,
                                 and its leftovers and the call's orphans both
                                 are ours */
+    unsigned long calls_at_start; /* a->repl_calls after this call started: if it
+                                grew, or another context was busy, orphans the
+                                agent adopted may be another context's (tree.c) */
+    bool others_busy;
     char restart_reason[200]; /* the runner asked to be restarted (threads that would not stop) */
     bool restart_now;         /* ... and its result is sent: restart it */
     char engine[16];          /* the runner's engine ("ipython", "basic"): logged when it changes */
@@ -243,13 +261,34 @@ struct repl {
     size_t nreap;
 };
 
+/* repl.c: one context's runner. */
 void repl_init(struct repl *r);
-int repl_start(struct agent *a);
-void repl_handle_run(struct agent *a, uint32_t req_id, json_t *req);
-/* The runner's process group if req_id is its call in progress, else 0. */
+/* Whether a context of this language can be created (python; r and
+ * javascript plug in at repl_spawn_runner). */
+bool repl_language_known(const char *language);
+int repl_start(struct agent *a, struct repl *r);
+/* RUN_CODE for r (context.c found it). */
+void repl_handle_run(struct agent *a, struct repl *r, uint32_t req_id, json_t *req);
+/* Kill and reap r's runner now; a call in progress ends with an error named
+ * `why` ("ContextRestarted"). The slot keeps its id; repl_start again or
+ * repl_free it. */
+void repl_stop(struct agent *a, struct repl *r, const char *why);
+/* The runner's process group of whichever context runs req_id, else 0. */
 pid_t repl_pgid_of(const struct agent *a, uint32_t req_id);
-void repl_kill(struct agent *a);
-void repl_free(struct agent *a); /* at exit: close pipes, free buffers */
+void repl_kill(struct agent *a); /* every context's runner group: SIGKILL */
+void repl_free(struct agent *a, struct repl *r); /* close pipes, free buffers */
+
+/* context.c: the table, CTX_* requests, and RUN_CODE's choice of context. */
+void context_table_init(struct agent *a); /* the table with its default context, not started */
+int context_init(struct agent *a);        /* ... and the default context's runner started */
+void context_handle(struct agent *a, const struct proto_hdr *h, json_t *req);
+void context_handle_run(struct agent *a, uint32_t req_id, json_t *req);
+void context_free_all(struct agent *a);
+
+/* proc.c: a working directory from the API (relative to /home/user; NULL or
+ * "" is /home/user), checked to be an existing directory. out holds
+ * PATH_NORM_MAX bytes; err says what is wrong. */
+int proc_resolve_cwd(json_t *jcwd, char *out, char *err, size_t errlen);
 
 /* ---- the zygote (zygote_client.c) ---------------------------------------- */
 
@@ -321,9 +360,11 @@ void watch_free_all(struct agent *a);
 
 /* ---- the agent ------------------------------------------------------------- */
 
-_Static_assert(EV_MAX_WATCHES >= 8 + 3 * AGENT_MAX_JOBS + AGENT_MAX_FILE_WATCHES,
-               "every job's three pipes and every directory watch fit the watch table");
-_Static_assert(EV_MAX_TIMERS >= 8 + AGENT_MAX_JOBS && EV_MAX_CHILDREN >= 8 + AGENT_MAX_JOBS, "every job fits the loop");
+_Static_assert(EV_MAX_WATCHES >= 8 + 3 * AGENT_MAX_JOBS + 3 * AGENT_MAX_CONTEXTS + AGENT_MAX_FILE_WATCHES,
+               "every job's and context's three pipes and every directory watch fit the watch table");
+_Static_assert(EV_MAX_TIMERS >= 8 + AGENT_MAX_JOBS + AGENT_MAX_CONTEXTS &&
+                   EV_MAX_CHILDREN >= 8 + AGENT_MAX_JOBS + AGENT_MAX_CONTEXTS,
+               "every job and context fits the loop");
 
 #define AGENT_OOM_MARKS 16
 struct oom_mark {
@@ -341,6 +382,10 @@ struct agent {
     const char *python_path;
     int zygote_fd;            /* --zygote-fd: SOCK_SEQPACKET to airlock-zygote, -1 if none (zygote_client.c) */
     uint64_t memory_limit;    /* --memory-limit: the sandbox's memory, 0 if unknown */
+    int meminfo_fd;           /* --meminfo-fds: the file over /proc/meminfo, -1 if none (meminfo.c) */
+    int memcg_usage_fd, memcg_stat_fd; /* the sandbox cgroup's usage and memory.stat, -1 if none */
+    int meminfo_timer;        /* refresh while calls run; 0 if not armed */
+    bool meminfo_warned;
     uint64_t pids_limit;      /* a guest's processes+threads of user code (guest.c), 0: the cgroup's */
     int last_pid_fd;          /* /proc/sys/kernel/ns_last_pid, or -1 (tree.c) */
     struct spawn_policy policy;
@@ -351,7 +396,8 @@ struct agent {
     bool quit;                /* the loop stops at the end of this turn */
     int exit_code;
 
-    struct repl repl;
+    struct repl repls[AGENT_MAX_CONTEXTS]; /* [0] is the default context (context.c) */
+    unsigned long repl_calls;             /* python calls started in any context */
     struct job *jobs;
     unsigned long jobs_ended; /* jobs whose root exited by itself (not a timeout) */
     struct file_op *file_ops;
@@ -394,6 +440,10 @@ int guest_boot(struct agent *a);
  * the CRNG reseeded, the clock set. Replies OK or ERROR. */
 void guest_sync(struct agent *a, uint32_t req_id, json_t *req);
 void guest_poweroff(void) __attribute__((noreturn));
+/* meminfo.c: rewrite /proc/meminfo from the cgroup (jail sandboxes only);
+ * at each call start, then every 250 ms while calls run. */
+void meminfo_refresh(struct agent *a);
+void meminfo_call_started(struct agent *a);
 /* oomwatch.c: a guest's calls that its OOM killer hit ("oom_killed" in RESULT) */
 void oomwatch_call_started(struct agent *a, uint32_t req_id);
 void oomwatch_result(struct agent *a, uint32_t req_id, json_t *result);

@@ -1,5 +1,5 @@
 /* ctl.c - the control stream in: frames from airlockd, dispatched to the
- * subsystem that serves them (repl.c, job.c, files.c).
+ * subsystem that serves them (context.c, job.c, files.c).
  *
  * The control fd is the first watch registered (ctl_start, before the
  * REPL's pipes exist), so each turn of the loop reads it before any
@@ -27,7 +27,7 @@ static void handle_hello(struct agent *a, uint32_t req_id)
 static void handle_run_code(struct agent *a, uint32_t req_id, json_t *req)
 {
     json_t *lang = json_object_get(req, "language");
-    const char *l = lang ? json_string_value(lang) : "python";
+    const char *l = lang && !json_is_null(lang) ? json_string_value(lang) : "python";
     if (!l) {
         agent_send_error(a, req_id, PROTO_ERR_INVALID, "language must be a string");
         return;
@@ -36,12 +36,11 @@ static void handle_run_code(struct agent *a, uint32_t req_id, json_t *req)
         agent_send_error(a, req_id, PROTO_ERR_INVALID, "code must be a string");
         return;
     }
-    if (strcmp(l, "python") == 0)
-        repl_handle_run(a, req_id, req);
-    else if (strcmp(l, "bash") == 0)
-        job_handle_run_bash(a, req_id, req);
+    json_t *ctx = json_object_get(req, "context");
+    if (strcmp(l, "bash") == 0 && (!ctx || json_is_null(ctx)))
+        job_handle_run_bash(a, req_id, req); /* a fresh process, no context */
     else
-        agent_send_error(a, req_id, PROTO_ERR_INVALID, "language must be \"python\" or \"bash\"");
+        context_handle_run(a, req_id, req); /* a REPL: the context named, or the language's default */
 }
 
 static void handle_signal(struct agent *a, uint32_t req_id, json_t *req)
@@ -107,13 +106,19 @@ static void dispatch(struct agent *a, const struct proto_hdr *h, const uint8_t *
     case PROTO_GUEST_SYNC: guest_sync(a, h->req_id, req); break;
     case PROTO_RUN_CODE:
         oomwatch_call_started(a, h->req_id);
+        meminfo_call_started(a);
         handle_run_code(a, h->req_id, req);
         break;
     case PROTO_EXEC:
         oomwatch_call_started(a, h->req_id);
+        meminfo_call_started(a);
         job_handle_exec(a, h->req_id, req);
         break;
     case PROTO_SIGNAL: handle_signal(a, h->req_id, req); break;
+    case PROTO_CTX_CREATE:
+    case PROTO_CTX_LIST:
+    case PROTO_CTX_RESTART:
+    case PROTO_CTX_DELETE: context_handle(a, h, req); break;
     case PROTO_FILE_PUT:
     case PROTO_FILE_GET:
     case PROTO_FILE_LIST:

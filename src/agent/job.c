@@ -440,34 +440,6 @@ void job_handle_run_bash(struct agent *a, uint32_t req_id, json_t *req)
     job_start(a, req_id, req, &jr);
 }
 
-/* An exec's working directory, made absolute and normalised by the file
- * API's own rule (src/common/path.c: relative to /home/user, no NUL); one
- * that does not exist is the caller's error, never a silent run somewhere
- * else. out holds PATH_NORM_MAX bytes. */
-static int exec_cwd(json_t *jcwd, char *out, char *err, size_t errlen)
-{
-    if (!json_is_string(jcwd) || json_string_length(jcwd) == 0) {
-        snprintf(out, PATH_NORM_MAX, "/home/user");
-        return 0; /* the default: proc.c's chdir says why it is not checked */
-    }
-    const char *msg;
-    if (path_normalize(json_string_value(jcwd), json_string_length(jcwd), out, &msg) < 0) {
-        snprintf(err, errlen, "cwd: %s", msg);
-        return -EINVAL;
-    }
-    struct stat st;
-    if (stat(out, &st) < 0) {
-        int e = errno;
-        snprintf(err, errlen, "cwd %s: %s", out, strerror(e));
-        return -e;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "cwd %s: Not a directory", out);
-        return -ENOTDIR;
-    }
-    return 0;
-}
-
 void job_handle_exec(struct agent *a, uint32_t req_id, json_t *req)
 {
     json_t *jargv = json_object_get(req, "argv");
@@ -519,7 +491,7 @@ void job_handle_exec(struct agent *a, uint32_t req_id, json_t *req)
     }
     char cwd[PATH_NORM_MAX];
     char err[PATH_NORM_MAX + 64];
-    if (exec_cwd(jcwd, cwd, err, sizeof(err)) < 0) {
+    if (proc_resolve_cwd(jcwd, cwd, err, sizeof(err)) < 0) {
         agent_send_error(a, req_id, PROTO_ERR_INVALID, "%s", err);
         return;
     }

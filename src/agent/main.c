@@ -30,7 +30,7 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: airlock-agent [--fd N] [--zygote-fd N] [--root DIR] [--runner PATH] [--python PATH] [--memory-limit BYTES] [--debug]\n"
+    fprintf(stderr, "usage: airlock-agent [--fd N] [--zygote-fd N] [--root DIR] [--runner PATH] [--python PATH] [--memory-limit BYTES] [--meminfo-fds M[,U,S]] [--debug]\n"
                     "       airlock-agent --seccomp-policy   (print the user-code seccomp table and exit)\n");
 }
 
@@ -43,6 +43,7 @@ static int parse_args(int argc, char **argv, struct agent *a, bool *debug, bool 
         {"memory-limit", required_argument, NULL, 'm'},
         {"seccomp-policy", no_argument, NULL, 'S'},
         {"zygote-fd", required_argument, NULL, 'z'},
+        {"meminfo-fds", required_argument, NULL, 'M'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -56,6 +57,23 @@ static int parse_args(int argc, char **argv, struct agent *a, bool *debug, bool 
         case 'z': {
             if (parse_fd_arg(optarg, &a->zygote_fd) < 0)
                 return -EINVAL;
+            break;
+        }
+        case 'M': {
+            /* "M" or "M,U,S": the /proc/meminfo file, then the cgroup's usage and memory.stat */
+            char *comma = strchr(optarg, ',');
+            if (comma)
+                *comma = '\0';
+            if (parse_fd_arg(optarg, &a->meminfo_fd) < 0)
+                return -EINVAL;
+            if (comma) {
+                char *second = comma + 1, *third = strchr(second, ',');
+                if (!third)
+                    return -EINVAL;
+                *third = '\0';
+                if (parse_fd_arg(second, &a->memcg_usage_fd) < 0 || parse_fd_arg(third + 1, &a->memcg_stat_fd) < 0)
+                    return -EINVAL;
+            }
             break;
         }
         case 'r': a->root_path = optarg; break;
@@ -169,6 +187,9 @@ int main(int argc, char **argv)
         .root_fd = -1,
         .last_pid_fd = -1,
         .zygote_fd = -1,
+        .meminfo_fd = -1,
+        .memcg_usage_fd = -1,
+        .memcg_stat_fd = -1,
         .root_path = "/",
         .runner_path = "/opt/airlock/airlock_runner.py",
         .python_path = "/usr/bin/python3",
@@ -199,6 +220,13 @@ int main(int argc, char **argv)
         log_error("control fd %d: %s", a.ctl_fd, strerror(errno));
         return 1;
     }
+    int keep[] = {a.meminfo_fd, a.memcg_usage_fd, a.memcg_stat_fd};
+    for (size_t i = 0; i < ARRAY_SIZE(keep); i++)
+        if (keep[i] >= 0 && fcntl(keep[i], F_SETFD, FD_CLOEXEC) < 0) {
+            log_warn("meminfo fd %d: %s; /proc/meminfo is not kept", keep[i], strerror(errno));
+            a.meminfo_fd = -1;
+        }
+    meminfo_refresh(&a); /* before the first user process exists */
     if (a.zygote_fd >= 0 && fcntl(a.zygote_fd, F_SETFD, FD_CLOEXEC) < 0) {
         log_warn("zygote fd %d: %s; not using the zygote", a.zygote_fd, strerror(errno));
         a.zygote_fd = -1;
@@ -237,18 +265,17 @@ int main(int argc, char **argv)
     r = confine(&a);
     if (r < 0)
         return 1;
-    repl_init(&a.repl);
     if (start_loop(&a) < 0)
         return 1;
-    r = repl_start(&a);
+    r = context_init(&a);
     if (r < 0)
-        log_warn("python runner did not start: %s", a.repl.start_error);
+        log_warn("python runner did not start: %s", a.repls[0].start_error);
 
     r = ev_run(&a);
     kill_children(&a);
     files_free_all(&a);
     watch_free_all(&a);
-    repl_free(&a);
+    context_free_all(&a);
     free(a.root_real);
     log_debug("exiting (%d)", a.exit_code);
     if (guest)

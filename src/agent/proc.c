@@ -529,3 +529,31 @@ int proc_spawn(const struct spawn_spec *spec, pid_t *pid_out, struct spawn_error
     e->err = rep.err > 0 ? -rep.err : -EIO;
     return e->err;
 }
+
+/* proc_resolve_cwd: an exec's or a context's working directory, made absolute and normalised by the file
+ * API's own rule (src/common/path.c: relative to /home/user, no NUL); one
+ * that does not exist is the caller's error, never a silent run somewhere
+ * else. out holds PATH_NORM_MAX bytes. */
+int proc_resolve_cwd(json_t *jcwd, char *out, char *err, size_t errlen)
+{
+    if (!json_is_string(jcwd) || json_string_length(jcwd) == 0) {
+        snprintf(out, PATH_NORM_MAX, "/home/user");
+        return 0; /* the default: proc.c's chdir says why it is not checked */
+    }
+    const char *msg;
+    if (path_normalize(json_string_value(jcwd), json_string_length(jcwd), out, &msg) < 0) {
+        snprintf(err, errlen, "cwd: %s", msg);
+        return -EINVAL;
+    }
+    struct stat st;
+    if (stat(out, &st) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "cwd %s: %s", out, strerror(e));
+        return -e;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "cwd %s: Not a directory", out);
+        return -ENOTDIR;
+    }
+    return 0;
+}

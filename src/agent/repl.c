@@ -1,12 +1,17 @@
-/* repl.c - the persistent Python REPL behind RUN_CODE language=python.
+/* repl.c - one code context's persistent REPL (RUN_CODE language=python).
  *
- * One runner process (runner/airlock_runner.py) lives as long as the sandbox,
- * so globals, imports and open files persist across calls and the first call
- * does not pay the interpreter start: it is spawned when the agent starts and
- * again whenever it dies.
+ * One runner process (runner/airlock_runner.py) per context (context.c keeps
+ * the table; the default context is the sandbox's first) lives as long as
+ * the context, so globals, imports and open files persist across calls and
+ * the first call does not pay the interpreter start: it is spawned when the
+ * context is created and again whenever it dies. Contexts share nothing but
+ * the sandbox (its uid, files and cgroup): each struct repl below is one,
+ * and a timeout, kill or crash of one touches only its own runner.
+ * repl_spawn_runner is the one place that knows how a language's runner is
+ * started; every runner speaks the protocol below.
  *
  *   agent                               runner (uid 1000, seccomp)
- *   cmd_fd  --- u32le len + JSON --->   fd 3  {"code","env"}
+ *   cmd_fd  --- u32le len + JSON --->   fd 3  {"code","env"} or {"chdir"} or {"reap"}
  *   res_fd  <-- u32le len + JSON ----   fd 4  {"exit_code","error","results"}
  *   out.fd  <------- raw bytes ------   fd 1  (subprocesses inherit it too)
  *   err.fd  <------- raw bytes ------   fd 2
@@ -93,11 +98,50 @@ static int set_nonblock(int fd)
     return 0;
 }
 
-static void repl_register(struct agent *a);
+static void repl_register(struct agent *a, struct repl *r);
+static int repl_write_command(struct repl *r, json_t *cmd);
 
-int repl_start(struct agent *a)
+bool repl_language_known(const char *language)
 {
-    struct repl *r = &a->repl;
+    return strcmp(language, "python") == 0;
+}
+
+/* The one place a context's runner process is started, by its language:
+ * fds are its {stdin, stdout, stderr, cmd, res} (the runner's 0-4; the
+ * protocol of this file's header for every language). Python is forked
+ * from the zygote when the sandbox has one, else exec'd. 0 with *pid, or
+ * -errno with se filled. */
+static int repl_spawn_runner(struct agent *a, const char *language, const char *cwd, const int fds[5], char **env,
+                             pid_t *pid, struct spawn_error *se)
+{
+    if (strcmp(language, "python") != 0) {
+        snprintf(se->msg, sizeof(se->msg), "no runner for language %s", language);
+        se->err = EINVAL;
+        se->at_exec = false;
+        return -EINVAL;
+    }
+    /* -B: read-only /usr and no stray __pycache__ in /home/user */
+    char *argv[] = {(char *)a->python_path, "-B", (char *)a->runner_path, NULL};
+    int extra[2] = {fds[3], fds[4]};
+    struct spawn_spec spec = {
+        .policy = &a->policy,
+        .argv = argv, .envp = env, .cwd = cwd,
+        .stdin_fd = fds[0], .stdout_fd = fds[1], .stderr_fd = fds[2],
+        .extra_fds = extra, .n_extra = 2,
+    };
+    /* a REPL forked by the zygote: same fds, environment and drop sequence,
+     * numpy and pandas already imported (zygote_client.c); it starts in
+     * /home/user, repl_start sends it a chdir for another cwd */
+    uint64_t t0 = now_mono_us();
+    if (zygote_spawn(a, fds, pid) == 0) {
+        log_info("python runner forked by the zygote in %.2f ms", (double)(now_mono_us() - t0) / 1000.0);
+        return 0;
+    }
+    return proc_spawn(&spec, pid, se);
+}
+
+int repl_start(struct agent *a, struct repl *r)
+{
     int in[2] = {-1, -1}, cmd[2] = {-1, -1}, res[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
     int rc = 0;
     cleanup_strv char **env = NULL;
@@ -117,24 +161,11 @@ int repl_start(struct agent *a)
         snprintf(r->start_error, sizeof(r->start_error), "environment: %s", err_env);
         goto out;
     }
-    /* -B: read-only /usr and no stray __pycache__ in /home/user */
-    char *argv[] = {(char *)a->python_path, "-B", (char *)a->runner_path, NULL};
-    int extra[2] = {cmd[0], res[1]};
-    struct spawn_spec spec = {
-        .policy = &a->policy,
-        .argv = argv, .envp = env, .cwd = "/home/user",
-        .stdin_fd = in[0], .stdout_fd = out[1], .stderr_fd = err[1],
-        .extra_fds = extra, .n_extra = 2,
-    };
     struct spawn_error se;
     pid_t pid;
-    /* a REPL forked by the zygote: same fds, environment, cwd and drop
-     * sequence, numpy and pandas already imported (zygote_client.c) */
-    int zfds[5] = {in[0], out[1], err[1], cmd[0], res[1]};
-    uint64_t t0 = now_mono_us();
-    if (zygote_spawn(a, zfds, &pid) == 0) {
-        log_info("python runner forked by the zygote in %.2f ms", (double)(now_mono_us() - t0) / 1000.0);
-    } else if ((rc = proc_spawn(&spec, &pid, &se)) < 0) {
+    int fds[5] = {in[0], out[1], err[1], cmd[0], res[1]};
+    const char *cwd = r->cwd[0] ? r->cwd : "/home/user";
+    if ((rc = repl_spawn_runner(a, r->language, cwd, fds, env, &pid, &se)) < 0) {
         snprintf(r->start_error, sizeof(r->start_error), "%s", se.msg);
         goto out;
     }
@@ -148,8 +179,18 @@ int repl_start(struct agent *a)
     if (set_nonblock(r->res_fd) < 0 || set_nonblock(r->out.fd) < 0 || set_nonblock(r->err.fd) < 0)
         log_warn("fcntl O_NONBLOCK on runner pipes: %s", strerror(errno));
     r->started_ms = now_mono_ms();
-    repl_register(a);
-    log_debug("python runner started, pid %d", (int)pid);
+    repl_register(a, r);
+    /* a forked runner starts in /home/user whatever its context's cwd: the
+     * first command moves it (no reply; the runner reads it before any
+     * code, so the first cell already runs there) */
+    if (strcmp(cwd, "/home/user") != 0) {
+        json_t *chdir_cmd = json_pack("{s:s}", "chdir", cwd);
+        int wr = chdir_cmd ? repl_write_command(r, chdir_cmd) : -ENOMEM;
+        json_decref(chdir_cmd);
+        if (wr < 0)
+            log_warn("context %s: cannot send its cwd to the runner: %s", r->id, strerror(-wr));
+    }
+    log_debug("%s runner of context %s started, pid %d", r->language, r->id, (int)pid);
 out:
     close_pair(in);
     close_pair(cmd);
@@ -161,25 +202,30 @@ out:
 
 void repl_kill(struct agent *a)
 {
-    if (a->repl.pid > 0)
-        (void)kill(-a->repl.pid, SIGKILL);
+    for (size_t i = 0; i < AGENT_MAX_CONTEXTS; i++)
+        if (a->repls[i].used && a->repls[i].pid > 0)
+            (void)kill(-a->repls[i].pid, SIGKILL);
 }
 
-void repl_free(struct agent *a)
+void repl_free(struct agent *a, struct repl *r)
 {
-    repl_close_fds(a, &a->repl);
+    repl_close_fds(a, r);
 }
 
 pid_t repl_pgid_of(const struct agent *a, uint32_t req_id)
 {
-    return req_id != 0 && a->repl.req_id == req_id && a->repl.pid > 0 ? a->repl.pid : 0;
+    for (size_t i = 0; i < AGENT_MAX_CONTEXTS; i++) {
+        const struct repl *r = &a->repls[i];
+        if (req_id != 0 && r->used && r->req_id == req_id && r->pid > 0)
+            return r->pid;
+    }
+    return 0;
 }
 
 /* Kill and collect the runner synchronously; used when it is already broken
  * (we cannot write to it, or it sent garbage). */
-static void repl_kill_and_reap(struct agent *a)
+static void repl_kill_and_reap(struct agent *a, struct repl *r)
 {
-    struct repl *r = &a->repl;
     if (r->pid <= 0)
         return;
     (void)kill(-r->pid, SIGKILL);
@@ -216,13 +262,12 @@ static int validate_env(json_t *env, char *err, size_t errlen)
     return v ? 0 : -EINVAL;
 }
 
-static void repl_arm_timer(struct agent *a);
+static void repl_arm_timer(struct agent *a, struct repl *r);
 
-void repl_handle_run(struct agent *a, uint32_t req_id, json_t *req)
+void repl_handle_run(struct agent *a, struct repl *r, uint32_t req_id, json_t *req)
 {
-    struct repl *r = &a->repl;
     if (r->req_id != 0) {
-        agent_send_error(a, req_id, PROTO_ERR_BUSY, "a Python call (request %u) is still running", r->req_id);
+        agent_send_error(a, req_id, PROTO_ERR_BUSY, "a call (request %u) is still running in context %s", r->req_id, r->id);
         return;
     }
     char err[256];
@@ -233,8 +278,8 @@ void repl_handle_run(struct agent *a, uint32_t req_id, json_t *req)
         agent_send_error(a, req_id, PROTO_ERR_INVALID, "%s", err);
         return;
     }
-    if (r->pid <= 0 && repl_start(a) < 0) {
-        agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "python runner unavailable: %s", r->start_error);
+    if (r->pid <= 0 && repl_start(a, r) < 0) {
+        agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "%s runner unavailable: %s", r->language, r->start_error);
         return;
     }
     json_t *env = json_object_get(req, "env");
@@ -251,8 +296,8 @@ void repl_handle_run(struct agent *a, uint32_t req_id, json_t *req)
         /* it died between calls and we have not reaped it yet: start over */
         log_warn("python runner gone before call %u; restarting", req_id);
         r->state_lost = true;
-        repl_kill_and_reap(a);
-        if (repl_start(a) == 0)
+        repl_kill_and_reap(a, r);
+        if (repl_start(a, r) == 0)
             rc = repl_write_command(r, cmd);
         else
             rc = -ECHILD;
@@ -272,11 +317,16 @@ void repl_handle_run(struct agent *a, uint32_t req_id, json_t *req)
     r->timed_out = false;
     r->killed_by_agent = false;
     r->jobs_ended_at_start = a->jobs_ended;
+    r->calls_at_start = ++a->repl_calls;
+    r->others_busy = false;
+    for (size_t i = 0; i < AGENT_MAX_CONTEXTS; i++)
+        if (&a->repls[i] != r && a->repls[i].used && a->repls[i].req_id != 0)
+            r->others_busy = true;
     r->restart_reason[0] = '\0';
     r->nreap = 0;
     outstream_reset(&r->out);
     outstream_reset(&r->err);
-    repl_arm_timer(a);
+    repl_arm_timer(a, r);
 }
 
 /* ---- what a timed-out call started ------------------------------------------ */
@@ -284,15 +334,17 @@ void repl_handle_run(struct agent *a, uint32_t req_id, json_t *req)
 /* SIGKILL the processes of the timed-out call (tree.c), the runner stopped
  * meanwhile when `stop` so that it cannot start new ones. Killed children of
  * the runner are remembered for the reap message. */
-static void repl_kill_call_processes(struct agent *a, bool stop)
+static void repl_kill_call_processes(struct agent *a, struct repl *r, bool stop)
 {
-    struct repl *r = &a->repl;
     if (r->pid <= 0)
         return;
     if (stop && kill(r->pid, SIGSTOP) < 0)
         log_warn("kill SIGSTOP %d: %s", (int)r->pid, strerror(errno));
-    bool job_ended = a->jobs_ended != r->jobs_ended_at_start;
-    int n = tree_kill_call(a, r->pid, &r->call_mark, job_ended, r->reap, &r->nreap, REPL_MAX_REAP);
+    /* adopted orphans are told apart by start time alone unless something
+     * else may have left some meanwhile: a job that ended, or another
+     * context's call (then only those of this runner's session) */
+    bool ambiguous = a->jobs_ended != r->jobs_ended_at_start || r->others_busy || a->repl_calls != r->calls_at_start;
+    int n = tree_kill_call(a, r->pid, &r->call_mark, ambiguous, r->reap, &r->nreap, REPL_MAX_REAP);
     if (n > 0)
         log_debug("request %u timed out: killed %d processes it started", r->req_id, n);
     if (stop && kill(r->pid, SIGCONT) < 0)
@@ -302,9 +354,8 @@ static void repl_kill_call_processes(struct agent *a, bool stop)
 /* After RESULT: the runner collects the children we killed (it is idle,
  * reading commands). A runner that cannot take it is restarted later by the
  * usual path, the zombies go with it. */
-static void repl_send_reap(struct agent *a)
+static void repl_send_reap(struct repl *r)
 {
-    struct repl *r = &a->repl;
     if (r->nreap == 0 || r->pid <= 0)
         return;
     json_t *pids = json_array();
@@ -343,9 +394,8 @@ static json_t *result_base(struct repl *r)
                      r->out.truncated, "stderr_truncated", r->err.truncated, "timed_out", r->timed_out);
 }
 
-static void repl_end_call(struct agent *a, json_t *result)
+static void repl_end_call(struct agent *a, struct repl *r, json_t *result)
 {
-    struct repl *r = &a->repl;
     uint32_t req_id = r->req_id;
     r->req_id = 0;
     r->kill_at_ms = 0;
@@ -366,9 +416,8 @@ static void note_engine(struct repl *r, json_t *engine)
 }
 
 /* A complete message from the runner: output first, then RESULT. */
-static void repl_finish_with_message(struct agent *a, const uint8_t *msg, size_t len)
+static void repl_finish_with_message(struct agent *a, struct repl *r, const uint8_t *msg, size_t len)
 {
-    struct repl *r = &a->repl;
     json_error_t jerr;
     json_t *rep = json_loadb((const char *)msg, len, 0, &jerr);
     if (!r->req_id) {
@@ -377,7 +426,7 @@ static void repl_finish_with_message(struct agent *a, const uint8_t *msg, size_t
         return;
     }
     if (r->timed_out)
-        repl_kill_call_processes(a, false); /* what it started after the first sweep */
+        repl_kill_call_processes(a, r, false); /* what it started after the first sweep */
     json_t *restart = rep ? json_object_get(rep, "restart") : NULL;
     if (json_is_string(restart))
         snprintf(r->restart_reason, sizeof(r->restart_reason), "%s", json_string_value(restart));
@@ -411,27 +460,26 @@ static void repl_finish_with_message(struct agent *a, const uint8_t *msg, size_t
     json_object_set_new(res, "repl_restarted", json_boolean(restarting || r->state_lost));
     r->state_lost = false;
     json_decref(rep);
-    repl_end_call(a, res);
+    repl_end_call(a, r, res);
     if (restarting) {
         r->nreap = 0;
         r->restart_now = true; /* repl_on_result_readable, done with rbuf */
         return;
     }
-    repl_send_reap(a);
+    repl_send_reap(r);
 }
 
 /* Read what is available of the runner's result. A message is a u32le length
  * and that many bytes of JSON; it may arrive in pieces. */
-static void repl_on_result_readable(struct agent *a)
+static void repl_on_result_readable(struct agent *a, struct repl *r)
 {
-    struct repl *r = &a->repl;
     while (r->res_fd >= 0) {
         if (r->rcap - r->rlen < 65536) {
             size_t ncap = r->rcap ? r->rcap * 2 : 131072;
             uint8_t *nb = realloc(r->rbuf, ncap);
             if (!nb) {
                 log_error("out of memory reading the python result");
-                repl_kill(a);
+                (void)kill(-r->pid, SIGKILL);
                 return;
             }
             r->rbuf = nb;
@@ -457,13 +505,13 @@ static void repl_on_result_readable(struct agent *a)
             size_t len = (size_t)r->rbuf[0] | (size_t)r->rbuf[1] << 8 | (size_t)r->rbuf[2] << 16 | (size_t)r->rbuf[3] << 24;
             if (len > REPL_MAX_RESULT) {
                 log_error("python runner result of %zu bytes exceeds the limit; killing it", len);
-                repl_kill(a);
+                (void)kill(-r->pid, SIGKILL);
                 r->rlen = 0;
                 return;
             }
             if (r->rlen < 4 + len)
                 break;
-            repl_finish_with_message(a, r->rbuf + 4, len);
+            repl_finish_with_message(a, r, r->rbuf + 4, len);
             memmove(r->rbuf, r->rbuf + 4 + len, r->rlen - 4 - len);
             r->rlen -= 4 + len;
             if (r->restart_now) {
@@ -473,8 +521,8 @@ static void repl_on_result_readable(struct agent *a)
                  * it, as in repl_on_exit. */
                 log_info("python runner %d: %s; restarting it", (int)r->pid, r->restart_reason);
                 r->restart_now = false;
-                repl_kill_and_reap(a);
-                if (repl_start(a) < 0)
+                repl_kill_and_reap(a, r);
+                if (repl_start(a, r) < 0)
                     log_warn("python runner restart failed: %s", r->start_error);
                 return;
             }
@@ -486,14 +534,13 @@ static void repl_on_result_readable(struct agent *a)
  * error saying why; then a fresh runner is started. */
 static void repl_on_exit(struct agent *a, void *ctx, pid_t pid, int wstatus)
 {
-    (void)ctx;
-    struct repl *r = &a->repl;
+    struct repl *r = ctx;
     if (pid != r->pid) {
         log_debug("reaped former python runner %d", (int)pid);
         return; /* one we replaced already: its exit is nobody's business */
     }
     /* a result written just before dying still counts */
-    repl_on_result_readable(a);
+    repl_on_result_readable(a, r);
     bool in_call = r->req_id != 0;
     if (in_call) {
         outstream_drain(a, &r->out, r->req_id, r->max_output);
@@ -542,7 +589,7 @@ static void repl_on_exit(struct agent *a, void *ctx, pid_t pid, int wstatus)
         json_object_set_new(res, "killed_signal", killed);
         json_object_set_new(res, "repl_restarted", json_true());
         r->state_lost = false;
-        repl_end_call(a, res);
+        repl_end_call(a, r, res);
     } else {
         /* between calls: what it held is gone, and the next call must say
          * so (the caller's variables are not there any more) */
@@ -554,29 +601,52 @@ static void repl_on_exit(struct agent *a, void *ctx, pid_t pid, int wstatus)
         r->restart_pending = true;
         return;
     }
-    if (repl_start(a) < 0)
+    if (repl_start(a, r) < 0)
         log_warn("python runner restart failed: %s", r->start_error);
+}
+
+void repl_stop(struct agent *a, struct repl *r, const char *why)
+{
+    uint32_t req_id = r->req_id;
+    if (req_id != 0) {
+        outstream_drain(a, &r->out, req_id, r->max_output);
+        outstream_drain(a, &r->err, req_id, r->max_output);
+    }
+    repl_kill_and_reap(a, r);
+    if (req_id != 0) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "context %s was %s while this call ran; its state is lost", r->id,
+                 strcmp(why, "ContextRemoved") == 0 ? "removed" : "restarted");
+        json_t *res = result_base(r);
+        json_object_set_new(res, "exit_code", json_integer(128 + SIGKILL));
+        json_object_set_new(res, "error", json_pack("{s:s, s:s, s:s}", "name", why, "value", msg, "traceback", ""));
+        json_object_set_new(res, "results", json_array());
+        json_object_set_new(res, "killed_signal", json_integer(SIGKILL));
+        json_object_set_new(res, "repl_restarted", json_true());
+        repl_end_call(a, r, res);
+    }
+    r->state_lost = false; /* asked for: a restart says so in its reply, not in the next result */
+    r->restart_pending = false;
+    r->nreap = 0;
 }
 
 /* ---- timeouts -------------------------------------------------------------- */
 
-static uint64_t repl_next_deadline(const struct agent *a)
+static uint64_t repl_next_deadline(const struct repl *r)
 {
-    const struct repl *r = &a->repl;
     if (!r->req_id || r->killed_by_agent)
         return 0;
     return r->timed_out ? r->kill_at_ms : r->deadline_ms;
 }
 
-static void repl_on_timer(struct agent *a, uint64_t now)
+static void repl_on_timer(struct agent *a, struct repl *r, uint64_t now)
 {
-    struct repl *r = &a->repl;
     if (!r->req_id || r->pid <= 0)
         return;
     if (!r->timed_out && now >= r->deadline_ms) {
         r->timed_out = true;
         r->kill_at_ms = now + AGENT_INTERRUPT_GRACE_MS;
-        repl_kill_call_processes(a, true);
+        repl_kill_call_processes(a, r, true);
         /* the runner only, like Ctrl-C in Jupyter: its handler raises
          * KeyboardInterrupt in the user's code. To its main thread: only
          * that one runs Python signal handlers, and a signal sent to the
@@ -590,7 +660,7 @@ static void repl_on_timer(struct agent *a, uint64_t now)
     if (r->timed_out && !r->killed_by_agent && now >= r->kill_at_ms) {
         r->killed_by_agent = true;
         /* first what left the group, while the runner still holds its tree */
-        repl_kill_call_processes(a, true);
+        repl_kill_call_processes(a, r, true);
         if (kill(-r->pid, SIGKILL) < 0)
             log_warn("kill SIGKILL -%d: %s", (int)r->pid, strerror(errno));
         /* RESULT is sent from repl_on_exit once the kernel reports it dead */
@@ -599,21 +669,20 @@ static void repl_on_timer(struct agent *a, uint64_t now)
 
 static void repl_on_deadline(struct agent *a, void *ctx)
 {
-    (void)ctx;
-    a->repl.timer = 0; /* fired */
-    repl_on_timer(a, now_mono_ms());
-    repl_arm_timer(a);
+    struct repl *r = ctx;
+    r->timer = 0; /* fired */
+    repl_on_timer(a, r, now_mono_ms());
+    repl_arm_timer(a, r);
 }
 
 /* One timer at the call's next deadline: the timeout, then the grace
  * before SIGKILL; none when idle or once the runner is being killed. */
-static void repl_arm_timer(struct agent *a)
+static void repl_arm_timer(struct agent *a, struct repl *r)
 {
-    struct repl *r = &a->repl;
     ev_timer_cancel(a, r->timer);
     r->timer = 0;
-    uint64_t at = repl_next_deadline(a);
-    if (at != 0 && (r->timer = ev_timer_add(a, at, repl_on_deadline, NULL)) < 0)
+    uint64_t at = repl_next_deadline(r);
+    if (at != 0 && (r->timer = ev_timer_add(a, at, repl_on_deadline, r)) < 0)
         r->timer = 0; /* cannot happen (one timer per job and one here) */
 }
 
@@ -621,34 +690,32 @@ static void repl_arm_timer(struct agent *a)
 
 static void repl_on_stdout(struct agent *a, void *ctx, short revents)
 {
-    (void)ctx;
+    struct repl *r = ctx;
     (void)revents;
-    (void)outstream_pump(a, &a->repl.out, a->repl.req_id, a->repl.max_output);
+    (void)outstream_pump(a, &r->out, r->req_id, r->max_output);
 }
 
 static void repl_on_stderr(struct agent *a, void *ctx, short revents)
 {
-    (void)ctx;
+    struct repl *r = ctx;
     (void)revents;
-    (void)outstream_pump(a, &a->repl.err, a->repl.req_id, a->repl.max_output);
+    (void)outstream_pump(a, &r->err, r->req_id, r->max_output);
 }
 
 static void repl_on_result(struct agent *a, void *ctx, short revents)
 {
-    (void)ctx;
     (void)revents;
-    repl_on_result_readable(a);
+    repl_on_result_readable(a, ctx);
 }
 
 /* A started runner: its exit and pipes to the loop. */
-static void repl_register(struct agent *a)
+static void repl_register(struct agent *a, struct repl *r)
 {
-    struct repl *r = &a->repl;
-    if (ev_child_add(a, r->pid, repl_on_exit, NULL) < 0)
+    if (ev_child_add(a, r->pid, repl_on_exit, r) < 0)
         log_error("python runner %d: its exit cannot be tracked", (int)r->pid);
-    outstream_watch(a, &r->out, repl_on_stdout, NULL);
-    outstream_watch(a, &r->err, repl_on_stderr, NULL);
-    r->res_watch = ev_watch(a, r->res_fd, POLLIN, repl_on_result, NULL);
+    outstream_watch(a, &r->out, repl_on_stdout, r);
+    outstream_watch(a, &r->err, repl_on_stderr, r);
+    r->res_watch = ev_watch(a, r->res_fd, POLLIN, repl_on_result, r);
     if (r->res_watch < 0)
         r->res_watch = 0;
 }

@@ -107,6 +107,10 @@ const char *proto_type_name(uint8_t type)
     case PROTO_SHUTDOWN: return "SHUTDOWN";
     case PROTO_GUEST_SYNC: return "GUEST_SYNC";
     case PROTO_RUN_CODE: return "RUN_CODE";
+    case PROTO_CTX_CREATE: return "CTX_CREATE";
+    case PROTO_CTX_LIST: return "CTX_LIST";
+    case PROTO_CTX_RESTART: return "CTX_RESTART";
+    case PROTO_CTX_DELETE: return "CTX_DELETE";
     case PROTO_EXEC: return "EXEC";
     case PROTO_SIGNAL: return "SIGNAL";
     case PROTO_STDIN: return "STDIN";

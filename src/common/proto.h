@@ -45,11 +45,17 @@ enum proto_type {
     PROTO_SHUTDOWN = 0x02,    /* {} -> OK, then the agent exits */
     PROTO_GUEST_SYNC = 0x03,  /* vm guests only: {"entropy":hex,"realtime_ns":n} -> OK, after a
                                * snapshot restore: entropy added and the CRNG reseeded, clock set */
-    PROTO_RUN_CODE = 0x10,    /* {"code","language","timeout_ms","env","max_output"} */
+    PROTO_RUN_CODE = 0x10,    /* {"code","language","context","timeout_ms","env","max_output"} */
     PROTO_EXEC = 0x11,        /* {"argv":[..]|"shell":"..","env","cwd","stdin","timeout_ms","max_output"} */
     PROTO_SIGNAL = 0x12,      /* {"target":req_id,"signal":n} -> OK */
     PROTO_STDIN = 0x13,       /* raw bytes for the stdin of the EXEC with this req_id, one started with
                                * "stdin_open":true; END closes that stdin. No reply; dropped if none */
+    /* code contexts (independent REPLs, src/agent/context.c); a context is
+     * {"id","language","cwd","default"} */
+    PROTO_CTX_CREATE = 0x14,  /* {"language","cwd"} -> OK context (its runner started) */
+    PROTO_CTX_LIST = 0x15,    /* {} -> OK {"contexts":[context...]} */
+    PROTO_CTX_RESTART = 0x16, /* {"id"} -> OK context: a fresh runner, its state gone */
+    PROTO_CTX_DELETE = 0x17,  /* {"id"} -> OK; the default context cannot be removed */
     PROTO_FILE_PUT = 0x20,    /* {"path","mode"} then FILE_DATA frames, last with END -> OK {"path","size"} */
     PROTO_FILE_GET = 0x21,    /* {"path"} -> OK {"size","mode"} (no END), FILE_DATA..., last with END;
                                * paced by FILE_ACK, cancelled by an ERROR from the daemon */
@@ -111,6 +117,7 @@ const char *proto_type_name(uint8_t type);
 #define PROTO_ERR_NOT_DIR "not_directory"       /* 409 */
 #define PROTO_ERR_EXISTS "exists"               /* 409 */
 #define PROTO_ERR_BUSY "busy"                   /* 409 */
+#define PROTO_ERR_TOO_MANY_CONTEXTS "too_many_contexts" /* 429: AGENT_MAX_CONTEXTS */
 #define PROTO_ERR_INTERNAL "internal"           /* 500 */
 
 #endif

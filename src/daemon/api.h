@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "http.h"
 
@@ -47,6 +48,21 @@ void api_files_info(struct http_req *req);
 /* api_code.c */
 void api_code(struct http_req *req);
 void api_exec(struct http_req *req);
+
+struct sandbox;
+struct api_error;
+/* api_contexts.c: code contexts, independent REPLs of a sandbox (the agent's
+ * src/agent/context.c). */
+void api_contexts_create(struct http_req *req);
+void api_contexts_list(struct http_req *req);
+void api_context_get(struct http_req *req);
+void api_context_restart(struct http_req *req);
+void api_context_delete(struct http_req *req);
+/* One CTX_* round trip to sb's agent: 0 with *reply (its OK object), or
+ * -errno with err filled (the agent's code passed through: 404 for an
+ * unknown context, 400 a bad language or cwd, 429 the cap). The E2B
+ * listener shapes the same calls its way (e2b_envd.c). */
+int api_context_call(struct sandbox *sb, uint8_t type, json_t *payload, json_t **reply, struct api_error *err);
 
 /* api_keys.c */
 void api_keys_create(struct http_req *req);

@@ -489,10 +489,16 @@ void api_code(struct http_req *req)
         http_reply_errorf(req, 400, "invalid_request", "code is required");
         return;
     }
-    if (api_field_string(req, "language", &language) < 0)
+    const char *context = NULL; /* a code context's id (api_contexts.c); none: the language's default */
+    if (api_field_string(req, "language", &language) < 0 || api_field_string(req, "context", &context) < 0)
         return;
+    bool language_given = json_is_string(json_object_get(req->body, "language"));
     if (strcmp(language, "python") != 0 && strcmp(language, "bash") != 0) {
         http_reply_errorf(req, 400, "invalid_request", "language must be \"python\" or \"bash\"");
+        return;
+    }
+    if (context && !*context) {
+        http_reply_errorf(req, 400, "invalid_request", "context must be a context id");
         return;
     }
     if (timeout_field(req, &timeout_s) < 0 || api_field_env(req, "env", 64 * 1024, &env) < 0)
@@ -502,11 +508,18 @@ void api_code(struct http_req *req)
         http_reply_errorf(req, 413, "payload_too_large", "code is larger than %u MiB", RUN_CODE_MAX_BYTES >> 20);
         return;
     }
-    json_t *payload = json_pack("{s:s%,s:s}", "code", code, code_len, "language", language);
+    json_t *payload = json_pack("{s:s%}", "code", code, code_len);
+    /* in a context its language rules: one given must match (the agent checks) */
+    if (payload && (language_given || !context))
+        json_object_set_new(payload, "language", json_string(language));
+    if (payload && context)
+        json_object_set_new(payload, "context", json_string(context));
     if (payload && env)
         json_object_set(payload, "env", env);
     json_t *audit = json_pack("{s:s,s:I,s:i}", "language", language, "code_bytes", (json_int_t)code_len,
                               "timeout_s", (int)timeout_s);
+    if (audit && context)
+        json_object_set_new(audit, "context", json_string(context));
     run_start(req, false, language, timeout_s, payload, audit);
     json_decref(payload);
 }

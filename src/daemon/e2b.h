@@ -52,7 +52,8 @@ void e2b_process_send_input(struct http_req *req);
 void e2b_process_close_stdin(struct http_req *req);
 void e2b_contexts_list(struct http_req *req);
 void e2b_contexts_create(struct http_req *req);
-void e2b_contexts_change(struct http_req *req);
+void e2b_contexts_remove(struct http_req *req);  /* DELETE /contexts/{id} */
+void e2b_contexts_restart(struct http_req *req); /* POST /contexts/{id}/restart */
 
 /* The sandbox of a data-plane call, from the E2b-Sandbox-Id header (in
  * E2B's cloud it is in the host name), into req->param; a port named in

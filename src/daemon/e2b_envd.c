@@ -128,6 +128,8 @@ static void execute_event(void *ctx UNUSED, json_t *ev, struct buf *out)
     }
 }
 
+static bool e2b_context_exists(struct http_req *req, const char *id);
+
 void e2b_execute(struct http_req *req)
 {
     if (!e2b_route_sandbox(req, E2B_JUPYTER_PORT))
@@ -138,11 +140,10 @@ void e2b_execute(struct http_req *req)
         http_reply_errorf(req, 400, "invalid_request", "code must be a string");
         return;
     }
+    /* a code context (api_contexts.c): its REPL, in its language */
     json_t *ctx = json_object_get(in, "context_id");
-    if (ctx && !json_is_null(ctx) && !(json_is_string(ctx) && !strcmp(json_string_value(ctx), "default"))) {
-        http_reply_errorf(req, 404, "not_found",
-                          "context %s not found: an Airlock sandbox has one Python REPL, the default context",
-                          json_is_string(ctx) ? json_string_value(ctx) : "?");
+    if (ctx && !json_is_null(ctx) && !json_is_string(ctx)) {
+        http_reply_errorf(req, 400, "invalid_request", "context_id must be a string");
         return;
     }
     const char *lang = json_string_value(json_object_get(in, "language"));
@@ -157,7 +158,13 @@ void e2b_execute(struct http_req *req)
     }
     /* timeout 0: as long as the daemon allows; the SDK enforces its own
      * timeoutMs by closing the stream */
-    json_t *b = json_pack("{s:O,s:s,s:i}", "code", code, "language", lang, "timeout_s", 0);
+    if (json_is_string(ctx) && !e2b_context_exists(req, json_string_value(ctx)))
+        return;
+    json_t *b = json_pack("{s:O,s:i}", "code", code, "timeout_s", 0);
+    if (b && json_is_string(ctx))
+        json_object_set(b, "context", ctx); /* E2B sends context or language, never both */
+    else if (b)
+        json_object_set_new(b, "language", json_string(lang));
     json_t *env = json_object_get(in, "env_vars");
     if (b && json_is_object(env))
         json_object_set(b, "env", env);
@@ -637,46 +644,109 @@ void e2b_process_list(struct http_req *req)
     http_reply_json(req, 200, json_pack("{s:o}", "processes", list ? list : json_array()));
 }
 
-/* ---- the code interpreter's contexts: one per sandbox */
+/* ---- the code interpreter's contexts: Airlock's code contexts
+ * (api_contexts.c), in E2B's shape {id, language, cwd} */
 
-static json_t *default_context(void)
+static json_t *e2b_context(json_t *c)
 {
-    return json_pack("{s:s,s:s,s:s}", "id", "default", "language", "python", "cwd", "/home/user");
+    return json_pack("{s:O,s:O,s:O}", "id", json_object_get(c, "id"), "language", json_object_get(c, "language"), "cwd",
+                     json_object_get(c, "cwd"));
+}
+
+/* One CTX_* call for the sandbox of the E2b-Sandbox-Id header: its reply,
+ * or NULL after replying the error. */
+static json_t *e2b_context_call(struct http_req *req, uint8_t type, json_t *payload)
+{
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
+    if (!sb) {
+        json_decref(payload);
+        return NULL;
+    }
+    json_t *reply = NULL;
+    struct api_error err = {0};
+    int r = api_context_call(sb, type, payload, &reply, &err);
+    json_decref(payload);
+    if (r < 0) {
+        http_reply_error(req, &err);
+        return NULL;
+    }
+    return reply ? reply : json_object();
+}
+
+/* runCode's context, checked before the stream starts: the SDK rejects a
+ * call only for an HTTP error, and once streaming an unknown context would
+ * be an error line in a 200 (true: it exists; false: replied 404). */
+static bool e2b_context_exists(struct http_req *req, const char *id)
+{
+    json_t *reply = e2b_context_call(req, PROTO_CTX_LIST, json_object());
+    if (!reply)
+        return false;
+    size_t i;
+    json_t *c;
+    bool found = false;
+    json_array_foreach(json_object_get(reply, "contexts"), i, c)
+        found = found || !strcmp(json_string_value(json_object_get(c, "id")) ? json_string_value(json_object_get(c, "id")) : "", id);
+    json_decref(reply);
+    if (!found)
+        http_reply_errorf(req, 404, "not_found", "code context %s not found", id);
+    return found;
 }
 
 void e2b_contexts_list(struct http_req *req)
 {
     if (!e2b_route_sandbox(req, E2B_JUPYTER_PORT))
         return;
-    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
-    if (!sb)
+    json_t *reply = e2b_context_call(req, PROTO_CTX_LIST, json_object());
+    if (!reply)
         return;
-    http_reply_json(req, 200, json_pack("[o]", default_context()));
+    json_t *list = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(reply, "contexts"), i, c)
+        json_array_append_new(list, e2b_context(c));
+    json_decref(reply);
+    http_reply_json(req, 200, list);
 }
 
 /* DELETE /contexts/{id}, POST /contexts/{id}/restart */
-void e2b_contexts_change(struct http_req *req)
+static void contexts_change(struct http_req *req, uint8_t type)
 {
     char ctx[sizeof(req->param)];
     snprintf(ctx, sizeof(ctx), "%s", req->param); /* the route's {id}, before the sandbox's replaces it */
     if (!e2b_route_sandbox(req, E2B_JUPYTER_PORT))
         return;
-    if (strcmp(ctx, "default") != 0) {
-        http_reply_errorf(req, 404, "not_found", "context %s not found: the sandbox has only \"default\"", ctx);
+    json_t *reply = e2b_context_call(req, type, json_pack("{s:s}", "id", ctx));
+    if (!reply)
         return;
-    }
-    http_reply_errorf(req, 400, "invalid_request",
-                      "the default context is the sandbox's one Python REPL: it cannot be removed or restarted "
-                      "through this API; for fresh state create another sandbox");
+    json_decref(reply);
+    http_reply_json(req, 200, json_object());
 }
+
+void e2b_contexts_remove(struct http_req *req) { contexts_change(req, PROTO_CTX_DELETE); }
+void e2b_contexts_restart(struct http_req *req) { contexts_change(req, PROTO_CTX_RESTART); }
 
 void e2b_contexts_create(struct http_req *req)
 {
     if (!e2b_route_sandbox(req, E2B_JUPYTER_PORT))
         return;
-    http_reply_errorf(req, 400, "invalid_request",
-                      "an Airlock sandbox has one Python REPL, the \"default\" context, whose state lasts across "
-                      "runCode calls; for separate state create another sandbox");
+    json_t *lang = json_object_get(req->body, "language");
+    json_t *cwd = json_object_get(req->body, "cwd");
+    if ((lang && !json_is_null(lang) && !json_is_string(lang)) || (cwd && !json_is_null(cwd) && !json_is_string(cwd))) {
+        http_reply_errorf(req, 400, "invalid_request", "language and cwd must be strings");
+        return;
+    }
+    const char *l = json_is_string(lang) ? json_string_value(lang) : "python";
+    if (!strcmp(l, "py"))
+        l = "python";
+    json_t *p = json_pack("{s:s}", "language", l);
+    if (p && json_is_string(cwd))
+        json_object_set(p, "cwd", cwd);
+    json_t *reply = e2b_context_call(req, PROTO_CTX_CREATE, p);
+    if (!reply)
+        return;
+    json_t *c = e2b_context(reply);
+    json_decref(reply);
+    http_reply_json(req, 200, c);
 }
 
 /* SendSignal: the pid is the agent's id of the run (its start event) */

@@ -45,6 +45,7 @@ static const struct {
     {"not_found", 404},      {"invalid_request", 400}, {"path_escape", 400}, {"payload_too_large", 413},
     {"no_space", 507},       {"is_directory", 409},    {"not_directory", 409}, {"exists", 409},
     {"busy", 409},           {"internal", 500},        {"path_forbidden", 400}, {"digest_mismatch", 400},
+    {"too_many_contexts", 429},
 };
 
 unsigned api_status_for_agent_code(const char *code)

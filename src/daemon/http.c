@@ -72,6 +72,9 @@ static const struct route ROUTES[] = {
     {"/v1/sandboxes/*/files/rename", {{"POST", 0, api_files_rename, {"path", "to", "overwrite"}}}},
     {"/v1/sandboxes/*/code", {{"POST", R_JSON, api_code, {NULL}}}},
     {"/v1/sandboxes/*/exec", {{"POST", R_JSON, api_exec, {NULL}}}},
+    {"/v1/sandboxes/*/contexts", {{"POST", R_JSON, api_contexts_create, {NULL}}, {"GET", 0, api_contexts_list, {NULL}}}},
+    {"/v1/sandboxes/*/contexts/*", {{"GET", 0, api_context_get, {NULL}}, {"DELETE", 0, api_context_delete, {NULL}}}},
+    {"/v1/sandboxes/*/contexts/*/restart", {{"POST", 0, api_context_restart, {NULL}}}},
     {"/v1/sandboxes/*/logs", {{"GET", 0, api_sandbox_logs, {NULL}}}},
     {"/v1/sandboxes/*/egress", {{"GET", 0, api_egress_get, {NULL}}, {"PUT", R_JSON, api_egress_put, {NULL}}}},
     {"/v1/sandboxes/*/egress/log", {{"GET", 0, api_egress_log, {NULL}}}},
@@ -111,8 +114,8 @@ static const struct route E2B_ROUTES[] = {
     {"/process.Process/SendInput", {{"POST", R_JSON | R_CONNECT, e2b_process_send_input, {NULL}}}},
     {"/process.Process/CloseStdin", {{"POST", R_JSON | R_CONNECT, e2b_process_close_stdin, {NULL}}}},
     {"/process.Process/Connect", {{"POST", R_RAW | R_CONNECT, e2b_process_connect, {NULL}}}},
-    {"/contexts/*", {{"DELETE", 0, e2b_contexts_change, {"source"}}}},
-    {"/contexts/*/restart", {{"POST", R_JSON, e2b_contexts_change, {"source"}}}},
+    {"/contexts/*", {{"DELETE", 0, e2b_contexts_remove, {"source"}}}},
+    {"/contexts/*/restart", {{"POST", R_JSON, e2b_contexts_restart, {"source"}}}},
     {"/process.Process/List", {{"POST", R_JSON | R_CONNECT, e2b_process_list, {NULL}}}},
     {"/process.Process/SendSignal", {{"POST", R_JSON | R_CONNECT, e2b_process_signal, {NULL}}}},
     {"/files",
@@ -296,18 +299,21 @@ bool http_fd_gone(int fd)
 
 /* ---- routing */
 
-/* Match url against pattern; the "*" segment is copied into param. */
-static bool route_match(const char *pattern, const char *url, char *param, size_t plen)
+/* Match url against pattern; the first "*" segment is copied into param,
+ * a second one (/v1/sandboxes/{id}/contexts/{context}) into param2. */
+static bool route_match(const char *pattern, const char *url, char *param, char *param2, size_t plen)
 {
     const char *p = pattern, *u = url;
+    int stars = 0;
     while (*p && *u) {
         if (*p == '*') {
             const char *end = strchr(u, '/');
             size_t n = end ? (size_t)(end - u) : strlen(u);
-            if (n == 0 || n >= plen)
+            if (n == 0 || n >= plen || stars >= 2)
                 return false;
-            memcpy(param, u, n);
-            param[n] = '\0';
+            char *dst = stars++ == 0 ? param : param2;
+            memcpy(dst, u, n);
+            dst[n] = '\0';
             p++;
             u += n;
             continue;
@@ -320,10 +326,10 @@ static bool route_match(const char *pattern, const char *url, char *param, size_
     return *p == '\0' && *u == '\0';
 }
 
-static const struct route *find_route(const struct listener *l, const char *url, char *param, size_t plen)
+static const struct route *find_route(const struct listener *l, const char *url, char *param, char *param2, size_t plen)
 {
     for (size_t i = 0; i < l->n_routes; i++)
-        if (route_match(l->routes[i].pattern, url, param, plen))
+        if (route_match(l->routes[i].pattern, url, param, param2, plen))
             return &l->routes[i];
     return NULL;
 }
@@ -409,7 +415,7 @@ static void begin_request(struct conn_ctx *ctx, const struct listener *l, const 
         http_reply_errorf(req, 400, "invalid_request", "the request target contains a NUL byte or is not valid UTF-8");
         return;
     }
-    const struct route *rt = find_route(l, url, req->param, sizeof(req->param));
+    const struct route *rt = find_route(l, url, req->param, req->param2, sizeof(req->param));
     ctx->rt = rt;
     if (!rt) {
         http_reply_errorf(req, 404, "not_found", "no route %s %s", method, url);

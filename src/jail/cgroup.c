@@ -16,6 +16,7 @@
 #include "cgroup_impl.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +228,32 @@ int cgroup_oom_kills(const struct cgroup_ctx *cg, const char *id, uint64_t *coun
         }
     }
     return -ENODATA;
+}
+
+int cgroup_open_memory_files(const struct cgroup_ctx *cg, const char *id, int *usage_fd, int *stat_fd)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    int r = cgroup_dir(cg, 0, id, dir, sizeof(dir));
+    if (r < 0)
+        return r;
+    if ((r = cgroupfs_path_join(path, sizeof(path), dir, impl_of(cg->mode)->usage_file)) < 0)
+        return r;
+    int u = open(path, O_RDONLY | O_CLOEXEC);
+    if (u < 0)
+        return -errno;
+    if ((r = cgroupfs_path_join(path, sizeof(path), dir, "memory.stat")) < 0) {
+        close(u);
+        return r;
+    }
+    int st = open(path, O_RDONLY | O_CLOEXEC);
+    if (st < 0) {
+        r = -errno;
+        close(u);
+        return r;
+    }
+    *usage_fd = u;
+    *stat_fd = st;
+    return 0;
 }
 
 int cgroup_memory_usage(const struct cgroup_ctx *cg, const char *id, uint64_t *bytes)

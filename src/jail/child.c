@@ -69,11 +69,13 @@ static int child_enter_namespaces(const struct jail_plan *p, struct jail_child_e
     return 0;
 }
 
-static int child_fd_above_4(int *fd, struct jail_child_error *e)
+/* Out of the way of the agent's fixed numbers 0-7 before they are filled. */
+#define AGENT_FIXED_FDS 8
+static int child_fd_above_fixed(int *fd, struct jail_child_error *e)
 {
-    if (*fd < 0 || *fd > 4)
+    if (*fd < 0 || *fd >= AGENT_FIXED_FDS)
         return 0;
-    int n = fcntl(*fd, F_DUPFD_CLOEXEC, 5);
+    int n = fcntl(*fd, F_DUPFD_CLOEXEC, AGENT_FIXED_FDS);
     if (n < 0)
         return child_fail(e, "fcntl F_DUPFD_CLOEXEC", "", errno);
     *fd = n;
@@ -81,17 +83,23 @@ static int child_fd_above_4(int *fd, struct jail_child_error *e)
 }
 
 /* The agent gets exactly: 0-2 on the sandbox's /dev/null, 3 the control
- * stream, 4 its zygote channel if it has one. Every other fd the daemon had (the database, the listening socket,
- * other sandboxes' streams) is marked close-on-exec; they stay usable until
- * exec, which the error pipe and the memfd need (CVE-2024-21626 class). */
-static int child_setup_fds(const struct jail_plan *p, int *agent_fd, struct jail_child_error *e)
+ * stream, 4 its zygote channel if it has one, 5 the /proc/meminfo file it
+ * rewrites, 6 and 7 its cgroup's memory usage and memory.stat (read-only;
+ * absent if they could not be opened). Every other fd the daemon had (the
+ * database, the listening socket, other sandboxes' streams) is marked
+ * close-on-exec; they stay usable until exec, which the error pipe and the
+ * memfd need (CVE-2024-21626 class). */
+static int child_setup_fds(const struct jail_plan *p, int meminfo, int *agent_fd, struct jail_child_error *e)
 {
     int r;
     /* the plan is the parent's memory (CLONE_VM): read it, never write it */
-    int control = p->control_fd, error = p->error_fd, zygote = p->zygote_fd;
+    int control = p->control_fd, error = p->error_fd, zygote = p->zygote_fd, usage = p->memcg_usage_fd,
+        stat = p->memcg_stat_fd;
     *agent_fd = p->agent_fd;
-    if ((r = child_fd_above_4(&control, e)) < 0 || (r = child_fd_above_4(&error, e)) < 0 ||
-        (r = child_fd_above_4(agent_fd, e)) < 0 || (r = child_fd_above_4(&zygote, e)) < 0)
+    if ((r = child_fd_above_fixed(&control, e)) < 0 || (r = child_fd_above_fixed(&error, e)) < 0 ||
+        (r = child_fd_above_fixed(agent_fd, e)) < 0 || (r = child_fd_above_fixed(&zygote, e)) < 0 ||
+        (r = child_fd_above_fixed(&meminfo, e)) < 0 || (r = child_fd_above_fixed(&usage, e)) < 0 ||
+        (r = child_fd_above_fixed(&stat, e)) < 0)
         return r;
     int null = open("/dev/null", O_RDWR);
     if (null < 0)
@@ -103,17 +111,36 @@ static int child_setup_fds(const struct jail_plan *p, int *agent_fd, struct jail
         close(null);
     if (dup3(control, 3, 0) < 0)
         return child_fail(e, "dup3", "control socket", errno);
+    /* 4-7 that have nothing stay closed: the agent is told which it has */
     if (zygote >= 0 && dup3(zygote, 4, 0) < 0)
         return child_fail(e, "dup3", "zygote socket", errno);
-    if (syscall(SYS_close_range, zygote >= 0 ? 5U : 4U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+    if (dup3(meminfo, 5, 0) < 0)
+        return child_fail(e, "dup3", "meminfo file", errno);
+    if (usage >= 0 && stat >= 0 && (dup3(usage, 6, 0) < 0 || dup3(stat, 7, 0) < 0))
+        return child_fail(e, "dup3", "memory cgroup files", errno);
+    if (syscall(SYS_close_range, AGENT_FIXED_FDS, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
         return child_fail(e, "close_range", "", errno);
     return 0;
 }
 
 static int child_exec_agent(const struct jail_plan *p, int agent_fd, struct jail_child_error *e)
 {
-    char *const argv[] = {"airlock-agent", "--fd", "3", "--memory-limit", (char *)p->memory_arg,
-                          p->zygote_fd >= 0 ? "--zygote-fd" : NULL, "4", NULL};
+    /* optional pairs last, so that an absent one ends argv early only after
+     * the ones that are there */
+    char *argv[12];
+    int n = 0;
+    argv[n++] = "airlock-agent";
+    argv[n++] = "--fd";
+    argv[n++] = "3";
+    argv[n++] = "--memory-limit";
+    argv[n++] = (char *)p->memory_arg;
+    argv[n++] = "--meminfo-fds";
+    argv[n++] = p->memcg_usage_fd >= 0 && p->memcg_stat_fd >= 0 ? "5,6,7" : "5";
+    if (p->zygote_fd >= 0) {
+        argv[n++] = "--zygote-fd";
+        argv[n++] = "4";
+    }
+    argv[n] = NULL;
     static char *const envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                                  "HOME=/", "LANG=C.UTF-8", NULL};
     syscall(SYS_execveat, agent_fd, "", argv, envp, AT_EMPTY_PATH);
@@ -126,7 +153,7 @@ static int child_exec_agent(const struct jail_plan *p, int agent_fd, struct jail
  * it; the root is built before pivot_root; /dev/null exists only after. */
 static int child_run(const struct jail_plan *p, struct jail_child_error *e)
 {
-    int r, agent_fd;
+    int r, agent_fd, meminfo = -1;
     child_reset_signals();
     if ((r = child_wait_release(p, e)) < 0)
         return r;
@@ -134,13 +161,13 @@ static int child_run(const struct jail_plan *p, struct jail_child_error *e)
         return r;
     if ((r = net_cap_buffers(e)) < 0)
         return r;
-    if ((r = mnt_build_root(p, e)) < 0)
+    if ((r = mnt_build_root(p, &meminfo, e)) < 0)
         return r;
     if ((r = mnt_pivot_root(e)) < 0)
         return r;
     if ((r = net_loopback_up(e)) < 0)
         return r;
-    if ((r = child_setup_fds(p, &agent_fd, e)) < 0)
+    if ((r = child_setup_fds(p, meminfo, &agent_fd, e)) < 0)
         return r;
     return child_exec_agent(p, agent_fd, e);
 }

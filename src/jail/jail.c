@@ -460,6 +460,7 @@ static int jail_create(void *state, const struct sandbox_spec *spec_in, struct b
     struct cgroup_limits lim = {spec.memory_bytes, spec.cpu_millis, spec.pids_max};
     if ((r = cgroup_create(&inst->cg, inst->id, &lim, err, errlen)) < 0)
         return undo_before_clone(st, inst, p, &pf, r);
+    sysview_plan_memcg(p, &inst->cg, inst->id);
     struct clone_stack cs = {.base = MAP_FAILED};
     if ((r = clone_sandbox(st, inst, p, &cs, err, errlen)) < 0)
         return undo_after_clone(st, inst, p, &pf, &cs, r);

@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -142,9 +143,14 @@ struct jail_plan {
     int error_fd;   /* write end, CLOEXEC: EOF after execveat = success */
     int agent_fd;   /* the sealed memfd */
     int zygote_fd;  /* becomes fd 4 of the agent (--zygote-fd 4), or -1 */
+    int memcg_usage_fd; /* the sandbox cgroup's memory usage file: fd 6 of the agent, or -1 */
+    int memcg_stat_fd;  /* ... its memory.stat: fd 7 (sysview.c; the agent's meminfo.c) */
 
     char hostname[65];
     char memory_arg[24]; /* the agent's --memory-limit, in bytes */
+    /* the sandbox's own view of its CPUs (sysview.c): the list
+     * /sys/devices/system/cpu/{online,possible,present} show */
+    char cpu_list[128]; /* "0", "0-1", "0,2-3" */
     char root_opts[64];  /* the new root tmpfs: only mount points and symlinks */
     char etc_opts[64];
     char scratch_opts[64]; /* the one tmpfs behind /tmp /data /home/user /dev/shm */
@@ -177,7 +183,7 @@ struct jail_parent_fds {
  * child's ends (the detached trees stay alive in the child through its
  * inherited copies). agent_fd is the state's memfd, not ours; release_wr is
  * the parent's own end, closed through struct jail_parent_fds. */
-#define PLAN_NFDS (7 + JAIL_MAX_ETC_BINDS)
+#define PLAN_NFDS (9 + JAIL_MAX_ETC_BINDS)
 
 void plan_init(struct jail_plan *p, struct jail_parent_fds *pf);
 /* Channels, mount options, the zygote channel, /usr, /etc and the runner. */
@@ -255,11 +261,22 @@ int layers_dev(const struct jail_layers *l, struct jail_tree *t, char *err, size
  * anonymous inode; *fd holds them (-1 while another process does). */
 int anonlock_hold(int *fd, char *err, size_t errlen);
 
+/* ---- sysview.c ---- */
+/* parent: the CPUs a sandbox of cpu_millis sees (cpu_millis rounded up to
+ * whole CPUs, the first of the daemon's affinity), into p->cpu_list. */
+void sysview_plan_cpus(struct jail_plan *p, uint32_t cpu_millis);
+/* parent: p->memcg_*_fd opened read-only on the sandbox's cgroup, after it
+ * was created. A failure leaves them -1: the agent then shows the limit
+ * without usage. */
+void sysview_plan_memcg(struct jail_plan *p, const struct cgroup_ctx *cg, const char *id);
+
 /* ---- mnt.c ---- */
 /* parent: warn when `sandboxes` full devpts instances would not fit in the
  * host's pty pool (kernel.pty.max - kernel.pty.reserve). */
 void mnt_check_pty_pool(unsigned sandboxes);
-int mnt_build_root(const struct jail_plan *p, struct jail_child_error *e); /* child */
+/* child: *meminfo_fd is the read-write fd of the file bound over /proc/meminfo
+ * (the agent's fd 5), kept open by the caller */
+int mnt_build_root(const struct jail_plan *p, int *meminfo_fd, struct jail_child_error *e);
 int mnt_pivot_root(struct jail_child_error *e);                          /* child */
 
 /* ---- zygote.c ---- */

@@ -61,6 +61,9 @@ int cgroup_add_pid(const struct cgroup_ctx *cg, const char *id, pid_t pid, char 
 int cgroup_destroy(const struct cgroup_ctx *cg, const char *id);
 int cgroup_oom_kills(const struct cgroup_ctx *cg, const char *id, uint64_t *count);
 /* Memory charged to the sandbox's memory cgroup now, in bytes. */
+/* Open (O_RDONLY) the sandbox's memory usage file and its memory.stat, for
+ * the agent's /proc/meminfo (sysview.c). 0, or -errno with neither open. */
+int cgroup_open_memory_files(const struct cgroup_ctx *cg, const char *id, int *usage_fd, int *stat_fd);
 int cgroup_memory_usage(const struct cgroup_ctx *cg, const char *id, uint64_t *bytes);
 /* Directory of the sandbox cgroup in hierarchy i (v1: 0 memory, 1 pids, 2 cpu;
  * v2: only 0). Returns the number of hierarchies, or -errno. */

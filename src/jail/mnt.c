@@ -35,8 +35,13 @@
  *                read-only tmpfs; bus, fs, irq, sys, sysrq-trigger read-only;
  *                and the host-wide tables other tenants' objects show in
  *                (locks, cgroups, key-users, pressure, a few counters)
- *   no /sys, and no cgroupfs (user code cannot mount one: no capabilities,
- *                and seccomp refuses mount)
+ *   /proc/meminfo  a file of a private tmpfs bound read-only over the
+ *                kernel's; the agent rewrites it through the fd it keeps
+ *                (src/agent/meminfo.c: the sandbox's limit and cgroup usage)
+ *   /sys         a read-only tmpfs with devices/system/cpu/{online,possible,
+ *                present} only: the sandbox's CPUs (sysview.c). No other
+ *                sysfs, and no cgroupfs (user code cannot mount one: no
+ *                capabilities, and seccomp refuses mount)
  *
  * Host trees are overlaid by the parent (host root, layers.c) into detached,
  * read-only mounts, and the child attaches them with move_mount. Everything
@@ -354,12 +359,82 @@ static int mnt_setup_proc(struct jail_child_error *e)
     return 0;
 }
 
-int mnt_build_root(const struct jail_plan *p, struct jail_child_error *e)
+/* /proc/meminfo: an empty file of a private tmpfs (the agent fills it before
+ * any user code runs), bound read-only over the kernel's. The staging mount
+ * is detached at once: the bind and the read-write fd returned in *fd_out
+ * (the agent's fd 5) keep the one small superblock alive, and no path leads
+ * to a writable view of it. */
+#define MEMINFO_DIR ".meminfo"
+static int mnt_setup_meminfo(int *fd_out, struct jail_child_error *e)
+{
+    int r;
+    if ((r = child_mkdir(MEMINFO_DIR, 0700, e)) < 0 ||
+        (r = child_mount_tmpfs(MEMINFO_DIR, "mode=0700,size=64k", MS_NOSUID | MS_NODEV | MS_NOEXEC, e)) < 0)
+        return r;
+    int fd = open(MEMINFO_DIR "/meminfo", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0444);
+    if (fd < 0)
+        return fail_at(e, "create", MEMINFO_DIR "/meminfo", errno);
+    if ((r = child_bind(MEMINFO_DIR "/meminfo", "proc/meminfo", e)) < 0 ||
+        (r = child_remount_ro("proc/meminfo", MS_NOSUID | MS_NODEV | MS_NOEXEC, e)) < 0) {
+        close(fd);
+        return r;
+    }
+    if (umount2(MEMINFO_DIR, MNT_DETACH) < 0 || rmdir(MEMINFO_DIR) < 0) {
+        int err = errno;
+        close(fd);
+        return fail_at(e, "detach", MEMINFO_DIR, err);
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+static int child_write_file(const char *rel, const char *text, struct jail_child_error *e)
+{
+    int fd = open(rel, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0444);
+    if (fd < 0)
+        return fail_at(e, "create", rel, errno);
+    size_t len = strlen(text);
+    ssize_t n = write(fd, text, len);
+    int err = errno;
+    close(fd);
+    if (n != (ssize_t)len)
+        return fail_at(e, "write", rel, n < 0 ? err : EIO);
+    return 0;
+}
+
+/* /sys: the sandbox's CPUs and nothing else (sysview.c). */
+static int mnt_setup_sys(const struct jail_plan *p, struct jail_child_error *e)
+{
+    if (!p->cpu_list[0])
+        return 0; /* the daemon could not read its own affinity: no view */
+    char line[sizeof(p->cpu_list) + 1];
+    size_t n = strlen(p->cpu_list);
+    memcpy(line, p->cpu_list, n);
+    line[n] = '\n';
+    line[n + 1] = '\0';
+    static const char *const dirs[] = {"sys", "sys/devices", "sys/devices/system", "sys/devices/system/cpu"};
+    static const char *const files[] = {"sys/devices/system/cpu/online", "sys/devices/system/cpu/possible",
+                                        "sys/devices/system/cpu/present"};
+    int r;
+    if ((r = child_mkdir("sys", 0555, e)) < 0 ||
+        (r = child_mount_tmpfs("sys", "mode=0555,size=16k", MS_NOSUID | MS_NODEV | MS_NOEXEC, e)) < 0)
+        return r;
+    for (size_t i = 1; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+        if ((r = child_mkdir(dirs[i], 0555, e)) < 0)
+            return r;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+        if ((r = child_write_file(files[i], line, e)) < 0)
+            return r;
+    return child_remount_ro("sys", MS_NOSUID | MS_NODEV | MS_NOEXEC, e);
+}
+
+int mnt_build_root(const struct jail_plan *p, int *meminfo_fd, struct jail_child_error *e)
 {
     int r;
     if ((r = mnt_make_private(e)) < 0 || (r = mnt_mount_staging_root(p, e)) < 0 ||
         (r = mnt_setup_usr(p, e)) < 0 || (r = mnt_setup_etc(p, e)) < 0 || (r = mnt_setup_runner(p, e)) < 0 ||
-        (r = mnt_setup_dev(p, e)) < 0 || (r = mnt_setup_scratch(p, e)) < 0 || (r = mnt_setup_proc(e)) < 0)
+        (r = mnt_setup_dev(p, e)) < 0 || (r = mnt_setup_scratch(p, e)) < 0 || (r = mnt_setup_proc(e)) < 0 ||
+        (r = mnt_setup_meminfo(meminfo_fd, e)) < 0 || (r = mnt_setup_sys(p, e)) < 0)
         return r;
     /* last: nothing more to create at the top level */
     return child_remount_ro(".", MS_NOSUID | MS_NODEV | MS_NOEXEC, e);

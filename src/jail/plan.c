@@ -18,6 +18,7 @@ void plan_init(struct jail_plan *p, struct jail_parent_fds *pf)
 {
     memset(p, 0, sizeof(*p));
     p->control_fd = p->release_fd = p->release_wr = p->error_fd = p->agent_fd = p->zygote_fd = -1;
+    p->memcg_usage_fd = p->memcg_stat_fd = -1;
     p->usr.fd = p->dev.fd = p->runner.fd = -1;
     for (size_t i = 0; i < JAIL_MAX_ETC_BINDS; i++)
         p->etc_binds[i].fd = -1;
@@ -33,8 +34,10 @@ static void plan_fds(struct jail_plan *p, int *fds[PLAN_NFDS])
     fds[4] = &p->runner.fd;
     fds[5] = &p->zygote_fd;
     fds[6] = &p->dev.fd;
+    fds[7] = &p->memcg_usage_fd;
+    fds[8] = &p->memcg_stat_fd;
     for (size_t i = 0; i < JAIL_MAX_ETC_BINDS; i++)
-        fds[7 + i] = &p->etc_binds[i].fd;
+        fds[9 + i] = &p->etc_binds[i].fd;
 }
 
 /* No child: close and free everything. */
@@ -126,6 +129,7 @@ int plan_prepare(struct jail_state *st, const struct sandbox_spec *spec, struct 
     p->agent_fd = st->agent_memfd;
     snprintf(p->hostname, sizeof(p->hostname), "%s", spec->hostname);
     snprintf(p->memory_arg, sizeof(p->memory_arg), "%llu", (unsigned long long)spec->memory_bytes);
+    sysview_plan_cpus(p, spec->cpu_millis);
     plan_mount_options(p, spec);
     /* host template only: the zygote's imports come from the host's /usr.
      * No zygote (not ready, --no-zygote): the agent execs the runner. */

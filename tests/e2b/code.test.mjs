@@ -55,13 +55,36 @@ test("an unknown language or context is refused", async () => {
   await assert.rejects(sbx.runCode("1", { context: { id: "nope" }, requestTimeoutMs: 3000 }), /not found/);
 });
 
-test("contexts: the sandbox's one REPL is the default context", async () => {
-  const ctxs = await sbx.listCodeContexts();
-  assert.deepEqual(ctxs.map((c) => c.id), ["default"]);
-  const ex = await sbx.runCode("x", { context: ctxs[0] });
-  assert.equal(ex.text, "40");
-  await assert.rejects(sbx.createCodeContext({ language: "python" }), /400/);
-  await assert.rejects(sbx.restartCodeContext("default"), /400/);
+test("contexts: createCodeContext is an independent REPL; restart and remove it", async () => {
+  const first = await sbx.listCodeContexts();
+  assert.deepEqual(first.map((c) => c.id), ["default"]);
+  assert.equal((await sbx.runCode("x", { context: first[0] })).text, "40");
+
+  const ctx = await sbx.createCodeContext({ language: "python", cwd: "/tmp" });
+  assert.equal(ctx.language, "python");
+  assert.equal(ctx.cwd, "/tmp");
+  assert.notEqual(ctx.id, "default");
+  assert.deepEqual((await sbx.listCodeContexts()).map((c) => c.id), ["default", ctx.id]);
+
+  // its own globals: no x here, and its x is not the default context's
+  const missing = await sbx.runCode("x", { context: ctx });
+  assert.equal(missing.error.name, "NameError");
+  await sbx.runCode("x = 'mine'", { context: ctx });
+  assert.equal((await sbx.runCode("import os\n(x, os.getcwd())", { context: ctx })).text, "('mine', '/tmp')");
+  assert.equal((await sbx.runCode("x")).text, "40");
+  // the same files: what one context writes the other reads
+  await sbx.runCode("open('/tmp/from-ctx.txt', 'w').write('shared')", { context: ctx });
+  assert.equal((await sbx.runCode("open('/tmp/from-ctx.txt').read()")).text, "'shared'");
+
+  await sbx.restartCodeContext(ctx);
+  assert.equal((await sbx.runCode("x", { context: ctx })).error.name, "NameError");
+  assert.equal((await sbx.runCode("x")).text, "40");
+
+  await sbx.removeCodeContext(ctx.id);
+  assert.deepEqual((await sbx.listCodeContexts()).map((c) => c.id), ["default"]);
+  await assert.rejects(sbx.runCode("1", { context: ctx, requestTimeoutMs: 3000 }), /not found/);
   await assert.rejects(sbx.removeCodeContext("nope"), /not found/);
-  assert.equal((await sbx.runCode("x")).text, "40"); // the REPL kept its state
+  await assert.rejects(sbx.removeCodeContext("default"), /400/);
+  await assert.rejects(sbx.createCodeContext({ language: "cobol" }), /400/);
+  assert.equal((await sbx.runCode("x")).text, "40"); // the default REPL kept its state
 });

@@ -200,6 +200,12 @@ static void cmd_checks(void)
     check_scratch("home", "/home/user");
     check_scratch("shm", "/dev/shm");
     say("sys", "%d", err_of(stat("/sys", &st)));
+    /* /sys: the sandbox's CPU list only, read-only (src/jail/sysview.c) */
+    say("sys_fs", "%d", err_of(stat("/sys/fs", &st)));
+    say("sys_ro", "%d", statvfs("/sys", &sv) == 0 && (sv.f_flag & ST_RDONLY));
+    say("sys_online", "%d", err_of(stat("/sys/devices/system/cpu/online", &st)));
+    /* /proc/meminfo: the agent's file, bound read-only (root inside cannot write it) */
+    say("meminfo_write", "%d", err_of(open("/proc/meminfo", O_WRONLY)));
     int fd = open("/dev/null", O_RDWR);
     char c;
     say("devnull", "%d", fd >= 0 && write(fd, "x", 1) == 1 && read(fd, &c, 1) == 0);

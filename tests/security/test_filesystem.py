@@ -300,10 +300,27 @@ agents = glob.glob("/sys/fs/cgroup/*/release_agent") + glob.glob("/tmp/cg/releas
 res.append("agents:%d" % len(agents))
 print("RESULT", *res)
 ''', {"EPERM"}, doc="CVE-2022-0492: a cgroup v1 release_agent runs as root on the host"),
-    fs_attack("sys_absent", '''
+    # /sys is a read-only tmpfs with the sandbox's CPU list only (src/jail/sysview.c):
+    # no sysfs, no cgroupfs, nothing writable
+    fs_attack("sys_cpu_view_only", '''
 import os
-print("RESULT", "absent" if not os.path.exists("/sys") else "present", os.path.exists("/sys/fs/cgroup"))
-''', {"absent"}),
+found = sorted(os.path.join(d, f) for d, ds, fs in os.walk("/sys") for f in fs)
+try:
+    open("/sys/devices/system/cpu/online", "w").write("0-63")
+    wrote = "written"
+except OSError as e:
+    wrote = errname(e)
+ok = found == ["/sys/devices/system/cpu/online", "/sys/devices/system/cpu/possible", "/sys/devices/system/cpu/present"]
+print("RESULT", "cpu-view-only" if ok and not os.path.exists("/sys/fs") and wrote != "written" else "other %r %s" % (found, wrote))
+''', {"cpu-view-only"}),
+    fs_attack("meminfo_read_only", '''
+import os
+try:
+    open("/proc/meminfo", "r+").write("MemTotal: 1 kB\\n")
+    print("RESULT written")
+except OSError as e:
+    print("RESULT", errname(e))
+''', {"EROFS", "EACCES"}),
     fs_attack("mknod_dev_mem", '''
 import os, stat
 try:

@@ -15,7 +15,7 @@ from .errors import (AirlockConnectionError, AirlockError, AuditUnavailable, Aut
                      PayloadTooLarge, QuotaExceeded, RateLimitError, RegionUnavailable, ReplRestarted,
                      SandboxTimeout, ServerError, TemplateCorrupt, TemplateNotFound,
                      TransferError, WheelInstallError)
-from .models import Execution, ExecutionError, Info, Result
+from .models import CodeContext, Execution, ExecutionError, Info, Result
 from ._transport import close_idle_connections
 from .sandbox import Files, Sandbox, WatchHandle
 from . import tools
@@ -24,7 +24,7 @@ from .tools import anthropic_tools, dispatch, openai_tools
 __version__ = "0.1.0"
 
 __all__ = [
-    "Sandbox", "Files", "WatchHandle", "Execution", "ExecutionError", "Result", "Info",
+    "Sandbox", "Files", "WatchHandle", "CodeContext", "Execution", "ExecutionError", "Result", "Info",
     "AirlockError", "AirlockConnectionError", "TransferError", "IntegrityError", "AuthError", "NotFound", "SandboxTimeout",
     "QuotaExceeded", "RateLimitError", "InvalidRequest", "PayloadTooLarge", "PathEscape", "PathForbidden", "RegionUnavailable",
     "EgressUnavailable", "IsolationUnavailable", "TemplateNotFound", "TemplateCorrupt", "WheelInstallError", "ServerError",

@@ -60,7 +60,8 @@ class SandboxTimeout(AirlockError):
 class QuotaExceeded(AirlockError):
     """429 quota_exceeded (the daemon's --max-sandboxes) or sandbox_quota
     (this key's --max-sandboxes-per-key): too many live sandboxes. Waiting
-    does not help; closing sandboxes does."""
+    does not help; closing sandboxes does. Also too_many_contexts: a sandbox
+    has at most 8 code contexts; remove one first."""
 
 
 class RateLimitError(AirlockError):
@@ -144,6 +145,7 @@ _BY_CODE = {
     "audit_unavailable": AuditUnavailable,
     "quota_exceeded": QuotaExceeded,
     "sandbox_quota": QuotaExceeded,
+    "too_many_contexts": QuotaExceeded,
     "rate_limited": RateLimitError,
     "too_many_requests": RateLimitError,
     "too_many_auth_failures": RateLimitError,

@@ -123,6 +123,28 @@ class Info(dict):
             raise AttributeError(name) from None
 
 
+class CodeContext:
+    """A code context: an independent REPL in the sandbox with its own globals
+    (``Sandbox.create_code_context``). ``id``, ``language``, ``cwd``, and
+    ``default`` (the sandbox's first REPL, which cannot be removed)."""
+
+    def __init__(self, d):
+        self.id = d.get("id")
+        self.language = d.get("language", "python")
+        self.cwd = d.get("cwd")
+        self.default = bool(d.get("default", False))
+
+    def __eq__(self, other):
+        return isinstance(other, CodeContext) and other.id == self.id
+
+    def __hash__(self):
+        return hash(self.id)
+
+    def __repr__(self):
+        return "CodeContext(id=%r, language=%r, cwd=%r%s)" % (self.id, self.language, self.cwd,
+                                                              ", default=True" if self.default else "")
+
+
 def _short(s, n=80):
     if s is None:
         return None

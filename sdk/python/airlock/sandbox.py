@@ -9,7 +9,7 @@ import warnings
 
 from ._transport import Transport, decode_json
 from .errors import AirlockError, InvalidRequest, NotFound, ReplRestarted, SandboxTimeout, WheelInstallError
-from .models import Execution, Info
+from .models import CodeContext, Execution, Info
 
 # Seconds the HTTP layer waits beyond a code/exec timeout before it gives up
 # on the daemon, and what it waits when no timeout was given (the agent's own
@@ -458,24 +458,31 @@ class Sandbox:
         return timeout + _GRACE_S
 
     @staticmethod
-    def _code_body(code, language, timeout, envs=None):
-        body = {"code": code, "language": language}
+    def _code_body(code, language, timeout, envs=None, context=None):
+        body = {"code": code}
+        if language is not None:
+            body["language"] = language
+        if context is not None:
+            body["context"] = context.id if isinstance(context, CodeContext) else str(context)
         if timeout is not None:
             body["timeout_s"] = _secs(timeout)
         if envs:
             body["env"] = {str(k): str(v) for k, v in envs.items()}
         return body
 
-    def run_code(self, code, language="python", timeout=None, envs=None):
+    def run_code(self, code, language=None, timeout=None, envs=None, context=None):
         """Run code in the sandbox's persistent Python REPL (or a fresh bash).
 
+        ``language``: "python" (the default) or "bash". ``context``: a
+        ``CodeContext`` (or its id) from ``create_code_context``: the code runs
+        in that REPL, with its globals; its language is the context's.
         ``timeout``: seconds (default 60 on the server); 0 means no per-call
         limit, the call may run as long as the sandbox lives. A timed-out call
         is an ``Execution`` whose ``error.name`` is ``TimeoutError``;
         ``SandboxTimeout`` is raised only when the sandbox itself expired.
         ``envs``: environment variables for this call only, over the
         sandbox's ``env`` (``os.environ`` is put back after the call)."""
-        d = self._call("POST", "/code", self._code_body(code, language, timeout, envs),
+        d = self._call("POST", "/code", self._code_body(code, language, timeout, envs, context),
                        timeout=self._wait(timeout))
         ex = Execution(d)
         if ex.repl_restarted:
@@ -484,7 +491,7 @@ class Sandbox:
                 "calls are gone" % self._id), stacklevel=2)
         return ex
 
-    def run_code_stream(self, code, language="python", timeout=None, envs=None):
+    def run_code_stream(self, code, language=None, timeout=None, envs=None, context=None):
         """Like run_code, but yields event dicts as they happen:
         ``{"type": "stdout"|"stderr", "data"}``, then ``{"type": "result", ...}``,
         then ``{"type": "exit", "exit_code"}`` (or ``{"type": "error", "error"}``).
@@ -493,8 +500,39 @@ class Sandbox:
         one. A stream cut before it (the daemon died, the connection broke)
         raises ``TransferError``: "finished" and "cut" never look alike."""
         return self._http.stream_lines("POST", self._path("/code"),
-                                       self._code_body(code, language, timeout, envs),
+                                       self._code_body(code, language, timeout, envs, context),
                                        self._wait(timeout), terminal=frozenset(("exit", "error")))
+
+    # -- code contexts: independent REPLs (E2B code interpreter's names) ---------
+    def create_code_context(self, language="python", cwd=None):
+        """A new REPL in this sandbox with its own globals (same files, same
+        user, the sandbox's memory shared). ``cwd``: where it starts, relative
+        to /home/user; a missing one raises ``NotFound``. At most 8 contexts
+        per sandbox, the default one included (``QuotaExceeded`` beyond)."""
+        body = {"language": language}
+        if cwd is not None:
+            body["cwd"] = cwd
+        return CodeContext(self._call("POST", "/contexts", body))
+
+    def list_code_contexts(self):
+        """Every context of the sandbox, the default one first."""
+        return [CodeContext(c) for c in self._call("GET", "/contexts").get("contexts", [])]
+
+    @staticmethod
+    def _context_id(context):
+        cid = context.id if isinstance(context, CodeContext) else context
+        if not isinstance(cid, str) or not cid:
+            raise TypeError("context must be a CodeContext or its id")
+        return _q(cid)
+
+    def restart_code_context(self, context):
+        """A fresh REPL for the context: its state is gone, its id stays. A call
+        running in it ends with the error ``ContextRestarted``."""
+        return CodeContext(self._call("POST", "/contexts/" + self._context_id(context) + "/restart"))
+
+    def remove_code_context(self, context):
+        """Remove the context and stop its REPL (the default one cannot be removed)."""
+        self._call("DELETE", "/contexts/" + self._context_id(context))
 
     def exec(self, cmd, env=None, cwd=None, stdin=None, timeout=None):
         """Run a command: ``cmd`` is an argv list, or a string run by bash. ``cwd``:

@@ -54,6 +54,7 @@ const BY_CODE: Record<string, ErrorClass> = {
   audit_unavailable: AuditUnavailable,
   quota_exceeded: QuotaExceeded,
   sandbox_quota: QuotaExceeded,
+  too_many_contexts: QuotaExceeded,
   rate_limited: RateLimitError,
   too_many_requests: RateLimitError,
   too_many_auth_failures: RateLimitError,

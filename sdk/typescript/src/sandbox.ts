@@ -44,8 +44,19 @@ export interface StreamEvent {
   [key: string]: unknown;
 }
 
+/** A code context: an independent REPL in the sandbox (createCodeContext). */
+export interface CodeContext {
+  id: string;
+  language: string;
+  cwd: string;
+  /** the sandbox's first REPL, which cannot be removed */
+  default?: boolean;
+}
+
 export interface RunCodeOptions {
   language?: "python" | "bash" | string;
+  /** run in this code context (its REPL, its language) */
+  context?: CodeContext | string;
   /** seconds; 0 = no per-call limit (default: the server's 60 s) */
   timeout?: number;
   onStdout?: (data: string) => void;
@@ -205,6 +216,12 @@ export class Files {
   }
 }
 
+function ctxId(context: CodeContext | string): string {
+  const id = typeof context === "string" ? context : context?.id;
+  if (typeof id !== "string" || id === "") throw new TypeError("context must be a CodeContext or its id");
+  return id;
+}
+
 export class Sandbox {
   readonly files: Files;
   private info_: SandboxInfo;
@@ -317,7 +334,9 @@ export class Sandbox {
   }
 
   private codeBody(code: string, o: RunCodeOptions) {
-    const body: Record<string, unknown> = { code, language: o.language ?? "python" };
+    const body: Record<string, unknown> = { code };
+    if (o.context !== undefined) body.context = typeof o.context === "string" ? o.context : o.context.id;
+    if (o.language !== undefined || o.context === undefined) body.language = o.language ?? "python";
     if (o.timeout !== undefined) body.timeout_s = secs(o.timeout);
     return body;
   }
@@ -354,6 +373,32 @@ export class Sandbox {
     }
     const results = d.results ?? [];
     return new Execution({ ...d, stdout, stderr, results });
+  }
+
+  /**
+   * A new REPL in this sandbox with its own globals (same files and user; the
+   * sandbox's memory shared). `cwd` is relative to /home/user. At most 8 per
+   * sandbox, the default one included (QuotaExceeded beyond).
+   */
+  async createCodeContext(opts: { language?: string; cwd?: string } = {}): Promise<CodeContext> {
+    const body: Record<string, unknown> = { language: opts.language ?? "python" };
+    if (opts.cwd !== undefined) body.cwd = opts.cwd;
+    return (await this._call("POST", "/contexts", body)) as CodeContext;
+  }
+
+  /** Every code context, the default one first. */
+  async listCodeContexts(): Promise<CodeContext[]> {
+    return ((await this._call("GET", "/contexts")).contexts ?? []) as CodeContext[];
+  }
+
+  /** A fresh REPL for the context: its state is gone, its id stays. */
+  async restartCodeContext(context: CodeContext | string): Promise<CodeContext> {
+    return (await this._call("POST", "/contexts/" + q(ctxId(context)) + "/restart")) as CodeContext;
+  }
+
+  /** Remove the context and stop its REPL (not the default one). */
+  async removeCodeContext(context: CodeContext | string): Promise<void> {
+    await this._call("DELETE", "/contexts/" + q(ctxId(context)));
   }
 
   /** Run a command: an argv array, or a string run by the shell. */

@@ -88,6 +88,28 @@ test("an error result: name, value, traceback", async () => {
   }
 });
 
+test("code contexts: independent globals, list, restart, remove", async () => {
+  const sb = await Sandbox.create({ timeout: 120 });
+  try {
+    await sb.runCode("x = 1");
+    const ctx = await sb.createCodeContext({ cwd: "/tmp" });
+    assert.equal(ctx.language, "python");
+    assert.equal(ctx.cwd, "/tmp");
+    assert.equal((await sb.runCode("x", { context: ctx })).error.name, "NameError");
+    await sb.runCode("x = 2", { context: ctx });
+    assert.equal((await sb.runCode("x", { context: ctx.id })).text, "2");
+    assert.equal((await sb.runCode("x")).text, "1");
+    assert.deepEqual((await sb.listCodeContexts()).map((c) => c.id), ["default", ctx.id]);
+    assert.equal((await sb.restartCodeContext(ctx)).id, ctx.id);
+    assert.equal((await sb.runCode("x", { context: ctx })).error.name, "NameError");
+    await sb.removeCodeContext(ctx);
+    await assert.rejects(sb.runCode("1", { context: ctx }), NotFound);
+    assert.equal((await sb.runCode("x")).text, "1");
+  } finally {
+    await sb.kill();
+  }
+});
+
 test("exec with env, cwd, stdin; bash language", async () => {
   const sb = await Sandbox.create({ timeout: 120, env: { FROM_CREATE: "c" } });
   try {
