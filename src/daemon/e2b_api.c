@@ -343,11 +343,16 @@ void e2b_sandbox_timeout(struct http_req *req)
     reply_empty(req, 204);
 }
 
-/* A pause or resume refused, in E2B's error shape. */
+/* A pause or resume refused, in E2B's error shape. E2B's SDK reads any 409
+ * from pause as "already paused" (it returns false): a pause refused
+ * because a call still runs (sandbox_busy) is answered 400 instead, so the
+ * SDK throws with the reason. */
 static void reply_pause_error(struct http_req *req, int r, const struct op_error *err)
 {
     struct api_error ae = {0};
     api_error_from_op(&ae, r, err);
+    if (err->code == ERR_BUSY)
+        ae.status = 400;
     http_reply_errorf(req, ae.status, ae.code, "%s", ae.message);
 }
 
