@@ -259,3 +259,23 @@ def test_max_paused_and_shutdown_and_crash(tmp_path):
     finally:
         if d.proc.poll() is None:
             stop_and_check(d)
+
+
+def test_cli_pause_resume(cli, daemon, fresh):
+    import subprocess
+    s = fresh()
+    s.run_code("v = 7")
+    env = dict(os.environ, AIRLOCK_URL=daemon.url, AIRLOCK_API_KEY=daemon.key)
+
+    def run(*args):
+        return subprocess.run([str(cli), *args], env=env, capture_output=True, text=True, timeout=60)
+    p = run("pause", s.id)
+    assert (p.returncode, p.stdout) == (0, "%s paused\n" % s.id), p
+    p = run("exec", s.id, "--", "true")
+    assert p.returncode == 1 and "(sandbox_paused)" in p.stderr, p
+    assert "paused" in run("ls").stdout
+    p = run("resume", s.id, "--json")
+    assert p.returncode == 0 and '"state": "running"' in p.stdout.replace('":"', '": "'), p
+    assert s.run_code("v").text == "7"
+    p = run("pause", "sb_" + "0" * 32)
+    assert p.returncode == 1 and "(not_found)" in p.stderr, p

@@ -8,7 +8,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes, createHash } from "node:crypto";
-import { Sandbox, NotFound, AuthError, AirlockError, IntegrityError, TransferError, Execution } from "../dist/index.js";
+import { Sandbox, NotFound, AuthError, AirlockError, IntegrityError, TransferError, Execution, SandboxPaused, SandboxBusy } from "../dist/index.js";
 
 const ROOT = new URL("../../..", import.meta.url).pathname;
 const DAEMON = process.env.AIRLOCK_DAEMON ?? join(ROOT, "build-asan/airlockd");
@@ -90,6 +90,29 @@ test("create, runCode keeps state across calls, list, setTimeout, kill", async (
   await sb.kill(); // idempotent
   await assert.rejects(Sandbox.connect(sb.id), NotFound);
   assert.ok(!(await Sandbox.list()).map((s) => s.id).includes(sb.id));
+});
+
+test("pause and resume keep the REPL and files; connect resumes; calls while paused throw SandboxPaused", async () => {
+  const sb = await Sandbox.create({ url, apiKey: key });
+  try {
+    await sb.runCode("kept = 'yes'");
+    await sb.upload("file kept", "/data/k.txt");
+    assert.equal((await sb.pause()).state, "paused");
+    assert.equal((await sb.pause()).state, "paused"); // idempotent
+    await assert.rejects(sb.runCode("kept"), SandboxPaused);
+    assert.equal((await sb.resume()).state, "running");
+    assert.equal((await sb.runCode("kept")).text, "'yes'");
+    await sb.pause();
+    const again = await Sandbox.connect(sb.id, { url, apiKey: key });
+    assert.equal(again.sandboxInfo.state, "running");
+    assert.equal(new TextDecoder().decode(await again.download("/data/k.txt")), "file kept");
+    const running = sb.runCode("import time; time.sleep(2); 1");
+    await new Promise((r) => setTimeout(r, 700));
+    await assert.rejects(sb.pause(), SandboxBusy);
+    assert.equal((await running).text, "1");
+  } finally {
+    await sb.kill();
+  }
 });
 
 test("streaming: async iterator and callbacks", async () => {
