@@ -892,7 +892,8 @@ static int resume_locked(struct sandbox *sb, const char *key_id, struct op_error
     }
     pthread_mutex_lock(&reg->lock);
     sb->paused = false;
-    sb->expires_ms = expires;
+    /* remaining_ms again: a set_timeout may have replaced it meanwhile */
+    sb->expires_ms = now + sb->remaining_ms;
     pthread_mutex_unlock(&reg->lock);
     agent_conn_release(sb->conn);
     log_info("sandbox %s resumed in %.3f ms after %.3f s paused", sb->id, (double)(t1 - t0) / 1000.0,
