@@ -12,6 +12,7 @@
 #include "egress_proxy.h"
 #include "log.h"
 #include "pool.h"
+#include "proto.h"
 #include "record.h"
 #include "sandbox_impl.h"
 #include "util.h"
@@ -865,6 +866,27 @@ static int pause_locked(struct sandbox *sb, const char *key_id, struct op_error 
     return 0;
 }
 
+/* A VM's clocks stood still with its vCPUs (QMP stop under TCG): its wall
+ * clock is behind by the time paused. GUEST_SYNC, as after a snapshot
+ * restore, sets it from the host's (and adds fresh entropy). A failure is
+ * logged, not the resume's: the sandbox runs on either way. */
+#define RESUME_SYNC_MS 5000
+static void resync_guest_clock(struct sandbox *sb)
+{
+    char hex[129];
+    struct timespec now;
+    if (random_hex(hex, 64) < 0 || clock_gettime(CLOCK_REALTIME, &now) < 0)
+        return;
+    json_t *p = json_pack("{s:s,s:I}", "entropy", hex, "realtime_ns",
+                          (json_int_t)now.tv_sec * 1000000000LL + now.tv_nsec);
+    json_t *reply = NULL;
+    struct op_error e = {0};
+    if (p && agent_call(sb->conn, PROTO_GUEST_SYNC, p, RESUME_SYNC_MS, &reply, &e) < 0)
+        log_warn("sandbox %s: resume: set the guest's clock: %s", sb->id, e.msg);
+    json_decref(reply);
+    json_decref(p);
+}
+
 static int resume_locked(struct sandbox *sb, const char *key_id, struct op_error *err)
 {
     struct registry *reg = sb->d->reg;
@@ -896,6 +918,8 @@ static int resume_locked(struct sandbox *sb, const char *key_id, struct op_error
     sb->expires_ms = now + sb->remaining_ms;
     pthread_mutex_unlock(&reg->lock);
     agent_conn_release(sb->conn);
+    if (sb->isolation == ISO_VM)
+        resync_guest_clock(sb);
     log_info("sandbox %s resumed in %.3f ms after %.3f s paused", sb->id, (double)(t1 - t0) / 1000.0,
              (double)(now - since) / 1000.0);
     return 0;

@@ -77,6 +77,23 @@ def test_ten_cycles_and_no_cpu_while_paused(pd):
         s.close()
 
 
+def test_guest_clock_is_set_at_resume(pd):
+    """Under TCG the guest's clocks stop with its vCPUs: without the resume's
+    GUEST_SYNC its wall clock would be behind by the whole pause."""
+    s = pd.sandbox(isolation="vm", timeout=1800, memory_mb=512)
+    try:
+        def skew():
+            return float(s.run_code("import time; time.time()").text) - time.time()
+        before = skew()
+        s.pause()
+        time.sleep(6)
+        s.resume()
+        after = skew()
+        assert abs(after - before) < 3, (before, after)
+    finally:
+        s.close()
+
+
 def test_destroy_paused_and_daemon_kill9(pd):
     before = set(qemu_pids(pd))
     s = pd.sandbox(isolation="vm", timeout=1800, memory_mb=512)
