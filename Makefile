@@ -53,7 +53,7 @@ FUZZ_HARNESSES := proto agent http egress
 FUZZ_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 .PHONY: all deps build build-asan build-fuzz vm run stop test test-unit test-jail test-agent test-e2e test-ts test-mcp test-e2b test-security bench soak \
-	test-faults test-py test-vm test-security-vm bench-vm lint-openapi \
+	test-faults test-py test-vm test-security-vm bench-vm bench-pause lint-openapi \
 	test-templates-slow \
 	fuzz fuzz-smoke fuzz-run fuzz-regress clean
 
@@ -314,11 +314,16 @@ bench: build
 	$(PY) bench/bench.py --daemon $(BUILD)/airlockd $(BENCH_ARGS)
 	$(PY) bench/context_first_call.py --daemon $(BUILD)/airlockd
 	$(MAKE) --no-print-directory bench-vm
+	$(MAKE) --no-print-directory bench-pause
 
 # The vm backend beside the jail in one run (bench/bench_vm.py, docs/benchmarks.md).
 BENCH_VM_ARGS ?=
 bench-vm: build vm
 	$(PY) bench/bench_vm.py --daemon $(BUILD)/airlockd --vm-dir $(VM_DIR) $(BENCH_VM_ARGS)
+
+# Pause/resume round trip, jail and vm (bench/pause_bench.py, docs/benchmarks.md).
+bench-pause: build vm
+	$(PY) bench/pause_bench.py --daemon $(BUILD)/airlockd --vm-dir $(VM_DIR)
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(FUZZ)

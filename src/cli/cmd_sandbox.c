@@ -213,6 +213,53 @@ const struct cli_command cmd_rm = {
     .run = rm_run,
 };
 
+/* POST /v1/sandboxes/ID/pause (or /resume) for each ID: prints the id and
+ * the state it is in now (--json: the sandbox object). */
+static int pause_resume(struct cli_ctx *ctx, int argc, char **argv, const char *suffix)
+{
+    int rc = 0;
+    for (int i = 0; i < argc && !g_interrupted; i++) {
+        cleanup_free char *path = client_sandbox_path(&ctx->client, argv[i], suffix, NULL);
+        cleanup_free char *raw = NULL;
+        json_auto_t *out = NULL;
+        if (call_json(ctx, "POST", path, NULL, &out, &raw)) {
+            rc = EXIT_ERROR;
+            continue;
+        }
+        if (ctx->json)
+            print_raw(raw);
+        else
+            printf("%s %s\n", argv[i], jstr(out, "state"));
+    }
+    return rc;
+}
+
+static int pause_run(struct cli_ctx *ctx, int argc, char **argv) { return pause_resume(ctx, argc, argv, "/pause"); }
+static int resume_run(struct cli_ctx *ctx, int argc, char **argv) { return pause_resume(ctx, argc, argv, "/resume"); }
+
+const struct cli_command cmd_pause = {
+    .name = "pause",
+    .summary = "pause sandboxes",
+    .args = "ID...",
+    .description = "Pause sandboxes: their processes stop (no CPU), memory, files and REPL state are kept and the "
+                   "lifetime clock stops until `airlock resume` (at most the daemon's --max-paused).",
+    .min_args = 1,
+    .max_args = -1,
+    .needs_client = true,
+    .run = pause_run,
+};
+
+const struct cli_command cmd_resume = {
+    .name = "resume",
+    .summary = "resume paused sandboxes",
+    .args = "ID...",
+    .description = "Resume paused sandboxes where they stopped.",
+    .min_args = 1,
+    .max_args = -1,
+    .needs_client = true,
+    .run = resume_run,
+};
+
 static int logs_run(struct cli_ctx *ctx, int argc, char **argv)
 {
     (void)argc;

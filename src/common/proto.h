@@ -44,7 +44,8 @@ enum proto_type {
     PROTO_HELLO = 0x01,       /* {"version":1} -> OK {"version","agent","pid"} */
     PROTO_SHUTDOWN = 0x02,    /* {} -> OK, then the agent exits */
     PROTO_GUEST_SYNC = 0x03,  /* vm guests only: {"entropy":hex,"realtime_ns":n} -> OK, after a
-                               * snapshot restore: entropy added and the CRNG reseeded, clock set */
+                               * snapshot restore and after a resume (registry.c): entropy added and
+                               * the CRNG reseeded, clock set */
     PROTO_RUN_CODE = 0x10,    /* {"code","language","context","timeout_ms","env","max_output"} */
     PROTO_EXEC = 0x11,        /* {"argv":[..]|"shell":"..","env","cwd","stdin","timeout_ms","max_output"} */
     PROTO_SIGNAL = 0x12,      /* {"target":req_id,"signal":n} -> OK */

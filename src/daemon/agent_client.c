@@ -25,6 +25,7 @@ struct agent_req {
     size_t bytes;
     bool dropped_stdout, dropped_stderr; /* output frames dropped: queue full */
     bool dropped_events;                 /* FILE_EVENT frames dropped (a watch nobody reads); cleared when asked */
+    bool holds_pause;                    /* a call with a deadline: no pause while it runs (agent_conn_hold) */
     struct agent_req *next;
 };
 
@@ -41,6 +42,7 @@ struct agent_conn {
     uint32_t next_id;
     bool dead;
     bool closing;          /* we shut it down: EOF is expected, not a crash */
+    bool held;             /* the sandbox is paused: new requests are refused (-EAGAIN) */
 
     pthread_mutex_t write_lock; /* one frame at a time on the stream */
 
@@ -239,6 +241,26 @@ void agent_conn_free(struct agent_conn *c)
     free(c);
 }
 
+int agent_conn_hold(struct agent_conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    int r = c->dead ? -EPIPE : 0;
+    for (struct agent_req *q = c->reqs; q && r == 0; q = q->next)
+        if (q->holds_pause)
+            r = -EBUSY;
+    if (r == 0)
+        c->held = true;
+    pthread_mutex_unlock(&c->lock);
+    return r;
+}
+
+void agent_conn_release(struct agent_conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->held = false;
+    pthread_mutex_unlock(&c->lock);
+}
+
 bool agent_conn_is_dead(struct agent_conn *c)
 {
     pthread_mutex_lock(&c->lock);
@@ -285,12 +307,16 @@ int agent_req_start(struct agent_conn *c, uint8_t type, json_t *payload, struct 
     cond_init_monotonic(&r->cond);
     r->c = c;
 
+    /* a watch has no deadline, and it may wait across a pause */
+    r->holds_pause = type != PROTO_FILE_WATCH;
+
     pthread_mutex_lock(&c->lock);
-    if (c->dead) {
+    if (c->dead || c->held) {
+        int e = c->dead ? -EPIPE : -EAGAIN;
         pthread_mutex_unlock(&c->lock);
         pthread_cond_destroy(&r->cond);
         free(r);
-        return -EPIPE;
+        return e;
     }
     do {
         r->id = c->next_id++;
@@ -404,6 +430,8 @@ int agent_call(struct agent_conn *c, uint8_t type, json_t *payload, uint64_t tim
 {
     cleanup_agent_req struct agent_req *req = NULL;
     int r = agent_req_start(c, type, payload, &req);
+    if (r == -EAGAIN)
+        return op_error_set(err, r, ERR_PAUSED, "the sandbox is paused: resume it first");
     if (r == -EMSGSIZE)
         return op_error_set(err, r, ERR_TOO_LARGE, "request too large for the agent protocol");
     if (r == -EPIPE)

@@ -62,8 +62,16 @@ void agent_conn_shutdown(struct agent_conn *c);
 /* Shut down, join the reader, free. No request may still exist. */
 void agent_conn_free(struct agent_conn *c);
 bool agent_conn_is_dead(struct agent_conn *c);
+/* Pausing the sandbox: from now on agent_req_start refuses (-EAGAIN) until
+ * agent_conn_release. -EBUSY (nothing held) while a request other than a
+ * FILE_WATCH is in flight: a paused agent cannot answer, and the call's
+ * deadline (the daemon's and the agent's own) would run out during the
+ * pause; -EPIPE if the connection is dead. */
+int agent_conn_hold(struct agent_conn *c);
+void agent_conn_release(struct agent_conn *c);
 
-/* Send a request frame (JSON payload, no END) and register its queue. */
+/* Send a request frame (JSON payload, no END) and register its queue.
+ * -EAGAIN while the connection is held (a paused sandbox). */
 int agent_req_start(struct agent_conn *c, uint8_t type, json_t *payload, struct agent_req **out);
 uint32_t agent_req_id(const struct agent_req *r);
 /* Send another frame with this request's id (FILE_DATA, or ERROR to abort). */

@@ -18,6 +18,8 @@ void api_sandbox_get(struct http_req *req);
 void api_sandbox_delete(struct http_req *req);
 void api_sandbox_timeout(struct http_req *req);
 void api_sandbox_logs(struct http_req *req);
+void api_sandbox_pause(struct http_req *req);
+void api_sandbox_resume(struct http_req *req);
 
 /* api_egress.c (docs/egress.md). api_egress_parse reads a create body's
  * "egress": 0 and *out (NULL: sealed), or -1 with the 400 sent. */
@@ -80,6 +82,9 @@ void api_build_get(struct http_req *req);
  * (cleanup_sandbox); NULL after replying 404/410 (api_sandboxes.c). */
 struct sandbox;
 struct sandbox *api_route_sandbox(struct http_req *req);
+/* The same, a paused sandbox included (api_route_sandbox answers it 409
+ * sandbox_paused): for the routes that do not need its agent. */
+struct sandbox *api_route_sandbox_any(struct http_req *req);
 
 /* Errors from below the API layer (operr.h), answered (api_sandboxes.c):
  * api_error_gone fills err for a request on sb whose agent went away (410

@@ -438,6 +438,8 @@ static void run_start(struct http_req *req, bool is_exec, const char *language, 
             api_error_set(&err, r, 413, "payload_too_large", "the request is larger than the agent protocol allows (1 MiB)");
         else if (r == -EPIPE)
             api_error_gone(&err, run->sb);
+        else if (r == -EAGAIN) /* paused between the lookup and the send */
+            api_error_set(&err, r, 409, "sandbox_paused", "sandbox %s is paused: resume it first", sandbox_id(run->sb));
         else
             api_error_set(&err, r, 500, "internal", "send the run to the agent: %s", strerror(-r));
         http_reply_error(req, &err);

@@ -47,7 +47,8 @@ int api_egress_parse(struct http_req *req, const json_t *v, struct egress_policy
 /* The route's sandbox and its proxy; NULL with the answer sent. */
 static struct sandbox *egress_sandbox(struct http_req *req, struct egress_proxy **px)
 {
-    struct sandbox *sb = api_route_sandbox(req);
+    /* the policy lives in the daemon's proxy: a paused sandbox's too */
+    struct sandbox *sb = api_route_sandbox_any(req);
     if (!sb)
         return NULL;
     *px = sandbox_egress(sb);

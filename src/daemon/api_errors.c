@@ -28,6 +28,9 @@ static const struct {
     [ERR_BUILDS_OFF] = {503, "unavailable"},
     [ERR_BUILD_BUSY] = {409, "build_in_progress"},
     [ERR_TOO_MANY_BUILDS] = {429, "too_many_builds"},
+    [ERR_PAUSED] = {409, "sandbox_paused"},
+    [ERR_BUSY] = {409, "sandbox_busy"},
+    [ERR_NO_PAUSE] = {409, "pause_unavailable"},
 };
 
 int api_error_from_op(struct api_error *err, int ret, const struct op_error *op)

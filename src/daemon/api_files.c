@@ -39,6 +39,8 @@ void api_files_reply_agent_error(struct http_req *req, struct sandbox *sb, int r
 {
     if (r == -EPIPE)
         api_error_gone(err, sb);
+    else if (r == -EAGAIN) /* paused between the lookup and the send */
+        api_error_set(err, r, 409, "sandbox_paused", "sandbox %s is paused: resume it first", sandbox_id(sb));
     http_reply_error(req, err);
 }
 

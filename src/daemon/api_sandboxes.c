@@ -118,11 +118,12 @@ void api_reply_op_error(struct http_req *req, int r, const struct op_error *op)
     http_reply_error(req, &err);
 }
 
-struct sandbox *api_route_sandbox(struct http_req *req)
+static struct sandbox *route_sandbox(struct http_req *req, bool paused_ok)
 {
     struct sandbox *sb = NULL;
     struct op_error err = {0};
-    int r = sandbox_get(req->d, &req->key, req->param, &sb, &err);
+    int r = paused_ok ? sandbox_get_any(req->d, &req->key, req->param, &sb, &err)
+                      : sandbox_get(req->d, &req->key, req->param, &sb, &err);
     if (r < 0) {
         api_reply_op_error(req, r, &err);
         return NULL;
@@ -130,6 +131,9 @@ struct sandbox *api_route_sandbox(struct http_req *req)
     http_mark(req, HTTP_T_LOOKUP);
     return sb;
 }
+
+struct sandbox *api_route_sandbox(struct http_req *req) { return route_sandbox(req, false); }
+struct sandbox *api_route_sandbox_any(struct http_req *req) { return route_sandbox(req, true); }
 
 /* ---- handlers */
 
@@ -410,7 +414,8 @@ void api_sandbox_get(struct http_req *req)
 
 void api_sandbox_delete(struct http_req *req)
 {
-    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
+    /* a paused sandbox too: the backend kills frozen processes */
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox_any(req);
     if (!sb)
         return;
     int r = sandbox_destroy_detached(sb, "deleted", req->key.id);
@@ -442,7 +447,7 @@ void api_sandbox_timeout(struct http_req *req)
         http_reply_errorf(req, 400, "invalid_request", "timeout_s is required");
         return;
     }
-    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox_any(req);
     if (!sb)
         return;
     bool extend_only = false;
@@ -475,3 +480,23 @@ void api_sandbox_logs(struct http_req *req)
     else
         http_reply_json(req, 200, events);
 }
+
+/* POST /v1/sandboxes/{id}/pause and /resume: 200 and the sandbox object,
+ * also when it already was paused / running (both are idempotent: a
+ * client that retries after a lost answer gets the same answer). */
+static void pause_or_resume(struct http_req *req, bool pause)
+{
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox_any(req);
+    if (!sb)
+        return;
+    struct op_error err = {0};
+    int r = pause ? sandbox_pause(sb, req->key.id, &err) : sandbox_resume(sb, req->key.id, &err);
+    if (r < 0) {
+        api_reply_op_error(req, r, &err);
+        return;
+    }
+    http_reply_json(req, 200, sandbox_json(sb, &req->key));
+}
+
+void api_sandbox_pause(struct http_req *req) { pause_or_resume(req, true); }
+void api_sandbox_resume(struct http_req *req) { pause_or_resume(req, false); }

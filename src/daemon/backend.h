@@ -97,6 +97,13 @@ struct backend_ops {
     int (*oom_kills)(struct backend_instance *inst, uint64_t *count);
     /* Bytes of memory charged to this sandbox now (cgroup usage). Optional. */
     int (*memory_usage)(struct backend_instance *inst, uint64_t *bytes);
+    /* Stop every process of the sandbox where it stands (no CPU), keeping
+     * its memory, files and connections; resume lets them run on. The
+     * registry calls them only on a running / paused sandbox, one at a
+     * time; destroy must work on a paused one. Optional (NULL: the backend
+     * cannot pause, the API answers 409). */
+    int (*pause)(void *state, struct backend_instance *inst, char *err, size_t errlen);
+    int (*resume)(void *state, struct backend_instance *inst, char *err, size_t errlen);
     /* Host pid of the agent, for logs and records. */
     pid_t (*agent_pid)(struct backend_instance *inst);
     /* Host pid of the running, ready Python zygote, 0 if none (healthz).

@@ -27,6 +27,8 @@ static void usage(FILE *f)
             "  --max-sandboxes N      live sandboxes at most (default 64)\n"
             "  --max-timeout S        longest sandbox lifetime in seconds (default 86400)\n"
             "  --default-timeout S    lifetime when the client gives none (default 300)\n"
+            "  --max-paused S         longest a sandbox may stay paused, its lifetime stopped; then it is\n"
+            "                         destroyed as expired (default 3600)\n"
             "  --max-call-timeout S   longest timeout of one code/exec call (default: --max-timeout);\n"
             "                         a call's timeout_s 0 means no limit beyond the sandbox's life\n"
             "  --max-memory-mb N      largest memory_mb (default 16384)\n"
@@ -247,6 +249,7 @@ static const struct opt_def OPTS[] = {
     {"max-sandboxes", K_UINT, F(max_sandboxes), 1, 100000},
     {"max-timeout", K_UINT, F(max_timeout_s), 1, 365u * 86400u},
     {"default-timeout", K_UINT, F(default_timeout_s), 1, 365u * 86400u},
+    {"max-paused", K_UINT, F(max_paused_s), 1, 365u * 86400u},
     {"max-call-timeout", K_UINT, F(max_call_timeout_s), 1, 365u * 86400u},
     {"max-memory-mb", K_UINT, F(max_memory_mb), 64, 1u << 24},
     {"max-upload-mb", K_U64, F(max_upload_bytes), 1, 1u << 24, 20},
@@ -314,6 +317,7 @@ static int set_defaults(struct config *cfg)
         .max_sandboxes = 64,
         .max_timeout_s = 86400,
         .default_timeout_s = 300,
+        .max_paused_s = 3600,
         .max_memory_mb = 16384,
         .max_upload_bytes = 1024ull << 20,
         /* Generous for one client: bench/bench.py's tight loops (hundreds of

@@ -18,6 +18,9 @@ struct config {
     unsigned max_sandboxes;
     unsigned max_timeout_s;
     unsigned default_timeout_s;
+    /* longest a sandbox may stay paused (its lifetime clock stands still
+     * meanwhile); past it the reaper destroys it as expired */
+    unsigned max_paused_s;
     /* longest timeout_s of one code/exec call; 0 in a call means this many.
      * Defaults to max_timeout_s: a call may run as long as a sandbox lives. */
     unsigned max_call_timeout_s;

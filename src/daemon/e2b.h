@@ -38,6 +38,8 @@ void e2b_sandbox_get(struct http_req *req);
 void e2b_sandbox_kill(struct http_req *req);
 void e2b_sandbox_timeout(struct http_req *req);
 void e2b_sandbox_connect(struct http_req *req);
+void e2b_sandbox_pause(struct http_req *req);
+void e2b_sandbox_resume(struct http_req *req);
 void e2b_sandbox_sealed(struct http_req *req);      /* network: would open the seal */
 void e2b_sandbox_unsupported(struct http_req *req); /* pause, resume, snapshots, fork */
 

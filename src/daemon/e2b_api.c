@@ -110,7 +110,7 @@ static json_t *sandbox_detail(const json_t *sb)
                      (int)(cpus < 1 ? 1 : ceil(cpus)), "memoryMB",
                      json_integer_value(json_object_get(sb, "memory_mb")), "diskSizeMB", 0, "metadata",
                      json_is_object(md) ? json_incref(md) : json_object(), "state",
-                     state && !strcmp(state, "running") ? "running" : "paused", "envdVersion", E2B_ENVD_VERSION,
+                     state && !strcmp(state, "paused") ? "paused" : "running", "envdVersion", E2B_ENVD_VERSION,
                      "allowInternetAccess", 0);
 }
 
@@ -193,7 +193,7 @@ static void get_hook(struct http_req *req, unsigned *status, json_t **body)
 {
     const char *state = json_string_value(json_object_get(*body, "state"));
     json_t *e;
-    if (!state || strcmp(state, "running") != 0) {
+    if (!state || (strcmp(state, "running") != 0 && strcmp(state, "paused") != 0)) {
         /* E2B forgets a killed sandbox: so does its API here */
         char msg[160];
         snprintf(msg, sizeof(msg), "sandbox %s not found", req->param);
@@ -212,17 +212,19 @@ void e2b_sandbox_get(struct http_req *req)
     api_sandbox_get(req);
 }
 
-/* E2B's state filter is a comma list of running and paused; Airlock's
- * sandboxes are all running. false: nothing can match. */
-static bool state_matches(const char *state)
+/* E2B's state filter is a comma list of running and paused (NULL: both);
+ * a sandbox being destroyed is neither. */
+static bool state_matches(const char *filter, const char *state)
 {
-    if (!state)
+    if (!state || (strcmp(state, "running") != 0 && strcmp(state, "paused") != 0))
+        return false;
+    if (!filter)
         return true;
     char buf[64];
-    snprintf(buf, sizeof(buf), "%s", state);
+    snprintf(buf, sizeof(buf), "%s", filter);
     char *save = NULL;
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
-        if (!strcmp(t, "running"))
+        if (!strcmp(t, state))
             return true;
     return false;
 }
@@ -252,7 +254,7 @@ static void list(struct http_req *req, bool paginated)
         return;
     }
     const char *tmpl = paginated ? http_query(req, "template") : NULL;
-    if (listq_parse(&q, "running", tmpl ? template_name(tmpl) : NULL, http_query(req, "metadata"),
+    if (listq_parse(&q, NULL, tmpl ? template_name(tmpl) : NULL, http_query(req, "metadata"),
                     paginated ? http_query(req, "limit") : NULL, paginated ? http_query(req, "nextToken") : NULL,
                     err, sizeof(err)) < 0) {
         http_reply_errorf(req, 400, "invalid_request", "%s", err);
@@ -273,14 +275,11 @@ static void list(struct http_req *req, bool paginated)
     }
     size_t i;
     json_t *sb;
-    if (state_matches(paginated ? http_query(req, "state") : NULL)) {
-        json_array_foreach(page, i, sb)
-        {
-            if (started_after(sb, after))
-                json_array_append_new(out, sandbox_detail(sb));
-        }
-    } else {
-        json_decref(steal_ptr(&next)); /* nothing paused here: no page follows */
+    const char *filter = paginated ? http_query(req, "state") : NULL;
+    json_array_foreach(page, i, sb)
+    {
+        if (started_after(sb, after) && state_matches(filter, json_string_value(json_object_get(sb, "state"))))
+            json_array_append_new(out, sandbox_detail(sb));
     }
     json_decref(page);
     http_reply_json(req, 200, out);
@@ -294,7 +293,7 @@ void e2b_sandbox_list_v1(struct http_req *req) { list(req, false); }
 
 void e2b_sandbox_kill(struct http_req *req)
 {
-    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox_any(req);
     if (!sb)
         return;
     int r = sandbox_destroy_detached(sb, "deleted", req->key.id);
@@ -338,17 +337,27 @@ static int apply_timeout(struct http_req *req, struct sandbox *sb, bool required
 
 void e2b_sandbox_timeout(struct http_req *req)
 {
-    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox_any(req);
     if (!sb || apply_timeout(req, sb, true, false) < 0)
         return;
     reply_empty(req, 204);
 }
 
-void e2b_sandbox_connect(struct http_req *req)
+/* A pause or resume refused, in E2B's error shape. E2B's SDK reads any 409
+ * from pause as "already paused" (it returns false): a pause refused
+ * because a call still runs (sandbox_busy) is answered 400 instead, so the
+ * SDK throws with the reason. */
+static void reply_pause_error(struct http_req *req, int r, const struct op_error *err)
 {
-    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
-    if (!sb || apply_timeout(req, sb, false, true) < 0)
-        return;
+    struct api_error ae = {0};
+    api_error_from_op(&ae, r, err);
+    if (err->code == ERR_BUSY)
+        ae.status = 400;
+    http_reply_errorf(req, ae.status, ae.code, "%s", ae.message);
+}
+
+static void reply_short(struct http_req *req, struct sandbox *sb, unsigned status)
+{
     json_t *native = sandbox_json(sb, &req->key);
     json_t *e = native ? sandbox_short(req, native) : NULL;
     json_decref(native);
@@ -356,7 +365,66 @@ void e2b_sandbox_connect(struct http_req *req)
         http_reply_errorf(req, 500, "internal", "out of memory");
         return;
     }
-    http_reply_json(req, 200, e);
+    http_reply_json(req, status, e);
+}
+
+/* E2B's connect resumes a paused sandbox (201), a running one answers 200.
+ * Its timeout extends the lifetime, after the resume (a paused lifetime
+ * stands still). */
+void e2b_sandbox_connect(struct http_req *req)
+{
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox_any(req);
+    if (!sb)
+        return;
+    struct op_error err = {0};
+    int r = sandbox_resume(sb, req->key.id, &err);
+    if (r < 0) {
+        reply_pause_error(req, r, &err);
+        return;
+    }
+    if (apply_timeout(req, sb, false, true) < 0)
+        return;
+    reply_short(req, sb, r == 0 ? 201 : 200);
+}
+
+/* POST /sandboxes/{id}/pause: 204; 409 when already paused (E2B's SDK
+ * then returns false). The memory is always kept: "memory": false (a
+ * filesystem-only pause) gets the full pause, which resumes the same. */
+void e2b_sandbox_pause(struct http_req *req)
+{
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox_any(req);
+    if (!sb)
+        return;
+    struct op_error err = {0};
+    int r = sandbox_pause(sb, req->key.id, &err);
+    if (r < 0)
+        reply_pause_error(req, r, &err);
+    else if (r > 0)
+        http_reply_errorf(req, 409, "conflict", "sandbox %s is already paused", req->param);
+    else
+        reply_empty(req, 204);
+}
+
+/* The deprecated POST /sandboxes/{id}/resume: 201 and the sandbox; 409
+ * when it is running already. */
+void e2b_sandbox_resume(struct http_req *req)
+{
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox_any(req);
+    if (!sb)
+        return;
+    struct op_error err = {0};
+    int r = sandbox_resume(sb, req->key.id, &err);
+    if (r < 0) {
+        reply_pause_error(req, r, &err);
+        return;
+    }
+    if (r > 0) {
+        http_reply_errorf(req, 409, "conflict", "sandbox %s is already running", req->param);
+        return;
+    }
+    if (apply_timeout(req, sb, false, true) < 0)
+        return;
+    reply_short(req, sb, 201);
 }
 
 void e2b_sandbox_sealed(struct http_req *req)
@@ -375,6 +443,6 @@ void e2b_sandbox_sealed(struct http_req *req)
 void e2b_sandbox_unsupported(struct http_req *req)
 {
     http_reply_errorf(req, 400, "unsupported",
-                      "Airlock does not pause, resume, snapshot or fork sandboxes: a sandbox lives until it is "
-                      "killed or its timeout ends");
+                      "Airlock does not snapshot or fork sandboxes through the E2B API (pause and resume, "
+                      "and connect to a paused sandbox, work)");
 }

@@ -77,8 +77,8 @@ int listq_parse(struct listq *q, const char *state, const char *template, const 
                 const char *limit, const char *next_token, char *err, size_t errlen)
 {
     memset(q, 0, sizeof(*q));
-    if (state && strcmp(state, "running") != 0 && strcmp(state, "destroying") != 0) {
-        snprintf(err, errlen, "state must be \"running\" or \"destroying\" (the list holds live sandboxes)");
+    if (state && strcmp(state, "running") != 0 && strcmp(state, "paused") != 0 && strcmp(state, "destroying") != 0) {
+        snprintf(err, errlen, "state must be \"running\", \"paused\" or \"destroying\" (the list holds live sandboxes)");
         return -EINVAL;
     }
     q->state = state;

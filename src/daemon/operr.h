@@ -36,6 +36,9 @@ enum err_code {
     ERR_BUILDS_OFF,       /* template builds are disabled in this daemon */
     ERR_BUILD_BUSY,       /* the same template is already being built */
     ERR_TOO_MANY_BUILDS,  /* the build queue is full */
+    ERR_PAUSED,           /* the sandbox is paused: resume it first */
+    ERR_BUSY,             /* a pause refused: a call is still running in the sandbox */
+    ERR_NO_PAUSE,         /* the sandbox's backend cannot pause */
 };
 
 struct op_error {

@@ -17,7 +17,7 @@ json_t *sandbox_record_json(const struct sandbox_record *rec, bool show_owner)
     format_time(rec->expires_ms, false, expires, sizeof(expires));
     format_time(rec->destroyed_ms, false, destroyed, sizeof(destroyed));
     json_t *md = json_loads(rec->metadata ? rec->metadata : "{}", 0, NULL);
-    bool gone = strcmp(rec->state, "running") != 0;
+    bool gone = strcmp(rec->state, "running") != 0 && strcmp(rec->state, "paused") != 0;
     json_t *j = json_pack("{s:s,s:s,s:s,s:b,s:s,s:s,s:i,s:f,s:i,s:s,s:s,s:s?,s:s?,s:o}", "id", rec->id, "state",
                           rec->state, "template", rec->template_name, "egress", rec->egress, "isolation",
                           rec->isolation[0] ? rec->isolation : "jail", "region", rec->region,
@@ -26,6 +26,13 @@ json_t *sandbox_record_json(const struct sandbox_record *rec, bool show_owner)
                           gone && rec->destroyed_ms ? destroyed : NULL, "destroy_reason",
                           gone && rec->destroy_reason[0] ? rec->destroy_reason : NULL, "metadata",
                           md ? md : json_object());
+    if (j && rec->paused_ms && strcmp(rec->state, "paused") == 0) {
+        char at[40], until[40];
+        format_time(rec->paused_ms, false, at, sizeof(at));
+        format_time(rec->pause_deadline_ms, false, until, sizeof(until));
+        json_object_set_new(j, "paused_at", json_string(at));
+        json_object_set_new(j, "pause_expires_at", json_string(until));
+    }
     if (j && show_owner &&
         json_object_set_new(j, "key_id", rec->key_id[0] ? json_string(rec->key_id) : json_null()) < 0) {
         json_decref(j);
@@ -42,7 +49,7 @@ void sandbox_fill_record(const struct sandbox *sb, struct sandbox_record *rec, c
      * already said "destroyed" (and nothing of the sandbox is reachable) */
     bool tearing = sb->state == SB_DESTROYING && strcmp(sb->destroy_reason, "deleted") != 0;
     snprintf(rec->state, sizeof(rec->state), "%s",
-             sb->state == SB_RUNNING ? "running" : tearing ? "destroying" : "destroyed");
+             sb->state == SB_RUNNING ? (sb->paused ? "paused" : "running") : tearing ? "destroying" : "destroyed");
     snprintf(rec->template_name, sizeof(rec->template_name), "%s", sb->template_name);
     rec->egress = sb->egress;
     snprintf(rec->isolation, sizeof(rec->isolation), "%s", sb->isolation == ISO_VM ? "vm" : "jail");
@@ -52,6 +59,13 @@ void sandbox_fill_record(const struct sandbox *sb, struct sandbox_record *rec, c
     rec->timeout_s = sb->timeout_s;
     rec->created_ms = sb->created_ms;
     rec->expires_ms = sb->expires_ms;
+    if (sb->state == SB_RUNNING && sb->paused) {
+        /* the lifetime clock stands still: it would end this long after a
+         * resume now */
+        rec->expires_ms = now_wall_ms() + sb->remaining_ms;
+        rec->paused_ms = sb->paused_ms;
+        rec->pause_deadline_ms = sb->pause_deadline_ms;
+    }
     rec->destroyed_ms = sb->destroyed_ms;
     snprintf(rec->destroy_reason, sizeof(rec->destroy_reason), "%s", sb->destroy_reason);
     rec->metadata = metadata;

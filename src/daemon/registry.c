@@ -12,6 +12,7 @@
 #include "egress_proxy.h"
 #include "log.h"
 #include "pool.h"
+#include "proto.h"
 #include "record.h"
 #include "sandbox_impl.h"
 #include "util.h"
@@ -58,6 +59,15 @@ static int no_such_sandbox(const char *id, struct op_error *err)
     return op_error_set(err, -ENOENT, ERR_NOT_FOUND, "no sandbox %s", id);
 }
 
+/* ---- lifetime */
+
+/* Past its lifetime: for a paused sandbox the clock stands still and
+ * --max-paused decides instead. Caller holds the lock. */
+static bool past_lifetime_locked(const struct sandbox *sb, uint64_t now)
+{
+    return sb->paused ? now >= sb->pause_deadline_ms : now >= sb->expires_ms;
+}
+
 /* ---- records and JSON */
 
 json_t *sandbox_json(struct sandbox *sb, const struct key_info *caller)
@@ -67,7 +77,7 @@ json_t *sandbox_json(struct sandbox *sb, const struct key_info *caller)
     struct sandbox_record rec;
     pthread_mutex_lock(&reg->lock);
     sandbox_fill_record(sb, &rec, md);
-    if (sb->state == SB_RUNNING && now_wall_ms() >= sb->expires_ms) {
+    if (sb->state == SB_RUNNING && past_lifetime_locked(sb, now_wall_ms())) {
         /* past its lifetime, the reaper not there yet: calls already answer
          * 410 (sandbox_get), so GET must not say running */
         snprintf(rec.state, sizeof(rec.state), "destroying");
@@ -166,8 +176,8 @@ static int not_live_error(struct daemon *d, const struct key_info *caller, const
     return r;
 }
 
-int sandbox_get(struct daemon *d, const struct key_info *caller, const char *id, struct sandbox **out,
-                struct op_error *err)
+static int get_live(struct daemon *d, const struct key_info *caller, const char *id, bool paused_ok,
+                    struct sandbox **out, struct op_error *err)
 {
     struct registry *reg = d->reg;
     pthread_mutex_lock(&reg->lock);
@@ -177,11 +187,16 @@ int sandbox_get(struct daemon *d, const struct key_info *caller, const char *id,
         pthread_mutex_unlock(&reg->lock);
         return no_such_sandbox(id, err);
     }
-    if (sb && sb->state == SB_RUNNING && now_wall_ms() >= sb->expires_ms) {
+    if (sb && sb->state == SB_RUNNING && past_lifetime_locked(sb, now_wall_ms())) {
         /* past its lifetime; the reaper may not have run yet */
         pthread_cond_signal(&reg->wake);
         pthread_mutex_unlock(&reg->lock);
         return op_error_set(err, -ETIME, ERR_EXPIRED, "sandbox %s expired", id);
+    }
+    if (sb && sb->state == SB_RUNNING && sb->paused && !paused_ok) {
+        pthread_mutex_unlock(&reg->lock);
+        return op_error_set(err, -EAGAIN, ERR_PAUSED, "sandbox %s is paused: resume it first (POST /v1/sandboxes/%s/resume)",
+                            id, id);
     }
     if (sb && sb->state == SB_RUNNING) {
         sb->refs++;
@@ -196,6 +211,18 @@ int sandbox_get(struct daemon *d, const struct key_info *caller, const char *id,
     }
     pthread_mutex_unlock(&reg->lock);
     return not_live_error(d, caller, id, err);
+}
+
+int sandbox_get(struct daemon *d, const struct key_info *caller, const char *id, struct sandbox **out,
+                struct op_error *err)
+{
+    return get_live(d, caller, id, false, out, err);
+}
+
+int sandbox_get_any(struct daemon *d, const struct key_info *caller, const char *id, struct sandbox **out,
+                    struct op_error *err)
+{
+    return get_live(d, caller, id, true, out, err);
 }
 
 int sandbox_describe(struct daemon *d, const struct key_info *caller, const char *id, json_t **out,
@@ -252,7 +279,7 @@ static struct sandbox **collect_locked(struct registry *reg, bool all, uint64_t 
     for (struct sandbox *sb = reg->live; sb; sb = sb->next) {
         if (sb->state != SB_RUNNING || *n >= reg->count)
             continue;
-        if (!all && !atomic_load(&sb->crashed) && now < sb->expires_ms)
+        if (!all && !atomic_load(&sb->crashed) && !past_lifetime_locked(sb, now))
             continue;
         sb->refs++;
         v[(*n)++] = sb;
@@ -502,6 +529,12 @@ static void *reaper_main(void *arg)
         pthread_mutex_unlock(&reg->lock);
         for (size_t i = 0; i < n; i++) {
             const char *reason = sandbox_crashed(v[i]) ? "crashed" : "expired";
+            pthread_mutex_lock(&reg->lock);
+            bool paused = v[i]->paused;
+            pthread_mutex_unlock(&reg->lock);
+            if (paused)
+                log_info("sandbox %s: paused longer than --max-paused (%u s): destroyed as expired", v[i]->id,
+                         reg->d->cfg.max_paused_s);
             (void)sandbox_destroy(v[i], reason, NULL);
             sandbox_unref(v[i]);
         }
@@ -708,10 +741,14 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
 int sandbox_set_timeout(struct sandbox *sb, unsigned timeout_s, bool extend_only, const char *key_id)
 {
     struct registry *reg = sb->d->reg;
-    uint64_t expires = now_wall_ms() + (uint64_t)timeout_s * 1000;
+    uint64_t now = now_wall_ms(), life_ms = (uint64_t)timeout_s * 1000;
+    uint64_t expires = now + life_ms;
     pthread_mutex_lock(&reg->lock);
     bool running = sb->state == SB_RUNNING;
-    bool later = sb->expires_ms >= expires;
+    /* paused: the new lifetime counts from the resume (the clock stands
+     * still), so it replaces what is left of the old one */
+    bool paused = sb->paused;
+    bool later = paused ? sb->remaining_ms >= life_ms : sb->expires_ms >= expires;
     pthread_mutex_unlock(&reg->lock);
     if (!running)
         return -ESRCH;
@@ -725,13 +762,183 @@ int sandbox_set_timeout(struct sandbox *sb, unsigned timeout_s, bool extend_only
     if (r < 0)
         return r;
     pthread_mutex_lock(&reg->lock);
-    /* an extension racing another one keeps the later end */
-    if (sb->state == SB_RUNNING && !(extend_only && sb->expires_ms >= expires)) {
+    /* an extension racing another one keeps the later end; a pause or
+     * resume in between is ordered by inst_lock against nothing here, so
+     * look again at which clock applies */
+    if (sb->state == SB_RUNNING && sb->paused) {
+        if (!(extend_only && sb->remaining_ms >= life_ms)) {
+            sb->timeout_s = timeout_s;
+            sb->remaining_ms = life_ms;
+        }
+    } else if (sb->state == SB_RUNNING && !(extend_only && sb->expires_ms >= expires)) {
         sb->timeout_s = timeout_s;
         sb->expires_ms = expires;
     }
     pthread_mutex_unlock(&reg->lock);
     return 0;
+}
+
+/* ---- pause and resume
+ *
+ * A pause is refused while a call with a deadline runs in the sandbox
+ * (agent_conn_hold): its timeouts, the daemon's and the agent's, run on
+ * clocks that do not stop for a freeze and would fire at the resume,
+ * interrupting the REPL for time it never had. With nothing in flight and
+ * new requests refused until the resume, no timer inside or outside the
+ * sandbox can see the pause. The state record and its audit event are
+ * written before the backend acts (fail closed), and put back if it fails.
+ */
+
+static int pause_record(struct sandbox *sb, bool paused, uint64_t expires, const char *key_id, json_t *detail)
+{
+    struct audit_rec a = {.key_id = key_id, .action = paused ? "pause" : "resume", .sandbox_id = sb->id,
+                          .detail = detail};
+    int r = store_sandbox_set_paused(sb->d->store, sb->id, paused, expires, &a);
+    json_decref(detail);
+    return r;
+}
+
+/* The state under the registry lock: -ESRCH destroyed meanwhile, else
+ * whether it is paused. */
+static int pause_state(struct sandbox *sb, bool *paused)
+{
+    struct registry *reg = sb->d->reg;
+    pthread_mutex_lock(&reg->lock);
+    int r = sb->state == SB_RUNNING ? 0 : -ESRCH;
+    *paused = sb->paused;
+    pthread_mutex_unlock(&reg->lock);
+    return r;
+}
+
+static int pause_locked(struct sandbox *sb, const char *key_id, struct op_error *err)
+{
+    struct daemon *d = sb->d;
+    struct registry *reg = d->reg;
+    bool paused;
+    if (!sb->inst || pause_state(sb, &paused) < 0)
+        return sandbox_gone_error(sb, err);
+    if (paused)
+        return 1;
+    if (!sb->bk->pause)
+        return op_error_set(err, -EOPNOTSUPP, ERR_NO_PAUSE, "the %s backend cannot pause sandboxes", sb->bk->name);
+    int r = agent_conn_hold(sb->conn);
+    if (r == -EBUSY)
+        return op_error_set(err, r, ERR_BUSY,
+                            "a call (run_code, exec or a file operation) is running in sandbox %s: pause it when the "
+                            "call has finished",
+                            sb->id);
+    if (r < 0)
+        return sandbox_gone_error(sb, err);
+    uint64_t now = now_wall_ms();
+    pthread_mutex_lock(&reg->lock);
+    uint64_t expires = sb->expires_ms;
+    pthread_mutex_unlock(&reg->lock);
+    if (now >= expires) {
+        agent_conn_release(sb->conn);
+        return op_error_set(err, -ETIME, ERR_EXPIRED, "sandbox %s expired", sb->id);
+    }
+    uint64_t deadline = now + (uint64_t)d->cfg.max_paused_s * 1000;
+    r = pause_record(sb, true, expires, key_id,
+                     json_pack("{s:I,s:I}", "remaining_ms", (json_int_t)(expires - now), "max_paused_s",
+                               (json_int_t)d->cfg.max_paused_s));
+    if (r < 0) {
+        agent_conn_release(sb->conn);
+        return op_error_audit(err, r, "the pause");
+    }
+    char msg[256] = "";
+    uint64_t t0 = now_mono_us();
+    r = sb->bk->pause(sb->bk_state, sb->inst, msg, sizeof(msg));
+    uint64_t t1 = now_mono_us();
+    if (r < 0) {
+        (void)pause_record(sb, false, expires, NULL, json_pack("{s:s,s:s}", "reason", "pause failed", "error", msg));
+        agent_conn_release(sb->conn);
+        log_error("sandbox %s: pause: %s", sb->id, msg);
+        return op_error_set(err, r, ERR_INTERNAL, "pause sandbox %s: %s", sb->id, msg);
+    }
+    pthread_mutex_lock(&reg->lock);
+    sb->paused = true;
+    sb->paused_ms = now;
+    sb->pause_deadline_ms = deadline;
+    sb->remaining_ms = sb->expires_ms > now ? sb->expires_ms - now : 0;
+    pthread_mutex_unlock(&reg->lock);
+    log_info("sandbox %s paused in %.3f ms (%llu s of its lifetime left)", sb->id, (double)(t1 - t0) / 1000.0,
+             (unsigned long long)((expires - now) / 1000));
+    return 0;
+}
+
+/* A VM's clocks stood still with its vCPUs (QMP stop under TCG): its wall
+ * clock is behind by the time paused. GUEST_SYNC, as after a snapshot
+ * restore, sets it from the host's (and adds fresh entropy). A failure is
+ * logged, not the resume's: the sandbox runs on either way. */
+#define RESUME_SYNC_MS 5000
+static void resync_guest_clock(struct sandbox *sb)
+{
+    char hex[129];
+    struct timespec now;
+    if (random_hex(hex, 64) < 0 || clock_gettime(CLOCK_REALTIME, &now) < 0)
+        return;
+    json_t *p = json_pack("{s:s,s:I}", "entropy", hex, "realtime_ns",
+                          (json_int_t)now.tv_sec * 1000000000LL + now.tv_nsec);
+    json_t *reply = NULL;
+    struct op_error e = {0};
+    if (p && agent_call(sb->conn, PROTO_GUEST_SYNC, p, RESUME_SYNC_MS, &reply, &e) < 0)
+        log_warn("sandbox %s: resume: set the guest's clock: %s", sb->id, e.msg);
+    json_decref(reply);
+    json_decref(p);
+}
+
+static int resume_locked(struct sandbox *sb, const char *key_id, struct op_error *err)
+{
+    struct registry *reg = sb->d->reg;
+    bool paused;
+    if (!sb->inst || pause_state(sb, &paused) < 0)
+        return sandbox_gone_error(sb, err);
+    if (!paused)
+        return 1;
+    uint64_t now = now_wall_ms();
+    pthread_mutex_lock(&reg->lock);
+    uint64_t expires = now + sb->remaining_ms, old_expires = sb->expires_ms, since = sb->paused_ms;
+    pthread_mutex_unlock(&reg->lock);
+    int r = pause_record(sb, false, expires, key_id,
+                         json_pack("{s:I}", "paused_ms", (json_int_t)(now > since ? now - since : 0)));
+    if (r < 0)
+        return op_error_audit(err, r, "the resume");
+    char msg[256] = "";
+    uint64_t t0 = now_mono_us();
+    r = sb->bk->resume(sb->bk_state, sb->inst, msg, sizeof(msg));
+    uint64_t t1 = now_mono_us();
+    if (r < 0) {
+        (void)pause_record(sb, true, old_expires, NULL, json_pack("{s:s,s:s}", "reason", "resume failed", "error", msg));
+        log_error("sandbox %s: resume: %s", sb->id, msg);
+        return op_error_set(err, r, ERR_INTERNAL, "resume sandbox %s: %s", sb->id, msg);
+    }
+    pthread_mutex_lock(&reg->lock);
+    sb->paused = false;
+    /* remaining_ms again: a set_timeout may have replaced it meanwhile */
+    sb->expires_ms = now + sb->remaining_ms;
+    pthread_mutex_unlock(&reg->lock);
+    agent_conn_release(sb->conn);
+    if (sb->isolation == ISO_VM)
+        resync_guest_clock(sb);
+    log_info("sandbox %s resumed in %.3f ms after %.3f s paused", sb->id, (double)(t1 - t0) / 1000.0,
+             (double)(now - since) / 1000.0);
+    return 0;
+}
+
+int sandbox_pause(struct sandbox *sb, const char *key_id, struct op_error *err)
+{
+    pthread_mutex_lock(&sb->inst_lock);
+    int r = pause_locked(sb, key_id, err);
+    pthread_mutex_unlock(&sb->inst_lock);
+    return r;
+}
+
+int sandbox_resume(struct sandbox *sb, const char *key_id, struct op_error *err)
+{
+    pthread_mutex_lock(&sb->inst_lock);
+    int r = resume_locked(sb, key_id, err);
+    pthread_mutex_unlock(&sb->inst_lock);
+    return r;
 }
 
 /* ---- registry */

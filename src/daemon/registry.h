@@ -68,6 +68,11 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
  * expired (or being torn down after its expiry). */
 int sandbox_get(struct daemon *d, const struct key_info *caller, const char *id, struct sandbox **out,
                 struct op_error *err);
+/* The same, paused sandboxes included: for the calls that do not need its
+ * agent (DELETE, timeout, egress policy, pause, resume). sandbox_get
+ * answers a paused one ERR_PAUSED (409 sandbox_paused). */
+int sandbox_get_any(struct daemon *d, const struct key_info *caller, const char *id, struct sandbox **out,
+                    struct op_error *err);
 void sandbox_unref(struct sandbox *sb);
 static inline void sandbox_unrefp(struct sandbox **sb)
 {
@@ -92,6 +97,17 @@ void sandbox_destroy_all(struct daemon *d, const char *reason);
  * leave the lifetime as it was; -ESRCH: no longer running. extend_only:
  * a lifetime that already ends later is left as it is (1, nothing written). */
 int sandbox_set_timeout(struct sandbox *sb, unsigned timeout_s, bool extend_only, const char *key_id);
+
+/* Pause: every process of the sandbox stops where it stands (no CPU), its
+ * memory, files and REPL kept; its lifetime clock stops and --max-paused
+ * bounds the pause. Resume: it runs on, its lifetime moved by the time
+ * paused. Each is written (with its "pause"/"resume" audit event) before it
+ * takes effect. 0 done; 1 already paused / already running (nothing
+ * written); or err: ERR_BUSY a call is running (pause only), ERR_NO_PAUSE
+ * the backend cannot, ERR_AUDIT, ERR_EXPIRED, ERR_INTERNAL the backend
+ * failed (nothing changed), or the error for a sandbox gone meanwhile. */
+int sandbox_pause(struct sandbox *sb, const char *key_id, struct op_error *err);
+int sandbox_resume(struct sandbox *sb, const char *key_id, struct op_error *err);
 
 /* The API sandbox object of any sandbox the store knows (live or not) that
  * the caller may see; ERR_NOT_FOUND otherwise. */

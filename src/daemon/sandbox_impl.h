@@ -67,6 +67,14 @@ struct sandbox {
     enum sb_state state;
     unsigned timeout_s;
     uint64_t expires_ms; /* wall clock, like the API's expires_at */
+    /* paused (registry.c, sandbox_pause): the lifetime clock stands still,
+     * remaining_ms of it left; --max-paused ends it at pause_deadline_ms.
+     * Pause and resume themselves run under inst_lock, one at a time and
+     * never during the backend's destroy. */
+    bool paused;
+    uint64_t paused_ms;         /* wall clock */
+    uint64_t pause_deadline_ms; /* wall clock */
+    uint64_t remaining_ms;
     char destroy_reason[32];
     uint64_t destroyed_ms;
     char destroy_key[KEY_ID_LEN + 1]; /* who asked ("" the daemon), for a late record */

@@ -69,8 +69,10 @@ static const char *const STMT_SQL[ST__COUNT] = {
                   "destroyed_at,destroy_reason,metadata,agent_pid,key_id,isolation FROM sandboxes WHERE id = ?",
     [ST_SB_SET_EXPIRY] = "UPDATE sandboxes SET timeout_s = ?, expires_at = ? WHERE id = ?",
     [ST_SB_SET_DESTROYED] = "UPDATE sandboxes SET state = 'destroyed', destroy_reason = ?, destroyed_at = ?"
-                            " WHERE id = ? AND state = 'running'",
-    [ST_SB_RUNNING_IDS] = "SELECT id FROM sandboxes WHERE state = 'running'",
+                            " WHERE id = ? AND state IN ('running', 'paused')",
+    [ST_SB_SET_PAUSED] = "UPDATE sandboxes SET state = ?, expires_at = ? WHERE id = ? AND state IN ('running', 'paused')",
+    /* a paused sandbox is live too: a restart destroys it like a running one */
+    [ST_SB_RUNNING_IDS] = "SELECT id FROM sandboxes WHERE state IN ('running', 'paused')",
     /* the records of sandboxes whose whole audit trail retention dropped */
     [ST_SB_PRUNE] = "DELETE FROM sandboxes WHERE state = 'destroyed' AND destroyed_at <= ?",
     [ST_AUDIT_INSERT] = "INSERT INTO audit(ts,key_id,action,sandbox_id,detail,hash) VALUES(?,?,?,?,?,?)",

@@ -97,7 +97,7 @@ int store_key_revoke(struct store *s, const char *id, const struct audit_rec *au
 /* ---- sandboxes */
 struct sandbox_record {
     char id[64];
-    char state[16];         /* "running" | "destroyed" */
+    char state[16];         /* "running" | "paused" | "destroyed" (live ones also "destroying") */
     char template_name[64];
     bool egress;
     char isolation[8];      /* "jail" | "vm" */
@@ -112,6 +112,10 @@ struct sandbox_record {
     char *metadata;         /* JSON text, owned (free with store_record_clear) */
     int agent_pid;
     char key_id[KEY_ID_LEN + 1];
+    /* a paused live sandbox only (not stored): when it paused, and when
+     * --max-paused destroys it */
+    uint64_t paused_ms;
+    uint64_t pause_deadline_ms;
 };
 
 void store_record_clear(struct sandbox_record *r);
@@ -121,7 +125,11 @@ int store_sandbox_set_expiry(struct store *s, const char *id, unsigned timeout_s
                              const struct audit_rec *audit);
 int store_sandbox_set_destroyed(struct store *s, const char *id, const char *reason, uint64_t when_ms,
                                 const struct audit_rec *audit);
-/* Startup recovery: mark every "running" record destroyed with `reason`, and
+/* Pause (state "paused") or resume ("running"), with the lifetime's end
+ * expires_ms (a pause keeps it; a resume moves it by the time paused). */
+int store_sandbox_set_paused(struct store *s, const char *id, bool paused, uint64_t expires_ms,
+                             const struct audit_rec *audit);
+/* Startup recovery: mark every "running" (or "paused") record destroyed with `reason`, and
  * audit each one. *count gets how many. */
 int store_sandbox_destroy_all_running(struct store *s, const char *reason, uint64_t when_ms, unsigned *count);
 

@@ -29,6 +29,7 @@ enum stmt_id {
     ST_SB_GET,
     ST_SB_SET_EXPIRY,
     ST_SB_SET_DESTROYED,
+    ST_SB_SET_PAUSED,
     ST_SB_RUNNING_IDS,
     ST_SB_PRUNE,
     ST_AUDIT_INSERT,

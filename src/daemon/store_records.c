@@ -112,6 +112,27 @@ int store_sandbox_set_expiry(struct store *s, const char *id, unsigned timeout_s
     return store_write_audited(s, set_expiry_tx, &u, audit, "update sandbox expiry", NULL);
 }
 
+static int set_paused_tx(struct store *s, void *arg)
+{
+    const struct sb_update *u = arg;
+    int r = 0;
+    sqlite3_stmt *st = store_stmt(s, ST_SB_SET_PAUSED);
+    store_bind_text(st, 1, u->reason);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)u->ms);
+    store_bind_text(st, 3, u->id);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        r = store_write_fail(s, "update sandbox pause state");
+    sqlite3_reset(st);
+    return r;
+}
+
+int store_sandbox_set_paused(struct store *s, const char *id, bool paused, uint64_t expires_ms,
+                             const struct audit_rec *audit)
+{
+    struct sb_update u = {.id = id, .reason = paused ? "paused" : "running", .ms = expires_ms};
+    return store_write_audited(s, set_paused_tx, &u, audit, "update sandbox pause state", NULL);
+}
+
 static int set_destroyed_tx(struct store *s, void *arg)
 {
     const struct sb_update *u = arg;

@@ -127,9 +127,35 @@ static int cgroup_remove_tree(const struct cgroup_impl *impl, const char *dir)
     return r < 0 ? r : q;
 }
 
+/* A dead daemon may have left a sandbox paused: kill and thaw every frozen
+ * sandbox cgroup first, or the removal below would wait for frozen tasks
+ * that cannot die (v1). */
+static void recover_frozen(const struct cgroup_ctx *cg)
+{
+    const struct cgroup_impl *impl = impl_of(cg->mode);
+    char parent[PATH_MAX];
+    if (cgroup_parent_dir(cg, impl->freezer, parent, sizeof(parent)) < 0)
+        return;
+    DIR *d = opendir(parent);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char dir[PATH_MAX];
+        if (de->d_type != DT_DIR || de->d_name[0] == '.' ||
+            snprintf(dir, sizeof(dir), "%s/%s", parent, de->d_name) >= (int)sizeof(dir))
+            continue;
+        int q = impl->kill_frozen(dir);
+        if (q < 0)
+            log_warn("jail: thaw leftover cgroup %s: %s", dir, strerror(-q));
+    }
+    closedir(d);
+}
+
 int cgroup_recover(const struct cgroup_ctx *cg)
 {
     int removed = 0, r = 0;
+    recover_frozen(cg);
     for (int i = 0; i < cgroup_count(cg->mode); i++) {
         char parent[PATH_MAX];
         cgroup_parent_dir(cg, i, parent, sizeof(parent));
@@ -196,9 +222,34 @@ int cgroup_add_pid(const struct cgroup_ctx *cg, const char *id, pid_t pid, char 
     return 0;
 }
 
+static int freezer_dir(const struct cgroup_ctx *cg, const char *id, char *dir, size_t len)
+{
+    int r = cgroup_dir(cg, impl_of(cg->mode)->freezer, id, dir, len);
+    return r < 0 ? r : 0;
+}
+
+int cgroup_set_frozen(const struct cgroup_ctx *cg, const char *id, bool frozen, char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+    int r = freezer_dir(cg, id, dir, sizeof(dir));
+    if (r < 0)
+        return jail_err(err, errlen, r, "freezer cgroup path for %s", id);
+    return impl_of(cg->mode)->set_frozen(dir, frozen, err, errlen);
+}
+
+int cgroup_kill_frozen(const struct cgroup_ctx *cg, const char *id)
+{
+    char dir[PATH_MAX];
+    int r = freezer_dir(cg, id, dir, sizeof(dir));
+    return r < 0 ? r : impl_of(cg->mode)->kill_frozen(dir);
+}
+
 int cgroup_destroy(const struct cgroup_ctx *cg, const char *id)
 {
-    int r = 0;
+    int r = cgroup_kill_frozen(cg, id);
+    if (r < 0)
+        log_warn("jail: kill frozen cgroup %s: %s", id, strerror(-r));
+    r = 0;
     for (int i = 0; i < cgroup_count(cg->mode); i++) {
         char dir[PATH_MAX];
         int q = cgroup_dir(cg, i, id, dir, sizeof(dir));

@@ -13,6 +13,10 @@
 /* How long destroy waits for a cgroup to empty after SIGKILL. Dying processes
  * with a lot of memory can take a while to release it. */
 #define CGROUP_EMPTY_TIMEOUT_MS 10000
+/* How long a pause waits for the kernel to freeze a sandbox's tasks. A task
+ * in an uninterruptible sleep (D state: a slow disk, a fuse server) cannot
+ * freeze until it wakes; past this the pause is refused and undone. */
+#define CGROUP_FREEZE_TIMEOUT_MS 5000
 
 struct cgroup_impl {
     int count; /* hierarchies: v1 one per controller (memory, pids, cpu), v2 one */
@@ -25,6 +29,19 @@ struct cgroup_impl {
     int (*kill_dir)(const char *dir);
     /* The limits hierarchy i is responsible for, written into its dir. */
     int (*apply_limits)(int i, const char *dir, const struct cgroup_limits *lim, char *err, size_t errlen);
+    /* The hierarchy whose directory holds the freezer: v1's own freezer
+     * hierarchy, v2's one. */
+    int freezer;
+    /* Freeze (or thaw) every process of the freezer directory dir and
+     * wait until the kernel reports it done: 0, -ETIMEDOUT (a freeze is
+     * then undone), -errno. */
+    int (*set_frozen)(const char *dir, bool frozen, char *err, size_t errlen);
+    /* If dir is frozen or freezing: SIGKILL everything in it, then thaw
+     * it. A frozen v1 task does not act on SIGKILL until it thaws, so a
+     * kill that waits for the cgroup to empty would wait forever; thawed
+     * after the signal, each task dies on its way back to user space
+     * without running user code again. 0 when it was not frozen. */
+    int (*kill_frozen)(const char *dir);
     const char *oom_file;   /* in hierarchy 0: carries "oom_kill N" */
     const char *usage_file; /* in hierarchy 0: memory charged now, in bytes */
 };
@@ -43,6 +60,11 @@ int cgroupfs_mkdir_exist_ok(const char *path, char *err, size_t errlen);
 void cgroupfs_u64_or_max(char *buf, size_t len, uint64_t v, const char *unlimited);
 int cgroupfs_set_pids_max(const char *dir, uint32_t n, char *err, size_t errlen);
 void cgroupfs_sleep_ms(unsigned ms);
+/* SIGKILL what dir/cgroup.procs lists once: how many, or -errno. */
+int cgroupfs_kill_listed_once(const char *dir);
+/* Poll dir/file until it holds want (a line, or a word of "key value"
+ * lines as cgroup.events has) or CGROUP_FREEZE_TIMEOUT_MS passed. */
+int cgroupfs_wait_for(const char *dir, const char *file, const char *want);
 /* SIGKILL what dir/cgroup.procs lists until it stays empty (v1; v2 without
  * cgroup.kill). 0, -ETIMEDOUT, or -errno. */
 int cgroupfs_kill_listed_until_empty(const char *dir);

@@ -9,13 +9,16 @@
 #include "cgroup_impl.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 #include <linux/magic.h>
 
 #include "util.h"
 
-static const char *const v1_controllers[] = {"memory", "pids", "cpu"};
+/* freezer last: hierarchy 0 must stay memory (oom_file, usage_file) */
+static const char *const v1_controllers[] = {"memory", "pids", "cpu", "freezer"};
+#define V1_FREEZER 3
 
 static bool is_cgroup_v1_hierarchy(const char *path)
 {
@@ -104,8 +107,41 @@ static int v1_apply_limits(int i, const char *dir, const struct cgroup_limits *l
     switch (i) {
     case 0: return v1_set_memory_max(dir, lim->memory_bytes, err, errlen);
     case 1: return cgroupfs_set_pids_max(dir, lim->pids_max, err, errlen);
-    default: return v1_set_cpu_max(dir, lim->cpu_millis, err, errlen);
+    case 2: return v1_set_cpu_max(dir, lim->cpu_millis, err, errlen);
+    default: return 0; /* the freezer has no limits */
     }
+}
+
+/* freezer.state: writing FROZEN starts the freeze, reading it reports
+ * FREEZING until every task is in the refrigerator. */
+static int v1_set_frozen(const char *dir, bool frozen, char *err, size_t errlen)
+{
+    const char *want = frozen ? "FROZEN" : "THAWED";
+    int r = cgroupfs_write(dir, "freezer.state", want, err, errlen);
+    if (r < 0)
+        return r;
+    r = cgroupfs_wait_for(dir, "freezer.state", want);
+    if (r < 0 && frozen)
+        (void)cgroupfs_write(dir, "freezer.state", "THAWED", NULL, 0);
+    if (r < 0)
+        return jail_err(err, errlen, r, "wait for %s/freezer.state to read %s", dir, want);
+    return 0;
+}
+
+static int v1_kill_frozen(const char *dir)
+{
+    char path[PATH_MAX], state[32];
+    int r = cgroupfs_path_join(path, sizeof(path), dir, "freezer.state");
+    if (r < 0)
+        return r;
+    if ((r = read_file_small(path, state, sizeof(state))) < 0)
+        return r == -ENOENT ? 0 : r;
+    if (strncmp(state, "THAWED", 6) == 0)
+        return 0;
+    /* frozen tasks cannot exit or fork: the pids listed stay theirs */
+    int n = cgroupfs_kill_listed_once(dir);
+    r = write_file(path, "THAWED");
+    return n < 0 ? n : r;
 }
 
 const struct cgroup_impl cgroup_v1_impl = {
@@ -115,6 +151,9 @@ const struct cgroup_impl cgroup_v1_impl = {
     .init_parents = v1_init_parents,
     .kill_dir = cgroupfs_kill_listed_until_empty,
     .apply_limits = v1_apply_limits,
+    .freezer = V1_FREEZER,
+    .set_frozen = v1_set_frozen,
+    .kill_frozen = v1_kill_frozen,
     /* "oom_kill N", as in v2's memory.events */
     .oom_file = "memory.oom_control",
     .usage_file = "memory.usage_in_bytes",

@@ -132,6 +132,40 @@ static int v2_apply_limits(int i, const char *dir, const struct cgroup_limits *l
     return v2_set_cpu_max(dir, lim->cpu_millis, err, errlen);
 }
 
+/* cgroup.freeze is in every cgroup (no controller needed); the freeze is
+ * done when cgroup.events says "frozen 1". */
+static int v2_set_frozen(const char *dir, bool frozen, char *err, size_t errlen)
+{
+    int r = cgroupfs_write(dir, "cgroup.freeze", frozen ? "1" : "0", err, errlen);
+    if (r < 0)
+        return r;
+    r = cgroupfs_wait_for(dir, "cgroup.events", frozen ? "frozen 1" : "frozen 0");
+    if (r < 0 && frozen)
+        (void)cgroupfs_write(dir, "cgroup.freeze", "0", NULL, 0);
+    if (r < 0)
+        return jail_err(err, errlen, r, "wait for %s/cgroup.events to say %s", dir, frozen ? "frozen 1" : "frozen 0");
+    return 0;
+}
+
+/* A frozen v2 task does act on SIGKILL (the freezer lets fatal signals
+ * through), so v2_kill_dir works on a frozen cgroup; kill first all the
+ * same, then thaw, so nothing runs user code in between. */
+static int v2_kill_frozen(const char *dir)
+{
+    char path[PATH_MAX], v[8];
+    int r = cgroupfs_path_join(path, sizeof(path), dir, "cgroup.freeze");
+    if (r < 0)
+        return r;
+    if ((r = read_file_small(path, v, sizeof(v))) < 0)
+        return r == -ENOENT ? 0 : r;
+    if (v[0] == '0')
+        return 0;
+    char kill_path[PATH_MAX];
+    if (cgroupfs_path_join(kill_path, sizeof(kill_path), dir, "cgroup.kill") < 0 || write_file(kill_path, "1") < 0)
+        (void)cgroupfs_kill_listed_once(dir);
+    return write_file(path, "0");
+}
+
 const struct cgroup_impl cgroup_v2_impl = {
     .count = 1,
     .available = v2_available,
@@ -139,6 +173,9 @@ const struct cgroup_impl cgroup_v2_impl = {
     .init_parents = v2_init_parents,
     .kill_dir = v2_kill_dir,
     .apply_limits = v2_apply_limits,
+    .freezer = 0,
+    .set_frozen = v2_set_frozen,
+    .kill_frozen = v2_kill_frozen,
     .oom_file = "memory.events",
     .usage_file = "memory.current",
 };

@@ -105,6 +105,47 @@ static int kill_listed_procs(const char *dir, char *buf, size_t cap)
     return n;
 }
 
+int cgroupfs_kill_listed_once(const char *dir)
+{
+    cleanup_free char *buf = malloc(65536);
+    if (!buf)
+        return -ENOMEM;
+    return kill_listed_procs(dir, buf, 65536);
+}
+
+/* Does content hold want as a whole line ("FROZEN\n") or as a line of
+ * its own in a "key value" file ("frozen 1\n")? */
+static bool has_line(const char *content, const char *want)
+{
+    size_t n = strlen(want);
+    for (const char *p = content; (p = strstr(p, want)) != NULL; p += n)
+        if ((p == content || p[-1] == '\n') && (p[n] == '\n' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
+/* The freezer's state files change within microseconds for an idle
+ * sandbox: look at once, then every 100 us (a 1 ms sleep would be most
+ * of a pause's cost), then every millisecond. */
+int cgroupfs_wait_for(const char *dir, const char *file, const char *want)
+{
+    char path[PATH_MAX], buf[512];
+    int r = cgroupfs_path_join(path, sizeof(path), dir, file);
+    if (r < 0)
+        return r;
+    uint64_t deadline = now_mono_ms() + CGROUP_FREEZE_TIMEOUT_MS;
+    for (unsigned i = 0;; i++) {
+        if ((r = read_file_small(path, buf, sizeof(buf))) < 0)
+            return r;
+        if (has_line(buf, want))
+            return 0;
+        if (now_mono_ms() > deadline)
+            return -ETIMEDOUT;
+        struct timespec ts = {.tv_nsec = i < 50 ? 100000L : 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* SIGKILL what cgroup.procs lists, again and again until it stays empty: v1
  * has nothing like v2's cgroup.kill, and a fork racing with us is caught by
  * the next round. */

@@ -489,6 +489,11 @@ static int jail_destroy(void *state, struct backend_instance *inst)
      * it before the agent's exit completes. */
     if (!inst->reaped && inst->pidfd >= 0)
         (void)syscall(SYS_pidfd_send_signal, inst->pidfd, SIGKILL, NULL, 0);
+    /* A paused sandbox: its frozen agent would not act on that SIGKILL
+     * (v1) and the wait below would never end. Kill everything, then thaw. */
+    int fr = cgroup_kill_frozen(&inst->cg, inst->id);
+    if (fr < 0)
+        log_warn("jail: destroy %s: thaw the frozen cgroup: %s", inst->id, strerror(-fr));
     while (!inst->reaped && inst->pid > 0) {
         if (waitpid(inst->pid, NULL, __WALL) == inst->pid || errno == ECHILD)
             inst->reaped = true;
@@ -520,6 +525,20 @@ static int jail_memory_usage(struct backend_instance *inst, uint64_t *bytes)
     return cgroup_memory_usage(&inst->cg, inst->id, bytes);
 }
 
+/* Pause: the cgroup freezer stops every task of the sandbox (the agent
+ * included) where it stands; memory, files and sockets stay as they are. */
+static int jail_pause(void *state, struct backend_instance *inst, char *err, size_t errlen)
+{
+    (void)state;
+    return cgroup_set_frozen(&inst->cg, inst->id, true, err, errlen);
+}
+
+static int jail_resume(void *state, struct backend_instance *inst, char *err, size_t errlen)
+{
+    (void)state;
+    return cgroup_set_frozen(&inst->cg, inst->id, false, err, errlen);
+}
+
 static pid_t jail_agent_pid(struct backend_instance *inst)
 {
     return inst->pid;
@@ -539,6 +558,8 @@ const struct backend_ops jail_backend_ops = {
     .oom_kills = jail_oom_kills,
     .memory_usage = jail_memory_usage,
     .agent_pid = jail_agent_pid,
+    .pause = jail_pause,
+    .resume = jail_resume,
     .zygote_pid = jail_zygote_pid_of,
     .egress_listen = net_egress_listen,
     .egress_link_up = net_link_up,

@@ -59,13 +59,20 @@ int cgroup_create(const struct cgroup_ctx *cg, const char *id, const struct cgro
 int cgroup_add_pid(const struct cgroup_ctx *cg, const char *id, pid_t pid, char *err, size_t errlen);
 /* Kill every process, wait until empty, rmdir. Safe on a missing cgroup. */
 int cgroup_destroy(const struct cgroup_ctx *cg, const char *id);
+/* Freeze (pause) or thaw (resume) every process of the sandbox: v1's
+ * freezer.state, v2's cgroup.freeze; returns once the kernel reports it
+ * done. 0, or -errno with what failed in err. */
+int cgroup_set_frozen(const struct cgroup_ctx *cg, const char *id, bool frozen, char *err, size_t errlen);
+/* If the sandbox is frozen: SIGKILL its processes and thaw it, so they die
+ * (destroy of a paused sandbox). 0 when it was not frozen. */
+int cgroup_kill_frozen(const struct cgroup_ctx *cg, const char *id);
 int cgroup_oom_kills(const struct cgroup_ctx *cg, const char *id, uint64_t *count);
 /* Memory charged to the sandbox's memory cgroup now, in bytes. */
 /* Open (O_RDONLY) the sandbox's memory usage file and its memory.stat, for
  * the agent's /proc/meminfo (sysview.c). 0, or -errno with neither open. */
 int cgroup_open_memory_files(const struct cgroup_ctx *cg, const char *id, int *usage_fd, int *stat_fd);
 int cgroup_memory_usage(const struct cgroup_ctx *cg, const char *id, uint64_t *bytes);
-/* Directory of the sandbox cgroup in hierarchy i (v1: 0 memory, 1 pids, 2 cpu;
+/* Directory of the sandbox cgroup in hierarchy i (v1: 0 memory, 1 pids, 2 cpu, 3 freezer;
  * v2: only 0). Returns the number of hierarchies, or -errno. */
 int cgroup_dir(const struct cgroup_ctx *cg, int i, const char *id, char *buf, size_t len);
 int cgroup_count(enum cgroup_mode mode);

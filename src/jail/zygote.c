@@ -294,7 +294,7 @@ int jail_zygote_register(struct jail_zygote *z, int ours, int pidfd, const struc
 {
     cleanup_fd int sock = ours;
     struct zyg_register reg = {.magic = ZYG_MAGIC_REGISTER};
-    int fds[ZYG_REGISTER_FDS(ZYG_MAX_CGROUPS)] = {sock, pidfd, -1, -1, -1};
+    int fds[ZYG_REGISTER_FDS(ZYG_MAX_CGROUPS)] = {sock, pidfd, -1, -1, -1, -1};
     int n = cgroup_count(cg->mode);
     int r = 0;
     /* the directories as O_PATH fds, not their paths: a path names the

@@ -184,6 +184,22 @@ static int vm_memory_usage(struct backend_instance *in, uint64_t *bytes)
     return cgroup_memory_usage(vm_instance_cgroup(in), vm_instance_id(in), bytes);
 }
 
+/* Pause: QMP stop halts the vCPUs (the guest's clocks stand still with them
+ * under TCG); the VMM process stays, idle, with the guest's RAM. A stopped
+ * VMM is killed like a running one, so destroy needs nothing more. */
+#define VM_PAUSE_QMP_MS 5000
+static int vm_pause(void *state, struct backend_instance *in, char *err, size_t errlen)
+{
+    (void)state;
+    return qmp_command(vm_instance_qmp(in), "stop", NULL, VM_PAUSE_QMP_MS, NULL, err, errlen);
+}
+
+static int vm_resume(void *state, struct backend_instance *in, char *err, size_t errlen)
+{
+    (void)state;
+    return qmp_command(vm_instance_qmp(in), "cont", NULL, VM_PAUSE_QMP_MS, NULL, err, errlen);
+}
+
 static pid_t vm_agent_pid(struct backend_instance *in) { return vm_instance_pid(in); }
 
 static void vm_fini(void *state)
@@ -207,5 +223,7 @@ const struct backend_ops vm_backend_ops = {
     .oom_kills = vm_oom_kills,
     .memory_usage = vm_memory_usage,
     .agent_pid = vm_agent_pid,
+    .pause = vm_pause,
+    .resume = vm_resume,
     .fini = vm_fini,
 };

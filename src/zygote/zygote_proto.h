@@ -30,7 +30,7 @@
 #define ZYG_MAGIC_READY 0x5a524459u    /* "ZRDY" */
 #define ZYG_MAGIC_SPAWN 0x5a53504eu    /* "ZSPN" */
 
-#define ZYG_MAX_CGROUPS 3   /* cgroup v1: memory, pids, cpu; v2: one */
+#define ZYG_MAX_CGROUPS 4   /* cgroup v1: memory, pids, cpu, freezer; v2: one */
 #define ZYG_SPAWN_FDS 6     /* stdin, stdout, stderr, cmd, res, report */
 #define ZYG_REGISTER_FDS(ncgroups) (2 + (ncgroups)) /* socket, pidfd, cgroup dirs */
 

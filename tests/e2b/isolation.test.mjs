@@ -48,8 +48,9 @@ test("another sandbox port is refused: the seal", async () => {
   assert.match((await r.json()).message, /sealed.*cannot be reached from outside/);
 });
 
-test("pause and network changes are refused in E2B's shape", async () => {
-  await assert.rejects(sbx.pause(), /does not pause/);
+test("another key cannot pause; network changes are refused in E2B's shape", async () => {
+  await assert.rejects(Sandbox.pause(sbx.sandboxId, { apiKey: otherKey }), NotFoundError);
+  assert.equal(await sbx.isRunning(), true);
   const r = await fetch(process.env.E2B_API_URL + `/sandboxes/${sbx.sandboxId}/network`, {
     method: "PUT",
     headers: { "X-API-Key": d.key, "content-type": "application/json" },

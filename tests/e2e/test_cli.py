@@ -9,7 +9,7 @@ import time
 import pytest
 
 COMMANDS = ["create", "ls", "info", "rm", "run", "exec", "upload", "download", "keys", "logs",
-            "template", "install-wheels", "mcp", "egress"]
+            "template", "install-wheels", "mcp", "egress", "pause", "resume"]
 
 
 @pytest.fixture

@@ -63,7 +63,7 @@ def test_state_template_and_pages(daemon, labelled):
     assert st == 200 and j["sandboxes"] == []
 
 
-@pytest.mark.parametrize("q", [{"limit": 0}, {"limit": "x"}, {"limit": 1001}, {"state": "paused"},
+@pytest.mark.parametrize("q", [{"limit": 0}, {"limit": "x"}, {"limit": 1001}, {"state": "frozen"},
                                {"metadata": "novalue"}, {"metadata": "k=%00"}, {"color": "red"}])
 def test_bad_queries(daemon, q):
     check_error(daemon.request("GET", _q(**q)), 400, "invalid_request")

@@ -101,6 +101,10 @@ def test_full_state_disk_fails_closed_and_recovers(small_disk_daemon):
         st, _, _, body = d.request("POST", "/v1/sandboxes/%s/timeout" % sb.id, {"timeout_s": 5})
         assert st == 503 and body["error"]["code"] == "audit_unavailable", body
         assert sb.info()["expires_at"] == before["expires_at"]
+        # a pause is written before the freeze: refused, the sandbox runs on
+        st, _, _, body = d.request("POST", "/v1/sandboxes/%s/pause" % sb.id)
+        assert st == 503 and body["error"]["code"] == "audit_unavailable", body
+        assert sb.info()["state"] == "running"
         # the file calls too: refused before anything reaches the sandbox
         with pytest.raises(airlock.AuditUnavailable):
             sb.upload(b"unrecorded", "/data/unrecorded.txt")
@@ -132,7 +136,7 @@ def test_full_state_disk_fails_closed_and_recovers(small_disk_daemon):
     assert sb.run_code("n").text == str(ok_runs)
     codes = [e for e in _events(d, sb.id) if e["action"] == "code"]
     assert len(codes) == 1 + ok_runs + 1, codes  # "n = 0", the 200s, "n" just now
-    assert not [e for e in _events(d, sb.id) if e["action"] == "timeout"]
+    assert not [e for e in _events(d, sb.id) if e["action"] in ("timeout", "pause")]
     # the refused file calls did not happen
     assert sb.files.exists("/data/recorded.txt") and not sb.files.exists("/data/unrecorded.txt")
     ups = [e for e in _events(d, sb.id) if e["action"] == "upload"]

@@ -30,6 +30,7 @@
 #include <linux/nsfs.h>
 
 #include "backend.h"
+#include "cgroup_impl.h"
 #include "jail.h"
 #include "log.h"
 #include "util.h"
@@ -877,6 +878,90 @@ static void test_favordynmods(void)
     }
 }
 
+/* A child that spins (so a freeze has something to stop), in its own
+ * cgroup dir under root: 0 and *pid, or -1. */
+static int spin_in(const char *dir, pid_t *pid)
+{
+    if (mkdir(dir, 0755) < 0)
+        return -1;
+    pid_t p = fork();
+    if (p == 0) {
+        for (;;)
+            ;
+    }
+    char v[32], path[PATH_MAX + 16];
+    snprintf(v, sizeof(v), "%d", (int)p);
+    snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+    if (p < 0 || write_file(path, v) < 0) {
+        if (p > 0) {
+            kill(p, SIGKILL);
+            waitpid(p, NULL, 0);
+        }
+        rmdir(dir);
+        return -1;
+    }
+    *pid = p;
+    return 0;
+}
+
+static bool file_has(const char *dir, const char *file, const char *want)
+{
+    char path[PATH_MAX + 64], buf[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    return read_file_small(path, buf, sizeof(buf)) >= 0 && strstr(buf, want) != NULL;
+}
+
+/* The freezer of each cgroup mode, on a bare directory of that mode's
+ * hierarchy, whatever mode the host's jail runs in: v1's freezer
+ * hierarchy, and the first cgroup2 mount (a hybrid host's empty
+ * /sys/fs/cgroup/unified has cgroup.freeze too). Freeze, thaw, freeze
+ * again, then kill_frozen: the frozen task must die (v1: only once thawed). */
+static void test_freezer_mode(const struct cgroup_impl *impl, const char *name, const char *root,
+                              const char *state_file, const char *frozen, const char *thawed)
+{
+    char dir[PATH_MAX - 64], err[512] = "";
+    if (snprintf(dir, sizeof(dir), "%s/airlock-freeze-test-%d", root, (int)getpid()) >= (int)sizeof(dir))
+        return;
+    pid_t pid;
+    if (spin_in(dir, &pid) < 0) {
+        ok(1, "# SKIP %s freezer: no usable hierarchy at %s", name, root);
+        return;
+    }
+    int r = impl->set_frozen(dir, true, err, sizeof(err));
+    ok(r == 0 && file_has(dir, state_file, frozen), "%s: freeze (%s)", name, err);
+    r = impl->set_frozen(dir, false, err, sizeof(err));
+    ok(r == 0 && file_has(dir, state_file, thawed), "%s: thaw (%s)", name, err);
+    r = impl->set_frozen(dir, true, err, sizeof(err));
+    ok(r == 0, "%s: freeze again (%s)", name, err);
+    r = impl->kill_frozen(dir);
+    ok(r == 0, "%s: kill_frozen (%d)", name, r);
+    int status = 0;
+    uint64_t deadline = now_mono_ms() + 10000;
+    pid_t w = 0;
+    while ((w = waitpid(pid, &status, WNOHANG)) == 0 && now_mono_ms() < deadline)
+        usleep(1000);
+    ok(w == pid && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "%s: the frozen task died of SIGKILL", name);
+    if (w != pid) {
+        kill(pid, SIGKILL);
+        (void)impl->set_frozen(dir, false, err, sizeof(err));
+        waitpid(pid, NULL, 0);
+    }
+    ok(file_has(dir, state_file, thawed), "%s: left thawed", name);
+    ok(impl->kill_frozen(dir) == 0, "%s: kill_frozen of a thawed cgroup is a no-op", name);
+    ok(rmdir(dir) == 0, "%s: removed", name);
+}
+
+static void test_freezers(void)
+{
+    test_freezer_mode(&cgroup_v1_impl, "v1", CGROUP_ROOT "/freezer", "freezer.state", "FROZEN", "THAWED");
+    char mnt[PATH_MAX], opts[1024];
+    if (cgroup2_mount(mnt, sizeof(mnt), opts, sizeof(opts)) < 0) {
+        ok(1, "# SKIP v2 freezer: no cgroup2 mount");
+        return;
+    }
+    test_freezer_mode(&cgroup_v2_impl, "v2", mnt, "cgroup.events", "frozen 1", "frozen 0");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -935,6 +1020,7 @@ int main(int argc, char **argv)
     jail_backend_ops.fini(state);
     test_recovery(probe);
     test_favordynmods();
+    test_freezers();
     ok(no_sandbox_cgroups(), "no sandbox cgroups left at the end");
     for (int i = 0; i < cgroup_count(test_cg.mode); i++) { /* the test's parent dirs */
         char dir[PATH_MAX];

@@ -84,6 +84,8 @@ int main(void)
         {ERR_TEMPLATE_CORRUPT, 409, "template_corrupt"}, {ERR_TEMPLATE_IN_USE, 409, "template_in_use"},
         {ERR_INVALID_SPEC, 400, "invalid_spec"},  {ERR_BUILDS_OFF, 503, "unavailable"},
         {ERR_BUILD_BUSY, 409, "build_in_progress"}, {ERR_TOO_MANY_BUILDS, 429, "too_many_builds"},
+        {ERR_PAUSED, 409, "sandbox_paused"},      {ERR_BUSY, 409, "sandbox_busy"},
+        {ERR_NO_PAUSE, 409, "pause_unavailable"},
         {ERR_NONE, 500, "internal"},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {

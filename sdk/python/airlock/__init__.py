@@ -13,7 +13,7 @@ from .errors import (AirlockConnectionError, AirlockError, AuditUnavailable, Aut
                      IsolationUnavailable,
                      IntegrityError, InvalidRequest, NotFound, PathEscape, PathForbidden,
                      PayloadTooLarge, QuotaExceeded, RateLimitError, RegionUnavailable, ReplRestarted,
-                     SandboxTimeout, ServerError, TemplateCorrupt, TemplateNotFound,
+                     SandboxBusy, SandboxPaused, SandboxTimeout, ServerError, TemplateCorrupt, TemplateNotFound,
                      TransferError, WheelInstallError)
 from .models import CodeContext, Execution, ExecutionError, Info, Result
 from ._transport import close_idle_connections
@@ -28,7 +28,7 @@ __all__ = [
     "AirlockError", "AirlockConnectionError", "TransferError", "IntegrityError", "AuthError", "NotFound", "SandboxTimeout",
     "QuotaExceeded", "RateLimitError", "InvalidRequest", "PayloadTooLarge", "PathEscape", "PathForbidden", "RegionUnavailable",
     "EgressUnavailable", "IsolationUnavailable", "TemplateNotFound", "TemplateCorrupt", "WheelInstallError", "ServerError",
-    "AuditUnavailable", "ReplRestarted",
+    "AuditUnavailable", "ReplRestarted", "SandboxPaused", "SandboxBusy",
     "close_idle_connections",
     "tools", "openai_tools", "anthropic_tools", "dispatch",
 ]

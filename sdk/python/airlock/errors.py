@@ -115,6 +115,16 @@ class TemplateCorrupt(InvalidRequest):
     an admin rebuilds or removes it."""
 
 
+class SandboxPaused(InvalidRequest):
+    """409 sandbox_paused: the call needs the sandbox's agent and the
+    sandbox is paused; ``resume()`` it (or ``Sandbox.connect`` it) first."""
+
+
+class SandboxBusy(InvalidRequest):
+    """409 sandbox_busy: a pause was refused because a call (run_code, exec,
+    a file transfer) is still running in the sandbox; pause after it ends."""
+
+
 class ServerError(AirlockError):
     """5xx: a daemon or host failure (503 unavailable, 507 no_space, 500 internal)."""
 
@@ -142,6 +152,8 @@ _BY_CODE = {
     "digest_mismatch": IntegrityError,
     "payload_too_large": PayloadTooLarge,
     "sandbox_expired": SandboxTimeout,
+    "sandbox_paused": SandboxPaused,
+    "sandbox_busy": SandboxBusy,
     "audit_unavailable": AuditUnavailable,
     "quota_exceeded": QuotaExceeded,
     "sandbox_quota": QuotaExceeded,

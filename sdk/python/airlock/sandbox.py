@@ -259,11 +259,25 @@ class Sandbox:
         self._info = Info(self._call("POST", "/timeout", {"timeout_s": _secs(seconds)}))
         return self._info
 
+    def pause(self):
+        """Pause the sandbox: its processes stop where they stand (no CPU),
+        its memory, files and REPL state are kept, and its lifetime clock
+        stops (the daemon's --max-paused bounds a pause). Calls that need the
+        sandbox raise ``SandboxPaused`` until ``resume()``. Pausing a paused
+        sandbox is a no-op; ``SandboxBusy`` while a call is still running."""
+        self._info = Info(self._call("POST", "/pause"))
+        return self._info
+
+    def resume(self):
+        """Let a paused sandbox run on where it stopped; a no-op when it runs."""
+        self._info = Info(self._call("POST", "/resume"))
+        return self._info
+
     @classmethod
     def list(cls, api_key=None, base_url=None, metadata=None, state=None, template=None, limit=None,
              next_token=None):
         """Live sandboxes, as ``Info`` dicts, filtered by the server: every
-        ``metadata`` pair must match, ``state`` ("running" | "destroying"),
+        ``metadata`` pair must match, ``state`` ("running" | "paused" | "destroying"),
         ``template``. With ``limit`` the list is one page (in id order) whose
         ``next_token`` attribute, when not None, asks for the next one."""
         q = {}
@@ -285,17 +299,19 @@ class Sandbox:
 
     @classmethod
     def connect(cls, sandbox_id, api_key=None, base_url=None, timeout=None):
-        """Attach to an existing live sandbox. Closing it destroys it.
+        """Attach to an existing live sandbox, resuming it if it is paused (as
+        E2B's connect does). Closing it destroys it.
 
         ``timeout``: the sandbox lives at least this many seconds from now; a
         lifetime that already ends later is kept (connect never shortens it)."""
         t = Transport(base_url=base_url, api_key=api_key)
         try:
-            if timeout is not None:
+            info = t.request_json("GET", "/v1/sandboxes/" + _q(sandbox_id))
+            if info.get("state") == "paused":
+                info = t.request_json("POST", "/v1/sandboxes/" + _q(sandbox_id) + "/resume")
+            if timeout is not None and info.get("state") == "running":
                 info = t.request_json("POST", "/v1/sandboxes/" + _q(sandbox_id) + "/timeout",
                                       {"timeout_s": _secs(timeout), "extend_only": True})
-            else:
-                info = t.request_json("GET", "/v1/sandboxes/" + _q(sandbox_id))
         except BaseException:
             t.close()
             raise

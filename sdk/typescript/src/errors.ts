@@ -35,6 +35,10 @@ export class EgressUnavailable extends InvalidRequest {}
 export class IsolationUnavailable extends InvalidRequest {}
 export class TemplateNotFound extends InvalidRequest {}
 export class TemplateCorrupt extends InvalidRequest {}
+/** 409 sandbox_paused: the call needs the sandbox and it is paused; `resume()` it (or `Sandbox.connect`) first. */
+export class SandboxPaused extends InvalidRequest {}
+/** 409 sandbox_busy: a pause was refused while a call (runCode, exec, a file transfer) runs in the sandbox. */
+export class SandboxBusy extends InvalidRequest {}
 export class ServerError extends AirlockError {}
 export class AuditUnavailable extends ServerError {}
 
@@ -51,6 +55,8 @@ const BY_CODE: Record<string, ErrorClass> = {
   digest_mismatch: IntegrityError,
   payload_too_large: PayloadTooLarge,
   sandbox_expired: SandboxTimeout,
+  sandbox_paused: SandboxPaused,
+  sandbox_busy: SandboxBusy,
   audit_unavailable: AuditUnavailable,
   quota_exceeded: QuotaExceeded,
   sandbox_quota: QuotaExceeded,

@@ -247,10 +247,11 @@ export class Sandbox {
     return new Sandbox(http, await http.requestJson("POST", "/v1/sandboxes", body));
   }
 
-  /** Attach to an existing live sandbox. */
+  /** Attach to an existing live sandbox, resuming it if it is paused (as E2B's connect does). */
   static async connect(id: string, opts: ConnectionOptions = {}): Promise<Sandbox> {
     const http = new Transport(opts);
-    const info: SandboxInfo = await http.requestJson("GET", "/v1/sandboxes/" + q(id));
+    let info: SandboxInfo = await http.requestJson("GET", "/v1/sandboxes/" + q(id));
+    if (info.state === "paused") info = await http.requestJson("POST", "/v1/sandboxes/" + q(id) + "/resume");
     if (info.state !== "running") {
       const reason = (info.destroy_reason as string) ?? info.state;
       const msg = `sandbox ${id} is ${info.state} (${reason})`;
@@ -299,6 +300,20 @@ export class Sandbox {
     this.closed = true;
   }
   close(): Promise<void> { return this.kill(); }
+
+  /** Pause: the sandbox's processes stop where they stand (no CPU); memory, files and REPL state are kept and
+   * its lifetime clock stops (the daemon's --max-paused bounds a pause). Calls that need the sandbox throw
+   * SandboxPaused until resume(). Pausing a paused sandbox is a no-op; SandboxBusy while a call runs. */
+  async pause(): Promise<SandboxInfo> {
+    this.info_ = await this._call("POST", "/pause");
+    return this.info_;
+  }
+
+  /** Let a paused sandbox run on where it stopped; a no-op when it runs. */
+  async resume(): Promise<SandboxInfo> {
+    this.info_ = await this._call("POST", "/resume");
+    return this.info_;
+  }
 
   /** Destroy the sandbox `seconds` from now (instead of at its old expiry). */
   async setTimeout(seconds: number): Promise<SandboxInfo> {

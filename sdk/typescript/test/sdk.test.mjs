@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { startDaemon } from "../../../tests/node/airlockd.mjs";
 import { existsSync, readFileSync } from "node:fs";
 import { randomBytes, createHash } from "node:crypto";
-import { Sandbox, NotFound, AuthError, AirlockError, IntegrityError, TransferError, Execution } from "../dist/index.js";
+import { Sandbox, NotFound, AuthError, AirlockError, IntegrityError, TransferError, Execution, SandboxPaused, SandboxBusy } from "../dist/index.js";
 
 let daemon, url, key;
 
@@ -44,6 +44,29 @@ test("create, runCode keeps state across calls, list, setTimeout, kill", async (
   await sb.kill(); // idempotent
   await assert.rejects(Sandbox.connect(sb.id), NotFound);
   assert.ok(!(await Sandbox.list()).map((s) => s.id).includes(sb.id));
+});
+
+test("pause and resume keep the REPL and files; connect resumes; calls while paused throw SandboxPaused", async () => {
+  const sb = await Sandbox.create({ url, apiKey: key });
+  try {
+    await sb.runCode("kept = 'yes'");
+    await sb.upload("file kept", "/data/k.txt");
+    assert.equal((await sb.pause()).state, "paused");
+    assert.equal((await sb.pause()).state, "paused"); // idempotent
+    await assert.rejects(sb.runCode("kept"), SandboxPaused);
+    assert.equal((await sb.resume()).state, "running");
+    assert.equal((await sb.runCode("kept")).text, "'yes'");
+    await sb.pause();
+    const again = await Sandbox.connect(sb.id, { url, apiKey: key });
+    assert.equal(again.sandboxInfo.state, "running");
+    assert.equal(new TextDecoder().decode(await again.download("/data/k.txt")), "file kept");
+    const running = sb.runCode("import time; time.sleep(2); 1");
+    await new Promise((r) => setTimeout(r, 700));
+    await assert.rejects(sb.pause(), SandboxBusy);
+    assert.equal((await running).text, "1");
+  } finally {
+    await sb.kill();
+  }
 });
 
 test("streaming: async iterator and callbacks", async () => {
