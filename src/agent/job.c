@@ -265,6 +265,7 @@ struct job_request {
     const char *stdin_data;
     size_t stdin_len;
     bool stdin_open; /* keep the pipe open for STDIN frames */
+    bool notify_start; /* send OK {"pid"} (no END) once it runs: a background process's handle */
     int extra_fd; /* -1 or the bash memfd, placed at fd 3 */
 };
 
@@ -397,6 +398,11 @@ static void job_start(struct agent *a, uint32_t req_id, json_t *req, const struc
         agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "the event loop is full");
         return;
     }
+    if (jr->notify_start) {
+        json_t *ok = json_pack("{s:i}", "pid", (int)pid);
+        agent_send_json(a, PROTO_OK, 0, req_id, ok);
+        json_decref(ok);
+    }
     log_debug("request %u started pid %d", req_id, (int)pid);
 }
 
@@ -475,8 +481,9 @@ void job_handle_exec(struct agent *a, uint32_t req_id, json_t *req)
     json_t *jcwd = json_object_get(req, "cwd");
     json_t *jstdin = json_object_get(req, "stdin");
     json_t *jopen = json_object_get(req, "stdin_open");
-    if (jopen && !json_is_boolean(jopen)) {
-        agent_send_error(a, req_id, PROTO_ERR_INVALID, "stdin_open must be true or false");
+    json_t *jnotify = json_object_get(req, "notify_start");
+    if ((jopen && !json_is_boolean(jopen)) || (jnotify && !json_is_boolean(jnotify))) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "stdin_open and notify_start must be true or false");
         return;
     }
     if ((jargv != NULL) == (jshell != NULL)) {
@@ -529,6 +536,7 @@ void job_handle_exec(struct agent *a, uint32_t req_id, json_t *req)
         .stdin_data = json_is_string(jstdin) ? json_string_value(jstdin) : NULL,
         .stdin_len = json_is_string(jstdin) ? json_string_length(jstdin) : 0,
         .stdin_open = json_is_true(jopen),
+        .notify_start = json_is_true(jnotify),
         .extra_fd = -1,
     };
     job_start(a, req_id, req, &jr);

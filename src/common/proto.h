@@ -46,7 +46,9 @@ enum proto_type {
     PROTO_GUEST_SYNC = 0x03,  /* vm guests only: {"entropy":hex,"realtime_ns":n} -> OK, after a
                                * snapshot restore: entropy added and the CRNG reseeded, clock set */
     PROTO_RUN_CODE = 0x10,    /* {"code","language","timeout_ms","env","max_output"} */
-    PROTO_EXEC = 0x11,        /* {"argv":[..]|"shell":"..","env","cwd","stdin","timeout_ms","max_output"} */
+    PROTO_EXEC = 0x11,        /* {"argv":[..]|"shell":"..","env","cwd","stdin","stdin_open","notify_start",
+                               *  "timeout_ms","max_output"}; with notify_start, OK {"pid"} (no END) once the
+                               *  process runs, before its output (a background process's handle) */
     PROTO_SIGNAL = 0x12,      /* {"target":req_id,"signal":n} -> OK */
     PROTO_STDIN = 0x13,       /* raw bytes for the stdin of the EXEC with this req_id, one started with
                                * "stdin_open":true; END closes that stdin. No reply; dropped if none */

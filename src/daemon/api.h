@@ -48,6 +48,15 @@ void api_files_info(struct http_req *req);
 void api_code(struct http_req *req);
 void api_exec(struct http_req *req);
 
+/* api_procs.c: background processes (proctab.h). api_exec hands it a
+ * validated payload (argv/shell, env, cwd) and the audit detail (stolen). */
+void api_exec_background(struct http_req *req, json_t *payload, json_t *audit, unsigned timeout_s);
+void api_procs_list(struct http_req *req);
+void api_proc_get(struct http_req *req);
+void api_proc_signal(struct http_req *req);
+void api_proc_stdin(struct http_req *req);
+void api_proc_output(struct http_req *req);
+
 /* api_keys.c */
 void api_keys_create(struct http_req *req);
 void api_keys_list(struct http_req *req);

@@ -564,6 +564,25 @@ void api_exec(struct http_req *req)
         json_object_set_new(audit, "stdin_bytes",
                             json_integer((json_int_t)json_string_length(json_object_get(req->body, "stdin"))));
     }
+    bool background = false, pty = false;
+    if (api_field_bool(req, "background", &background) < 0 || api_field_bool(req, "pty", &pty) < 0)
+        goto out;
+    if (pty) {
+        /* a pty pair needs a private devpts instance in every sandbox root
+         * and the agent's ioctls allowed; not built yet */
+        http_reply_errorf(req, 501, "unimplemented",
+                          "pty is not available yet: commands run with pipes (stdin, stdout, stderr)");
+        goto out;
+    }
+    if (background) {
+        unsigned bg_timeout = 0; /* none: it runs until it exits, is killed or the sandbox ends */
+        if (api_field_uint(req, "timeout_s", 0, req->d->cfg.max_call_timeout_s, &bg_timeout) < 0)
+            goto out;
+        json_object_set_new(audit, "background", json_true());
+        json_object_set_new(audit, "timeout_s", json_integer(bg_timeout));
+        api_exec_background(req, payload, steal_ptr(&audit), bg_timeout);
+        goto out;
+    }
     json_object_set_new(audit, "timeout_s", json_integer(timeout_s));
     run_start(req, true, "exec", timeout_s, payload, steal_ptr(&audit));
 out:

@@ -72,6 +72,11 @@ static const struct route ROUTES[] = {
     {"/v1/sandboxes/*/files/rename", {{"POST", 0, api_files_rename, {"path", "to", "overwrite"}}}},
     {"/v1/sandboxes/*/code", {{"POST", R_JSON, api_code, {NULL}}}},
     {"/v1/sandboxes/*/exec", {{"POST", R_JSON, api_exec, {NULL}}}},
+    {"/v1/sandboxes/*/processes", {{"GET", 0, api_procs_list, {"state"}}}},
+    {"/v1/sandboxes/*/processes/*", {{"GET", 0, api_proc_get, {"wait_s"}}}},
+    {"/v1/sandboxes/*/processes/*/signal", {{"POST", R_JSON, api_proc_signal, {NULL}}}},
+    {"/v1/sandboxes/*/processes/*/stdin", {{"POST", R_JSON, api_proc_stdin, {NULL}}}},
+    {"/v1/sandboxes/*/processes/*/output", {{"GET", 0, api_proc_output, {"from"}}}},
     {"/v1/sandboxes/*/logs", {{"GET", 0, api_sandbox_logs, {NULL}}}},
     {"/v1/sandboxes/*/egress", {{"GET", 0, api_egress_get, {NULL}}, {"PUT", R_JSON, api_egress_put, {NULL}}}},
     {"/v1/sandboxes/*/egress/log", {{"GET", 0, api_egress_log, {NULL}}}},
@@ -296,12 +301,17 @@ bool http_fd_gone(int fd)
 
 /* ---- routing */
 
-/* Match url against pattern; the "*" segment is copied into param. */
-static bool route_match(const char *pattern, const char *url, char *param, size_t plen)
+/* Match url against pattern; the first "*" segment is copied into param,
+ * a second one (a process of a sandbox) into param2. */
+static bool route_match(const char *pattern, const char *url, char *param, size_t plen, char *param2, size_t plen2)
 {
     const char *p = pattern, *u = url;
     while (*p && *u) {
         if (*p == '*') {
+            if (p != pattern && strchr(pattern, '*') != p) { /* the second */
+                param = param2;
+                plen = plen2;
+            }
             const char *end = strchr(u, '/');
             size_t n = end ? (size_t)(end - u) : strlen(u);
             if (n == 0 || n >= plen)
@@ -320,10 +330,11 @@ static bool route_match(const char *pattern, const char *url, char *param, size_
     return *p == '\0' && *u == '\0';
 }
 
-static const struct route *find_route(const struct listener *l, const char *url, char *param, size_t plen)
+static const struct route *find_route(const struct listener *l, const char *url, char *param, size_t plen,
+                                      char *param2, size_t plen2)
 {
     for (size_t i = 0; i < l->n_routes; i++)
-        if (route_match(l->routes[i].pattern, url, param, plen))
+        if (route_match(l->routes[i].pattern, url, param, plen, param2, plen2))
             return &l->routes[i];
     return NULL;
 }
@@ -409,7 +420,7 @@ static void begin_request(struct conn_ctx *ctx, const struct listener *l, const 
         http_reply_errorf(req, 400, "invalid_request", "the request target contains a NUL byte or is not valid UTF-8");
         return;
     }
-    const struct route *rt = find_route(l, url, req->param, sizeof(req->param));
+    const struct route *rt = find_route(l, url, req->param, sizeof(req->param), req->param2, sizeof(req->param2));
     ctx->rt = rt;
     if (!rt) {
         http_reply_errorf(req, 404, "not_found", "no route %s %s", method, url);
