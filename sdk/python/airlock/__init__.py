@@ -19,13 +19,15 @@ from .models import Execution, ExecutionError, Info, Result
 from ._transport import close_idle_connections
 from .process import CommandHandle, ExecutionStream, Processes
 from .sandbox import Files, Sandbox, WatchHandle
+from .aio import AsyncCommandHandle, AsyncSandbox
 from . import tools
 from .tools import anthropic_tools, dispatch, openai_tools
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Sandbox", "Files", "CommandHandle", "ExecutionStream", "Processes", "WatchHandle", "Execution", "ExecutionError", "Result", "Info",
+    "Sandbox", "Files", "CommandHandle", "ExecutionStream", "Processes",
+    "AsyncSandbox", "AsyncCommandHandle", "WatchHandle", "Execution", "ExecutionError", "Result", "Info",
     "AirlockError", "AirlockConnectionError", "TransferError", "IntegrityError", "AuthError", "NotFound", "SandboxTimeout",
     "QuotaExceeded", "RateLimitError", "InvalidRequest", "PayloadTooLarge", "PathEscape", "PathForbidden", "RegionUnavailable",
     "EgressUnavailable", "IsolationUnavailable", "TemplateNotFound", "TemplateCorrupt", "WheelInstallError", "ServerError",
