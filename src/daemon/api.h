@@ -48,6 +48,7 @@ void api_files_info(struct http_req *req);
 void api_code(struct http_req *req);
 void api_exec(struct http_req *req);
 
+struct sandbox;
 /* api_procs.c: background processes (proctab.h). api_exec hands it a
  * validated payload (argv/shell, env, cwd) and the audit detail (stolen). */
 void api_exec_background(struct http_req *req, json_t *payload, json_t *audit, unsigned timeout_s);
@@ -56,6 +57,10 @@ void api_proc_get(struct http_req *req);
 void api_proc_signal(struct http_req *req);
 void api_proc_stdin(struct http_req *req);
 void api_proc_output(struct http_req *req);
+/* The E2B listener's Connect: the output stream of the running process of
+ * agent request `id`, in req's event framing, from now on (from_now) or
+ * from its first byte. Takes sb's reference; 404 if none runs. */
+void api_proc_stream(struct http_req *req, struct sandbox *sb, long long id, bool from_now);
 
 /* api_keys.c */
 void api_keys_create(struct http_req *req);

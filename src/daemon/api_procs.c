@@ -20,6 +20,9 @@
 
 #define WAIT_MAX_S 3600 /* one wait call; a client waits longer by calling again */
 
+struct bgproc;
+static void stream_reply(struct http_req *req, struct sandbox *sb, struct bgproc *p, uint64_t from);
+
 /* 365 days: "no limit" for the agent, which no sandbox outlives */
 #define BG_NO_TIMEOUT_MS (365ll * 86400 * 1000)
 
@@ -50,6 +53,9 @@ void api_exec_background(struct http_req *req, json_t *payload, json_t *audit, u
     json_t *cmd = json_object_get(req->body, "cmd");
     json_t *cwd = json_object_get(req->body, "cwd");
     json_auto_t *desc = json_pack("{s:O,s:O?}", "cmd", cmd, "cwd", json_is_string(cwd) ? cwd : NULL);
+    json_t *e2b_config = json_object_get(req->body, "_e2b_config"); /* what E2B's List shows */
+    if (desc && e2b_config)
+        json_object_set(desc, "_config", e2b_config);
     int pid = 0;
     uint32_t id = 0;
     struct op_error oerr = {0};
@@ -63,6 +69,12 @@ void api_exec_background(struct http_req *req, json_t *payload, json_t *audit, u
     }
     http_mark(req, HTTP_T_AGENT);
     struct bgproc *p = proctab_get(sandbox_procs(sb), id, true);
+    if (p && json_is_true(json_object_get(req->body, "_e2b_close_stdin")))
+        (void)proctab_stdin(sandbox_procs(sb), p, NULL, 0, true); /* E2B's Start without stdin: EOF, as envd */
+    if (p && req->event_hook) { /* the E2B listener's Start: its stream from the first byte */
+        stream_reply(req, steal_ptr(&sb), p, 0);
+        return;
+    }
     json_t *info = p ? proctab_info(sandbox_procs(sb), p) : json_pack("{s:i,s:I}", "pid", pid, "id", (json_int_t)id);
     proctab_put(sandbox_procs(sb), p);
     http_reply_json(req, 201, info);
@@ -78,7 +90,7 @@ void api_procs_list(struct http_req *req)
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
         return;
-    http_reply_json(req, 200, proctab_list(sandbox_procs(sb), state && !strcmp(state, "running")));
+    http_reply_json(req, 200, proctab_list(sandbox_procs(sb), state && !strcmp(state, "running"), false));
 }
 
 /* The route's sandbox and process; NULL after replying. */
@@ -212,7 +224,31 @@ struct out_stream {
     int client_fd;
     unsigned seq;
     bool eos;
+    /* another framing of the events (the E2B listener; http.h) */
+    void (*event_hook)(void *ctx, json_t *ev, struct buf *out);
+    void *hook_ctx;
+    void (*hook_free)(void *ctx);
 };
+
+static void out_emit(struct out_stream *s, json_t *ev /* stolen */)
+{
+    char ts[40];
+    format_time(now_wall_ms(), true, ts, sizeof(ts));
+    json_object_set_new(ev, "seq", json_integer(s->seq++));
+    json_object_set_new(ev, "ts", json_string(ts));
+    if (s->event_hook) {
+        s->event_hook(s->hook_ctx, ev, &s->pending);
+        json_decref(ev);
+        return;
+    }
+    char *line = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    if (line) {
+        (void)buf_append_str(&s->pending, line);
+        (void)buf_append(&s->pending, "\n", 1);
+        free(line);
+    }
+}
 
 static ssize_t out_read(void *cls, uint64_t pos UNUSED, char *out, size_t max)
 {
@@ -226,17 +262,7 @@ static ssize_t out_read(void *cls, uint64_t pos UNUSED, char *out, size_t max)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             continue;
         }
-        char ts[40];
-        format_time(now_wall_ms(), true, ts, sizeof(ts));
-        json_object_set_new(ev, "seq", json_integer(s->seq++));
-        json_object_set_new(ev, "ts", json_string(ts));
-        char *line = json_dumps(ev, JSON_COMPACT);
-        json_decref(ev);
-        if (line) {
-            (void)buf_append_str(&s->pending, line);
-            (void)buf_append(&s->pending, "\n", 1);
-            free(line);
-        }
+        out_emit(s, ev);
     }
     size_t n = s->pending.len < max ? s->pending.len : max;
     memcpy(out, s->pending.data, n);
@@ -248,9 +274,69 @@ static void out_free(void *cls)
 {
     struct out_stream *s = cls;
     proctab_reader_free(s->rd);
+    if (s->hook_free)
+        s->hook_free(s->hook_ctx);
     sandbox_unref(s->sb);
     buf_free(&s->pending);
     free(s);
+}
+
+/* Answer req with the output stream of p (a reference the stream takes
+ * over, as it does sb's), from byte `from`; with req's event hook, in its
+ * framing, after a start event naming the process. */
+static void stream_reply(struct http_req *req, struct sandbox *sb, struct bgproc *p, uint64_t from)
+{
+    struct out_stream *s = calloc(1, sizeof(*s));
+    if (s)
+        s->rd = proctab_reader_new(sandbox_procs(sb), p, from);
+    proctab_put(sandbox_procs(sb), p); /* the reader holds its own */
+    if (!s || !s->rd) {
+        free(s);
+        sandbox_unref(sb);
+        http_reply_errorf(req, 500, "internal", "out of memory");
+        return;
+    }
+    s->sb = sb;
+    s->client_fd = req->client_fd;
+    s->event_hook = req->event_hook;
+    s->hook_ctx = steal_ptr(&req->hook_ctx);
+    s->hook_free = req->hook_free;
+    if (s->event_hook) { /* E2B's process API names the process before its output */
+        json_t *info = proctab_info(sandbox_procs(sb), p);
+        out_emit(s, json_pack("{s:s,s:O}", "type", "start", "id", json_object_get(info, "id")));
+        json_decref(info);
+    }
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, out_read, s, out_free);
+    if (!resp) {
+        out_free(s);
+        http_reply_errorf(req, 500, "internal", "create the streaming response");
+        return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            req->stream_type ? req->stream_type : "application/x-ndjson");
+    http_stream_begin(req);
+    http_reply_response(req, 200, resp);
+}
+
+void api_proc_stream(struct http_req *req, struct sandbox *sb, long long id, bool from_now)
+{
+    struct bgproc *p = proctab_get(sandbox_procs(sb), id, true);
+    if (!p) {
+        sandbox_unref(sb);
+        http_reply_errorf(req, 404, "not_found", "no running command with pid %lld", id);
+        return;
+    }
+    json_t *info = proctab_info(sandbox_procs(sb), p);
+    bool running = !strcmp(json_string_value(json_object_get(info, "state")) ?: "", "running");
+    uint64_t end = (uint64_t)json_integer_value(json_object_get(json_object_get(info, "output"), "bytes"));
+    json_decref(info);
+    if (!running) {
+        proctab_put(sandbox_procs(sb), p);
+        sandbox_unref(sb);
+        http_reply_errorf(req, 404, "not_found", "no running command with pid %lld", id);
+        return;
+    }
+    stream_reply(req, sb, p, from_now ? end : 0);
 }
 
 void api_proc_output(struct http_req *req)
@@ -269,25 +355,5 @@ void api_proc_output(struct http_req *req)
     struct bgproc *p = route_proc(req, &sb);
     if (!p)
         return;
-    struct out_stream *s = calloc(1, sizeof(*s));
-    if (s)
-        s->rd = proctab_reader_new(sandbox_procs(sb), p, from);
-    proctab_put(sandbox_procs(sb), p); /* the reader holds its own */
-    if (!s || !s->rd) {
-        free(s);
-        sandbox_unref(sb);
-        http_reply_errorf(req, 500, "internal", "out of memory");
-        return;
-    }
-    s->sb = sb;
-    s->client_fd = req->client_fd;
-    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, out_read, s, out_free);
-    if (!resp) {
-        out_free(s);
-        http_reply_errorf(req, 500, "internal", "create the streaming response");
-        return;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ndjson");
-    http_stream_begin(req);
-    http_reply_response(req, 200, resp);
+    stream_reply(req, sb, p, from);
 }

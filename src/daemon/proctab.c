@@ -465,13 +465,18 @@ void proctab_put(struct proctab *t, struct bgproc *p)
     pthread_mutex_unlock(&t->lock);
 }
 
-static json_t *info_locked(const struct bgproc *p)
+/* internal: also the desc keys starting with '_' (the E2B listener's own) */
+static json_t *info_locked(const struct bgproc *p, bool internal)
 {
     json_t *o = json_pack("{s:i,s:I,s:s,s:b}", "pid", p->pid, "id", (json_int_t)p->id, "state",
                           p->running ? "running" : "exited", "stdin_open", p->stdin_open);
     if (!o)
         return NULL;
-    json_object_update(o, p->desc);
+    const char *k;
+    json_t *v;
+    json_object_foreach(p->desc, k, v)
+        if (internal || k[0] != '_')
+            json_object_set(o, k, v);
     json_object_set_new(o, "output", json_pack("{s:I,s:I,s:I,s:i,s:b}", "bytes", (json_int_t)p->end_off, "held",
                                                 (json_int_t)(p->end_off - p->base_off), "evicted",
                                                 (json_int_t)p->base_off, "buffer_limit", (int)PROC_OUTPUT_BUFFER,
@@ -484,18 +489,18 @@ static json_t *info_locked(const struct bgproc *p)
 json_t *proctab_info(struct proctab *t, struct bgproc *p)
 {
     pthread_mutex_lock(&t->lock);
-    json_t *o = info_locked(p);
+    json_t *o = info_locked(p, false);
     pthread_mutex_unlock(&t->lock);
     return o;
 }
 
-json_t *proctab_list(struct proctab *t, bool running_only)
+json_t *proctab_list(struct proctab *t, bool running_only, bool internal)
 {
     json_t *a = json_array();
     pthread_mutex_lock(&t->lock);
     for (struct bgproc *p = t->list; a && p; p = p->next)
         if (!running_only || p->running)
-            json_array_append_new(a, info_locked(p));
+            json_array_append_new(a, info_locked(p, internal));
     pthread_mutex_unlock(&t->lock);
     return json_pack("{s:o}", "processes", a ? a : json_array());
 }

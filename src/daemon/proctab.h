@@ -67,8 +67,9 @@ void proctab_put(struct proctab *t, struct bgproc *p);
 /* The process's state as the API shows it (new reference). */
 json_t *proctab_info(struct proctab *t, struct bgproc *p);
 /* All of them, oldest first: {"processes":[info...]}. running_only: only
- * those still running. */
-json_t *proctab_list(struct proctab *t, bool running_only);
+ * those still running; internal: with the desc keys that start with '_'
+ * (kept for the E2B listener, not shown by Airlock's API). */
+json_t *proctab_list(struct proctab *t, bool running_only, bool internal);
 /* Wait until it has exited or deadline_ms (monotonic) passed, checking
  * gone() (the waiting client left) every second. true if it has exited. */
 bool proctab_wait(struct proctab *t, struct bgproc *p, uint64_t deadline_ms, bool (*gone)(void *), void *ctx);

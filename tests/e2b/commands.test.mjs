@@ -96,3 +96,29 @@ test("a background command can be killed by its pid", async () => {
     return true;
   });
 });
+
+test("a background command outlives its Start stream: disconnect, list, connect, stdin, kill", async () => {
+  const h = await sbx.commands.run("read x; echo after $x; sleep 600", { background: true, stdin: true });
+  await h.disconnect(); // the SDK's Start stream is gone; envd keeps the command, so does Airlock
+  // a daemon that ended commands with their stream noticed the gone client within 1 s: give it that
+  await new Promise((r) => setTimeout(r, 1500));
+  const listed = await sbx.commands.list();
+  assert.ok(listed.some((p) => p.pid === h.pid), JSON.stringify(listed));
+  const out = [];
+  const again = await sbx.commands.connect(h.pid, { onStdout: (s) => out.push(s) });
+  await sbx.commands.sendStdin(h.pid, "ok\n");
+  for (let i = 0; i < 200 && !out.join("").includes("\n"); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(out.join(""), "after ok\n");
+  assert.equal(await sbx.commands.kill(h.pid), true);
+  await assert.rejects(again.wait(), (e) => e instanceof CommandExitError && /signal|killed/.test(e.error ?? e.message));
+  assert.equal((await sbx.commands.list()).some((p) => p.pid === h.pid), false);
+});
+
+test("a command started in the background serves a later command", async () => {
+  const srv = await sbx.commands.run("exec python3 -m http.server 8124 --bind 127.0.0.1", { background: true, cwd: "/tmp" });
+  await srv.disconnect();
+  const r = await sbx.commands.run(
+    "for i in $(seq 100); do python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:8124/').status)\" 2>/dev/null && break; sleep 0.1; done");
+  assert.equal(r.stdout.trim(), "200");
+  assert.equal(await sbx.commands.kill(srv.pid), true);
+});
