@@ -114,6 +114,7 @@ static void dispatch(struct agent *a, const struct proto_hdr *h, const uint8_t *
         job_handle_exec(a, h->req_id, req);
         break;
     case PROTO_SIGNAL: handle_signal(a, h->req_id, req); break;
+    case PROTO_PTY_RESIZE: job_handle_resize(a, h->req_id, req); break;
     case PROTO_FILE_PUT:
     case PROTO_FILE_GET:
     case PROTO_FILE_LIST:

@@ -56,6 +56,7 @@ void api_procs_list(struct http_req *req);
 void api_proc_get(struct http_req *req);
 void api_proc_signal(struct http_req *req);
 void api_proc_stdin(struct http_req *req);
+void api_proc_resize(struct http_req *req);
 void api_proc_output(struct http_req *req);
 /* The E2B listener's Connect: the output stream of the running process of
  * agent request `id`, in req's event framing, from now on (from_now) or

@@ -564,15 +564,32 @@ void api_exec(struct http_req *req)
         json_object_set_new(audit, "stdin_bytes",
                             json_integer((json_int_t)json_string_length(json_object_get(req->body, "stdin"))));
     }
-    bool background = false, pty = false;
-    if (api_field_bool(req, "background", &background) < 0 || api_field_bool(req, "pty", &pty) < 0)
+    bool background = false;
+    json_t *pty = json_object_get(req->body, "pty");
+    if (api_field_bool(req, "background", &background) < 0)
         goto out;
-    if (pty) {
-        /* a pty pair needs a private devpts instance in every sandbox root
-         * and the agent's ioctls allowed; not built yet */
-        http_reply_errorf(req, 501, "unimplemented",
-                          "pty is not available yet: commands run with pipes (stdin, stdout, stderr)");
-        goto out;
+    if (pty && !json_is_null(pty) && !json_is_false(pty)) {
+        /* a terminal (agent job.c: a pty pair from the sandbox's own devpts):
+         * true is 24x80; the agent checks rows and cols */
+        if (!json_is_true(pty) && !json_is_object(pty)) {
+            http_reply_errorf(req, 400, "invalid_request", "pty must be true or {\"rows\": n, \"cols\": n}");
+            goto out;
+        }
+        json_t *size = json_object();
+        if (json_is_object(pty)) {
+            json_t *r = json_object_get(pty, "rows"), *c = json_object_get(pty, "cols");
+            if ((r && !json_is_integer(r)) || (c && !json_is_integer(c))) {
+                json_decref(size);
+                http_reply_errorf(req, 400, "invalid_request", "pty rows and cols must be integers 1..1000");
+                goto out;
+            }
+            if (r)
+                json_object_set(size, "rows", r);
+            if (c)
+                json_object_set(size, "cols", c);
+        }
+        json_object_set_new(payload, "pty", size);
+        json_object_set_new(audit, "pty", json_true());
     }
     if (background) {
         unsigned bg_timeout = 0; /* none: it runs until it exits, is killed or the sandbox ends */

@@ -52,7 +52,8 @@ void api_exec_background(struct http_req *req, json_t *payload, json_t *audit, u
     }
     json_t *cmd = json_object_get(req->body, "cmd");
     json_t *cwd = json_object_get(req->body, "cwd");
-    json_auto_t *desc = json_pack("{s:O,s:O?}", "cmd", cmd, "cwd", json_is_string(cwd) ? cwd : NULL);
+    json_auto_t *desc = json_pack("{s:O,s:O?,s:b}", "cmd", cmd, "cwd", json_is_string(cwd) ? cwd : NULL, "pty",
+                                  json_object_get(payload, "pty") != NULL);
     json_t *e2b_config = json_object_get(req->body, "_e2b_config"); /* what E2B's List shows */
     if (desc && e2b_config)
         json_object_set(desc, "_config", e2b_config);
@@ -181,6 +182,33 @@ void api_proc_signal(struct http_req *req)
         http_reply_errorf(req, 503, "unavailable", "the sandbox agent is gone");
     else
         http_reply_json(req, 202, json_pack("{s:i}", "signal", sig));
+}
+
+/* POST .../resize {"rows", "cols"}: a pty process's window */
+void api_proc_resize(struct http_req *req)
+{
+    unsigned rows = 0, cols = 0;
+    if (api_field_uint(req, "rows", 1, 1000, &rows) < 0 || api_field_uint(req, "cols", 1, 1000, &cols) < 0)
+        return;
+    if (!rows || !cols) {
+        http_reply_errorf(req, 400, "invalid_request", "rows and cols are required (1..1000)");
+        return;
+    }
+    cleanup_sandbox struct sandbox *sb = NULL;
+    struct bgproc *p = route_proc(req, &sb);
+    if (!p)
+        return;
+    struct op_error oerr = {0};
+    int r = proctab_resize(sandbox_procs(sb), p, rows, cols, &oerr);
+    proctab_put(sandbox_procs(sb), p);
+    if (r == -ESRCH)
+        http_reply_errorf(req, 409, "exited", "process %s has already exited", req->param2);
+    else if (r == -ENOTTY)
+        http_reply_errorf(req, 409, "not_a_terminal", "process %s was not started with pty", req->param2);
+    else if (r < 0)
+        api_reply_op_error(req, r, &oerr);
+    else
+        http_reply_json(req, 200, json_pack("{s:i,s:i}", "rows", rows, "cols", cols));
 }
 
 /* POST .../stdin {"data": text, "eof": bool} */

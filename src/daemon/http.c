@@ -76,6 +76,7 @@ static const struct route ROUTES[] = {
     {"/v1/sandboxes/*/processes/*", {{"GET", 0, api_proc_get, {"wait_s"}}}},
     {"/v1/sandboxes/*/processes/*/signal", {{"POST", R_JSON, api_proc_signal, {NULL}}}},
     {"/v1/sandboxes/*/processes/*/stdin", {{"POST", R_JSON, api_proc_stdin, {NULL}}}},
+    {"/v1/sandboxes/*/processes/*/resize", {{"POST", R_JSON, api_proc_resize, {NULL}}}},
     {"/v1/sandboxes/*/processes/*/output", {{"GET", 0, api_proc_output, {"from"}}}},
     {"/v1/sandboxes/*/logs", {{"GET", 0, api_sandbox_logs, {NULL}}}},
     {"/v1/sandboxes/*/egress", {{"GET", 0, api_egress_get, {NULL}}, {"PUT", R_JSON, api_egress_put, {NULL}}}},

@@ -559,6 +559,26 @@ int proctab_stdin(struct proctab *t, struct bgproc *p, const void *data, size_t 
     return r;
 }
 
+int proctab_resize(struct proctab *t, struct bgproc *p, unsigned rows, unsigned cols, struct op_error *err)
+{
+    pthread_mutex_lock(&t->lock);
+    bool running = p->running;
+    bool pty = json_is_true(json_object_get(p->desc, "pty"));
+    uint32_t id = p->id;
+    pthread_mutex_unlock(&t->lock);
+    if (!running)
+        return -ESRCH;
+    if (!pty)
+        return -ENOTTY;
+    json_auto_t *m = json_pack("{s:I,s:i,s:i}", "target", (json_int_t)id, "rows", (int)rows, "cols", (int)cols);
+    json_t *reply = NULL;
+    int r = agent_call(p->conn, PROTO_PTY_RESIZE, m, 5000, &reply, err);
+    json_decref(reply);
+    if (r == -EREMOTEIO && !strcmp(err->agent_code, PROTO_ERR_NOT_FOUND))
+        return -ESRCH; /* it exited meanwhile */
+    return r;
+}
+
 /* ---- readers */
 
 struct proc_reader {

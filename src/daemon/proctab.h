@@ -80,6 +80,10 @@ int proctab_signal(struct proctab *t, struct bgproc *p, int sig);
  * already closed, -EPIPE agent gone. */
 int proctab_stdin(struct proctab *t, struct bgproc *p, const void *data, size_t len, bool eof);
 
+/* Set a pty process's window (PTY_RESIZE; the agent sends it SIGWINCH).
+ * -ESRCH not running, -ENOTTY not started with pty, else agent_call's. */
+int proctab_resize(struct proctab *t, struct bgproc *p, unsigned rows, unsigned cols, struct op_error *err);
+
 /* An attached reader of a process's output, from byte offset `from` of it.
  * Events (JSON objects, in order) come from proctab_reader_next:
  *   {"type":"dropped","bytes":n,"offset":o}   n bytes before o are gone

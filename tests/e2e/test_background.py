@@ -165,7 +165,6 @@ def test_errors(daemon, sb, assert_alive):
                       400, "invalid_request")
     assert "/no/such" in msg, msg
     check_error(daemon.request("POST", base + "/exec", {"cmd": ["true"], "background": "yes"}), 400, "invalid_request")
-    check_error(daemon.request("POST", base + "/exec", {"cmd": ["true"], "pty": True}), 501, "unimplemented")
     check_error(daemon.request("GET", base + "/processes/999999"), 404, "not_found")
     check_error(daemon.request("GET", base + "/processes/abc"), 400, "invalid_request")
     check_error(daemon.request("GET", base + "/processes?state=zombie"), 400, "invalid_request")
@@ -198,3 +197,59 @@ def test_another_key_sees_none_of_them(daemon, sb):
         assert h.refresh()["state"] == "running"
     finally:
         h.kill()
+
+
+# ---- pty -----------------------------------------------------------------------------------
+
+def test_pty_is_a_terminal_and_sees_resize(sb):
+    r = sb.exec("tty; stty size; python3 -c 'import sys; print(sys.stdin.isatty(), sys.stdout.isatty(), "
+                "sys.stderr.isatty())'; echo to-err >&2", pty=(30, 100), timeout=30)
+    lines = r.stdout.replace("\r\n", "\n").split("\n")
+    assert r.exit_code == 0, r.raw
+    assert lines[0].startswith("/dev/pts/") and lines[1] == "30 100" and lines[2] == "True True True", lines
+    assert "to-err" in r.stdout and r.stderr == ""  # one terminal for both
+    # without pty: pipes
+    assert sb.exec(["python3", "-c", "import sys; print(sys.stdin.isatty())"]).stdout == "False\n"
+
+    h = sb.exec("stty -echo; read a; stty size; read b; stty size; read c", pty=True, background=True)
+    h.send_stdin("x\n")
+    assert wait_until(lambda: "24 80" in _text(h), 20), _text(h)
+    h.resize(50, 132)
+    h.send_stdin("y\n")
+    assert wait_until(lambda: "50 132" in _text(h), 20), _text(h)
+    h.close_stdin()  # ^D: read c sees the end of input
+    r = h.wait(timeout=30)
+    assert r.exit_code == 1, r.raw  # read's status at EOF
+    # a resize is a SIGWINCH to the terminal's foreground group
+    w = sb.exec(["python3", "-c", "import os, signal, time\n"
+                 "signal.signal(signal.SIGWINCH, lambda *a: print('winch', *os.get_terminal_size(), flush=True))\n"
+                 "print('ready', flush=True)\ntime.sleep(60)\n"], pty=True, background=True)
+    assert wait_until(lambda: "ready" in _text(w), 20), _text(w)
+    w.resize(10, 20)
+    assert wait_until(lambda: "winch 20 10" in _text(w), 20), _text(w)
+    w.kill()
+
+
+def _text(h):
+    """What the process wrote so far: its output stream, read until it is
+    quiet for a second (a running process's stream does not end)."""
+    out = []
+    try:
+        for e in h._sb._http.stream_lines("GET", h._sb._path("/processes/%d/output" % h.pid), None, 1.0):
+            if e.get("type") == "stdout":
+                out.append(e["data"])
+    except (OSError, airlock.AirlockError):
+        pass
+    return "".join(out)
+
+
+def test_pty_errors(daemon, sb):
+    base = "/v1/sandboxes/%s" % sb.id
+    check_error(daemon.request("POST", base + "/exec", {"cmd": ["true"], "pty": "yes"}), 400, "invalid_request")
+    check_error(daemon.request("POST", base + "/exec", {"cmd": ["true"], "pty": {"rows": 0}}), 400, "invalid_request")
+    h = sb.exec(["sleep", "30"], background=True)
+    check_error(daemon.request("POST", base + "/processes/%d/resize" % h.pid, {"rows": 10, "cols": 10}),
+                409, "not_a_terminal")
+    h.kill()
+    h.wait(timeout=30)
+    check_error(daemon.request("POST", base + "/processes/%d/resize" % h.pid, {"rows": 10, "cols": 10}), 409, "exited")

@@ -149,6 +149,10 @@ class CommandHandle:
                 return False
             raise
 
+    def resize(self, rows, cols):
+        """Set the window of a process started with ``pty`` (it gets SIGWINCH)."""
+        self._sb._call("POST", self._path("/resize"), {"rows": int(rows), "cols": int(cols)})
+
     def send_stdin(self, data):
         """Write to its stdin (str, or bytes that are UTF-8)."""
         if isinstance(data, (bytes, bytearray)):

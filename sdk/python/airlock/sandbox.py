@@ -540,10 +540,19 @@ class Sandbox:
         the call waits and returns an ``Execution``; a timeout kills the
         command and everything it started. ``on_stdout`` / ``on_stderr``
         stream a foreground command's output to callbacks as it arrives.
-        ``pty=True`` is not available yet (the server answers 501)."""
+
+        ``pty=True`` (24x80) or ``pty=(rows, cols)`` runs it on a terminal of
+        the sandbox's own (isatty is true; stdout and stderr arrive together
+        as stdout; ``close_stdin`` sends ^D); ``handle.resize(rows, cols)``
+        changes its window (SIGWINCH)."""
         body = self._exec_body(cmd, env, cwd, stdin, timeout)
         if pty:
-            body["pty"] = True
+            if isinstance(pty, (tuple, list)):
+                body["pty"] = {"rows": int(pty[0]), "cols": int(pty[1])}
+            elif isinstance(pty, dict):
+                body["pty"] = dict(pty)
+            else:
+                body["pty"] = True
         if background:
             body["background"] = True
             return CommandHandle(self, self._call("POST", "/exec", body))
