@@ -221,9 +221,11 @@ static json_t *base64_json(const char *data, size_t len)
  * running), Connect attaches to it again, List shows the running ones. The
  * E2B pid is the agent's request id of the process. This framing turns the
  * native stream's events into Connect envelopes. */
-static void process_event(void *ctx UNUSED, json_t *ev, struct buf *out);
+static void process_event(void *ctx, json_t *ev, struct buf *out);
+/* the hook's ctx for a pty process: its output is envd's "pty" data */
+static const int PTY_FRAMING = 1;
 
-static void process_event(void *ctx UNUSED, json_t *ev, struct buf *out)
+static void process_event(void *ctx, json_t *ev, struct buf *out)
 {
     const char *type = json_string_value(json_object_get(ev, "type"));
     if (!type)
@@ -235,7 +237,7 @@ static void process_event(void *ctx UNUSED, json_t *ev, struct buf *out)
         json_t *d = json_object_get(ev, "data");
         json_t *b = base64_json(json_string_value(d), json_string_length(d));
         if (b)
-            put_envelope(out, 0, json_pack("{s:{s:{s:o}}}", "event", "data", type, b));
+            put_envelope(out, 0, json_pack("{s:{s:{s:o}}}", "event", "data", ctx == &PTY_FRAMING ? "pty" : type, b));
     } else if (!strcmp(type, "result")) {
         json_t *ec = json_object_get(ev, "exit_code");
         json_t *sig = json_object_get(ev, "killed_signal");
@@ -301,8 +303,12 @@ void e2b_process_start(struct http_req *req)
     json_auto_t *msg = connect_request(req);
     if (!msg)
         return;
-    if (json_object_get(msg, "pty")) {
-        http_reply_errorf(req, 501, "unimplemented", "Airlock has no PTYs");
+    /* sbx.pty.create: {"pty":{"size":{"cols","rows"}}}, a terminal of the
+     * sandbox's own devpts (docs/api.md, exec "pty") */
+    json_t *pty = json_object_get(msg, "pty");
+    json_t *size = json_object_get(pty, "size");
+    if (pty && !json_is_null(pty) && !json_is_object(pty)) {
+        http_reply_errorf(req, 400, "invalid_request", "pty must be an object {\"size\": {\"cols\", \"rows\"}}");
         return;
     }
     json_t *proc = json_object_get(msg, "process");
@@ -330,16 +336,25 @@ void e2b_process_start(struct http_req *req)
         json_object_set_new(b, "background", json_true());
         json_object_set(b, "_e2b_config", proc);
     }
+    if (b && json_is_object(pty)) {
+        json_t *sz = json_object();
+        json_t *v2;
+        if ((v2 = json_object_get(size, "rows")))
+            json_object_set(sz, "rows", v2);
+        if ((v2 = json_object_get(size, "cols")))
+            json_object_set(sz, "cols", v2);
+        json_object_set_new(b, "pty", sz);
+    }
     if (!b) {
         http_reply_errorf(req, 500, "internal", "out of memory");
         return;
     }
     req->body = b; /* freed with the request */
     req->event_hook = process_event;
-    req->hook_ctx = NULL;
+    req->hook_ctx = json_is_object(pty) ? (void *)&PTY_FRAMING : NULL;
     req->hook_free = NULL;
     req->stream_type = "application/connect+json";
-    if (!json_is_true(json_object_get(msg, "stdin")))
+    if (!json_is_true(json_object_get(msg, "stdin")) && !json_is_object(pty))
         json_object_set_new(b, "_e2b_close_stdin", json_true());
     api_exec(req);
 }
@@ -379,7 +394,13 @@ void e2b_process_connect(struct http_req *req)
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req); /* the caller's, or 404 */
     if (!sb)
         return;
+    struct bgproc *p = proctab_get(sandbox_procs(sb), json_integer_value(pid), true);
+    json_t *info = p ? proctab_info(sandbox_procs(sb), p) : NULL;
+    bool is_pty = json_is_true(json_object_get(info, "pty"));
+    json_decref(info);
+    proctab_put(sandbox_procs(sb), p);
     req->event_hook = process_event;
+    req->hook_ctx = is_pty ? (void *)&PTY_FRAMING : NULL;
     req->stream_type = "application/connect+json";
     api_proc_stream(req, steal_ptr(&sb), json_integer_value(pid), true);
 }
@@ -423,9 +444,12 @@ void e2b_process_send_input(struct http_req *req)
     json_int_t pid = selector_pid(req);
     if (pid < 0)
         return;
-    json_t *in = json_object_get(json_object_get(req->body, "input"), "stdin");
+    json_t *input = json_object_get(req->body, "input");
+    json_t *in = json_object_get(input, "stdin");
+    if (!in)
+        in = json_object_get(input, "pty"); /* a terminal's input goes the same way */
     if (!json_is_string(in)) {
-        http_reply_errorf(req, 400, "invalid_request", "input.stdin (bytes) is required; Airlock has no PTYs");
+        http_reply_errorf(req, 400, "invalid_request", "input.stdin or input.pty (bytes) is required");
         return;
     }
     size_t n = json_string_length(in);
@@ -527,6 +551,40 @@ void e2b_contexts_create(struct http_req *req)
     http_reply_errorf(req, 400, "invalid_request",
                       "an Airlock sandbox has one Python REPL, the \"default\" context, whose state lasts across "
                       "runCode calls; for separate state create another sandbox");
+}
+
+/* Update: {"process":{"pid"},"pty":{"size":{"cols","rows"}}}: a pty's window */
+void e2b_process_update(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
+        return;
+    json_int_t pid = selector_pid(req);
+    if (pid < 0)
+        return;
+    json_t *size = json_object_get(json_object_get(req->body, "pty"), "size");
+    json_t *rows = json_object_get(size, "rows"), *cols = json_object_get(size, "cols");
+    if (!json_is_integer(rows) || !json_is_integer(cols) || json_integer_value(rows) < 1 ||
+        json_integer_value(rows) > 1000 || json_integer_value(cols) < 1 || json_integer_value(cols) > 1000) {
+        http_reply_errorf(req, 400, "invalid_request", "pty.size.rows and pty.size.cols (1..1000) are required");
+        return;
+    }
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
+    if (!sb)
+        return;
+    struct bgproc *p = proctab_get(sandbox_procs(sb), pid, true);
+    struct op_error oerr = {0};
+    int r = p ? proctab_resize(sandbox_procs(sb), p, (unsigned)json_integer_value(rows),
+                               (unsigned)json_integer_value(cols), &oerr)
+              : -ESRCH;
+    proctab_put(sandbox_procs(sb), p);
+    if (r == -ESRCH)
+        http_reply_errorf(req, 404, "not_found", "no running command with pid %lld", (long long)pid);
+    else if (r == -ENOTTY)
+        http_reply_errorf(req, 400, "invalid_request", "command %lld has no pty", (long long)pid);
+    else if (r < 0)
+        http_reply_errorf(req, 503, "unavailable", "%s", oerr.msg[0] ? oerr.msg : "the sandbox agent is gone");
+    else
+        http_reply_json(req, 200, json_object());
 }
 
 /* SendSignal: the pid is the agent's id of the run (its start event) */

@@ -121,6 +121,7 @@ static const struct route E2B_ROUTES[] = {
     {"/contexts/*/restart", {{"POST", R_JSON, e2b_contexts_change, {"source"}}}},
     {"/process.Process/List", {{"POST", R_JSON | R_CONNECT, e2b_process_list, {NULL}}}},
     {"/process.Process/SendSignal", {{"POST", R_JSON | R_CONNECT, e2b_process_signal, {NULL}}}},
+    {"/process.Process/Update", {{"POST", R_JSON | R_CONNECT, e2b_process_update, {NULL}}}},
     {"/files",
      {{"GET", 0, e2b_files_get, {"path", "username", "signature", "signature_expiration"}},
       {"POST", R_UPLOAD, e2b_files_post_end, {"path", "username", "signature", "signature_expiration"},

@@ -122,3 +122,23 @@ test("a command started in the background serves a later command", async () => {
   assert.equal(r.stdout.trim(), "200");
   assert.equal(await sbx.commands.kill(srv.pid), true);
 });
+
+test("pty.create: a terminal (isatty, its size), input, resize, kill", async () => {
+  const chunks = [];
+  const dec = new TextDecoder();
+  const text = () => chunks.map((c) => dec.decode(c)).join("");
+  const h = await sbx.pty.create({ rows: 30, cols: 100, onData: (d) => chunks.push(d) });
+  const until = async (re) => {
+    for (let i = 0; i < 400 && !re.test(text()); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(text(), re);
+  };
+  await sbx.pty.sendInput(h.pid, new TextEncoder().encode("stty size; tty; python3 -c 'import sys; print(\"tty\", sys.stdin.isatty())'\n"));
+  await until(/30 100/);
+  await until(/\/dev\/pts\/\d+/);
+  await until(/tty True/);
+  await sbx.pty.resize(h.pid, { cols: 132, rows: 50 });
+  await sbx.pty.sendInput(h.pid, new TextEncoder().encode("stty size\n"));
+  await until(/50 132/);
+  assert.equal(await sbx.pty.kill(h.pid), true);
+  await assert.rejects(h.wait());
+});
