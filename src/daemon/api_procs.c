@@ -355,7 +355,8 @@ void api_proc_stream(struct http_req *req, struct sandbox *sb, long long id, boo
         return;
     }
     json_t *info = proctab_info(sandbox_procs(sb), p);
-    bool running = !strcmp(json_string_value(json_object_get(info, "state")) ?: "", "running");
+    const char *state = json_string_value(json_object_get(info, "state"));
+    bool running = state && !strcmp(state, "running");
     uint64_t end = (uint64_t)json_integer_value(json_object_get(json_object_get(info, "output"), "bytes"));
     json_decref(info);
     if (!running) {

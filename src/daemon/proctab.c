@@ -236,7 +236,10 @@ static void *pump_main(void *arg)
         if (end)
             break;
     }
-    bool lost = agent_req_output_dropped(p->areq, PROTO_STDOUT) | agent_req_output_dropped(p->areq, PROTO_STDERR);
+    /* both asked (each query clears its flag) */
+    bool lost_out = agent_req_output_dropped(p->areq, PROTO_STDOUT);
+    bool lost_err = agent_req_output_dropped(p->areq, PROTO_STDERR);
+    bool lost = lost_out || lost_err;
     agent_req_free(p->areq);
     pthread_mutex_lock(&t->lock);
     p->areq = NULL;

@@ -95,7 +95,7 @@ def test_overflow_is_reported_not_hidden(daemon, sb):
     res = [e for e in evs if e["type"] == "result"][0]
     assert res["output_complete"] is False and res["exit_code"] == 0, res
     r = h.wait()
-    assert r.raw["output_complete"] is False
+    assert r.output_complete is False and r.stdout.endswith("aEND\n")
 
 
 def test_cap_on_background_processes(fresh):
