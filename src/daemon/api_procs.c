@@ -26,6 +26,28 @@ static void stream_reply(struct http_req *req, struct sandbox *sb, struct bgproc
 /* 365 days: "no limit" for the agent, which no sandbox outlives */
 #define BG_NO_TIMEOUT_MS (365ll * 86400 * 1000)
 
+/* The exit of a background process, added to its audit event as a
+ * foreground run's is (api_code.c run_free). The daemon's store outlives
+ * every sandbox (main.c frees the registry first), so the pump may write. */
+struct audit_end {
+    struct store *store;
+    int64_t row;
+};
+
+static void audit_end(void *ctx, int pid, const json_t *result)
+{
+    struct audit_end *ae = ctx;
+    if (result) { /* the outcome is written once (it replaces): here, or by the start that failed */
+        json_t *o = json_pack("{s:b,s:b,s:i,s:O?,s:O?}", "started", 1, "completed", 1, "pid", pid, "exit_code",
+                              json_object_get(result, "exit_code"), "killed_signal",
+                              json_object_get(result, "killed_signal"));
+        if (o)
+            (void)store_audit_outcome(ae->store, ae->row, o);
+        json_decref(o);
+    }
+    free(ae);
+}
+
 void api_exec_background(struct http_req *req, json_t *payload, json_t *audit, unsigned timeout_s)
 {
     json_auto_t *detail = audit;
@@ -60,11 +82,17 @@ void api_exec_background(struct http_req *req, json_t *payload, json_t *audit, u
     int pid = 0;
     uint32_t id = 0;
     struct op_error oerr = {0};
-    r = proctab_start(sandbox_procs(sb), sandbox_agent(sb), payload, desc, &pid, &id, &oerr);
-    json_auto_t *outcome = r < 0 ? json_pack("{s:b,s:s}", "completed", 0, "error", oerr.msg)
-                                 : json_pack("{s:b,s:i}", "started", 1, "pid", pid);
-    (void)store_audit_outcome(req->d->store, row, outcome);
+    struct audit_end *ae = malloc(sizeof(*ae));
+    if (!ae) {
+        http_reply_errorf(req, 500, "internal", "out of memory");
+        return;
+    }
+    ae->store = req->d->store;
+    ae->row = row;
+    r = proctab_start(sandbox_procs(sb), sandbox_agent(sb), payload, desc, audit_end, ae, &pid, &id, &oerr);
     if (r < 0) {
+        json_auto_t *outcome = json_pack("{s:b,s:s}", "completed", 0, "error", oerr.msg);
+        (void)store_audit_outcome(req->d->store, row, outcome);
         api_reply_op_error(req, r, &oerr);
         return;
     }

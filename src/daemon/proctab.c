@@ -53,6 +53,8 @@ struct bgproc {
     bool stdin_open;
     bool lost;            /* output cut by the agent or dropped by a full queue */
     json_t *result;       /* once exited: the exit fields */
+    proc_end_fn *on_end;  /* the pump's, once */
+    void *end_ctx;
     struct pchunk *head, *tail;
     uint64_t base_off, end_off;
     size_t held;          /* bytes of chunks, overhead included, <= PROC_OUTPUT_BUFFER */
@@ -254,6 +256,10 @@ static void *pump_main(void *arg)
     format_time(now_wall_ms(), true, ts, sizeof(ts));
     if (result)
         json_object_set_new(result, "ended_at", json_string(ts));
+    pthread_mutex_unlock(&t->lock);
+    if (p->on_end) /* before pumps-- : the table's free waits for it */
+        p->on_end(p->end_ctx, p->pid, result);
+    pthread_mutex_lock(&t->lock);
     p->result = result;
     p->running = false;
     p->stdin_open = false;
@@ -344,12 +350,14 @@ static int await_start(struct agent_req *areq, int *pid, struct op_error *err)
     return ret;
 }
 
-int proctab_start(struct proctab *t, struct agent_conn *c, json_t *payload, json_t *desc, int *pid_out,
-                  uint32_t *id_out, struct op_error *err)
+int proctab_start(struct proctab *t, struct agent_conn *c, json_t *payload, json_t *desc, proc_end_fn *on_end,
+                  void *end_ctx, int *pid_out, uint32_t *id_out, struct op_error *err)
 {
     pthread_mutex_lock(&t->lock);
     if (running_locked(t) >= PROC_MAX_RUNNING) {
         pthread_mutex_unlock(&t->lock);
+        if (on_end)
+            on_end(end_ctx, 0, NULL);
         int r = op_error_set(err, -EAGAIN, ERR_AGENT, "too many background processes in this sandbox (limit %d): "
                              "wait for or kill one first", PROC_MAX_RUNNING);
         snprintf(err->agent_code, sizeof(err->agent_code), "%s", PROTO_ERR_BUSY);
@@ -391,6 +399,8 @@ int proctab_start(struct proctab *t, struct agent_conn *c, json_t *payload, json
     p->conn = c;
     p->areq = areq;
     p->running = p->stdin_open = true;
+    p->on_end = on_end;
+    p->end_ctx = end_ctx;
     pa->t = t;
     pa->p = p;
 
@@ -411,6 +421,8 @@ int proctab_start(struct proctab *t, struct agent_conn *c, json_t *payload, json
         agent_req_free(areq);
         bgproc_free(p);
         free(pa);
+        if (on_end)
+            on_end(end_ctx, 0, NULL);
         return r;
     }
     t->pumps++;
@@ -437,6 +449,8 @@ fail:
     pthread_mutex_lock(&t->lock);
     t->starting--;
     pthread_mutex_unlock(&t->lock);
+    if (on_end)
+        on_end(end_ctx, 0, NULL);
     return r;
 }
 

@@ -55,8 +55,12 @@ void proctab_free(struct proctab *t);
  * (ERR_AGENT "busy"), the agent's refusal (ERR_AGENT: a missing cwd...),
  * a program that could not be executed (ERR_AGENT "invalid_request", its
  * message), the agent gone. */
-int proctab_start(struct proctab *t, struct agent_conn *c, json_t *payload, json_t *desc, int *pid_out,
-                  uint32_t *id_out, struct op_error *err);
+/* on_end (may be NULL) is called once from the pump when the process has
+ * ended, with its pid and result fields (borrowed), before readers see them; it
+ * owns end_ctx (it is called with it also if the start fails: result NULL). */
+typedef void proc_end_fn(void *end_ctx, int pid, const json_t *result);
+int proctab_start(struct proctab *t, struct agent_conn *c, json_t *payload, json_t *desc, proc_end_fn *on_end,
+                  void *end_ctx, int *pid_out, uint32_t *id_out, struct op_error *err);
 
 /* Look one up by pid (a running one first) or, with by_id, by its agent
  * request id (the E2B listener's pid). NULL if unknown; else a reference

@@ -253,3 +253,20 @@ def test_pty_errors(daemon, sb):
     h.kill()
     h.wait(timeout=30)
     check_error(daemon.request("POST", base + "/processes/%d/resize" % h.pid, {"rows": 10, "cols": 10}), 409, "exited")
+
+
+def test_audit_event_gets_the_exit(fresh):
+    s = fresh(timeout=120)
+    h = s.exec(["sh", "-c", "exit 7"], background=True)
+    assert h.wait(timeout=30).exit_code == 7
+
+    def ended():
+        evs = [e["detail"] for e in s.logs() if e["action"] == "exec" and e["detail"].get("background")]
+        return evs and evs[-1].get("completed") is True and evs[-1] or None
+    d = wait_until(ended, 20) and ended()
+    assert d["exit_code"] == 7 and d["pid"] == h.pid and d["started"] is True, d
+    # a refused start is recorded as not completed, with why
+    with pytest.raises(airlock.AirlockError):
+        s.exec(["/no/such"], background=True)
+    last = [e["detail"] for e in s.logs() if e["action"] == "exec"][-1]
+    assert last["completed"] is False and "/no/such" in last["error"], last
