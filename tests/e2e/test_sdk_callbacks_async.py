@@ -55,8 +55,9 @@ def test_async_sandbox(daemon):
             assert [p["pid"] for p in listed] == [h.pid]
             h2 = await sb.processes.connect(h.pid)
             assert "".join([ev.get("data", "") async for ev in h2]) == "in\n"
-            found = await AsyncSandbox.list(metadata={"async": "1"})
-            assert found == [] or all(s.id != sb.id for s in found)
+            page = await AsyncSandbox.list(limit=1000)
+            assert [s["id"] for s in page if s["id"] == sb.id] == [sb.id], page
+            assert await AsyncSandbox.list(metadata={"async": "none-has-this"}) == []
             again = await AsyncSandbox.connect(sb.id)
             assert (await again.run_code("x")).text == "5"
             sid = sb.id

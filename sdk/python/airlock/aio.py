@@ -128,6 +128,8 @@ class AsyncSandbox(_Proxy):
 
     @classmethod
     async def list(cls, **kwargs):
+        """``Sandbox.list``: a page of sandbox info dicts (with ``next_token``);
+        ``await AsyncSandbox.connect(info["id"])`` for one of them."""
         return await asyncio.to_thread(Sandbox.list, **kwargs)
 
     @property
