@@ -116,6 +116,7 @@ struct spawn_spec {
     const int *extra_fds;
     int n_extra;
     bool subreaper; /* PR_SET_CHILD_SUBREAPER: orphans of its descendants stay in its tree */
+    bool ctty;      /* stdin is a pty's slave: make it the session's controlling terminal */
     /* NULL: the process inherits its parent's Landlock domain (the agent's).
      * Else the root to build the same ruleset under, for a process that is
      * not the agent's descendant (the zygote's REPL, zygote/spawn.c). */
@@ -319,6 +320,7 @@ struct job {
     uint64_t start_ms, deadline_ms;
     uint64_t timeout_ms;
     bool timed_out;
+    bool pty;         /* out.fd is a pty's master (stdin writes to a dup of it) */
 };
 
 void job_handle_run_bash(struct agent *a, uint32_t req_id, json_t *req);
@@ -328,6 +330,9 @@ pid_t job_pgid_of(struct agent *a, uint32_t req_id);
 /* A STDIN frame (proto.h) for the job of its req_id. */
 void job_stdin_frame(struct agent *a, const struct proto_hdr *h, const uint8_t *payload);
 void job_kill_all(struct agent *a);
+/* PTY_RESIZE: {"target": req_id, "rows", "cols"} -> OK, or ERROR if that
+ * request is not a running pty job. */
+void job_handle_resize(struct agent *a, uint32_t req_id, json_t *req);
 
 /* ---- files (files.c) ------------------------------------------------------ */
 

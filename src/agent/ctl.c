@@ -119,6 +119,7 @@ static void dispatch(struct agent *a, const struct proto_hdr *h, const uint8_t *
     case PROTO_CTX_LIST:
     case PROTO_CTX_RESTART:
     case PROTO_CTX_DELETE: context_handle(a, h, req); break;
+    case PROTO_PTY_RESIZE: job_handle_resize(a, h->req_id, req); break;
     case PROTO_FILE_PUT:
     case PROTO_FILE_GET:
     case PROTO_FILE_LIST:

@@ -24,7 +24,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -246,8 +248,22 @@ void job_stdin_frame(struct agent *a, const struct proto_hdr *h, const uint8_t *
         j->stdin_len = pending + h->len;
         j->stdin_off = 0;
     }
-    if (h->flags & PROTO_F_END)
+    if ((h->flags & PROTO_F_END) && j->pty) {
+        /* a terminal has no end of input to close: the line discipline
+         * reads ^D as one (at the start of a line), as a user types it */
+        static const char eot = 0x04;
+        char *buf = malloc(j->stdin_len - j->stdin_off + 1);
+        if (buf) {
+            memcpy(buf, j->stdin_buf + j->stdin_off, j->stdin_len - j->stdin_off);
+            buf[j->stdin_len - j->stdin_off] = eot;
+            j->stdin_len = j->stdin_len - j->stdin_off + 1;
+            j->stdin_off = 0;
+            free(j->stdin_buf);
+            j->stdin_buf = buf;
+        }
+    } else if (h->flags & PROTO_F_END) {
         j->stdin_eof = true;
+    }
     if (!j->stdin_watch) {
         j->stdin_watch = ev_watch(a, j->stdin_fd, POLLOUT, job_on_stdin_writable, j);
         if (j->stdin_watch < 0) {
@@ -265,6 +281,9 @@ struct job_request {
     const char *stdin_data;
     size_t stdin_len;
     bool stdin_open; /* keep the pipe open for STDIN frames */
+    bool notify_start; /* send OK {"pid"} (no END) once it runs: a background process's handle */
+    bool pty;          /* a terminal instead of pipes, rows x cols */
+    unsigned short rows, cols;
     int extra_fd; /* -1 or the bash memfd, placed at fd 3 */
 };
 
@@ -303,6 +322,67 @@ static int job_register(struct agent *a, struct job *j)
     return 0;
 }
 
+/* A pty pair from the sandbox's own devpts instance (/dev/ptmx -> pts/ptmx,
+ * mounted newinstance in every sandbox root: src/jail/mnt.c, guest.c):
+ * fds[0] the slave, fds[1] the master (O_NONBLOCK), the window rows x cols.
+ * The slave is handed to uid 1000 so that programs which reopen their tty
+ * by name (tty, ssh-askpass, sudo's prompts) can. 0 or -errno, err set. */
+static int open_pty(unsigned short rows, unsigned short cols, int fds[2], char *err, size_t errlen)
+{
+    cleanup_fd int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+    if (m < 0) {
+        int e = errno;
+        snprintf(err, errlen, "open /dev/ptmx: %s", strerror(e));
+        return -e;
+    }
+    if (unlockpt(m) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "unlockpt: %s", strerror(e));
+        return -e;
+    }
+    /* TIOCGPTPEER: the slave of THIS master, not whatever a path names */
+    cleanup_fd int sl = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (sl < 0) {
+        int e = errno;
+        snprintf(err, errlen, "ioctl TIOCGPTPEER: %s", strerror(e));
+        return -e;
+    }
+    struct winsize ws = {.ws_row = rows, .ws_col = cols};
+    if (ioctl(m, TIOCSWINSZ, &ws) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "ioctl TIOCSWINSZ: %s", strerror(e));
+        return -e;
+    }
+    if (fchown(sl, AGENT_USER_UID, AGENT_USER_GID) < 0)
+        log_debug("fchown pty slave to %d: %s (the process still has it at 0..2)", AGENT_USER_UID, strerror(errno));
+    fds[0] = steal_fd(&sl);
+    fds[1] = steal_fd(&m);
+    return 0;
+}
+
+void job_handle_resize(struct agent *a, uint32_t req_id, json_t *req)
+{
+    json_t *t = json_object_get(req, "target");
+    json_t *r = json_object_get(req, "rows"), *c = json_object_get(req, "cols");
+    if (!json_is_integer(t) || !json_is_integer(r) || !json_is_integer(c) || json_integer_value(r) < 1 ||
+        json_integer_value(r) > 1000 || json_integer_value(c) < 1 || json_integer_value(c) > 1000) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "target must be a request id, rows and cols 1..1000");
+        return;
+    }
+    struct job *j = job_find_req(a, (uint32_t)json_integer_value(t));
+    if (!j || j->exited || !j->pty || j->out.fd < 0) {
+        agent_send_error(a, req_id, PROTO_ERR_NOT_FOUND, "no running pty command %u", (unsigned)json_integer_value(t));
+        return;
+    }
+    /* the kernel sends SIGWINCH to the terminal's foreground process group */
+    struct winsize ws = {.ws_row = (unsigned short)json_integer_value(r), .ws_col = (unsigned short)json_integer_value(c)};
+    if (ioctl(j->out.fd, TIOCSWINSZ, &ws) < 0) {
+        agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "ioctl TIOCSWINSZ: %s", strerror(errno));
+        return;
+    }
+    agent_send_ok(a, req_id, NULL);
+}
+
 static void job_start(struct agent *a, uint32_t req_id, json_t *req, const struct job_request *jr)
 {
     if (job_find_req(a, req_id)) {
@@ -326,12 +406,29 @@ static void job_start(struct agent *a, uint32_t req_id, json_t *req, const struc
         return;
     }
     int in[2], out[2], errp[2];
-    if (pipe2(in, O_CLOEXEC) < 0) {
+    if (jr->pty) {
+        int r = open_pty(jr->rows, jr->cols, in, err, sizeof(err));
+        if (r < 0) {
+            agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "%s", err);
+            return;
+        }
+        /* in[0] the slave (the child's 0, 1, 2), in[1] the master; out[0]
+         * a dup of the master read for output */
+        out[0] = fcntl(in[1], F_DUPFD_CLOEXEC, 0);
+        out[1] = -1;
+        if (out[0] < 0) {
+            int e = errno;
+            close(in[0]);
+            close(in[1]);
+            agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "dup pty master: %s", strerror(e));
+            return;
+        }
+    } else if (pipe2(in, O_CLOEXEC) < 0) {
         agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "pipe2: %s", strerror(errno));
         return;
     }
     cleanup_fd int in_r = in[0], in_w = in[1];
-    if (pipe2(out, O_CLOEXEC) < 0) {
+    if (!jr->pty && pipe2(out, O_CLOEXEC) < 0) {
         agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "pipe2: %s", strerror(errno));
         return;
     }
@@ -341,13 +438,18 @@ static void job_start(struct agent *a, uint32_t req_id, json_t *req, const struc
         return;
     }
     cleanup_fd int err_r = errp[0], err_w = errp[1];
+    if (jr->pty) { /* stderr goes to the terminal too; the pipe's reader sees EOF at once */
+        close(err_w);
+        err_w = -1;
+    }
 
     struct spawn_spec spec = {
         .policy = &a->policy,
         .argv = jr->argv, .envp = env, .cwd = jr->cwd,
-        .stdin_fd = in_r, .stdout_fd = out_w, .stderr_fd = err_w,
+        .stdin_fd = in_r, .stdout_fd = jr->pty ? in_r : out_w, .stderr_fd = jr->pty ? in_r : err_w,
         .extra_fds = &jr->extra_fd, .n_extra = jr->extra_fd >= 0 ? 1 : 0,
         .subreaper = true, /* a timeout finds all it started below it */
+        .ctty = jr->pty,
     };
     struct spawn_error se;
     pid_t pid;
@@ -372,6 +474,9 @@ static void job_start(struct agent *a, uint32_t req_id, json_t *req, const struc
     j->start_ms = now_mono_ms();
     j->deadline_ms = j->start_ms + timeout_ms;
     j->stdin_fd = -1;
+    j->pty = jr->pty;
+    if (jr->pty)
+        close(steal_fd(&in_r)); /* only the child holds the slave: its exit is the master's EIO */
     outstream_init(&j->out, steal_fd(&out_r), PROTO_STDOUT);
     outstream_init(&j->err, steal_fd(&err_r), PROTO_STDERR);
     /* the loop must never block on a child's pipe */
@@ -379,9 +484,9 @@ static void job_start(struct agent *a, uint32_t req_id, json_t *req, const struc
         log_warn("fcntl O_NONBLOCK on output pipes of request %u: %s", req_id, strerror(errno));
     if (jr->stdin_len > 0 && (j->stdin_buf = malloc(jr->stdin_len)))
         memcpy(j->stdin_buf, jr->stdin_data, jr->stdin_len);
-    if (jr->stdin_open || j->stdin_buf) {
+    if (jr->stdin_open || j->stdin_buf || jr->pty) { /* a terminal's input stays open */
         j->stdin_len = j->stdin_buf ? jr->stdin_len : 0;
-        j->stdin_open = jr->stdin_open;
+        j->stdin_open = jr->stdin_open || jr->pty;
         j->stdin_fd = steal_fd(&in_w);
         if (fcntl(j->stdin_fd, F_SETFL, O_NONBLOCK) < 0) {
             log_warn("fcntl O_NONBLOCK on stdin of request %u: %s; stdin dropped", req_id, strerror(errno));
@@ -396,6 +501,11 @@ static void job_start(struct agent *a, uint32_t req_id, json_t *req, const struc
         job_free(a, j);
         agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "the event loop is full");
         return;
+    }
+    if (jr->notify_start) {
+        json_t *ok = json_pack("{s:i}", "pid", (int)pid);
+        agent_send_json(a, PROTO_OK, 0, req_id, ok);
+        json_decref(ok);
     }
     log_debug("request %u started pid %d", req_id, (int)pid);
 }
@@ -447,8 +557,9 @@ void job_handle_exec(struct agent *a, uint32_t req_id, json_t *req)
     json_t *jcwd = json_object_get(req, "cwd");
     json_t *jstdin = json_object_get(req, "stdin");
     json_t *jopen = json_object_get(req, "stdin_open");
-    if (jopen && !json_is_boolean(jopen)) {
-        agent_send_error(a, req_id, PROTO_ERR_INVALID, "stdin_open must be true or false");
+    json_t *jnotify = json_object_get(req, "notify_start");
+    if ((jopen && !json_is_boolean(jopen)) || (jnotify && !json_is_boolean(jnotify))) {
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "stdin_open and notify_start must be true or false");
         return;
     }
     if ((jargv != NULL) == (jshell != NULL)) {
@@ -495,12 +606,30 @@ void job_handle_exec(struct agent *a, uint32_t req_id, json_t *req)
         agent_send_error(a, req_id, PROTO_ERR_INVALID, "%s", err);
         return;
     }
+    json_t *jpty = json_object_get(req, "pty");
+    unsigned short rows = 24, cols = 80;
+    if (jpty && !json_is_null(jpty)) {
+        json_t *r = json_object_get(jpty, "rows"), *c = json_object_get(jpty, "cols");
+        if (!json_is_object(jpty) || (r && (!json_is_integer(r) || json_integer_value(r) < 1 || json_integer_value(r) > 1000)) ||
+            (c && (!json_is_integer(c) || json_integer_value(c) < 1 || json_integer_value(c) > 1000))) {
+            agent_send_error(a, req_id, PROTO_ERR_INVALID, "pty must be {\"rows\": 1..1000, \"cols\": 1..1000}");
+            return;
+        }
+        if (r)
+            rows = (unsigned short)json_integer_value(r);
+        if (c)
+            cols = (unsigned short)json_integer_value(c);
+    }
     struct job_request jr = {
+        .pty = jpty && !json_is_null(jpty),
+        .rows = rows,
+        .cols = cols,
         .argv = argv,
         .cwd = cwd,
         .stdin_data = json_is_string(jstdin) ? json_string_value(jstdin) : NULL,
         .stdin_len = json_is_string(jstdin) ? json_string_length(jstdin) : 0,
         .stdin_open = json_is_true(jopen),
+        .notify_start = json_is_true(jnotify),
         .extra_fd = -1,
     };
     job_start(a, req_id, req, &jr);

@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/capability.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -383,6 +384,10 @@ int proc_child_confine(const struct spawn_spec *s, int errfd)
     if (s->subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
         child_fail(errfd, errno, false, "prctl PR_SET_CHILD_SUBREAPER");
     errfd = child_setup_fds(s, errfd);
+    /* a pty's slave at 0..2 becomes the new session's controlling
+     * terminal: job control, SIGWINCH on resize, ^C as SIGINT */
+    if (s->ctty && ioctl(0, TIOCSCTTY, 0) < 0)
+        child_fail(errfd, errno, false, "ioctl TIOCSCTTY");
     child_reset_signals(errfd);
     child_set_oom_score(errfd);
     child_chdir(errfd, s->cwd);

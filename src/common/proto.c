@@ -113,6 +113,7 @@ const char *proto_type_name(uint8_t type)
     case PROTO_CTX_DELETE: return "CTX_DELETE";
     case PROTO_EXEC: return "EXEC";
     case PROTO_SIGNAL: return "SIGNAL";
+    case PROTO_PTY_RESIZE: return "PTY_RESIZE";
     case PROTO_STDIN: return "STDIN";
     case PROTO_FILE_PUT: return "FILE_PUT";
     case PROTO_FILE_GET: return "FILE_GET";

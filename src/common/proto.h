@@ -47,7 +47,9 @@ enum proto_type {
                                * snapshot restore and after a resume (registry.c): entropy added and
                                * the CRNG reseeded, clock set */
     PROTO_RUN_CODE = 0x10,    /* {"code","language","context","timeout_ms","env","max_output"} */
-    PROTO_EXEC = 0x11,        /* {"argv":[..]|"shell":"..","env","cwd","stdin","timeout_ms","max_output"} */
+    PROTO_EXEC = 0x11,        /* {"argv":[..]|"shell":"..","env","cwd","stdin","stdin_open","notify_start","pty":{rows,cols},
+                               *  "timeout_ms","max_output"}; with notify_start, OK {"pid"} (no END) once the
+                               *  process runs, before its output (a background process's handle) */
     PROTO_SIGNAL = 0x12,      /* {"target":req_id,"signal":n} -> OK */
     PROTO_STDIN = 0x13,       /* raw bytes for the stdin of the EXEC with this req_id, one started with
                                * "stdin_open":true; END closes that stdin. No reply; dropped if none */
@@ -57,6 +59,8 @@ enum proto_type {
     PROTO_CTX_LIST = 0x15,    /* {} -> OK {"contexts":[context...]} */
     PROTO_CTX_RESTART = 0x16, /* {"id"} -> OK context: a fresh runner, its state gone */
     PROTO_CTX_DELETE = 0x17,  /* {"id"} -> OK; the default context cannot be removed */
+    PROTO_PTY_RESIZE = 0x18,  /* {"target":req_id,"rows":n,"cols":n} -> OK: the window size of an EXEC started
+                               * with "pty"; NOT_FOUND if it is not a running pty command */
     PROTO_FILE_PUT = 0x20,    /* {"path","mode"} then FILE_DATA frames, last with END -> OK {"path","size"} */
     PROTO_FILE_GET = 0x21,    /* {"path"} -> OK {"size","mode"} (no END), FILE_DATA..., last with END;
                                * paced by FILE_ACK, cancelled by an ERROR from the daemon */

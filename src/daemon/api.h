@@ -65,6 +65,19 @@ void api_context_delete(struct http_req *req);
  * unknown context, 400 a bad language or cwd, 429 the cap). The E2B
  * listener shapes the same calls its way (e2b_envd.c). */
 int api_context_call(struct sandbox *sb, uint8_t type, json_t *payload, json_t **reply, struct api_error *err);
+/* api_procs.c: background processes (proctab.h). api_exec hands it a
+ * validated payload (argv/shell, env, cwd) and the audit detail (stolen). */
+void api_exec_background(struct http_req *req, json_t *payload, json_t *audit, unsigned timeout_s);
+void api_procs_list(struct http_req *req);
+void api_proc_get(struct http_req *req);
+void api_proc_signal(struct http_req *req);
+void api_proc_stdin(struct http_req *req);
+void api_proc_resize(struct http_req *req);
+void api_proc_output(struct http_req *req);
+/* The E2B listener's Connect: the output stream of the running process of
+ * agent request `id`, in req's event framing, from now on (from_now) or
+ * from its first byte. Takes sb's reference; 404 if none runs. */
+void api_proc_stream(struct http_req *req, struct sandbox *sb, long long id, bool from_now);
 
 /* api_keys.c */
 void api_keys_create(struct http_req *req);

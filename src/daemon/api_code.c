@@ -579,6 +579,42 @@ void api_exec(struct http_req *req)
         json_object_set_new(audit, "stdin_bytes",
                             json_integer((json_int_t)json_string_length(json_object_get(req->body, "stdin"))));
     }
+    bool background = false;
+    json_t *pty = json_object_get(req->body, "pty");
+    if (api_field_bool(req, "background", &background) < 0)
+        goto out;
+    if (pty && !json_is_null(pty) && !json_is_false(pty)) {
+        /* a terminal (agent job.c: a pty pair from the sandbox's own devpts):
+         * true is 24x80; the agent checks rows and cols */
+        if (!json_is_true(pty) && !json_is_object(pty)) {
+            http_reply_errorf(req, 400, "invalid_request", "pty must be true or {\"rows\": n, \"cols\": n}");
+            goto out;
+        }
+        json_t *size = json_object();
+        if (json_is_object(pty)) {
+            json_t *r = json_object_get(pty, "rows"), *c = json_object_get(pty, "cols");
+            if ((r && !json_is_integer(r)) || (c && !json_is_integer(c))) {
+                json_decref(size);
+                http_reply_errorf(req, 400, "invalid_request", "pty rows and cols must be integers 1..1000");
+                goto out;
+            }
+            if (r)
+                json_object_set(size, "rows", r);
+            if (c)
+                json_object_set(size, "cols", c);
+        }
+        json_object_set_new(payload, "pty", size);
+        json_object_set_new(audit, "pty", json_true());
+    }
+    if (background) {
+        unsigned bg_timeout = 0; /* none: it runs until it exits, is killed or the sandbox ends */
+        if (api_field_uint(req, "timeout_s", 0, req->d->cfg.max_call_timeout_s, &bg_timeout) < 0)
+            goto out;
+        json_object_set_new(audit, "background", json_true());
+        json_object_set_new(audit, "timeout_s", json_integer(bg_timeout));
+        api_exec_background(req, payload, steal_ptr(&audit), bg_timeout);
+        goto out;
+    }
     json_object_set_new(audit, "timeout_s", json_integer(timeout_s));
     run_start(req, true, "exec", timeout_s, payload, steal_ptr(&audit));
 out:

@@ -3,6 +3,7 @@
  * built template's warm-up runs. Each step is one function; sandbox_build
  * reads as the sequence. */
 #include "build.h"
+#include "proctab.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -32,6 +33,7 @@ void sandbox_discard(struct sandbox *sb)
     sandbox_stop_egress(sb);
     egress_proxy_free(sb->egress_px);
     pthread_mutex_destroy(&sb->egress_lock);
+    proctab_free(sb->procs); /* its pumps end when the agent is gone, or within a second */
     agent_conn_free(sb->conn); /* joins the reader thread */
     pthread_mutex_lock(&sb->inst_lock);
     if (sb->inst) /* a failed build, or one that never went live */
@@ -45,6 +47,7 @@ void sandbox_discard(struct sandbox *sb)
 
 const char *sandbox_id(const struct sandbox *sb) { return sb->id; }
 struct agent_conn *sandbox_agent(struct sandbox *sb) { return sb->conn; }
+struct proctab *sandbox_procs(struct sandbox *sb) { return sb->procs; }
 json_t *sandbox_env(struct sandbox *sb) { return sb->env; }
 struct egress_proxy *sandbox_egress(struct sandbox *sb) { return sb->egress_px; }
 
@@ -234,10 +237,12 @@ static int sandbox_alloc(struct daemon *d, const struct sandbox_shape *s, struct
     sb->refs = 1;
     memcpy(sb->id, "sb_", 3);
     int r = random_hex(sb->id + 3, 16);
+    if (r == 0)
+        r = proctab_new(&sb->procs);
     if (r < 0) {
         pthread_mutex_destroy(&sb->inst_lock);
         free(sb);
-        return op_error_set(err, r, ERR_INTERNAL, "getrandom: %s", strerror(-r));
+        return op_error_set(err, r, ERR_INTERNAL, r == -ENOMEM ? "out of memory" : "getrandom: %s", strerror(-r));
     }
     snprintf(sb->template_name, sizeof(sb->template_name), "%s", s->tmpl->name);
     sb->egress = s->egress;
@@ -245,6 +250,7 @@ static int sandbox_alloc(struct daemon *d, const struct sandbox_shape *s, struct
     sb->bk = s->isolation == ISO_VM ? d->vm_backend : d->backend;
     sb->bk_state = s->isolation == ISO_VM ? d->vm_state : d->backend_state;
     if (!sb->bk) { /* api_sandboxes.c refuses this isolation first */
+        proctab_free(sb->procs);
         pthread_mutex_destroy(&sb->inst_lock);
         free(sb);
         return op_error_set(err, -ENODEV, ERR_INTERNAL, "the %s backend is not available",

@@ -59,6 +59,7 @@ void sandbox_set_crash_hook(struct daemon *d, void (*hook)(struct daemon *d));
 /* Accessors. */
 const char *sandbox_id(const struct sandbox *sb);
 struct agent_conn *sandbox_agent(struct sandbox *sb);
+struct proctab *sandbox_procs(struct sandbox *sb); /* its background processes (proctab.h) */
 json_t *sandbox_env(struct sandbox *sb); /* borrowed, immutable once created */
 /* Serve an allow-list proxy (pol, consumed) in sb's network namespace;
  * before sb is visible. The API refuses backends without one first. */

@@ -48,6 +48,7 @@ void e2b_health(struct http_req *req);
 void e2b_execute(struct http_req *req);
 void e2b_process_start(struct http_req *req);
 void e2b_process_signal(struct http_req *req);
+void e2b_process_update(struct http_req *req); /* a pty's size */
 void e2b_process_list(struct http_req *req);
 void e2b_process_connect(struct http_req *req);
 void e2b_process_send_input(struct http_req *req);

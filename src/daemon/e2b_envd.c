@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "build.h"
 #include "e2b.h"
+#include "proctab.h"
 #include "proto.h"
 #include "registry.h"
 #include "util.h"
@@ -222,109 +223,16 @@ static json_t *base64_json(const char *data, size_t len)
     return s;
 }
 
-/* The commands started here that still run, for List and Connect: E2B's
- * envd keeps such a table too. An entry is linked at its start event and
- * unlinked at its end event, before any client can see it (or, when the run
- * dies without one, when it is torn down: hook_free). A Connect stream attached to one
- * is a subscriber: the run's stream thread appends each event's envelopes
- * to it too, and the subscriber's own connection thread sends them. All of
- * it under procs_lock; procs_cond wakes the subscribers. */
-struct e2b_sub {
-    struct e2b_sub *next;
-    struct e2b_proc *proc; /* NULL once the command's run is over */
-    struct buf pending;
-    bool eos;      /* nothing more follows what is pending */
-    int client_fd; /* for noticing that its client left */
-};
+/* Commands run as Airlock background processes (proctab.h), as envd's do:
+ * a command outlives its Start stream (the SDK's disconnect() leaves it
+ * running), Connect attaches to it again, List shows the running ones. The
+ * E2B pid is the agent's request id of the process. This framing turns the
+ * native stream's events into Connect envelopes. */
+static void process_event(void *ctx, json_t *ev, struct buf *out);
+/* the hook's ctx for a pty process: its output is envd's "pty" data */
+static const int PTY_FRAMING = 1;
 
-struct e2b_proc {
-    struct e2b_proc *next;
-    char sandbox[80];
-    json_int_t pid;
-    json_t *config; /* ProcessConfig as the client sent it */
-    bool linked;
-    struct e2b_sub *subs;
-};
-
-static pthread_mutex_t procs_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t procs_cond = PTHREAD_COND_INITIALIZER;
-static struct e2b_proc *procs;
-
-/* under procs_lock */
-static void proc_unlink(struct e2b_proc *p)
-{
-    for (struct e2b_proc **pp = &procs; p->linked && *pp; pp = &(*pp)->next) {
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
-    }
-    p->linked = false;
-}
-
-static void proc_free(void *ctx)
-{
-    struct e2b_proc *p = ctx;
-    if (!p)
-        return;
-    pthread_mutex_lock(&procs_lock);
-    proc_unlink(p);
-    for (struct e2b_sub *sub = p->subs; sub; sub = sub->next) {
-        if (!sub->eos) /* the run ended without its end event (agent gone, client of Start gone) */
-            put_envelope(&sub->pending, CONNECT_END_STREAM,
-                         json_pack("{s:{s:s,s:s}}", "error", "code", "unavailable", "message",
-                                   "the command's run ended without an exit status"));
-        sub->eos = true;
-        sub->proc = NULL;
-    }
-    pthread_cond_broadcast(&procs_cond);
-    pthread_mutex_unlock(&procs_lock);
-    json_decref(p->config);
-    free(p);
-}
-
-static void proc_started(struct e2b_proc *p, json_int_t pid)
-{
-    p->pid = pid;
-    pthread_mutex_lock(&procs_lock);
-    p->next = procs;
-    procs = p;
-    p->linked = true;
-    pthread_mutex_unlock(&procs_lock);
-}
-
-static void process_event_frames(json_t *ev, struct buf *out);
-
-/* the run's events: to its Start stream, and (all but its start) to the
- * Connect streams attached to it */
 static void process_event(void *ctx, json_t *ev, struct buf *out)
-{
-    struct e2b_proc *p = ctx;
-    const char *type = json_string_value(json_object_get(ev, "type"));
-    if (p && type && !strcmp(type, "start"))
-        proc_started(p, json_integer_value(json_object_get(ev, "id")));
-    size_t before = out->len;
-    process_event_frames(ev, out);
-    if (!p || !type || !strcmp(type, "start") || out->len == before)
-        return;
-    bool end = !strcmp(type, "result") || !strcmp(type, "error");
-    pthread_mutex_lock(&procs_lock);
-    /* out off the list before its end reaches any client: one who saw the
-     * end and lists next must not still find it (hook_free runs only when
-     * the stream is torn down, after the client has read the end) */
-    if (end)
-        proc_unlink(p);
-    for (struct e2b_sub *sub = p->subs; sub; sub = sub->next) {
-        if (sub->eos)
-            continue;
-        (void)buf_append(&sub->pending, out->data + before, out->len - before);
-        sub->eos = end;
-    }
-    pthread_cond_broadcast(&procs_cond);
-    pthread_mutex_unlock(&procs_lock);
-}
-
-static void process_event_frames(json_t *ev, struct buf *out)
 {
     const char *type = json_string_value(json_object_get(ev, "type"));
     if (!type)
@@ -336,7 +244,7 @@ static void process_event_frames(json_t *ev, struct buf *out)
         json_t *d = json_object_get(ev, "data");
         json_t *b = base64_json(json_string_value(d), json_string_length(d));
         if (b)
-            put_envelope(out, 0, json_pack("{s:{s:{s:o}}}", "event", "data", type, b));
+            put_envelope(out, 0, json_pack("{s:{s:{s:o}}}", "event", "data", ctx == &PTY_FRAMING ? "pty" : type, b));
     } else if (!strcmp(type, "result")) {
         json_t *ec = json_object_get(ev, "exit_code");
         json_t *sig = json_object_get(ev, "killed_signal");
@@ -353,6 +261,10 @@ static void process_event_frames(json_t *ev, struct buf *out)
         json_t *err = json_object_get(ev, "error");
         if (end && json_is_object(err) && json_is_string(json_object_get(err, "value")))
             json_object_set(end, "error", json_object_get(err, "value"));
+        else if (end && json_is_false(json_object_get(ev, "output_complete")))
+            /* E2B's end event has no such field: say it where a client looks */
+            json_object_set_new(end, "error", json_string("output incomplete: bytes were dropped from the "
+                                                          "command's 1 MiB output buffer before this stream read them"));
         put_envelope(out, 0, json_pack("{s:{s:o}}", "event", "end", end));
         put_envelope(out, CONNECT_END_STREAM, json_object());
     } else if (!strcmp(type, "error")) {
@@ -398,8 +310,12 @@ void e2b_process_start(struct http_req *req)
     json_auto_t *msg = connect_request(req);
     if (!msg)
         return;
-    if (json_object_get(msg, "pty")) {
-        http_reply_errorf(req, 501, "unimplemented", "Airlock has no PTYs");
+    /* sbx.pty.create: {"pty":{"size":{"cols","rows"}}}, a terminal of the
+     * sandbox's own devpts (docs/api.md, exec "pty") */
+    json_t *pty = json_object_get(msg, "pty");
+    json_t *size = json_object_get(pty, "size");
+    if (pty && !json_is_null(pty) && !json_is_object(pty)) {
+        http_reply_errorf(req, 400, "invalid_request", "pty must be an object {\"size\": {\"cols\", \"rows\"}}");
         return;
     }
     json_t *proc = json_object_get(msg, "process");
@@ -420,26 +336,34 @@ void e2b_process_start(struct http_req *req)
         json_object_set(b, "env", v);
     if (b && (v = json_object_get(proc, "cwd")) && json_is_string(v))
         json_object_set(b, "cwd", v);
-    if (b && json_is_true(json_object_get(msg, "stdin"))) /* SendInput / CloseStdin follow */
-        json_object_set_new(b, "stdin_open", json_true());
+    /* stdin stays open for SendInput / CloseStdin either way (background);
+     * without "stdin": true the SDK sends nothing and closes nothing, and a
+     * command that reads stdin would wait: close it at once, as envd does */
+    if (b) {
+        json_object_set_new(b, "background", json_true());
+        json_object_set(b, "_e2b_config", proc);
+    }
+    if (b && json_is_object(pty)) {
+        json_t *sz = json_object();
+        json_t *v2;
+        if ((v2 = json_object_get(size, "rows")))
+            json_object_set(sz, "rows", v2);
+        if ((v2 = json_object_get(size, "cols")))
+            json_object_set(sz, "cols", v2);
+        json_object_set_new(b, "pty", sz);
+    }
     if (!b) {
         http_reply_errorf(req, 500, "internal", "out of memory");
         return;
     }
     req->body = b; /* freed with the request */
-    struct e2b_proc *p = calloc(1, sizeof(*p));
-    if (!p) {
-        http_reply_errorf(req, 500, "internal", "out of memory");
-        return;
-    }
-    snprintf(p->sandbox, sizeof(p->sandbox), "%s", req->param);
-    p->config = json_incref(proc);
     req->event_hook = process_event;
-    req->hook_ctx = p;
-    req->hook_free = proc_free;
+    req->hook_ctx = json_is_object(pty) ? (void *)&PTY_FRAMING : NULL;
+    req->hook_free = NULL;
     req->stream_type = "application/connect+json";
+    if (!json_is_true(json_object_get(msg, "stdin")) && !json_is_object(pty))
+        json_object_set_new(b, "_e2b_close_stdin", json_true());
     api_exec(req);
-    proc_free(steal_ptr(&req->hook_ctx)); /* not taken: the run did not start */
 }
 
 /* ---- filesystem.Filesystem/WatchDir (e2b_watch.c) */
@@ -459,48 +383,9 @@ void e2b_fs_watch_dir(struct http_req *req)
 
 /* ---- Connect: attach to a running command's output */
 
-static ssize_t sub_read(void *cls, uint64_t pos UNUSED, char *out, size_t max)
-{
-    struct e2b_sub *sub = cls;
-    pthread_mutex_lock(&procs_lock);
-    while (sub->pending.len == 0 && !sub->eos) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
-        (void)pthread_cond_timedwait(&procs_cond, &procs_lock, &ts);
-        if (sub->pending.len == 0 && http_fd_gone(sub->client_fd)) {
-            pthread_mutex_unlock(&procs_lock);
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        }
-    }
-    ssize_t n = (ssize_t)(sub->pending.len < max ? sub->pending.len : max);
-    if (n > 0) {
-        memcpy(out, sub->pending.data, (size_t)n);
-        buf_consume(&sub->pending, (size_t)n);
-    }
-    pthread_mutex_unlock(&procs_lock);
-    return n > 0 ? n : MHD_CONTENT_READER_END_OF_STREAM;
-}
-
-static void sub_free(void *cls)
-{
-    struct e2b_sub *sub = cls;
-    pthread_mutex_lock(&procs_lock);
-    if (sub->proc) {
-        for (struct e2b_sub **pp = &sub->proc->subs; *pp; pp = &(*pp)->next) {
-            if (*pp == sub) {
-                *pp = sub->next;
-                break;
-            }
-        }
-    }
-    pthread_mutex_unlock(&procs_lock);
-    buf_free(&sub->pending);
-    free(sub);
-}
-
 /* Connect: {"process":{"pid"}} -> the command's start event, then its
- * output and end as they come (what came before is not replayed) */
+ * output and end as they come (what came before is not replayed: envd's
+ * Connect does not either; Airlock's own API can, .../output?from=0) */
 void e2b_process_connect(struct http_req *req)
 {
     if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
@@ -516,39 +401,15 @@ void e2b_process_connect(struct http_req *req)
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req); /* the caller's, or 404 */
     if (!sb)
         return;
-    struct e2b_sub *sub = calloc(1, sizeof(*sub));
-    if (!sub) {
-        http_reply_errorf(req, 500, "internal", "out of memory");
-        return;
-    }
-    sub->client_fd = req->client_fd;
-    put_envelope(&sub->pending, 0, json_pack("{s:{s:{s:O}}}", "event", "start", "pid", pid));
-    pthread_mutex_lock(&procs_lock);
-    for (struct e2b_proc *p = procs; p; p = p->next) {
-        if (p->pid == json_integer_value(pid) && !strcmp(p->sandbox, req->param)) {
-            sub->proc = p;
-            sub->next = p->subs;
-            p->subs = sub;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&procs_lock);
-    if (!sub->proc) {
-        buf_free(&sub->pending);
-        free(sub);
-        http_reply_errorf(req, 404, "not_found", "no running command with pid %lld",
-                          (long long)json_integer_value(pid));
-        return;
-    }
-    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, sub_read, sub, sub_free);
-    if (!resp) {
-        sub_free(sub);
-        http_reply_errorf(req, 500, "internal", "create the streaming response");
-        return;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/connect+json");
-    http_stream_begin(req);
-    http_reply_response(req, 200, resp);
+    struct bgproc *p = proctab_get(sandbox_procs(sb), json_integer_value(pid), true);
+    json_t *info = p ? proctab_info(sandbox_procs(sb), p) : NULL;
+    bool is_pty = json_is_true(json_object_get(info, "pty"));
+    json_decref(info);
+    proctab_put(sandbox_procs(sb), p);
+    req->event_hook = process_event;
+    req->hook_ctx = is_pty ? (void *)&PTY_FRAMING : NULL;
+    req->stream_type = "application/connect+json";
+    api_proc_stream(req, steal_ptr(&sb), json_integer_value(pid), true);
 }
 
 /* The pid of a ProcessSelector ({"pid":n}; a tag is not kept here), or
@@ -563,17 +424,23 @@ static json_int_t selector_pid(struct http_req *req)
     return json_integer_value(pid);
 }
 
-/* A STDIN frame (proto.h) for the command pid of this sandbox. */
+/* Stdin for the command pid of this sandbox. */
 static void send_stdin(struct http_req *req, json_int_t pid, const unsigned char *data, size_t len, bool eof)
 {
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
         return;
-    if (agent_send_for(sandbox_agent(sb), PROTO_STDIN, (uint32_t)pid, eof ? PROTO_F_END : 0, data, len) < 0) {
+    struct bgproc *p = proctab_get(sandbox_procs(sb), pid, true);
+    int r = p ? proctab_stdin(sandbox_procs(sb), p, data, len, eof) : -ESRCH;
+    proctab_put(sandbox_procs(sb), p);
+    if (r == -ESRCH)
+        http_reply_errorf(req, 404, "not_found", "no running command with pid %lld", (long long)pid);
+    else if (r == -EBADF)
+        http_reply_errorf(req, 400, "invalid_request", "the stdin of command %lld is closed", (long long)pid);
+    else if (r < 0)
         http_reply_errorf(req, 503, "unavailable", "the sandbox agent is gone");
-        return;
-    }
-    http_reply_json(req, 200, json_object());
+    else
+        http_reply_json(req, 200, json_object());
 }
 
 /* SendInput: {"process":{"pid"},"input":{"stdin":base64}} */
@@ -584,9 +451,12 @@ void e2b_process_send_input(struct http_req *req)
     json_int_t pid = selector_pid(req);
     if (pid < 0)
         return;
-    json_t *in = json_object_get(json_object_get(req->body, "input"), "stdin");
+    json_t *input = json_object_get(req->body, "input");
+    json_t *in = json_object_get(input, "stdin");
+    if (!in)
+        in = json_object_get(input, "pty"); /* a terminal's input goes the same way */
     if (!json_is_string(in)) {
-        http_reply_errorf(req, 400, "invalid_request", "input.stdin (bytes) is required; Airlock has no PTYs");
+        http_reply_errorf(req, 400, "invalid_request", "input.stdin or input.pty (bytes) is required");
         return;
     }
     size_t n = json_string_length(in);
@@ -626,8 +496,8 @@ void e2b_process_close_stdin(struct http_req *req)
         send_stdin(req, pid, NULL, 0, true);
 }
 
-/* List: the commands of this sandbox started through this listener that
- * still run (ProcessInfo: config, pid) */
+/* List: the running commands of this sandbox started through this
+ * listener (ProcessInfo: config, pid) */
 void e2b_process_list(struct http_req *req)
 {
     if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
@@ -635,12 +505,16 @@ void e2b_process_list(struct http_req *req)
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req); /* the caller's, or 404 */
     if (!sb)
         return;
+    json_auto_t *all = proctab_list(sandbox_procs(sb), true, true);
     json_t *list = json_array();
-    pthread_mutex_lock(&procs_lock);
-    for (struct e2b_proc *p = procs; list && p; p = p->next)
-        if (!strcmp(p->sandbox, req->param))
-            json_array_append_new(list, json_pack("{s:O,s:I}", "config", p->config, "pid", p->pid));
-    pthread_mutex_unlock(&procs_lock);
+    size_t i;
+    json_t *info;
+    json_array_foreach(json_object_get(all, "processes"), i, info)
+    {
+        json_t *cfg = json_object_get(info, "_config");
+        if (list && cfg)
+            json_array_append_new(list, json_pack("{s:O,s:O}", "config", cfg, "pid", json_object_get(info, "id")));
+    }
     http_reply_json(req, 200, json_pack("{s:o}", "processes", list ? list : json_array()));
 }
 
@@ -749,6 +623,40 @@ void e2b_contexts_create(struct http_req *req)
     http_reply_json(req, 200, c);
 }
 
+/* Update: {"process":{"pid"},"pty":{"size":{"cols","rows"}}}: a pty's window */
+void e2b_process_update(struct http_req *req)
+{
+    if (!e2b_route_sandbox(req, E2B_ENVD_PORT))
+        return;
+    json_int_t pid = selector_pid(req);
+    if (pid < 0)
+        return;
+    json_t *size = json_object_get(json_object_get(req->body, "pty"), "size");
+    json_t *rows = json_object_get(size, "rows"), *cols = json_object_get(size, "cols");
+    if (!json_is_integer(rows) || !json_is_integer(cols) || json_integer_value(rows) < 1 ||
+        json_integer_value(rows) > 1000 || json_integer_value(cols) < 1 || json_integer_value(cols) > 1000) {
+        http_reply_errorf(req, 400, "invalid_request", "pty.size.rows and pty.size.cols (1..1000) are required");
+        return;
+    }
+    cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
+    if (!sb)
+        return;
+    struct bgproc *p = proctab_get(sandbox_procs(sb), pid, true);
+    struct op_error oerr = {0};
+    int r = p ? proctab_resize(sandbox_procs(sb), p, (unsigned)json_integer_value(rows),
+                               (unsigned)json_integer_value(cols), &oerr)
+              : -ESRCH;
+    proctab_put(sandbox_procs(sb), p);
+    if (r == -ESRCH)
+        http_reply_errorf(req, 404, "not_found", "no running command with pid %lld", (long long)pid);
+    else if (r == -ENOTTY)
+        http_reply_errorf(req, 400, "invalid_request", "command %lld has no pty", (long long)pid);
+    else if (r < 0)
+        http_reply_errorf(req, 503, "unavailable", "%s", oerr.msg[0] ? oerr.msg : "the sandbox agent is gone");
+    else
+        http_reply_json(req, 200, json_object());
+}
+
 /* SendSignal: the pid is the agent's id of the run (its start event) */
 void e2b_process_signal(struct http_req *req)
 {
@@ -768,9 +676,13 @@ void e2b_process_signal(struct http_req *req)
     cleanup_sandbox struct sandbox *sb = api_route_sandbox(req);
     if (!sb)
         return;
-    json_t *p = json_pack("{s:O,s:i}", "target", pid, "signal", sig);
-    int r = agent_send_oneway(sandbox_agent(sb), PROTO_SIGNAL, p);
-    json_decref(p);
+    struct bgproc *p = proctab_get(sandbox_procs(sb), json_integer_value(pid), true);
+    int r = p ? proctab_signal(sandbox_procs(sb), p, sig) : -ESRCH;
+    proctab_put(sandbox_procs(sb), p);
+    if (r == -ESRCH) {
+        http_reply_errorf(req, 404, "not_found", "no running command with pid %lld", (long long)json_integer_value(pid));
+        return;
+    }
     if (r < 0) {
         http_reply_errorf(req, 503, "unavailable", "the sandbox agent is gone");
         return;

@@ -77,6 +77,12 @@ static const struct route ROUTES[] = {
     {"/v1/sandboxes/*/contexts", {{"POST", R_JSON, api_contexts_create, {NULL}}, {"GET", 0, api_contexts_list, {NULL}}}},
     {"/v1/sandboxes/*/contexts/*", {{"GET", 0, api_context_get, {NULL}}, {"DELETE", 0, api_context_delete, {NULL}}}},
     {"/v1/sandboxes/*/contexts/*/restart", {{"POST", 0, api_context_restart, {NULL}}}},
+    {"/v1/sandboxes/*/processes", {{"GET", 0, api_procs_list, {"state"}}}},
+    {"/v1/sandboxes/*/processes/*", {{"GET", 0, api_proc_get, {"wait_s"}}}},
+    {"/v1/sandboxes/*/processes/*/signal", {{"POST", R_JSON, api_proc_signal, {NULL}}}},
+    {"/v1/sandboxes/*/processes/*/stdin", {{"POST", R_JSON, api_proc_stdin, {NULL}}}},
+    {"/v1/sandboxes/*/processes/*/resize", {{"POST", R_JSON, api_proc_resize, {NULL}}}},
+    {"/v1/sandboxes/*/processes/*/output", {{"GET", 0, api_proc_output, {"from"}}}},
     {"/v1/sandboxes/*/logs", {{"GET", 0, api_sandbox_logs, {NULL}}}},
     {"/v1/sandboxes/*/egress", {{"GET", 0, api_egress_get, {NULL}}, {"PUT", R_JSON, api_egress_put, {NULL}}}},
     {"/v1/sandboxes/*/egress/log", {{"GET", 0, api_egress_log, {NULL}}}},
@@ -120,6 +126,7 @@ static const struct route E2B_ROUTES[] = {
     {"/contexts/*/restart", {{"POST", R_JSON, e2b_contexts_restart, {"source"}}}},
     {"/process.Process/List", {{"POST", R_JSON | R_CONNECT, e2b_process_list, {NULL}}}},
     {"/process.Process/SendSignal", {{"POST", R_JSON | R_CONNECT, e2b_process_signal, {NULL}}}},
+    {"/process.Process/Update", {{"POST", R_JSON | R_CONNECT, e2b_process_update, {NULL}}}},
     {"/files",
      {{"GET", 0, e2b_files_get, {"path", "username", "signature", "signature_expiration"}},
       {"POST", R_UPLOAD, e2b_files_post_end, {"path", "username", "signature", "signature_expiration"},
@@ -302,18 +309,21 @@ bool http_fd_gone(int fd)
 /* ---- routing */
 
 /* Match url against pattern; the first "*" segment is copied into param,
- * a second one (/v1/sandboxes/{id}/contexts/{context}) into param2. */
-static bool route_match(const char *pattern, const char *url, char *param, char *param2, size_t plen)
+ * a second one (a context's id, a process's pid:
+ * /v1/sandboxes/{id}/contexts/{context}) into param2. */
+static bool route_match(const char *pattern, const char *url, char *param, size_t plen, char *param2, size_t plen2)
 {
     const char *p = pattern, *u = url;
     int stars = 0;
     while (*p && *u) {
         if (*p == '*') {
+            char *dst = stars == 0 ? param : param2;
+            size_t max = stars == 0 ? plen : plen2;
             const char *end = strchr(u, '/');
             size_t n = end ? (size_t)(end - u) : strlen(u);
-            if (n == 0 || n >= plen || stars >= 2)
+            if (n == 0 || n >= max || stars >= 2)
                 return false;
-            char *dst = stars++ == 0 ? param : param2;
+            stars++;
             memcpy(dst, u, n);
             dst[n] = '\0';
             p++;
@@ -328,10 +338,11 @@ static bool route_match(const char *pattern, const char *url, char *param, char 
     return *p == '\0' && *u == '\0';
 }
 
-static const struct route *find_route(const struct listener *l, const char *url, char *param, char *param2, size_t plen)
+static const struct route *find_route(const struct listener *l, const char *url, char *param, size_t plen,
+                                      char *param2, size_t plen2)
 {
     for (size_t i = 0; i < l->n_routes; i++)
-        if (route_match(l->routes[i].pattern, url, param, param2, plen))
+        if (route_match(l->routes[i].pattern, url, param, plen, param2, plen2))
             return &l->routes[i];
     return NULL;
 }
@@ -417,7 +428,7 @@ static void begin_request(struct conn_ctx *ctx, const struct listener *l, const 
         http_reply_errorf(req, 400, "invalid_request", "the request target contains a NUL byte or is not valid UTF-8");
         return;
     }
-    const struct route *rt = find_route(l, url, req->param, req->param2, sizeof(req->param));
+    const struct route *rt = find_route(l, url, req->param, sizeof(req->param), req->param2, sizeof(req->param2));
     ctx->rt = rt;
     if (!rt) {
         http_reply_errorf(req, 404, "not_found", "no route %s %s", method, url);

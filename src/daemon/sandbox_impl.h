@@ -34,6 +34,9 @@ struct sandbox {
     const struct backend_ops *bk;   /* the backend it runs on, and its state */
     void *bk_state;
     struct agent_conn *conn;
+    /* background processes (proctab.h): made with the sandbox, freed
+     * before conn, whose requests its pumps hold */
+    struct proctab *procs;
     /* set by the agent reader when the connection dies (build.c), read by
      * the pool and the reaper: atomic, so neither needs the other's lock */
     atomic_bool crashed;

@@ -96,3 +96,49 @@ test("a background command can be killed by its pid", async () => {
     return true;
   });
 });
+
+test("a background command outlives its Start stream: disconnect, list, connect, stdin, kill", async () => {
+  const h = await sbx.commands.run("read x; echo after $x; sleep 600", { background: true, stdin: true });
+  await h.disconnect(); // the SDK's Start stream is gone; envd keeps the command, so does Airlock
+  // a daemon that ended commands with their stream noticed the gone client within 1 s: give it that
+  await new Promise((r) => setTimeout(r, 1500));
+  const listed = await sbx.commands.list();
+  assert.ok(listed.some((p) => p.pid === h.pid), JSON.stringify(listed));
+  const out = [];
+  const again = await sbx.commands.connect(h.pid, { onStdout: (s) => out.push(s) });
+  await sbx.commands.sendStdin(h.pid, "ok\n");
+  for (let i = 0; i < 200 && !out.join("").includes("\n"); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(out.join(""), "after ok\n");
+  assert.equal(await sbx.commands.kill(h.pid), true);
+  await assert.rejects(again.wait(), (e) => e instanceof CommandExitError && /signal|killed/.test(e.error ?? e.message));
+  assert.equal((await sbx.commands.list()).some((p) => p.pid === h.pid), false);
+});
+
+test("a command started in the background serves a later command", async () => {
+  const srv = await sbx.commands.run("exec python3 -m http.server 8124 --bind 127.0.0.1", { background: true, cwd: "/tmp" });
+  await srv.disconnect();
+  const r = await sbx.commands.run(
+    "for i in $(seq 100); do python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:8124/').status)\" 2>/dev/null && break; sleep 0.1; done");
+  assert.equal(r.stdout.trim(), "200");
+  assert.equal(await sbx.commands.kill(srv.pid), true);
+});
+
+test("pty.create: a terminal (isatty, its size), input, resize, kill", async () => {
+  const chunks = [];
+  const dec = new TextDecoder();
+  const text = () => chunks.map((c) => dec.decode(c)).join("");
+  const h = await sbx.pty.create({ rows: 30, cols: 100, onData: (d) => chunks.push(d) });
+  const until = async (re) => {
+    for (let i = 0; i < 400 && !re.test(text()); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(text(), re);
+  };
+  await sbx.pty.sendInput(h.pid, new TextEncoder().encode("stty size; tty; python3 -c 'import sys; print(\"tty\", sys.stdin.isatty())'\n"));
+  await until(/30 100/);
+  await until(/\/dev\/pts\/\d+/);
+  await until(/tty True/);
+  await sbx.pty.resize(h.pid, { cols: 132, rows: 50 });
+  await sbx.pty.sendInput(h.pid, new TextEncoder().encode("stty size\n"));
+  await until(/50 132/);
+  assert.equal(await sbx.pty.kill(h.pid), true);
+  await assert.rejects(h.wait());
+});

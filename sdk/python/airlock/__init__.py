@@ -17,14 +17,17 @@ from .errors import (AirlockConnectionError, AirlockError, AuditUnavailable, Aut
                      TransferError, WheelInstallError)
 from .models import CodeContext, Execution, ExecutionError, Info, Result
 from ._transport import close_idle_connections
+from .process import CommandHandle, ExecutionStream, Processes
 from .sandbox import Files, Sandbox, WatchHandle
+from .aio import AsyncCommandHandle, AsyncSandbox
 from . import tools
 from .tools import anthropic_tools, dispatch, openai_tools
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Sandbox", "Files", "WatchHandle", "CodeContext", "Execution", "ExecutionError", "Result", "Info",
+    "Sandbox", "Files", "CommandHandle", "ExecutionStream", "Processes",
+    "AsyncSandbox", "AsyncCommandHandle", "WatchHandle", "CodeContext", "Execution", "ExecutionError", "Result", "Info",
     "AirlockError", "AirlockConnectionError", "TransferError", "IntegrityError", "AuthError", "NotFound", "SandboxTimeout",
     "QuotaExceeded", "RateLimitError", "InvalidRequest", "PayloadTooLarge", "PathEscape", "PathForbidden", "RegionUnavailable",
     "EgressUnavailable", "IsolationUnavailable", "TemplateNotFound", "TemplateCorrupt", "WheelInstallError", "ServerError",

@@ -83,6 +83,9 @@ class Execution:
         self.repl_restarted = bool(d.get("repl_restarted", False))
         # Python code: the cell's number in the REPL (IPython's In[n]), None for exec
         self.execution_count = d.get("execution_count")
+        # a background process's output (CommandHandle.wait): False when bytes
+        # were dropped from its buffer before they were read; None otherwise
+        self.output_complete = d.get("output_complete")
 
     @property
     def text(self):

@@ -10,6 +10,7 @@ import warnings
 from ._transport import Transport, decode_json
 from .errors import AirlockError, InvalidRequest, NotFound, ReplRestarted, SandboxTimeout, WheelInstallError
 from .models import CodeContext, Execution, Info
+from .process import CommandHandle, ExecutionStream, Processes
 
 # Seconds the HTTP layer waits beyond a code/exec timeout before it gives up
 # on the daemon, and what it waits when no timeout was given (the agent's own
@@ -207,6 +208,7 @@ class Sandbox:
         self._http = _transport or Transport(base_url=base_url, api_key=api_key)
         self._closed = False
         self.files = Files(self)
+        self.processes = Processes(self)
         if _info is None:
             body = {"template": template, "egress": _egress(egress)}
             for k, v in (("region", region), ("timeout_s", _secs(timeout)), ("memory_mb", memory_mb),
@@ -486,7 +488,8 @@ class Sandbox:
             body["env"] = {str(k): str(v) for k, v in envs.items()}
         return body
 
-    def run_code(self, code, language=None, timeout=None, envs=None, context=None):
+    def run_code(self, code, language=None, timeout=None, envs=None, context=None,
+                 on_stdout=None, on_stderr=None, on_result=None, on_error=None):
         """Run code in the sandbox's persistent Python REPL (or a fresh bash).
 
         ``language``: "python" (the default) or "bash". ``context``: a
@@ -497,27 +500,39 @@ class Sandbox:
         is an ``Execution`` whose ``error.name`` is ``TimeoutError``;
         ``SandboxTimeout`` is raised only when the sandbox itself expired.
         ``envs``: environment variables for this call only, over the
-        sandbox's ``env`` (``os.environ`` is put back after the call)."""
-        d = self._call("POST", "/code", self._code_body(code, language, timeout, envs, context),
-                       timeout=self._wait(timeout))
-        ex = Execution(d)
+        sandbox's ``env`` (``os.environ`` is put back after the call).
+
+        Callbacks: ``on_stdout(text)`` / ``on_stderr(text)`` as output arrives
+        (the call is then streamed), ``on_result(Result)`` for each rich
+        result and ``on_error(ExecutionError)`` once the call has ended."""
+        if on_stdout or on_stderr or on_result or on_error:
+            ex = self.run_code_stream(code, language, timeout, envs, context=context, on_stdout=on_stdout,
+                                      on_stderr=on_stderr, on_result=on_result, on_error=on_error).drain()
+        else:
+            ex = Execution(self._call("POST", "/code", self._code_body(code, language, timeout, envs, context),
+                                      timeout=self._wait(timeout)))
         if ex.repl_restarted:
             warnings.warn(ReplRestarted(
                 "sandbox %s: the Python REPL was restarted; the variables and imports of earlier "
                 "calls are gone" % self._id), stacklevel=2)
         return ex
 
-    def run_code_stream(self, code, language=None, timeout=None, envs=None, context=None):
+    def run_code_stream(self, code, language=None, timeout=None, envs=None, context=None, final=False,
+                        on_stdout=None, on_stderr=None, on_result=None, on_error=None):
         """Like run_code, but yields event dicts as they happen:
         ``{"type": "stdout"|"stderr", "data"}``, then ``{"type": "result", ...}``,
-        then ``{"type": "exit", "exit_code"}`` (or ``{"type": "error", "error"}``).
+        then ``{"type": "exit", "exit_code"}`` (or ``{"type": "error", "error"}``);
+        with ``final=True`` the last item is then the final ``Execution``
+        (also in the iterator's ``execution`` once it has ended).
 
         ``exit`` and ``error`` are terminal: the daemon ends every stream with
         one. A stream cut before it (the daemon died, the connection broke)
         raises ``TransferError``: "finished" and "cut" never look alike."""
-        return self._http.stream_lines("POST", self._path("/code"),
-                                       self._code_body(code, language, timeout, envs, context),
-                                       self._wait(timeout), terminal=frozenset(("exit", "error")))
+        events = self._http.stream_lines("POST", self._path("/code"),
+                                         self._code_body(code, language, timeout, envs, context),
+                                         self._wait(timeout), terminal=frozenset(("exit", "error")))
+        return ExecutionStream(events, final=final, callbacks={
+            "on_stdout": on_stdout, "on_stderr": on_stderr, "on_result": on_result, "on_error": on_error})
 
     # -- code contexts: independent REPLs (E2B code interpreter's names) ---------
     def create_code_context(self, language="python", cwd=None):
@@ -550,9 +565,8 @@ class Sandbox:
         """Remove the context and stop its REPL (the default one cannot be removed)."""
         self._call("DELETE", "/contexts/" + self._context_id(context))
 
-    def exec(self, cmd, env=None, cwd=None, stdin=None, timeout=None):
-        """Run a command: ``cmd`` is an argv list, or a string run by bash. ``cwd``:
-        relative to /home/user; a missing one raises ``InvalidRequest``."""
+    @staticmethod
+    def _exec_body(cmd, env, cwd, stdin, timeout):
         if isinstance(cmd, (list, tuple)):
             cmd = [str(a) for a in cmd]
         elif not isinstance(cmd, str):
@@ -566,6 +580,40 @@ class Sandbox:
             body["stdin"] = stdin.decode("utf-8") if isinstance(stdin, (bytes, bytearray)) else stdin
         if timeout is not None:
             body["timeout_s"] = _secs(timeout)
+        return body
+
+    def exec(self, cmd, env=None, cwd=None, stdin=None, timeout=None, background=False,
+             on_stdout=None, on_stderr=None, pty=False):
+        """Run a command: ``cmd`` is an argv list, or a string run by bash. ``cwd``:
+        relative to /home/user; a missing one raises ``InvalidRequest``.
+
+        ``background=True`` returns a ``CommandHandle`` at once (``pid``,
+        ``wait()``, ``kill()``, ``send_stdin()``, ``close_stdin()``, iterate
+        it for output); the process runs until it exits, is killed or the
+        sandbox ends (``timeout`` then limits it only if given). Otherwise
+        the call waits and returns an ``Execution``; a timeout kills the
+        command and everything it started. ``on_stdout`` / ``on_stderr``
+        stream a foreground command's output to callbacks as it arrives.
+
+        ``pty=True`` (24x80) or ``pty=(rows, cols)`` runs it on a terminal of
+        the sandbox's own (isatty is true; stdout and stderr arrive together
+        as stdout; ``close_stdin`` sends ^D); ``handle.resize(rows, cols)``
+        changes its window (SIGWINCH)."""
+        body = self._exec_body(cmd, env, cwd, stdin, timeout)
+        if pty:
+            if isinstance(pty, (tuple, list)):
+                body["pty"] = {"rows": int(pty[0]), "cols": int(pty[1])}
+            elif isinstance(pty, dict):
+                body["pty"] = dict(pty)
+            else:
+                body["pty"] = True
+        if background:
+            body["background"] = True
+            return CommandHandle(self, self._call("POST", "/exec", body))
+        if on_stdout or on_stderr:
+            events = self._http.stream_lines("POST", self._path("/exec"), body, self._wait(timeout),
+                                             terminal=frozenset(("exit", "error")))
+            return ExecutionStream(events, callbacks={"on_stdout": on_stdout, "on_stderr": on_stderr}).drain()
         return Execution(self._call("POST", "/exec", body, timeout=self._wait(timeout)))
 
     def install_wheels(self, paths, timeout=None):

@@ -1,6 +1,8 @@
 export { Sandbox, Files, WatchHandle } from "./sandbox.js";
 export type { CodeContext, CreateOptions, RunCodeOptions, ExecOptions, StreamEvent, WatchEvent } from "./sandbox.js";
 export { Execution, Result } from "./models.js";
+export { CommandHandle, Processes } from "./process.js";
+export type { ProcessInfo } from "./process.js";
 export type { ExecutionError, SandboxInfo, EntryInfo } from "./models.js";
 export { Transport, DEFAULT_URL } from "./transport.js";
 export type { ConnectionOptions } from "./transport.js";

@@ -1,4 +1,5 @@
 /** The Sandbox class: one sealed sandbox on an airlockd (docs/api.md). */
+import { CommandHandle, Processes } from "./process.js";
 import { Transport, ConnectionOptions, sha256Hex } from "./transport.js";
 import { AirlockError, InvalidRequest, NotFound, SandboxTimeout, errorFromResponse } from "./errors.js";
 import { Execution, EntryInfo, SandboxInfo } from "./models.js";
@@ -70,6 +71,10 @@ export interface ExecOptions {
   cwd?: string;
   stdin?: string | Uint8Array;
   timeout?: number;
+  /** Start it and return a CommandHandle at once (docs/api.md, "Background processes"). */
+  background?: boolean;
+  /** Run it on a terminal: true (24x80) or its size. */
+  pty?: boolean | { rows?: number; cols?: number };
 }
 
 const secs = (v: number) => Math.ceil(v);
@@ -224,12 +229,14 @@ function ctxId(context: CodeContext | string): string {
 
 export class Sandbox {
   readonly files: Files;
+  readonly processes: Processes;
   private info_: SandboxInfo;
   private closed = false;
 
   private constructor(private readonly http: Transport, info: SandboxInfo) {
     this.info_ = info;
     this.files = new Files(this);
+    this.processes = new Processes(this);
   }
 
   get id(): string { return this.info_.id; }
@@ -418,11 +425,22 @@ export class Sandbox {
 
   /** Run a command: an argv array, or a string run by the shell. */
   async exec(cmd: string | string[], opts: ExecOptions = {}): Promise<Execution> {
+   * Run a command: an argv array, or a string run by bash. With background:
+   * true, a CommandHandle at once (the process outlives the call).
+   */
+  async exec(cmd: string | string[], opts: ExecOptions & { background: true }): Promise<CommandHandle>;
+  async exec(cmd: string | string[], opts?: ExecOptions): Promise<Execution>;
+  async exec(cmd: string | string[], opts: ExecOptions = {}): Promise<Execution | CommandHandle> {
     const body: Record<string, unknown> = { cmd: Array.isArray(cmd) ? cmd.map(String) : cmd };
     if (opts.env !== undefined) body.env = opts.env;
     if (opts.cwd !== undefined) body.cwd = opts.cwd;
     if (opts.stdin !== undefined) body.stdin = typeof opts.stdin === "string" ? opts.stdin : new TextDecoder().decode(opts.stdin);
     if (opts.timeout !== undefined) body.timeout_s = secs(opts.timeout);
+    if (opts.pty) body.pty = opts.pty;
+    if (opts.background) {
+      body.background = true;
+      return new CommandHandle(this, await this._call("POST", "/exec", body));
+    }
     return new Execution(await this._call("POST", "/exec", body, undefined, waitMs(opts.timeout)));
   }
 

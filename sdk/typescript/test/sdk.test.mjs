@@ -148,6 +148,29 @@ test("exec with env, cwd, stdin; bash language", async () => {
   }
 });
 
+test("background exec: handle, stdin, list, connect replays, kill", async () => {
+  const sb = await Sandbox.create({ timeout: 120 });
+  try {
+    const h = await sb.exec("cat; echo done", { background: true });
+    assert.ok(h.pid > 1 && h.info.state === "running", JSON.stringify(h.info));
+    await h.sendStdin("hello\n");
+    await h.closeStdin();
+    const r = await h.wait({ timeoutS: 30 });
+    assert.equal(r.exitCode, 0);
+    assert.equal(r.stdout, "hello\ndone\n");
+    assert.equal(r.raw.output_complete, true);
+    const again = await sb.processes.connect(h.pid);
+    assert.equal((await again.wait()).stdout, "hello\ndone\n");
+    const s = await sb.exec(["sleep", "300"], { background: true });
+    assert.deepEqual((await sb.processes.list({ runningOnly: true })).map((p) => p.pid), [s.pid]);
+    assert.equal(await s.kill(), true);
+    assert.equal((await s.wait()).raw.killed_signal, 9);
+    assert.equal(await s.kill(), false);
+  } finally {
+    await sb.kill();
+  }
+});
+
 test("file round trip with digest; list, exists, remove", async () => {
   const sb = await Sandbox.create({ timeout: 120 });
   try {
