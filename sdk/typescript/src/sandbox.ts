@@ -423,8 +423,7 @@ export class Sandbox {
     await this._call("DELETE", "/contexts/" + q(ctxId(context)));
   }
 
-  /** Run a command: an argv array, or a string run by the shell. */
-  async exec(cmd: string | string[], opts: ExecOptions = {}): Promise<Execution> {
+  /**
    * Run a command: an argv array, or a string run by bash. With background:
    * true, a CommandHandle at once (the process outlives the call).
    */
