@@ -28,6 +28,8 @@ static const struct {
     [ERR_BUILDS_OFF] = {503, "unavailable"},
     [ERR_BUILD_BUSY] = {409, "build_in_progress"},
     [ERR_TOO_MANY_BUILDS] = {429, "too_many_builds"},
+    [ERR_NOT_FAMILY] = {409, "not_same_family"},
+    [ERR_FORK_FAILED] = {500, "fork_failed"},
 };
 
 int api_error_from_op(struct api_error *err, int ret, const struct op_error *op)

@@ -98,6 +98,17 @@ struct backend_ops {
      * sandbox's own network namespace, for the daemon's egress proxy
      * (egress_proxy.h). Optional: NULL, the backend offers no egress. */
     int (*egress_listen)(struct backend_instance *inst, uint16_t port, int *fd);
+    /* Full-state fork (docs/vm.md): n new sandboxes, one per child_specs[i]
+     * (each with its own id; same template and limits as the parent), whose
+     * memory, processes and files are the parent's at one instant. The
+     * parent is paused only for that instant and runs on unchanged;
+     * afterwards no member sees another's writes. On success children[i]
+     * and agent_fds[i] are set as by create, but the agents are live
+     * (their REPLs hold the parent's state: no warm-up, no REPL restart)
+     * and already reseeded; on failure nothing is left. Optional: NULL,
+     * the backend cannot fork full state (the daemon then copies files). */
+    int (*fork)(void *state, struct backend_instance *parent, const struct sandbox_spec *child_specs, unsigned n,
+                struct backend_instance **children, int *agent_fds, char *err, size_t errlen);
     void (*fini)(void *state);
 };
 

@@ -73,6 +73,9 @@ static const struct route ROUTES[] = {
     {"/v1/sandboxes/*/code", {{"POST", R_JSON, api_code, {NULL}}}},
     {"/v1/sandboxes/*/exec", {{"POST", R_JSON, api_exec, {NULL}}}},
     {"/v1/sandboxes/*/logs", {{"GET", 0, api_sandbox_logs, {NULL}}}},
+    {"/v1/sandboxes/*/fork", {{"POST", R_JSON, api_sandbox_fork, {NULL}}}},
+    {"/v1/sandboxes/*/diff/*", {{"GET", 0, api_sandbox_diff, {NULL}}}},
+    {"/v1/sandboxes/*/merge_into/*", {{"POST", 0, api_sandbox_merge_into, {NULL}}}},
     {"/v1/sandboxes/*/egress", {{"GET", 0, api_egress_get, {NULL}}, {"PUT", R_JSON, api_egress_put, {NULL}}}},
     {"/v1/sandboxes/*/egress/log", {{"GET", 0, api_egress_log, {NULL}}}},
     {"/v1/keys", {{"POST", R_JSON | R_ADMIN, api_keys_create, {NULL}}, {"GET", R_ADMIN, api_keys_list, {NULL}}}},
@@ -296,18 +299,22 @@ bool http_fd_gone(int fd)
 
 /* ---- routing */
 
-/* Match url against pattern; the "*" segment is copied into param. */
-static bool route_match(const char *pattern, const char *url, char *param, size_t plen)
+/* Match url against pattern; the first "*" segment is copied into param,
+ * a second one into param2 (both plen bytes). */
+static bool route_match(const char *pattern, const char *url, char *param, char *param2, size_t plen)
 {
     const char *p = pattern, *u = url;
+    unsigned stars = 0;
+    param2[0] = '\0';
     while (*p && *u) {
         if (*p == '*') {
             const char *end = strchr(u, '/');
             size_t n = end ? (size_t)(end - u) : strlen(u);
-            if (n == 0 || n >= plen)
+            if (n == 0 || n >= plen || stars >= 2)
                 return false;
-            memcpy(param, u, n);
-            param[n] = '\0';
+            char *dst = stars++ ? param2 : param;
+            memcpy(dst, u, n);
+            dst[n] = '\0';
             p++;
             u += n;
             continue;
@@ -320,10 +327,11 @@ static bool route_match(const char *pattern, const char *url, char *param, size_
     return *p == '\0' && *u == '\0';
 }
 
-static const struct route *find_route(const struct listener *l, const char *url, char *param, size_t plen)
+static const struct route *find_route(const struct listener *l, const char *url, char *param, char *param2,
+                                      size_t plen)
 {
     for (size_t i = 0; i < l->n_routes; i++)
-        if (route_match(l->routes[i].pattern, url, param, plen))
+        if (route_match(l->routes[i].pattern, url, param, param2, plen))
             return &l->routes[i];
     return NULL;
 }
@@ -409,7 +417,8 @@ static void begin_request(struct conn_ctx *ctx, const struct listener *l, const 
         http_reply_errorf(req, 400, "invalid_request", "the request target contains a NUL byte or is not valid UTF-8");
         return;
     }
-    const struct route *rt = find_route(l, url, req->param, sizeof(req->param));
+    _Static_assert(sizeof(req->param) == sizeof(req->param2), "one length for both {id}s");
+    const struct route *rt = find_route(l, url, req->param, req->param2, sizeof(req->param));
     ctx->rt = rt;
     if (!rt) {
         http_reply_errorf(req, 404, "not_found", "no route %s %s", method, url);

@@ -50,6 +50,7 @@ struct http_req {
     struct MHD_Connection *conn;
     int client_fd;          /* the connection's socket, for http_client_gone */
     char param[80];         /* {id} of the route */
+    char param2[80];        /* a second {id} (diff, merge_into), "" if none */
     struct key_info key;    /* the authenticated caller */
     bool holds_slot;        /* an in-flight slot of key (admission.c) */
     json_t *body;           /* JSON routes: the parsed object */

@@ -36,6 +36,8 @@ enum err_code {
     ERR_BUILDS_OFF,       /* template builds are disabled in this daemon */
     ERR_BUILD_BUSY,       /* the same template is already being built */
     ERR_TOO_MANY_BUILDS,  /* the build queue is full */
+    ERR_NOT_FAMILY,       /* diff / merge_into of two sandboxes not of one fork family */
+    ERR_FORK_FAILED,      /* a fork's children could not be made (the parent is unharmed) */
 };
 
 struct op_error {

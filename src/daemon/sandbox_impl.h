@@ -25,6 +25,9 @@ struct sandbox {
 
     /* set by the build, immutable afterwards */
     char template_name[64];
+    /* valid while the sandbox is live: a template with live sandboxes
+     * cannot be removed (ERR_TEMPLATE_IN_USE) */
+    const struct template_info *tmpl;
     bool egress;
     char region[64];
     unsigned memory_mb;
@@ -43,6 +46,11 @@ struct sandbox {
     json_t *env;
     json_t *metadata;
     char key_id[KEY_ID_LEN + 1];
+    /* fork families: set by a fork before the child is visible (parent
+     * and family), or on the parent by its first fork (family, under the
+     * registry lock: the parent is live then) */
+    char parent_id[SANDBOX_ID_LEN + 1];
+    char family_id[SANDBOX_ID_LEN + 1];
 
     /* the backend instance; destroy frees it while requests may still ask
      * for oom_kills, so it is guarded by its own lock */

@@ -207,5 +207,6 @@ const struct backend_ops vm_backend_ops = {
     .oom_kills = vm_oom_kills,
     .memory_usage = vm_memory_usage,
     .agent_pid = vm_agent_pid,
+    .fork = vm_fork,
     .fini = vm_fini,
 };
