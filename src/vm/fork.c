@@ -16,10 +16,11 @@
  *      allocates into it, charged to that child).
  *   2. A loader VMM: F mapped *shared*, -incoming defer and -S, so its
  *      guest never runs (VM_RAM_LOAD).
- *   3. The parent is stopped and migrated, RAM included, over a socketpair
+ *   3. The parent is migrated live, RAM included, over a socketpair
  *      straight into the loader, which writes every page into F. The parent
- *      is paused for this step only, then `cont`: it runs on in its own
- *      memory, which F does not alias.
+ *      runs while its pages stream; QEMU pauses it for the last dirty pages
+ *      and the device state only (the fork's pause), then `cont`: it runs
+ *      on in its own memory, which F does not alias.
  *   4. The loader (stopped, F now the parent's RAM) saves its device state
  *      with x-ignore-shared into a second memfd D (~60 KB), and is killed.
  *      F and D are sealed: the pair is a snapshot of the parent, exactly
@@ -47,6 +48,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -59,6 +61,11 @@
 /* No rate limit on a migration into a memfd across a socketpair: QEMU's
  * default (128 MiB/s) would pause the parent for seconds. */
 #define FORK_BANDWIDTH (64ull << 30)
+/* How long the parent runs while its RAM streams before it is stopped for
+ * the rest (migrate_parent). */
+#define FORK_LIVE_MS 3000
+/* The pause QEMU aims for at the end of the live copy. */
+#define FORK_DOWNTIME_MS 20
 
 struct restore_job {
     struct vm_state *st;
@@ -80,7 +87,8 @@ static void *restore_main(void *arg)
 
 static int set_bandwidth(int qmp, char *err, size_t errlen)
 {
-    json_t *a = json_pack("{s:I}", "max-bandwidth", (json_int_t)FORK_BANDWIDTH);
+    json_t *a = json_pack("{s:I,s:I}", "max-bandwidth", (json_int_t)FORK_BANDWIDTH, "downtime-limit",
+                          (json_int_t)FORK_DOWNTIME_MS);
     int r = a ? qmp_command(qmp, "migrate-set-parameters", a, FORK_QMP_MS, NULL, err, errlen) : -ENOMEM;
     json_decref(a);
     return r;
@@ -92,6 +100,45 @@ static int qmp_uri(int qmp, const char *cmd, const char *uri, char *err, size_t 
     int r = a ? qmp_command(qmp, cmd, a, FORK_QMP_MS, NULL, err, errlen) : -ENOMEM;
     json_decref(a);
     return r;
+}
+
+/* The parent's outgoing migration to its end. A guest that dirties memory
+ * faster than it streams would never converge: past FORK_LIVE_MS it is
+ * stopped, and the rest goes while it waits. *downtime: QEMU's measure of
+ * the pause (ms). */
+static int migrate_parent(int qmp, json_int_t *downtime, char *err, size_t errlen)
+{
+    uint64_t start = now_mono_ms(), deadline = start + 60000;
+    bool stopped = false;
+    for (;;) {
+        json_t *ret = NULL;
+        int r = qmp_command(qmp, "query-migrate", NULL, FORK_QMP_MS, &ret, err, errlen);
+        if (r < 0)
+            return r;
+        const char *status = json_string_value(json_object_get(ret, "status"));
+        bool done = status && strcmp(status, "completed") == 0;
+        bool failed = status && (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0);
+        if (done)
+            *downtime = json_integer_value(json_object_get(ret, "downtime"));
+        if (failed) {
+            const char *desc = json_string_value(json_object_get(ret, "error-desc"));
+            r = jail_err(err, errlen, -EIO, "fork: migration %s%s%s", status, desc ? ": " : "", desc ? desc : "");
+        }
+        json_decref(ret);
+        if (done || failed)
+            return r;
+        uint64_t now = now_mono_ms();
+        if (now > deadline)
+            return jail_err(err, errlen, -ETIMEDOUT, "fork: the parent's state did not move in 60 s");
+        if (!stopped && now - start > FORK_LIVE_MS) {
+            if ((r = qmp_command(qmp, "stop", NULL, FORK_QMP_MS, NULL, err, errlen)) < 0)
+                return r;
+            stopped = true;
+            log_info("fork: the parent kept dirtying memory for %d ms; stopped it to finish", FORK_LIVE_MS);
+        }
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* Steps 1-4: the parent's state at one instant as (F, D), both sealed. */
@@ -134,11 +181,13 @@ static int freeze_parent(struct vm_state *st, struct backend_instance *parent, c
         goto out;
     close_fd(&sp[0]);
     close_fd(&sp[1]);
-    /* the pause: from stop to cont, whatever happens in between */
+    /* Live: the parent runs while its RAM streams; QEMU stops it for the
+     * last dirty pages and the device state (the pause it reports as
+     * "downtime"), then we let it run again. */
     t_stop = now_mono_us();
-    if ((r = qmp_command(pq, "stop", NULL, FORK_QMP_MS, NULL, err, errlen)) == 0 &&
-        (r = qmp_uri(pq, "migrate", "fd:fork", err, errlen)) == 0)
-        r = vm_wait_migration(pq, "fork: save the parent", err, errlen);
+    json_int_t downtime = -1;
+    if ((r = qmp_uri(pq, "migrate", "fd:fork", err, errlen)) == 0)
+        r = migrate_parent(pq, &downtime, err, errlen);
     char cerr[256];
     int rc = qmp_command(pq, "cont", NULL, FORK_QMP_MS, NULL, cerr, sizeof(cerr));
     t_cont = now_mono_us();
@@ -167,10 +216,11 @@ static int freeze_parent(struct vm_state *st, struct backend_instance *parent, c
         jail_err(err, errlen, r, "seal the fork's image");
         goto out;
     }
-    log_info("vm %s: fork image in %.1f ms (allocate %.1f, loader %.1f, parent paused %.1f, load %.1f, state %.1f)",
+    log_info("vm %s: fork image in %.1f ms (allocate %.1f, loader %.1f, migrate %.1f with the parent paused %lld, "
+             "load %.1f, state %.1f)",
              vm_instance_id(parent), (now_mono_us() - t0) / 1000.0, (t_alloc - t0) / 1000.0,
-             (t_loader - t_alloc) / 1000.0, (t_cont - t_stop) / 1000.0, (t_loaded - t_cont) / 1000.0,
-             (now_mono_us() - t_loaded) / 1000.0);
+             (t_loader - t_alloc) / 1000.0, (t_cont - t_stop) / 1000.0, (long long)downtime,
+             (t_loaded - t_cont) / 1000.0, (now_mono_us() - t_loaded) / 1000.0);
     *ram_out = steal_fd(&ram);
     *state_out = steal_fd(&state);
 out:
