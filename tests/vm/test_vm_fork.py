@@ -8,12 +8,21 @@ import os
 
 import pytest
 
-from vm_support import qemu_pids, wait_until  # noqa: F401
+from airlock import Sandbox
+from airlock._transport import Transport
+from vm_support import qemu_pids
+
+
+def slow_create(vmd, **body):
+    """The module's first VM takes the snapshot: a minute and more under TCG
+    on a loaded host, past the SDK's default request timeout."""
+    t = Transport(base_url=vmd.url, api_key=vmd.key)
+    return Sandbox(_info=t.request_json("POST", "/v1/sandboxes", body, timeout=600), _transport=t)
 
 
 @pytest.fixture(scope="module")
 def parent(vmd):
-    s = vmd.sandbox(isolation="vm", timeout=900, memory_mb=512)
+    s = slow_create(vmd, isolation="vm", timeout_s=900, memory_mb=512)
     s.run_code("import pandas as pd\ndf = pd.DataFrame({'x': range(1000)})\nshared = 'before'")
     s.upload(b"parent's file", "/data/p.txt")
     yield s
