@@ -5,6 +5,8 @@ files into its parent and destroys the child. Errors: n outside 1..32, two
 sandboxes of different families, another key's sandbox (404 like unknown)."""
 
 import hashlib
+import os
+import subprocess
 
 import pytest
 
@@ -133,3 +135,27 @@ def test_fork_errors(daemon, parent):
             mine.close()
     finally:
         daemon.request("DELETE", "/v1/keys/" + kb["id"])
+
+
+def test_cli_fork_diff_merge(daemon, cli, parent):
+    env = dict(os.environ, AIRLOCK_URL=daemon.url, AIRLOCK_API_KEY=daemon.key)
+
+    def run(*args):
+        return subprocess.run([str(cli), *args], env=env, capture_output=True, text=True, timeout=120)
+
+    p = run("fork", parent.id, "1")
+    assert p.returncode == 0, p.stderr
+    kid_id, state = p.stdout.split()
+    assert state == "files"
+    kid = Sandbox.connect(kid_id, base_url=daemon.url, api_key=daemon.key)
+    try:
+        kid.upload(b"from cli", "/data/cli.txt")
+        p = run("diff", parent.id, kid_id)
+        assert p.returncode == 0, p.stderr
+        assert "+ /data/cli.txt\t8" in p.stdout.splitlines()
+        p = run("merge", kid_id, parent.id)
+        assert p.returncode == 0 and "merged into" in p.stdout, p.stderr
+        assert parent.download("/data/cli.txt") == b"from cli"
+        assert run("fork", parent.id, "33").returncode == 2
+    finally:
+        kid.close()
