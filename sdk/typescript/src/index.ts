@@ -1,7 +1,7 @@
 export { Sandbox, Files, WatchHandle } from "./sandbox.js";
 export type { CreateOptions, RunCodeOptions, ExecOptions, StreamEvent, WatchEvent } from "./sandbox.js";
 export { Execution, Result } from "./models.js";
-export type { ExecutionError, SandboxInfo, EntryInfo } from "./models.js";
+export type { ExecutionError, SandboxInfo, EntryInfo, FilesDiff } from "./models.js";
 export { Transport, DEFAULT_URL } from "./transport.js";
 export type { ConnectionOptions } from "./transport.js";
 export * from "./errors.js";
