@@ -184,12 +184,19 @@ static int freeze_parent(struct vm_state *st, struct backend_instance *parent, c
     /* Live: the parent runs while its RAM streams; QEMU stops it for the
      * last dirty pages and the device state (the pause it reports as
      * "downtime"), then we let it run again. */
+    /* a parent someone paused (QMP stop) stays paused: only a running one
+     * is let run again afterwards */
+    json_t *status = NULL;
+    if ((r = qmp_command(pq, "query-status", NULL, FORK_QMP_MS, &status, err, errlen)) < 0)
+        goto out;
+    bool was_running = json_is_true(json_object_get(status, "running"));
+    json_decref(status);
     t_stop = now_mono_us();
     json_int_t downtime = -1;
     if ((r = qmp_uri(pq, "migrate", "fd:fork", err, errlen)) == 0)
         r = migrate_parent(pq, &downtime, err, errlen);
     char cerr[256];
-    int rc = qmp_command(pq, "cont", NULL, FORK_QMP_MS, NULL, cerr, sizeof(cerr));
+    int rc = was_running ? qmp_command(pq, "cont", NULL, FORK_QMP_MS, NULL, cerr, sizeof(cerr)) : 0;
     t_cont = now_mono_us();
     if (rc < 0) {
         /* a parent that cannot run again is lost: say so, the daemon's
