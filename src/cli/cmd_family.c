@@ -1,4 +1,4 @@
-/* cmd_family.c - fork families (docs/api.md, "Fork families"):
+/* cmd_family.c - fork families (docs/api.md, `POST /v1/sandboxes/{id}/fork`):
  *
  *   airlock fork ID [N]          N children of ID (default 1); prints their ids
  *   airlock diff A B             files added, removed, changed in B relative to A

@@ -17,7 +17,7 @@ void api_sandbox_get(struct http_req *req);
 void api_sandbox_delete(struct http_req *req);
 void api_sandbox_timeout(struct http_req *req);
 void api_sandbox_logs(struct http_req *req);
-/* api_family.c: fork, diff, merge_into (docs/api.md, "Fork families") */
+/* api_family.c: fork, diff, merge_into (docs/api.md, `POST /v1/sandboxes/{id}/fork`) */
 void api_sandbox_fork(struct http_req *req);
 void api_sandbox_diff(struct http_req *req);
 void api_sandbox_merge_into(struct http_req *req);

@@ -1,4 +1,4 @@
-/* api_family.c - fork families (docs/api.md, "Fork families"):
+/* api_family.c - fork families (docs/api.md, `POST /v1/sandboxes/{id}/fork`):
  *
  *   POST /v1/sandboxes/{id}/fork {"n":1..32}      -> 201 {"sandboxes":[...], "state":"full"|"files"}
  *   GET  /v1/sandboxes/{a}/diff/{b}               -> 200 {"added","removed","changed"}

@@ -1,4 +1,4 @@
-"""Fork families on the jail backend (docs/api.md, "Fork families"): a fork
+"""Fork families on the jail backend (docs/api.md, `POST /v1/sandboxes/{id}/fork`): a fork
 copies the parent's files (/tmp, /data, /home/user) into fresh sandboxes and
 says so ("files"); diff compares two members; merge_into commits a child's
 files into its parent and destroys the child. Errors: n outside 1..32, two

@@ -261,7 +261,7 @@ class Sandbox:
         self._info = Info(self._call("POST", "/timeout", {"timeout_s": _secs(seconds)}))
         return self._info
 
-    # -- fork families (docs/api.md, "Fork families") ---------------------------
+    # -- fork families (docs/api.md, `POST /v1/sandboxes/{id}/fork`) ---------------------------
     def fork(self, n=1, timeout=120.0):
         """Branch this sandbox into ``n`` (1..32) new ones and return them.
 

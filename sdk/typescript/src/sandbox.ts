@@ -289,7 +289,7 @@ export class Sandbox {
     return this.info_;
   }
 
-  /** Branch this sandbox into `n` (1..32) new ones (docs/api.md, "Fork families"). Each child has
+  /** Branch this sandbox into `n` (1..32) new ones (docs/api.md, `POST /v1/sandboxes/{id}/fork`). Each child has
    * this sandbox's template, limits, egress policy and owner, its own id and lifetime; `forkState`
    * says what it holds: "full" (vm: REPL, processes, files) or "files" (jail: a copy of /tmp, /data,
    * /home/user, fresh REPL). Kill each child yourself. */
