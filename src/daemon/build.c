@@ -29,9 +29,12 @@ void sandbox_discard(struct sandbox *sb)
     egress_proxy_free(sb->egress_px);
     agent_conn_free(sb->conn); /* joins the reader thread */
     pthread_mutex_lock(&sb->inst_lock);
+    while (sb->forking)
+        pthread_cond_wait(&sb->inst_cond, &sb->inst_lock);
     if (sb->inst) /* a failed build, or one that never went live */
         sb->bk->destroy(sb->bk_state, sb->inst);
     pthread_mutex_unlock(&sb->inst_lock);
+    pthread_cond_destroy(&sb->inst_cond);
     pthread_mutex_destroy(&sb->inst_lock);
     json_decref(sb->env);
     json_decref(sb->metadata);
@@ -120,10 +123,12 @@ static int sandbox_alloc(struct daemon *d, const struct sandbox_shape *s, struct
         return op_error_set(err, -ENOMEM, ERR_INTERNAL, "out of memory");
     sb->d = d;
     pthread_mutex_init(&sb->inst_lock, NULL);
+    pthread_cond_init(&sb->inst_cond, NULL);
     sb->refs = 1;
     memcpy(sb->id, "sb_", 3);
     int r = random_hex(sb->id + 3, 16);
     if (r < 0) {
+        pthread_cond_destroy(&sb->inst_cond);
         pthread_mutex_destroy(&sb->inst_lock);
         free(sb);
         return op_error_set(err, r, ERR_INTERNAL, "getrandom: %s", strerror(-r));
@@ -135,6 +140,7 @@ static int sandbox_alloc(struct daemon *d, const struct sandbox_shape *s, struct
     sb->bk = s->isolation == ISO_VM ? d->vm_backend : d->backend;
     sb->bk_state = s->isolation == ISO_VM ? d->vm_state : d->backend_state;
     if (!sb->bk) { /* api_sandboxes.c refuses this isolation first */
+        pthread_cond_destroy(&sb->inst_cond);
         pthread_mutex_destroy(&sb->inst_lock);
         free(sb);
         return op_error_set(err, -ENODEV, ERR_INTERNAL, "the %s backend is not available",
@@ -354,11 +360,23 @@ int sandbox_build_fork(struct sandbox *parent, unsigned n, struct sandbox **out,
     }
     char berr[512] = "";
     uint64_t t0 = now_mono_us();
-    /* under the parent's instance lock: its destroy waits for the fork */
+    /* The instance is pinned, not locked, for the fork: the parent's own
+     * requests (which read its counters under inst_lock) go on while its RAM
+     * streams and the children restore; its destroy and another fork of it
+     * wait for this one (sandbox_impl.h). */
     pthread_mutex_lock(&parent->inst_lock);
-    r = parent->inst ? parent->bk->fork(parent->bk_state, parent->inst, specs, n, insts, fds, berr, sizeof(berr))
-                     : -ESRCH;
+    while (parent->forking)
+        pthread_cond_wait(&parent->inst_cond, &parent->inst_lock);
+    struct backend_instance *pinst = parent->inst;
+    parent->forking = pinst != NULL;
     pthread_mutex_unlock(&parent->inst_lock);
+    r = pinst ? parent->bk->fork(parent->bk_state, pinst, specs, n, insts, fds, berr, sizeof(berr)) : -ESRCH;
+    if (pinst) {
+        pthread_mutex_lock(&parent->inst_lock);
+        parent->forking = false;
+        pthread_cond_broadcast(&parent->inst_cond);
+        pthread_mutex_unlock(&parent->inst_lock);
+    }
     if (r < 0) {
         op_error_set(err, r, r == -ESRCH ? ERR_AGENT_GONE : ERR_FORK_FAILED, "fork: %s",
                      r == -ESRCH ? "the sandbox is being destroyed" : berr[0] ? berr : strerror(-r));

@@ -349,6 +349,8 @@ static void release_backend(struct sandbox *sb)
 {
     egress_proxy_shutdown(sb->egress_px);
     pthread_mutex_lock(&sb->inst_lock);
+    while (sb->forking) /* a fork copying it finishes first (build.c) */
+        pthread_cond_wait(&sb->inst_cond, &sb->inst_lock);
     int r = sb->bk->destroy(sb->bk_state, sb->inst);
     sb->inst = NULL;
     pthread_mutex_unlock(&sb->inst_lock);

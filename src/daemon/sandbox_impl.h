@@ -56,6 +56,13 @@ struct sandbox {
      * for oom_kills, so it is guarded by its own lock */
     pthread_mutex_t inst_lock;
     struct backend_instance *inst;
+    /* a fork is copying inst (build.c, sandbox_build_fork): it runs without
+     * inst_lock (the parent's other requests go on meanwhile), so destroy
+     * and a second fork wait on inst_cond until it is over. Both under
+     * inst_lock. Backend calls that drive the VMM itself (QMP) must wait
+     * for it the same way. */
+    bool forking;
+    pthread_cond_t inst_cond;
 
     /* the allow-list proxy (egress_proxy.h), NULL when sealed: set by the
      * create before the sandbox is visible, shut down with the backend,

@@ -78,10 +78,20 @@ struct restore_job {
     char err[512];
 };
 
+/* One child. A restore whose VMM died or whose guest did not answer is
+ * tried once more from the same image (seen once here, under a load
+ * average of 20, as a VMM gone during the reseed): an image that cannot be
+ * restored fails twice and fails the fork. */
 static void *restore_main(void *arg)
 {
     struct restore_job *j = arg;
-    j->r = vm_restore_image(j->st, j->spec, j->kvm, j->ram_fd, j->state_fd, &j->in, &j->afd, j->err, sizeof(j->err));
+    for (int attempt = 0; attempt < 2; attempt++) {
+        j->r = vm_restore_image(j->st, j->spec, j->kvm, j->ram_fd, j->state_fd, &j->in, &j->afd, j->err,
+                                sizeof(j->err));
+        if (j->r == 0 || (j->r != -EPIPE && j->r != -ETIMEDOUT && j->r != -ECONNRESET))
+            break;
+        log_warn("vm %s: fork child restore failed (%s); trying once more", j->spec->id, j->err);
+    }
     return NULL;
 }
 

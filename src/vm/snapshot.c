@@ -435,12 +435,15 @@ int vm_restore_image(struct vm_state *st, const struct sandbox_spec *spec, bool 
     if (r < 0) {
         if (in) {
             json_t *ret = NULL;
-            char e2[128];
+            char e2[128], said[320];
             if (qmp_command(qmp, "query-status", NULL, 1000, &ret, e2, sizeof(e2)) == 0) {
                 char *t = json_dumps(ret, JSON_COMPACT);
                 log_warn("vm: restore failed with the guest %s", t ? t : "?");
                 free(t);
                 json_decref(ret);
+            } else {
+                vm_instance_last_words(in, said, sizeof(said));
+                log_warn("vm: restore failed, the VMM is gone%s%s", said[0] ? ": " : "", said);
             }
         }
         if (afd >= 0)

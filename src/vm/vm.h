@@ -161,6 +161,8 @@ int vm_start(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, enu
              struct backend_instance **out, int *agent_fd, char *err, size_t errlen);
 void vm_instance_free(struct vm_state *st, struct backend_instance *in);
 int vm_instance_qmp(const struct backend_instance *in);
+/* The last line the VMM wrote to its stderr ("" if none): why it died. */
+void vm_instance_last_words(struct backend_instance *in, char *buf, size_t len);
 pid_t vm_instance_pid(const struct backend_instance *in);
 const struct cgroup_ctx *vm_instance_cgroup(const struct backend_instance *in);
 const char *vm_instance_id(const struct backend_instance *in);
