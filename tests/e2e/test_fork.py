@@ -131,6 +131,10 @@ def test_fork_errors(daemon, parent):
                 assert parent.id in b["error"]["message"], b
             with pytest.raises(airlock.NotFound):
                 Sandbox(_info={"id": parent.id}, api_key=kb["key"], base_url=daemon.url).fork(1)
+            # n children count as n creates against the key's quota (20 by default)
+            st, _, data, b = daemon.request("POST", "/v1/sandboxes/%s/fork" % mine.id, {"n": 20}, key=kb["key"])
+            assert st == 429 and b["error"]["code"] == "sandbox_quota", data
+            assert len(Sandbox.list(api_key=kb["key"], base_url=daemon.url)) == 1
         finally:
             mine.close()
     finally:
