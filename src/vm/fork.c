@@ -151,6 +151,19 @@ static int migrate_parent(int qmp, json_int_t *downtime, char *err, size_t errle
     }
 }
 
+struct alloc_job {
+    int fd;
+    off_t bytes;
+    int r;
+};
+
+static void *alloc_main(void *arg)
+{
+    struct alloc_job *j = arg;
+    j->r = fallocate(j->fd, 0, 0, j->bytes) < 0 ? -errno : 0;
+    return NULL;
+}
+
 /* Steps 1-4: the parent's state at one instant as (F, D), both sealed. */
 static int freeze_parent(struct vm_state *st, struct backend_instance *parent, const struct sandbox_spec *spec,
                          bool kvm, int *ram_out, int *state_out, char *err, size_t errlen)
@@ -163,19 +176,34 @@ static int freeze_parent(struct vm_state *st, struct backend_instance *parent, c
     int lafd = -1, r = 0;
     if (ram < 0 || state < 0)
         return jail_err(err, errlen, -errno, "memfd_create");
-    if (ftruncate(ram, (off_t)spec->memory_bytes) < 0 || fallocate(ram, 0, 0, (off_t)spec->memory_bytes) < 0 ||
-        fchmod(ram, 0666) < 0)
-        return jail_err(err, errlen, -errno, "allocate the fork's RAM (%llu MiB)",
+    if (ftruncate(ram, (off_t)spec->memory_bytes) < 0 || fchmod(ram, 0666) < 0)
+        return jail_err(err, errlen, -errno, "size the fork's RAM (%llu MiB)",
                         (unsigned long long)(spec->memory_bytes >> 20));
-    uint64_t t_alloc = now_mono_us();
+    /* the allocation (zeroing the guest's RAM size) runs while the loader
+     * VMM starts: the loader maps F but writes nothing before the migration,
+     * which starts after both */
+    struct alloc_job aj = {.fd = ram, .bytes = (off_t)spec->memory_bytes, .r = -EIO};
+    pthread_t at;
+    bool threaded = pthread_create(&at, NULL, alloc_main, &aj) == 0;
+    if (!threaded)
+        alloc_main(&aj);
     /* the loader gets a cgroup and uid of its own, named after the first
      * child (unique) with another prefix */
     struct sandbox_spec lspec = *spec;
     memcpy(lspec.id, "fk_", 3);
-    if ((r = vm_start(st, &lspec, kvm, VM_RAM_LOAD, ram, &loader, &lafd, err, errlen)) < 0)
+    r = vm_start(st, &lspec, kvm, VM_RAM_LOAD, ram, &loader, &lafd, err, errlen);
+    if (threaded)
+        pthread_join(at, NULL);
+    uint64_t t_alloc = now_mono_us();
+    if (r < 0)
         return r;
+    if (aj.r < 0) {
+        r = jail_err(err, errlen, aj.r, "allocate the fork's RAM (%llu MiB)",
+                     (unsigned long long)(spec->memory_bytes >> 20));
+        goto out;
+    }
     int lq = vm_instance_qmp(loader), pq = vm_instance_qmp(parent);
-    uint64_t t_loader = now_mono_us(), t_stop = 0, t_cont = 0;
+    uint64_t t_loader = t_alloc, t_stop = 0, t_cont = 0;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
         r = jail_err(err, errlen, -errno, "socketpair");
         goto out;
@@ -233,10 +261,10 @@ static int freeze_parent(struct vm_state *st, struct backend_instance *parent, c
         jail_err(err, errlen, r, "seal the fork's image");
         goto out;
     }
-    log_info("vm %s: fork image in %.1f ms (allocate %.1f, loader %.1f, migrate %.1f with the parent paused %lld, "
+    log_info("vm %s: fork image in %.1f ms (allocate || loader %.1f, migrate %.1f with the parent paused %lld, "
              "load %.1f, state %.1f)",
-             vm_instance_id(parent), (now_mono_us() - t0) / 1000.0, (t_alloc - t0) / 1000.0,
-             (t_loader - t_alloc) / 1000.0, (t_cont - t_stop) / 1000.0, (long long)downtime,
+             vm_instance_id(parent), (now_mono_us() - t0) / 1000.0, (t_loader - t0) / 1000.0,
+             (t_cont - t_stop) / 1000.0, (long long)downtime,
              (t_loaded - t_cont) / 1000.0, (now_mono_us() - t_loaded) / 1000.0);
     *ram_out = steal_fd(&ram);
     *state_out = steal_fd(&state);
