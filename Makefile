@@ -53,7 +53,7 @@ FUZZ_HARNESSES := proto agent http egress
 FUZZ_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 .PHONY: all deps build build-asan build-fuzz vm run stop test test-unit test-jail test-agent test-e2e test-ts test-mcp test-e2b test-security bench soak \
-	test-faults test-py test-vm test-security-vm bench-vm bench-pause lint-openapi \
+	test-faults test-py test-vm test-security-vm bench-vm bench-pause bench-fork lint-openapi \
 	test-templates-slow \
 	fuzz fuzz-smoke fuzz-run fuzz-regress clean
 
@@ -320,6 +320,11 @@ bench: build
 BENCH_VM_ARGS ?=
 bench-vm: build vm
 	$(PY) bench/bench_vm.py --daemon $(BUILD)/airlockd --vm-dir $(VM_DIR) $(BENCH_VM_ARGS)
+	$(PY) bench/bench_fork.py --daemon $(BUILD)/airlockd --vm-dir $(VM_DIR)
+
+# fork(n) alone (bench/bench_fork.py): vm full state, jail files
+bench-fork: build vm
+	$(PY) bench/bench_fork.py --daemon $(BUILD)/airlockd --vm-dir $(VM_DIR) $(BENCH_FORK_ARGS)
 
 # Pause/resume round trip, jail and vm (bench/pause_bench.py, docs/benchmarks.md).
 bench-pause: build vm

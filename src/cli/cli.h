@@ -138,6 +138,7 @@ int fetch_or_print(struct cli_ctx *ctx, const char *path, json_t **out);
 extern const struct cli_command cmd_create, cmd_ls, cmd_info, cmd_rm, cmd_logs, cmd_pause,
     cmd_resume; /* cmd_sandbox.c */
 extern const struct cli_command cmd_egress;                                        /* cmd_egress.c */
+extern const struct cli_command cmd_fork, cmd_diff, cmd_merge;                     /* cmd_family.c */
 extern const struct cli_command cmd_run, cmd_exec, cmd_install_wheels;            /* cmd_run.c */
 extern const struct cli_command cmd_upload, cmd_download;                         /* cmd_files.c */
 extern const struct cli_command cmd_files;                                        /* cmd_fileops.c */

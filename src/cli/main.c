@@ -26,7 +26,7 @@ static void on_signal(int sig)
 static const struct cli_command *const commands[] = {
     &cmd_create, &cmd_ls,   &cmd_info,     &cmd_rm,     &cmd_run,      &cmd_exec,           &cmd_upload,
     &cmd_download, &cmd_files, &cmd_keys, &cmd_logs, &cmd_template, &cmd_install_wheels, &cmd_mcp,
-    &cmd_egress,   &cmd_pause, &cmd_resume,
+    &cmd_egress,   &cmd_pause, &cmd_resume, &cmd_fork, &cmd_diff, &cmd_merge,
 };
 
 static const struct cli_option root_options[] = {

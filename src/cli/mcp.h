@@ -51,10 +51,16 @@ struct mcp_config {
     long max_file_bytes;       /* download_file's cap: the answer is one JSON message */
 };
 
+#define MCP_MAX_CHILDREN 32
+
 struct mcp_session {
     const struct mcp_config *cfg;
     struct client client;
     char *sandbox_id;          /* NULL until the first tool call needs it */
+    /* the fork tool's children of this session (ids), destroyed with it;
+     * tools take one as "sandbox" (mcp_tools.c) */
+    char *children[MCP_MAX_CHILDREN];
+    unsigned n_children;
     char *client_name;         /* clientInfo.name from initialize, or NULL */
     char protocol[16];         /* negotiated at initialize */
     bool initialized;
@@ -72,6 +78,11 @@ void mcp_session_end(struct mcp_session *s);
 int mcp_session_sandbox(struct mcp_session *s, const char **note);
 /* Forget (not destroy) a sandbox airlockd says is gone. */
 void mcp_session_lost(struct mcp_session *s);
+/* The session's child with this id (from the fork tool), or NULL. */
+const char *mcp_session_child(const struct mcp_session *s, const char *id);
+/* Add (0; -1 when MCP_MAX_CHILDREN are held) or forget one. */
+int mcp_session_child_add(struct mcp_session *s, const char *id);
+void mcp_session_child_forget(struct mcp_session *s, const char *id);
 
 /* ---- mcp_rpc.c ---------------------------------------------------------- */
 

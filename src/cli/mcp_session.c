@@ -24,23 +24,60 @@ int mcp_session_init(struct mcp_session *s, const struct mcp_config *cfg)
     return 0;
 }
 
+const char *mcp_session_child(const struct mcp_session *s, const char *id)
+{
+    for (unsigned i = 0; id && i < s->n_children; i++)
+        if (strcmp(s->children[i], id) == 0)
+            return s->children[i];
+    return NULL;
+}
+
+int mcp_session_child_add(struct mcp_session *s, const char *id)
+{
+    if (s->n_children >= MCP_MAX_CHILDREN)
+        return -1;
+    char *c = strdup(id);
+    if (!c)
+        return -1;
+    s->children[s->n_children++] = c;
+    return 0;
+}
+
+void mcp_session_child_forget(struct mcp_session *s, const char *id)
+{
+    for (unsigned i = 0; i < s->n_children; i++)
+        if (strcmp(s->children[i], id) == 0) {
+            free(s->children[i]);
+            s->children[i] = s->children[--s->n_children];
+            return;
+        }
+}
+
+/* DELETE one sandbox at the session's end, saying what happened. */
+static void destroy_at_end(struct mcp_session *s, const char *id)
+{
+    /* always tried, also after SIGTERM: so not abortable, but bounded */
+    cleanup_free char *path = client_sandbox_path(&s->client, id, "", NULL);
+    s->client.abort_flag = NULL;
+    s->client.timeout_s = 30;
+    int r = path ? client_json(&s->client, "DELETE", path, NULL, NULL, NULL) : -1;
+    if (r < 0 && (s->client.err.status == 404 || s->client.err.status == 410))
+        fprintf(stderr, "airlock mcp: session ended; sandbox %s was already gone (%s)\n", id, s->client.err.message);
+    else if (r < 0)
+        fprintf(stderr, "airlock mcp: could not destroy sandbox %s: %s (%s)\n", id, s->client.err.message,
+                s->client.err.code);
+    else
+        fprintf(stderr, "airlock mcp: session ended; sandbox %s destroyed\n", id);
+}
+
 void mcp_session_end(struct mcp_session *s)
 {
-    if (s->sandbox_id && s->client.curl) {
-        /* always tried, also after SIGTERM: so not abortable, but bounded */
-        cleanup_free char *path = client_sandbox_path(&s->client, s->sandbox_id, "", NULL);
-        s->client.abort_flag = NULL;
-        s->client.timeout_s = 30;
-        int r = path ? client_json(&s->client, "DELETE", path, NULL, NULL, NULL) : -1;
-        if (r < 0 && (s->client.err.status == 404 || s->client.err.status == 410))
-            fprintf(stderr, "airlock mcp: session ended; sandbox %s was already gone (%s)\n", s->sandbox_id,
-                    s->client.err.message);
-        else if (r < 0)
-            fprintf(stderr, "airlock mcp: could not destroy sandbox %s: %s (%s)\n", s->sandbox_id,
-                    s->client.err.message, s->client.err.code);
-        else
-            fprintf(stderr, "airlock mcp: session ended; sandbox %s destroyed\n", s->sandbox_id);
-    }
+    for (unsigned i = 0; i < s->n_children && s->client.curl; i++)
+        destroy_at_end(s, s->children[i]);
+    for (unsigned i = 0; i < s->n_children; i++)
+        free(s->children[i]);
+    if (s->sandbox_id && s->client.curl)
+        destroy_at_end(s, s->sandbox_id);
     free(s->sandbox_id);
     free(s->client_name);
     client_cleanup(&s->client);

@@ -31,7 +31,13 @@ struct tool {
 static json_t *api_error(struct mcp_session *s, const char *what)
 {
     const struct client_error *e = &s->client.err;
-    if (e->status == 404 && s->sandbox_id && strstr(e->message, s->sandbox_id))
+    const char *child = NULL;
+    for (unsigned i = 0; i < s->n_children && !child; i++)
+        if (strstr(e->message, s->children[i]))
+            child = s->children[i];
+    if ((e->status == 404 || e->status == 410) && child)
+        mcp_session_child_forget(s, child); /* a fork's child that is gone */
+    else if (e->status == 404 && s->sandbox_id && strstr(e->message, s->sandbox_id))
         mcp_session_lost(s);
     else if (e->status == 410)
         mcp_session_lost(s);
@@ -51,9 +57,30 @@ static const char *str_arg(json_t *args, const char *name)
     return s && strlen(s) == json_string_length(v) ? s : NULL;
 }
 
-/* The session's sandbox for a tool call; NULL with *err set to the tool error. */
-static const char *sandbox_for_call(struct mcp_session *s, const char **note, json_t **err)
+/* The sandbox a tool call acts on: args' "sandbox" (a child the fork tool
+ * made in this session: no other id is accepted, so a model cannot reach a
+ * sandbox the session did not make), else the session's own. NULL with
+ * *err set to the tool error. */
+static const char *sandbox_for_call(struct mcp_session *s, json_t *args, const char **note, json_t **err)
 {
+    json_t *want = json_object_get(args, "sandbox");
+    if (want && !json_is_null(want)) {
+        *note = NULL;
+        const char *child = mcp_session_child(s, json_string_value(want));
+        if (!child) {
+            *err = mcp_tool_error("\"sandbox\" must be the id of a sandbox the fork tool made in this session "
+                                  "(%u live); leave it out for the session's own sandbox", s->n_children);
+            return NULL;
+        }
+        /* its lifetime counts again from now, like the session's own */
+        cleanup_free char *path = client_sandbox_path(&s->client, child, "/timeout", NULL);
+        json_auto_t *body = json_pack("{s:I}", "timeout_s", (json_int_t)s->cfg->lifetime_s);
+        if (!path || !body || client_json(&s->client, "POST", path, body, NULL, NULL) < 0) {
+            *err = api_error(s, "this sandbox cannot be used");
+            return NULL;
+        }
+        return child;
+    }
     if (mcp_session_sandbox(s, note) < 0) {
         *err = api_error(s, "could not get this session's sandbox");
         return NULL;
@@ -64,36 +91,39 @@ static const char *sandbox_for_call(struct mcp_session *s, const char **note, js
 /* The finishing touches of every result from a sandbox: the note about a
  * replaced sandbox first, and the sandbox's id in _meta (for clients and
  * tests that want to find it through the REST API). */
-static json_t *finish(struct mcp_session *s, json_t *result, const char *note)
+static json_t *finish(struct mcp_session *s, const char *id, json_t *result, const char *note)
 {
     if (!result)
         return NULL;
     if (note)
         json_array_insert_new(json_object_get(result, "content"), 0, json_pack("{s:s, s:s}", "type", "text", "text", note));
-    if (s->sandbox_id)
-        json_object_set_new(result, "_meta", json_pack("{s:s}", "airlock/sandbox_id", s->sandbox_id));
+    if (!id)
+        id = s->sandbox_id;
+    if (id)
+        json_object_set_new(result, "_meta", json_pack("{s:s}", "airlock/sandbox_id", id));
     return result;
 }
 
 /* ---- run_python / run_bash -------------------------------------------- */
 
-static json_t *run(struct mcp_session *s, const char *suffix, json_t *body, bool is_exec, const char *what)
+static json_t *run(struct mcp_session *s, json_t *args, const char *suffix, json_t *body, bool is_exec,
+                   const char *what)
 {
     const char *note;
     json_t *err = NULL;
-    const char *id = sandbox_for_call(s, &note, &err);
+    const char *id = sandbox_for_call(s, args, &note, &err);
     if (!id)
         return err;
     cleanup_free char *path = client_sandbox_path(&s->client, id, suffix, NULL);
     json_auto_t *answer = NULL;
     if (!path || client_json(&s->client, "POST", path, body, &answer, NULL) < 0)
-        return finish(s, api_error(s, what), note);
+        return finish(s, id, api_error(s, what), note);
     json_t *result = mcp_result_new();
     if (result && mcp_add_run_result(result, answer, is_exec) < 0) {
         json_decref(result);
         return mcp_tool_error("%s: out of memory building the result", what);
     }
-    return finish(s, result, note);
+    return finish(s, id, result, note);
 }
 
 static json_t *python_schema(void)
@@ -111,7 +141,7 @@ static json_t *run_python(struct mcp_session *s, json_t *args)
                               "characters");
     json_auto_t *body = json_pack("{s:s, s:s, s:I}", "code", code, "language", "python", "timeout_s",
                                   (json_int_t)s->cfg->call_timeout_s);
-    return body ? run(s, "/code", body, false, "run_python failed") : NULL;
+    return body ? run(s, args, "/code", body, false, "run_python failed") : NULL;
 }
 
 static json_t *bash_schema(void)
@@ -134,7 +164,7 @@ static json_t *run_bash(struct mcp_session *s, json_t *args)
     json_auto_t *body = json_pack("{s:s, s:I}", "cmd", command, "timeout_s", (json_int_t)s->cfg->call_timeout_s);
     if (!body || (json_is_string(cwd) && json_object_set(body, "cwd", cwd) < 0))
         return NULL;
-    return run(s, "/exec", body, true, "run_bash failed");
+    return run(s, args, "/exec", body, true, "run_bash failed");
 }
 
 /* ---- upload_file ---------------------------------------------------------- */
@@ -195,7 +225,7 @@ static json_t *upload_file(struct mcp_session *s, json_t *args)
     if (upload_bytes(args, &data, &len, &err) < 0)
         return err;
     const char *note;
-    const char *id = sandbox_for_call(s, &note, &err);
+    const char *id = sandbox_for_call(s, args, &note, &err);
     if (!id)
         return err;
     /* fmemopen refuses a size of 0: an empty file is /dev/null's content */
@@ -207,14 +237,14 @@ static json_t *upload_file(struct mcp_session *s, json_t *args)
     int r = path ? client_upload(&s->client, path, f, (curl_off_t)len, &answer) : -1;
     fclose(f);
     if (r < 0)
-        return finish(s, api_error(s, "upload_file failed"), note);
+        return finish(s, id, api_error(s, "upload_file failed"), note);
     const char *abs = json_string_value(json_object_get(answer, "path"));
     json_t *result = mcp_result_new();
     if (result && mcp_add_textf(result, "wrote %zu bytes to %s", len, abs ? abs : remote) < 0) {
         json_decref(result);
         return NULL;
     }
-    return finish(s, result, note);
+    return finish(s, id, result, note);
 }
 
 /* ---- download_file ------------------------------------------------------ */
@@ -286,7 +316,7 @@ static json_t *download_file(struct mcp_session *s, json_t *args)
                               "NUL characters");
     const char *note;
     json_t *err = NULL;
-    const char *id = sandbox_for_call(s, &note, &err);
+    const char *id = sandbox_for_call(s, args, &note, &err);
     if (!id)
         return err;
     struct capped sink = {.cap = (size_t)s->cfg->max_file_bytes};
@@ -298,11 +328,11 @@ static json_t *download_file(struct mcp_session *s, json_t *args)
     fclose(f);
     cleanup_free char *data = sink.p;
     if (sink.over)
-        return finish(s, mcp_tool_error("download_file: %s is larger than this server's limit of %ld bytes "
+        return finish(s, id, mcp_tool_error("download_file: %s is larger than this server's limit of %ld bytes "
                                         "(--max-file-mb); read a part of it with run_bash or run_python instead",
                                         remote, s->cfg->max_file_bytes), note);
     if (r < 0)
-        return finish(s, api_error(s, "download_file failed"), note);
+        return finish(s, id, api_error(s, "download_file failed"), note);
     if (!data && !(data = strdup("")))
         return NULL;
     cleanup_free char *uri = NULL;
@@ -324,7 +354,7 @@ static json_t *download_file(struct mcp_session *s, json_t *args)
         json_decref(result);
         return NULL;
     }
-    return finish(s, result, note);
+    return finish(s, id, result, note);
 }
 
 /* ---- list_files ---------------------------------------------------------- */
@@ -343,13 +373,13 @@ static json_t *list_files(struct mcp_session *s, json_t *args)
     const char *dir = json_is_string(p) && *json_string_value(p) ? json_string_value(p) : "/home/user";
     const char *note;
     json_t *err = NULL;
-    const char *id = sandbox_for_call(s, &note, &err);
+    const char *id = sandbox_for_call(s, args, &note, &err);
     if (!id)
         return err;
     cleanup_free char *path = client_sandbox_path(&s->client, id, "/files/list", dir);
     json_auto_t *answer = NULL;
     if (!path || client_json(&s->client, "GET", path, NULL, &answer, NULL) < 0)
-        return finish(s, api_error(s, "list_files failed"), note);
+        return finish(s, id, api_error(s, "list_files failed"), note);
     /* one line per entry, as `ls -l` would say it, directories with a '/' */
     char *text = NULL;
     size_t text_len = 0;
@@ -374,7 +404,150 @@ static json_t *list_files(struct mcp_session *s, json_t *args)
         json_decref(result);
         return NULL;
     }
-    return finish(s, result, note);
+    return finish(s, id, result, note);
+}
+
+/* ---- fork / diff / merge_into (docs/mcp.md, "Fork") -------------------------- */
+
+static json_t *fork_schema(void)
+{
+    return json_pack("{s:s, s:{s:{s:s, s:i, s:i, s:s}}, s:b}", "type", "object", "properties", "n", "type", "integer",
+                     "minimum", 1, "maximum", MCP_MAX_CHILDREN, "description",
+                     "How many copies to make (default 1).", "additionalProperties", 0);
+}
+
+static json_t *fork_tool(struct mcp_session *s, json_t *args)
+{
+    json_t *jn = json_object_get(args, "n");
+    json_int_t n = jn && !json_is_null(jn) ? (json_is_integer(jn) ? json_integer_value(jn) : -1) : 1;
+    if (n < 1 || n > MCP_MAX_CHILDREN || s->n_children + (unsigned)n > MCP_MAX_CHILDREN)
+        return mcp_tool_error("fork: \"n\" must be 1..%d, and a session holds at most %d forked sandboxes (%u now)",
+                              MCP_MAX_CHILDREN, MCP_MAX_CHILDREN, s->n_children);
+    const char *note;
+    json_t *err = NULL;
+    const char *id = sandbox_for_call(s, args, &note, &err);
+    if (!id)
+        return err;
+    cleanup_free char *path = client_sandbox_path(&s->client, id, "/fork", NULL);
+    json_auto_t *body = json_pack("{s:I}", "n", n);
+    json_auto_t *answer = NULL;
+    if (!path || !body || client_json(&s->client, "POST", path, body, &answer, NULL) < 0)
+        return finish(s, id, api_error(s, "fork failed"), note);
+    const char *state = json_string_value(json_object_get(answer, "state"));
+    json_t *result = mcp_result_new();
+    if (!result)
+        return NULL;
+    mcp_add_textf(result, "%s: %lld copies of sandbox %s, each holding %s. Pass one as \"sandbox\" to the other "
+                          "tools; merge_into commits one back.",
+                  "forked", (long long)n, id,
+                  state && strcmp(state, "full") == 0 ? "its whole state (variables, imports, files)"
+                                                      : "a copy of its files (/tmp, /data, /home/user) and a fresh "
+                                                        "Python interpreter");
+    json_t *ids = json_array();
+    size_t i;
+    json_t *sb;
+    json_array_foreach(json_object_get(answer, "sandboxes"), i, sb)
+    {
+        const char *kid = json_string_value(json_object_get(sb, "id"));
+        if (!kid)
+            continue;
+        /* held within the cap checked above; an allocation failure leaves
+         * it to its own expiry, said in the result */
+        if (mcp_session_child_add(s, kid) < 0)
+            mcp_add_textf(result, "warning: %s is not tracked by this session (it expires on its own)", kid);
+        mcp_add_textf(result, "%s", kid);
+        json_array_append_new(ids, json_string(kid));
+    }
+    finish(s, id, result, note);
+    json_object_set_new(json_object_get(result, "_meta"), "airlock/children", ids);
+    return result;
+}
+
+static json_t *child_schema(const char *what)
+{
+    return json_pack("{s:s, s:{s:{s:s, s:s}}, s:[s], s:b}", "type", "object", "properties", "sandbox", "type",
+                     "string", "description", what, "required", "sandbox", "additionalProperties", 0);
+}
+
+static json_t *diff_schema(void) { return child_schema("A sandbox the fork tool made, compared with this session's."); }
+static json_t *merge_schema(void)
+{
+    return child_schema("A sandbox the fork tool made: its files replace this session's, then it is destroyed.");
+}
+
+/* The session's own sandbox and the child args names, both checked. */
+static int pair(struct mcp_session *s, json_t *args, const char **mine, const char **child, const char **note,
+                json_t **err)
+{
+    if (!(*child = sandbox_for_call(s, args, note, err)))
+        return -1;
+    if (*child == s->sandbox_id || !mcp_session_child(s, *child)) {
+        *err = mcp_tool_error("\"sandbox\" must be the id of a sandbox the fork tool made in this session");
+        return -1;
+    }
+    json_t *none = json_object();
+    *mine = sandbox_for_call(s, none, note, err);
+    json_decref(none);
+    return *mine ? 0 : -1;
+}
+
+static json_t *diff_tool(struct mcp_session *s, json_t *args)
+{
+    const char *mine, *child, *note;
+    json_t *err = NULL;
+    if (pair(s, args, &mine, &child, &note, &err) < 0)
+        return err;
+    char suffix[128];
+    snprintf(suffix, sizeof(suffix), "/diff/%s", child);
+    cleanup_free char *path = client_sandbox_path(&s->client, mine, suffix, NULL);
+    json_auto_t *answer = NULL;
+    if (!path || client_json(&s->client, "GET", path, NULL, &answer, NULL) < 0)
+        return finish(s, mine, api_error(s, "diff failed"), note);
+    json_t *result = mcp_result_new();
+    if (!result)
+        return NULL;
+    static const struct {
+        const char *key, *mark, *size;
+    } kinds[] = {{"added", "+", "size"}, {"removed", "-", "size"}, {"changed", "~", "size_b"}};
+    unsigned lines = 0;
+    for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(answer, kinds[k].key), i, e)
+        {
+            mcp_add_textf(result, "%s %s (%lld bytes)", kinds[k].mark, json_string_value(json_object_get(e, "path")),
+                          (long long)json_integer_value(json_object_get(e, kinds[k].size)));
+            lines++;
+        }
+    }
+    if (!lines)
+        mcp_add_text(result, "no differences in /tmp, /data, /home/user");
+    return finish(s, mine, result, note);
+}
+
+static json_t *merge_tool(struct mcp_session *s, json_t *args)
+{
+    const char *mine, *child, *note;
+    json_t *err = NULL;
+    if (pair(s, args, &mine, &child, &note, &err) < 0)
+        return err;
+    char suffix[128];
+    snprintf(suffix, sizeof(suffix), "/merge_into/%s", mine);
+    cleanup_free char *path = client_sandbox_path(&s->client, child, suffix, NULL);
+    json_auto_t *answer = NULL;
+    if (!path || client_json(&s->client, "POST", path, NULL, &answer, NULL) < 0)
+        return finish(s, mine, api_error(s, "merge_into failed"), note);
+    json_t *result = mcp_result_new();
+    if (!result)
+        return NULL;
+    mcp_add_textf(result, "merged %s into this session's sandbox: %lld files, %lld bytes; %s is destroyed. "
+                          "Python state was not merged (files only).",
+                  child, (long long)json_integer_value(json_object_get(answer, "files")),
+                  (long long)json_integer_value(json_object_get(answer, "bytes")), child);
+    char gone[64];
+    snprintf(gone, sizeof(gone), "%s", child);
+    mcp_session_child_forget(s, gone);
+    return finish(s, mine, result, note);
 }
 
 /* ---- the table ------------------------------------------------------------ */
@@ -399,14 +572,34 @@ static const struct tool tools[] = {
      download_schema, true, download_file},
     {"list_files", "List a sandbox directory", "List a directory of this session's sandbox (default /home/user).",
      list_schema, true, list_files},
+    {"fork", "Copy the sandbox",
+     "Make n copies of this session's sandbox (or of \"sandbox\", a copy made earlier) to try different "
+     "approaches side by side. Answers the copies' ids: pass one as \"sandbox\" to run_python, run_bash and "
+     "the file tools. A copy holds the files; on VM sandboxes also the Python variables and imports.",
+     fork_schema, false, fork_tool},
+    {"diff", "Compare a copy's files",
+     "List the files a copy made by fork added, removed or changed, relative to this session's sandbox.", diff_schema,
+     true, diff_tool},
+    {"merge_into", "Keep a copy's files",
+     "Make this session's sandbox hold exactly the files of a copy made by fork (the winner), and destroy the "
+     "copy.",
+     merge_schema, false, merge_tool},
 };
 
 json_t *mcp_tools_list(void)
 {
     json_t *list = json_array();
     for (size_t i = 0; list && i < ARRAY_SIZE(tools); i++) {
+        json_t *schema = tools[i].schema();
+        /* every tool may act on a fork's copy instead of the session's sandbox */
+        json_t *props = json_object_get(schema, "properties");
+        if (props && !json_object_get(props, "sandbox"))
+            json_object_set_new(props, "sandbox",
+                                json_pack("{s:s, s:s}", "type", "string", "description",
+                                          "Optional: the id of a copy the fork tool made; default: this session's "
+                                          "sandbox."));
         json_t *t = json_pack("{s:s, s:s, s:s, s:o, s:{s:b, s:b}}", "name", tools[i].name, "title",
-                              tools[i].title, "description", tools[i].description, "inputSchema", tools[i].schema(),
+                              tools[i].title, "description", tools[i].description, "inputSchema", schema,
                               "annotations", "readOnlyHint", tools[i].read_only, "openWorldHint", 0);
         if (json_array_append_new(list, t) < 0) {
             json_decref(list);

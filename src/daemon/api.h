@@ -20,6 +20,10 @@ void api_sandbox_timeout(struct http_req *req);
 void api_sandbox_logs(struct http_req *req);
 void api_sandbox_pause(struct http_req *req);
 void api_sandbox_resume(struct http_req *req);
+/* api_family.c: fork, diff, merge_into (docs/api.md, `POST /v1/sandboxes/{id}/fork`) */
+void api_sandbox_fork(struct http_req *req);
+void api_sandbox_diff(struct http_req *req);
+void api_sandbox_merge_into(struct http_req *req);
 
 /* api_egress.c (docs/egress.md). api_egress_parse reads a create body's
  * "egress": 0 and *out (NULL: sealed), or -1 with the 400 sent. */

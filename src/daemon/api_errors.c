@@ -31,6 +31,8 @@ static const struct {
     [ERR_PAUSED] = {409, "sandbox_paused"},
     [ERR_BUSY] = {409, "sandbox_busy"},
     [ERR_NO_PAUSE] = {409, "pause_unavailable"},
+    [ERR_NOT_FAMILY] = {409, "not_same_family"},
+    [ERR_FORK_FAILED] = {500, "fork_failed"},
 };
 
 int api_error_from_op(struct api_error *err, int ret, const struct op_error *op)

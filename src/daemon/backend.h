@@ -120,6 +120,20 @@ struct backend_ops {
     /* Abort the sandbox's sockets to non-loopback peers (how many in
      * *closed), then delete the link. inst may be NULL (already destroyed). */
     int (*egress_link_down)(struct backend_instance *inst, const struct egress_link *l, unsigned *closed);
+    /* Full-state fork (docs/vm.md): n new sandboxes, one per child_specs[i]
+     * (each with its own id; same template and limits as the parent), whose
+     * memory, processes and files are the parent's at one instant. The
+     * parent is paused only for that instant and runs on unchanged;
+     * afterwards no member sees another's writes. On success children[i]
+     * and agent_fds[i] are set as by create, but the agents are live
+     * (their REPLs hold the parent's state: no warm-up, no REPL restart)
+     * and already reseeded; on failure nothing is left. The daemon does not
+     * hold the parent's lock meanwhile (its other requests go on), but no
+     * destroy and no second fork of the parent run until this returns.
+     * Optional: NULL, the backend cannot fork full state (the daemon then
+     * copies files). */
+    int (*fork)(void *state, struct backend_instance *parent, const struct sandbox_spec *child_specs, unsigned n,
+                struct backend_instance **children, int *agent_fds, char *err, size_t errlen);
     void (*fini)(void *state);
 };
 

@@ -36,9 +36,12 @@ void sandbox_discard(struct sandbox *sb)
     proctab_free(sb->procs); /* its pumps end when the agent is gone, or within a second */
     agent_conn_free(sb->conn); /* joins the reader thread */
     pthread_mutex_lock(&sb->inst_lock);
+    while (sb->forking)
+        pthread_cond_wait(&sb->inst_cond, &sb->inst_lock);
     if (sb->inst) /* a failed build, or one that never went live */
         sb->bk->destroy(sb->bk_state, sb->inst);
     pthread_mutex_unlock(&sb->inst_lock);
+    pthread_cond_destroy(&sb->inst_cond);
     pthread_mutex_destroy(&sb->inst_lock);
     json_decref(sb->env);
     json_decref(sb->metadata);
@@ -234,23 +237,27 @@ static int sandbox_alloc(struct daemon *d, const struct sandbox_shape *s, struct
     sb->d = d;
     pthread_mutex_init(&sb->inst_lock, NULL);
     pthread_mutex_init(&sb->egress_lock, NULL);
+    pthread_cond_init(&sb->inst_cond, NULL);
     sb->refs = 1;
     memcpy(sb->id, "sb_", 3);
     int r = random_hex(sb->id + 3, 16);
     if (r == 0)
         r = proctab_new(&sb->procs);
     if (r < 0) {
+        pthread_cond_destroy(&sb->inst_cond);
         pthread_mutex_destroy(&sb->inst_lock);
         free(sb);
         return op_error_set(err, r, ERR_INTERNAL, r == -ENOMEM ? "out of memory" : "getrandom: %s", strerror(-r));
     }
     snprintf(sb->template_name, sizeof(sb->template_name), "%s", s->tmpl->name);
+    sb->tmpl = s->tmpl;
     sb->egress = s->egress;
     sb->isolation = s->isolation;
     sb->bk = s->isolation == ISO_VM ? d->vm_backend : d->backend;
     sb->bk_state = s->isolation == ISO_VM ? d->vm_state : d->backend_state;
     if (!sb->bk) { /* api_sandboxes.c refuses this isolation first */
         proctab_free(sb->procs);
+        pthread_cond_destroy(&sb->inst_cond);
         pthread_mutex_destroy(&sb->inst_lock);
         free(sb);
         return op_error_set(err, -ENODEV, ERR_INTERNAL, "the %s backend is not available",
@@ -263,11 +270,11 @@ static int sandbox_alloc(struct daemon *d, const struct sandbox_shape *s, struct
     return 0;
 }
 
-/* The backend starts the sandbox; its agent's socket becomes sb->conn. */
-static int start_backend(struct sandbox *sb, const struct sandbox_shape *s, struct op_error *err)
+/* What the backend is asked to start for sb. */
+static void fill_spec(struct sandbox *sb, const struct sandbox_shape *s, struct sandbox_spec *out)
 {
     struct daemon *d = sb->d;
-    struct sandbox_spec spec = {
+    *out = (struct sandbox_spec){
         .tmpl = s->tmpl,
         .memory_bytes = (uint64_t)s->memory_mb << 20,
         .cpu_millis = (uint32_t)(s->cpus * 1000.0 + 0.5),
@@ -277,7 +284,14 @@ static int start_backend(struct sandbox *sb, const struct sandbox_shape *s, stru
         .runner_path = d->cfg.runner_path,
         .hostname = "sandbox",
     };
-    memcpy(spec.id, sb->id, sizeof(spec.id));
+    memcpy(out->id, sb->id, sizeof(out->id));
+}
+
+/* The backend starts the sandbox; its agent's socket becomes sb->conn. */
+static int start_backend(struct sandbox *sb, const struct sandbox_shape *s, struct op_error *err)
+{
+    struct sandbox_spec spec;
+    fill_spec(sb, s, &spec);
     char berr[512] = "";
     int fd = -1;
     int r = sb->bk->create(sb->bk_state, &spec, &sb->inst, &fd, berr, sizeof(berr));
@@ -430,5 +444,87 @@ fail:
     /* no log here: the pool or the create that asked decides what the
      * failure means and logs it once */
     sandbox_discard(sb);
+    return r < 0 ? r : -EIO;
+}
+
+/* ---- fork */
+
+void sandbox_shape_of(const struct sandbox *sb, struct sandbox_shape *out)
+{
+    *out = (struct sandbox_shape){.tmpl = sb->tmpl, .memory_mb = sb->memory_mb, .cpus = sb->cpus,
+                                  .egress = sb->egress, .isolation = sb->isolation};
+}
+
+bool sandbox_can_fork_full(const struct sandbox *sb) { return sb->bk->fork != NULL; }
+
+int sandbox_build_fork(struct sandbox *parent, unsigned n, struct sandbox **out, struct op_error *err)
+{
+    struct daemon *d = parent->d;
+    struct sandbox_shape s;
+    sandbox_shape_of(parent, &s);
+    if (!parent->bk->fork || n == 0 || n > SANDBOX_FORK_MAX)
+        return op_error_set(err, -EOPNOTSUPP, ERR_INTERNAL, "the %s backend cannot fork full state", parent->bk->name);
+    struct sandbox *kids[SANDBOX_FORK_MAX] = {NULL};
+    struct sandbox_spec specs[SANDBOX_FORK_MAX];
+    struct backend_instance *insts[SANDBOX_FORK_MAX] = {NULL};
+    int fds[SANDBOX_FORK_MAX];
+    int r = 0;
+    unsigned made = 0;
+    for (; made < n; made++) {
+        if ((r = sandbox_alloc(d, &s, &kids[made], err)) < 0)
+            goto fail;
+        fill_spec(kids[made], &s, &specs[made]);
+    }
+    char berr[512] = "";
+    uint64_t t0 = now_mono_us();
+    /* The instance is pinned, not locked, for the fork: the parent's own
+     * requests (which read its counters under inst_lock) go on while its RAM
+     * streams and the children restore; its destroy and another fork of it
+     * wait for this one (sandbox_impl.h). */
+    pthread_mutex_lock(&parent->inst_lock);
+    while (parent->forking)
+        pthread_cond_wait(&parent->inst_cond, &parent->inst_lock);
+    struct backend_instance *pinst = parent->inst;
+    parent->forking = pinst != NULL;
+    pthread_mutex_unlock(&parent->inst_lock);
+    r = pinst ? parent->bk->fork(parent->bk_state, pinst, specs, n, insts, fds, berr, sizeof(berr)) : -ESRCH;
+    if (pinst) {
+        pthread_mutex_lock(&parent->inst_lock);
+        parent->forking = false;
+        pthread_cond_broadcast(&parent->inst_cond);
+        pthread_mutex_unlock(&parent->inst_lock);
+    }
+    if (r < 0) {
+        op_error_set(err, r, r == -ESRCH ? ERR_AGENT_GONE : ERR_FORK_FAILED, "fork: %s",
+                     r == -ESRCH ? "the sandbox is being destroyed" : berr[0] ? berr : strerror(-r));
+        goto fail;
+    }
+    uint64_t t1 = now_mono_us();
+    /* every child owns its instance from here: a failure below frees each
+     * with its sandbox */
+    for (unsigned i = 0; i < n; i++)
+        kids[i]->inst = insts[i];
+    for (unsigned i = 0; i < n; i++) {
+        if ((r = agent_conn_new(fds[i], kids[i]->id, on_agent_dead, kids[i], &kids[i]->conn)) < 0) {
+            for (unsigned j = i + 1; j < n; j++)
+                close(fds[j]);
+            op_error_set(err, r, ERR_INTERNAL, "start agent reader: %s", strerror(-r));
+            goto fail;
+        }
+    }
+    /* HELLO only: the agents are the parent's, already running, their
+     * REPLs hold its state (no warm-up, no priming call) */
+    for (unsigned i = 0; i < n; i++)
+        if ((r = greet_agent(kids[i], err)) < 0)
+            goto fail;
+    log_debug("sandbox %s: forked %u in %.3f ms (backend %.3f)", parent->id, n, (now_mono_us() - t0) / 1000.0,
+              (t1 - t0) / 1000.0);
+    for (unsigned i = 0; i < n; i++)
+        out[i] = kids[i];
+    return 0;
+fail:
+    for (unsigned i = 0; i < made; i++)
+        if (kids[i])
+            sandbox_discard(kids[i]);
     return r < 0 ? r : -EIO;
 }

@@ -56,6 +56,18 @@ bool sandbox_crashed(struct sandbox *sb);
  * init to wake its reaper. */
 void sandbox_set_crash_hook(struct daemon *d, void (*hook)(struct daemon *d));
 
+/* Fork (registry.c's sandbox_fork): at most this many children at once. */
+#define SANDBOX_FORK_MAX 32
+/* The shape sb was built with (its template valid while sb is live). */
+void sandbox_shape_of(const struct sandbox *sb, struct sandbox_shape *out);
+/* Its backend forks full state (memory, processes, REPL). */
+bool sandbox_can_fork_full(const struct sandbox *sb);
+/* n greeted children of a live parent, their state the parent's (the
+ * backend's fork op): each with one reference, no owner, no record, like a
+ * build's. The parent is paused only for the instant of the copy. 0, or
+ * -errno and err (ERR_FORK_FAILED naming the step; nothing is left). */
+int sandbox_build_fork(struct sandbox *parent, unsigned n, struct sandbox **out, struct op_error *err);
+
 /* Accessors. */
 const char *sandbox_id(const struct sandbox *sb);
 struct agent_conn *sandbox_agent(struct sandbox *sb);

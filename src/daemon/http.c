@@ -84,6 +84,9 @@ static const struct route ROUTES[] = {
     {"/v1/sandboxes/*/processes/*/resize", {{"POST", R_JSON, api_proc_resize, {NULL}}}},
     {"/v1/sandboxes/*/processes/*/output", {{"GET", 0, api_proc_output, {"from"}}}},
     {"/v1/sandboxes/*/logs", {{"GET", 0, api_sandbox_logs, {NULL}}}},
+    {"/v1/sandboxes/*/fork", {{"POST", R_JSON, api_sandbox_fork, {NULL}}}},
+    {"/v1/sandboxes/*/diff/*", {{"GET", 0, api_sandbox_diff, {NULL}}}},
+    {"/v1/sandboxes/*/merge_into/*", {{"POST", 0, api_sandbox_merge_into, {NULL}}}},
     {"/v1/sandboxes/*/egress", {{"GET", 0, api_egress_get, {NULL}}, {"PUT", R_JSON, api_egress_put, {NULL}}}},
     {"/v1/sandboxes/*/egress/log", {{"GET", 0, api_egress_log, {NULL}}}},
     {"/v1/keys", {{"POST", R_JSON | R_ADMIN, api_keys_create, {NULL}}, {"GET", R_ADMIN, api_keys_list, {NULL}}}},
@@ -315,6 +318,7 @@ static bool route_match(const char *pattern, const char *url, char *param, size_
 {
     const char *p = pattern, *u = url;
     int stars = 0;
+    param2[0] = '\0'; /* an earlier route that matched a part may have left one */
     while (*p && *u) {
         if (*p == '*') {
             char *dst = stars == 0 ? param : param2;

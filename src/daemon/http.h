@@ -50,7 +50,8 @@ struct http_req {
     struct MHD_Connection *conn;
     int client_fd;          /* the connection's socket, for http_client_gone */
     char param[80];         /* {id} of the route */
-    char param2[80];        /* a second {...} of the route (a context's id, a process's pid), else "" */
+    char param2[80];        /* a second {...} of the route (a context's id, a process's pid, the other
+                             * sandbox of diff and merge_into), else "" */
     struct key_info key;    /* the authenticated caller */
     bool holds_slot;        /* an in-flight slot of key (admission.c) */
     json_t *body;           /* JSON routes: the parsed object */

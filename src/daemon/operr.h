@@ -39,6 +39,8 @@ enum err_code {
     ERR_PAUSED,           /* the sandbox is paused: resume it first */
     ERR_BUSY,             /* a pause refused: a call is still running in the sandbox */
     ERR_NO_PAUSE,         /* the sandbox's backend cannot pause */
+    ERR_NOT_FAMILY,       /* diff / merge_into of two sandboxes not of one fork family */
+    ERR_FORK_FAILED,      /* a fork's children could not be made (the parent is unharmed) */
 };
 
 struct op_error {

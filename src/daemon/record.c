@@ -33,6 +33,13 @@ json_t *sandbox_record_json(const struct sandbox_record *rec, bool show_owner)
         json_object_set_new(j, "paused_at", json_string(at));
         json_object_set_new(j, "pause_expires_at", json_string(until));
     }
+    /* fork families (docs/api.md): parent_id null unless forked; a
+     * sandbox not forked from another is the root of its own family */
+    if (j && (json_object_set_new(j, "parent_id", rec->parent_id[0] ? json_string(rec->parent_id) : json_null()) < 0 ||
+              json_object_set_new(j, "family_id", json_string(rec->family_id[0] ? rec->family_id : rec->id)) < 0)) {
+        json_decref(j);
+        return NULL;
+    }
     if (j && show_owner &&
         json_object_set_new(j, "key_id", rec->key_id[0] ? json_string(rec->key_id) : json_null()) < 0) {
         json_decref(j);
@@ -47,7 +54,8 @@ void sandbox_fill_record(const struct sandbox *sb, struct sandbox_record *rec, c
     snprintf(rec->id, sizeof(rec->id), "%s", sb->id);
     /* "destroying" while a teardown runs, except after a DELETE: its answer
      * already said "destroyed" (and nothing of the sandbox is reachable) */
-    bool tearing = sb->state == SB_DESTROYING && strcmp(sb->destroy_reason, "deleted") != 0;
+    bool tearing = sb->state == SB_DESTROYING && strcmp(sb->destroy_reason, "deleted") != 0 &&
+                   strcmp(sb->destroy_reason, "merged") != 0; /* merge_into answered for it too */
     snprintf(rec->state, sizeof(rec->state), "%s",
              sb->state == SB_RUNNING ? (sb->paused ? "paused" : "running") : tearing ? "destroying" : "destroyed");
     snprintf(rec->template_name, sizeof(rec->template_name), "%s", sb->template_name);
@@ -70,6 +78,8 @@ void sandbox_fill_record(const struct sandbox *sb, struct sandbox_record *rec, c
     snprintf(rec->destroy_reason, sizeof(rec->destroy_reason), "%s", sb->destroy_reason);
     rec->metadata = metadata;
     snprintf(rec->key_id, sizeof(rec->key_id), "%s", sb->key_id);
+    snprintf(rec->parent_id, sizeof(rec->parent_id), "%s", sb->parent_id);
+    snprintf(rec->family_id, sizeof(rec->family_id), "%s", sb->family_id);
 }
 
 bool sandbox_id_valid(const char *id)

@@ -9,7 +9,9 @@
 
 #include "bgwork.h"
 #include "build.h"
+#include "egress_policy.h"
 #include "egress_proxy.h"
+#include "famfiles.h"
 #include "log.h"
 #include "pool.h"
 #include "proto.h"
@@ -24,6 +26,7 @@
  * per-key quota counts it like the global one counts `reserved`. */
 struct pending_create {
     const char *key_id;
+    unsigned n; /* places it holds: 1 for a create, a fork's children */
     struct pending_create *next;
 };
 
@@ -373,6 +376,8 @@ static void release_backend(struct sandbox *sb)
 {
     sandbox_stop_egress(sb);
     pthread_mutex_lock(&sb->inst_lock);
+    while (sb->forking) /* a fork copying it finishes first (build.c) */
+        pthread_cond_wait(&sb->inst_cond, &sb->inst_lock);
     int r = sb->bk->destroy(sb->bk_state, sb->inst);
     sb->inst = NULL;
     pthread_mutex_unlock(&sb->inst_lock);
@@ -565,9 +570,13 @@ static void wake_reaper(struct daemon *d)
 
 /* ---- create */
 
+/* One place of pc becomes a live sandbox (or is given back); pc leaves the
+ * pending list with its last. */
 static void unreserve_locked(struct registry *reg, struct pending_create *pc)
 {
     reg->reserved--;
+    if (--pc->n > 0)
+        return;
     for (struct pending_create **pp = &reg->pending; *pp; pp = &(*pp)->next) {
         if (*pp == pc) {
             *pp = pc->next;
@@ -579,7 +588,8 @@ static void unreserve_locked(struct registry *reg, struct pending_create *pc)
 static void release_reservation(struct registry *reg, struct pending_create *pc)
 {
     pthread_mutex_lock(&reg->lock);
-    unreserve_locked(reg, pc);
+    while (pc->n > 0)
+        unreserve_locked(reg, pc);
     pthread_mutex_unlock(&reg->lock);
 }
 
@@ -591,27 +601,27 @@ static unsigned owned_locked(struct registry *reg, const char *key_id)
     for (struct sandbox *sb = reg->live; sb; sb = sb->next)
         n += strcmp(sb->key_id, key_id) == 0;
     for (struct pending_create *pc = reg->pending; pc; pc = pc->next)
-        n += strcmp(pc->key_id, key_id) == 0;
+        n += strcmp(pc->key_id, key_id) == 0 ? pc->n : 0;
     return n;
 }
 
 /* Check the quotas and reserve a place for pc (before the pool is asked:
  * a pool hit is a create like any other for every limit). */
-static int reserve(struct daemon *d, const struct sandbox_params *p, struct pending_create *pc, struct op_error *err)
+static int reserve(struct daemon *d, unsigned per_key_max, struct pending_create *pc, struct op_error *err)
 {
     struct registry *reg = d->reg;
     int r = 0;
     pthread_mutex_lock(&reg->lock);
     if (!reg->accepting)
         r = op_error_set(err, -ESHUTDOWN, ERR_SHUTTING_DOWN, "the daemon is shutting down");
-    else if (reg->count + reg->reserved >= d->cfg.max_sandboxes)
+    else if (reg->count + reg->reserved + pc->n > d->cfg.max_sandboxes)
         r = op_error_set(err, -EDQUOT, ERR_QUOTA, "too many live sandboxes (limit %u)", d->cfg.max_sandboxes);
-    else if (p->per_key_max && owned_locked(reg, pc->key_id) >= p->per_key_max)
+    else if (per_key_max && owned_locked(reg, pc->key_id) + pc->n > per_key_max)
         r = op_error_set(err, -EDQUOT, ERR_KEY_QUOTA,
                          "this key has %u live sandboxes, the most one key may have (--max-sandboxes-per-key)",
-                         p->per_key_max);
+                         per_key_max);
     if (r == 0) {
-        reg->reserved++;
+        reg->reserved += pc->n;
         pc->next = reg->pending;
         reg->pending = pc;
     }
@@ -687,9 +697,9 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
 {
     uint64_t t_start = now_mono_us();
     struct registry *reg = d->reg;
-    struct pending_create pc = {.key_id = key_id ? key_id : ""};
+    struct pending_create pc = {.key_id = key_id ? key_id : "", .n = 1};
     struct egress_policy *pol = p->egress_policy;
-    int r = reserve(d, p, &pc, err);
+    int r = reserve(d, p->per_key_max, &pc, err);
     if (r < 0) {
         egress_policy_free(pol);
         return r;
@@ -735,6 +745,143 @@ int sandbox_create(struct daemon *d, const struct sandbox_params *p, const char 
              (double)(t_end - t_start) / 1000.0, pooled ? "pool take" : "build", (double)(t_got - t_start) / 1000.0,
              (double)(t_end - t_got) / 1000.0);
     *out = sb;
+    return 0;
+}
+
+/* ---- fork */
+
+const char *sandbox_family(const struct sandbox *sb) { return sb->family_id[0] ? sb->family_id : sb->id; }
+
+bool sandbox_same_family(const struct sandbox *a, const struct sandbox *b)
+{
+    return strcmp(sandbox_family(a), sandbox_family(b)) == 0;
+}
+
+/* The parent's allow-list, a policy of the child's own (a later change of
+ * one is not the other's). NULL and 0 for a sealed parent. */
+static int copy_policy(struct sandbox *parent, struct egress_policy **out, struct op_error *err)
+{
+    *out = NULL;
+    if (!parent->egress_px)
+        return 0;
+    json_t *j = egress_proxy_policy_json(parent->egress_px);
+    char perr[256] = "";
+    int r = j ? egress_policy_parse(json_object_get(j, "allow"), out, perr, sizeof(perr)) : -ENOMEM;
+    json_decref(j);
+    return r < 0 ? op_error_set(err, r, ERR_INTERNAL, "copy the egress policy: %s", perr[0] ? perr : strerror(-r))
+                 : 0;
+}
+
+/* The children of a files-only fork: fresh sandboxes of the parent's
+ * shape (from the warm pool when it has them), the parent's files copied
+ * into each. */
+static int build_files_fork(struct daemon *d, struct sandbox *parent, unsigned n, struct sandbox **kids,
+                            struct op_error *err)
+{
+    struct sandbox_shape shape;
+    sandbox_shape_of(parent, &shape);
+    for (unsigned i = 0; i < n; i++) {
+        bool pooled = false;
+        int r = obtain(d, &shape, &kids[i], &pooled, err);
+        unsigned files = 0;
+        unsigned long long bytes = 0;
+        if (r == 0 && (r = famfiles_copy(sandbox_agent(parent), sandbox_agent(kids[i]), &files, &bytes, err)) < 0) {
+            char why[OP_ERR_MSG_MAX];
+            snprintf(why, sizeof(why), "%s", err->msg);
+            op_error_set(err, r, ERR_FORK_FAILED, "fork: copy the files: %s", why);
+        }
+        if (r < 0) {
+            for (unsigned j = 0; j <= i; j++)
+                if (kids[j])
+                    sandbox_discard(kids[j]);
+            memset(kids, 0, n * sizeof(*kids));
+            return r;
+        }
+        log_debug("sandbox %s: fork child %s got %u files, %llu bytes", parent->id, kids[i]->id, files, bytes);
+    }
+    return 0;
+}
+
+int sandbox_fork(struct daemon *d, struct sandbox *parent, unsigned n, const char *key_id, unsigned per_key_max,
+                 struct sandbox **out, bool *full, struct op_error *err)
+{
+    uint64_t t0 = now_mono_us();
+    struct registry *reg = d->reg;
+    /* children belong to the parent's owner (an admin forking another
+     * key's sandbox makes that key's sandboxes) */
+    struct pending_create pc = {.key_id = parent->key_id, .n = n};
+    int r = reserve(d, per_key_max, &pc, err);
+    if (r < 0)
+        return r;
+    struct sandbox *kids[SANDBOX_FORK_MAX] = {NULL};
+    *full = sandbox_can_fork_full(parent);
+    r = *full ? sandbox_build_fork(parent, n, kids, err) : build_files_fork(d, parent, n, kids, err);
+    if (r < 0) {
+        release_reservation(reg, &pc);
+        return r;
+    }
+    uint64_t t_built = now_mono_us();
+    unsigned recorded = 0;
+    for (unsigned i = 0; i < n && r == 0; i++) {
+        struct sandbox *sb = kids[i];
+        struct egress_policy *pol = NULL;
+        if ((r = copy_policy(parent, &pol, err)) < 0 || (pol && (r = sandbox_start_egress(sb, pol, err)) < 0))
+            break;
+        pthread_mutex_lock(&reg->lock);
+        sb->timeout_s = parent->timeout_s;
+        pthread_mutex_unlock(&reg->lock);
+        sb->env = json_incref(parent->env);
+        sb->metadata = json_incref(parent->metadata);
+        snprintf(sb->key_id, sizeof(sb->key_id), "%s", parent->key_id);
+        snprintf(sb->parent_id, sizeof(sb->parent_id), "%s", parent->id);
+        snprintf(sb->family_id, sizeof(sb->family_id), "%s", sandbox_family(parent));
+        sb->created_ms = now_wall_ms();
+        sb->expires_ms = sb->created_ms + (uint64_t)sb->timeout_s * 1000;
+        cleanup_free char *md = json_dumps(sb->metadata, JSON_COMPACT);
+        struct sandbox_record rec;
+        sandbox_fill_record(sb, &rec, md);
+        rec.agent_pid = sb->bk->agent_pid ? (int)sb->bk->agent_pid(sb->inst) : 0;
+        json_t *detail = json_pack("{s:s,s:s,s:s,s:i}", "parent", parent->id, "family", sb->family_id, "state",
+                                   *full ? "full" : "files", "timeout_s", (int)sb->timeout_s);
+        struct audit_rec a = {.key_id = key_id, .action = "fork", .sandbox_id = sb->id, .detail = detail};
+        r = store_sandbox_insert(d->store, &rec, &a);
+        json_decref(detail);
+        if (r < 0)
+            op_error_audit(err, r, "the fork");
+        else
+            recorded++;
+    }
+    for (unsigned i = 0; i < n && r == 0; i++)
+        r = publish(reg, kids[i], &pc, err);
+    if (r < 0) {
+        /* nothing was visible yet unless publish failed (shutdown): the
+         * published ones go with the shutdown, the rest here */
+        for (unsigned i = 0; i < n; i++) {
+            bool live = false;
+            pthread_mutex_lock(&reg->lock);
+            for (struct sandbox *s = reg->live; s; s = s->next)
+                live |= s == kids[i];
+            pthread_mutex_unlock(&reg->lock);
+            if (live) {
+                sandbox_unref(kids[i]); /* the caller's reference; the registry keeps its own */
+                continue;
+            }
+            if (i < recorded) {
+                json_t *detail = json_pack("{s:s}", "reason", "fork_failed");
+                struct audit_rec a = {.action = "destroy", .sandbox_id = kids[i]->id, .detail = detail};
+                (void)store_sandbox_set_destroyed(d->store, kids[i]->id, "fork_failed", now_wall_ms(), &a);
+                json_decref(detail);
+            }
+            sandbox_discard(kids[i]);
+        }
+        release_reservation(reg, &pc);
+        return r;
+    }
+    log_info("sandbox %s forked into %u (%s) in %.3f ms (children %.3f ms, records %.3f ms)", parent->id, n,
+             *full ? "full state" : "files", (now_mono_us() - t0) / 1000.0, (t_built - t0) / 1000.0,
+             (now_mono_us() - t_built) / 1000.0);
+    for (unsigned i = 0; i < n; i++)
+        out[i] = kids[i];
     return 0;
 }
 
@@ -928,6 +1075,8 @@ static int resume_locked(struct sandbox *sb, const char *key_id, struct op_error
 int sandbox_pause(struct sandbox *sb, const char *key_id, struct op_error *err)
 {
     pthread_mutex_lock(&sb->inst_lock);
+    while (sb->forking) /* one QEMU, one driver: a fork copying it finishes first (build.c) */
+        pthread_cond_wait(&sb->inst_cond, &sb->inst_lock);
     int r = pause_locked(sb, key_id, err);
     pthread_mutex_unlock(&sb->inst_lock);
     return r;
@@ -936,6 +1085,8 @@ int sandbox_pause(struct sandbox *sb, const char *key_id, struct op_error *err)
 int sandbox_resume(struct sandbox *sb, const char *key_id, struct op_error *err)
 {
     pthread_mutex_lock(&sb->inst_lock);
+    while (sb->forking) /* one QEMU, one driver: a fork copying it finishes first (build.c) */
+        pthread_cond_wait(&sb->inst_cond, &sb->inst_lock);
     int r = resume_locked(sb, key_id, err);
     pthread_mutex_unlock(&sb->inst_lock);
     return r;

@@ -108,6 +108,19 @@ int sandbox_set_timeout(struct sandbox *sb, unsigned timeout_s, bool extend_only
  * failed (nothing changed), or the error for a sandbox gone meanwhile. */
 int sandbox_pause(struct sandbox *sb, const char *key_id, struct op_error *err);
 int sandbox_resume(struct sandbox *sb, const char *key_id, struct op_error *err);
+/* Fork parent into n (1..SANDBOX_FORK_MAX) children (docs/api.md): each
+ * with the parent's template, limits, egress policy, env, metadata, owner
+ * and lifetime length; its own id, lifetime and audit trail ("fork" by
+ * key_id); parent_id the parent, family_id the parent's family. *full:
+ * the backend copied the whole state (vm: memory, processes, REPL), else
+ * the children are fresh sandboxes holding a copy of the parent's files.
+ * The quotas count the n children as n creates. 0 with n referenced
+ * children in out, or err (nothing is left). */
+int sandbox_fork(struct daemon *d, struct sandbox *parent, unsigned n, const char *key_id, unsigned per_key_max,
+                 struct sandbox **out, bool *full, struct op_error *err);
+/* The root of sb's fork family (its own id if it was not forked). */
+const char *sandbox_family(const struct sandbox *sb);
+bool sandbox_same_family(const struct sandbox *a, const struct sandbox *b);
 
 /* The API sandbox object of any sandbox the store knows (live or not) that
  * the caller may see; ERR_NOT_FOUND otherwise. */

@@ -26,6 +26,9 @@ struct sandbox {
 
     /* set by the build, immutable afterwards */
     char template_name[64];
+    /* valid while the sandbox is live: a template with live sandboxes
+     * cannot be removed (ERR_TEMPLATE_IN_USE) */
+    const struct template_info *tmpl;
     bool egress;
     char region[64];
     unsigned memory_mb;
@@ -47,11 +50,23 @@ struct sandbox {
     json_t *env;
     json_t *metadata;
     char key_id[KEY_ID_LEN + 1];
+    /* fork families: set by a fork before the child is visible (parent
+     * and family), or on the parent by its first fork (family, under the
+     * registry lock: the parent is live then) */
+    char parent_id[SANDBOX_ID_LEN + 1];
+    char family_id[SANDBOX_ID_LEN + 1];
 
     /* the backend instance; destroy frees it while requests may still ask
      * for oom_kills, so it is guarded by its own lock */
     pthread_mutex_t inst_lock;
     struct backend_instance *inst;
+    /* a fork is copying inst (build.c, sandbox_build_fork): it runs without
+     * inst_lock (the parent's other requests go on meanwhile), so destroy
+     * and a second fork wait on inst_cond until it is over. Both under
+     * inst_lock. Backend calls that drive the VMM itself (QMP) must wait
+     * for it the same way. */
+    bool forking;
+    pthread_cond_t inst_cond;
 
     /* the allow-list proxy (egress_proxy.h), NULL when sealed: set by the
      * create before the sandbox is visible, shut down with the backend,

@@ -44,6 +44,10 @@ static const struct {
     {"audit", "hash", "TEXT"},
     {"audit", "outcome", "TEXT"},
     {"sandboxes", "isolation", "TEXT NOT NULL DEFAULT 'jail'"},
+    /* fork (docs/api.md): the sandbox it was forked from, and the family's
+     * root (its own id for a sandbox never forked from another) */
+    {"sandboxes", "parent_id", "TEXT"},
+    {"sandboxes", "family_id", "TEXT"},
 };
 
 /* Retention runs after this many audit rows, and drops at most
@@ -63,10 +67,10 @@ static const char *const STMT_SQL[ST__COUNT] = {
     [ST_KEY_LIST] = "SELECT id, name, admin, created_at, revoked FROM api_keys ORDER BY created_at, id",
     [ST_KEY_REVOKE] = "UPDATE api_keys SET revoked = 1 WHERE id = ? AND revoked = 0",
     [ST_SB_INSERT] = "INSERT INTO sandboxes(id,state,template,egress,region,memory_mb,cpus,timeout_s,"
-                     "created_at,expires_at,destroyed_at,destroy_reason,metadata,agent_pid,key_id,isolation)"
-                     " VALUES(?,?,?,?,?,?,?,?,?,?,NULL,NULL,?,?,?,?)",
+                     "created_at,expires_at,destroyed_at,destroy_reason,metadata,agent_pid,key_id,isolation,parent_id,family_id)"
+                     " VALUES(?,?,?,?,?,?,?,?,?,?,NULL,NULL,?,?,?,?,?,?)",
     [ST_SB_GET] = "SELECT id,state,template,egress,region,memory_mb,cpus,timeout_s,created_at,expires_at,"
-                  "destroyed_at,destroy_reason,metadata,agent_pid,key_id,isolation FROM sandboxes WHERE id = ?",
+                  "destroyed_at,destroy_reason,metadata,agent_pid,key_id,isolation,parent_id,family_id FROM sandboxes WHERE id = ?",
     [ST_SB_SET_EXPIRY] = "UPDATE sandboxes SET timeout_s = ?, expires_at = ? WHERE id = ?",
     [ST_SB_SET_DESTROYED] = "UPDATE sandboxes SET state = 'destroyed', destroy_reason = ?, destroyed_at = ?"
                             " WHERE id = ? AND state IN ('running', 'paused')",

@@ -3,7 +3,8 @@
  *   api_keys   (id, name, hash, admin, created_at, revoked)   SHA-256 hex only
  *   sandboxes  (id, state, template, egress, region, memory_mb, cpus,
  *               timeout_s, created_at, expires_at, destroyed_at,
- *               destroy_reason, metadata, agent_pid, key_id)
+ *               destroy_reason, metadata, agent_pid, key_id, isolation,
+ *               parent_id, family_id)
  *   audit      (ts, key_id, action, sandbox_id, detail, hash, outcome)
  *   meta       (k, v)   the write probe (store_probe)
  *   templates  (name, spec_hash, tree_hash, built_at, manifest)   manifest = JSON
@@ -116,6 +117,8 @@ struct sandbox_record {
      * --max-paused destroys it */
     uint64_t paused_ms;
     uint64_t pause_deadline_ms;
+    char parent_id[64];     /* "" unless forked: the sandbox it was forked from */
+    char family_id[64];     /* "" unless in a family: the root of its fork tree */
 };
 
 void store_record_clear(struct sandbox_record *r);

@@ -36,6 +36,8 @@ static int sandbox_insert_tx(struct store *s, void *arg)
     sqlite3_bind_int(st, 12, rec->agent_pid);
     store_bind_text(st, 13, rec->key_id[0] ? rec->key_id : NULL);
     store_bind_text(st, 14, rec->isolation[0] ? rec->isolation : "jail");
+    store_bind_text(st, 15, rec->parent_id[0] ? rec->parent_id : NULL);
+    store_bind_text(st, 16, rec->family_id[0] ? rec->family_id : NULL);
     if (sqlite3_step(st) != SQLITE_DONE)
         r = store_write_fail(s, "insert sandbox record");
     sqlite3_reset(st);
@@ -73,6 +75,8 @@ int store_sandbox_get(struct store *s, const char *id, struct sandbox_record *ou
         out->agent_pid = sqlite3_column_int(st, 13);
         store_copy_col(st, 14, out->key_id, sizeof(out->key_id));
         store_copy_col(st, 15, out->isolation, sizeof(out->isolation));
+        store_copy_col(st, 16, out->parent_id, sizeof(out->parent_id));
+        store_copy_col(st, 17, out->family_id, sizeof(out->family_id));
         if (!out->metadata)
             r = -ENOMEM;
     } else if (rc == SQLITE_DONE) {

@@ -88,14 +88,16 @@ int vm_qemu_argv(const struct vm_qemu_opts *o, char ***out)
          * (copy-on-write) of the sealed memfd in every restore (snapshot.c) */
         add(b, "-object");
         add(b, "memory-backend-file,id=ram0,size=%uM,mem-path=/proc/self/fd/%d,share=%s", o->memory_mb, VM_FD_RAM,
-            o->ram == VM_RAM_SHARED ? "on" : "off");
+            o->ram == VM_RAM_PRIVATE ? "off" : "on");
         add(b, "-machine");
         add(b, "memory-backend=ram0");
     }
-    if (o->ram == VM_RAM_PRIVATE) { /* a restore: the state comes by QMP */
+    if (o->ram == VM_RAM_PRIVATE || o->ram == VM_RAM_LOAD) { /* a restore: the state comes by QMP */
         add(b, "-incoming");
         add(b, "defer");
     }
+    if (o->ram == VM_RAM_LOAD) /* a fork's loader: its guest must never run (fork.c) */
+        add(b, "-S");
     add(b, "-nodefaults");
     add(b, "-no-user-config");
     add(b, "-display");

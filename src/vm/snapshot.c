@@ -126,7 +126,7 @@ static int snap_key(struct vm_state *st, const struct sandbox_spec *spec, bool k
                   kvm ? "kvm" : "tcg", h);
 }
 
-static int wait_migration(int qmp, const char *what, char *err, size_t errlen)
+int vm_wait_migration(int qmp, const char *what, char *err, size_t errlen)
 {
     uint64_t deadline = now_mono_ms() + MIGRATE_TIMEOUT_MS;
     for (;;) {
@@ -152,9 +152,9 @@ static int wait_migration(int qmp, const char *what, char *err, size_t errlen)
     }
 }
 
-static int ignore_shared(int qmp, char *err, size_t errlen)
+int vm_ignore_shared(int qmp, bool on, char *err, size_t errlen)
 {
-    json_t *caps = json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability", "x-ignore-shared", "state", 1);
+    json_t *caps = json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability", "x-ignore-shared", "state", on);
     int r = caps ? qmp_command(qmp, "migrate-set-capabilities", caps, QMP_MS, NULL, err, errlen) : -ENOMEM;
     json_decref(caps);
     return r;
@@ -190,7 +190,7 @@ static int run_python(int fd, uint32_t id, const char *code, unsigned timeout_ms
  * RAM read-only), and the seals, not the mode, are what keep a VMM that
  * opens it from changing what every later restore starts from: write(2)
  * and shared writable mappings of a sealed memfd fail with EPERM. */
-static int seal(int fd, mode_t mode)
+int vm_memfd_seal(int fd, mode_t mode)
 {
     if (fchmod(fd, mode) < 0 ||
         fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
@@ -247,17 +247,18 @@ static int snap_build(struct vm_state *st, const struct sandbox_spec *spec, bool
     uint64_t t_warm = now_mono_ms();
     int qmp = vm_instance_qmp(in);
     json_t *mig = json_pack("{s:s}", "uri", "fd:snapshot");
-    if ((r = qmp_command(qmp, "stop", NULL, QMP_MS, NULL, err, errlen)) < 0 || (r = ignore_shared(qmp, err, errlen)) < 0 ||
+    if ((r = qmp_command(qmp, "stop", NULL, QMP_MS, NULL, err, errlen)) < 0 ||
+        (r = vm_ignore_shared(qmp, true, err, errlen)) < 0 ||
         (r = qmp_send_fd(qmp, "snapshot", state, QMP_MS, err, errlen)) < 0 ||
         (r = qmp_command(qmp, "migrate", mig, QMP_MS, NULL, err, errlen)) < 0 ||
-        (r = wait_migration(qmp, "snapshot", err, errlen)) < 0) {
+        (r = vm_wait_migration(qmp, "snapshot", err, errlen)) < 0) {
         json_decref(mig);
         goto out;
     }
     json_decref(mig);
     vm_instance_free(st, in); /* killed and reaped: no shared writable mapping is left */
     in = NULL;
-    if ((r = seal(ram, 0666)) < 0 || (r = seal(state, 0444)) < 0) {
+    if ((r = vm_memfd_seal(ram, 0666)) < 0 || (r = vm_memfd_seal(state, 0444)) < 0) {
         jail_err(err, errlen, r, "seal the snapshot");
         goto out;
     }
@@ -397,26 +398,18 @@ static void snap_settle(struct vm_state *st, struct vm_snapshot *s, int r, bool 
     pthread_mutex_unlock(&c->lock);
 }
 
-static int restore_once(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, bool *bad_snapshot,
-                        struct backend_instance **out, int *agent_fd, char *err, size_t errlen)
+int vm_restore_image(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, int ram_fd, int state_fd,
+                     struct backend_instance **out, int *agent_fd, char *err, size_t errlen)
 {
-    const char *image = spec->tmpl && spec->tmpl->image ? spec->tmpl->image : NULL;
-    char key[512];
-    int r = snap_key(st, spec, kvm, image ? image : st->files.host_image, key, sizeof(key));
-    if (r < 0)
-        return jail_err(err, errlen, r, "stat the root image");
-    struct vm_snapshot *s = NULL;
-    if ((r = snap_get(st, spec, kvm, key, &s, err, errlen)) < 0)
-        return r;
     struct backend_instance *in = NULL;
     int afd = -1, sfd = -1;
     uint64_t t0 = now_mono_us();
-    r = vm_start(st, spec, kvm, VM_RAM_PRIVATE, s->ram_fd, &in, &afd, err, errlen);
+    int r = vm_start(st, spec, kvm, VM_RAM_PRIVATE, ram_fd, &in, &afd, err, errlen);
     uint64_t t_start = now_mono_us(), t_mig = 0, t_cont = 0;
     if (r == 0) {
         /* a description of its own: the migration reads from offset 0 */
         char path[64];
-        snprintf(path, sizeof(path), "/proc/self/fd/%d", s->state_fd);
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", state_fd);
         sfd = open(path, O_RDONLY | O_CLOEXEC);
         if (sfd < 0)
             r = jail_err(err, errlen, -errno, "reopen the snapshot's state");
@@ -426,10 +419,10 @@ static int restore_once(struct vm_state *st, const struct sandbox_spec *spec, bo
     if (r == 0 && !inc)
         r = jail_err(err, errlen, -ENOMEM, "restore");
     /* the state in, the guest running, then its randomness and clock its own */
-    if (r == 0 && (r = ignore_shared(qmp, err, errlen)) == 0 &&
+    if (r == 0 && (r = vm_ignore_shared(qmp, true, err, errlen)) == 0 &&
         (r = qmp_send_fd(qmp, "snapshot", sfd, QMP_MS, err, errlen)) == 0 &&
         (r = qmp_command(qmp, "migrate-incoming", inc, QMP_MS, NULL, err, errlen)) == 0 &&
-        (r = wait_migration(qmp, "restore", err, errlen)) == 0 && (t_mig = now_mono_us()) &&
+        (r = vm_wait_migration(qmp, "restore", err, errlen)) == 0 && (t_mig = now_mono_us()) &&
         (r = qmp_command(qmp, "cont", NULL, QMP_MS, NULL, err, errlen)) == 0 && (t_cont = now_mono_us()))
         r = resync(afd, err, errlen);
     if (r == 0)
@@ -439,16 +432,18 @@ static int restore_once(struct vm_state *st, const struct sandbox_spec *spec, bo
     json_decref(inc);
     if (sfd >= 0)
         close(sfd);
-    snap_settle(st, s, r, bad_snapshot);
     if (r < 0) {
         if (in) {
             json_t *ret = NULL;
-            char e2[128];
+            char e2[128], said[320];
             if (qmp_command(qmp, "query-status", NULL, 1000, &ret, e2, sizeof(e2)) == 0) {
                 char *t = json_dumps(ret, JSON_COMPACT);
                 log_warn("vm: restore failed with the guest %s", t ? t : "?");
                 free(t);
                 json_decref(ret);
+            } else {
+                vm_instance_last_words(in, said, sizeof(said));
+                log_warn("vm: restore failed, the VMM is gone%s%s", said[0] ? ": " : "", said);
             }
         }
         if (afd >= 0)
@@ -460,6 +455,22 @@ static int restore_once(struct vm_state *st, const struct sandbox_spec *spec, bo
     *out = in;
     *agent_fd = afd;
     return 0;
+}
+
+static int restore_once(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, bool *bad_snapshot,
+                        struct backend_instance **out, int *agent_fd, char *err, size_t errlen)
+{
+    const char *image = spec->tmpl && spec->tmpl->image ? spec->tmpl->image : NULL;
+    char key[512];
+    int r = snap_key(st, spec, kvm, image ? image : st->files.host_image, key, sizeof(key));
+    if (r < 0)
+        return jail_err(err, errlen, r, "stat the root image");
+    struct vm_snapshot *s = NULL;
+    if ((r = snap_get(st, spec, kvm, key, &s, err, errlen)) < 0)
+        return r;
+    r = vm_restore_image(st, spec, kvm, s->ram_fd, s->state_fd, out, agent_fd, err, errlen);
+    snap_settle(st, s, r, bad_snapshot);
+    return r;
 }
 
 int vm_snapshot_restore(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, struct backend_instance **out,

@@ -225,5 +225,6 @@ const struct backend_ops vm_backend_ops = {
     .agent_pid = vm_agent_pid,
     .pause = vm_pause,
     .resume = vm_resume,
+    .fork = vm_fork,
     .fini = vm_fini,
 };

@@ -52,6 +52,8 @@ enum vm_ram {
     VM_RAM_ANON,    /* QEMU's private anonymous memory: a cold boot */
     VM_RAM_SHARED,  /* the snapshot's memfd, shared: the VM a snapshot is taken of */
     VM_RAM_PRIVATE, /* the snapshot's sealed memfd mapped copy-on-write: a restore */
+    VM_RAM_LOAD,    /* a new memfd, shared, -incoming defer and -S: a fork's loader, whose
+                       guest never runs (fork.c) */
 };
 
 enum vm_accel { VM_ACCEL_AUTO, VM_ACCEL_KVM, VM_ACCEL_TCG };
@@ -134,6 +136,21 @@ void vm_snapshots_free(struct vm_snapshots *c);
 /* A sandbox from spec's snapshot: restored, reseeded, its clock set. */
 int vm_snapshot_restore(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, struct backend_instance **out,
                         int *agent_fd, char *err, size_t errlen);
+/* A VM from an image (guest RAM memfd + device state memfd, both sealed):
+ * restored with its RAM mapped copy-on-write, reseeded, its clock set. For
+ * snapshots and forks (fork.c). */
+int vm_restore_image(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, int ram_fd, int state_fd,
+                     struct backend_instance **out, int *agent_fd, char *err, size_t errlen);
+/* Poll query-migrate until completed (0) or failed. */
+int vm_wait_migration(int qmp, const char *what, char *err, size_t errlen);
+/* The x-ignore-shared migration capability on or off. */
+int vm_ignore_shared(int qmp, bool on, char *err, size_t errlen);
+/* Seal a memfd (no write, grow, shrink, further seals) with this mode. */
+int vm_memfd_seal(int fd, mode_t mode);
+
+/* fork.c: full-state fork (backend op fork). */
+int vm_fork(void *state, struct backend_instance *parent, const struct sandbox_spec *child_specs, unsigned n,
+            struct backend_instance **children, int *agent_fds, char *err, size_t errlen);
 
 /* vmm.c: one VMM, for vm.c and snapshot.c */
 const char *vm_warmup_of(struct vm_state *st, const struct sandbox_spec *spec);
@@ -144,6 +161,8 @@ int vm_start(struct vm_state *st, const struct sandbox_spec *spec, bool kvm, enu
              struct backend_instance **out, int *agent_fd, char *err, size_t errlen);
 void vm_instance_free(struct vm_state *st, struct backend_instance *in);
 int vm_instance_qmp(const struct backend_instance *in);
+/* The last line the VMM wrote to its stderr ("" if none): why it died. */
+void vm_instance_last_words(struct backend_instance *in, char *buf, size_t len);
 pid_t vm_instance_pid(const struct backend_instance *in);
 const struct cgroup_ctx *vm_instance_cgroup(const struct backend_instance *in);
 const char *vm_instance_id(const struct backend_instance *in);

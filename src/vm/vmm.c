@@ -79,6 +79,7 @@ static void slot_free(struct vm_state *st, int slot)
     pthread_mutex_unlock(&st->lock);
 }
 
+void vm_instance_last_words(struct backend_instance *in, char *buf, size_t len) { vmm_last_words(in, buf, len); }
 int vm_instance_qmp(const struct backend_instance *in) { return in->qmp_fd; }
 pid_t vm_instance_pid(const struct backend_instance *in) { return in->pid; }
 const struct cgroup_ctx *vm_instance_cgroup(const struct backend_instance *in) { return &in->cg; }

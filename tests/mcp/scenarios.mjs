@@ -9,7 +9,8 @@ export async function listTools(client) {
   assert.ok(client.getServerCapabilities().tools);
   const { tools } = await client.listTools();
   const names = tools.map((x) => x.name).sort();
-  assert.deepEqual(names, ["download_file", "list_files", "run_bash", "run_python", "upload_file"]);
+  assert.deepEqual(names, ["diff", "download_file", "fork", "list_files", "merge_into", "run_bash", "run_python",
+    "upload_file"]);
   for (const tool of tools) {
     assert.equal(tool.inputSchema.type, "object", tool.name);
     assert.ok(tool.description.length > 20, tool.name);
@@ -127,3 +128,33 @@ export async function errorResults(client) {
   r = await client.callTool({ name: "run_python", arguments: { code: "y + 1" } });
   assert.equal(text(r), "2");
 }
+
+// fork: copies addressed by "sandbox"; diff and merge_into against the
+// session's sandbox; an id the session did not make is refused.
+export async function forkFamily(client) {
+  let r = await client.callTool({ name: "upload_file", arguments: { path: "/data/a.txt", content: "one" } });
+  assert.equal(r.isError ?? false, false, JSON.stringify(r));
+  const mine = sandboxOf(r);
+  r = await client.callTool({ name: "fork", arguments: { n: 2 } });
+  assert.equal(r.isError ?? false, false, JSON.stringify(r));
+  const kids = r._meta["airlock/children"];
+  assert.equal(kids.length, 2);
+  r = await client.callTool({ name: "run_bash", arguments: { command: "cat /data/a.txt; echo two > /data/b.txt", sandbox: kids[0] } });
+  assert.equal(text(r).trim(), "one");
+  assert.equal(sandboxOf(r), kids[0]);
+  r = await client.callTool({ name: "diff", arguments: { sandbox: kids[0] } });
+  assert.match(text(r), /^\+ \/data\/b\.txt \(4 bytes\)$/m);
+  r = await client.callTool({ name: "merge_into", arguments: { sandbox: kids[0] } });
+  assert.equal(r.isError ?? false, false, JSON.stringify(r));
+  r = await client.callTool({ name: "run_bash", arguments: { command: "cat /data/b.txt" } });
+  assert.equal(text(r).trim(), "two");
+  assert.equal(sandboxOf(r), mine);
+  // the merged copy is gone from the session; another id is not accepted
+  r = await client.callTool({ name: "run_bash", arguments: { command: "true", sandbox: kids[0] } });
+  assert.equal(r.isError, true);
+  r = await client.callTool({ name: "run_bash", arguments: { command: "true", sandbox: mine.replace(/.$/, "0") } });
+  assert.equal(r.isError, true);
+  assert.match(text(r), /fork tool made in this session/);
+  return { mine, kept: kids[1] };
+}
+

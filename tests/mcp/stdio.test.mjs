@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
 import { CLI, CLI_ENV, SANITIZER, startDaemon, stdioClient, text, sandboxOf, destroyed, waitFor } from "./support.mjs";
-import { listTools, statefulPython, csvAnalysis, imageResult, errorResults } from "./scenarios.mjs";
+import { listTools, statefulPython, csvAnalysis, imageResult, errorResults, forkFamily } from "./scenarios.mjs";
 
 let daemon;
 
@@ -36,6 +36,13 @@ test("run_python keeps its state across calls", async (t) => {
 test("upload a CSV, analyse it with pandas, list and download it", async (t) => {
   const { client } = await session(t);
   await csvAnalysis(client);
+});
+
+test("fork, diff, merge_into; the session's end destroys its copies", async (t) => {
+  const { client } = await session(t);
+  const { kept } = await forkFamily(client);
+  await client.close();
+  await destroyed(daemon, kept);
 });
 
 test("a matplotlib figure comes back as an image", async (t) => {

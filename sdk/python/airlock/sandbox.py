@@ -218,6 +218,8 @@ class Sandbox:
             _info = self._http.request_json("POST", "/v1/sandboxes", body)
         self._info = Info(_info)
         self._id = self._info["id"]
+        # "full" or "files" for a fork's child (fork()), None otherwise
+        self.fork_state = None
 
     # -- identity / lifecycle ---------------------------------------------------
     @property
@@ -274,6 +276,46 @@ class Sandbox:
         """Let a paused sandbox run on where it stopped; a no-op when it runs."""
         self._info = Info(self._call("POST", "/resume"))
         return self._info
+
+    # -- fork families (docs/api.md, `POST /v1/sandboxes/{id}/fork`) ---------------------------
+    def fork(self, n=1, timeout=120.0):
+        """Branch this sandbox into ``n`` (1..32) new ones and return them.
+
+        Each child has this sandbox's template, limits, egress policy and
+        owner, its own id and lifetime. With ``isolation="vm"`` a child holds
+        the whole state (REPL variables, imports, processes, files) and
+        ``child.fork_state == "full"``; on the jail it holds a copy of the
+        files of /tmp, /data and /home/user with a fresh REPL (``"files"``).
+        Close each child yourself (or use it as a context manager)."""
+        d = self._call("POST", "/fork", {"n": int(n)}, timeout=timeout)
+        kids = []
+        for info in d.get("sandboxes", []):
+            t = Transport(base_url=self._http.base_url, api_key=self._http.api_key)
+            kid = Sandbox(_info=info, _transport=t)
+            kid.fork_state = info.get("fork_state", d.get("state"))
+            kids.append(kid)
+        return kids
+
+    def diff(self, other, timeout=120.0):
+        """Files added, removed and changed in ``other`` (a Sandbox or an id)
+        relative to this sandbox, over /tmp, /data and /home/user:
+        ``{"added": [{"path","size","sha256"}], "removed": [...],
+        "changed": [{"path","size_a","size_b","sha256_a","sha256_b"}]}``.
+        Both must be of one fork family (409 otherwise)."""
+        oid = other.id if isinstance(other, Sandbox) else str(other)
+        return self._call("GET", "/diff/" + _q(oid), timeout=timeout)
+
+    def merge_into(self, parent, timeout=300.0):
+        """Commit this sandbox's files into ``parent`` (a Sandbox or an id of
+        its family) and destroy this one. Returns the daemon's answer
+        (``state`` says what was merged: ``"files"``)."""
+        pid = parent.id if isinstance(parent, Sandbox) else str(parent)
+        d = self._call("POST", "/merge_into/" + _q(pid), timeout=timeout)
+        self._closed = True
+        self._http.close()
+        if isinstance(parent, Sandbox) and isinstance(d.get("sandbox"), dict):
+            parent._info = Info(d["sandbox"])
+        return d
 
     @classmethod
     def list(cls, api_key=None, base_url=None, metadata=None, state=None, template=None, limit=None,

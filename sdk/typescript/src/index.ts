@@ -3,7 +3,7 @@ export type { CodeContext, CreateOptions, RunCodeOptions, ExecOptions, StreamEve
 export { Execution, Result } from "./models.js";
 export { CommandHandle, Processes } from "./process.js";
 export type { ProcessInfo } from "./process.js";
-export type { ExecutionError, SandboxInfo, EntryInfo } from "./models.js";
+export type { ExecutionError, SandboxInfo, EntryInfo, FilesDiff } from "./models.js";
 export { Transport, DEFAULT_URL } from "./transport.js";
 export type { ConnectionOptions } from "./transport.js";
 export * from "./errors.js";

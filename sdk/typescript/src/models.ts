@@ -74,6 +74,16 @@ export class Execution {
 }
 
 /** A sandbox object (docs/api.md, "Sandbox object"). */
+/** GET /v1/sandboxes/{a}/diff/{b} (Sandbox.diff): what b has that a has not, and so on. */
+export interface FilesDiff {
+  a: string;
+  b: string;
+  roots: string[];
+  added: { path: string; size: number; sha256: string }[];
+  removed: { path: string; size: number; sha256: string }[];
+  changed: { path: string; size_a: number; size_b: number; sha256_a: string; sha256_b: string }[];
+}
+
 export interface SandboxInfo {
   id: string;
   state?: string;

@@ -2,7 +2,7 @@
 import { CommandHandle, Processes } from "./process.js";
 import { Transport, ConnectionOptions, sha256Hex } from "./transport.js";
 import { AirlockError, InvalidRequest, NotFound, SandboxTimeout, errorFromResponse } from "./errors.js";
-import { Execution, EntryInfo, SandboxInfo } from "./models.js";
+import { Execution, EntryInfo, FilesDiff, SandboxInfo } from "./models.js";
 
 const GRACE_S = 30;
 const DEFAULT_RUN_WAIT_S = 600;
@@ -326,6 +326,36 @@ export class Sandbox {
   async setTimeout(seconds: number): Promise<SandboxInfo> {
     this.info_ = await this._call("POST", "/timeout", { timeout_s: secs(seconds) });
     return this.info_;
+  }
+
+  /** Branch this sandbox into `n` (1..32) new ones (docs/api.md, `POST /v1/sandboxes/{id}/fork`). Each child has
+   * this sandbox's template, limits, egress policy and owner, its own id and lifetime; `forkState`
+   * says what it holds: "full" (vm: REPL, processes, files) or "files" (jail: a copy of /tmp, /data,
+   * /home/user, fresh REPL). Kill each child yourself. */
+  async fork(n = 1): Promise<Sandbox[]> {
+    const d = await this._call("POST", "/fork", { n }, undefined, 300_000);
+    return (d.sandboxes ?? []).map((info: SandboxInfo) => {
+      const kid = new Sandbox(new Transport({ baseUrl: this.http.baseUrl, apiKey: this.http.apiKey }), info);
+      kid.forkState = (info.fork_state as string) ?? d.state;
+      return kid;
+    });
+  }
+
+  /** "full" or "files" for a child returned by fork(), undefined otherwise. */
+  forkState?: string;
+
+  /** Files added, removed and changed in `other` relative to this sandbox (one fork family). */
+  async diff(other: Sandbox | string): Promise<FilesDiff> {
+    return this._call("GET", "/diff/" + q(typeof other === "string" ? other : other.id), undefined, undefined, 300_000);
+  }
+
+  /** Commit this sandbox's files into `parent` (one fork family); this sandbox is destroyed. */
+  async mergeInto(parent: Sandbox | string): Promise<{ id: string; merged_from: string; state: string; files: number; bytes: number }> {
+    const d = await this._call("POST", "/merge_into/" + q(typeof parent === "string" ? parent : parent.id),
+      undefined, undefined, 300_000);
+    this.closed = true;
+    if (typeof parent !== "string" && d.sandbox) parent.info_ = d.sandbox;
+    return d;
   }
 
   /** Write `data` (bytes, or a string as UTF-8) to `path`; its sha256 goes along (X-Content-SHA256). */

@@ -259,6 +259,25 @@ test("files.watchDir: events as they happen, end when the directory goes, stop()
   }
 });
 
+test("fork, diff, mergeInto (jail: files)", async () => {
+  const sb = await Sandbox.create();
+  try {
+    await sb.upload("a,b\n1,2\n", "/data/x.csv");
+    const [kid] = await sb.fork(1);
+    assert.equal(kid.forkState, "files");
+    assert.equal((await kid.getInfo()).parent_id, sb.id);
+    assert.equal(new TextDecoder().decode(await kid.download("/data/x.csv")), "a,b\n1,2\n");
+    await kid.upload("new", "/data/new.txt");
+    const d = await sb.diff(kid);
+    assert.deepEqual(d.added.map((e) => e.path), ["/data/new.txt"]);
+    const m = await kid.mergeInto(sb);
+    assert.equal(m.merged_from, kid.id);
+    assert.equal(new TextDecoder().decode(await sb.download("/data/new.txt")), "new");
+  } finally {
+    await sb.kill();
+  }
+});
+
 test("typed API errors: 404 NotFound on an unknown id, digest mismatch is IntegrityError", async () => {
   await assert.rejects(Sandbox.connect("sb_doesnotexist"), (e) => e instanceof NotFound && e.status === 404 && e instanceof AirlockError);
   await assert.rejects(Sandbox.list({ apiKey: "ak_" + "0".repeat(32) }), (e) => e instanceof AuthError && e.status === 401);
