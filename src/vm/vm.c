@@ -138,7 +138,7 @@ static int resolve_accel(struct vm_state *st, bool *kvm, char *err, size_t errle
             log_info("vm: KVM works here; VMs run on KVM");
         } else if (st->want == VM_ACCEL_KVM) {
             st->accel_error = r;
-            snprintf(st->accel_why, sizeof(st->accel_why), "--vm-accel kvm: %s", why);
+            snprintf(st->accel_why, sizeof(st->accel_why), "--vm-accel kvm: KVM is unusable on this host (%s)", why);
             log_error("vm: %s", st->accel_why);
         } else {
             st->accel = VM_ACCEL_TCG;
