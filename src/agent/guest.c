@@ -14,7 +14,11 @@
  *      (src/jail/mnt.c): /usr from the image, bin/lib symlinks, a generated
  *      /etc with the image's linker cache and alternatives bound in, the
  *      runner at /opt/airlock, one size-capped tmpfs behind /tmp, /data,
- *      /home/user and /dev/shm, a small /dev, a fresh /proc; no /sys
+ *      /home/user and /dev/shm, a small /dev, a fresh /proc, and a /sys
+ *      holding only devices/system/cpu/{online,possible,present}, copied
+ *      from the guest kernel's: the jail's view (src/jail/sysview.c), so
+ *      glibc's sysconf and os.cpu_count() read the guest's vCPUs the same
+ *      way in both backends and nothing else of the guest's sysfs shows
  *   5. the virtio serial port named "airlock.agent" opened as the control
  *      stream (the host end is QEMU's chardev, connected to airlockd)
  *   6. /newroot moved onto / and chrooted into; the initramfs stays under it,
@@ -369,6 +373,37 @@ static int build_proc(char *err, size_t errlen)
     return 0;
 }
 
+/* /sys: the guest's CPU lists and nothing else, read-only (the jail's
+ * mnt_setup_sys). The values are the guest kernel's own (from the
+ * initramfs's sysfs): in a VM the vCPUs are the sandbox's CPUs. */
+static int build_sys(char *err, size_t errlen)
+{
+    static const char *const dirs[] = {"/newroot/sys/devices", "/newroot/sys/devices/system",
+                                       "/newroot/sys/devices/system/cpu"};
+    static const char *const files[] = {"online", "possible", "present"};
+    int r;
+    if ((r = mkdir_p1("/newroot/sys", 0555)) < 0)
+        return gerr(err, errlen, r, "mkdir /newroot/sys");
+    if ((r = do_mount("tmpfs", "/newroot/sys", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0555,size=16k", err,
+                      errlen)) < 0)
+        return r;
+    for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+        if (mkdir(dirs[i], 0555) < 0)
+            return gerr(err, errlen, -errno, "mkdir %s", dirs[i]);
+    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+        char src[64], dst[64], line[128];
+        snprintf(src, sizeof(src), "/sys/devices/system/cpu/%s", files[i]);
+        snprintf(dst, sizeof(dst), "/newroot/sys/devices/system/cpu/%s", files[i]);
+        if ((r = read_file_small(src, line, sizeof(line))) < 0)
+            return gerr(err, errlen, r, "read %s", src);
+        if ((r = write_text(dst, line, 0444)) < 0)
+            return gerr(err, errlen, r, "write %s", dst);
+    }
+    if (mount(NULL, "/newroot/sys", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=16k") < 0)
+        return gerr(err, errlen, -errno, "remount ro /sys");
+    return 0;
+}
+
 static int lo_up(char *err, size_t errlen)
 {
     cleanup_fd int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -399,7 +434,8 @@ static int build_root(const struct guest_params *gp, char *err, size_t errlen)
             return gerr(err, errlen, -errno, "symlink %s", links[i][1]);
     if ((r = build_etc(gp, err, errlen)) < 0 || (r = mkdir_p1("/newroot/opt", 0755)) < 0 ||
         (r = bind_ro("/opt/airlock", "/newroot/opt/airlock", true, err, errlen)) < 0 || (r = build_dev(err, errlen)) < 0 ||
-        (r = build_scratch(gp, err, errlen)) < 0 || (r = build_proc(err, errlen)) < 0)
+        (r = build_scratch(gp, err, errlen)) < 0 || (r = build_proc(err, errlen)) < 0 ||
+        (r = build_sys(err, errlen)) < 0)
         return r;
     /* nothing more at the top level */
     if (mount(NULL, "/newroot", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=1m") < 0)

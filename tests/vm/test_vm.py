@@ -67,6 +67,20 @@ def test_user_code_is_unprivileged_inside_its_own_kernel(vm):
     assert init.strip() == "False True"
 
 
+def test_cpu_count_is_the_guests_vcpus_through_the_jails_sys_view(vm):
+    # the jail's /sys view (src/jail/sysview.c) in the guest too: only the CPU
+    # lists, from the guest kernel, so os.cpu_count() reads the vCPUs
+    r = vm.run_code("import os\n"
+                    "n = sum(1 for l in open('/proc/cpuinfo') if l.startswith('processor'))\n"
+                    "print(os.cpu_count(), n)\n"
+                    "print(sorted(os.listdir('/sys/devices/system/cpu')), os.listdir('/sys'))")
+    assert r.error is None, r.error
+    counts, listing = r.stdout.splitlines()
+    count, procs = counts.split()
+    assert int(count) == int(procs) >= 1
+    assert listing == "['online', 'possible', 'present'] ['devices']"
+
+
 def test_no_network_device_and_no_route_anywhere(vm):
     r = vm.run_code(
         "import socket, errno\n"
