@@ -112,6 +112,14 @@ struct op_error;
 int api_error_gone(struct api_error *err, struct sandbox *sb);
 void api_reply_op_error(struct http_req *req, int r, const struct op_error *op);
 
+/* The audit event of an operation on sandbox_id, written before it
+ * (api_audit.c): 0 and *row, or -errno after replying 503
+ * audit_unavailable naming what (action when NULL); detail is stolen.
+ * api_audit_outcome adds the outcome (stolen) to that row. */
+int api_audit_begin(struct http_req *req, const char *action, const char *sandbox_id, json_t *detail,
+                    const char *what, int64_t *row);
+void api_audit_outcome(struct http_req *req, int64_t row, json_t *outcome);
+
 /* Field helpers shared by the handlers (api_sandboxes.c). Each returns 0,
  * 1 if absent/null (default kept), or replies 400 naming the field and
  * returns -EINVAL. */

@@ -24,28 +24,6 @@
 #include "store.h"
 #include "util.h"
 
-/* The audit event of a family operation on sandbox id, before it; -errno
- * after replying 503 audit_unavailable. */
-static int audit_before(struct http_req *req, const char *action, const char *id, json_t *detail, int64_t *row)
-{
-    struct audit_rec a = {.key_id = req->key.id, .action = action, .sandbox_id = id, .detail = detail};
-    int r = store_audit_begin(req->d->store, &a, row);
-    json_decref(detail);
-    if (r < 0) {
-        struct api_error err = {0};
-        api_error_audit(&err, r, action);
-        http_reply_error(req, &err);
-    }
-    return r;
-}
-
-static void audit_outcome(struct http_req *req, int64_t row, json_t *outcome)
-{
-    if (row > 0 && outcome)
-        (void)store_audit_outcome(req->d->store, row, outcome);
-    json_decref(outcome);
-}
-
 void api_sandbox_fork(struct http_req *req)
 {
     struct daemon *d = req->d;
@@ -56,7 +34,7 @@ void api_sandbox_fork(struct http_req *req)
     if (!sb)
         return;
     int64_t row = 0;
-    if (audit_before(req, "fork", req->param, json_pack("{s:i}", "n", (int)n), &row) < 0)
+    if (api_audit_begin(req, "fork", req->param, json_pack("{s:i}", "n", (int)n), NULL, &row) < 0)
         return;
     struct sandbox *kids[SANDBOX_FORK_MAX] = {NULL};
     bool full = false;
@@ -64,7 +42,7 @@ void api_sandbox_fork(struct http_req *req)
     unsigned per_key = req->key.admin && d->cfg.admin_unlimited ? 0 : d->cfg.max_sandboxes_per_key;
     int r = sandbox_fork(d, sb, n, req->key.id, per_key, kids, &full, &err);
     if (r < 0) {
-        audit_outcome(req, row, json_pack("{s:b,s:s}", "completed", 0, "error", err.msg));
+        api_audit_outcome(req, row, json_pack("{s:b,s:s}", "completed", 0, "error", err.msg));
         log_warn("sandbox %s: fork failed: %s", req->param, err.msg);
         api_reply_op_error(req, r, &err);
         return;
@@ -79,7 +57,7 @@ void api_sandbox_fork(struct http_req *req)
         json_array_append_new(ids, json_string(sandbox_id(kids[i])));
         sandbox_unref(kids[i]);
     }
-    audit_outcome(req, row, json_pack("{s:b,s:o,s:s}", "completed", 1, "children", ids, "state", state));
+    api_audit_outcome(req, row, json_pack("{s:b,s:o,s:s}", "completed", 1, "children", ids, "state", state));
     http_reply_json(req, 201, json_pack("{s:o,s:s,s:s}", "sandboxes", arr, "state", state, "parent_id", req->param));
 }
 
@@ -119,7 +97,7 @@ void api_sandbox_diff(struct http_req *req)
     if (!b)
         return;
     int64_t row = 0;
-    if (audit_before(req, "diff", req->param, json_pack("{s:s}", "other", req->param2), &row) < 0)
+    if (api_audit_begin(req, "diff", req->param, json_pack("{s:s}", "other", req->param2), NULL, &row) < 0)
         return;
     json_auto_t *ma = NULL, *mb = NULL;
     struct op_error err = {0};
@@ -127,7 +105,7 @@ void api_sandbox_diff(struct http_req *req)
     if (r == 0)
         r = famfiles_manifest(sandbox_agent(b), &mb, &err);
     if (r < 0) {
-        audit_outcome(req, row, json_pack("{s:b}", "completed", 0));
+        api_audit_outcome(req, row, json_pack("{s:b}", "completed", 0));
         struct sandbox *gone = agent_conn_is_dead(sandbox_agent(a)) ? a : b;
         if (err.code == ERR_AGENT_GONE) {
             struct api_error ae = {0};
@@ -143,7 +121,7 @@ void api_sandbox_diff(struct http_req *req)
         http_reply_errorf(req, 500, "internal", "out of memory");
         return;
     }
-    audit_outcome(req, row,
+    api_audit_outcome(req, row,
                   json_pack("{s:b,s:i,s:i,s:i}", "completed", 1, "added", (int)json_array_size(json_object_get(diff, "added")),
                             "removed", (int)json_array_size(json_object_get(diff, "removed")), "changed",
                             (int)json_array_size(json_object_get(diff, "changed"))));
@@ -162,7 +140,7 @@ void api_sandbox_merge_into(struct http_req *req)
     if (!parent)
         return;
     int64_t row = 0;
-    if (audit_before(req, "merge", req->param2, json_pack("{s:s,s:s}", "from", req->param, "state", "files"), &row) <
+    if (api_audit_begin(req, "merge", req->param2, json_pack("{s:s,s:s}", "from", req->param, "state", "files"), NULL, &row) <
         0)
         return;
     unsigned files = 0;
@@ -172,7 +150,7 @@ void api_sandbox_merge_into(struct http_req *req)
     if (r < 0) {
         /* the parent may hold part of the child's files now: said in the
          * error; the child is kept, so the merge can be tried again */
-        audit_outcome(req, row, json_pack("{s:b,s:s}", "completed", 0, "error", err.msg));
+        api_audit_outcome(req, row, json_pack("{s:b,s:s}", "completed", 0, "error", err.msg));
         char why[OP_ERR_MSG_MAX];
         snprintf(why, sizeof(why), "%s", err.msg);
         op_error_set(&err, r, err.code == ERR_AGENT_GONE ? ERR_AGENT_GONE : ERR_INTERNAL,
@@ -180,7 +158,7 @@ void api_sandbox_merge_into(struct http_req *req)
         api_reply_op_error(req, r, &err);
         return;
     }
-    audit_outcome(req, row, json_pack("{s:b,s:i,s:I}", "completed", 1, "files", (int)files, "bytes", (json_int_t)bytes));
+    api_audit_outcome(req, row, json_pack("{s:b,s:i,s:I}", "completed", 1, "files", (int)files, "bytes", (json_int_t)bytes));
     /* the child's own record says why it went */
     int dr = sandbox_destroy_detached(child, "merged", req->key.id);
     if (dr < 0)

@@ -119,31 +119,13 @@ static int upload_digest(struct http_req *req, char *out)
     return 0;
 }
 
-/* The audit log fails closed (docs/api.md): a file operation's event is
- * written before the operation, and an operation whose event cannot be
- * written is refused with 503 audit_unavailable and does not happen. Its
- * outcome is added to the same row afterwards (best effort: the act is
- * on record either way). 0 and *row, or -errno with the reply made. */
+/* A file operation's event names its path (and size when known), written
+ * before it (api_audit.c). */
 int api_files_audit_before(struct http_req *req, const char *action, const char *path, long long size, int64_t *row)
 {
     json_t *detail = size >= 0 ? json_pack("{s:s,s:I}", "path", path, "size", (json_int_t)size)
                                : json_pack("{s:s}", "path", path);
-    struct audit_rec a = {.key_id = req->key.id, .action = action, .sandbox_id = req->param, .detail = detail};
-    int r = store_audit_begin(req->d->store, &a, row);
-    json_decref(detail);
-    if (r < 0) {
-        struct api_error err = {0};
-        api_error_audit(&err, r, action);
-        http_reply_error(req, &err);
-    }
-    return r;
-}
-
-void api_files_audit_outcome(struct http_req *req, int64_t row, json_t *outcome)
-{
-    if (row > 0 && outcome)
-        (void)store_audit_outcome(req->d->store, row, outcome);
-    json_decref(outcome);
+    return api_audit_begin(req, action, req->param, detail, NULL, row);
 }
 
 /* ---- PUT: streamed upload */
@@ -373,7 +355,7 @@ void api_files_put_cleanup(struct http_req *req)
         return;
     /* the client went away mid-upload: drop the partial file */
     upload_abort(u, "internal", "upload aborted by the client");
-    api_files_audit_outcome(req, u->audit_row,
+    api_audit_outcome(req, u->audit_row,
                   u->stored >= 0 ? json_pack("{s:b,s:I}", "completed", 1, "size", (json_int_t)u->stored)
                                  : json_pack("{s:b}", "completed", 0));
     agent_req_free(u->areq);

@@ -32,9 +32,9 @@ const char *api_files_path_param(struct http_req *req, const char *name, bool re
 int api_files_bool_param(struct http_req *req, const char *name, bool *out);
 
 /* The audit event of a file operation, written before it (fails closed:
- * -errno after replying 503 audit_unavailable), and its outcome after. */
+ * -errno after replying 503 audit_unavailable; api_audit_begin); its
+ * outcome goes through api_audit_outcome. */
 int api_files_audit_before(struct http_req *req, const char *action, const char *path, long long size, int64_t *row);
-void api_files_audit_outcome(struct http_req *req, int64_t row, json_t *outcome /* stolen */);
 
 /* Reply for a failed agent request: 410 if the sandbox expired under it,
  * 503 if its agent went away, else err. */

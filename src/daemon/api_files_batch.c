@@ -56,7 +56,7 @@ static void part_abort(struct batch *b)
         return;
     static const char msg[] = "{\"code\":\"internal\",\"message\":\"batch upload aborted\"}";
     (void)agent_req_send(b->areq, PROTO_ERROR, PROTO_F_END, msg, sizeof(msg) - 1);
-    api_files_audit_outcome(b->req, b->audit_row, json_pack("{s:b}", "completed", 0));
+    api_audit_outcome(b->req, b->audit_row, json_pack("{s:b}", "completed", 0));
     agent_req_free(b->areq);
     b->areq = NULL;
 }
@@ -77,7 +77,7 @@ static int part_finish(struct batch *b)
         r = api_error_from_agent(&err, (const char *)f->data, f->len);
     else if (f->type != PROTO_OK)
         r = api_error_set(&err, -EPROTO, 500, "internal", "agent answered FILE_PUT with %s", proto_type_name(f->type));
-    api_files_audit_outcome(b->req, b->audit_row,
+    api_audit_outcome(b->req, b->audit_row,
                             r < 0 ? json_pack("{s:b}", "completed", 0)
                                   : json_pack("{s:b,s:I}", "completed", 1, "size", (json_int_t)b->size));
     agent_req_free(b->areq);
@@ -114,7 +114,7 @@ static int part_start(struct batch *b, const char *filename)
     b->size = 0;
     if (r < 0) {
         api_error_set(&err, r, 500, "internal", "send FILE_PUT: %s", strerror(-r));
-        api_files_audit_outcome(b->req, b->audit_row, json_pack("{s:b}", "completed", 0));
+        api_audit_outcome(b->req, b->audit_row, json_pack("{s:b}", "completed", 0));
         batch_fail(b, &err, r);
     }
     return r;
@@ -134,7 +134,7 @@ static int part_check_agent(struct batch *b)
     else if (r == 0)
         r = api_error_set(&err, -EPROTO, 500, "internal", "agent answered FILE_PUT early with %s",
                           proto_type_name(f->type));
-    api_files_audit_outcome(b->req, b->audit_row, json_pack("{s:b}", "completed", 0));
+    api_audit_outcome(b->req, b->audit_row, json_pack("{s:b}", "completed", 0));
     agent_req_free(b->areq);
     b->areq = NULL;
     batch_fail(b, &err, r);

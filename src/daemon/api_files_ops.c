@@ -63,7 +63,7 @@ static void files_call(struct http_req *req, struct sandbox *sb, uint8_t type, j
     int r = agent_call(sandbox_agent(sb), type, payload, FILE_OP_TIMEOUT_MS, &reply, &oerr);
     json_decref(payload);
     if (audit_row)
-        api_files_audit_outcome(req, audit_row, json_pack("{s:b}", "completed", r >= 0));
+        api_audit_outcome(req, audit_row, json_pack("{s:b}", "completed", r >= 0));
     if (r < 0) {
         struct api_error err = {0};
         api_files_reply_agent_error(req, sb, api_error_from_op(&err, r, &oerr), &err);
@@ -108,17 +108,10 @@ void api_files_rename(struct http_req *req)
     if (!sb)
         return;
     /* the event names both ends: "path" the source, "to" the destination */
-    json_t *detail = json_pack("{s:s,s:s}", "path", src, "to", dst);
-    struct audit_rec a = {.key_id = req->key.id, .action = "file_rename", .sandbox_id = req->param, .detail = detail};
     int64_t row = 0;
-    int r = store_audit_begin(req->d->store, &a, &row);
-    json_decref(detail);
-    if (r < 0) {
-        struct api_error err = {0};
-        api_error_audit(&err, r, "file_rename");
-        http_reply_error(req, &err);
+    if (api_audit_begin(req, "file_rename", req->param, json_pack("{s:s,s:s}", "path", src, "to", dst), NULL, &row) <
+        0)
         return;
-    }
     files_call(req, sb, PROTO_FILE_RENAME, json_pack("{s:s,s:s,s:b}", "path", src, "to", dst, "overwrite", overwrite),
                200, row);
 }
@@ -189,7 +182,7 @@ void api_files_delete(struct http_req *req)
     json_t *reply = NULL, *payload = json_pack("{s:s,s:b}", "path", path, "recursive", recursive);
     int r = agent_call(sandbox_agent(sb), PROTO_FILE_DELETE, payload, FILE_OP_TIMEOUT_MS, &reply, &oerr);
     json_decref(payload);
-    api_files_audit_outcome(req, row, json_pack("{s:b}", "completed", r >= 0));
+    api_audit_outcome(req, row, json_pack("{s:b}", "completed", r >= 0));
     if (r < 0) {
         struct api_error err = {0};
         int e = api_error_from_op(&err, r, &oerr);

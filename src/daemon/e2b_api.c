@@ -368,10 +368,10 @@ static void reply_short(struct http_req *req, struct sandbox *sb, unsigned statu
     http_reply_json(req, status, e);
 }
 
-/* E2B's connect resumes a paused sandbox (201), a running one answers 200.
- * Its timeout extends the lifetime, after the resume (a paused lifetime
- * stands still). */
-void e2b_sandbox_connect(struct http_req *req)
+/* Resume, then the timeout (a paused lifetime stands still, so it extends
+ * from now), then the sandbox: 201 when it was paused. A running one is 200
+ * for connect, 409 for the deprecated resume. */
+static void resume_and_reply(struct http_req *req, bool running_ok)
 {
     cleanup_sandbox struct sandbox *sb = api_route_sandbox_any(req);
     if (!sb)
@@ -382,9 +382,19 @@ void e2b_sandbox_connect(struct http_req *req)
         reply_pause_error(req, r, &err);
         return;
     }
+    if (r > 0 && !running_ok) {
+        http_reply_errorf(req, 409, "conflict", "sandbox %s is already running", req->param);
+        return;
+    }
     if (apply_timeout(req, sb, false, true) < 0)
         return;
     reply_short(req, sb, r == 0 ? 201 : 200);
+}
+
+/* E2B's connect resumes a paused sandbox (201), a running one answers 200. */
+void e2b_sandbox_connect(struct http_req *req)
+{
+    resume_and_reply(req, true);
 }
 
 /* POST /sandboxes/{id}/pause: 204; 409 when already paused (E2B's SDK
@@ -409,22 +419,7 @@ void e2b_sandbox_pause(struct http_req *req)
  * when it is running already. */
 void e2b_sandbox_resume(struct http_req *req)
 {
-    cleanup_sandbox struct sandbox *sb = api_route_sandbox_any(req);
-    if (!sb)
-        return;
-    struct op_error err = {0};
-    int r = sandbox_resume(sb, req->key.id, &err);
-    if (r < 0) {
-        reply_pause_error(req, r, &err);
-        return;
-    }
-    if (r > 0) {
-        http_reply_errorf(req, 409, "conflict", "sandbox %s is already running", req->param);
-        return;
-    }
-    if (apply_timeout(req, sb, false, true) < 0)
-        return;
-    reply_short(req, sb, 201);
+    resume_and_reply(req, false);
 }
 
 void e2b_sandbox_sealed(struct http_req *req)
