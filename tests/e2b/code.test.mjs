@@ -47,11 +47,23 @@ test("envs reach the code; bash runs as a language", async () => {
   assert.deepEqual(sh.logs.stdout, ["from-bash\n"]);
 });
 
+test("R and JavaScript run as languages, each with its own state", async () => {
+  await sbx.runCode("y <- 20", { language: "r" });
+  const r = await sbx.runCode("data.frame(v = y + 1)", { language: "r" });
+  assert.equal(r.error, undefined);
+  assert.match(r.results[0].html, /<table/);
+  assert.match(r.text, /21/);
+  const js = await sbx.runCode("const z = await Promise.resolve(2); z * 21", { language: "javascript" });
+  assert.equal(js.text, "42");
+  const err = await sbx.runCode("stop('nope')", { language: "r" });
+  assert.equal(err.error.value, "nope");
+});
+
 // runCode leaves its request timer armed when the answer is an error (the
 // SDK's own behaviour), which would hold this file open for the default 60 s:
 // a short requestTimeoutMs on the refused calls.
 test("an unknown language or context is refused", async () => {
-  await assert.rejects(sbx.runCode("1", { language: "r", requestTimeoutMs: 3000 }), /400|not available/);
+  await assert.rejects(sbx.runCode("1", { language: "cobol", requestTimeoutMs: 3000 }), /400|not available/);
   await assert.rejects(sbx.runCode("1", { context: { id: "nope" }, requestTimeoutMs: 3000 }), /not found/);
 });
 
