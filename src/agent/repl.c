@@ -409,8 +409,11 @@ static json_t *timeout_error(const struct repl *r, bool restarted, json_t *trace
 /* The frame fields every python RESULT carries. */
 static json_t *result_base(struct repl *r)
 {
-    return json_pack("{s:I, s:b, s:b, s:b}", "duration_ms", (json_int_t)(now_mono_ms() - r->call_start_ms), "stdout_truncated",
-                     r->out.truncated, "stderr_truncated", r->err.truncated, "timed_out", r->timed_out);
+    /* language: the context's, so the daemon can name the process in an
+     * OOM verdict when the call named only a context */
+    return json_pack("{s:I, s:b, s:b, s:b, s:s}", "duration_ms", (json_int_t)(now_mono_ms() - r->call_start_ms), "stdout_truncated",
+                     r->out.truncated, "stderr_truncated", r->err.truncated, "timed_out", r->timed_out, "language",
+                     r->language);
 }
 
 static void repl_end_call(struct agent *a, struct repl *r, json_t *result)

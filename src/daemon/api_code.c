@@ -143,6 +143,8 @@ static const char *repl_label(const char *language)
         return "R";
     if (!strcmp(language, "javascript"))
         return "JavaScript";
+    if (!strcmp(language, "context")) /* a context's, language not given: the agent knows which */
+        return "REPL";
     return NULL;
 }
 
@@ -178,6 +180,10 @@ static json_t *result_fields(struct run *run, const struct agent_frame *f)
     /* a vm guest's agent says so itself (src/agent/oomwatch.c): its
      * processes are in no host cgroup of their own */
     bool guest_oom = json_is_true(json_object_get(res, "oom_killed"));
+    /* a REPL's RESULT names its context's language (a call may name only the context) */
+    const char *res_lang = json_string_value(json_object_get(res, "language"));
+    if (!run->is_exec && res_lang && repl_label(res_lang) && strcmp(res_lang, "context") != 0)
+        snprintf(run->language, sizeof(run->language), "%s", res_lang);
     /* Python: the cell's number in the REPL (IPython's In [n]); null for shell runs */
     if (out && json_object_set_new(out, "execution_count", json_is_integer(count) ? json_incref(count) : json_null()) < 0) {
         json_decref(out);
@@ -511,7 +517,7 @@ void api_code(struct http_req *req)
     bool language_given = json_is_string(json_object_get(req->body, "language"));
     if (!strcmp(language, "js"))
         language = "javascript";
-    if (strcmp(language, "bash") != 0 && !repl_label(language)) {
+    if (strcmp(language, "bash") != 0 && (!repl_label(language) || !strcmp(language, "context"))) {
         http_reply_errorf(req, 400, "invalid_request", "unknown language \"%.64s\": available are python, bash, r, javascript",
                           language);
         return;
@@ -539,7 +545,8 @@ void api_code(struct http_req *req)
                               "timeout_s", (int)timeout_s);
     if (audit && context)
         json_object_set_new(audit, "context", json_string(context));
-    run_start(req, false, language, timeout_s, payload, audit);
+    /* the OOM message names the process: a context's without a language given is "the REPL" */
+    run_start(req, false, context && !language_given ? "context" : language, timeout_s, payload, audit);
     json_decref(payload);
 }
 
