@@ -68,15 +68,18 @@ test("an unknown language or context is refused", async () => {
 });
 
 test("contexts: createCodeContext is an independent REPL; restart and remove it", async () => {
+  // default first; the R and JavaScript calls above made their languages' default contexts
   const first = await sbx.listCodeContexts();
-  assert.deepEqual(first.map((c) => c.id), ["default"]);
+  const before = first.map((c) => c.id);
+  assert.equal(before[0], "default");
+  assert.deepEqual(before.slice(1).sort(), ["default-javascript", "default-r"]);
   assert.equal((await sbx.runCode("x", { context: first[0] })).text, "40");
 
   const ctx = await sbx.createCodeContext({ language: "python", cwd: "/tmp" });
   assert.equal(ctx.language, "python");
   assert.equal(ctx.cwd, "/tmp");
   assert.notEqual(ctx.id, "default");
-  assert.deepEqual((await sbx.listCodeContexts()).map((c) => c.id), ["default", ctx.id]);
+  assert.deepEqual((await sbx.listCodeContexts()).map((c) => c.id), [...before, ctx.id]);
 
   // its own globals: no x here, and its x is not the default context's
   const missing = await sbx.runCode("x", { context: ctx });
@@ -93,10 +96,18 @@ test("contexts: createCodeContext is an independent REPL; restart and remove it"
   assert.equal((await sbx.runCode("x")).text, "40");
 
   await sbx.removeCodeContext(ctx.id);
-  assert.deepEqual((await sbx.listCodeContexts()).map((c) => c.id), ["default"]);
+  assert.deepEqual((await sbx.listCodeContexts()).map((c) => c.id), before);
   await assert.rejects(sbx.runCode("1", { context: ctx, requestTimeoutMs: 3000 }), /not found/);
   await assert.rejects(sbx.removeCodeContext("nope"), /not found/);
   await assert.rejects(sbx.removeCodeContext("default"), /400/);
   await assert.rejects(sbx.createCodeContext({ language: "cobol" }), /400/);
   assert.equal((await sbx.runCode("x")).text, "40"); // the default REPL kept its state
+
+  // an R context: its own state, apart from the R default context's
+  const rc = await sbx.createCodeContext({ language: "r" });
+  assert.equal(rc.language, "r");
+  await sbx.runCode("y <- 'ctx'", { context: rc });
+  assert.equal((await sbx.runCode("y", { context: rc })).text, '[1] "ctx"');
+  assert.equal((await sbx.runCode("y", { language: "r" })).text, "[1] 20");
+  await sbx.removeCodeContext(rc.id);
 });
