@@ -14,9 +14,12 @@ REGION  ?= eu
 # What Python in the default `host` template can import for data work
 # (tests/e2e/test_sdk.py checks each one inside a sandbox). python3-ipython
 # is the Python REPL's engine (runner/airlock_runner.py; without it the
-# runner falls back to its plain engine).
+# runner falls back to its plain engine). r-base-core and r-cran-jsonlite
+# serve run_code language="r" (runner/airlock_runner.R), nodejs
+# language="javascript" (runner/airlock_runner.mjs); without them those
+# languages answer a clear 400 (src/agent/lang.c).
 TEMPLATE_PKGS := python3-pandas python3-numpy python3-matplotlib python3-scipy python3-openpyxl python3-jinja2 \
-                 python3-ipython python3-pil
+                 python3-ipython python3-pil r-base-core r-cran-jsonlite nodejs
 
 # Building templates (docs/templates.md): Debian trees from the signed
 # archive, and their erofs images for the vm backend.
@@ -52,7 +55,7 @@ FUZZ_HARNESSES := proto agent http egress
 # UBSan only prints by default: a finding must stop the run and be saved
 FUZZ_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-.PHONY: all deps build build-asan build-fuzz vm run stop test test-unit test-jail test-agent test-e2e test-ts test-mcp test-e2b test-security bench soak \
+.PHONY: all deps build build-asan build-fuzz vm run stop test test-unit test-jail test-agent test-e2e test-ts test-mcp test-e2b test-security bench bench-lang soak \
 	test-faults test-py test-vm test-security-vm bench-vm bench-pause bench-fork lint-openapi \
 	test-templates-slow \
 	fuzz fuzz-smoke fuzz-run fuzz-regress clean
@@ -313,8 +316,14 @@ bench: build
 	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap; }
 	$(PY) bench/bench.py --daemon $(BUILD)/airlockd $(BENCH_ARGS)
 	$(PY) bench/context_first_call.py --daemon $(BUILD)/airlockd
+	$(MAKE) --no-print-directory bench-lang
 	$(MAKE) --no-print-directory bench-vm
 	$(MAKE) --no-print-directory bench-pause
+
+# First-call latency of Python, R and JavaScript cells in a fresh sandbox,
+# with and without --warm-languages (bench/lang_bench.py, docs/benchmarks.md).
+bench-lang: build
+	W=$(CURDIR) N=$${N:-20} $(PY) bench/lang_bench.py
 
 # The vm backend beside the jail in one run (bench/bench_vm.py, docs/benchmarks.md).
 BENCH_VM_ARGS ?=

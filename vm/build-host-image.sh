@@ -18,7 +18,7 @@ cands=$(apt-cache depends --recurse --installed --no-recommends --no-suggests --
          --no-replaces --no-enhances "$@" | grep -v '^ ' | grep -v '<' | sort -u)
 # alternatives apt-cache names but that are not installed here drop out
 pkgs=$(dpkg-query -W -f='${Package}\t${db:Status-Abbrev}\n' $cands 2>/dev/null | awk '$2 ~ /^ii/ {print $1}' || true)
-etc_files="ld.so.cache ld.so.conf ld.so.conf.d alternatives matplotlibrc fonts mime.types"
+etc_files="ld.so.cache ld.so.conf ld.so.conf.d alternatives matplotlibrc fonts mime.types R"
 hash=$( { dpkg-query -W -f='${Package} ${Version}\n' $pkgs;
           for f in $etc_files; do [ -e "/etc/$f" ] && tar -C /etc -cf - --mtime=@0 --sort=name "$f" 2>/dev/null; done;
           find /usr -lname '/etc/alternatives/*' 2>/dev/null | LC_ALL=C sort;

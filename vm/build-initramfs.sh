@@ -9,6 +9,10 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp"/{dev,proc,sys,img,newroot,scratch,modules,opt/airlock}
 install -m 0755 "$agent" "$tmp/init"
 install -m 0444 "$runner" "$tmp/opt/airlock/airlock_runner.py"
+# the R and JavaScript runners sit next to the Python one (src/agent/lang.c)
+for f in airlock_runner.R airlock_runner.mjs; do
+  if [ -f "$(dirname "$runner")/$f" ]; then install -m 0444 "$(dirname "$runner")/$f" "$tmp/opt/airlock/$f"; fi
+done
 # topological order from each module's modinfo depends= line
 declare -A deps done_
 for f in "$kdir"/modules/*.ko; do

@@ -221,7 +221,7 @@ struct repl {
     bool used;               /* a slot of a->repls[] in use (the default one always) */
     bool is_default;         /* a->repls[0]: today's REPL, never removed */
     char id[REPL_ID_MAX];    /* "default", or "ctx-" + 16 hex digits */
-    char language[16];       /* "python" (repl_language_known) */
+    char language[16];       /* "python", "r", "javascript" (lang.c) */
     char cwd[PATH_NORM_MAX]; /* where its runner starts, absolute */
     pid_t pid;               /* 0 when no runner is running */
     int cmd_fd;              /* agent -> runner commands (runner's fd 3) */
@@ -264,8 +264,8 @@ struct repl {
 
 /* repl.c: one context's runner. */
 void repl_init(struct repl *r);
-/* Whether a context of this language can be created (python; r and
- * javascript plug in at repl_spawn_runner). */
+/* Whether a context of this language can be created: python, r,
+ * javascript (and "js"; lang.c). */
 bool repl_language_known(const char *language);
 int repl_start(struct agent *a, struct repl *r);
 /* RUN_CODE for r (context.c found it). */
@@ -285,6 +285,30 @@ int context_init(struct agent *a);        /* ... and the default context's runne
 void context_handle(struct agent *a, const struct proto_hdr *h, json_t *req);
 void context_handle_run(struct agent *a, uint32_t req_id, json_t *req);
 void context_free_all(struct agent *a);
+/* The default contexts of the languages --warm names (lang.c), started now. */
+void context_start_warm(struct agent *a);
+
+/* ---- runner languages (lang.c) --------------------------------------------- */
+
+#define LANG_MAX_ARGV 8
+/* "python", "r", "javascript" for those or an alias ("js"); NULL otherwise. */
+const char *lang_canonical(const char *name);
+const char *lang_label(const char *name); /* "Python", "R", "JavaScript": for messages */
+/* The languages RUN_CODE accepts, for an error message: "python, bash, r, javascript". */
+const char *lang_list(void);
+/* --warm r,javascript: a bit per language; -EINVAL for an unknown one. */
+int lang_parse_warm(const char *list, unsigned *out);
+/* The next language --warm named besides python, from index *i on (start at
+ * 0), or NULL at the end. */
+const char *lang_warm_next(const struct agent *a, size_t *i);
+/* Whether the runner reopens its fds 3 and 4 (R, JavaScript: no
+ * F_DUPFD_CLOEXEC of their own), so it must own those pipe ends. */
+bool lang_needs_fd_reopen(const char *name);
+/* The runner's argv (NULL-terminated; its runner file's path written to
+ * path) for a language, or -ENOENT with err saying which interpreter this
+ * sandbox's root lacks. */
+int lang_runner_argv(const struct agent *a, const char *name, char *argv[LANG_MAX_ARGV], char *path, size_t pathlen,
+                     char *err, size_t errlen);
 
 /* proc.c: a working directory from the API (relative to /home/user; NULL or
  * "" is /home/user), checked to be an existing directory. out holds
@@ -402,6 +426,7 @@ struct agent {
     int exit_code;
 
     struct repl repls[AGENT_MAX_CONTEXTS]; /* [0] is the default context (context.c) */
+    unsigned warm_langs;      /* --warm: bit per language (lang.c) whose default context starts with the agent */
     unsigned long repl_calls;             /* python calls started in any context */
     struct job *jobs;
     unsigned long jobs_ended; /* jobs whose root exited by itself (not a timeout) */

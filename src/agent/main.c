@@ -30,7 +30,7 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: airlock-agent [--fd N] [--zygote-fd N] [--root DIR] [--runner PATH] [--python PATH] [--memory-limit BYTES] [--meminfo-fds M[,U,S]] [--debug]\n"
+    fprintf(stderr, "usage: airlock-agent [--fd N] [--zygote-fd N] [--root DIR] [--runner PATH] [--python PATH] [--memory-limit BYTES] [--meminfo-fds M[,U,S]] [--warm r,javascript] [--debug]\n"
                     "       airlock-agent --seccomp-policy   (print the user-code seccomp table and exit)\n");
 }
 
@@ -44,6 +44,7 @@ static int parse_args(int argc, char **argv, struct agent *a, bool *debug, bool 
         {"seccomp-policy", no_argument, NULL, 'S'},
         {"zygote-fd", required_argument, NULL, 'z'},
         {"meminfo-fds", required_argument, NULL, 'M'},
+        {"warm", required_argument, NULL, 'w'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -77,6 +78,12 @@ static int parse_args(int argc, char **argv, struct agent *a, bool *debug, bool 
             break;
         }
         case 'r': a->root_path = optarg; break;
+        case 'w': {
+            /* --warm r,javascript: those languages' default contexts start with the agent */
+            if (lang_parse_warm(optarg, &a->warm_langs) < 0)
+                return -EINVAL;
+            break;
+        }
         case 'R': a->runner_path = optarg; break;
         case 'p': a->python_path = optarg; break;
         case 'd': *debug = true; break;
@@ -270,6 +277,8 @@ int main(int argc, char **argv)
     r = context_init(&a);
     if (r < 0)
         log_warn("python runner did not start: %s", a.repls[0].start_error);
+    /* Python first: most calls are Python; then the others --warm names */
+    context_start_warm(&a);
 
     r = ev_run(&a);
     kill_children(&a);

@@ -1,4 +1,4 @@
-/* repl.c - one code context's persistent REPL (RUN_CODE language=python).
+/* repl.c - one code context's persistent REPL (RUN_CODE language=python, r, javascript).
  *
  * One runner process (runner/airlock_runner.py) per context (context.c keeps
  * the table; the default context is the sandbox's first) lives as long as
@@ -45,6 +45,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -103,25 +104,27 @@ static int repl_write_command(struct repl *r, json_t *cmd);
 
 bool repl_language_known(const char *language)
 {
-    return strcmp(language, "python") == 0;
+    return lang_canonical(language) != NULL;
 }
 
 /* The one place a context's runner process is started, by its language:
  * fds are its {stdin, stdout, stderr, cmd, res} (the runner's 0-4; the
  * protocol of this file's header for every language). Python is forked
- * from the zygote when the sandbox has one, else exec'd. 0 with *pid, or
- * -errno with se filled. */
+ * from the zygote when the sandbox has one, else exec'd; R and JavaScript
+ * are exec'd (lang.c says why), with the command line lang.c gives. 0 with
+ * *pid, or -errno with se filled (-ENOENT: the template lacks the
+ * interpreter). */
 static int repl_spawn_runner(struct agent *a, const char *language, const char *cwd, const int fds[5], char **env,
                              pid_t *pid, struct spawn_error *se)
 {
-    if (strcmp(language, "python") != 0) {
-        snprintf(se->msg, sizeof(se->msg), "no runner for language %s", language);
-        se->err = EINVAL;
-        se->at_exec = false;
-        return -EINVAL;
+    char *argv[LANG_MAX_ARGV], runner_file[PATH_MAX];
+    se->err = 0;
+    se->at_exec = false;
+    int rc = lang_runner_argv(a, language, argv, runner_file, sizeof(runner_file), se->msg, sizeof(se->msg));
+    if (rc < 0) {
+        se->err = -rc;
+        return rc;
     }
-    /* -B: read-only /usr and no stray __pycache__ in /home/user */
-    char *argv[] = {(char *)a->python_path, "-B", (char *)a->runner_path, NULL};
     int extra[2] = {fds[3], fds[4]};
     struct spawn_spec spec = {
         .policy = &a->policy,
@@ -129,11 +132,11 @@ static int repl_spawn_runner(struct agent *a, const char *language, const char *
         .stdin_fd = fds[0], .stdout_fd = fds[1], .stderr_fd = fds[2],
         .extra_fds = extra, .n_extra = 2,
     };
-    /* a REPL forked by the zygote: same fds, environment and drop sequence,
-     * numpy and pandas already imported (zygote_client.c); it starts in
-     * /home/user, repl_start sends it a chdir for another cwd */
+    /* a Python REPL forked by the zygote: same fds, environment and drop
+     * sequence, numpy and pandas already imported (zygote_client.c); it
+     * starts in /home/user, repl_start sends it a chdir for another cwd */
     uint64_t t0 = now_mono_us();
-    if (zygote_spawn(a, fds, pid) == 0) {
+    if (strcmp(language, "python") == 0 && zygote_spawn(a, fds, pid) == 0) {
         log_info("python runner forked by the zygote in %.2f ms", (double)(now_mono_us() - t0) / 1000.0);
         return 0;
     }
@@ -152,6 +155,17 @@ int repl_start(struct agent *a, struct repl *r)
         pipe2(err, O_CLOEXEC) < 0) {
         rc = -errno;
         snprintf(r->start_error, sizeof(r->start_error), "pipe2: %s", strerror(errno));
+        goto out;
+    }
+    /* The R and JavaScript runners cannot mark fds close-on-exec, so they
+     * reopen their ends through /proc/self/fd (close-on-exec) and close 3
+     * and 4 (runner headers). A pipe's inode is its creator's, mode 0600:
+     * uid 1000 may reopen it only once it owns it. Only the sandbox's own
+     * uid gains anything, which can signal and read the runner anyway. */
+    if (lang_needs_fd_reopen(r->language) && (fchown(cmd[0], AGENT_USER_UID, AGENT_USER_GID) < 0 ||
+                                              fchown(res[1], AGENT_USER_UID, AGENT_USER_GID) < 0)) {
+        rc = -errno;
+        snprintf(r->start_error, sizeof(r->start_error), "fchown runner pipe: %s", strerror(errno));
         goto out;
     }
     char err_env[256];
@@ -183,7 +197,7 @@ int repl_start(struct agent *a, struct repl *r)
     /* a forked runner starts in /home/user whatever its context's cwd: the
      * first command moves it (no reply; the runner reads it before any
      * code, so the first cell already runs there) */
-    if (strcmp(cwd, "/home/user") != 0) {
+    if (strcmp(r->language, "python") == 0 && strcmp(cwd, "/home/user") != 0) {
         json_t *chdir_cmd = json_pack("{s:s}", "chdir", cwd);
         int wr = chdir_cmd ? repl_write_command(r, chdir_cmd) : -ENOMEM;
         json_decref(chdir_cmd);
@@ -278,7 +292,12 @@ void repl_handle_run(struct agent *a, struct repl *r, uint32_t req_id, json_t *r
         agent_send_error(a, req_id, PROTO_ERR_INVALID, "%s", err);
         return;
     }
-    if (r->pid <= 0 && repl_start(a, r) < 0) {
+    int started = r->pid > 0 ? 0 : repl_start(a, r);
+    if (started == -ENOENT) { /* the template lacks the interpreter (lang.c) */
+        agent_send_error(a, req_id, PROTO_ERR_INVALID, "%s", r->start_error);
+        return;
+    }
+    if (started < 0) {
         agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "%s runner unavailable: %s", r->language, r->start_error);
         return;
     }
@@ -294,7 +313,7 @@ void repl_handle_run(struct agent *a, struct repl *r, uint32_t req_id, json_t *r
     int rc = repl_write_command(r, cmd);
     if (rc == -EPIPE || rc == -EBADF) {
         /* it died between calls and we have not reaped it yet: start over */
-        log_warn("python runner gone before call %u; restarting", req_id);
+        log_warn("%s runner gone before call %u; restarting", r->language, req_id);
         r->state_lost = true;
         repl_kill_and_reap(a, r);
         if (repl_start(a, r) == 0)
@@ -304,7 +323,7 @@ void repl_handle_run(struct agent *a, struct repl *r, uint32_t req_id, json_t *r
     }
     json_decref(cmd);
     if (rc < 0) {
-        agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "cannot send code to the python runner: %s",
+        agent_send_error(a, req_id, PROTO_ERR_INTERNAL, "cannot send code to the %s runner: %s", r->language,
                          r->start_error[0] ? r->start_error : strerror(-rc));
         return;
     }
@@ -365,7 +384,7 @@ static void repl_send_reap(struct repl *r)
     int rc = cmd ? repl_write_command(r, cmd) : -ENOMEM;
     json_decref(cmd);
     if (rc < 0)
-        log_warn("cannot send the reap list to the python runner: %s", strerror(-rc));
+        log_warn("cannot send the reap list to the %s runner: %s", r->language, strerror(-rc));
     r->nreap = 0;
 }
 
@@ -390,8 +409,11 @@ static json_t *timeout_error(const struct repl *r, bool restarted, json_t *trace
 /* The frame fields every python RESULT carries. */
 static json_t *result_base(struct repl *r)
 {
-    return json_pack("{s:I, s:b, s:b, s:b}", "duration_ms", (json_int_t)(now_mono_ms() - r->call_start_ms), "stdout_truncated",
-                     r->out.truncated, "stderr_truncated", r->err.truncated, "timed_out", r->timed_out);
+    /* language: the context's, so the daemon can name the process in an
+     * OOM verdict when the call named only a context */
+    return json_pack("{s:I, s:b, s:b, s:b, s:s}", "duration_ms", (json_int_t)(now_mono_ms() - r->call_start_ms), "stdout_truncated",
+                     r->out.truncated, "stderr_truncated", r->err.truncated, "timed_out", r->timed_out, "language",
+                     r->language);
 }
 
 static void repl_end_call(struct agent *a, struct repl *r, json_t *result)
@@ -412,7 +434,7 @@ static void note_engine(struct repl *r, json_t *engine)
     if (!json_is_string(engine) || strcmp(r->engine, json_string_value(engine)) == 0)
         return;
     snprintf(r->engine, sizeof(r->engine), "%s", json_string_value(engine));
-    log_info("python runner %d: %s engine", (int)r->pid, r->engine);
+    log_info("%s runner %d: %s engine", r->language, (int)r->pid, r->engine);
 }
 
 /* A complete message from the runner: output first, then RESULT. */
@@ -578,7 +600,7 @@ static void repl_on_exit(struct agent *a, void *ctx, pid_t pid, int wstatus)
             code = 128 + sig;
             killed = json_integer(sig);
             char msg[160];
-            snprintf(msg, sizeof(msg), "the Python process was killed by signal %d; the REPL was restarted and its state lost", sig);
+            snprintf(msg, sizeof(msg), "the %s process was killed by signal %d; the REPL was restarted and its state lost", lang_label(r->language), sig);
             error = json_pack("{s:s, s:s, s:s}", "name", "ProcessKilled", "value", msg, "traceback", "");
         } else {
             code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 1;

@@ -11,7 +11,7 @@
 /* ---- run --------------------------------------------------------------- */
 
 static const char *const isolations[] = {"jail", "vm", NULL};
-static const char *const languages[] = {"python", "bash", NULL};
+static const char *const languages[] = {"python", "bash", "r", "javascript", NULL};
 
 static const struct cli_option run_options[] = {
     {.name = "sandbox", .arg = ARG_STRING, .metavar = "ID", .help = "run in an existing sandbox (left running)"},
@@ -19,8 +19,8 @@ static const struct cli_option run_options[] = {
      .help = "copy a local file in first"},
     {.name = "timeout", .arg = ARG_INT, .metavar = "S", .body_key = "timeout_s", .min = 1, .max = INT_MAX,
      .want = "a positive number of seconds", .help = "stop the script after S seconds (exit 124)"},
-    {.name = "language", .arg = ARG_STRING, .metavar = "L", .choices = languages, .want = "python or bash",
-     .help = "python or bash (default: from the extension)"},
+    {.name = "language", .arg = ARG_STRING, .metavar = "L", .choices = languages, .want = "python, bash, r or javascript",
+     .help = "python, bash, r or javascript (default: from the extension: .sh .R .js)"},
     {.name = "env", .arg = ARG_KV, .metavar = "K=V", .body_key = "env", .want = "K=V",
      .help = "environment variable of the script"},
     /* the fresh sandbox's shape: no body_key, they go into the create */
@@ -89,7 +89,13 @@ static int run_prepare(struct cli_ctx *ctx, const char *script)
     const char *language = cli_opt(ctx, "language")->str;
     if (!language) {
         const char *dot = strrchr(script, '.');
-        language = dot && (strcmp(dot, ".sh") == 0 || strcmp(dot, ".bash") == 0) ? "bash" : "python";
+        language = "python";
+        if (dot && (strcmp(dot, ".sh") == 0 || strcmp(dot, ".bash") == 0))
+            language = "bash";
+        else if (dot && (strcmp(dot, ".R") == 0 || strcmp(dot, ".r") == 0))
+            language = "r";
+        else if (dot && (strcmp(dot, ".js") == 0 || strcmp(dot, ".mjs") == 0))
+            language = "javascript";
     }
     size_t code_len;
     cleanup_free char *code = read_whole(script, &code_len);

@@ -26,6 +26,9 @@ const char sandbox_etc_hostname_fmt[] = "%s\n";
 
 const char *const sandbox_etc_host_files[] = {
     "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "matplotlibrc", "fonts", "mime.types",
+    /* R reads its Renviron, ldpaths and Rprofile.site from /etc/R (via
+     * /usr/lib/R/etc symlinks): language="r" */
+    "R",
 };
 const char *const sandbox_proc_masked_files[] = {
     "proc/kcore", "proc/keys", "proc/latency_stats", "proc/timer_list", "proc/timer_stats", "proc/sched_debug",

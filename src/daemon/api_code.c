@@ -133,6 +133,21 @@ static void run_error(struct run *run, int r, const struct agent_frame *f, struc
         api_error_set(err, r, 500, "internal", "run: %s", strerror(-r));
 }
 
+/* The languages served by a persistent runner in the sandbox (the agent's
+ * lang.c), as error messages name them; NULL for any other. */
+static const char *repl_label(const char *language)
+{
+    if (!strcmp(language, "python"))
+        return "Python";
+    if (!strcmp(language, "r"))
+        return "R";
+    if (!strcmp(language, "javascript"))
+        return "JavaScript";
+    if (!strcmp(language, "context")) /* a context's, language not given: the agent knows which */
+        return "REPL";
+    return NULL;
+}
+
 /* The result fields from a RESULT payload (output excluded), with the OOM
  * verdict applied. Never NULL unless out of memory. */
 static json_t *result_fields(struct run *run, const struct agent_frame *f)
@@ -165,6 +180,10 @@ static json_t *result_fields(struct run *run, const struct agent_frame *f)
     /* a vm guest's agent says so itself (src/agent/oomwatch.c): its
      * processes are in no host cgroup of their own */
     bool guest_oom = json_is_true(json_object_get(res, "oom_killed"));
+    /* a REPL's RESULT names its context's language (a call may name only the context) */
+    const char *res_lang = json_string_value(json_object_get(res, "language"));
+    if (!run->is_exec && res_lang && repl_label(res_lang) && strcmp(res_lang, "context") != 0)
+        snprintf(run->language, sizeof(run->language), "%s", res_lang);
     /* Python: the cell's number in the REPL (IPython's In [n]); null for shell runs */
     if (out && json_object_set_new(out, "execution_count", json_is_integer(count) ? json_incref(count) : json_null()) < 0) {
         json_decref(out);
@@ -179,11 +198,12 @@ static json_t *result_fields(struct run *run, const struct agent_frame *f)
     bool failed = json_is_object(json_object_get(out, "error")) || json_integer_value(json_object_get(out, "killed_signal")) == SIGKILL;
     if (failed && (guest_oom || sandbox_oom_kills(run->sb) > run->oom_before)) {
         char msg[256];
-        if (!run->is_exec && strcmp(run->language, "python") == 0)
+        const char *repl = repl_label(run->language);
+        if (!run->is_exec && repl)
             snprintf(msg, sizeof(msg),
-                     "the sandbox ran out of memory (limit %u MiB); the Python process was killed and restarted, "
+                     "the sandbox ran out of memory (limit %u MiB); the %s process was killed and restarted, "
                      "its state is lost",
-                     sandbox_memory_mb(run->sb));
+                     sandbox_memory_mb(run->sb), repl);
         else
             snprintf(msg, sizeof(msg), "the sandbox ran out of memory (limit %u MiB); the process was killed",
                      sandbox_memory_mb(run->sb));
@@ -495,8 +515,11 @@ void api_code(struct http_req *req)
     if (api_field_string(req, "language", &language) < 0 || api_field_string(req, "context", &context) < 0)
         return;
     bool language_given = json_is_string(json_object_get(req->body, "language"));
-    if (strcmp(language, "python") != 0 && strcmp(language, "bash") != 0) {
-        http_reply_errorf(req, 400, "invalid_request", "language must be \"python\" or \"bash\"");
+    if (!strcmp(language, "js"))
+        language = "javascript";
+    if (strcmp(language, "bash") != 0 && (!repl_label(language) || !strcmp(language, "context"))) {
+        http_reply_errorf(req, 400, "invalid_request", "unknown language \"%.64s\": available are python, bash, r, javascript",
+                          language);
         return;
     }
     if (context && !*context) {
@@ -522,7 +545,8 @@ void api_code(struct http_req *req)
                               "timeout_s", (int)timeout_s);
     if (audit && context)
         json_object_set_new(audit, "context", json_string(context));
-    run_start(req, false, language, timeout_s, payload, audit);
+    /* the OOM message names the process: a context's without a language given is "the REPL" */
+    run_start(req, false, context && !language_given ? "context" : language, timeout_s, payload, audit);
     json_decref(payload);
 }
 

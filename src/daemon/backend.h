@@ -30,6 +30,9 @@ struct template_info {
     const char *warmup;   /* a built template's warm-up Python, run in each of its
                              sandboxes before it is handed out (build.c); NULL or
                              "" for none. The host template's is the zygote's --warmup. */
+    const char *warm_languages; /* a built template's "warm_languages" ("r,javascript"): its
+                             sandboxes start those runners with the agent; NULL: the
+                             daemon's --warm-languages */
 };
 
 struct sandbox_spec {
@@ -41,7 +44,9 @@ struct sandbox_spec {
     uint64_t tmpfs_bytes;    /* size cap of the one tmpfs behind /tmp, /data, /home/user,
                                 /dev/shm; keep it below memory_bytes (mnt.c says why) */
     const char *agent_path;  /* unused by jail (it execs the daemon's sealed memfd) */
-    const char *runner_path; /* host path of airlock_runner.py, bound read-only at /opt/airlock */
+    const char *runner_path; /* host path of airlock_runner.py, bound read-only at /opt/airlock
+                                with airlock_runner.R and .mjs from its directory */
+    const char *warm_languages; /* the agent's --warm ("r,javascript"): runners started with it; NULL or "": none */
     const char *hostname;    /* "sandbox" */
 };
 

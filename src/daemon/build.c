@@ -282,6 +282,7 @@ static void fill_spec(struct sandbox *sb, const struct sandbox_shape *s, struct 
         .tmpfs_bytes = storage_bytes(s->memory_mb),
         .agent_path = d->cfg.agent_path,
         .runner_path = d->cfg.runner_path,
+        .warm_languages = s->tmpl && s->tmpl->warm_languages ? s->tmpl->warm_languages : d->cfg.warm_languages,
         .hostname = "sandbox",
     };
     memcpy(out->id, sb->id, sizeof(out->id));

@@ -84,6 +84,9 @@ static void usage(FILE *f)
             "  --warmup CODE          Python it runs before forking (default: import numpy\n"
             "                         and pandas when they are importable)\n"
             "  --no-zygote            exec a fresh python3 for every REPL instead\n"
+            "  --warm-languages LIST  runners besides Python's each sandbox starts with, so\n"
+            "                         its first cell of those finds them ready (r,javascript;\n"
+            "                         \"\" none: each starts at its first call; default none)\n"
             "\nPer client address (IPv4 address, IPv6 /64, uid on the unix socket):\n"
             "  --auth-fail-burst N    failed authentications (wrong or malformed key) allowed\n"
             "                         at once (default 20); past that, every request with a\n"
@@ -269,6 +272,7 @@ static const struct opt_def OPTS[] = {
     {"zygote", K_STR, F(zygote_path)},
     {"warmup", K_STR, F(warmup)},
     {"no-zygote", K_FLAG, F(no_zygote)},
+    {"warm-languages", K_STR, F(warm_languages)},
     {"cgroup-favordynmods", K_FLAG, F(cgroup_favordynmods)},
     {"template-cache", K_STR, F(template_cache)},
     {"init-state", K_FLAG, F(init_state)},
@@ -413,6 +417,7 @@ void config_free(struct config *cfg)
     free(cfg->runner_path);
     free(cfg->zygote_path);
     free(cfg->warmup);
+    free(cfg->warm_languages);
     free(cfg->scope);
     free(cfg->template_cache);
     free(cfg->vm_dir);

@@ -44,6 +44,7 @@ struct config {
     char *zygote_path;   /* airlock-zygote */
     char *warmup;        /* NULL: the zygote's default warm-up */
     bool no_zygote;      /* every REPL is exec'd */
+    char *warm_languages; /* runners besides Python's started with each sandbox ("r,javascript"; "" none) */
     bool cgroup_favordynmods; /* remount cgroup2 with favordynmods at start */
     char *template_cache; /* template build cache by spec hash; "" disables it */
     char *scope;         /* NULL: derived from state_dir (main.c) */

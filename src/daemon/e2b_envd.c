@@ -152,9 +152,13 @@ void e2b_execute(struct http_req *req)
         lang = "python";
     else if (!strcmp(lang, "bash") || !strcmp(lang, "sh"))
         lang = "bash";
+    else if (!strcmp(lang, "r") || !strcmp(lang, "R"))
+        lang = "r";
+    else if (!strcmp(lang, "js") || !strcmp(lang, "javascript") || !strcmp(lang, "node"))
+        lang = "javascript";
     else {
         http_reply_errorf(req, 400, "invalid_request",
-                          "language %s is not available: Airlock runs python and bash", lang);
+                          "language %s is not available: Airlock runs python, bash, r and javascript", lang);
         return;
     }
     /* timeout 0: as long as the daemon allows; the SDK enforces its own
@@ -612,6 +616,10 @@ void e2b_contexts_create(struct http_req *req)
     const char *l = json_is_string(lang) ? json_string_value(lang) : "python";
     if (!strcmp(l, "py"))
         l = "python";
+    else if (!strcmp(l, "R"))
+        l = "r";
+    else if (!strcmp(l, "js") || !strcmp(l, "node"))
+        l = "javascript";
     json_t *p = json_pack("{s:s}", "language", l);
     if (p && json_is_string(cwd))
         json_object_set(p, "cwd", cwd);

@@ -31,6 +31,7 @@ struct tmpl {
     char dir[PATH_MAX];    /* <state>/templates/<hex> */
     char rootfs[PATH_MAX]; /* dir/root */
     char image[PATH_MAX];  /* dir/image.erofs */
+    char warm_languages[32]; /* the spec's "warm_languages", comma-joined (info.warm_languages) */
     struct template_info info;
     json_t *manifest;
     unsigned users; /* creates in flight (t->lock) */
@@ -96,6 +97,20 @@ static struct tmpl *tmpl_new(struct templates *t, json_t *manifest)
     tp->manifest = json_incref(manifest);
     /* borrowed from the manifest, which lives as long as tp */
     tp->info.warmup = json_string_value(json_object_get(json_object_get(manifest, "spec"), "warmup"));
+    /* validated when the spec was parsed (tmpl_spec.c): "r", "javascript" */
+    json_t *warm = json_object_get(json_object_get(manifest, "spec"), "warm_languages");
+    if (json_is_array(warm)) {
+        size_t i, off = 0;
+        json_t *l;
+        json_array_foreach(warm, i, l) {
+            const char *s = json_string_value(l);
+            int w = s ? snprintf(tp->warm_languages + off, sizeof(tp->warm_languages) - off, "%s%s", off ? "," : "", s) : -1;
+            if (w < 0 || (size_t)w >= sizeof(tp->warm_languages) - off)
+                break;
+            off += (size_t)w;
+        }
+        tp->info.warm_languages = tp->warm_languages;
+    }
     tp->ifd = -1;
     pthread_mutex_init(&tp->vlock, NULL);
     return tp;

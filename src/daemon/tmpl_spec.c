@@ -2,6 +2,7 @@
 #include "tmpl_spec.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -235,7 +236,7 @@ int tmpl_spec_parse(json_t *in, struct tmpl_spec *out, char *err, size_t errlen)
     if (!json_is_object(in))
         return bad(err, errlen, "a template spec is a JSON object");
     static const char *const keys[] = {"name",  "description", "suite",  "mirror", "packages",
-                                       "files", "env",         "warmup", "limits", NULL};
+                                       "files", "env",         "warmup", "limits", "warm_languages", NULL};
     if (check_keys(in, keys, "spec", err, errlen) < 0)
         return -EINVAL;
 
@@ -283,6 +284,22 @@ int tmpl_spec_parse(json_t *in, struct tmpl_spec *out, char *err, size_t errlen)
         return bad(err, errlen, "warmup must be Python code (a string) of at most %u KiB", MAX_WARMUP_BYTES >> 10);
     }
 
+    /* the runners besides Python's its sandboxes start with (src/agent/lang.c) */
+    json_t *warm = json_object_get(in, "warm_languages");
+    if (warm) {
+        size_t k;
+        json_t *l;
+        bool ok = json_is_array(warm) && json_array_size(warm) <= 2;
+        json_array_foreach(warm, k, l) {
+            const char *s = json_string_value(l);
+            ok = ok && s && (strcmp(s, "r") == 0 || strcmp(s, "javascript") == 0);
+        }
+        if (!ok) {
+            json_decref(sorted);
+            return bad(err, errlen, "warm_languages must be an array of \"r\" and/or \"javascript\"");
+        }
+    }
+
     json_t *files = NULL, *env = NULL, *limits = NULL;
     int r;
     if ((r = parse_files(json_object_get(in, "files"), &files, err, errlen)) < 0 ||
@@ -299,6 +316,11 @@ int tmpl_spec_parse(json_t *in, struct tmpl_spec *out, char *err, size_t errlen)
                            "limits", limits);
     if (!out->canon)
         return bad(err, errlen, "out of memory");
+    /* only when given: a spec without it keeps the hash it always had */
+    if (warm && json_object_set(out->canon, "warm_languages", warm) < 0) {
+        tmpl_spec_clear(out);
+        return bad(err, errlen, "out of memory");
+    }
     snprintf(out->name, sizeof(out->name), "%s", name);
     if (spec_hash(out->canon, out->hash) < 0) {
         tmpl_spec_clear(out);

@@ -136,6 +136,10 @@ static int child_exec_agent(const struct jail_plan *p, int agent_fd, struct jail
     argv[n++] = (char *)p->memory_arg;
     argv[n++] = "--meminfo-fds";
     argv[n++] = p->memcg_usage_fd >= 0 && p->memcg_stat_fd >= 0 ? "5,6,7" : "5";
+    if (p->warm_arg[0]) {
+        argv[n++] = "--warm";
+        argv[n++] = (char *)p->warm_arg;
+    }
     if (p->zygote_fd >= 0) {
         argv[n++] = "--zygote-fd";
         argv[n++] = "4";

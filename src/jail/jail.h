@@ -158,8 +158,15 @@ struct jail_plan {
     struct jail_tree usr;  /* overlay of the template's /usr */
     struct jail_tree dev;  /* overlay of the /dev skeleton */
     struct jail_tree runner; /* overlay of a runner directory, or fd -1 */
-    const char *runner_data; /* a runner file's copy (heap, the plan's), or NULL */
-    size_t runner_len;
+    /* copies of the runner files (heap, the plan's): airlock_runner.py and,
+     * when next to it, airlock_runner.R and airlock_runner.mjs */
+    struct jail_runner_file {
+        const char *name; /* under /opt/airlock */
+        char *data;
+        size_t len;
+    } runner_files[3];
+    size_t n_runner_files;
+    char warm_arg[64];   /* the agent's --warm value, "" for none */
     char devpts_opts[96];
     struct jail_tree etc_binds[JAIL_MAX_ETC_BINDS];
     size_t n_etc_binds;

@@ -232,13 +232,13 @@ static int mnt_setup_etc(const struct jail_plan *p, struct jail_child_error *e)
     return child_remount_ro("etc", MS_NOSUID | MS_NODEV | MS_NOEXEC, e);
 }
 
-/* The runner is a file copied to /opt/airlock/airlock_runner.py (the root
- * tmpfs is made read-only at the end), or a directory overlaid at
- * /opt/airlock. */
+/* The runners are files copied to /opt/airlock (airlock_runner.py, .R,
+ * .mjs; the root tmpfs is made read-only at the end), or a directory
+ * overlaid at /opt/airlock. */
 static int mnt_setup_runner(const struct jail_plan *p, struct jail_child_error *e)
 {
     int r;
-    if (p->runner.fd < 0 && !p->runner_data)
+    if (p->runner.fd < 0 && p->n_runner_files == 0)
         return 0;
     if ((r = child_mkdir("opt", 0755, e)) < 0)
         return r;
@@ -246,7 +246,13 @@ static int mnt_setup_runner(const struct jail_plan *p, struct jail_child_error *
         return child_attach_tree(&p->runner, e);
     if ((r = child_mkdir("opt/airlock", 0755, e)) < 0)
         return r;
-    return rootfs_child_write("opt/airlock/airlock_runner.py", p->runner_data, p->runner_len, 0444, e);
+    for (size_t i = 0; i < p->n_runner_files; i++) {
+        char rel[64];
+        snprintf(rel, sizeof(rel), "opt/airlock/%s", p->runner_files[i].name);
+        if ((r = rootfs_child_write(rel, p->runner_files[i].data, p->runner_files[i].len, 0444, e)) < 0)
+            return r;
+    }
+    return 0;
 }
 
 /* The writable places, all memory-backed: nothing a sandbox writes ever

@@ -6,8 +6,10 @@
  * has exec'd or is dead.
  */
 #include "jail.h"
+#include "util.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -120,6 +122,34 @@ static void plan_mount_options(struct jail_plan *p, const struct sandbox_spec *s
     snprintf(p->scratch_opts, sizeof(p->scratch_opts), "mode=0755%s", size);
 }
 
+/* The Python runner file, and the R and JavaScript runners from its
+ * directory when they are there (a template without R still needs no
+ * airlock_runner.R; the agent answers language="r" with a clear error). */
+static int plan_runner_files(struct jail_plan *p, const char *py, char *err, size_t errlen)
+{
+    static const char *const names[] = {"airlock_runner.py", "airlock_runner.R", "airlock_runner.mjs"};
+    _Static_assert(ARRAY_SIZE(names) <= ARRAY_SIZE(p->runner_files), "one slot per runner file");
+    const char *slash = strrchr(py, '/');
+    int dirlen = slash ? (int)(slash - py) : 1;
+    const char *dir = slash ? py : ".";
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        char path[PATH_MAX];
+        if (i == 0)
+            snprintf(path, sizeof(path), "%s", py);
+        else if (snprintf(path, sizeof(path), "%.*s/%s", dirlen, dir, names[i]) >= (int)sizeof(path))
+            return jail_err(err, errlen, -ENAMETOOLONG, "runner directory of %s", py);
+        if (i > 0 && access(path, R_OK) < 0)
+            continue; /* that language is then unavailable, not the sandbox */
+        struct jail_runner_file *f = &p->runner_files[p->n_runner_files];
+        int r = rootfs_copy_file(path, &f->data, &f->len, err, errlen);
+        if (r < 0)
+            return r;
+        f->name = names[i];
+        p->n_runner_files++;
+    }
+    return 0;
+}
+
 int plan_prepare(struct jail_state *st, const struct sandbox_spec *spec, struct jail_plan *p,
                  struct jail_parent_fds *pf, char *err, size_t errlen)
 {
@@ -143,10 +173,9 @@ int plan_prepare(struct jail_state *st, const struct sandbox_spec *spec, struct 
             return jail_err(err, errlen, -errno, "stat %s", spec->runner_path);
         if (S_ISDIR(sb.st_mode))
             return layers_tree_ro(&st->layers, spec->runner_path, &p->runner, "opt/airlock", err, errlen);
-        char *data = NULL;
-        if ((r = rootfs_copy_file(spec->runner_path, &data, &p->runner_len, err, errlen)) < 0)
+        if ((r = plan_runner_files(p, spec->runner_path, err, errlen)) < 0)
             return r;
-        p->runner_data = data;
     }
+    snprintf(p->warm_arg, sizeof(p->warm_arg), "%s", spec->warm_languages ? spec->warm_languages : "");
     return r;
 }

@@ -206,8 +206,11 @@ void rootfs_release(struct jail_plan *p)
         free(p->etc_heap[i]);
         p->etc_heap[i] = NULL;
     }
-    free((char *)p->runner_data);
-    p->runner_data = NULL;
+    for (size_t i = 0; i < p->n_runner_files; i++) {
+        free(p->runner_files[i].data);
+        p->runner_files[i].data = NULL;
+    }
+    p->n_runner_files = 0;
 }
 
 int rootfs_child_write(const char *rel, const char *data, size_t len, mode_t mode, struct jail_child_error *e)

@@ -3,6 +3,7 @@ its own globals, the same files and user, the sandbox's memory shared. Real
 daemon, sandboxes and runners (forked from the zygote), through the Python SDK
 and the HTTP API."""
 
+import shutil
 import threading
 
 import pytest
@@ -195,7 +196,7 @@ def test_crash_and_oom_in_one_leave_another(fresh):
     # and the OOM killer takes the hog (the biggest), not its neighbours
     r = s.run_code("chunks = []\nwhile True:\n    chunks.append(bytearray(8 * 1024 * 1024))\n", context=a, timeout=60)
     assert r.error.name == "OutOfMemory", r.error
-    assert "256" in r.error.value
+    assert "256" in r.error.value and "Python process" in r.error.value  # named by the context (RESULT language)
     assert s.run_code("keep", context=b).text == "'b'"
     assert s.run_code("keep").text == "'default'"
     assert s.run_code("'fresh'", context=a).text == "'fresh'"
@@ -259,3 +260,53 @@ def test_audit_events(fresh):
     acts = [e.get("action") for e in s.logs()]
     for a in ("context_create", "context_restart", "context_delete"):
         assert a in acts, acts
+
+
+_HAS_R_AND_NODE = bool(shutil.which("Rscript")) and bool(shutil.which("node"))
+
+
+@pytest.mark.skipif(not _HAS_R_AND_NODE, reason="r-base-core or nodejs is not installed on this host")
+def test_r_and_javascript_contexts_keep_state_apart_from_python(daemon, fresh):
+    """POST /contexts {"language":"r"|"javascript"}: contexts like Python's
+    (src/agent/lang.c), each with its own state; the python default and the
+    languages' own defaults are not touched."""
+    s = fresh()
+    s.run_code("x = 'py'")
+    r1 = s.create_code_context(language="r")
+    r2 = s.create_code_context(language="r")
+    js = s.create_code_context(language="js")
+    assert (r1.language, js.language) == ("r", "javascript")
+    s.run_code("x <- 'r1'", context=r1)
+    s.run_code("x <- 'r2'", context=r2)
+    s.run_code("var x = 'js'; let n = 1", context=js)
+    s.run_code("n += 41", context=js)
+    assert s.run_code("x", context=r1).text == '[1] "r1"'
+    assert s.run_code("x", context=r2).text == '[1] "r2"'
+    assert s.run_code("x + ':' + n", context=js).text == "'js:42'"
+    assert s.run_code("x").text == "'py'"
+    # the language's default context (no context named) is another REPL
+    assert s.run_code('exists("x")', language="r").text == "[1] FALSE"
+    assert s.run_code("typeof x", language="javascript").text == "'undefined'"
+    ids = _ids(s)
+    assert ids[0] == "default" and {"default-r", "default-javascript", r1.id, r2.id, js.id} <= set(ids), ids
+    # a context's language rules, and a timeout in one leaves another
+    base = "/v1/sandboxes/%s" % s.id
+    st, _, _, j = daemon.request("POST", base + "/code", {"code": "1", "context": r1.id, "language": "python"})
+    assert st == 400 and "runs r" in j["error"]["message"], j
+    t = s.run_code("repeat {}", context=r1, timeout=1)
+    assert t.error.name == "TimeoutError", t
+    assert s.run_code("x", context=r2).text == '[1] "r2"'
+    assert s.run_code("x", context=r1).text == '[1] "r1"'
+    # restart one: its state goes, the others' stays
+    s.restart_code_context(js)
+    assert s.run_code("typeof x", context=js).text == "'undefined'"
+    assert s.run_code("x", context=r1).text == '[1] "r1"'
+    # the languages' defaults count in the cap of 8; one removed is made again at its next call
+    assert len(ids) == 6
+    s.create_code_context()
+    s.create_code_context()
+    with pytest.raises(airlock.QuotaExceeded):
+        s.create_code_context(language="r")
+    s.remove_code_context("default-r")
+    assert s.run_code("1 + 1", language="r").text == "[1] 2"
+    assert "default-r" in _ids(s)

@@ -147,6 +147,18 @@ static void test_spec(void)
                 &b, err, sizeof(err)) == 0);
     CHECK(strcmp(a.hash, b.hash) != 0);
     tmpl_spec_clear(&b);
+    /* warm_languages: kept in the canonical spec (and so the hash) only when given */
+    CHECK(parse("{\"name\":\"t\",\"suite\":\"bookworm\",\"packages\":[\"python3\",\"bb\"],\"warm_languages\":[\"r\"]}",
+                &b, err, sizeof(err)) == 0);
+    CHECK(strcmp(a.hash, b.hash) != 0);
+    CHECK_STREQ(json_string_value(json_array_get(json_object_get(b.canon, "warm_languages"), 0)), "r");
+    tmpl_spec_clear(&b);
+    CHECK(json_object_get(a.canon, "warm_languages") == NULL);
+    CHECK(parse("{\"name\":\"t\",\"suite\":\"bookworm\",\"packages\":[\"bb\"],\"warm_languages\":[\"python\"]}",
+                &b, err, sizeof(err)) < 0);
+    CHECK(strstr(err, "warm_languages") != NULL);
+    CHECK(parse("{\"name\":\"t\",\"suite\":\"bookworm\",\"packages\":[\"bb\"],\"warm_languages\":\"r\"}",
+                &b, err, sizeof(err)) < 0);
     tmpl_spec_clear(&a);
 
     CHECK(parse("{\"name\":\"t\",\"suite\":\"bookworm\",\"packages\":[\"python3=3.11.2-1+b1\"]}", &a, err,

@@ -532,9 +532,11 @@ class Sandbox:
 
     def run_code(self, code, language=None, timeout=None, envs=None, context=None,
                  on_stdout=None, on_stderr=None, on_result=None, on_error=None):
-        """Run code in the sandbox's persistent Python REPL (or a fresh bash).
+        """Run code in a persistent REPL of the sandbox (or a fresh bash).
 
-        ``language``: "python" (the default) or "bash". ``context``: a
+        ``language``: "python" (the default), "bash", "r" or "javascript"
+        (R and JavaScript run in their own default contexts, "default-r"
+        and "default-javascript", made at their first call). ``context``: a
         ``CodeContext`` (or its id) from ``create_code_context``: the code runs
         in that REPL, with its globals; its language is the context's.
         ``timeout``: seconds (default 60 on the server); 0 means no per-call
@@ -554,9 +556,11 @@ class Sandbox:
             ex = Execution(self._call("POST", "/code", self._code_body(code, language, timeout, envs, context),
                                       timeout=self._wait(timeout)))
         if ex.repl_restarted:
+            lang = language or getattr(context, "language", None)
+            label = {"r": "R", "javascript": "JavaScript", "js": "JavaScript"}.get(lang, "Python")
             warnings.warn(ReplRestarted(
-                "sandbox %s: the Python REPL was restarted; the variables and imports of earlier "
-                "calls are gone" % self._id), stacklevel=2)
+                "sandbox %s: the %s REPL was restarted; the variables and imports of earlier "
+                "calls are gone" % (self._id, label)), stacklevel=2)
         return ex
 
     def run_code_stream(self, code, language=None, timeout=None, envs=None, context=None, final=False,
@@ -579,7 +583,8 @@ class Sandbox:
     # -- code contexts: independent REPLs (E2B code interpreter's names) ---------
     def create_code_context(self, language="python", cwd=None):
         """A new REPL in this sandbox with its own globals (same files, same
-        user, the sandbox's memory shared). ``cwd``: where it starts, relative
+        user, the sandbox's memory shared). ``language``: "python", "r" or
+        "javascript" ("js"). ``cwd``: where it starts, relative
         to /home/user; a missing one raises ``NotFound``. At most 8 contexts
         per sandbox, the default one included (``QuotaExceeded`` beyond)."""
         body = {"language": language}

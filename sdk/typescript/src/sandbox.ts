@@ -55,7 +55,8 @@ export interface CodeContext {
 }
 
 export interface RunCodeOptions {
-  language?: "python" | "bash" | string;
+  /** "python", "bash", "r" or "javascript" (the server checks; any string is sent) */
+  language?: "python" | "bash" | "r" | "javascript" | string;
   /** run in this code context (its REPL, its language) */
   context?: CodeContext | string;
   /** seconds; 0 = no per-call limit (default: the server's 60 s) */
