@@ -81,6 +81,19 @@ def test_cpu_count_is_the_guests_vcpus_through_the_jails_sys_view(vm):
     assert listing == "['online', 'possible', 'present'] ['devices']"
 
 
+def test_r_and_javascript_run_in_the_guest_with_their_state(vm):
+    # the same runners as the jail's, from the initramfs; each language's
+    # default context starts at its first call and keeps its state
+    assert vm.run_code("x <- c(1, 2, 3)", language="r").error is None
+    r = vm.run_code("cat(sum(x) * 2, '\\n')", language="r")
+    assert r.error is None, r.error
+    assert r.stdout.strip() == "12"
+    assert vm.run_code("globalThis.n = 20", language="javascript").error is None
+    r = vm.run_code("console.log(n + 22)", language="javascript")
+    assert r.error is None, r.error
+    assert r.stdout.strip() == "42"
+
+
 def test_no_network_device_and_no_route_anywhere(vm):
     r = vm.run_code(
         "import socket, errno\n"
