@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "egress_dns.h"
 #include "egress_net.h"
@@ -53,6 +54,7 @@ struct agent_conn *sandbox_agent(struct sandbox *sb) { return sb->conn; }
 struct proctab *sandbox_procs(struct sandbox *sb) { return sb->procs; }
 json_t *sandbox_env(struct sandbox *sb) { return sb->env; }
 struct egress_proxy *sandbox_egress(struct sandbox *sb) { return sb->egress_px; }
+bool sandbox_egress_capable(const struct sandbox *sb) { return sb->bk->egress_listen != NULL; }
 
 /* ---- egress (docs/egress.md): the proxy, and open egress's link */
 
@@ -165,6 +167,60 @@ int sandbox_set_egress(struct sandbox *sb, struct egress_policy *pol, unsigned *
         *closed += n;
     }
     *closed += egress_proxy_set_policy(sb->egress_px, pol);
+    pthread_mutex_unlock(&sb->egress_lock);
+    return 0;
+}
+
+int sandbox_attach_egress(struct sandbox *sb, struct egress_policy *pol, struct op_error *err)
+{
+    if (!sb->bk->egress_listen) {
+        egress_policy_free(pol);
+        return op_error_set(err, -EOPNOTSUPP, ERR_INTERNAL, "egress is not available on the %s backend",
+                            sb->bk->name);
+    }
+    /* egress_lock orders two first PUTs: one proxy, the other a replace */
+    pthread_mutex_lock(&sb->egress_lock);
+    if (sb->egress_px) {
+        pthread_mutex_unlock(&sb->egress_lock);
+        return 1;
+    }
+    int fd = -1;
+    bool open = pol->open;
+    pthread_mutex_lock(&sb->inst_lock);
+    int r = sb->inst ? sb->bk->egress_listen(sb->inst, SOCK_STREAM, EGRESS_PROXY_PORT, &fd) : -ESRCH;
+    pthread_mutex_unlock(&sb->inst_lock);
+    if (r < 0) {
+        pthread_mutex_unlock(&sb->egress_lock);
+        egress_policy_free(pol);
+        return op_error_set(err, r, ERR_INTERNAL, "egress proxy listener: %s", strerror(-r));
+    }
+    /* the route before the proxy is published: if it cannot be made, the
+     * proxy starts with the empty list and the answer is the error */
+    struct egress_policy *start = pol;
+    if (open) {
+        json_auto_t *none = json_array();
+        char msg[128];
+        if ((r = egress_policy_parse(none, &start, msg, sizeof(msg))) < 0) {
+            pthread_mutex_unlock(&sb->egress_lock);
+            close(fd);
+            egress_policy_free(pol);
+            return op_error_set(err, r, ERR_INTERNAL, "egress policy: %s", msg);
+        }
+    }
+    if ((r = egress_proxy_start(fd, sb->id, sb->d->store, start, &sb->egress_px)) < 0) {
+        pthread_mutex_unlock(&sb->egress_lock);
+        if (open)
+            egress_policy_free(pol);
+        return op_error_set(err, r, ERR_INTERNAL, "egress proxy: %s", strerror(-r));
+    }
+    if (open) {
+        if ((r = link_open_locked(sb, err)) < 0) {
+            pthread_mutex_unlock(&sb->egress_lock);
+            egress_policy_free(pol);
+            return r;
+        }
+        (void)egress_proxy_set_policy(sb->egress_px, pol);
+    }
     pthread_mutex_unlock(&sb->egress_lock);
     return 0;
 }
