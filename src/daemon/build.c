@@ -53,7 +53,15 @@ const char *sandbox_id(const struct sandbox *sb) { return sb->id; }
 struct agent_conn *sandbox_agent(struct sandbox *sb) { return sb->conn; }
 struct proctab *sandbox_procs(struct sandbox *sb) { return sb->procs; }
 json_t *sandbox_env(struct sandbox *sb) { return sb->env; }
-struct egress_proxy *sandbox_egress(struct sandbox *sb) { return sb->egress_px; }
+/* Under egress_lock: a PUT may make the proxy of a sandbox created sealed
+ * while others read it (it lives until the sandbox is freed). */
+struct egress_proxy *sandbox_egress(struct sandbox *sb)
+{
+    pthread_mutex_lock(&sb->egress_lock);
+    struct egress_proxy *px = sb->egress_px;
+    pthread_mutex_unlock(&sb->egress_lock);
+    return px;
+}
 bool sandbox_egress_capable(const struct sandbox *sb) { return sb->bk->egress_listen != NULL; }
 
 /* ---- egress (docs/egress.md): the proxy, and open egress's link */
@@ -230,8 +238,9 @@ void sandbox_stop_egress(struct sandbox *sb)
     pthread_mutex_lock(&sb->egress_lock);
     if (sb->egress_linked)
         (void)link_close_locked(sb);
+    struct egress_proxy *px = sb->egress_px;
     pthread_mutex_unlock(&sb->egress_lock);
-    egress_proxy_shutdown(sb->egress_px);
+    egress_proxy_shutdown(px);
 }
 
 unsigned sandbox_memory_mb(const struct sandbox *sb) { return sb->memory_mb; }
