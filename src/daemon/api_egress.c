@@ -44,22 +44,23 @@ int api_egress_parse(struct http_req *req, const json_t *v, struct egress_policy
     return 0;
 }
 
-/* The route's sandbox and its proxy; NULL with the answer sent. */
+/* The route's sandbox and its proxy (NULL for a jail sandbox created sealed
+ * that no PUT has opened yet: nothing listens, nothing routes); NULL with
+ * the answer sent. */
 static struct sandbox *egress_sandbox(struct http_req *req, struct egress_proxy **px)
 {
     /* the policy lives in the daemon's proxy: a paused sandbox's too */
     struct sandbox *sb = api_route_sandbox_any(req);
     if (!sb)
         return NULL;
-    *px = sandbox_egress(sb);
-    if (!*px) {
-        http_reply_errorf(req, 409, "egress_sealed",
-                          "sandbox %s is sealed (created with egress false): it has no egress policy to read or "
-                          "change; create it with {\"egress\": {\"allow\": [...]}} (an empty list is sealed too)",
+    if (!sandbox_egress_capable(sb)) {
+        http_reply_errorf(req, 400, "egress_unavailable",
+                          "sandbox %s has no egress: its backend (vm) has no network; it is sealed for its life",
                           req->param);
         sandbox_unref(sb);
         return NULL;
     }
+    *px = sandbox_egress(sb);
     return sb;
 }
 
@@ -68,7 +69,7 @@ void api_egress_get(struct http_req *req)
     struct egress_proxy *px;
     cleanup_sandbox struct sandbox *sb = egress_sandbox(req, &px);
     if (sb)
-        http_reply_json(req, 200, egress_proxy_policy_json(px));
+        http_reply_json(req, 200, px ? egress_proxy_policy_json(px) : json_pack("{s:[]}", "allow"));
 }
 
 /* The body: {"allow": [...]} (an allow-list), or {"egress": false | true |
@@ -88,6 +89,7 @@ void api_egress_put(struct http_req *req)
     struct egress_policy *pol = NULL;
     if (api_egress_parse(req, v, &pol) < 0)
         return;
+    bool sealing = !pol || (!pol->open && pol->n == 0); /* false, or the empty list */
     if (!pol) {
         json_auto_t *none = json_array();
         char err[128];
@@ -115,7 +117,21 @@ void api_egress_put(struct http_req *req)
     }
     unsigned closed = 0;
     struct op_error oerr = {0};
-    if ((r = sandbox_set_egress(sb, pol, &closed, &oerr)) < 0) {
+    if (!px && sealing) {
+        /* sealed and staying so: no proxy is made just to refuse */
+        egress_policy_free(pol);
+        http_reply_json(req, 200, json_pack("{s:[],s:i}", "allow", "closed", 0));
+        return;
+    }
+    /* created sealed: the first policy makes the proxy (and route) now */
+    if (!px && (r = sandbox_attach_egress(sb, pol, &oerr)) < 0) {
+        api_reply_op_error(req, r, &oerr);
+        return;
+    }
+    if (px || r == 1)
+        r = sandbox_set_egress(sb, pol, &closed, &oerr);
+    px = sandbox_egress(sb);
+    if (r < 0) {
         api_reply_op_error(req, r, &oerr);
         return;
     }
@@ -129,5 +145,5 @@ void api_egress_log(struct http_req *req)
     struct egress_proxy *px;
     cleanup_sandbox struct sandbox *sb = egress_sandbox(req, &px);
     if (sb)
-        http_reply_json(req, 200, egress_proxy_log_json(px));
+        http_reply_json(req, 200, px ? egress_proxy_log_json(px) : json_pack("{s:[]}", "entries"));
 }

@@ -337,9 +337,12 @@ void api_sandbox_create(struct http_req *req)
         p.env = merged;
     }
     /* the proxy is the sandbox's only way out: every common client (pip,
-     * urllib, requests, curl) reads these; loopback stays direct */
+     * urllib, requests, curl) reads these; loopback stays direct. A jail
+     * sandbox created sealed gets them too, pointing at nothing (connection
+     * refused) until a PUT .../egress makes the proxy: the environment is
+     * fixed at create time, the policy is not. */
     json_auto_t *with_proxy = NULL;
-    if (p.egress) {
+    if (p.egress || p.isolation == ISO_JAIL) {
         with_proxy = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "HTTP_PROXY", EGRESS_PROXY_URL, "HTTPS_PROXY",
                                EGRESS_PROXY_URL, "ALL_PROXY", EGRESS_PROXY_URL, "http_proxy", EGRESS_PROXY_URL,
                                "https_proxy", EGRESS_PROXY_URL, "all_proxy", EGRESS_PROXY_URL, "NO_PROXY",

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "egress_dns.h"
 #include "egress_net.h"
@@ -52,7 +53,16 @@ const char *sandbox_id(const struct sandbox *sb) { return sb->id; }
 struct agent_conn *sandbox_agent(struct sandbox *sb) { return sb->conn; }
 struct proctab *sandbox_procs(struct sandbox *sb) { return sb->procs; }
 json_t *sandbox_env(struct sandbox *sb) { return sb->env; }
-struct egress_proxy *sandbox_egress(struct sandbox *sb) { return sb->egress_px; }
+/* Under egress_lock: a PUT may make the proxy of a sandbox created sealed
+ * while others read it (it lives until the sandbox is freed). */
+struct egress_proxy *sandbox_egress(struct sandbox *sb)
+{
+    pthread_mutex_lock(&sb->egress_lock);
+    struct egress_proxy *px = sb->egress_px;
+    pthread_mutex_unlock(&sb->egress_lock);
+    return px;
+}
+bool sandbox_egress_capable(const struct sandbox *sb) { return sb->bk->egress_listen != NULL; }
 
 /* ---- egress (docs/egress.md): the proxy, and open egress's link */
 
@@ -169,13 +179,68 @@ int sandbox_set_egress(struct sandbox *sb, struct egress_policy *pol, unsigned *
     return 0;
 }
 
+int sandbox_attach_egress(struct sandbox *sb, struct egress_policy *pol, struct op_error *err)
+{
+    if (!sb->bk->egress_listen) {
+        egress_policy_free(pol);
+        return op_error_set(err, -EOPNOTSUPP, ERR_INTERNAL, "egress is not available on the %s backend",
+                            sb->bk->name);
+    }
+    /* egress_lock orders two first PUTs: one proxy, the other a replace */
+    pthread_mutex_lock(&sb->egress_lock);
+    if (sb->egress_px) {
+        pthread_mutex_unlock(&sb->egress_lock);
+        return 1;
+    }
+    int fd = -1;
+    bool open = pol->open;
+    pthread_mutex_lock(&sb->inst_lock);
+    int r = sb->inst ? sb->bk->egress_listen(sb->inst, SOCK_STREAM, EGRESS_PROXY_PORT, &fd) : -ESRCH;
+    pthread_mutex_unlock(&sb->inst_lock);
+    if (r < 0) {
+        pthread_mutex_unlock(&sb->egress_lock);
+        egress_policy_free(pol);
+        return op_error_set(err, r, ERR_INTERNAL, "egress proxy listener: %s", strerror(-r));
+    }
+    /* the route before the proxy is published: if it cannot be made, the
+     * proxy starts with the empty list and the answer is the error */
+    struct egress_policy *start = pol;
+    if (open) {
+        json_auto_t *none = json_array();
+        char msg[128];
+        if ((r = egress_policy_parse(none, &start, msg, sizeof(msg))) < 0) {
+            pthread_mutex_unlock(&sb->egress_lock);
+            close(fd);
+            egress_policy_free(pol);
+            return op_error_set(err, r, ERR_INTERNAL, "egress policy: %s", msg);
+        }
+    }
+    if ((r = egress_proxy_start(fd, sb->id, sb->d->store, start, &sb->egress_px)) < 0) {
+        pthread_mutex_unlock(&sb->egress_lock);
+        if (open)
+            egress_policy_free(pol);
+        return op_error_set(err, r, ERR_INTERNAL, "egress proxy: %s", strerror(-r));
+    }
+    if (open) {
+        if ((r = link_open_locked(sb, err)) < 0) {
+            pthread_mutex_unlock(&sb->egress_lock);
+            egress_policy_free(pol);
+            return r;
+        }
+        (void)egress_proxy_set_policy(sb->egress_px, pol);
+    }
+    pthread_mutex_unlock(&sb->egress_lock);
+    return 0;
+}
+
 void sandbox_stop_egress(struct sandbox *sb)
 {
     pthread_mutex_lock(&sb->egress_lock);
     if (sb->egress_linked)
         (void)link_close_locked(sb);
+    struct egress_proxy *px = sb->egress_px;
     pthread_mutex_unlock(&sb->egress_lock);
-    egress_proxy_shutdown(sb->egress_px);
+    egress_proxy_shutdown(px);
 }
 
 unsigned sandbox_memory_mb(const struct sandbox *sb) { return sb->memory_mb; }

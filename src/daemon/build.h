@@ -79,6 +79,11 @@ int sandbox_start_egress(struct sandbox *sb, struct egress_policy *pol, struct o
 /* PUT /v1/sandboxes/{id}/egress: pol (consumed) for new connections at once,
  * open egress's link made or removed as pol->open says; *closed: the open
  * connections it closed. A link that cannot be made changes nothing. */
+/* Whether its backend can have egress at all (the vm backend cannot). */
+bool sandbox_egress_capable(const struct sandbox *sb);
+/* A sandbox created sealed (no proxy): its proxy made now, with pol (taken).
+ * 0 made, 1 it already had one (pol untouched: sandbox_set_egress), -errno. */
+int sandbox_attach_egress(struct sandbox *sb, struct egress_policy *pol, struct op_error *err);
 int sandbox_set_egress(struct sandbox *sb, struct egress_policy *pol, unsigned *closed, struct op_error *err);
 /* The link and resolver removed, the proxy shut down (its log stays). */
 void sandbox_stop_egress(struct sandbox *sb);

@@ -762,9 +762,10 @@ bool sandbox_same_family(const struct sandbox *a, const struct sandbox *b)
 static int copy_policy(struct sandbox *parent, struct egress_policy **out, struct op_error *err)
 {
     *out = NULL;
-    if (!parent->egress_px)
+    struct egress_proxy *px = sandbox_egress(parent);
+    if (!px)
         return 0;
-    json_t *j = egress_proxy_policy_json(parent->egress_px);
+    json_t *j = egress_proxy_policy_json(px);
     char perr[256] = "";
     int r = j ? egress_policy_parse(json_object_get(j, "allow"), out, perr, sizeof(perr)) : -ENOMEM;
     json_decref(j);

@@ -277,12 +277,38 @@ def test_runtime_changes_between_all_modes(daemon, net):
     assert wait_until(lambda: not links(net), 10), links(net)
 
 
-def test_a_sealed_sandbox_stays_sealed(daemon, net):
+def test_a_sandbox_created_sealed_switches_through_every_mode(daemon, net):
     with Sandbox(base_url=daemon.unix_url, api_key=daemon.key) as sb:
-        with pytest.raises(InvalidRequest) as ei:
-            sb.set_egress(True)
-        assert "sealed" in str(ei.value)
-        assert not links(net)
+        assert wait_until(lambda: not links(net), 10), links(net)
+        # sealed: the proxy variables point at nothing; no route, no listener
+        assert sb.egress() == {"allow": []} and sb.egress_log() == []
+        assert probe(sb, "tcp(%r, 80)" % PUBLIC) == "refused ENETUNREACH"
+        assert probe(sb, "tcp('127.0.0.1', 3128)") == "refused ECONNREFUSED"
+        assert probe(sb, "proxied('http://allowed.test/')").startswith("ERR")
+        assert sb.set_egress(False) == {"allow": [], "closed": 0}  # stays sealed, still nothing listens
+        assert probe(sb, "tcp('127.0.0.1', 3128)") == "refused ECONNREFUSED"
+        # an allow-list: the proxy made now, the allowed host only
+        assert sb.set_egress(["allowed.test:80"]) == {"allow": ["allowed.test:80"], "closed": 0}
+        assert probe(sb, "proxied('http://allowed.test/a')").startswith("OK hello allowed.test /a")
+        assert probe(sb, "proxied('http://tls.test/')") == "HTTP 403"
+        assert probe(sb, "tcp(%r, 80)" % PUBLIC) == "refused ENETUNREACH" and not links(net)
+        # sealed again: nothing reachable
+        assert sb.set_egress(False) == {"allow": [], "closed": 0}
+        assert probe(sb, "proxied('http://allowed.test/')") == "HTTP 403"
+        assert probe(sb, "tcp(%r, 80)" % PUBLIC) == "refused ENETUNREACH"
+        # open: the route made
+        assert sb.set_egress(True)["open"] is True and len(links(net)) == 1
+        assert probe(sb, "direct('http://%s/o')" % PUBLIC) == "OK hello %s /o" % PUBLIC
+        # sealed again: the route gone
+        assert sb.set_egress(False)["allow"] == []
+        assert not links(net) and not tables(net)
+        assert probe(sb, "tcp(%r, 80)" % PUBLIC) == "refused ENETUNREACH"
+        assert probe(sb, "proxied('http://allowed.test/')") == "HTTP 403"
+    with Sandbox(base_url=daemon.unix_url, api_key=daemon.key) as other:
+        # the next sealed sandbox (perhaps from the pool) carries no policy
+        assert other.egress() == {"allow": []}
+        assert probe(other, "tcp('127.0.0.1', 3128)") == "refused ECONNREFUSED"
+    assert wait_until(lambda: not links(net), 10), links(net)
 
 
 def test_put_is_validated(daemon, net):

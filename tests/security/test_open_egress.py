@@ -208,3 +208,36 @@ def test_egress_open(world, name, code, expect, doc):
     after_dns = json.loads((world["stats"] / "dns.json").read_text())
     leaked = {k: v for k, v in after_dns.items() if before_dns.get(k, 0) != v and k.startswith("bypass")}
     assert not leaked, (name, "a query reached a DNS server past the daemon's resolver", leaked)
+
+
+SEALED_PROBES = '''
+for what, r in (("public", tcp('%s', 80)), ("private", tcp('@SUB@.2', 80)), ("metadata", tcp('%s', 80)),
+                ("udp", udp('%s', 53, dns_query('bypass-resealed.test'))), ("proxy", tcp('127.0.0.1', 3128))):
+    print("RESULT", what, r)
+''' % (PUBLIC, METADATA, PUBLIC)
+
+
+def sealed_results(sb, sub):
+    r = sb.run_code(ERRNO + SEALED_PROBES.replace("@SUB@", sub), timeout=60)
+    return {l.split()[1]: l.split()[2] for l in r.stdout.splitlines() if l.startswith("RESULT")}
+
+
+def test_created_sealed_then_opened_and_resealed_has_no_route(world):
+    """Sealed means no route, before and after any number of runtime switches
+    of a sandbox created sealed (and the proxy left refuses everything)."""
+    d = world["daemon"]
+    before_seen = world["seen"].read_text()
+    with Sandbox(base_url=d.unix_url, api_key=d.key) as sb:
+        got = sealed_results(sb, world["sub"])
+        assert set(got) == {"public", "private", "metadata", "udp", "proxy"}, got
+        assert all(v in REFUSED | {"timeout"} for v in got.values()), ("created sealed", got)
+        for mode in (True, ["allowed.test:80"], True):
+            sb.set_egress(mode)
+            sb.set_egress(False)
+            got = sealed_results(sb, world["sub"])
+            assert all(v in REFUSED | {"timeout"} for k, v in got.items() if k != "proxy"), (mode, got)
+            # the proxy, once made, stays listening with the empty list: it refuses every request
+            r = sb.run_code("import urllib.request\ntry:\n    urllib.request.urlopen('http://allowed.test/', "
+                            "timeout=10); print('OK')\nexcept Exception as e:\n    print('ERR', e)")
+            assert r.stdout.startswith("ERR"), (mode, r.stdout)
+    assert world["seen"].read_text() == before_seen, world["seen"].read_text()

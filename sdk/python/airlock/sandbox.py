@@ -699,8 +699,8 @@ class Sandbox:
     # -- egress (docs/egress.md) --------------------------------------------------
     def egress(self):
         """The policy: ``{"allow": [...]}``, or ``{"open": True, "allow": []}``
-        for open egress. A sandbox created sealed raises ``InvalidRequest``
-        (409 egress_sealed)."""
+        for open egress; ``{"allow": []}`` for a sandbox created sealed (a vm
+        sandbox raises ``InvalidRequest``: 400 egress_unavailable)."""
         return self._call("GET", "/egress")
 
     def set_egress(self, egress):

@@ -477,7 +477,7 @@ export class Sandbox {
   /** The sandbox's audit trail. */
   async logs(): Promise<unknown[]> { return (await this._call("GET", "/logs")).events ?? []; }
 
-  /** The egress policy: the allow-list, or `{open: true, allow: []}` (409 egress_sealed for a sealed sandbox). */
+  /** The egress policy: the allow-list, or `{open: true, allow: []}` (`{allow: []}` when sealed; 400 egress_unavailable for a vm sandbox). */
   async egress(): Promise<EgressPolicy> { return await this._call("GET", "/egress"); }
 
   /** Change the policy at once: an allow-list, true (open egress) or false (nothing); open connections it no
