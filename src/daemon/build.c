@@ -123,6 +123,16 @@ static unsigned link_close_locked(struct sandbox *sb)
     return closed;
 }
 
+/* The proxy's listening socket, made inside the sandbox's network
+ * namespace by its backend: 0 and *fd, or -errno with err set. */
+static int proxy_listener(struct sandbox *sb, int *fd, struct op_error *err)
+{
+    pthread_mutex_lock(&sb->inst_lock);
+    int r = sb->inst ? sb->bk->egress_listen(sb->inst, SOCK_STREAM, EGRESS_PROXY_PORT, fd) : -ESRCH;
+    pthread_mutex_unlock(&sb->inst_lock);
+    return r < 0 ? op_error_set(err, r, ERR_INTERNAL, "egress proxy listener: %s", strerror(-r)) : 0;
+}
+
 int sandbox_start_egress(struct sandbox *sb, struct egress_policy *pol, struct op_error *err)
 {
     if (!sb->bk->egress_listen) {
@@ -132,12 +142,10 @@ int sandbox_start_egress(struct sandbox *sb, struct egress_policy *pol, struct o
     }
     int fd = -1;
     bool open = pol->open;
-    pthread_mutex_lock(&sb->inst_lock);
-    int r = sb->inst ? sb->bk->egress_listen(sb->inst, SOCK_STREAM, EGRESS_PROXY_PORT, &fd) : -ESRCH;
-    pthread_mutex_unlock(&sb->inst_lock);
+    int r = proxy_listener(sb, &fd, err);
     if (r < 0) {
         egress_policy_free(pol);
-        return op_error_set(err, r, ERR_INTERNAL, "egress proxy listener: %s", strerror(-r));
+        return r;
     }
     if ((r = egress_proxy_start(fd, sb->id, sb->d->store, pol, &sb->egress_px)) < 0)
         return op_error_set(err, r, ERR_INTERNAL, "egress proxy: %s", strerror(-r));
@@ -194,13 +202,11 @@ int sandbox_attach_egress(struct sandbox *sb, struct egress_policy *pol, struct 
     }
     int fd = -1;
     bool open = pol->open;
-    pthread_mutex_lock(&sb->inst_lock);
-    int r = sb->inst ? sb->bk->egress_listen(sb->inst, SOCK_STREAM, EGRESS_PROXY_PORT, &fd) : -ESRCH;
-    pthread_mutex_unlock(&sb->inst_lock);
+    int r = proxy_listener(sb, &fd, err);
     if (r < 0) {
         pthread_mutex_unlock(&sb->egress_lock);
         egress_policy_free(pol);
-        return op_error_set(err, r, ERR_INTERNAL, "egress proxy listener: %s", strerror(-r));
+        return r;
     }
     /* the route before the proxy is published: if it cannot be made, the
      * proxy starts with the empty list and the answer is the error */
