@@ -216,6 +216,7 @@ void http_reply_response(struct http_req *req, unsigned status, struct MHD_Respo
         MHD_destroy_response(req->response);
     req->status = status;
     req->response = resp;
+    req->reply_whole = false;
 }
 
 /* The compact text of j in a buffer of our own, or NULL. Not json_dumps:
@@ -257,6 +258,7 @@ void http_reply_json(struct http_req *req, unsigned status, json_t *body)
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     http_reply_response(req, status, resp);
+    req->reply_whole = true;
 }
 
 void http_reply_error(struct http_req *req, const struct api_error *err)
@@ -520,6 +522,14 @@ static enum MHD_Result queue_reply(struct conn_ctx *ctx)
             return MHD_NO;
     }
     http_mark(req, HTTP_T_REPLIED);
+    /* A whole reply ends the request's work: its key's slot goes back now.
+     * on_completed runs only after the reply is sent, and a client that
+     * waits for each answer could otherwise send its next request (on a
+     * new connection, another thread) before that, and be refused 429
+     * too_many_requests with nothing in progress. A streamed reply keeps
+     * its slot until on_completed: its work goes on while it is read. */
+    if (req->reply_whole)
+        admission_end(req);
     enum MHD_Result ok = MHD_queue_response(req->conn, req->status, req->response);
     MHD_destroy_response(req->response);
     req->response = NULL;

@@ -54,6 +54,7 @@ struct http_req {
                              * sandbox of diff and merge_into), else "" */
     struct key_info key;    /* the authenticated caller */
     bool holds_slot;        /* an in-flight slot of key (admission.c) */
+    bool reply_whole;       /* the reply is one buffer (http_reply_json): the work is over when it is queued */
     json_t *body;           /* JSON routes: the parsed object */
     const char *raw;        /* raw routes: the whole body as sent (not NUL-terminated) */
     size_t raw_len;

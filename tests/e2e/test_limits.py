@@ -165,6 +165,21 @@ def test_rate_limit_per_key(limited):
     assert not isinstance(ei.value, airlock.QuotaExceeded)
 
 
+def test_one_request_at_a_time_is_never_refused(tmp_path):
+    """A client that waits for each answer is never over a concurrency limit:
+    a buffered reply gives its slot back before it is sent (the client may
+    send its next request before the server thread has finished with the
+    previous connection: CI saw a 429 in the middle of a sequential loop)."""
+    d = Daemon(tmp_path / "seq", ["--max-concurrent-requests", "1", "--rate-limit", "1000",
+                                   "--rate-burst", "1000"], name="seq").start()
+    try:
+        k = new_key(d)
+        statuses = [d.request("GET", "/v1/sandboxes", key=k)[0] for _ in range(300)]
+        assert statuses == [200] * 300, sorted(set(statuses))
+    finally:
+        stop_and_check(d)
+
+
 def test_concurrency_limit_per_key(limited):
     k = new_key(limited)
     s = Sandbox(api_key=k, base_url=limited.url)
