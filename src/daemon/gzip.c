@@ -101,8 +101,10 @@ ssize_t gzip_enc_step(struct gzip_enc *e, const uint8_t **in, size_t *in_len, bo
     if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
         return -EIO;
     size_t used = *in_len - e->z.avail_in;
-    *in += used;
-    *in_len -= used;
+    if (used) { /* a finish step may have no input at all: *in is NULL then, and NULL + 0 is undefined */
+        *in += used;
+        *in_len -= used;
+    }
     *done = zr == Z_STREAM_END;
     return (ssize_t)(max - e->z.avail_out);
 }
